@@ -1,0 +1,23 @@
+using System.Net.Sockets;
+using SockShim.Stack;
+
+namespace SockShim;
+
+/// <summary>The one place a Stack error becomes a SocketException at the .NET edge.</summary>
+internal static class ShimErrors
+{
+    public static SocketError ToSocketError(StackErrorCode code) => code switch
+    {
+        StackErrorCode.PoolExhausted => SocketError.AddressNotAvailable,
+        StackErrorCode.ProvisionFailed => SocketError.AddressNotAvailable,
+        StackErrorCode.NoPoolForFamily => SocketError.AddressFamilyNotSupported,
+        StackErrorCode.UnknownPool => SocketError.InvalidArgument,
+        _ => SocketError.InvalidArgument,
+    };
+
+    public static SocketException ToException(StackError error) =>
+        new((int)ToSocketError(error.Code), "SockShim: " + error.Message);
+
+    public static SocketException Unreachable(string message) =>
+        new((int)SocketError.NetworkUnreachable, "SockShim: " + message);
+}

@@ -1,0 +1,31 @@
+using SockShim.Stack;
+using SockShim.Stack.Configuration;
+
+namespace SockShim;
+
+/// <summary>The process's address stack, used by tuple sockets that are not given one.</summary>
+public static class SockShimRuntime
+{
+    private static readonly object s_gate = new();
+    private static AddressStack? s_stack;
+
+    /// <summary>
+    /// The stack built on first use from SOCKSHIM_* variables and SOCKSHIM_CONFIG; with none set,
+    /// the embedded default (the loopback pool 127.100.0.0/16). Throws
+    /// <see cref="ConfigurationException"/> naming the bad setting.
+    /// </summary>
+    public static AddressStack Stack
+    {
+        get
+        {
+            if (Volatile.Read(ref s_stack) is { } stack) return stack;
+            lock (s_gate) return s_stack ??= AddressStack.FromEnvironment();
+        }
+    }
+
+    /// <summary>Replaces the process's stack (for hosts that configure it in code).</summary>
+    public static void Use(AddressStack stack)
+    {
+        lock (s_gate) s_stack = stack;
+    }
+}

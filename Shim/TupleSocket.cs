@@ -1,0 +1,185 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.CompilerServices;
+using SockShim.Stack;
+using SockShim.Stack.Leases;
+using SockShim.Stack.Pools;
+
+namespace SockShim;
+
+/// <summary>
+/// A <see cref="Socket"/> with its own IP address, the method's modified socket() for .NET:
+/// <c>new TupleSocket(TupleFamilies.AF_INET_TUPLE, SocketType.Stream, ProtocolType.Tcp)</c>.
+/// </summary>
+/// <remarks>
+/// With eager allocation the address is taken and bound (with no port yet) in the constructor,
+/// so the socket goes out from it whatever type it is later used through. With lazy allocation
+/// it is taken at the first Bind, Connect or SendTo called through this type. Binding to the
+/// wildcard keeps the port asked for and puts the socket's address in; binding to a specific
+/// address leaves the socket alone. Connect and SendTo on an unbound socket bind the address
+/// with an ephemeral port chosen at connect time (IP_BIND_ADDRESS_NO_PORT), so each address has
+/// its own full port range. The address goes back to the pool on Dispose, Close or finalization.
+/// </remarks>
+public partial class TupleSocket : Socket
+{
+    private readonly AddressStack _stack;
+    private Lease? _lease;
+    private bool _boundByShim;
+
+    /// <summary>A socket of <paramref name="addressFamily"/>; <see cref="TupleFamilies.AF_INET_TUPLE"/>
+    /// or <see cref="TupleFamilies.AF_INET6_TUPLE"/> (or a <paramref name="tuple"/> asking for one)
+    /// gives it a new address from the process's stack.</summary>
+    public TupleSocket(AddressFamily addressFamily, SocketType socketType, ProtocolType protocolType, SocketTuple tuple = default)
+        : this(SockShimRuntime.Stack, addressFamily, socketType, protocolType, tuple) { }
+
+    /// <summary>As the other constructor, with addresses from <paramref name="stack"/>.</summary>
+    public TupleSocket(AddressStack stack, AddressFamily addressFamily, SocketType socketType, ProtocolType protocolType, SocketTuple tuple = default)
+        : base(TupleFamilies.ToRealFamily(addressFamily), socketType, protocolType)
+    {
+        _stack = stack;
+        Tuple = TupleFamilies.IsTupleFamily(addressFamily) && !tuple.NewAddress ? tuple with { NewAddress = true } : tuple;
+        if (Tuple.NewAddress && (Tuple.Allocation ?? stack.Allocation) == AllocationTime.Eager)
+        {
+            try
+            {
+                AcquireLease("socket() eager");
+                BindLease(0);
+            }
+            catch
+            {
+                Dispose();
+                throw;
+            }
+        }
+    }
+
+    /// <summary>What this socket asked for.</summary>
+    public SocketTuple Tuple { get; }
+
+    /// <summary>The socket's own address while it holds one; null for a common-address socket or
+    /// before a lazy socket's first bind/connect.</summary>
+    public Lease? Lease => _lease;
+
+    /// <summary>Binds. An IPAddress.Any/IPv6Any endpoint becomes the socket's own address with the
+    /// same port; a specific address is bound as given (and any address held is returned).</summary>
+    public new void Bind(EndPoint localEP)
+    {
+        if (!Tuple.NewAddress || localEP is not IPEndPoint ip || !IsWildcard(ip.Address))
+        {
+            ReleaseLease();
+            base.Bind(localEP);
+            return;
+        }
+        if (_lease is null) AcquireLease($"bind port {ip.Port}");
+        BindLease(ip.Port);
+    }
+
+    public new void Connect(EndPoint remoteEP) { PrepareFor(remoteEP, "connect"); base.Connect(remoteEP); ForgetStaleLocalEndPoint(); }
+    public new void Connect(IPAddress address, int port) => Connect(new IPEndPoint(address, port));
+    public new void Connect(string host, int port) => Connect(new DnsEndPoint(host, port));
+    public new void Connect(IPAddress[] addresses, int port) { PrepareFor(null, "connect"); base.Connect(addresses, port); ForgetStaleLocalEndPoint(); }
+
+    public new Task ConnectAsync(EndPoint remoteEP) => ConnectAsync(remoteEP, CancellationToken.None).AsTask();
+    public new ValueTask ConnectAsync(EndPoint remoteEP, CancellationToken cancellationToken)
+    {
+        PrepareFor(remoteEP, "connect");
+        return Completed(base.ConnectAsync(remoteEP, cancellationToken));
+    }
+    public new Task ConnectAsync(IPAddress address, int port) => ConnectAsync(new IPEndPoint(address, port));
+    public new ValueTask ConnectAsync(IPAddress address, int port, CancellationToken cancellationToken) => ConnectAsync(new IPEndPoint(address, port), cancellationToken);
+    public new Task ConnectAsync(string host, int port) => ConnectAsync(new DnsEndPoint(host, port));
+    public new ValueTask ConnectAsync(string host, int port, CancellationToken cancellationToken) => ConnectAsync(new DnsEndPoint(host, port), cancellationToken);
+    public new bool ConnectAsync(SocketAsyncEventArgs e)
+    {
+        PrepareFor(e.RemoteEndPoint, "connect");
+        return base.ConnectAsync(e);
+    }
+
+    public new int SendTo(byte[] buffer, EndPoint remoteEP) { PrepareFor(remoteEP, "sendto"); return Sent(base.SendTo(buffer, remoteEP)); }
+    public new int SendTo(byte[] buffer, SocketFlags socketFlags, EndPoint remoteEP) { PrepareFor(remoteEP, "sendto"); return Sent(base.SendTo(buffer, socketFlags, remoteEP)); }
+    public new int SendTo(byte[] buffer, int offset, int size, SocketFlags socketFlags, EndPoint remoteEP) { PrepareFor(remoteEP, "sendto"); return Sent(base.SendTo(buffer, offset, size, socketFlags, remoteEP)); }
+    public new int SendTo(ReadOnlySpan<byte> buffer, EndPoint remoteEP) { PrepareFor(remoteEP, "sendto"); return Sent(base.SendTo(buffer, remoteEP)); }
+    public new int SendTo(ReadOnlySpan<byte> buffer, SocketFlags socketFlags, EndPoint remoteEP) { PrepareFor(remoteEP, "sendto"); return Sent(base.SendTo(buffer, socketFlags, remoteEP)); }
+    public new async Task<int> SendToAsync(ArraySegment<byte> buffer, EndPoint remoteEP) { PrepareFor(remoteEP, "sendto"); return Sent(await base.SendToAsync(buffer, remoteEP).ConfigureAwait(false)); }
+    public new async ValueTask<int> SendToAsync(ReadOnlyMemory<byte> buffer, EndPoint remoteEP, CancellationToken cancellationToken = default) { PrepareFor(remoteEP, "sendto"); return Sent(await base.SendToAsync(buffer, remoteEP, cancellationToken).ConfigureAwait(false)); }
+
+    // The first datagram makes the kernel pick the port deferred at bind: the cached
+    // LocalEndPoint (port 0) is stale from then on.
+    private int Sent(int bytes)
+    {
+        ForgetStaleLocalEndPoint();
+        return bytes;
+    }
+
+    /// <summary>Before connect or sendto: a tuple socket not yet bound gets its address now.</summary>
+    private void PrepareFor(EndPoint? remote, string operation)
+    {
+        if (!Tuple.NewAddress) return;
+        if (_lease is null)
+        {
+            if (IsBound) return; // bound by the app through the base type: its choice stands
+            AcquireLease(remote is null ? operation : $"{operation} to {remote}");
+        }
+        if (remote is IPEndPoint ip && _lease!.Pool.Provisioner.CheckDestination(ip.Address, _lease.Pool.Definition) is { } why)
+            throw ShimErrors.Unreachable(why);
+        if (!_boundByShim) BindLease(0);
+    }
+
+    private async ValueTask Completed(ValueTask connect)
+    {
+        await connect.ConfigureAwait(false);
+        ForgetStaleLocalEndPoint();
+    }
+
+    private void AcquireLease(string reason)
+    {
+        var family = AddressFamily == AddressFamily.InterNetworkV6 && DualMode && Tuple.Pool is null && !HasPool(AddressFamily.InterNetworkV6)
+            ? AddressFamily.InterNetwork
+            : AddressFamily;
+        if (!_stack.TryAcquire(family, Tuple.Pool, reason, out var lease, out var error))
+            throw ShimErrors.ToException(error!);
+        _lease = lease;
+    }
+
+    private bool HasPool(AddressFamily family) => _stack.Pools.Any(p => p.Definition.Family == family);
+
+    private void BindLease(int port)
+    {
+        var address = _lease!.Address;
+        if (AddressFamily == AddressFamily.InterNetworkV6 && address.AddressFamily == AddressFamily.InterNetwork)
+            address = address.MapToIPv6();
+        // Port 0: let connect() pick the port against the full 4-tuple, so every address keeps
+        // its whole ephemeral range (the kernel would otherwise reserve a port at bind time).
+        if (port == 0) SetRawSocketOption(SOL_IP, IP_BIND_ADDRESS_NO_PORT, BitConverter.GetBytes(1));
+        base.Bind(new IPEndPoint(address, port));
+        _boundByShim = true;
+        ForgetStaleLocalEndPoint();
+    }
+
+    // SetSocketOption only passes options it has a mapping for; these go to the kernel as they are.
+    private const int SOL_IP = 0, IP_BIND_ADDRESS_NO_PORT = 24;
+
+    private static bool IsWildcard(IPAddress a) =>
+        a.Equals(IPAddress.Any) || a.Equals(IPAddress.IPv6Any) || (a.IsIPv4MappedToIPv6 && a.MapToIPv4().Equals(IPAddress.Any));
+
+    // Socket caches LocalEndPoint on first read and refreshes it after connect only when it was
+    // a wildcard. Ours was addr:0, so the cache would keep reporting port 0: drop it.
+    private void ForgetStaleLocalEndPoint() => LocalEndPointCache(this) = null;
+
+    [UnsafeAccessor(UnsafeAccessorKind.Field, Name = "_localEndPoint")]
+    private static extern ref EndPoint? LocalEndPointCache(Socket socket);
+
+    private void ReleaseLease()
+    {
+        Interlocked.Exchange(ref _lease, null)?.Release();
+        _boundByShim = false;
+    }
+
+    /// <summary>Closes the socket, then returns its address: the kernel lets go of the address
+    /// first, so the next holder cannot meet this socket on it.</summary>
+    protected override void Dispose(bool disposing)
+    {
+        base.Dispose(disposing);
+        _lease?.Release();
+    }
+}

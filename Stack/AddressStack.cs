@@ -1,0 +1,96 @@
+using System.Net.Sockets;
+using SockShim.Stack.Configuration;
+using SockShim.Stack.Leases;
+using SockShim.Stack.Pools;
+
+namespace SockShim.Stack;
+
+/// <summary>
+/// The one place that decides which address a socket gets: the configured pools, which pool
+/// serves which family or name, and when addresses are taken. Shim, the Berkeley API and the
+/// Interceptor all ask here and do nothing but bind what it hands out.
+/// </summary>
+public sealed class AddressStack : IDisposable
+{
+    private readonly List<AddressPool> _pools = new();
+    private int _disposed;
+
+    public StackSettings Settings { get; }
+    public AllocationTime Allocation => Settings.Allocation;
+    public IReadOnlyList<AddressPool> Pools => _pools;
+
+    private AddressStack(StackSettings settings) => Settings = settings;
+
+    /// <summary>Builds the stack and opens (or creates) each pool's host-wide lease table.</summary>
+    public static AddressStack Create(StackSettings settings, TimeProvider? time = null)
+    {
+        time ??= TimeProvider.System;
+        var problems = new List<SettingProblem>();
+        var built = settings.Pools
+            .Select(p => PoolBuilder.Build(p, (field, i) => $"pool '{p.Name}' {field.ToLowerInvariant()}" + (i is { } n ? $" item {n + 1}" : ""), problems))
+            .ToList();
+        if (problems.Count > 0) throw new ConfigurationException(problems);
+
+        var stack = new AddressStack(settings);
+        try
+        {
+            StateDirectory.Ensure(settings.StateDirectory);
+            foreach (var (definition, provisioner) in built.Select(b => b!.Value))
+            {
+                var table = LeaseTable.Open(StateDirectory.TablePath(settings.StateDirectory, definition), definition.Count);
+                stack._pools.Add(new AddressPool(definition, provisioner, table, time));
+            }
+        }
+        catch
+        {
+            stack.Dispose();
+            throw;
+        }
+        // Process exit releases what sockets still hold; a SIGKILL is covered by the table's
+        // owner tokens instead.
+        AppDomain.CurrentDomain.ProcessExit += stack.OnProcessExit;
+        return stack;
+    }
+
+    /// <summary>Loads configuration from the environment (and SOCKSHIM_CONFIG) and builds the stack.</summary>
+    public static AddressStack FromEnvironment() => Create(SettingsLoader.Load());
+
+    /// <summary>The pool for a socket: by name when the caller names one, else the first pool of the family.</summary>
+    public AddressPool? FindPool(AddressFamily family, string? name, out StackError? error)
+    {
+        error = null;
+        if (name is not null)
+        {
+            var named = _pools.FirstOrDefault(p => string.Equals(p.Name, name, StringComparison.OrdinalIgnoreCase));
+            if (named is null)
+                error = new StackError(StackErrorCode.UnknownPool, $"no pool is named '{name}' (configured: {string.Join(", ", _pools.Select(p => p.Name))})");
+            else if (named.Definition.Family != family)
+                error = new StackError(StackErrorCode.NoPoolForFamily, $"pool '{name}' is {named.Definition.Family}, and the socket is {family}");
+            return error is null ? named : null;
+        }
+        var pool = _pools.FirstOrDefault(p => p.Definition.Family == family);
+        if (pool is null)
+            error = new StackError(StackErrorCode.NoPoolForFamily,
+                $"no configured pool serves {family} sockets (pools: {string.Join("; ", _pools.Select(p => p.Definition.ToString()))}); add one with SOCKSHIM_POOL or a pool in the configuration file");
+        return pool;
+    }
+
+    /// <summary>Acquires a lease for a new socket of <paramref name="family"/>.</summary>
+    public bool TryAcquire(AddressFamily family, string? poolName, string reason, out Lease lease, out StackError? error)
+    {
+        lease = null!;
+        var pool = FindPool(family, poolName, out error);
+        return pool is not null && pool.TryAcquire(reason, out lease, out error);
+    }
+
+    private void OnProcessExit(object? sender, EventArgs e) => ReleaseAll();
+
+    public int ReleaseAll() => _pools.Sum(p => p.ReleaseAll());
+
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        AppDomain.CurrentDomain.ProcessExit -= OnProcessExit;
+        foreach (var pool in _pools) pool.Dispose();
+    }
+}

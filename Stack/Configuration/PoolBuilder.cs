@@ -1,0 +1,81 @@
+using System.Net.Sockets;
+using SockShim.Stack.Addressing;
+using SockShim.Stack.Pools;
+using SockShim.Stack.Provisioning;
+
+namespace SockShim.Stack.Configuration;
+
+/// <summary>Turns <see cref="PoolSettings"/> into a <see cref="PoolDefinition"/> and its
+/// provisioner, collecting every problem. <c>where(field, index)</c> names the source of a value
+/// (a file key, a variable, an option) for the messages.</summary>
+internal static class PoolBuilder
+{
+    public static (PoolDefinition, IAddressProvisioner)? Build(PoolSettings pool, Func<string, int?, string> where, List<SettingProblem> problems)
+    {
+        int before = problems.Count;
+        AddressFamily? declared = null;
+        if (pool.Family is { } f)
+        {
+            declared = f.Trim().ToLowerInvariant() switch
+            {
+                "ipv4" or "inet" or "4" => AddressFamily.InterNetwork,
+                "ipv6" or "inet6" or "6" => AddressFamily.InterNetworkV6,
+                _ => null,
+            };
+            if (declared is null) problems.Add(new(where("Family", null), f, "the family must be ipv4 or ipv6", "ipv4"));
+        }
+
+        if (pool.Ranges.Count == 0)
+            problems.Add(new(where("Ranges", null), "", $"pool '{pool.Name}' has no addresses", AddressRange.Examples));
+
+        var ranges = Parse(pool.Ranges, "Ranges", where, problems);
+        var exclusions = Parse(pool.Exclude, "Exclude", where, problems);
+
+        AddressFamily? family = declared ?? ranges.FirstOrDefault().Item1.Family;
+        void CheckFamily(List<(AddressRange, int)> list, string field, string what)
+        {
+            foreach (var (range, i) in list)
+            {
+                if (family is null || range.Family == family) continue;
+                problems.Add(new(where(field, i), range.ToString(),
+                    $"pool '{pool.Name}' is {AddressMath.FamilyName(family.Value)}, and this is an {AddressMath.FamilyName(range.Family)} {what}",
+                    family == AddressFamily.InterNetwork ? "127.100.0.0/16" : "2001:db8:1::/112"));
+            }
+        }
+        CheckFamily(ranges, "Ranges", "range");
+        CheckFamily(exclusions, "Exclude", "exclusion");
+
+        if (pool.MaxAddresses < 1 || pool.MaxAddresses > PoolSettings.MaxTableAddresses)
+            problems.Add(new(where("MaxAddresses", null), pool.MaxAddresses.ToString(), $"the table size must be from 1 to {PoolSettings.MaxTableAddresses}", "65536"));
+
+        var provisioner = Provisioners.Create(pool.Provisioner);
+        if (provisioner is null)
+            problems.Add(new(where("Provisioner", null), pool.Provisioner, $"there is no such provisioner (known: {string.Join(", ", Provisioners.Names)})", "loopback"));
+
+        if (problems.Count > before) return null;
+
+        var definition = new PoolDefinition(pool.Name, ranges.Select(r => r.Item1).ToList(), exclusions.Select(e => e.Item1).ToList(), pool.Strategy, pool.MaxAddresses);
+        if (definition.Count == 0)
+        {
+            problems.Add(new(where("Exclude", null), string.Join(",", pool.Exclude), $"pool '{pool.Name}' is empty: its exclusions cover every address of {string.Join(", ", pool.Ranges)}", "exclude only a few addresses, such as 127.100.0.0"));
+            return null;
+        }
+        if (provisioner!.CheckPool(definition) is { } why)
+        {
+            problems.Add(new(where("Ranges", null), string.Join(",", pool.Ranges), why, "127.100.0.0/16"));
+            return null;
+        }
+        return (definition, provisioner);
+    }
+
+    private static List<(AddressRange, int)> Parse(List<string> texts, string field, Func<string, int?, string> where, List<SettingProblem> problems)
+    {
+        var result = new List<(AddressRange, int)>();
+        for (int i = 0; i < texts.Count; i++)
+        {
+            if (AddressRange.TryParse(texts[i], out var range, out var error)) result.Add((range, i));
+            else problems.Add(new(where(field, i), texts[i], $"not a CIDR, range or address: {error}", AddressRange.Examples));
+        }
+        return result;
+    }
+}

@@ -1,0 +1,88 @@
+using System.Collections;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Configuration.Json;
+using SockShim.Stack.Pools;
+
+namespace SockShim.Stack.Configuration;
+
+/// <summary>
+/// Reads <see cref="StackSettings"/> from, lowest priority first: the built-in default, a JSON
+/// file (SOCKSHIM_CONFIG or --config), SOCKSHIM_* environment variables, and options given on
+/// the command line. Each value remembers where it came from, so an error names the file and
+/// key, the variable or the option that holds it.
+/// </summary>
+public static class SettingsLoader
+{
+    public const string EnvironmentPrefix = "SOCKSHIM_";
+
+    // Flat keys, the same in every source: SOCKSHIM_POOL, --pool, "pool" in JSON. They shape
+    // the first pool (or the only one), which is what most users configure.
+    public const string ConfigKey = "Config", PoolKey = "Pool", ExcludeKey = "Exclude", StrategyKey = "Strategy",
+        ProvisionerKey = "Provisioner", AllocationKey = "Allocation", StateDirKey = "StateDir",
+        MaxAddressesKey = "MaxAddresses", FamilyKey = "Family", PoolNameKey = "PoolName";
+
+    /// <summary>Loads and validates. <paramref name="options"/> maps flat keys to values given as
+    /// command-line options; <paramref name="environment"/> defaults to the process's.</summary>
+    public static StackSettings Load(IReadOnlyDictionary<string, string?>? options = null, IDictionary? environment = null)
+    {
+        environment ??= Environment.GetEnvironmentVariables();
+        var env = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
+        foreach (DictionaryEntry e in environment)
+        {
+            if (e.Key is string k && k.StartsWith(EnvironmentPrefix, StringComparison.OrdinalIgnoreCase))
+                env[k[EnvironmentPrefix.Length..].Replace("__", ":")] = e.Value as string;
+        }
+        var cli = new Dictionary<string, string?>(options ?? new Dictionary<string, string?>(), StringComparer.OrdinalIgnoreCase);
+
+        var builder = new ConfigurationBuilder();
+        string? file = cli.GetValueOrDefault(ConfigKey) ?? env.GetValueOrDefault(ConfigKey);
+        if (!string.IsNullOrWhiteSpace(file))
+        {
+            string origin = cli.ContainsKey(ConfigKey) ? "--config" : "environment variable SOCKSHIM_CONFIG";
+            if (!File.Exists(file))
+                throw new ConfigurationException(new SettingProblem(origin, file, "the file does not exist", "/etc/sockshim.json, a JSON file such as {\"pools\":[{\"name\":\"voice\",\"ranges\":[\"127.50.0.0/24\"]}]}"));
+            builder.AddJsonFile(System.IO.Path.GetFullPath(file), optional: false, reloadOnChange: false);
+        }
+        builder.AddInMemoryCollection(env);
+        builder.AddInMemoryCollection(cli);
+
+        IConfigurationRoot root;
+        try { root = builder.Build(); }
+        catch (Exception ex) when (ex is FormatException or InvalidDataException or System.Text.Json.JsonException)
+        {
+            throw new ConfigurationException(new SettingProblem($"file {file}", "(its text)", $"it is not valid JSON: {ex.InnerException?.Message ?? ex.Message}", "{\"pools\":[{\"name\":\"voice\",\"ranges\":[\"127.50.0.0/24\"]}]}"));
+        }
+        return new SettingsReader(root, file).Read();
+    }
+
+    /// <summary>Where the value of <paramref name="key"/> came from, in the user's words.</summary>
+    internal static string Describe(IConfigurationRoot root, string key, string? file)
+    {
+        var providers = root.Providers.ToList();
+        for (int i = providers.Count - 1; i >= 0; i--)
+        {
+            // A list (Pools:0:Ranges) has no value of its own, only its items.
+            if (!providers[i].TryGet(key, out _) && !providers[i].GetChildKeys([], key).Any()) continue;
+            if (providers[i] is JsonConfigurationProvider) return $"file {file}, key '{key}'";
+            bool isCli = i == providers.Count - 1;
+            return isCli
+                ? "--" + ToKebab(key)
+                : "environment variable " + EnvironmentPrefix + key.Replace(":", "__").ToUpperInvariant();
+        }
+        return $"setting '{key}'";
+    }
+
+    private static string ToKebab(string key) =>
+        string.Concat(key.Select((c, i) => char.IsUpper(c) && i > 0 ? "-" + char.ToLowerInvariant(c) : char.ToLowerInvariant(c).ToString()));
+
+    internal static bool TryParseStrategy(string text, out AllocationStrategy strategy)
+    {
+        switch (text.Trim().ToLowerInvariant().Replace("-", "").Replace("_", ""))
+        {
+            case "sequential": strategy = AllocationStrategy.Sequential; return true;
+            case "random": strategy = AllocationStrategy.Random; return true;
+            case "lrr" or "leastrecentlyreleased": strategy = AllocationStrategy.LeastRecentlyReleased; return true;
+            default: strategy = default; return false;
+        }
+    }
+}

@@ -1,0 +1,127 @@
+using Microsoft.Extensions.Configuration;
+using SockShim.Stack.Pools;
+
+namespace SockShim.Stack.Configuration;
+
+/// <summary>Reads the layered configuration into <see cref="StackSettings"/>, checking every value.</summary>
+internal sealed class SettingsReader(IConfigurationRoot root, string? file)
+{
+    private readonly List<SettingProblem> _problems = new();
+
+    private string Where(string key) => SettingsLoader.Describe(root, key, file);
+
+    public StackSettings Read()
+    {
+        var allocation = AllocationTime.Eager;
+        if (root[SettingsLoader.AllocationKey] is { } a)
+        {
+            switch (a.Trim().ToLowerInvariant())
+            {
+                case "eager": allocation = AllocationTime.Eager; break;
+                case "lazy": allocation = AllocationTime.Lazy; break;
+                default: _problems.Add(new(Where(SettingsLoader.AllocationKey), a, "allocation must be eager (at socket creation) or lazy (at bind/connect)", "lazy")); break;
+            }
+        }
+
+        string stateDir = root[SettingsLoader.StateDirKey] is { Length: > 0 } d ? d : StackSettings.DefaultStateDirectory;
+        if (!System.IO.Path.IsPathFullyQualified(stateDir))
+            _problems.Add(new(Where(SettingsLoader.StateDirKey), stateDir, "the state directory must be an absolute path", "/dev/shm/sockshim"));
+
+        var pools = root.GetSection("Pools").GetChildren().Select(ReadPool).ToList();
+        var first = pools.Count > 0 ? pools[0] : StackSettings.DefaultPool;
+        var flat = ApplyFlatKeys(first);
+        if (pools.Count > 0) pools[0] = flat; else pools.Add(flat);
+
+        var names = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        for (int i = 0; i < pools.Count; i++)
+        {
+            var pool = pools[i];
+            string prefix = i == 0 && pools.Count == 1 && root.GetSection("Pools").GetChildren().Any() is false ? "" : $"Pools:{i}:";
+            if (!names.Add(pool.Name))
+                _problems.Add(new(Where($"Pools:{i}:Name"), pool.Name, "two pools have this name", $"{pool.Name}-2"));
+            PoolBuilder.Build(pool, (field, index) => WhereField(prefix, i, field, index), _problems);
+        }
+
+        if (_problems.Count > 0) throw new ConfigurationException(_problems);
+        return new StackSettings { Pools = pools, Allocation = allocation, StateDirectory = stateDir };
+    }
+
+    // A pool field may come from the flat keys (SOCKSHIM_POOL, --pool) or from the file's pool list.
+    private string WhereField(string prefix, int poolIndex, string field, int? index)
+    {
+        string flatKey = field switch
+        {
+            "Ranges" => SettingsLoader.PoolKey,
+            "Exclude" => SettingsLoader.ExcludeKey,
+            _ => field,
+        };
+        if (poolIndex == 0 && root[flatKey] is not null)
+        {
+            string where = Where(flatKey);
+            return index is { } n ? $"{where} (item {n + 1})" : where;
+        }
+        string key = $"Pools:{poolIndex}:{field}" + (index is { } j ? $":{j}" : "");
+        if (root[key] is null && index is null && root.GetSection(key).GetChildren().Any() is false)
+            return poolIndex == 0 && prefix == "" ? $"built-in default pool's {field.ToLowerInvariant()}" : $"pool {poolIndex} {field.ToLowerInvariant()}";
+        return Where(key);
+    }
+
+    private PoolSettings ReadPool(IConfigurationSection s, int i)
+    {
+        string name = s["Name"] ?? $"pool{i}";
+        var strategy = ReadStrategy(s["Strategy"], $"Pools:{i}:Strategy");
+        return new PoolSettings
+        {
+            Name = name,
+            Ranges = ReadList(s.GetSection("Ranges")),
+            Exclude = ReadList(s.GetSection("Exclude")),
+            Strategy = strategy ?? AllocationStrategy.LeastRecentlyReleased,
+            Provisioner = s["Provisioner"] ?? "loopback",
+            Family = s["Family"],
+            MaxAddresses = ReadInt(s["MaxAddresses"], $"Pools:{i}:MaxAddresses") ?? PoolSettings.DefaultMaxAddresses,
+        };
+    }
+
+    private PoolSettings ApplyFlatKeys(PoolSettings p)
+    {
+        var ranges = Split(root[SettingsLoader.PoolKey]);
+        var exclude = Split(root[SettingsLoader.ExcludeKey]);
+        return new PoolSettings
+        {
+            Name = root[SettingsLoader.PoolNameKey] ?? p.Name,
+            Ranges = ranges ?? p.Ranges,
+            // New ranges drop the default exclusions, which were written for the default range.
+            Exclude = exclude ?? (ranges is null ? p.Exclude : new List<string>()),
+            Strategy = ReadStrategy(root[SettingsLoader.StrategyKey], SettingsLoader.StrategyKey) ?? p.Strategy,
+            Provisioner = root[SettingsLoader.ProvisionerKey] ?? p.Provisioner,
+            Family = root[SettingsLoader.FamilyKey] ?? p.Family,
+            MaxAddresses = ReadInt(root[SettingsLoader.MaxAddressesKey], SettingsLoader.MaxAddressesKey) ?? p.MaxAddresses,
+        };
+    }
+
+    private AllocationStrategy? ReadStrategy(string? text, string key)
+    {
+        if (text is null) return null;
+        if (SettingsLoader.TryParseStrategy(text, out var s)) return s;
+        _problems.Add(new(Where(key), text, "unknown allocation strategy (known: sequential, random, lrr = least-recently-released)", "lrr"));
+        return null;
+    }
+
+    private int? ReadInt(string? text, string key)
+    {
+        if (text is null) return null;
+        if (int.TryParse(text, out int n)) return n;
+        _problems.Add(new(Where(key), text, "not a whole number", "65536"));
+        return null;
+    }
+
+    private static List<string> ReadList(IConfigurationSection section)
+    {
+        // A list may be written as a JSON array or as one comma-separated string.
+        if (section.Value is { } single) return Split(single) ?? new();
+        return section.GetChildren().Select(c => c.Value ?? "").ToList();
+    }
+
+    private static List<string>? Split(string? text) =>
+        text is null ? null : text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).ToList();
+}

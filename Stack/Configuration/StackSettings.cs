@@ -1,0 +1,45 @@
+using SockShim.Stack.Pools;
+
+namespace SockShim.Stack.Configuration;
+
+/// <summary>The one configuration model, whatever it was read from (defaults, a JSON file,
+/// SOCKSHIM_* environment variables, command-line options).</summary>
+public sealed class StackSettings
+{
+    public List<PoolSettings> Pools { get; init; } = new();
+    public AllocationTime Allocation { get; init; } = AllocationTime.Eager;
+    public string StateDirectory { get; init; } = DefaultStateDirectory;
+
+    /// <summary>Shared memory, so claims never touch a disk; one directory for every user of
+    /// the host, because uniqueness must hold across accounts too.</summary>
+    public static string DefaultStateDirectory =>
+        Directory.Exists("/dev/shm") ? "/dev/shm/sockshim" : System.IO.Path.Combine(System.IO.Path.GetTempPath(), "sockshim");
+
+    /// <summary>The embedded default: a /16 of loopback addresses, lowest and highest left out.</summary>
+    public static PoolSettings DefaultPool => new()
+    {
+        Name = "loopback",
+        Ranges = ["127.100.0.0/16"],
+        Exclude = ["127.100.0.0", "127.100.255.255"],
+        Strategy = AllocationStrategy.LeastRecentlyReleased,
+        Provisioner = "loopback",
+    };
+}
+
+public sealed class PoolSettings
+{
+    public string Name { get; init; } = "default";
+    public List<string> Ranges { get; init; } = new();
+    public List<string> Exclude { get; init; } = new();
+    public AllocationStrategy Strategy { get; init; } = AllocationStrategy.LeastRecentlyReleased;
+    public string Provisioner { get; init; } = "loopback";
+
+    /// <summary>Declared family (<c>ipv4</c> or <c>ipv6</c>); null: taken from the ranges.</summary>
+    public string? Family { get; init; }
+
+    /// <summary>Size of the pool's lease table; larger pools use their first addresses only.</summary>
+    public int MaxAddresses { get; init; } = DefaultMaxAddresses;
+
+    public const int DefaultMaxAddresses = 1 << 20;
+    public const int MaxTableAddresses = 1 << 24;
+}

@@ -1,0 +1,43 @@
+using System.Net;
+using SockShim.Stack.Pools;
+
+namespace SockShim.Stack.Leases;
+
+/// <summary>One socket's hold on one address: which, from which pool, when and why.
+/// Released exactly once, whichever of close, dispose, finalizer or process exit comes first.</summary>
+public sealed class Lease
+{
+    private int _released;
+
+    internal Lease(AddressPool pool, int slot, IPAddress address, DateTimeOffset acquiredAt, string reason)
+    {
+        Pool = pool;
+        Slot = slot;
+        Address = address;
+        AcquiredAt = acquiredAt;
+        Reason = reason;
+    }
+
+    public IPAddress Address { get; }
+    public string PoolName => Pool.Name;
+    public DateTimeOffset AcquiredAt { get; }
+
+    /// <summary>Why it was acquired, for status and logs (for example <c>connect to 127.0.0.1:7000</c>).</summary>
+    public string Reason { get; }
+
+    internal AddressPool Pool { get; }
+    internal int Slot { get; }
+
+    public bool IsReleased => Volatile.Read(ref _released) != 0;
+
+    /// <summary>Gives the address back. Returns false when it was already released, so callers
+    /// on several paths (Dispose, finalizer, exit) need not coordinate.</summary>
+    public bool Release()
+    {
+        if (Interlocked.Exchange(ref _released, 1) != 0) return false;
+        Pool.Return(this);
+        return true;
+    }
+
+    public override string ToString() => $"{Address} from pool {PoolName} ({Reason}, since {AcquiredAt:O})";
+}

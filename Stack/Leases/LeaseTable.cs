@@ -1,0 +1,226 @@
+using System.IO.MemoryMappedFiles;
+using System.Runtime.CompilerServices;
+
+namespace SockShim.Stack.Leases;
+
+/// <summary>
+/// The host-wide claim table of one pool: a memory-mapped file in a shared state directory,
+/// one 16-byte slot per address. A slot is claimed by a compare-and-swap of its owner word
+/// from 0 to the claimer's <see cref="ProcessIdentity"/> token.
+/// </summary>
+/// <remarks>
+/// Why a shared mapping with atomic claims rather than a lock file or a daemon: a claim and a
+/// release cost one interlocked instruction on memory every process on the host sees, with no
+/// system call (the pool target is under a microsecond), and nothing has to be running for it
+/// to work. Crash safety comes from the owner word itself: it names a pid and that process's
+/// start time, so a holder that died (SIGKILL included) is recognised and its slots reclaimed
+/// by the next process that sweeps; a recycled pid has another start time and does not match.
+/// The file is created fully initialised under a temporary name and linked into place, so a
+/// process never maps a half-written header.
+/// </remarks>
+public sealed unsafe class LeaseTable : IDisposable
+{
+    private const ulong Magic = 0x314D_4853_4B43_4F53; // "SOCKSHM1"
+    private const int Version = 1;
+    private const int HeaderSize = 64;
+    private const int SlotSize = 16;
+    // Header offsets.
+    private const int OffMagic = 0, OffVersion = 8, OffSlotCount = 12, OffReleaseSeq = 24, OffCursor = 32, OffLowHint = 40;
+
+    private readonly MemoryMappedFile _file;
+    private readonly MemoryMappedViewAccessor _view;
+    private readonly byte* _base;
+    private int _disposed;
+
+    public string Path { get; }
+    public int SlotCount { get; }
+
+    private LeaseTable(string path, MemoryMappedFile file, MemoryMappedViewAccessor view, byte* basePtr, int slots)
+    {
+        Path = path;
+        _file = file;
+        _view = view;
+        _base = basePtr;
+        SlotCount = slots;
+    }
+
+    public static LeaseTable Open(string path, int slotCount)
+    {
+        long size = HeaderSize + (long)slotCount * SlotSize;
+        if (!File.Exists(path)) CreateInitialised(path, slotCount, size);
+
+        var stream = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete);
+        if (stream.Length != size)
+        {
+            stream.Dispose();
+            throw new InvalidDataException($"lease table {path} has {stream.Length} bytes, expected {size} for {slotCount} slots; remove it when no process uses the pool");
+        }
+        var file = MemoryMappedFile.CreateFromFile(stream, null, size, MemoryMappedFileAccess.ReadWrite, HandleInheritability.None, leaveOpen: false);
+        var view = file.CreateViewAccessor(0, size, MemoryMappedFileAccess.ReadWrite);
+        byte* p = null;
+        view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
+        p += view.PointerOffset;
+        var table = new LeaseTable(path, file, view, p, slotCount);
+        if (*(ulong*)(p + OffMagic) != Magic || *(int*)(p + OffVersion) != Version || *(int*)(p + OffSlotCount) != slotCount)
+        {
+            table.Dispose();
+            throw new InvalidDataException($"lease table {path} is not a SockShim v{Version} table of {slotCount} slots");
+        }
+        return table;
+    }
+
+    private static void CreateInitialised(string path, int slotCount, long size)
+    {
+        string temp = $"{path}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp";
+        using (var fs = new FileStream(temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None))
+        {
+            Span<byte> header = stackalloc byte[HeaderSize];
+            header.Clear();
+            Unsafe.WriteUnaligned(ref header[OffMagic], Magic);
+            Unsafe.WriteUnaligned(ref header[OffVersion], Version);
+            Unsafe.WriteUnaligned(ref header[OffSlotCount], slotCount);
+            fs.Write(header);
+            fs.SetLength(size); // sparse zeroes: every slot free
+        }
+        // Group and others may share the pool from other accounts.
+        File.SetUnixFileMode(temp, (UnixFileMode)0b110_110_110);
+        try { File.Move(temp, path, overwrite: false); }
+        catch (IOException) when (File.Exists(path)) { /* another process won the race; use its table */ }
+        finally { File.Delete(temp); }
+    }
+
+    private long* Owner(int slot) => (long*)(_base + HeaderSize + (long)slot * SlotSize);
+    private long* Released(int slot) => (long*)(_base + HeaderSize + (long)slot * SlotSize + 8);
+    private long* Header(int offset) => (long*)(_base + offset);
+
+    public long OwnerOf(int slot) => Volatile.Read(ref *Owner(slot));
+
+    /// <summary>Release sequence number of a slot's last release (0: never released).</summary>
+    public long ReleasedAt(int slot) => Volatile.Read(ref *Released(slot));
+
+    public bool TryClaimSlot(int slot, long owner) => Interlocked.CompareExchange(ref *Owner(slot), owner, 0) == 0;
+
+    /// <summary>Claims a free slot by the pool's strategy; -1 when every slot is held.</summary>
+    public int Claim(Pools.AllocationStrategy strategy, long owner)
+    {
+        int n = SlotCount;
+        switch (strategy)
+        {
+            case Pools.AllocationStrategy.Sequential:
+            {
+                long hint = Volatile.Read(ref *Header(OffLowHint));
+                int start = (int)(hint % n);
+                for (int i = 0; i < n; i++)
+                {
+                    int slot = start + i < n ? start + i : start + i - n;
+                    if (OwnerOf(slot) == 0 && TryClaimSlot(slot, owner))
+                    {
+                        Interlocked.CompareExchange(ref *Header(OffLowHint), slot + 1, hint);
+                        return slot;
+                    }
+                }
+                return -1;
+            }
+            case Pools.AllocationStrategy.Random:
+                return ClaimFrom(System.Random.Shared.Next(n), owner);
+            default:
+                return ClaimLeastRecentlyReleased(owner);
+        }
+    }
+
+    private int ClaimFrom(int start, long owner)
+    {
+        int n = SlotCount;
+        for (int i = 0; i < n; i++)
+        {
+            int slot = start + i < n ? start + i : start + i - n;
+            if (OwnerOf(slot) == 0 && TryClaimSlot(slot, owner)) return slot;
+        }
+        return -1;
+    }
+
+    // A shared cursor walks the table round-robin, which by itself hands out never-used and
+    // long-released slots first. A free slot released within the last half-table of releases is
+    // passed over on the way; when nothing older is free, the least recently released of the
+    // free slots seen is taken. Exact LRR would need a shared free list, which a crashed
+    // process could leave corrupt; this needs only the per-slot release stamp.
+    private int ClaimLeastRecentlyReleased(long owner)
+    {
+        int n = SlotCount;
+        long now = Volatile.Read(ref *Header(OffReleaseSeq));
+        long recent = now - Math.Max(1, n / 2);
+        int start = (int)((ulong)(Interlocked.Increment(ref *Header(OffCursor)) - 1) % (ulong)n);
+        for (int attempt = 0; attempt < 4; attempt++)
+        {
+            int best = -1;
+            long bestStamp = long.MaxValue;
+            for (int i = 0; i < n; i++)
+            {
+                int slot = start + i < n ? start + i : start + i - n;
+                if (OwnerOf(slot) != 0) continue;
+                long stamp = ReleasedAt(slot);
+                if (stamp <= recent)
+                {
+                    if (TryClaimSlot(slot, owner)) { MoveCursorPast(slot); return slot; }
+                    continue;
+                }
+                if (stamp < bestStamp) { best = slot; bestStamp = stamp; }
+            }
+            if (best < 0) return -1;
+            if (TryClaimSlot(best, owner)) { MoveCursorPast(best); return best; }
+        }
+        return ClaimFrom(start, owner);
+    }
+
+    private void MoveCursorPast(int slot) => Volatile.Write(ref *Header(OffCursor), slot + 1);
+
+    /// <summary>Frees a slot held by <paramref name="owner"/>; false if it was not held by it.</summary>
+    public bool Release(int slot, long owner)
+    {
+        long seq = Interlocked.Increment(ref *Header(OffReleaseSeq));
+        Volatile.Write(ref *Released(slot), seq);
+        if (Interlocked.CompareExchange(ref *Owner(slot), 0, owner) != owner) return false;
+        LowerHint(slot);
+        return true;
+    }
+
+    private void LowerHint(int slot)
+    {
+        long hint;
+        while ((hint = Volatile.Read(ref *Header(OffLowHint))) > slot)
+            if (Interlocked.CompareExchange(ref *Header(OffLowHint), slot, hint) == hint) break;
+    }
+
+    /// <summary>Reclaims every slot whose holder is no longer running; returns how many.</summary>
+    public int ReclaimDead()
+    {
+        var verdicts = new Dictionary<long, bool>();
+        int reclaimed = 0;
+        for (int slot = 0; slot < SlotCount; slot++)
+        {
+            long owner = OwnerOf(slot);
+            if (owner == 0) continue;
+            if (!verdicts.TryGetValue(owner, out bool alive)) verdicts[owner] = alive = ProcessIdentity.IsAlive(owner);
+            if (!alive && Release(slot, owner)) reclaimed++;
+        }
+        return reclaimed;
+    }
+
+    /// <summary>Held slots and their owners, for status and tests.</summary>
+    public IEnumerable<(int Slot, long Owner)> HeldSlots()
+    {
+        for (int slot = 0; slot < SlotCount; slot++)
+        {
+            long owner = OwnerOf(slot);
+            if (owner != 0) yield return (slot, owner);
+        }
+    }
+
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        _view.SafeMemoryMappedViewHandle.ReleasePointer();
+        _view.Dispose();
+        _file.Dispose();
+    }
+}

@@ -1,0 +1,87 @@
+using System.Collections.Concurrent;
+using SockShim.Stack.Leases;
+using SockShim.Stack.Provisioning;
+
+namespace SockShim.Stack.Pools;
+
+/// <summary>A static pool at work: its addresses, its host-wide lease table and its provisioner.</summary>
+public sealed class AddressPool : IDisposable
+{
+    private readonly LeaseTable _table;
+    private readonly TimeProvider _time;
+    private readonly ConcurrentDictionary<Lease, byte> _live = new();
+    private readonly long _owner = ProcessIdentity.Current;
+
+    internal AddressPool(PoolDefinition definition, IAddressProvisioner provisioner, LeaseTable table, TimeProvider time)
+    {
+        Definition = definition;
+        Provisioner = provisioner;
+        _table = table;
+        _time = time;
+        // Whatever a crashed process left is free again before this one starts taking addresses.
+        _table.ReclaimDead();
+    }
+
+    public PoolDefinition Definition { get; }
+    public IAddressProvisioner Provisioner { get; }
+    public string Name => Definition.Name;
+    internal LeaseTable Table => _table;
+
+    /// <summary>Leases this process holds from the pool now.</summary>
+    public IReadOnlyCollection<Lease> LiveLeases => (IReadOnlyCollection<Lease>)_live.Keys;
+
+    public bool TryAcquire(string reason, out Lease lease, out StackError? error)
+    {
+        int slot = _table.Claim(Definition.Strategy, _owner);
+        // Exhausted as far as live claims go: holders that died may still be in the table.
+        if (slot < 0 && _table.ReclaimDead() > 0) slot = _table.Claim(Definition.Strategy, _owner);
+        if (slot < 0)
+        {
+            lease = null!;
+            error = new StackError(StackErrorCode.PoolExhausted,
+                $"pool '{Name}' is exhausted: all {Definition.Count} addresses are held by live sockets on this host " +
+                $"({string.Join(", ", Definition.Ranges)}); close sockets or widen the pool");
+            return false;
+        }
+
+        var address = Definition.AddressAt(slot);
+        error = Provisioner.Provision(address, Definition);
+        if (error is not null)
+        {
+            _table.Release(slot, _owner);
+            lease = null!;
+            return false;
+        }
+        lease = new Lease(this, slot, address, _time.GetUtcNow(), reason);
+        _live[lease] = 0;
+        return true;
+    }
+
+    internal void Return(Lease lease)
+    {
+        _live.TryRemove(lease, out _);
+        // A finalizer may run after the stack was disposed; the table is unmapped by then and
+        // the slot was already freed by ReleaseAll.
+        if (Volatile.Read(ref _disposed) != 0) return;
+        Provisioner.Deprovision(lease.Address, Definition);
+        _table.Release(lease.Slot, _owner);
+    }
+
+    /// <summary>Releases every lease this process still holds (process exit).</summary>
+    public int ReleaseAll()
+    {
+        int n = 0;
+        foreach (var lease in _live.Keys)
+            if (lease.Release()) n++;
+        return n;
+    }
+
+    private int _disposed;
+
+    public void Dispose()
+    {
+        ReleaseAll();
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        _table.Dispose();
+    }
+}

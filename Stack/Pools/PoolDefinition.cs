@@ -1,0 +1,121 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Text;
+using SockShim.Stack.Addressing;
+
+namespace SockShim.Stack.Pools;
+
+/// <summary>The addresses of a static pool: its ranges less its exclusions, numbered 0..Count-1
+/// so that a slot of the shared lease table stands for exactly one address.</summary>
+public sealed class PoolDefinition
+{
+    private readonly AddressRange[] _segments;
+    private readonly UInt128[] _startIndex; // index of each segment's first address
+
+    public string Name { get; }
+    public AddressFamily Family { get; }
+    public AllocationStrategy Strategy { get; }
+    public IReadOnlyList<AddressRange> Ranges { get; }
+    public IReadOnlyList<AddressRange> Exclusions { get; }
+
+    /// <summary>Usable addresses, capped at the table size the pool was given: an IPv6 /64
+    /// has 2^64 addresses, far more than any host holds sockets for.</summary>
+    public int Count { get; }
+
+    /// <summary>Identifies the exact address set, so processes that disagree about a pool
+    /// with the same name never share one table.</summary>
+    public string Fingerprint { get; }
+
+    public PoolDefinition(string name, IReadOnlyList<AddressRange> ranges, IReadOnlyList<AddressRange> exclusions,
+        AllocationStrategy strategy, int maxAddresses)
+    {
+        if (ranges.Count == 0) throw new ArgumentException("a pool needs at least one range", nameof(ranges));
+        Name = name;
+        Family = ranges[0].Family;
+        Strategy = strategy;
+        Ranges = ranges;
+        Exclusions = exclusions;
+        _segments = Subtract(Merge(ranges), Merge(exclusions));
+        _startIndex = new UInt128[_segments.Length];
+        UInt128 total = 0;
+        for (int i = 0; i < _segments.Length; i++)
+        {
+            _startIndex[i] = total;
+            total += _segments[i].Count;
+        }
+        Count = (int)UInt128.Min(total, (UInt128)maxAddresses);
+        TotalAddresses = total;
+        var text = $"{Family}|{string.Join(',', _segments)}|{Count}";
+        Fingerprint = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(text)))[..16].ToLowerInvariant();
+    }
+
+    /// <summary>Addresses left after exclusions, before the table-size cap.</summary>
+    public UInt128 TotalAddresses { get; }
+
+    public IPAddress AddressAt(int index)
+    {
+        if ((uint)index >= (uint)Count) throw new ArgumentOutOfRangeException(nameof(index));
+        int seg = Array.BinarySearch(_startIndex, (UInt128)index);
+        if (seg < 0) seg = ~seg - 1;
+        return AddressMath.FromNumber(_segments[seg].First + ((UInt128)index - _startIndex[seg]), Family);
+    }
+
+    /// <summary>The slot index of an address of this pool, or -1.</summary>
+    public int IndexOf(IPAddress address)
+    {
+        if (address.IsIPv4MappedToIPv6) address = address.MapToIPv4();
+        if (address.AddressFamily != Family) return -1;
+        var n = AddressMath.ToNumber(address);
+        for (int i = 0; i < _segments.Length; i++)
+        {
+            if (n >= _segments[i].First && n <= _segments[i].Last)
+            {
+                var index = _startIndex[i] + (n - _segments[i].First);
+                return index < (UInt128)Count ? (int)index : -1;
+            }
+        }
+        return -1;
+    }
+
+    public bool Contains(IPAddress address) => IndexOf(address) >= 0;
+
+    public override string ToString() =>
+        $"{Name} ({AddressMath.FamilyName(Family)} {string.Join(", ", Ranges)}" +
+        (Exclusions.Count > 0 ? $" except {string.Join(", ", Exclusions)}" : "") + $", {Count} addresses)";
+
+    private static List<AddressRange> Merge(IReadOnlyList<AddressRange> ranges)
+    {
+        var sorted = ranges.OrderBy(r => r.First).ToList();
+        var merged = new List<AddressRange>();
+        foreach (var r in sorted)
+        {
+            if (merged.Count > 0 && merged[^1].Last != UInt128.MaxValue && r.First <= merged[^1].Last + 1)
+            {
+                var last = merged[^1];
+                merged[^1] = last with { Last = UInt128.Max(last.Last, r.Last) };
+            }
+            else merged.Add(r);
+        }
+        return merged;
+    }
+
+    private static AddressRange[] Subtract(List<AddressRange> ranges, List<AddressRange> holes)
+    {
+        var result = new List<AddressRange>();
+        foreach (var r in ranges)
+        {
+            UInt128 start = r.First;
+            bool done = false;
+            foreach (var h in holes)
+            {
+                if (h.Family != r.Family || h.Last < start || h.First > r.Last) continue;
+                if (h.First > start) result.Add(r with { First = start, Last = h.First - 1 });
+                if (h.Last >= r.Last) { done = true; break; }
+                start = h.Last + 1;
+            }
+            if (!done) result.Add(r with { First = start });
+        }
+        return result.ToArray();
+    }
+}

@@ -1,0 +1,23 @@
+namespace SockShim.Stack;
+
+/// <summary>What went wrong inside the Stack. Internal code returns these; the .NET edge (Shim)
+/// turns them into a SocketException and the Berkeley edge into errno, each in one place.</summary>
+public enum StackErrorCode
+{
+    /// <summary>Every address of the pool is held (EADDRNOTAVAIL).</summary>
+    PoolExhausted,
+    /// <summary>No configured pool serves the socket's address family (EAFNOSUPPORT).</summary>
+    NoPoolForFamily,
+    /// <summary>The named pool is not configured (EINVAL).</summary>
+    UnknownPool,
+    /// <summary>The provisioner could not make the address usable (EADDRNOTAVAIL).</summary>
+    ProvisionFailed,
+    /// <summary>Configuration is invalid (EINVAL).</summary>
+    BadConfiguration,
+}
+
+/// <summary>An error with a message that names the pool, interface or setting involved.</summary>
+public sealed record StackError(StackErrorCode Code, string Message)
+{
+    public override string ToString() => Message;
+}

@@ -1,0 +1,71 @@
+using System.Net;
+using SockShim.Stack;
+using SockShim.Stack.Configuration;
+using SockShim.Stack.Leases;
+
+// A second process for the host-wide tests. It takes its pool from SOCKSHIM_* like any app.
+//   churn N     : N acquire/release rounds; prints "dup <addr>" if it ever sees an address it
+//                 holds claimed by someone else's live lease at the same time, then "done <n>".
+//   hold N      : acquires N leases, prints them, "held", then waits to be killed.
+//   leak N      : acquires N leases and exits without releasing them.
+var verb = args.ElementAtOrDefault(0) ?? "";
+int count = int.Parse(args.ElementAtOrDefault(1) ?? "0");
+var stack = AddressStack.Create(SettingsLoader.Load());
+var pool = stack.Pools[0];
+
+switch (verb)
+{
+    case "churn":
+    {
+        // Each held address is also recorded in a marker file per address; a duplicate holder
+        // finds the marker already present (O_EXCL), which is exactly a uniqueness violation.
+        string markers = Environment.GetEnvironmentVariable("AGENT_MARKERS")!;
+        int dups = 0;
+        var held = new List<(Lease, string)>();
+        for (int i = 0; i < count; i++)
+        {
+            if (!pool.TryAcquire("agent churn", out var lease, out var error))
+            {
+                // Exhaustion under contention is allowed; release what we hold and go on.
+                foreach (var (l, m) in held) { File.Delete(m); l.Release(); }
+                held.Clear();
+                continue;
+            }
+            string marker = Path.Combine(markers, lease.Address.ToString());
+            try { using (File.Open(marker, FileMode.CreateNew)) { } }
+            catch (IOException) { dups++; Console.WriteLine($"dup {lease.Address}"); marker = ""; }
+            held.Add((lease, marker));
+            if (held.Count >= 8 || i % 3 == 0)
+            {
+                foreach (var (l, m) in held) { if (m != "") File.Delete(m); l.Release(); }
+                held.Clear();
+            }
+        }
+        foreach (var (l, m) in held) { if (m != "") File.Delete(m); l.Release(); }
+        Console.WriteLine($"done {count} dups {dups}");
+        return 0;
+    }
+    case "hold":
+    {
+        for (int i = 0; i < count; i++)
+        {
+            if (!pool.TryAcquire("agent hold", out var lease, out var error)) { Console.WriteLine($"error {error}"); return 1; }
+            Console.WriteLine($"lease {lease.Address}");
+        }
+        Console.WriteLine("held");
+        Console.Out.Flush();
+        Thread.Sleep(TimeSpan.FromMinutes(2));
+        return 0;
+    }
+    case "leak":
+    {
+        // Takes leases and returns from Main without releasing them: process exit must.
+        for (int i = 0; i < count; i++) pool.TryAcquire("agent leak", out _, out _);
+        Console.WriteLine($"leaked {pool.LiveLeases.Count}");
+        Environment.Exit(0);
+        return 0;
+    }
+    default:
+        Console.Error.WriteLine("usage: agent churn N | hold N");
+        return 2;
+}

@@ -1,0 +1,70 @@
+using System.Net;
+using SockShim.Stack.Leases;
+using SockShim.Stack.Pools;
+
+namespace SockShim.Tests.Stack;
+
+public class AllocationStrategyTests
+{
+    [Test]
+    public void Sequential_hands_out_the_lowest_free_address()
+    {
+        using var t = new TestStack("127.101.1.0/29", AllocationStrategy.Sequential);
+        var a = Take(t, 3);
+        Assert.That(a.Select(l => l.Address.ToString()), Is.EqualTo(new[] { "127.101.1.0", "127.101.1.1", "127.101.1.2" }));
+        a[1].Release();
+        Assert.That(Take(t, 1)[0].Address, Is.EqualTo(IPAddress.Parse("127.101.1.1")));
+    }
+
+    [Test]
+    public void Least_recently_released_does_not_reissue_a_just_released_address_while_others_are_free()
+    {
+        using var t = new TestStack("127.101.2.0/29", AllocationStrategy.LeastRecentlyReleased);
+        var held = Take(t, 8);
+        // Release in the order 5, 2, 7: then 5 is the least recently released.
+        foreach (int i in new[] { 5, 2, 7 }) held[i].Release();
+        var next = Take(t, 3).Select(l => l.Address.ToString()).ToList();
+        Assert.That(next, Is.EqualTo(new[] { "127.101.2.5", "127.101.2.2", "127.101.2.7" }));
+
+        // With never-used addresses free, a released one waits its turn behind them.
+        using var big = new TestStack("127.101.3.0/24", AllocationStrategy.LeastRecentlyReleased);
+        var first = Take(big, 1)[0];
+        var released = first.Address;
+        first.Release();
+        var after = Take(big, 200).Select(l => l.Address).ToList();
+        Assert.That(after, Does.Not.Contain(released));
+    }
+
+    [Test]
+    public void Random_spreads_over_the_pool_and_never_repeats_a_live_address()
+    {
+        using var t = new TestStack("127.101.4.0/24", AllocationStrategy.Random);
+        var leases = Take(t, 100);
+        Assert.That(leases.Select(l => l.Address).Distinct().Count(), Is.EqualTo(100));
+        // Sequential would give .0-.99; random almost surely reaches past .128.
+        Assert.That(leases.Max(l => l.Address.GetAddressBytes()[3]), Is.GreaterThan(128));
+    }
+
+    [Test]
+    public void A_lease_is_released_exactly_once()
+    {
+        using var t = new TestStack("127.101.5.0/30");
+        var lease = Take(t, 1)[0];
+        Assert.That(lease.Release(), Is.True);
+        Assert.That(lease.Release(), Is.False);
+        Assert.That(t.HeldSlots(), Is.Zero);
+        Assert.That(lease.Reason, Is.EqualTo("test"));
+        Assert.That(lease.PoolName, Is.EqualTo("test"));
+    }
+
+    private static List<Lease> Take(TestStack t, int n)
+    {
+        var list = new List<Lease>();
+        for (int i = 0; i < n; i++)
+        {
+            Assert.That(t.Pool.TryAcquire("test", out var lease, out var error), Is.True, error?.Message);
+            list.Add(lease);
+        }
+        return list;
+    }
+}

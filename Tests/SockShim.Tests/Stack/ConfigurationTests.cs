@@ -1,0 +1,112 @@
+using SockShim.Stack;
+using SockShim.Stack.Configuration;
+using SockShim.Stack.Pools;
+
+namespace SockShim.Tests.Stack;
+
+public class ConfigurationTests
+{
+    private static StackSettings Load(Dictionary<string, string?>? options = null, Dictionary<string, string>? env = null) =>
+        SettingsLoader.Load(options, env ?? new Dictionary<string, string>());
+
+    private static ConfigurationException Fails(Dictionary<string, string?>? options = null, Dictionary<string, string>? env = null) =>
+        Assert.Throws<ConfigurationException>(() => Load(options, env))!;
+
+    [Test]
+    public void With_nothing_set_the_embedded_loopback_pool_is_used()
+    {
+        var s = Load();
+        Assert.That(s.Pools, Has.Count.EqualTo(1));
+        Assert.That(s.Pools[0].Ranges, Is.EqualTo(new[] { "127.100.0.0/16" }));
+        Assert.That(s.Pools[0].Provisioner, Is.EqualTo("loopback"));
+        Assert.That(s.Allocation, Is.EqualTo(AllocationTime.Eager));
+    }
+
+    [Test]
+    public void Options_override_environment_which_overrides_the_file()
+    {
+        string file = Path.GetTempFileName();
+        File.WriteAllText(file, """{ "allocation": "eager", "pools": [ { "name": "voice", "ranges": ["127.50.0.0/24"], "strategy": "sequential" }, { "name": "v6", "ranges": ["2001:db8:1::/120"], "family": "ipv6", "provisioner": "loopback" } ] }""");
+        try
+        {
+            // The second pool cannot use the loopback provisioner: IPv6 has no loopback range.
+            var ex = Fails(env: new() { ["SOCKSHIM_CONFIG"] = file });
+            Assert.That(ex.Message, Does.Contain("2001:db8:1::/120").And.Contain("127.0.0.0/8").And.Contain(file));
+
+            File.WriteAllText(file, """{ "allocation": "eager", "pools": [ { "name": "voice", "ranges": ["127.50.0.0/24"], "strategy": "sequential" } ] }""");
+            var s = Load(options: new() { ["Strategy"] = "random" }, env: new() { ["SOCKSHIM_CONFIG"] = file, ["SOCKSHIM_ALLOCATION"] = "lazy", ["SOCKSHIM_STRATEGY"] = "lrr" });
+            Assert.That(s.Pools[0].Name, Is.EqualTo("voice"));
+            Assert.That(s.Pools[0].Ranges, Is.EqualTo(new[] { "127.50.0.0/24" }));
+            Assert.That(s.Allocation, Is.EqualTo(AllocationTime.Lazy), "environment over file");
+            Assert.That(s.Pools[0].Strategy, Is.EqualTo(AllocationStrategy.Random), "option over environment");
+        }
+        finally { File.Delete(file); }
+    }
+
+    [TestCase("127.100.0.300/24", "SOCKSHIM_POOL", "not an IP address")]
+    [TestCase("127.100.0.0/40", "SOCKSHIM_POOL", "prefix length")]
+    [TestCase("127.100.0.9-127.100.0.1", "SOCKSHIM_POOL", "range is empty")]
+    [TestCase("127.100.0.0/24,2001:db8::/120", "SOCKSHIM_POOL", "IPv6 range")]
+    [TestCase("10.0.0.0/24", "SOCKSHIM_POOL", "outside")]
+    public void A_bad_pool_names_the_variable_the_value_and_a_good_example(string value, string variable, string why)
+    {
+        var ex = Fails(env: new() { [variable] = value });
+        Assert.That(ex.Message, Does.Contain($"environment variable {variable}"));
+        Assert.That(ex.Message, Does.Contain(why));
+        Assert.That(ex.Message, Does.Contain("Example of a good value"));
+    }
+
+    [Test]
+    public void An_ipv6_prefix_in_a_pool_declared_ipv4_is_refused()
+    {
+        var ex = Fails(options: new() { ["Pool"] = "2001:db8::/120", ["Family"] = "ipv4" });
+        Assert.That(ex.Message, Does.Contain("--pool").And.Contain("is IPv4, and this is an IPv6 range"));
+    }
+
+    [Test]
+    public void Exclusions_that_cover_the_whole_range_leave_an_empty_pool()
+    {
+        var ex = Fails(options: new() { ["Pool"] = "127.100.0.0/30", ["Exclude"] = "127.100.0.0-127.100.0.3" });
+        Assert.That(ex.Message, Does.Contain("--exclude").And.Contain("is empty"));
+    }
+
+    [TestCase("Strategy", "fastest", "unknown allocation strategy")]
+    [TestCase("Allocation", "soon", "eager")]
+    [TestCase("Provisioner", "magic", "no such provisioner")]
+    [TestCase("MaxAddresses", "lots", "not a whole number")]
+    [TestCase("StateDir", "relative/dir", "absolute path")]
+    public void Unknown_words_are_refused_with_what_is_known(string key, string value, string why)
+    {
+        var ex = Fails(options: new() { [key] = value });
+        Assert.That(ex.Message, Does.Contain(why));
+        Assert.That(ex.Problems.Single().Source, Does.StartWith("--"));
+    }
+
+    [Test]
+    public void Every_problem_is_reported_at_once()
+    {
+        var ex = Fails(env: new() { ["SOCKSHIM_POOL"] = "127.1/8", ["SOCKSHIM_STRATEGY"] = "best", ["SOCKSHIM_ALLOCATION"] = "never" });
+        Assert.That(ex.Problems, Has.Count.EqualTo(3));
+    }
+
+    [Test]
+    public void A_file_that_is_missing_or_not_json_is_named()
+    {
+        Assert.That(Fails(env: new() { ["SOCKSHIM_CONFIG"] = "/nonexistent/sockshim.json" }).Message, Does.Contain("does not exist"));
+        string file = Path.GetTempFileName();
+        File.WriteAllText(file, "{ pools: [ ");
+        try { Assert.That(Fails(env: new() { ["SOCKSHIM_CONFIG"] = file }).Message, Does.Contain(file).And.Contain("not valid JSON")); }
+        finally { File.Delete(file); }
+    }
+
+    [Test]
+    public void A_stack_finds_pools_by_family_and_name()
+    {
+        using var t = new TestStack(name: "voice");
+        Assert.That(t.Stack.FindPool(System.Net.Sockets.AddressFamily.InterNetwork, "VOICE", out _), Is.SameAs(t.Pool));
+        Assert.That(t.Stack.FindPool(System.Net.Sockets.AddressFamily.InterNetwork, "video", out var e1), Is.Null);
+        Assert.That(e1!.Code, Is.EqualTo(StackErrorCode.UnknownPool));
+        Assert.That(t.Stack.FindPool(System.Net.Sockets.AddressFamily.InterNetworkV6, null, out var e2), Is.Null);
+        Assert.That(e2!.Code, Is.EqualTo(StackErrorCode.NoPoolForFamily));
+    }
+}

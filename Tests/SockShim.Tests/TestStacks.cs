@@ -1,0 +1,79 @@
+using System.Diagnostics;
+using SockShim.Stack;
+using SockShim.Stack.Configuration;
+using SockShim.Stack.Pools;
+
+namespace SockShim.Tests;
+
+/// <summary>Stacks with their own state directory, so tests never share lease tables with
+/// each other or with a real SockShim user of the host.</summary>
+internal sealed class TestStack : IDisposable
+{
+    public string StateDirectory { get; } = Path.Combine("/dev/shm", "sockshim-test-" + Guid.NewGuid().ToString("N")[..12]);
+    public AddressStack Stack { get; }
+    public StackSettings Settings { get; }
+
+    public TestStack(string ranges = "127.101.0.0/24", AllocationStrategy strategy = AllocationStrategy.LeastRecentlyReleased,
+        AllocationTime allocation = AllocationTime.Eager, string? exclude = null, string name = "test")
+    {
+        Settings = new StackSettings
+        {
+            Pools = [new PoolSettings { Name = name, Ranges = ranges.Split(',').ToList(), Exclude = exclude?.Split(',').ToList() ?? new(), Strategy = strategy }],
+            Allocation = allocation,
+            StateDirectory = StateDirectory,
+        };
+        Stack = AddressStack.Create(Settings);
+    }
+
+    public AddressPool Pool => Stack.Pools[0];
+
+    /// <summary>Environment for a child process that must share this stack's pool.</summary>
+    public Dictionary<string, string> Environment => new()
+    {
+        ["SOCKSHIM_POOL"] = string.Join(",", Settings.Pools[0].Ranges),
+        ["SOCKSHIM_EXCLUDE"] = string.Join(",", Settings.Pools[0].Exclude),
+        ["SOCKSHIM_POOLNAME"] = Settings.Pools[0].Name,
+        ["SOCKSHIM_STRATEGY"] = Settings.Pools[0].Strategy.ToString(),
+        ["SOCKSHIM_STATEDIR"] = StateDirectory,
+    };
+
+    public int HeldSlots() => Pool.Table.HeldSlots().Count();
+
+    public void Dispose()
+    {
+        Stack.Dispose();
+        try { Directory.Delete(StateDirectory, recursive: true); } catch (DirectoryNotFoundException) { }
+    }
+}
+
+/// <summary>Runs the test's helper programs (built beside the tests) as separate processes.</summary>
+internal static class Programs
+{
+    public static string PathOf(string name) => Path.Combine(AppContext.BaseDirectory, name + ".dll");
+
+    public static Process Start(string name, IEnumerable<string> args, IDictionary<string, string>? env = null)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add(PathOf(name));
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        // A child must not pick up this machine's own SockShim settings.
+        foreach (var key in psi.Environment.Keys.Where(k => k.StartsWith("SOCKSHIM_")).ToList()) psi.Environment.Remove(key);
+        if (env is not null) foreach (var (k, v) in env) psi.Environment[k] = v;
+        return Process.Start(psi)!;
+    }
+
+    /// <summary>Runs to completion within <paramref name="timeout"/>; returns exit code and output.</summary>
+    public static (int Exit, string Out, string Err) Run(string name, IEnumerable<string> args, IDictionary<string, string>? env = null, TimeSpan? timeout = null)
+    {
+        using var p = Start(name, args, env);
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(timeout ?? TimeSpan.FromSeconds(60)))
+        {
+            p.Kill(entireProcessTree: true);
+            Assert.Fail($"{name} {string.Join(' ', args)} did not finish in time; output so far: {stdout.Result}");
+        }
+        p.WaitForExit();
+        return (p.ExitCode, stdout.Result, stderr.Result);
+    }
+}
