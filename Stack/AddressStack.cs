@@ -65,13 +65,13 @@ public sealed class AddressStack : IDisposable
             if (named is null)
                 error = new StackError(StackErrorCode.UnknownPool, $"no pool is named '{name}' (configured: {string.Join(", ", _pools.Select(p => p.Name))})");
             else if (named.Definition.Family != family)
-                error = new StackError(StackErrorCode.NoPoolForFamily, $"pool '{name}' is {named.Definition.Family}, and the socket is {family}");
+                error = new StackError(StackErrorCode.NoPoolForFamily, $"pool '{name}' is {Addressing.AddressMath.FamilyName(named.Definition.Family)}, and the socket is {Addressing.AddressMath.FamilyName(family)}");
             return error is null ? named : null;
         }
         var pool = _pools.FirstOrDefault(p => p.Definition.Family == family);
         if (pool is null)
             error = new StackError(StackErrorCode.NoPoolForFamily,
-                $"no configured pool serves {family} sockets (pools: {string.Join("; ", _pools.Select(p => p.Definition.ToString()))}); add one with SOCKSHIM_POOL or a pool in the configuration file");
+                $"no configured pool serves {Addressing.AddressMath.FamilyName(family)} sockets (pools: {string.Join("; ", _pools.Select(p => p.Definition.ToString()))}); add one with SOCKSHIM_POOL or a pool in the configuration file");
         return pool;
     }
 

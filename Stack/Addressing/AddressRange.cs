@@ -17,7 +17,15 @@ public readonly record struct AddressRange(AddressFamily Family, UInt128 First, 
 
     public bool IsWithin(AddressRange outer) => Family == outer.Family && First >= outer.First && Last <= outer.Last;
 
-    public override string ToString() => First == Last ? $"{FirstAddress}" : $"{FirstAddress}-{LastAddress}";
+    /// <summary>As a CIDR when the range is exactly one prefix, else as first-last.</summary>
+    public override string ToString()
+    {
+        if (First == Last) return $"{FirstAddress}";
+        UInt128 size = Count;
+        if (size != 0 && UInt128.IsPow2(size) && (First & (size - 1)) == 0)
+            return $"{FirstAddress}/{AddressMath.Bits(Family) - (int)UInt128.Log2(size)}";
+        return $"{FirstAddress}-{LastAddress}";
+    }
 
     public const string Examples = "127.100.0.0/16, 127.100.0.10-127.100.0.200, or 2001:db8:1::/112";
 

@@ -58,7 +58,8 @@ internal sealed class SettingsReader(IConfigurationRoot root, string? file)
         if (poolIndex == 0 && root[flatKey] is not null)
         {
             string where = Where(flatKey);
-            return index is { } n ? $"{where} (item {n + 1})" : where;
+            bool several = Split(root[flatKey])?.Count > 1;
+            return index is { } n && several ? $"{where} (item {n + 1})" : where;
         }
         string key = $"Pools:{poolIndex}:{field}" + (index is { } j ? $":{j}" : "");
         if (root[key] is null && index is null && root.GetSection(key).GetChildren().Any() is false)

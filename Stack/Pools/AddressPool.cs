@@ -4,6 +4,9 @@ using SockShim.Stack.Provisioning;
 
 namespace SockShim.Stack.Pools;
 
+/// <summary>An address held in a pool's host-wide table, and the process that holds it.</summary>
+public sealed record AddressHolder(string Pool, System.Net.IPAddress Address, int Pid, bool Alive);
+
 /// <summary>A static pool at work: its addresses, its host-wide lease table and its provisioner.</summary>
 public sealed class AddressPool : IDisposable
 {
@@ -66,6 +69,10 @@ public sealed class AddressPool : IDisposable
         Provisioner.Deprovision(lease.Address, Definition);
         _table.Release(lease.Slot, _owner);
     }
+
+    /// <summary>Every address of the pool held on this host now, by any process.</summary>
+    public IEnumerable<AddressHolder> Holders() =>
+        _table.HeldSlots().Select(h => new AddressHolder(Name, Definition.AddressAt(h.Slot), ProcessIdentity.PidOf(h.Owner), ProcessIdentity.IsAlive(h.Owner)));
 
     /// <summary>Releases every lease this process still holds (process exit).</summary>
     public int ReleaseAll()

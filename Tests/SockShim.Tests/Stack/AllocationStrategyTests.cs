@@ -68,3 +68,47 @@ public class AllocationStrategyTests
         return list;
     }
 }
+
+public class Ipv6PoolTests
+{
+    /// <summary>Stands in for a provisioner that serves an IPv6 prefix (netlink, AnyIP come later).</summary>
+    private sealed class Accepting : SockShim.Stack.Provisioning.IAddressProvisioner
+    {
+        public List<IPAddress> Provisioned { get; } = new();
+        public string Name => "accepting";
+        public string? CheckPool(PoolDefinition pool) => null;
+        public string? CheckDestination(IPAddress destination, PoolDefinition pool) => null;
+        public SockShim.Stack.StackError? Provision(IPAddress address, PoolDefinition pool) { lock (Provisioned) Provisioned.Add(address); return null; }
+        public void Deprovision(IPAddress address, PoolDefinition pool) { lock (Provisioned) Provisioned.Remove(address); }
+    }
+
+    [TestCase(AllocationStrategy.Sequential)]
+    [TestCase(AllocationStrategy.Random)]
+    [TestCase(AllocationStrategy.LeastRecentlyReleased)]
+    public void An_ipv6_pool_hands_out_distinct_addresses_of_its_prefix_and_takes_them_back(AllocationStrategy strategy)
+    {
+        var definition = AddressRangeTests.Definition("2001:db8:7::/64", exclude: ["2001:db8:7::"], max: 1024, strategy: strategy);
+        string dir = Path.Combine("/dev/shm", "sockshim-test-v6-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(dir);
+        var provisioner = new Accepting();
+        try
+        {
+            using var pool = new AddressPool(definition, provisioner, LeaseTable.Open(Path.Combine(dir, "v6.leases"), definition.Count), TimeProvider.System);
+            var leases = new List<Lease>();
+            for (int i = 0; i < 1024; i++)
+            {
+                Assert.That(pool.TryAcquire("v6", out var lease, out var error), Is.True, error?.Message);
+                leases.Add(lease);
+            }
+            Assert.That(leases.Select(l => l.Address).Distinct().Count(), Is.EqualTo(1024));
+            Assert.That(leases.All(l => l.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 && l.Address.ToString().StartsWith("2001:db8:7::")), Is.True);
+            Assert.That(provisioner.Provisioned, Has.Count.EqualTo(1024));
+            Assert.That(pool.TryAcquire("one too many", out _, out var full), Is.False);
+            Assert.That(full!.Code, Is.EqualTo(SockShim.Stack.StackErrorCode.PoolExhausted));
+            leases.ForEach(l => l.Release());
+            Assert.That(provisioner.Provisioned, Is.Empty, "each address deprovisioned once");
+            Assert.That(pool.Holders(), Is.Empty);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+}

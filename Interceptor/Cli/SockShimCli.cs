@@ -1,0 +1,27 @@
+using System.CommandLine;
+using SockShim.Stack.Configuration;
+
+namespace SockShim.Interceptor.Cli;
+
+/// <summary>The <c>sockshim</c> command: one verb per file, output through writers tests can read.</summary>
+public static class SockShimCli
+{
+    public static int Run(string[] args, TextWriter output, TextWriter error)
+    {
+        var root = new RootCommand("SockShim: one IP address per socket for .NET processes");
+        var stack = new StackOptions();
+        root.Subcommands.Add(ConfigCommand.Create(stack, output));
+        root.Subcommands.Add(StatusCommand.Create(stack, output));
+        var parse = root.Parse(args);
+        try
+        {
+            return parse.Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
+        }
+        catch (ConfigurationException ex)
+        {
+            // A user's mistake: the message says what and where; no stack trace.
+            error.WriteLine(ex.Message);
+            return 2;
+        }
+    }
+}

@@ -1,0 +1,34 @@
+using System.CommandLine;
+using SockShim.Stack.Configuration;
+
+namespace SockShim.Interceptor.Cli;
+
+/// <summary>The options every verb shares: they override SOCKSHIM_* variables and the JSON file.</summary>
+internal sealed class StackOptions
+{
+    private readonly (Option<string> Option, string Key)[] _all =
+    [
+        (new("--config") { Description = "JSON configuration file (else SOCKSHIM_CONFIG)" }, SettingsLoader.ConfigKey),
+        (new("--pool") { Description = "addresses of the pool: CIDRs, ranges or addresses, comma-separated (else SOCKSHIM_POOL; default 127.100.0.0/16)" }, SettingsLoader.PoolKey),
+        (new("--exclude") { Description = "addresses to leave out of the pool, comma-separated (else SOCKSHIM_EXCLUDE)" }, SettingsLoader.ExcludeKey),
+        (new("--pool-name") { Description = "the pool's name (else SOCKSHIM_POOLNAME)" }, SettingsLoader.PoolNameKey),
+        (new("--strategy") { Description = "sequential, random or lrr (least recently released; the default)" }, SettingsLoader.StrategyKey),
+        (new("--allocation") { Description = "eager (at socket creation; the default) or lazy (at bind/connect)" }, SettingsLoader.AllocationKey),
+        (new("--provisioner") { Description = "how an address becomes usable: loopback (the default)" }, SettingsLoader.ProvisionerKey),
+        (new("--state-dir") { Description = "where the host-wide lease tables live (default /dev/shm/sockshim)" }, SettingsLoader.StateDirKey),
+    ];
+
+    public void AddTo(Command command)
+    {
+        foreach (var (option, _) in _all) command.Options.Add(option);
+    }
+
+    /// <summary>Loads the settings, the given options over the environment over the file.</summary>
+    public StackSettings Load(ParseResult parse)
+    {
+        var given = new Dictionary<string, string?>();
+        foreach (var (option, key) in _all)
+            if (parse.GetValue(option) is { } value) given[key] = value;
+        return SettingsLoader.Load(given);
+    }
+}

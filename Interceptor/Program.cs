@@ -1,0 +1,1 @@
+return SockShim.Interceptor.Cli.SockShimCli.Run(args, Console.Out, Console.Error);

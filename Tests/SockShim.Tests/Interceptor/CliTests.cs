@@ -1,0 +1,46 @@
+using SockShim.Interceptor.Cli;
+
+namespace SockShim.Tests.Interceptor;
+
+public class CliTests
+{
+    private static (int Exit, string Out, string Err) Run(params string[] args)
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        int exit = SockShimCli.Run(args, output, error);
+        return (exit, output.ToString(), error.ToString());
+    }
+
+    [Test]
+    public void Config_prints_the_pools_a_configuration_gives()
+    {
+        string dir = Path.Combine("/dev/shm", "sockshim-test-cli-" + Guid.NewGuid().ToString("N")[..8]);
+        try
+        {
+            var (exit, output, _) = Run("config", "--pool", "127.102.0.0/30", "--strategy", "sequential", "--state-dir", dir);
+            Assert.That(exit, Is.Zero);
+            Assert.That(output, Does.Contain("127.102.0.0/30").And.Contain("4 addresses").And.Contain("Sequential"));
+        }
+        finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
+    }
+
+    [Test]
+    public void Bad_options_exit_2_with_every_problem_and_no_stack_trace()
+    {
+        var (exit, _, error) = Run("config", "--pool", "127.1/8", "--allocation", "later");
+        Assert.That(exit, Is.EqualTo(2));
+        Assert.That(error, Does.Contain("--pool").And.Contain("--allocation").And.Contain("Example of a good value"));
+        Assert.That(error, Does.Not.Contain("   at "));
+    }
+
+    [Test]
+    public void Status_lists_held_addresses_with_their_holder()
+    {
+        using var t = new TestStack("127.102.1.0/29", name: "st");
+        t.Pool.TryAcquire("status test", out var lease, out _);
+        var (exit, output, _) = Run("status", "--pool", "127.102.1.0/29", "--pool-name", "st", "--strategy", "lrr", "--state-dir", t.StateDirectory);
+        Assert.That(exit, Is.Zero, output);
+        Assert.That(output, Does.Contain(lease.Address.ToString()).And.Contain(Environment.ProcessId.ToString()).And.Contain("1 held"));
+    }
+}
