@@ -64,7 +64,7 @@ public partial class TupleSocket : Socket
     /// same port; a specific address is bound as given (and any address held is returned).</summary>
     public new void Bind(EndPoint localEP)
     {
-        if (!Tuple.NewAddress || localEP is not IPEndPoint ip || !IsWildcard(ip.Address))
+        if (!Tuple.NewAddress || localEP is not IPEndPoint ip || !OwnAddressBinding.IsWildcard(ip.Address))
         {
             ReleaseLease();
             base.Bind(localEP);
@@ -120,7 +120,7 @@ public partial class TupleSocket : Socket
             if (IsBound) return; // bound by the app through the base type: its choice stands
             AcquireLease(remote is null ? operation : $"{operation} to {remote}");
         }
-        if (remote is IPEndPoint ip && _lease!.Pool.Provisioner.CheckDestination(ip.Address, _lease.Pool.Definition) is { } why)
+        if (remote is IPEndPoint ip && _lease!.CannotReach(ip.Address) is { } why)
             throw ShimErrors.Unreachable(why);
         if (!_boundByShim) BindLease(0);
     }
@@ -145,22 +145,10 @@ public partial class TupleSocket : Socket
 
     private void BindLease(int port)
     {
-        var address = _lease!.Address;
-        if (AddressFamily == AddressFamily.InterNetworkV6 && address.AddressFamily == AddressFamily.InterNetwork)
-            address = address.MapToIPv6();
-        // Port 0: let connect() pick the port against the full 4-tuple, so every address keeps
-        // its whole ephemeral range (the kernel would otherwise reserve a port at bind time).
-        if (port == 0) SetRawSocketOption(SOL_IP, IP_BIND_ADDRESS_NO_PORT, BitConverter.GetBytes(1));
-        base.Bind(new IPEndPoint(address, port));
+        base.Bind(OwnAddressBinding.Prepare(this, _lease!.Address, port));
         _boundByShim = true;
         ForgetStaleLocalEndPoint();
     }
-
-    // SetSocketOption only passes options it has a mapping for; these go to the kernel as they are.
-    private const int SOL_IP = 0, IP_BIND_ADDRESS_NO_PORT = 24;
-
-    private static bool IsWildcard(IPAddress a) =>
-        a.Equals(IPAddress.Any) || a.Equals(IPAddress.IPv6Any) || (a.IsIPv4MappedToIPv6 && a.MapToIPv4().Equals(IPAddress.Any));
 
     // Socket caches LocalEndPoint on first read and refreshes it after connect only when it was
     // a wildcard. Ours was addr:0, so the cache would keep reporting port 0: drop it.

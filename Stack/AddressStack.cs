@@ -2,6 +2,8 @@ using System.Net.Sockets;
 using SockShim.Stack.Configuration;
 using SockShim.Stack.Leases;
 using SockShim.Stack.Pools;
+using SockShim.Stack.Policy;
+using SockShim.Stack.Provisioning;
 
 namespace SockShim.Stack;
 
@@ -19,7 +21,24 @@ public sealed class AddressStack : IDisposable
     public AllocationTime Allocation => Settings.Allocation;
     public IReadOnlyList<AddressPool> Pools => _pools;
 
+    /// <summary>Which sockets get addresses, built from the settings.</summary>
+    public SocketPolicy Policy { get; private set; } = null!;
+
     private AddressStack(StackSettings settings) => Settings = settings;
+
+    private DestinationFilter BuildDestinations()
+    {
+        if (Settings.Destinations.Count > 0)
+            return new(Settings.Destinations.Select(d => DestinationFilter.TryParseRule(d, out var r, out var e) ? r : throw new ConfigurationException(new SettingProblem("destinations", d, e, DestinationFilter.Example))).ToList());
+        // Unset: what every pool can reach. Loopback addresses reach only loopback destinations.
+        if (_pools.Count > 0 && _pools.All(p => p.Provisioner is LoopbackProvisioner))
+        {
+            DestinationFilter.TryParseRule("127.0.0.0/8", out var v4, out _);
+            DestinationFilter.TryParseRule("::1", out var v6, out _);
+            return new([v4, v6]);
+        }
+        return DestinationFilter.Any;
+    }
 
     /// <summary>Builds the stack and opens (or creates) each pool's host-wide lease table.</summary>
     public static AddressStack Create(StackSettings settings, TimeProvider? time = null)
@@ -46,6 +65,7 @@ public sealed class AddressStack : IDisposable
             stack.Dispose();
             throw;
         }
+        stack.Policy = new SocketPolicy(settings.Mode, stack.BuildDestinations(), settings.Allocation);
         // Process exit releases what sockets still hold; a SIGKILL is covered by the table's
         // owner tokens instead.
         AppDomain.CurrentDomain.ProcessExit += stack.OnProcessExit;

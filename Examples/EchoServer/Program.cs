@@ -57,11 +57,16 @@ root.SetAction(async (parse, ct) =>
             {
                 using (conn)
                 {
-                    var buffer = new byte[512];
+                    var buffer = new byte[2048];
                     int n = await conn.ReceiveAsync(buffer, cts.Token);
-                    string said = Encoding.UTF8.GetString(buffer, 0, n).TrimEnd('\n');
-                    await conn.SendAsync(Encoding.UTF8.GetBytes($"you are {conn.RemoteEndPoint}\n"), cts.Token);
-                    Served("tcp", conn.RemoteEndPoint!, said);
+                    string said = Encoding.UTF8.GetString(buffer, 0, n);
+                    string reply = $"you are {conn.RemoteEndPoint}";
+                    // Enough HTTP for HttpClient: the same answer as the body of a response.
+                    bool http = said.StartsWith("GET ");
+                    await conn.SendAsync(Encoding.UTF8.GetBytes(http
+                        ? $"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {reply.Length + 1}\r\nConnection: close\r\n\r\n{reply}\n"
+                        : reply + "\n"), cts.Token);
+                    Served(http ? "http" : "tcp", conn.RemoteEndPoint!, http ? said.Split("\r\n")[0] : said.TrimEnd('\n'));
                 }
             });
         }

@@ -12,10 +12,17 @@ public static class SockShimCli
         var stack = new StackOptions();
         root.Subcommands.Add(ConfigCommand.Create(stack, output));
         root.Subcommands.Add(StatusCommand.Create(stack, output));
+        root.Subcommands.Add(PrepareCommand.Create(output, error));
+        root.Subcommands.Add(RunCommand.Create(stack, output, error));
         var parse = root.Parse(args);
         try
         {
             return parse.Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
+        }
+        catch (ArgumentException ex) when (ex.ParamName is null)
+        {
+            error.WriteLine("sockshim: " + ex.Message);
+            return 2;
         }
         catch (ConfigurationException ex)
         {

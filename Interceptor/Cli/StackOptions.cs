@@ -15,20 +15,29 @@ internal sealed class StackOptions
         (new("--strategy") { Description = "sequential, random or lrr (least recently released; the default)" }, SettingsLoader.StrategyKey),
         (new("--allocation") { Description = "eager (at socket creation; the default) or lazy (at bind/connect)" }, SettingsLoader.AllocationKey),
         (new("--provisioner") { Description = "how an address becomes usable: loopback (the default)" }, SettingsLoader.ProvisionerKey),
+        (new("--mode") { Description = "tuple (only AF_INET_TUPLE sockets) or all (every TCP/UDP client socket); sockshim run defaults to all" }, SettingsLoader.ModeKey),
+        (new("--destinations") { Description = "in mode all, only sockets to these CIDR[:port[-port]] get an address, comma-separated (default: what the pool reaches; loopback for the loopback pool)" }, SettingsLoader.DestinationsKey),
         (new("--state-dir") { Description = "where the host-wide lease tables live (default /dev/shm/sockshim)" }, SettingsLoader.StateDirKey),
     ];
 
-    public void AddTo(Command command)
+    public void AddTo(Command command, bool forRun = false)
     {
-        foreach (var (option, _) in _all) command.Options.Add(option);
+        foreach (var (option, key) in _all)
+            if (forRun || key is not (SettingsLoader.ModeKey or SettingsLoader.DestinationsKey)) command.Options.Add(option);
+    }
+
+    /// <summary>The options given on the command line, by setting key.</summary>
+    public Dictionary<string, string?> Given(ParseResult parse)
+    {
+        var given = new Dictionary<string, string?>();
+        foreach (var (option, key) in _all)
+            if (parse.GetResult(option) is not null && parse.GetValue(option) is { } value) given[key] = value;
+        return given;
     }
 
     /// <summary>Loads the settings, the given options over the environment over the file.</summary>
     public StackSettings Load(ParseResult parse)
     {
-        var given = new Dictionary<string, string?>();
-        foreach (var (option, key) in _all)
-            if (parse.GetValue(option) is { } value) given[key] = value;
-        return SettingsLoader.Load(given);
+        return SettingsLoader.Load(Given(parse));
     }
 }

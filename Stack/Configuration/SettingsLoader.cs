@@ -19,7 +19,8 @@ public static class SettingsLoader
     // the first pool (or the only one), which is what most users configure.
     public const string ConfigKey = "Config", PoolKey = "Pool", ExcludeKey = "Exclude", StrategyKey = "Strategy",
         ProvisionerKey = "Provisioner", AllocationKey = "Allocation", StateDirKey = "StateDir",
-        MaxAddressesKey = "MaxAddresses", FamilyKey = "Family", PoolNameKey = "PoolName";
+        MaxAddressesKey = "MaxAddresses", FamilyKey = "Family", PoolNameKey = "PoolName",
+        ModeKey = "Mode", DestinationsKey = "Destinations";
 
     /// <summary>Loads and validates. <paramref name="options"/> maps flat keys to values given as
     /// command-line options; <paramref name="environment"/> defaults to the process's.</summary>

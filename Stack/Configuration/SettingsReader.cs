@@ -27,6 +27,24 @@ internal sealed class SettingsReader(IConfigurationRoot root, string? file)
         if (!System.IO.Path.IsPathFullyQualified(stateDir))
             _problems.Add(new(Where(SettingsLoader.StateDirKey), stateDir, "the state directory must be an absolute path", "/dev/shm/sockshim"));
 
+        var mode = Policy.InterceptMode.Tuple;
+        if (root[SettingsLoader.ModeKey] is { } m)
+        {
+            switch (m.Trim().ToLowerInvariant())
+            {
+                case "tuple": mode = Policy.InterceptMode.Tuple; break;
+                case "all": mode = Policy.InterceptMode.All; break;
+                default: _problems.Add(new(Where(SettingsLoader.ModeKey), m, "mode must be tuple (only AF_INET_TUPLE sockets) or all (every TCP/UDP client socket)", "all")); break;
+            }
+        }
+
+        var destinations = ReadList(root.GetSection(SettingsLoader.DestinationsKey));
+        for (int i = 0; i < destinations.Count; i++)
+        {
+            if (!Policy.DestinationFilter.TryParseRule(destinations[i], out _, out var why))
+                _problems.Add(new(Where(SettingsLoader.DestinationsKey), destinations[i], $"not a destination: {why}", Policy.DestinationFilter.Example));
+        }
+
         var pools = root.GetSection("Pools").GetChildren().Select(ReadPool).ToList();
         var first = pools.Count > 0 ? pools[0] : StackSettings.DefaultPool;
         var flat = ApplyFlatKeys(first);
@@ -43,7 +61,7 @@ internal sealed class SettingsReader(IConfigurationRoot root, string? file)
         }
 
         if (_problems.Count > 0) throw new ConfigurationException(_problems);
-        return new StackSettings { Pools = pools, Allocation = allocation, StateDirectory = stateDir };
+        return new StackSettings { Pools = pools, Allocation = allocation, StateDirectory = stateDir, Mode = mode, Destinations = destinations };
     }
 
     // A pool field may come from the flat keys (SOCKSHIM_POOL, --pool) or from the file's pool list.

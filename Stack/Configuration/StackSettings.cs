@@ -9,6 +9,11 @@ public sealed class StackSettings
     public List<PoolSettings> Pools { get; init; } = new();
     public AllocationTime Allocation { get; init; } = AllocationTime.Eager;
     public string StateDirectory { get; init; } = DefaultStateDirectory;
+    public Policy.InterceptMode Mode { get; init; } = Policy.InterceptMode.Tuple;
+
+    /// <summary>Destinations that get a new address in mode all; empty: what the pools'
+    /// provisioners can reach (loopback destinations only, for the loopback pool).</summary>
+    public List<string> Destinations { get; init; } = new();
 
     /// <summary>Shared memory, so claims never touch a disk; one directory for every user of
     /// the host, because uniqueness must hold across accounts too.</summary>

@@ -28,6 +28,10 @@ public sealed class Lease
     internal AddressPool Pool { get; }
     internal int Slot { get; }
 
+    /// <summary>Why this address cannot reach <paramref name="destination"/> (a loopback address
+    /// reaches only loopback), or null when it can.</summary>
+    public string? CannotReach(IPAddress destination) => Pool.Provisioner.CheckDestination(destination, Pool.Definition);
+
     public bool IsReleased => Volatile.Read(ref _released) != 0;
 
     /// <summary>Gives the address back. Returns false when it was already released, so callers

@@ -1,0 +1,133 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+
+// A legacy .NET client with no reference to SockShim. Against the echo server it uses every
+// common socket API once and prints, for each, the local endpoint it sees and what the server
+// saw ("you are ..."). Under `sockshim run` each of them should arrive from its own address.
+//   LegacyApp <server ip:port> [--tuple]   one line per API, then "done"
+//   LegacyApp --connect-loop N             N connect+close on loopback, prints ns per connection
+//   LegacyApp --start                      creates one socket and exits (start-up timing)
+if (args.Length == 0) { Console.Error.WriteLine("usage: LegacyApp <server ip:port> [--tuple] | --connect-loop N | --start"); return 2; }
+if (args[0] == "--start") { new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp).Dispose(); return 0; }
+if (args[0] == "--connect-loop") return ConnectLoop(int.Parse(args[1]));
+if (!IPEndPoint.TryParse(args[0], out var server)) { Console.Error.WriteLine($"error: '{args[0]}' is not ip:port"); return 2; }
+bool tuple = args.Contains("--tuple");
+var udpServer = server;
+int failures = 0;
+
+await Api("socket-sync", () => { var s = Tcp(); s.Connect(server); return ValueTask.FromResult(s); });
+await Api("socket-task", async () => { var s = Tcp(); await s.ConnectAsync(server); return s; });
+await Api("socket-saea", async () =>
+{
+    var s = Tcp();
+    var done = new TaskCompletionSource();
+    var e = new SocketAsyncEventArgs { RemoteEndPoint = server };
+    e.Completed += (_, _) => done.TrySetResult();
+    if (!s.ConnectAsync(e)) done.TrySetResult();
+    await done.Task;
+    if (e.SocketError != SocketError.Success) throw new SocketException((int)e.SocketError);
+    return s;
+});
+await Api("socket-begin-end", () => { var s = Tcp(); s.EndConnect(s.BeginConnect(server, null, null)); return ValueTask.FromResult(s); });
+await Api("socket-multi-address", () => { var s = Tcp(); s.Connect(new[] { IPAddress.Parse("127.0.0.2"), server.Address }, server.Port); return ValueTask.FromResult(s); });
+await Api("tcpclient-sync", () => { var c = new TcpClient(); c.Connect(server); return ValueTask.FromResult(c.Client); });
+await Api("tcpclient-async", async () => { var c = new TcpClient(); await c.ConnectAsync(server.Address, server.Port); return c.Client; });
+await Udp("socket-sendto", s => { s.SendTo("hello\n"u8, server); return Task.CompletedTask; });
+await Udp("socket-sendtoasync", async s => await s.SendToAsync("hello\n"u8.ToArray(), server));
+await UdpClientApi();
+await HttpApi();
+if (tuple)
+{
+    await Api("tuple-tcp", () => { var s = new Socket((AddressFamily)0x5449, SocketType.Stream, ProtocolType.Tcp); s.Connect(server); return ValueTask.FromResult(s); });
+    await Udp("tuple-udp", s => { s.SendTo("hello\n"u8, server); return Task.CompletedTask; }, (AddressFamily)0x5449);
+}
+Console.WriteLine($"done, {failures} failed");
+return failures == 0 ? 0 : 1;
+
+Socket Tcp() => new(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+
+async Task Api(string name, Func<ValueTask<Socket>> open)
+{
+    try
+    {
+        using var s = await open();
+        s.Send("hello\n"u8);
+        var buffer = new byte[256];
+        int n = s.Receive(buffer);
+        Report(name, s.LocalEndPoint, Encoding.UTF8.GetString(buffer, 0, n).Trim());
+    }
+    catch (Exception ex) { Fail(name, ex); }
+}
+
+async Task Udp(string name, Func<Socket, Task> send, AddressFamily family = AddressFamily.InterNetwork)
+{
+    try
+    {
+        using var s = new Socket(family, SocketType.Dgram, ProtocolType.Udp) { ReceiveTimeout = 5000 };
+        await send(s);
+        var buffer = new byte[256];
+        int n = s.Receive(buffer);
+        Report(name, s.LocalEndPoint, Encoding.UTF8.GetString(buffer, 0, n).Trim());
+    }
+    catch (Exception ex) { Fail(name, ex); }
+}
+
+async Task UdpClientApi()
+{
+    try
+    {
+        using var c = new UdpClient();
+        c.Client.ReceiveTimeout = 5000;
+        await c.SendAsync("hello\n"u8.ToArray(), udpServer);
+        var r = await c.ReceiveAsync().WaitAsync(TimeSpan.FromSeconds(5));
+        Report("udpclient", c.Client.LocalEndPoint, Encoding.UTF8.GetString(r.Buffer).Trim());
+    }
+    catch (Exception ex) { Fail("udpclient", ex); }
+}
+
+async Task HttpApi()
+{
+    try
+    {
+        // The local endpoint of HttpClient's socket is not visible to the app; the server's view is.
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        string body = await http.GetStringAsync($"http://{server}/");
+        Report("httpclient", null, body.Trim());
+    }
+    catch (Exception ex) { Fail("httpclient", ex); }
+}
+
+void Report(string name, EndPoint? local, string reply) =>
+    Console.WriteLine($"api={name} local={Plain(local)} seen={Plain(IPEndPoint.TryParse(reply.Replace("you are ", ""), out var seen) ? seen : null)}");
+
+// Dual-mode sockets report ::ffff:a.b.c.d; print the IPv4 form so both views compare.
+static string Plain(EndPoint? e) => e is IPEndPoint ip ? new IPEndPoint(ip.Address.IsIPv4MappedToIPv6 ? ip.Address.MapToIPv4() : ip.Address, ip.Port).ToString() : "-";
+
+void Fail(string name, Exception ex)
+{
+    failures++;
+    Console.WriteLine($"api={name} error={(ex as SocketException)?.SocketErrorCode.ToString() ?? ex.GetType().Name}: {ex.Message}");
+}
+
+static int ConnectLoop(int n)
+{
+    using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+    listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+    listener.Listen(4096);
+    var target = listener.LocalEndPoint!;
+    var accepting = Task.Run(() => { for (int i = 0; i < n; i++) listener.Accept().Dispose(); });
+    void Once()
+    {
+        using var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        s.LingerState = new LingerOption(true, 0); // RST on close: no TIME_WAIT pile-up in a loop
+        s.Connect(target);
+    }
+    var sw = Stopwatch.StartNew();
+    for (int i = 0; i < n; i++) Once();
+    sw.Stop();
+    accepting.Wait(TimeSpan.FromSeconds(30));
+    Console.WriteLine($"connect+close: {sw.Elapsed.TotalNanoseconds / n:F0} ns per connection over {n}");
+    return 0;
+}

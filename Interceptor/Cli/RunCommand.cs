@@ -1,0 +1,86 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using SockShim.Interceptor.Launch;
+using SockShim.Interceptor.Store;
+using SockShim.Interceptor.Weaving;
+
+namespace SockShim.Interceptor.Cli;
+
+/// <summary><c>sockshim run [options] -- command [args]</c>: runs any .NET command with per-socket addresses.</summary>
+internal static class RunCommand
+{
+    public static Command Create(StackOptions stack, TextWriter output, TextWriter error)
+    {
+        var cache = new Option<string?>("--cache") { Description = "where woven assemblies are kept (default $SOCKSHIM_CACHE or ~/.cache/sockshim)" };
+        var verbose = new Option<bool>("--verbose") { Description = "say what the launcher prepares and sets" };
+        var command = new Argument<string[]>("command") { Description = "the command to run, after --", Arity = ArgumentArity.OneOrMore };
+        var run = new Command("run", "Run a .NET command (an apphost, dotnet app.dll, dotnet run, dotnet test) so that its sockets get their own addresses") { cache, verbose, command };
+        stack.AddTo(run, forRun: true);
+        run.SetAction(async (parse, ct) =>
+        {
+            var given = stack.Given(parse);
+            // Wrapping an unmodified app is for giving its sockets addresses: mode all unless said otherwise.
+            if (!given.ContainsKey(Stack.Configuration.SettingsLoader.ModeKey) && Environment.GetEnvironmentVariable("SOCKSHIM_MODE") is null)
+                given[Stack.Configuration.SettingsLoader.ModeKey] = "all";
+            Stack.Configuration.SettingsLoader.Load(given); // a bad setting stops here, before the app starts
+
+            var store = new WovenStore(parse.GetValue(cache) ?? WovenStore.DefaultRoot);
+            TextWriter? log = parse.GetValue(verbose) ? error : null;
+            try
+            {
+                foreach (var runtime in InstalledRuntimes.Find())
+                {
+                    var prepared = store.Prepare(runtime, line => log?.WriteLine("sockshim: " + line));
+                    if (prepared.Warning is not null && !prepared.FromCache) error.WriteLine("sockshim: warning: " + prepared.Warning);
+                }
+            }
+            catch (WeaveException ex)
+            {
+                error.WriteLine($"sockshim: cannot weave this runtime's System.Net.Sockets: {ex.Message}");
+                return 3;
+            }
+
+            var launch = LaunchPlan.For(parse.GetValue(command)!, given, store, AppContext.BaseDirectory);
+            foreach (var line in launch.Describe()) log?.WriteLine("sockshim: " + line);
+            try
+            {
+                return await Run(launch, ct);
+            }
+            finally { launch.Cleanup(); }
+        });
+        return run;
+    }
+
+    private static async Task<int> Run(LaunchPlan plan, CancellationToken ct)
+    {
+        var psi = new ProcessStartInfo(plan.Command[0]) { UseShellExecute = false };
+        foreach (var a in plan.Command.Skip(1)) psi.ArgumentList.Add(a);
+        foreach (var (k, v) in plan.Environment)
+        {
+            if (v is null) psi.Environment.Remove(k);
+            else psi.Environment[k] = v;
+        }
+        Process child;
+        try { child = Process.Start(psi)!; }
+        catch (System.ComponentModel.Win32Exception ex)
+        {
+            Console.Error.WriteLine($"sockshim: cannot start '{plan.Command[0]}': {ex.Message}");
+            return 127;
+        }
+        using (child)
+        {
+            // Ctrl+C reaches the child through the terminal; SIGTERM is passed on. Either way
+            // the launcher waits for the child and returns its exit code.
+            using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; Signal(child, 15); });
+            using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx => ctx.Cancel = true);
+            await child.WaitForExitAsync(CancellationToken.None);
+            return child.ExitCode;
+        }
+    }
+
+    private static void Signal(Process child, int signal)
+    {
+        try { Tmds.Linux.LibC.kill(child.Id, signal); } catch (InvalidOperationException) { }
+    }
+}

@@ -1,0 +1,80 @@
+using System.Xml.Linq;
+using SockShim.Interceptor.Store;
+using SockShim.Stack.Configuration;
+
+namespace SockShim.Interceptor.Launch;
+
+/// <summary>
+/// How one command is started under SockShim: the woven store, the additional deps and the
+/// startup hook, and the SOCKSHIM_* settings, scoped to that command. For `dotnet test` they go
+/// into a runsettings file, so only the test host gets them, not the SDK and MSBuild.
+/// </summary>
+public sealed class LaunchPlan
+{
+    public IReadOnlyList<string> Command { get; private set; } = [];
+    /// <summary>Variables to set (null: remove) in the child's environment.</summary>
+    public Dictionary<string, string?> Environment { get; } = new();
+    public Dictionary<string, string> HookVariables { get; } = new();
+    private string? _tempFile;
+
+    public static string StartupHookPath(string toolDirectory) => Path.Combine(toolDirectory, "SockShim.StartupHook.dll");
+
+    public static LaunchPlan For(IReadOnlyList<string> command, IReadOnlyDictionary<string, string?> settings, WovenStore store, string toolDirectory)
+    {
+        var plan = new LaunchPlan { Command = command.ToList() };
+        var hook = plan.HookVariables;
+        hook["DOTNET_SHARED_STORE"] = Prepend(store.StoreDirectory, "DOTNET_SHARED_STORE");
+        hook["DOTNET_ADDITIONAL_DEPS"] = Prepend(store.DepsDirectory, "DOTNET_ADDITIONAL_DEPS");
+        hook["DOTNET_STARTUP_HOOKS"] = Prepend(StartupHookPath(toolDirectory), "DOTNET_STARTUP_HOOKS");
+        foreach (var (key, value) in settings)
+        {
+            if (value is null) continue;
+            hook[SettingsLoader.EnvironmentPrefix + key.ToUpperInvariant()] = key == SettingsLoader.ConfigKey ? Path.GetFullPath(value) : value;
+        }
+
+        if (IsDotnetVerb(command, "test"))
+        {
+            if (command.Any(a => a is "--settings" or "-s" || a.StartsWith("--settings:")))
+                throw new ArgumentException("sockshim run passes its variables to `dotnet test` in a runsettings file of its own; remove --settings, or run the test host under `sockshim run` another way");
+            plan._tempFile = Path.Combine(Path.GetTempPath(), $"sockshim-{System.Environment.ProcessId}-{Guid.NewGuid():N}.runsettings");
+            File.WriteAllText(plan._tempFile, RunSettings(hook));
+            plan.Command = [.. command, "--settings", plan._tempFile];
+        }
+        else
+        {
+            foreach (var (k, v) in hook) plan.Environment[k] = v;
+            if (IsDotnetVerb(command, "run") || IsDotnetVerb(command, "build"))
+            {
+                // The build half of `dotnet run` must not leave long-lived build servers behind
+                // that carry the hook into later, unrelated builds.
+                plan.Environment["MSBUILDDISABLENODEREUSE"] = "1";
+                plan.Environment["DOTNET_CLI_USE_MSBUILD_SERVER"] = "0";
+                plan.Environment["UseSharedCompilation"] = "false";
+            }
+        }
+        return plan;
+    }
+
+    private static string Prepend(string value, string variable) =>
+        System.Environment.GetEnvironmentVariable(variable) is { Length: > 0 } existing ? $"{value}{Path.PathSeparator}{existing}" : value;
+
+    private static bool IsDotnetVerb(IReadOnlyList<string> command, string verb) =>
+        command.Count >= 2 && Path.GetFileName(command[0]) == "dotnet" && command[1] == verb;
+
+    private static string RunSettings(Dictionary<string, string> variables) =>
+        new XDocument(new XElement("RunSettings",
+            new XElement("RunConfiguration",
+                new XElement("EnvironmentVariables", variables.Select(v => new XElement(v.Key, v.Value)))))).ToString();
+
+    public IEnumerable<string> Describe()
+    {
+        yield return "command: " + string.Join(' ', Command);
+        foreach (var (k, v) in HookVariables) yield return $"{k}={v}";
+        if (_tempFile is not null) yield return $"(in runsettings {_tempFile})";
+    }
+
+    public void Cleanup()
+    {
+        if (_tempFile is not null) File.Delete(_tempFile);
+    }
+}

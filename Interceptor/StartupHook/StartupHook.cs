@@ -1,0 +1,89 @@
+using System.Reflection;
+using System.Reflection.Metadata;
+using System.Reflection.PortableExecutable;
+using System.Runtime.Loader;
+
+/// <summary>
+/// Runs before the app's Main (DOTNET_STARTUP_HOOKS). It checks that the woven
+/// System.Net.Sockets is the one loaded and was woven from this very runtime, then loads
+/// SockShim's hooks into their own load context (so their dependencies never meet the app's)
+/// and lets them fill the woven slots. Anything wrong stops the app: never a silent unpatched run.
+/// </summary>
+internal static class StartupHook
+{
+    /// <summary>Exit code of an app SockShim refused to start.</summary>
+    public const int RefusedExitCode = 97;
+
+    public static void Initialize()
+    {
+        string? problem = CheckWovenAssembly();
+        if (problem is null)
+        {
+            try { problem = InstallHooks(); }
+            catch (TargetInvocationException ex) when (ex.InnerException is not null) { problem = Describe(ex.InnerException); }
+            catch (Exception ex) { problem = Describe(ex); }
+        }
+        if (problem is null) return;
+        Console.Error.WriteLine("sockshim: " + problem);
+        Console.Error.WriteLine("sockshim: refusing to run the app without its per-socket addresses (exit code 97).");
+        Environment.Exit(RefusedExitCode);
+    }
+
+    private static string Describe(Exception ex) =>
+        ex.GetType().Name == "ConfigurationException" ? ex.Message : $"the hooks could not be installed: {ex.GetType().Name}: {ex.Message}";
+
+    private static string? CheckWovenAssembly()
+    {
+        var sockets = typeof(System.Net.Sockets.Socket).Assembly;
+        var hooks = sockets.GetType("System.Net.Sockets.SockShimHooks");
+        if (hooks is null)
+            return $"the woven System.Net.Sockets was not loaded (the app loaded {sockets.Location}). " +
+                   "Start the app with `sockshim run`; a self-contained app, or a changed DOTNET_ADDITIONAL_DEPS/DOTNET_SHARED_STORE, bypasses the woven copy.";
+
+        string wovenFrom = (string)hooks.GetField("SourceRuntimeVersion")!.GetRawConstantValue()!;
+        string wovenMvid = (string)hooks.GetField("SourceMvid")!.GetRawConstantValue()!;
+        string running = Environment.Version.ToString();
+        string stockPath = Path.Combine(Path.GetDirectoryName(typeof(object).Assembly.Location)!, "System.Net.Sockets.dll");
+        string stockMvid = ReadMvid(stockPath);
+        if (wovenFrom != running || wovenMvid != stockMvid)
+            return $"the loaded System.Net.Sockets ({sockets.Location}) was woven from runtime {wovenFrom} (MVID {wovenMvid}), " +
+                   $"but this app runs on {running} whose System.Net.Sockets has MVID {stockMvid}. Run `sockshim prepare` to weave this runtime.";
+        return null;
+    }
+
+    private static string ReadMvid(string path)
+    {
+        using var stream = File.OpenRead(path);
+        using var pe = new PEReader(stream);
+        var md = pe.GetMetadataReader();
+        return md.GetGuid(md.GetModuleDefinition().Mvid).ToString();
+    }
+
+    private static string? InstallHooks()
+    {
+        string dir = Path.GetDirectoryName(typeof(StartupHook).Assembly.Location)!;
+        var context = new HookLoadContext(dir);
+        var assembly = context.LoadFromAssemblyPath(Path.Combine(dir, "SockShim.Hooks.dll"));
+        var install = assembly.GetType("SockShim.Interceptor.Hooks.HookInstaller", throwOnError: true)!.GetMethod("Install", Type.EmptyTypes)!;
+        install.Invoke(null, null);
+        return null;
+    }
+
+    /// <summary>SockShim's own assemblies, found through the sockshim tool's deps file (it lists
+    /// every dependency, RID-specific ones included); the framework (and so the woven
+    /// System.Net.Sockets) from the default context, shared with the app.</summary>
+    private sealed class HookLoadContext(string directory) : AssemblyLoadContext("SockShim", isCollectible: false)
+    {
+        private readonly AssemblyDependencyResolver _resolver = new(Path.Combine(directory, "SockShim.Interceptor.dll"));
+
+        protected override Assembly? Load(AssemblyName name)
+        {
+            if (IsFramework(name)) return null;
+            string? path = _resolver.ResolveAssemblyToPath(name);
+            return path is not null ? LoadFromAssemblyPath(path) : null;
+        }
+
+        private static bool IsFramework(AssemblyName name) =>
+            File.Exists(Path.Combine(Path.GetDirectoryName(typeof(object).Assembly.Location)!, name.Name + ".dll"));
+    }
+}

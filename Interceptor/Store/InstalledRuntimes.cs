@@ -1,0 +1,47 @@
+using System.Reflection.Metadata;
+using System.Reflection.PortableExecutable;
+
+namespace SockShim.Interceptor.Store;
+
+/// <summary>An installed Microsoft.NETCore.App runtime and its System.Net.Sockets.dll.</summary>
+public sealed record InstalledRuntime(string Version, string Directory)
+{
+    public string SocketsPath => Path.Combine(Directory, "System.Net.Sockets.dll");
+
+    /// <summary>The MVID of the runtime's own System.Net.Sockets: it changes with every build,
+    /// so it (with the version) keys the woven cache.</summary>
+    public Guid SocketsMvid => ReadMvid(SocketsPath);
+
+    public static Guid ReadMvid(string path)
+    {
+        using var stream = File.OpenRead(path);
+        using var pe = new PEReader(stream);
+        var md = pe.GetMetadataReader();
+        return md.GetGuid(md.GetModuleDefinition().Mvid);
+    }
+}
+
+/// <summary>Finds the shared runtimes of the dotnet installation this process runs on (or
+/// DOTNET_ROOT's), so every one an app may roll forward to is woven.</summary>
+public static class InstalledRuntimes
+{
+    public static string DotnetRoot()
+    {
+        if (Environment.GetEnvironmentVariable("DOTNET_ROOT") is { Length: > 0 } root && Directory.Exists(Path.Combine(root, "shared")))
+            return root;
+        // .../shared/Microsoft.NETCore.App/<version>/ → the installation root.
+        var runtimeDir = Path.GetDirectoryName(typeof(object).Assembly.Location)!;
+        return Path.GetFullPath(Path.Combine(runtimeDir, "..", "..", ".."));
+    }
+
+    public static IReadOnlyList<InstalledRuntime> Find(string? dotnetRoot = null)
+    {
+        var dir = Path.Combine(dotnetRoot ?? DotnetRoot(), "shared", "Microsoft.NETCore.App");
+        if (!Directory.Exists(dir)) return [];
+        return Directory.GetDirectories(dir)
+            .Select(d => new InstalledRuntime(Path.GetFileName(d), d))
+            .Where(r => File.Exists(r.SocketsPath) && Version.TryParse(r.Version.Split('-')[0], out _))
+            .OrderBy(r => Version.Parse(r.Version.Split('-')[0]))
+            .ToList();
+    }
+}

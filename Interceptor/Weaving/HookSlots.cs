@@ -1,0 +1,36 @@
+namespace SockShim.Interceptor.Weaving;
+
+/// <summary>
+/// The names shared by the weaver (which creates them inside System.Net.Sockets) and the
+/// startup hook (which fills them by reflection). The slots are static delegate fields of a
+/// class added to the woven assembly, so the woven code references nothing outside the
+/// framework: with no delegate set it behaves exactly like the stock assembly.
+/// </summary>
+public static class HookSlots
+{
+    public const string TypeNamespace = "System.Net.Sockets";
+    public const string TypeName = "SockShimHooks";
+    public const string FullTypeName = TypeNamespace + "." + TypeName;
+
+    /// <summary><c>Func&lt;AddressFamily, AddressFamily&gt;</c>: AF_INET_TUPLE to the real family.</summary>
+    public const string MapFamily = "MapFamily";
+    /// <summary><c>Action&lt;Socket, AddressFamily&gt;</c>: a new socket and the family asked for.</summary>
+    public const string Created = "Created";
+    /// <summary><c>Func&lt;Socket, EndPoint, EndPoint&gt;</c>: the endpoint to bind instead.</summary>
+    public const string Binding = "Binding";
+    /// <summary><c>Action&lt;Socket, EndPoint&gt;</c>: before the OS connect (sync and async).</summary>
+    public const string Connecting = "Connecting";
+    /// <summary><c>Action&lt;Socket, object&gt;</c>: before a datagram is sent to an EndPoint,
+    /// SocketAddress or SocketAsyncEventArgs target.</summary>
+    public const string SendingTo = "SendingTo";
+    /// <summary><c>Action&lt;Socket&gt;</c>: after Dispose(bool) (Dispose, Close, finalizer).</summary>
+    public const string Disposed = "Disposed";
+
+    /// <summary>Literal fields recording where the woven assembly came from, checked at start-up.</summary>
+    public const string SourceRuntimeVersion = "SourceRuntimeVersion";
+    public const string SourceMvid = "SourceMvid";
+    public const string WeaverVersion = "WeaverVersion";
+
+    /// <summary>Bumped whenever the woven code changes, so caches are rebuilt.</summary>
+    public const string CurrentWeaverVersion = "1";
+}

@@ -1,0 +1,38 @@
+using Mono.Cecil;
+using SockShim.Interceptor.Weaving.Steps;
+
+namespace SockShim.Interceptor.Weaving;
+
+/// <summary>Weaves one runtime's System.Net.Sockets.dll: a list of named steps over one module.</summary>
+public static class SocketsWeaver
+{
+    public static IReadOnlyList<IWeaveStep> Steps(string runtimeVersion) =>
+    [
+        new AddHookSlots(),
+        new HookConstructor(),
+        new HookBind(),
+        new HookSyncConnect(),
+        new HookAsyncConnect(),
+        new HookSendTo(),
+        new HookDispose(),
+        new StampIdentity(runtimeVersion),
+    ];
+
+    /// <summary>Reads <paramref name="source"/>, applies every step, writes <paramref name="output"/>.
+    /// Returns the woven methods' names. Throws <see cref="WeaveException"/> naming what is missing.</summary>
+    public static IReadOnlyList<string> Weave(string source, string output, string runtimeVersion, Action<string>? progress = null)
+    {
+        using var resolver = new DefaultAssemblyResolver();
+        resolver.AddSearchDirectory(Path.GetDirectoryName(Path.GetFullPath(source))!);
+        using var module = ModuleDefinition.ReadModule(source, new ReaderParameters { AssemblyResolver = resolver, ReadSymbols = false, InMemory = true });
+        var context = new WeaveContext(module);
+        foreach (var step in Steps(runtimeVersion))
+        {
+            progress?.Invoke(step.Name);
+            step.Apply(context);
+        }
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
+        module.Write(output);
+        return context.WovenMethods.Select(m => m.FullName).ToList();
+    }
+}

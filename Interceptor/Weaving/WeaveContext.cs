@@ -1,0 +1,76 @@
+using Mono.Cecil;
+using Mono.Cecil.Cil;
+
+namespace SockShim.Interceptor.Weaving;
+
+/// <summary>What the steps share: the module being woven, the Socket type, the hook class and
+/// its slots, and the framework types they are built from.</summary>
+public sealed class WeaveContext
+{
+    public WeaveContext(ModuleDefinition module)
+    {
+        Module = module;
+        Socket = module.GetType("System.Net.Sockets.Socket") ?? throw new WeaveException("System.Net.Sockets.Socket is not in this assembly");
+        var ctor = FindMethod(".ctor", "AddressFamily", "SocketType", "ProtocolType");
+        AddressFamily = ctor.Parameters[0].ParameterType;
+        EndPoint = FindMethod("Bind", "EndPoint").Parameters[0].ParameterType;
+        CoreLibrary = (AssemblyNameReference)module.TypeSystem.CoreLibrary;
+    }
+
+    public ModuleDefinition Module { get; }
+    public TypeDefinition Socket { get; }
+    public TypeReference AddressFamily { get; }
+    public TypeReference EndPoint { get; }
+    public AssemblyNameReference CoreLibrary { get; }
+    public TypeDefinition Hooks { get; set; } = null!;
+    public Dictionary<string, FieldDefinition> Slots { get; } = new();
+    public List<MethodDefinition> WovenMethods { get; } = new();
+
+    /// <summary>A Socket method by name and parameter type names, or a WeaveException naming it.</summary>
+    public MethodDefinition FindMethod(string name, params string[] parameterTypes)
+    {
+        var found = Socket.Methods.Where(m => m.Name == name && m.Parameters.Count == parameterTypes.Length &&
+            m.Parameters.Select(p => p.ParameterType.Name).SequenceEqual(parameterTypes)).ToList();
+        if (found.Count != 1 || !found[0].HasBody)
+            throw new WeaveException($"funnel point Socket.{name}({string.Join(", ", parameterTypes)}) is {(found.Count == 0 ? "missing" : "not a single method with a body")} in {Module.Assembly.Name.Name} {Module.Mvid}: this runtime's System.Net.Sockets changed, and SockShim must be updated for it");
+        return found[0];
+    }
+
+    public TypeReference CoreType(string ns, string name, int genericArity = 0)
+    {
+        var t = new TypeReference(ns, genericArity == 0 ? name : $"{name}`{genericArity}", Module, CoreLibrary);
+        for (int i = 0; i < genericArity; i++) t.GenericParameters.Add(new GenericParameter(t));
+        return Module.ImportReference(t);
+    }
+
+    /// <summary>The Invoke method of a closed generic delegate type (Func&lt;A, B&gt;.Invoke).</summary>
+    public MethodReference InvokeOf(GenericInstanceType delegateType)
+    {
+        var open = delegateType.ElementType;
+        int arity = open.GenericParameters.Count;
+        bool isFunc = open.Name.StartsWith("Func");
+        var invoke = new MethodReference("Invoke", isFunc ? open.GenericParameters[arity - 1] : Module.TypeSystem.Void, delegateType) { HasThis = true };
+        int args = isFunc ? arity - 1 : arity;
+        for (int i = 0; i < args; i++) invoke.Parameters.Add(new ParameterDefinition(open.GenericParameters[i]));
+        return Module.ImportReference(invoke);
+    }
+
+    /// <summary>Emits "if (slot != null) slot.Invoke(args...)", with <paramref name="loadArgs"/>
+    /// pushing the arguments and <paramref name="afterInvoke"/> consuming a result.</summary>
+    public List<Instruction> GuardedInvoke(string slot, Action<List<Instruction>> loadArgs, Action<List<Instruction>>? afterInvoke = null)
+    {
+        var field = Slots[slot];
+        var skip = Instruction.Create(OpCodes.Nop);
+        var list = new List<Instruction>
+        {
+            Instruction.Create(OpCodes.Ldsfld, field),
+            Instruction.Create(OpCodes.Brfalse, skip),
+            Instruction.Create(OpCodes.Ldsfld, field),
+        };
+        loadArgs(list);
+        list.Add(Instruction.Create(OpCodes.Callvirt, InvokeOf((GenericInstanceType)field.FieldType)));
+        afterInvoke?.Invoke(list);
+        list.Add(skip);
+        return list;
+    }
+}

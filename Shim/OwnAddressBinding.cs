@@ -1,0 +1,44 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.CompilerServices;
+
+namespace SockShim;
+
+/// <summary>Binds a socket to its own address: shared by <see cref="TupleSocket"/> and the
+/// Interceptor's hooks, so both bind the same way.</summary>
+internal static class OwnAddressBinding
+{
+    // SetSocketOption only passes options it has a mapping for; these go to the kernel as they are.
+    private const int SOL_IP = 0, IP_BIND_ADDRESS_NO_PORT = 24;
+
+    /// <summary>The endpoint to bind: an IPv4 address on an IPv6 (dual-mode) socket is bound
+    /// IPv4-mapped. Port 0 defers the port to connect(), which picks it against the full
+    /// 4-tuple, so every address keeps its whole ephemeral range.</summary>
+    public static IPEndPoint Prepare(Socket socket, IPAddress address, int port)
+    {
+        if (socket.AddressFamily == AddressFamily.InterNetworkV6 && address.AddressFamily == AddressFamily.InterNetwork)
+            address = address.MapToIPv6();
+        if (port == 0) DeferPort(socket);
+        return new IPEndPoint(address, port);
+    }
+
+    // Set with setsockopt on the descriptor, not Socket.SetRawSocketOption: .NET counts a raw
+    // option as configuration it cannot replay, and then refuses to retry a multi-address
+    // connect on a fresh descriptor after a refusal ("invalid for use after a failed connection").
+    private static unsafe void DeferPort(Socket socket)
+    {
+        var handle = Handle(socket);
+        if (handle is null || handle.IsInvalid) throw new ObjectDisposedException(nameof(Socket));
+        int one = 1;
+        if (Tmds.Linux.LibC.setsockopt((int)handle.DangerousGetHandle(), SOL_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(int)) != 0)
+            throw new SocketException((int)SocketError.InvalidArgument, $"SockShim: setsockopt(IP_BIND_ADDRESS_NO_PORT) failed, errno {Tmds.Linux.LibC.errno}");
+    }
+
+    /// <summary>The socket's handle, read from the field: Socket.Handle and Socket.SafeHandle
+    /// mark the handle exposed, which also switches off multi-address connect retries.</summary>
+    [UnsafeAccessor(UnsafeAccessorKind.Field, Name = "_handle")]
+    public static extern ref SafeSocketHandle? Handle(Socket socket);
+
+    public static bool IsWildcard(IPAddress a) =>
+        a.Equals(IPAddress.Any) || a.Equals(IPAddress.IPv6Any) || (a.IsIPv4MappedToIPv6 && a.MapToIPv4().Equals(IPAddress.Any));
+}

@@ -1,0 +1,41 @@
+using System.Net;
+using System.Net.Sockets;
+
+namespace SockShim.Stack.Policy;
+
+/// <summary>
+/// Decides, for an intercepted socket, whether it gets a new address and from which family's
+/// pool. The Interceptor only reports what a socket is doing; every such decision is here.
+/// </summary>
+public sealed class SocketPolicy(InterceptMode mode, DestinationFilter destinations, Pools.AllocationTime allocation)
+{
+    public InterceptMode Mode { get; } = mode;
+    public DestinationFilter Destinations { get; } = destinations;
+    public Pools.AllocationTime Allocation { get; } = allocation;
+
+    /// <summary>Whether a tuple socket takes its address at creation (else at bind/connect/sendto).</summary>
+    public bool TakesAddressAtCreation(bool tupleRequested) => tupleRequested && Allocation == Pools.AllocationTime.Eager;
+
+    /// <summary>Whether a socket that is about to connect or send unbound gets a new address.
+    /// A tuple socket always does (the app asked); in mode all, a TCP/UDP socket does when its
+    /// destination passes the filter, so an app's other traffic keeps the common address.</summary>
+    public bool WantsAddress(bool tupleRequested, SocketType type, AddressFamily family, IPEndPoint? destination)
+    {
+        if (tupleRequested) return true;
+        if (Mode != InterceptMode.All) return false;
+        if (type is not (SocketType.Stream or SocketType.Dgram)) return false;
+        if (family is not (AddressFamily.InterNetwork or AddressFamily.InterNetworkV6)) return false;
+        return destination is not null && Destinations.Matches(destination);
+    }
+
+    /// <summary>The pool family for a socket of <paramref name="socketFamily"/> going to
+    /// <paramref name="destination"/>: a dual-mode IPv6 socket going to an IPv4 (or mapped)
+    /// destination needs an IPv4 address, bound as ::ffff:a.b.c.d.</summary>
+    public static AddressFamily PoolFamilyFor(AddressFamily socketFamily, bool dualMode, IPEndPoint? destination)
+    {
+        if (socketFamily == AddressFamily.InterNetworkV6 && dualMode && destination is not null &&
+            (destination.AddressFamily == AddressFamily.InterNetwork || destination.Address.IsIPv4MappedToIPv6))
+            return AddressFamily.InterNetwork;
+        return socketFamily;
+    }
+}
