@@ -14,6 +14,7 @@ public static class SockShimCli
         root.Subcommands.Add(StatusCommand.Create(stack, output));
         root.Subcommands.Add(PrepareCommand.Create(output, error));
         root.Subcommands.Add(RunCommand.Create(stack, output, error));
+        root.Subcommands.Add(EnvCommand.Create(stack, output));
         var parse = root.Parse(args);
         try
         {

@@ -1,0 +1,169 @@
+using System.Diagnostics;
+using System.Net;
+using System.Text.RegularExpressions;
+
+namespace SockShim.Tests.Interceptor;
+
+/// <summary>`sockshim run` on the unmodified LegacyApp, each a separate process, against the
+/// echo server in another process: what the server reports is the truth.</summary>
+[NonParallelizable]
+public class LauncherTests
+{
+    private TestStack _pool = null!;
+    private Process _server = null!;
+    private string _serverEndpoint = "";
+
+    [OneTimeSetUp]
+    public void StartServer()
+    {
+        _pool = new TestStack("127.103.0.0/24", name: "launcher");
+        string ready = Path.Combine(_pool.StateDirectory, "ready");
+        _server = Programs.Start("EchoServer", ["--listen", "127.0.0.1:0", "--timeout", "600", "--ready-file", ready]);
+        var sw = Stopwatch.StartNew();
+        while (!File.Exists(ready) && sw.Elapsed < TimeSpan.FromSeconds(20)) Thread.Sleep(50);
+        Assert.That(File.Exists(ready), Is.True, "the echo server started");
+        _serverEndpoint = File.ReadAllText(ready);
+    }
+
+    [OneTimeTearDown]
+    public void StopServer()
+    {
+        _server.Kill();
+        _server.Dispose();
+        _pool.Dispose();
+    }
+
+    private Dictionary<string, string> PoolEnvironment() => _pool.Environment;
+
+    private (int Exit, string Out, string Err) Sockshim(params string[] args) =>
+        Programs.Run("SockShim.Interceptor", args, PoolEnvironment(), TimeSpan.FromMinutes(3));
+
+    private static List<(string Api, IPEndPoint? Local, IPEndPoint? Seen, string Line)> Results(string output) =>
+        Regex.Matches(output, @"^api=(\S+) (?:local=(\S+) seen=(\S+)|error=.*)$", RegexOptions.Multiline)
+            .Select(m => (m.Groups[1].Value,
+                m.Groups[2].Success && m.Groups[2].Value != "-" ? IPEndPoint.Parse(m.Groups[2].Value) : null,
+                m.Groups[3].Success && m.Groups[3].Value != "-" ? IPEndPoint.Parse(m.Groups[3].Value) : null,
+                m.Value)).ToList();
+
+    private static readonly string[] Apis = ["socket-sync", "socket-task", "socket-saea", "socket-begin-end", "socket-multi-address",
+        "tcpclient-sync", "tcpclient-async", "socket-sendto", "socket-sendtoasync", "udpclient", "httpclient"];
+
+    [Test]
+    public void Mode_all_gives_every_api_its_own_address_and_the_app_sees_what_the_server_sees()
+    {
+        var (exit, output, error) = Sockshim("run", "--mode", "all", "--", "dotnet", Programs.PathOf("LegacyApp"), _serverEndpoint);
+        Assert.That(exit, Is.Zero, output + error);
+        var results = Results(output);
+        Assert.That(results.Select(r => r.Api), Is.EquivalentTo(Apis), output);
+        foreach (var r in results)
+        {
+            Assert.That(r.Seen, Is.Not.Null, r.Line);
+            Assert.That(_pool.Pool.Definition.Contains(r.Seen!.Address), Is.True, $"{r.Api} came from the pool: {r.Line}");
+            if (r.Local is not null) Assert.That(r.Local, Is.EqualTo(r.Seen), $"{r.Api}: LocalEndPoint equals the server's view");
+        }
+        Assert.That(results.Select(r => r.Seen!.Address).Distinct().Count(), Is.EqualTo(Apis.Length), "one address per socket");
+        Assert.That(_pool.HeldSlots(), Is.Zero, "every address released when the app ended");
+    }
+
+    [Test]
+    public void Without_the_launcher_the_same_binary_uses_the_common_address()
+    {
+        var (exit, output, _) = Programs.Run("LegacyApp", [_serverEndpoint]);
+        Assert.That(exit, Is.Zero, output);
+        var results = Results(output);
+        Assert.That(results, Has.Count.EqualTo(Apis.Length));
+        Assert.That(results.All(r => r.Seen!.Address.Equals(IPAddress.Loopback)), Is.True, output);
+    }
+
+    [Test]
+    public void Mode_tuple_gives_addresses_only_to_AF_INET_TUPLE_sockets()
+    {
+        var (exit, output, error) = Sockshim("run", "--mode", "tuple", "--", "dotnet", Programs.PathOf("LegacyApp"), _serverEndpoint, "--tuple");
+        Assert.That(exit, Is.Zero, output + error);
+        var results = Results(output);
+        foreach (var r in results)
+        {
+            bool tuple = r.Api.StartsWith("tuple-");
+            Assert.That(_pool.Pool.Definition.Contains(r.Seen!.Address), Is.EqualTo(tuple), r.Line);
+            if (!tuple) Assert.That(r.Seen.Address, Is.EqualTo(IPAddress.Loopback), r.Line);
+            // An unbound UDP socket reports the wildcard address; the port must still match.
+            if (r.Local is not null && !r.Local.Address.Equals(IPAddress.Any)) Assert.That(r.Local, Is.EqualTo(r.Seen), r.Line);
+        }
+        Assert.That(results.Count(r => r.Api.StartsWith("tuple-")), Is.EqualTo(2));
+    }
+
+    [Test]
+    public void An_AF_INET_TUPLE_socket_without_the_launcher_fails_instead_of_using_the_common_address()
+    {
+        var (exit, output, _) = Programs.Run("LegacyApp", [_serverEndpoint, "--tuple"]);
+        Assert.That(exit, Is.EqualTo(1));
+        Assert.That(output, Does.Contain("api=tuple-tcp error=AddressFamilyNotSupported"));
+        Assert.That(output, Does.Contain("api=tuple-udp error=AddressFamilyNotSupported"));
+    }
+
+    [Test]
+    public void A_test_project_run_with_dotnet_test_under_the_launcher_gets_per_socket_addresses()
+    {
+        string outFile = Path.Combine(_pool.StateDirectory, "legacy-tests.out");
+        var env = PoolEnvironment();
+        env["LEGACY_SERVER"] = _serverEndpoint;
+        env["LEGACY_OUT"] = outFile;
+        string project = Path.Combine(RepoPaths.Root, "Examples", "LegacyTests");
+        var (exit, output, error) = Programs.Run("SockShim.Interceptor", ["run", "--", "dotnet", "test", project, "--nologo"], env, TimeSpan.FromMinutes(4));
+        Assert.That(exit, Is.Zero, output + error);
+        Assert.That(output, Does.Contain("Passed!"));
+        var seen = Regex.Matches(File.ReadAllText(outFile), @"you are (\S+)").Select(m => IPEndPoint.Parse(m.Groups[1].Value)).ToList();
+        Assert.That(seen, Has.Count.EqualTo(3));
+        Assert.That(seen.All(e => _pool.Pool.Definition.Contains(e.Address)), Is.True, string.Join(", ", seen));
+        Assert.That(seen.Select(e => e.Address).Distinct().Count(), Is.EqualTo(3));
+    }
+
+    [Test]
+    public void The_wrapped_command_exit_code_is_passed_through()
+    {
+        Assert.That(Sockshim("run", "--", "bash", "-c", "exit 7").Exit, Is.EqualTo(7));
+        Assert.That(Sockshim("run", "--", "dotnet", Programs.PathOf("LegacyApp")).Exit, Is.EqualTo(2), "LegacyApp's usage error");
+        var (exit, _, error) = Sockshim("run", "--", "/nonexistent/app");
+        Assert.That(exit, Is.EqualTo(127));
+        Assert.That(error, Does.Contain("cannot start '/nonexistent/app'"));
+    }
+
+    [Test]
+    public void A_bad_setting_stops_the_launcher_before_the_app_starts()
+    {
+        var (exit, output, error) = Sockshim("run", "--mode", "some", "--", "dotnet", Programs.PathOf("LegacyApp"), _serverEndpoint);
+        Assert.That(exit, Is.EqualTo(2));
+        Assert.That(error, Does.Contain("--mode = 'some'").And.Contain("tuple").And.Contain("all"));
+        Assert.That(output, Does.Not.Contain("api="), "the app never ran");
+        Assert.That(error, Does.Not.Contain("   at "));
+    }
+
+    [Test]
+    public void An_app_started_with_the_hook_but_without_the_woven_assembly_refuses_to_run()
+    {
+        var env = PoolEnvironment();
+        env["DOTNET_STARTUP_HOOKS"] = Programs.PathOf("SockShim.StartupHook");
+        var (exit, output, error) = Programs.Run("LegacyApp", [_serverEndpoint], env);
+        Assert.That(exit, Is.EqualTo(97));
+        Assert.That(error, Does.Contain("the woven System.Net.Sockets was not loaded").And.Contain("sockshim run"));
+        Assert.That(output, Does.Not.Contain("api="));
+    }
+
+    [Test]
+    public void A_woven_assembly_from_another_runtime_is_refused()
+    {
+        var runtime = SockShim.Interceptor.Store.InstalledRuntimes.Find().Single(r => r.Version == Environment.Version.ToString());
+        string root = Path.Combine(_pool.StateDirectory, "stale-store");
+        var store = new SockShim.Interceptor.Store.WovenStore(root);
+        var prepared = store.Prepare(runtime);
+        // Replace the good copy by one stamped as woven from another runtime version.
+        SockShim.Interceptor.Weaving.SocketsWeaver.Weave(runtime.SocketsPath, prepared.AssemblyPath, "10.0.1");
+        var env = PoolEnvironment();
+        env["DOTNET_SHARED_STORE"] = store.StoreDirectory;
+        env["DOTNET_ADDITIONAL_DEPS"] = store.DepsDirectory;
+        env["DOTNET_STARTUP_HOOKS"] = Programs.PathOf("SockShim.StartupHook");
+        var (exit, _, error) = Programs.Run("LegacyApp", [_serverEndpoint], env);
+        Assert.That(exit, Is.EqualTo(97));
+        Assert.That(error, Does.Contain("woven from runtime 10.0.1").And.Contain($"runs on {runtime.Version}").And.Contain("sockshim prepare"));
+    }
+}

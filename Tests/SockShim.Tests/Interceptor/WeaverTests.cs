@@ -1,0 +1,143 @@
+using System.Reflection;
+using System.Runtime.CompilerServices;
+using System.Runtime.Loader;
+using Mono.Cecil;
+using Mono.Cecil.Cil;
+using SockShim.Interceptor.Store;
+using SockShim.Interceptor.Weaving;
+
+namespace SockShim.Tests.Interceptor;
+
+/// <summary>The weaver against this machine's real runtime: the Cecil definitions, the woven IL
+/// compiled by the JIT, and loud failures when the runtime's assembly is not what it expects.</summary>
+public class WeaverTests
+{
+    private static readonly InstalledRuntime Runtime = InstalledRuntimes.Find().Single(r => r.Version == Environment.Version.ToString());
+    private string _dir = "";
+    private string _woven = "";
+
+    [OneTimeSetUp]
+    public void Weave()
+    {
+        _dir = Directory.CreateTempSubdirectory("sockshim-weaver-").FullName;
+        _woven = Path.Combine(_dir, "System.Net.Sockets.dll");
+        SocketsWeaver.Weave(Runtime.SocketsPath, _woven, Runtime.Version);
+    }
+
+    [OneTimeTearDown]
+    public void Clean() => Directory.Delete(_dir, recursive: true);
+
+    [Test]
+    public void The_hook_class_has_one_delegate_slot_per_hook_and_records_its_source()
+    {
+        using var module = ModuleDefinition.ReadModule(_woven);
+        var hooks = module.GetType(HookSlots.FullTypeName);
+        Assert.That(hooks, Is.Not.Null);
+        Assert.That(hooks.IsPublic && hooks.IsAbstract && hooks.IsSealed, Is.True, "public static class");
+        var slots = hooks.Fields.Where(f => !f.HasConstant).ToDictionary(f => f.Name, f => f.FieldType.FullName);
+        Assert.That(slots.Keys, Is.EquivalentTo(new[] { "MapFamily", "Created", "Binding", "Connecting", "SendingTo", "Disposed" }));
+        Assert.That(slots["Binding"], Is.EqualTo("System.Func`3<System.Net.Sockets.Socket,System.Net.EndPoint,System.Net.EndPoint>"));
+        Assert.That(hooks.Fields.Single(f => f.Name == HookSlots.SourceRuntimeVersion).Constant, Is.EqualTo(Runtime.Version));
+        Assert.That(hooks.Fields.Single(f => f.Name == HookSlots.SourceMvid).Constant, Is.EqualTo(Runtime.SocketsMvid.ToString()));
+        Assert.That(module.Mvid, Is.Not.EqualTo(Runtime.SocketsMvid), "a new MVID");
+        Assert.That(module.Assembly.Name.Version, Is.EqualTo(new Version(10, 0, 0, 0)));
+        Assert.That(module.Assembly.Name.PublicKeyToken, Is.Not.Empty, "same identity as the framework's");
+    }
+
+    [TestCase("Socket::.ctor(System.Net.Sockets.AddressFamily,System.Net.Sockets.SocketType,System.Net.Sockets.ProtocolType)", "MapFamily", "Created")]
+    [TestCase("Socket::Bind(System.Net.EndPoint)", "Binding")]
+    [TestCase("Socket::DoConnect(System.Net.EndPoint,System.Net.SocketAddress)", "Connecting")]
+    [TestCase("Socket::ConnectAsync(System.Net.Sockets.SocketAsyncEventArgs,System.Boolean,System.Boolean,System.Threading.CancellationToken)", "Connecting")]
+    [TestCase("Socket::SendTo(System.Byte[],System.Int32,System.Int32,System.Net.Sockets.SocketFlags,System.Net.EndPoint)", "SendingTo")]
+    [TestCase("Socket::SendTo(System.ReadOnlySpan`1<System.Byte>,System.Net.Sockets.SocketFlags,System.Net.SocketAddress)", "SendingTo")]
+    [TestCase("Socket::SendToAsync(System.Net.Sockets.SocketAsyncEventArgs,System.Threading.CancellationToken)", "SendingTo")]
+    [TestCase("Socket::Dispose(System.Boolean)", "Disposed")]
+    public void Each_funnel_point_reads_its_slot(string method, params string[] slots)
+    {
+        using var module = ModuleDefinition.ReadModule(_woven);
+        var m = module.GetType("System.Net.Sockets.Socket").Methods.Single(x => x.FullName.EndsWith(method));
+        var read = m.Body.Instructions.Where(i => i.OpCode == OpCodes.Ldsfld && i.Operand is FieldReference f && f.DeclaringType.Name == HookSlots.TypeName)
+            .Select(i => ((FieldReference)i.Operand).Name).Distinct();
+        Assert.That(read, Is.EquivalentTo(slots));
+    }
+
+    [Test]
+    public void The_async_connect_hook_runs_after_ValidateForMultiConnect()
+    {
+        using var module = ModuleDefinition.ReadModule(_woven);
+        var m = module.GetType("System.Net.Sockets.Socket").Methods.Single(x => x.Name == "ConnectAsync" && x.Parameters.Count == 4);
+        var list = m.Body.Instructions.ToList();
+        int validate = list.FindIndex(i => i.Operand is MethodReference r && r.Name == "ValidateForMultiConnect");
+        int hook = list.FindIndex(i => i.Operand is FieldReference f && f.Name == "Connecting");
+        Assert.That(validate, Is.GreaterThanOrEqualTo(0));
+        Assert.That(hook, Is.EqualTo(validate + 1));
+    }
+
+    [Test]
+    public void Every_method_of_the_woven_assembly_compiles()
+    {
+        // PEVerify does not run on Linux: let the JIT judge the IL instead, in a context of its own.
+        var alc = new AssemblyLoadContext("woven-check", isCollectible: true);
+        try
+        {
+            var assembly = alc.LoadFromAssemblyPath(_woven);
+            var socket = assembly.GetType("System.Net.Sockets.Socket")!;
+            Assert.That(assembly.GetType(HookSlots.FullTypeName), Is.Not.Null);
+            int prepared = 0;
+            foreach (var m in socket.GetMethods(BindingFlags.Instance | BindingFlags.Static | BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.DeclaredOnly)
+                         .Cast<MethodBase>().Concat(socket.GetConstructors(BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic)))
+            {
+                if (m.IsAbstract || m.ContainsGenericParameters) continue;
+                RuntimeHelpers.PrepareMethod(m.MethodHandle);
+                prepared++;
+            }
+            Assert.That(prepared, Is.GreaterThan(100));
+        }
+        finally { alc.Unload(); }
+    }
+
+    [Test]
+    public void A_missing_funnel_point_stops_weaving_and_names_the_method()
+    {
+        string broken = Path.Combine(_dir, "broken", "System.Net.Sockets.dll");
+        Directory.CreateDirectory(Path.GetDirectoryName(broken)!);
+        using (var module = ModuleDefinition.ReadModule(Runtime.SocketsPath, new ReaderParameters { InMemory = true }))
+        {
+            var socket = module.GetType("System.Net.Sockets.Socket");
+            // As if a new runtime had renamed the funnel point.
+            socket.Methods.Single(m => m.Name == "DoConnect").Name = "DoConnectCore";
+            module.Attributes = (module.Attributes & ~(ModuleAttributes.ILLibrary | ModuleAttributes.StrongNameSigned)) | ModuleAttributes.ILOnly;
+            module.Architecture = TargetArchitecture.I386;
+            module.Write(broken);
+        }
+        var ex = Assert.Throws<WeaveException>(() => SocketsWeaver.Weave(broken, broken + ".out", Runtime.Version))!;
+        Assert.That(ex.Message, Does.Contain("Socket.DoConnect(EndPoint, SocketAddress)").And.Contain("missing"));
+        Assert.That(File.Exists(broken + ".out"), Is.False, "nothing half-woven is written");
+    }
+
+    [Test]
+    public void A_woven_assembly_is_not_woven_twice()
+    {
+        var ex = Assert.Throws<WeaveException>(() => SocketsWeaver.Weave(_woven, _woven + ".twice", Runtime.Version))!;
+        Assert.That(ex.Message, Does.Contain("already woven"));
+    }
+
+    [Test]
+    public void The_store_caches_by_runtime_and_mvid_and_writes_a_deps_file_that_outranks_the_framework()
+    {
+        var store = new WovenStore(Path.Combine(_dir, "cache"));
+        var first = store.Prepare(Runtime);
+        var second = store.Prepare(Runtime);
+        Assert.That(first.FromCache, Is.False);
+        Assert.That(second.FromCache, Is.True);
+        Assert.That(second.AssemblyPath, Does.Contain(Runtime.Version).And.Contain(Runtime.SocketsMvid.ToString("N")[..12]));
+        string deps = File.ReadAllText(store.DepsPath(Runtime));
+        Assert.That(deps, Does.Contain("\"fileVersion\": \"10.0.65535.0\"").And.Contain("\"assemblyVersion\": \"10.0.0.0\""));
+        if (first.ReadyToRun)
+        {
+            using var pe = new System.Reflection.PortableExecutable.PEReader(File.OpenRead(first.AssemblyPath));
+            Assert.That(pe.PEHeaders.CorHeader!.ManagedNativeHeaderDirectory.Size, Is.GreaterThan(0), "crossgen2 output carries ReadyToRun code");
+        }
+        else Assert.That(first.Warning, Does.Contain("IL-only"));
+    }
+}
