@@ -43,7 +43,7 @@ public partial class TupleSocket : Socket
             try
             {
                 AcquireLease("socket() eager");
-                BindLease(0);
+                BindLease(0, deferPort: true);
             }
             catch
             {
@@ -71,7 +71,7 @@ public partial class TupleSocket : Socket
             return;
         }
         if (_lease is null) AcquireLease($"bind port {ip.Port}");
-        BindLease(ip.Port);
+        BindLease(ip.Port, deferPort: true);
     }
 
     public new void Connect(EndPoint remoteEP) { PrepareFor(remoteEP, "connect"); base.Connect(remoteEP); ForgetStaleLocalEndPoint(); }
@@ -122,7 +122,7 @@ public partial class TupleSocket : Socket
         }
         if (remote is IPEndPoint ip && _lease!.CannotReach(ip.Address) is { } why)
             throw ShimErrors.Unreachable(why);
-        if (!_boundByShim) BindLease(0);
+        if (!_boundByShim) BindLease(0, deferPort: false);
     }
 
     private async ValueTask Completed(ValueTask connect)
@@ -143,9 +143,9 @@ public partial class TupleSocket : Socket
 
     private bool HasPool(AddressFamily family) => _stack.Pools.Any(p => p.Definition.Family == family);
 
-    private void BindLease(int port)
+    private void BindLease(int port, bool deferPort)
     {
-        base.Bind(OwnAddressBinding.Prepare(this, _lease!.Address, port));
+        base.Bind(OwnAddressBinding.Prepare(this, _lease!.Address, port, deferPort));
         _boundByShim = true;
         ForgetStaleLocalEndPoint();
     }

@@ -7,11 +7,14 @@ using System.Text;
 // common socket API once and prints, for each, the local endpoint it sees and what the server
 // saw ("you are ..."). Under `sockshim run` each of them should arrive from its own address.
 //   LegacyApp <server ip:port> [--tuple]   one line per API, then "done"
-//   LegacyApp --connect-loop N             N connect+close on loopback, prints ns per connection
+//   LegacyApp --connect-loop N [--bind-distinct]
+//                                          N connect+close on loopback, prints ns per connection;
+//                                          --bind-distinct binds each socket to its own 127.107.x.y
+//                                          by hand first (the kernel's cost of distinct sources)
 //   LegacyApp --start                      creates one socket and exits (start-up timing)
 if (args.Length == 0) { Console.Error.WriteLine("usage: LegacyApp <server ip:port> [--tuple] | --connect-loop N | --start"); return 2; }
 if (args[0] == "--start") { new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp).Dispose(); return 0; }
-if (args[0] == "--connect-loop") return ConnectLoop(int.Parse(args[1]));
+if (args[0] == "--connect-loop") return ConnectLoop(int.Parse(args[1]), args.Contains("--bind-distinct"));
 if (!IPEndPoint.TryParse(args[0], out var server)) { Console.Error.WriteLine($"error: '{args[0]}' is not ip:port"); return 2; }
 bool tuple = args.Contains("--tuple");
 var udpServer = server;
@@ -111,19 +114,27 @@ void Fail(string name, Exception ex)
     Console.WriteLine($"api={name} error={(ex as SocketException)?.SocketErrorCode.ToString() ?? ex.GetType().Name}: {ex.Message}");
 }
 
-static int ConnectLoop(int n)
+static int ConnectLoop(int n, bool bindDistinct)
 {
     using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
     listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
     listener.Listen(4096);
     var target = listener.LocalEndPoint!;
-    var accepting = Task.Run(() => { for (int i = 0; i < n; i++) listener.Accept().Dispose(); });
+    const int warmUp = 1000; // JIT tiers and one-time set-up (SockShim's stack) stay out of the timing
+    var accepting = Task.Run(() => { for (int i = 0; i < n + warmUp; i++) listener.Accept().Dispose(); });
+    int next = 0;
     void Once()
     {
         using var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         s.LingerState = new LingerOption(true, 0); // RST on close: no TIME_WAIT pile-up in a loop
+        if (bindDistinct)
+        {
+            int i = next++ % 60_000;
+            s.Bind(new IPEndPoint(new IPAddress(new byte[] { 127, 107, (byte)(i / 250), (byte)(i % 250 + 1) }), 0));
+        }
         s.Connect(target);
     }
+    for (int i = 0; i < warmUp; i++) Once();
     var sw = Stopwatch.StartNew();
     for (int i = 0; i < n; i++) Once();
     sw.Stop();

@@ -8,11 +8,13 @@ namespace SockShim.Interceptor.Hooks;
 /// <summary>Fills the woven slots of System.Net.Sockets with <see cref="SocketHooks"/>.</summary>
 public static class HookInstaller
 {
-    /// <summary>Called by the startup hook. Builds the stack from SOCKSHIM_* (throwing a
-    /// ConfigurationException naming a bad setting) and connects every slot.</summary>
-    public static void Install() => Install(AddressStack.FromEnvironment());
+    /// <summary>Called by the startup hook: connects every slot. The stack is built from
+    /// SOCKSHIM_* when a socket first needs it, not here: most apps create sockets long after
+    /// start-up, and building it costs tens of milliseconds (the launcher has already checked
+    /// the configuration, so a bad setting never gets this far from `sockshim run`).</summary>
+    public static void Install() => Install(new Lazy<AddressStack>(AddressStack.FromEnvironment));
 
-    public static void Install(AddressStack stack)
+    public static void Install(Lazy<AddressStack> stack)
     {
         var slots = typeof(Socket).Assembly.GetType("System.Net.Sockets.SockShimHooks")
             ?? throw new InvalidOperationException("System.Net.Sockets is not woven");

@@ -12,13 +12,15 @@ namespace SockShim.Interceptor.Hooks;
 /// </summary>
 internal static class SocketHooks
 {
-    private static AddressStack s_stack = null!;
+    private static Lazy<AddressStack> s_stack = null!;
     private static readonly ConditionalWeakTable<Socket, SocketState> s_states = new();
 
     // Set while a hook binds a socket itself, so the Bind it calls is not taken for the app's.
     [ThreadStatic] private static bool t_binding;
 
-    public static void Use(AddressStack stack) => s_stack = stack;
+    public static void Use(Lazy<AddressStack> stack) => s_stack = stack;
+
+    private static AddressStack Stack => s_stack.Value;
 
     public static AddressFamily MapFamily(AddressFamily family) => TupleFamilies.ToRealFamily(family);
 
@@ -27,11 +29,11 @@ internal static class SocketHooks
         if (!TupleFamilies.IsTupleFamily(requested)) return;
         var state = new SocketState(tuple: true);
         s_states.AddOrUpdate(socket, state);
-        if (!s_stack.Policy.TakesAddressAtCreation(tupleRequested: true)) return;
+        if (!Stack.Policy.TakesAddressAtCreation(tupleRequested: true)) return;
         try
         {
             Acquire(socket, state, socket.AddressFamily, "socket() eager");
-            Bind(socket, state, 0);
+            Bind(socket, state, 0, deferPort: true);
         }
         catch
         {
@@ -47,7 +49,7 @@ internal static class SocketHooks
         if (endpoint is IPEndPoint ip && OwnAddressBinding.IsWildcard(ip.Address))
         {
             if (state.Lease is null) Acquire(socket, state, socket.AddressFamily, $"bind port {ip.Port}");
-            return OwnAddressBinding.Prepare(socket, state.Lease!.Address, ip.Port);
+            return OwnAddressBinding.Prepare(socket, state.Lease!.Address, ip.Port, deferPort: true);
         }
         // A specific address is the app's choice: leave it, and give back what was taken eagerly.
         state.Release();
@@ -71,10 +73,10 @@ internal static class SocketHooks
     /// if the policy wants one for it.</summary>
     private static void BeforeTraffic(Socket socket, IPEndPoint? destination, string operation)
     {
-        if (t_binding) return;
+        if (t_binding || socket.AddressFamily is not (AddressFamily.InterNetwork or AddressFamily.InterNetworkV6)) return;
         s_states.TryGetValue(socket, out var state);
         bool tuple = state?.Tuple == true;
-        if (!s_stack.Policy.WantsAddress(tuple, socket.SocketType, socket.AddressFamily, destination)) return;
+        if (!Stack.Policy.WantsAddress(tuple, socket.SocketType, socket.AddressFamily, destination)) return;
         // Bound already: by the app, by an earlier hook, or by the kernel on an earlier send.
         if (IsBoundInKernel(socket)) return;
 
@@ -83,10 +85,10 @@ internal static class SocketHooks
         if (state is null)
         {
             // Mode all: a family with no pool keeps the common address.
-            if (s_stack.FindPool(family, null, out _) is null) return;
+            if (Stack.FindPool(family, null, out _) is null) return;
             state = s_states.GetValue(socket, _ => new SocketState(tuple: false));
         }
-        if (state.Lease is null) Acquire(socket, state, family, destination is null ? operation : $"{operation} to {destination}");
+        if (state.Lease is null) Acquire(socket, state, family, operation);
 
         var lease = state.Lease!;
         if (destination is not null && lease.CannotReach(destination.Address) is { } why)
@@ -95,20 +97,20 @@ internal static class SocketHooks
             state.Release();
             return;
         }
-        Bind(socket, state, 0);
+        Bind(socket, state, 0, deferPort: false);
     }
 
     private static void Acquire(Socket socket, SocketState state, AddressFamily family, string reason)
     {
-        if (!s_stack.TryAcquire(family, null, reason, out var lease, out var error))
+        if (!Stack.TryAcquire(family, null, reason, out var lease, out var error))
             throw ShimErrors.ToException(error!);
         state.Lease = lease;
     }
 
-    private static void Bind(Socket socket, SocketState state, int port)
+    private static void Bind(Socket socket, SocketState state, int port, bool deferPort)
     {
         t_binding = true;
-        try { socket.Bind(OwnAddressBinding.Prepare(socket, state.Lease!.Address, port)); }
+        try { socket.Bind(OwnAddressBinding.Prepare(socket, state.Lease!.Address, port, deferPort)); }
         finally { t_binding = false; }
     }
 

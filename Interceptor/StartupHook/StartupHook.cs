@@ -1,6 +1,4 @@
 using System.Reflection;
-using System.Reflection.Metadata;
-using System.Reflection.PortableExecutable;
 using System.Runtime.Loader;
 
 /// <summary>
@@ -16,13 +14,17 @@ internal static class StartupHook
 
     public static void Initialize()
     {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        bool trace = Environment.GetEnvironmentVariable("SOCKSHIM_TRACE_STARTUP") == "1";
         string? problem = CheckWovenAssembly();
+        if (trace) Console.Error.WriteLine($"sockshim: woven assembly checked in {clock.Elapsed.TotalMilliseconds:F1} ms");
         if (problem is null)
         {
             try { problem = InstallHooks(); }
             catch (TargetInvocationException ex) when (ex.InnerException is not null) { problem = Describe(ex.InnerException); }
             catch (Exception ex) { problem = Describe(ex); }
         }
+        if (trace) Console.Error.WriteLine($"sockshim: hooks installed in {clock.Elapsed.TotalMilliseconds:F1} ms");
         if (problem is null) return;
         Console.Error.WriteLine("sockshim: " + problem);
         Console.Error.WriteLine("sockshim: refusing to run the app without its per-socket addresses (exit code 97).");
@@ -40,24 +42,18 @@ internal static class StartupHook
             return $"the woven System.Net.Sockets was not loaded (the app loaded {sockets.Location}). " +
                    "Start the app with `sockshim run`; a self-contained app, or a changed DOTNET_ADDITIONAL_DEPS/DOTNET_SHARED_STORE, bypasses the woven copy.";
 
-        string wovenFrom = (string)hooks.GetField("SourceRuntimeVersion")!.GetRawConstantValue()!;
-        string wovenMvid = (string)hooks.GetField("SourceMvid")!.GetRawConstantValue()!;
+        string wovenFrom = Literal(hooks, "SourceRuntimeVersion");
         string running = Environment.Version.ToString();
-        string stockPath = Path.Combine(Path.GetDirectoryName(typeof(object).Assembly.Location)!, "System.Net.Sockets.dll");
-        string stockMvid = ReadMvid(stockPath);
-        if (wovenFrom != running || wovenMvid != stockMvid)
-            return $"the loaded System.Net.Sockets ({sockets.Location}) was woven from runtime {wovenFrom} (MVID {wovenMvid}), " +
-                   $"but this app runs on {running} whose System.Net.Sockets has MVID {stockMvid}. Run `sockshim prepare` to weave this runtime.";
+        var stock = new FileInfo(Path.Combine(Path.GetDirectoryName(typeof(object).Assembly.Location)!, "System.Net.Sockets.dll"));
+        bool sameFile = stock.Exists && Literal(hooks, "SourceFileLength") == stock.Length.ToString() &&
+                        Literal(hooks, "SourceFileTime") == stock.LastWriteTimeUtc.Ticks.ToString();
+        if (wovenFrom != running || !sameFile)
+            return $"the loaded System.Net.Sockets ({sockets.Location}) was woven from runtime {wovenFrom} (MVID {Literal(hooks, "SourceMvid")}), " +
+                   $"but this app runs on {running}{(wovenFrom == running ? ", whose System.Net.Sockets.dll has changed since" : "")}. Run `sockshim prepare` to weave this runtime.";
         return null;
     }
 
-    private static string ReadMvid(string path)
-    {
-        using var stream = File.OpenRead(path);
-        using var pe = new PEReader(stream);
-        var md = pe.GetMetadataReader();
-        return md.GetGuid(md.GetModuleDefinition().Mvid).ToString();
-    }
+    private static string Literal(Type hooks, string name) => hooks.GetField(name)?.GetRawConstantValue() as string ?? "?";
 
     private static string? InstallHooks()
     {

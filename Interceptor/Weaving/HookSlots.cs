@@ -30,7 +30,12 @@ public static class HookSlots
     public const string SourceRuntimeVersion = "SourceRuntimeVersion";
     public const string SourceMvid = "SourceMvid";
     public const string WeaverVersion = "WeaverVersion";
+    /// <summary>Length and last-write time (UTC ticks) of the source file: a stat at start-up
+    /// tells whether the runtime's own System.Net.Sockets is still the one that was woven,
+    /// without the ~10 ms of reading its metadata for the MVID.</summary>
+    public const string SourceFileLength = "SourceFileLength";
+    public const string SourceFileTime = "SourceFileTime";
 
     /// <summary>Bumped whenever the woven code changes, so caches are rebuilt.</summary>
-    public const string CurrentWeaverVersion = "1";
+    public const string CurrentWeaverVersion = "2";
 }

@@ -6,7 +6,7 @@ namespace SockShim.Interceptor.Weaving;
 /// <summary>Weaves one runtime's System.Net.Sockets.dll: a list of named steps over one module.</summary>
 public static class SocketsWeaver
 {
-    public static IReadOnlyList<IWeaveStep> Steps(string runtimeVersion) =>
+    public static IReadOnlyList<IWeaveStep> Steps(string runtimeVersion, FileInfo source) =>
     [
         new AddHookSlots(),
         new HookConstructor(),
@@ -15,7 +15,7 @@ public static class SocketsWeaver
         new HookAsyncConnect(),
         new HookSendTo(),
         new HookDispose(),
-        new StampIdentity(runtimeVersion),
+        new StampIdentity(runtimeVersion, source),
     ];
 
     /// <summary>Reads <paramref name="source"/>, applies every step, writes <paramref name="output"/>.
@@ -26,7 +26,7 @@ public static class SocketsWeaver
         resolver.AddSearchDirectory(Path.GetDirectoryName(Path.GetFullPath(source))!);
         using var module = ModuleDefinition.ReadModule(source, new ReaderParameters { AssemblyResolver = resolver, ReadSymbols = false, InMemory = true });
         var context = new WeaveContext(module);
-        foreach (var step in Steps(runtimeVersion))
+        foreach (var step in Steps(runtimeVersion, new FileInfo(source)))
         {
             progress?.Invoke(step.Name);
             step.Apply(context);

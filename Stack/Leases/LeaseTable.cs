@@ -159,7 +159,8 @@ public sealed unsafe class LeaseTable : IDisposable
                 int slot = start + i < n ? start + i : start + i - n;
                 if (OwnerOf(slot) != 0) continue;
                 long stamp = ReleasedAt(slot);
-                if (stamp <= recent)
+                // Never released (0) or released long enough ago: take it without looking further.
+                if (stamp == 0 || stamp <= recent)
                 {
                     if (TryClaimSlot(slot, owner)) { MoveCursorPast(slot); return slot; }
                     continue;

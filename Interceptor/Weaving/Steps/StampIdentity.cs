@@ -9,7 +9,7 @@ namespace SockShim.Interceptor.Weaving.Steps;
 /// source and the weaver version, and marks the image IL-only: the ReadyToRun code and the
 /// strong-name signature of the source no longer match the IL.
 /// (crossgen2 may compile it to ReadyToRun again afterwards.)</summary>
-public sealed class StampIdentity(string runtimeVersion) : IWeaveStep
+public sealed class StampIdentity(string runtimeVersion, FileInfo source) : IWeaveStep
 {
     public string Name => "stamp identity";
 
@@ -19,6 +19,8 @@ public sealed class StampIdentity(string runtimeVersion) : IWeaveStep
         AddLiteral(HookSlots.SourceRuntimeVersion, runtimeVersion);
         AddLiteral(HookSlots.SourceMvid, sourceMvid.ToString());
         AddLiteral(HookSlots.WeaverVersion, HookSlots.CurrentWeaverVersion);
+        AddLiteral(HookSlots.SourceFileLength, source.Length.ToString());
+        AddLiteral(HookSlots.SourceFileTime, source.LastWriteTimeUtc.Ticks.ToString());
 
         var hash = SHA256.HashData(Encoding.UTF8.GetBytes($"{sourceMvid}|{HookSlots.CurrentWeaverVersion}"));
         c.Module.Mvid = new Guid(hash.AsSpan(0, 16));

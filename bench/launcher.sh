@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Launcher overhead, measured side by side in one run and printed as ratios next to targets:
+#   start-up of a small app with SockShim's woven System.Net.Sockets + startup hook vs plain
+#   (target <= 1.05x), and per-connection connect+close on loopback under `sockshim run
+#   --mode all` (every connection gets its own address) vs unpatched (target <= 1.10x).
+# Usage: bash bench/launcher.sh [runs=21] [connections=20000]
+set -euo pipefail
+runs=${1:-21}
+conns=${2:-20000}
+cd "$(dirname "$0")/.."
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+dotnet build Examples/LegacyApp -c Release -nologo -v q -o "$out/app" > "$out/build.log" 2>&1 || { cat "$out/build.log"; exit 1; }
+./sockshim prepare > /dev/null
+app="$out/app/LegacyApp.dll"
+
+now() { date +%s%N; }
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+
+# The variables sockshim run sets, applied directly, so the launcher's own start-up is not
+# counted in the app's (it is reported on its own line below).
+env_file="$out/env"
+./sockshim env > "$env_file"
+
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r), .NET $(dotnet --list-runtimes | awk '/NETCore.App/ {v=$2} END {print v}'), $(date -u +%F)"
+for i in $(seq 3); do dotnet "$app" --start; (source "$env_file"; dotnet "$app" --start); done # warm the page cache
+: > "$out/plain"; : > "$out/woven"; : > "$out/wrapped"
+for i in $(seq "$runs"); do
+  t0=$(now); dotnet "$app" --start; t1=$(now); echo $(( (t1 - t0) / 1000 )) >> "$out/plain"
+  t0=$(now); (source "$env_file"; dotnet "$app" --start); t1=$(now); echo $(( (t1 - t0) / 1000 )) >> "$out/woven"
+  t0=$(now); ./sockshim run -- dotnet "$app" --start; t1=$(now); echo $(( (t1 - t0) / 1000 )) >> "$out/wrapped"
+done
+plain=$(median < "$out/plain"); woven=$(median < "$out/woven"); wrapped=$(median < "$out/wrapped")
+awk -v p="$plain" -v w="$woven" -v r="$runs" 'BEGIN { printf "start-up (median of %d): plain %.1f ms, with SockShim %.1f ms, ratio %.3fx (target <= 1.05x) %s\n", r, p/1000, w/1000, w/p, (w/p <= 1.05 ? "MET" : "MISSED") }'
+awk -v p="$plain" -v w="$wrapped" 'BEGIN { printf "  the whole `sockshim run` wrapper (its own start-up included): %.1f ms, %.2fx\n", w/1000, w/p }'
+
+: > "$out/cplain"; : > "$out/cwoven"; : > "$out/cbare"
+for i in 1 2 3 4 5; do
+  dotnet "$app" --connect-loop "$conns" | awk '{print $2}' >> "$out/cplain"
+  (source "$env_file"; dotnet "$app" --connect-loop "$conns") | awk '{print $2}' >> "$out/cwoven"
+  dotnet "$app" --connect-loop "$conns" --bind-distinct | awk '{print $2}' >> "$out/cbare"
+done
+cp=$(median < "$out/cplain"); cw=$(median < "$out/cwoven"); cb=$(median < "$out/cbare")
+awk -v p="$cp" -v w="$cw" -v n="$conns" 'BEGIN { printf "connect+close (median of 5 x %d): plain %.1f us, under SockShim (mode all, own address each) %.1f us, ratio %.3fx (target <= 1.10x) %s\n", n, p/1000, w/1000, w/p, (w/p <= 1.10 ? "MET" : "MISSED") }'
+awk -v p="$cp" -v b="$cb" -v w="$cw" 'BEGIN { printf "  of which the kernel: binding each socket to a distinct address by hand, no SockShim: %.1f us (%.3fx); SockShim itself: %.1f us per connection\n", b/1000, b/p, (w-b)/1000 }'
