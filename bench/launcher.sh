@@ -17,6 +17,12 @@ app="$out/app/LegacyApp.dll"
 now() { date +%s%N; }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
+# The floor any startup hook pays here: one that does nothing.
+mkdir -p "$out/empty"
+printf '<Project Sdk="Microsoft.NET.Sdk"><PropertyGroup><TargetFramework>net10.0</TargetFramework></PropertyGroup></Project>\n' > "$out/empty/empty.csproj"
+echo 'internal static class StartupHook { public static void Initialize() { } }' > "$out/empty/Hook.cs"
+dotnet publish "$out/empty" -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true -nologo -v q -o "$out/empty/bin" > "$out/build2.log" 2>&1 || { cat "$out/build2.log"; exit 1; }
+
 # The variables sockshim run sets, applied directly, so the launcher's own start-up is not
 # counted in the app's (it is reported on its own line below).
 env_file="$out/env"
@@ -24,14 +30,16 @@ env_file="$out/env"
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r), .NET $(dotnet --list-runtimes | awk '/NETCore.App/ {v=$2} END {print v}'), $(date -u +%F)"
 for i in $(seq 3); do dotnet "$app" --start; (source "$env_file"; dotnet "$app" --start); done # warm the page cache
-: > "$out/plain"; : > "$out/woven"; : > "$out/wrapped"
+: > "$out/plain"; : > "$out/woven"; : > "$out/wrapped"; : > "$out/emptyhook"
 for i in $(seq "$runs"); do
   t0=$(now); dotnet "$app" --start; t1=$(now); echo $(( (t1 - t0) / 1000 )) >> "$out/plain"
   t0=$(now); (source "$env_file"; dotnet "$app" --start); t1=$(now); echo $(( (t1 - t0) / 1000 )) >> "$out/woven"
   t0=$(now); ./sockshim run -- dotnet "$app" --start; t1=$(now); echo $(( (t1 - t0) / 1000 )) >> "$out/wrapped"
+  t0=$(now); DOTNET_STARTUP_HOOKS="$out/empty/bin/empty.dll" dotnet "$app" --start; t1=$(now); echo $(( (t1 - t0) / 1000 )) >> "$out/emptyhook"
 done
-plain=$(median < "$out/plain"); woven=$(median < "$out/woven"); wrapped=$(median < "$out/wrapped")
+plain=$(median < "$out/plain"); woven=$(median < "$out/woven"); wrapped=$(median < "$out/wrapped"); empty=$(median < "$out/emptyhook")
 awk -v p="$plain" -v w="$woven" -v r="$runs" 'BEGIN { printf "start-up (median of %d): plain %.1f ms, with SockShim %.1f ms, ratio %.3fx (target <= 1.05x) %s\n", r, p/1000, w/1000, w/p, (w/p <= 1.05 ? "MET" : "MISSED") }'
+awk -v p="$plain" -v e="$empty" 'BEGIN { printf "  of which any startup hook: an empty one costs %.1f ms (%.3fx)\n", e/1000, e/p }'
 awk -v p="$plain" -v w="$wrapped" 'BEGIN { printf "  the whole `sockshim run` wrapper (its own start-up included): %.1f ms, %.2fx\n", w/1000, w/p }'
 
 : > "$out/cplain"; : > "$out/cwoven"; : > "$out/cbare"

@@ -16,28 +16,37 @@ internal static class StartupHook
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
         bool trace = Environment.GetEnvironmentVariable("SOCKSHIM_TRACE_STARTUP") == "1";
-        string? problem = CheckWovenAssembly();
-        if (trace) Console.Error.WriteLine($"sockshim: woven assembly checked in {clock.Elapsed.TotalMilliseconds:F1} ms");
-        if (problem is null)
-        {
-            try { problem = InstallHooks(); }
-            catch (TargetInvocationException ex) when (ex.InnerException is not null) { problem = Describe(ex.InnerException); }
-            catch (Exception ex) { problem = Describe(ex); }
-        }
-        if (trace) Console.Error.WriteLine($"sockshim: hooks installed in {clock.Elapsed.TotalMilliseconds:F1} ms");
-        if (problem is null) return;
+        string? problem = CheckWovenAssembly(out var slots);
+        if (problem is not null) Refuse(problem);
+        Trampolines.Install(slots!, LoadHooks);
+        if (trace) Console.Error.WriteLine($"sockshim: woven assembly checked and slots set in {clock.Elapsed.TotalMilliseconds:F1} ms");
+        // SOCKSHIM_EAGER_HOOKS=1 loads the hooks now, so a broken installation shows at start-up.
+        if (Environment.GetEnvironmentVariable("SOCKSHIM_EAGER_HOOKS") == "1" && LoadHooks() is { } failed) Refuse(failed);
+    }
+
+    internal static void Refuse(string problem)
+    {
         Console.Error.WriteLine("sockshim: " + problem);
         Console.Error.WriteLine("sockshim: refusing to run the app without its per-socket addresses (exit code 97).");
         Environment.Exit(RefusedExitCode);
     }
 
+    /// <summary>Loads SockShim's hooks into their own context and lets them fill the slots;
+    /// a description of what went wrong, or null.</summary>
+    private static string? LoadHooks()
+    {
+        try { return InstallHooks(); }
+        catch (TargetInvocationException ex) when (ex.InnerException is not null) { return Describe(ex.InnerException); }
+        catch (Exception ex) { return Describe(ex); }
+    }
+
     private static string Describe(Exception ex) =>
         ex.GetType().Name == "ConfigurationException" ? ex.Message : $"the hooks could not be installed: {ex.GetType().Name}: {ex.Message}";
 
-    private static string? CheckWovenAssembly()
+    private static string? CheckWovenAssembly(out Type? hooks)
     {
         var sockets = typeof(System.Net.Sockets.Socket).Assembly;
-        var hooks = sockets.GetType("System.Net.Sockets.SockShimHooks");
+        hooks = sockets.GetType("System.Net.Sockets.SockShimHooks");
         if (hooks is null)
             return $"the woven System.Net.Sockets was not loaded (the app loaded {sockets.Location}). " +
                    "Start the app with `sockshim run`; a self-contained app, or a changed DOTNET_ADDITIONAL_DEPS/DOTNET_SHARED_STORE, bypasses the woven copy.";
@@ -70,13 +79,20 @@ internal static class StartupHook
     /// System.Net.Sockets) from the default context, shared with the app.</summary>
     private sealed class HookLoadContext(string directory) : AssemblyLoadContext("SockShim", isCollectible: false)
     {
-        private readonly AssemblyDependencyResolver _resolver = new(Path.Combine(directory, "SockShim.Interceptor.dll"));
+        // A published tool has every dependency beside it; the deps file (a JSON parse of some
+        // milliseconds) is read only for one that is not there, as in a build output folder.
+        private AssemblyDependencyResolver? _resolver;
 
         protected override Assembly? Load(AssemblyName name)
         {
             if (IsFramework(name)) return null;
-            string? path = _resolver.ResolveAssemblyToPath(name);
-            return path is not null ? LoadFromAssemblyPath(path) : null;
+            string path = Path.Combine(directory, name.Name + ".dll");
+            if (!File.Exists(path))
+            {
+                _resolver ??= new AssemblyDependencyResolver(Path.Combine(directory, "SockShim.Interceptor.dll"));
+                path = _resolver.ResolveAssemblyToPath(name) ?? "";
+            }
+            return path.Length > 0 ? LoadFromAssemblyPath(path) : null;
         }
 
         private static bool IsFramework(AssemblyName name) =>
