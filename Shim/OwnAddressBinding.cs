@@ -29,13 +29,19 @@ internal static class OwnAddressBinding
     // Set with setsockopt on the descriptor, not Socket.SetRawSocketOption: .NET counts a raw
     // option as configuration it cannot replay, and then refuses to retry a multi-address
     // connect on a fresh descriptor after a refusal ("invalid for use after a failed connection").
-    private static unsafe void DeferPort(Socket socket)
+    private static void DeferPort(Socket socket)
     {
         var handle = Handle(socket);
         if (handle is null || handle.IsInvalid) throw new ObjectDisposedException(nameof(Socket));
-        int one = 1;
-        if (Tmds.Linux.LibC.setsockopt((int)handle.DangerousGetHandle(), SOL_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(int)) != 0)
+        if (!DeferPort((int)handle.DangerousGetHandle()))
             throw new SocketException((int)SocketError.InvalidArgument, $"SockShim: setsockopt(IP_BIND_ADDRESS_NO_PORT) failed, errno {Tmds.Linux.LibC.errno}");
+    }
+
+    /// <summary>Sets IP_BIND_ADDRESS_NO_PORT on a descriptor; false (errno set) on failure.</summary>
+    public static unsafe bool DeferPort(int fd)
+    {
+        int one = 1;
+        return Tmds.Linux.LibC.setsockopt(fd, SOL_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(int)) == 0;
     }
 
     /// <summary>The socket's handle, read from the field: Socket.Handle and Socket.SafeHandle

@@ -28,4 +28,10 @@ public static class SockShimRuntime
     {
         lock (s_gate) s_stack = stack;
     }
+
+    /// <summary>Back to "built from the environment on next use" (tests).</summary>
+    internal static void Reset()
+    {
+        lock (s_gate) s_stack = null;
+    }
 }

@@ -1,0 +1,41 @@
+using System.Collections.Concurrent;
+using SockShim.Stack.Leases;
+
+namespace SockShim;
+
+/// <summary>One socket asked for with a tuple, shared by every descriptor dup'ed from it:
+/// its address goes back when the last of them is closed.</summary>
+internal sealed class TupleEntry(int family, string? pool)
+{
+    public int Family { get; } = family;
+    public string? Pool { get; } = pool;
+    public Lease? Lease;
+    public int Descriptors = 1;
+    /// <summary>False once the app bound a specific address: the socket is its own then.</summary>
+    public bool Active = true;
+}
+
+/// <summary>Descriptor → tuple entry, for the process.</summary>
+internal static class TupleDescriptors
+{
+    private static readonly ConcurrentDictionary<int, TupleEntry> s_entries = new();
+
+    public static bool TryGet(int fd, out TupleEntry entry) => s_entries.TryGetValue(fd, out entry!);
+
+    public static void Add(int fd, TupleEntry entry) => s_entries[fd] = entry;
+
+    /// <summary>Another descriptor now refers to the same socket (dup, dup2, F_DUPFD).</summary>
+    public static void Alias(int fd, TupleEntry entry)
+    {
+        Interlocked.Increment(ref entry.Descriptors);
+        s_entries[fd] = entry;
+    }
+
+    /// <summary>The descriptor is closed; the last one gives the address back.</summary>
+    public static void Forget(int fd)
+    {
+        if (!s_entries.TryRemove(fd, out var entry)) return;
+        if (Interlocked.Decrement(ref entry.Descriptors) == 0)
+            Interlocked.Exchange(ref entry.Lease, null)?.Release();
+    }
+}
