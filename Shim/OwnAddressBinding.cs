@@ -18,25 +18,39 @@ internal static class OwnAddressBinding
     /// connect there is nothing to defer to: the kernel picks the port at bind, which costs less
     /// than the 4-tuple search (about 8 us per connection measured here), and the address is the
     /// socket's own, so its range is not shared.</summary>
-    public static IPEndPoint Prepare(Socket socket, IPAddress address, int port, bool deferPort)
+    public static IPEndPoint Prepare(Socket socket, Stack.Leases.Lease lease, int port, bool deferPort)
     {
+        var address = lease.Address;
         if (socket.AddressFamily == AddressFamily.InterNetworkV6 && address.AddressFamily == AddressFamily.InterNetwork)
             address = address.MapToIPv6();
-        if (port == 0 && deferPort) DeferPort(socket);
+        if ((port == 0 && deferPort) || lease.NeedsFreeBind)
+        {
+            var handle = Handle(socket);
+            if (handle is null || handle.IsInvalid) throw new ObjectDisposedException(nameof(Socket));
+            int fd = (int)handle.DangerousGetHandle();
+            if (port == 0 && deferPort && !DeferPort(fd)) throw Failed("IP_BIND_ADDRESS_NO_PORT");
+            if (lease.NeedsFreeBind && !FreeBind(fd, socket.AddressFamily == AddressFamily.InterNetworkV6)) throw Failed("IP_FREEBIND");
+        }
         return new IPEndPoint(address, port);
+    }
+
+    private static SocketException Failed(string option) =>
+        new((int)SocketError.InvalidArgument, $"SockShim: setsockopt({option}) failed, errno {Tmds.Linux.LibC.errno}");
+
+    private const int SOL_IPV6 = 41, IP_FREEBIND = 15, IPV6_FREEBIND = 78;
+
+    /// <summary>Lets the socket bind an address of a prefix routed to the host (AnyIP).</summary>
+    public static unsafe bool FreeBind(int fd, bool ipv6Socket)
+    {
+        int one = 1;
+        return ipv6Socket
+            ? Tmds.Linux.LibC.setsockopt(fd, SOL_IPV6, IPV6_FREEBIND, &one, sizeof(int)) == 0 && Tmds.Linux.LibC.setsockopt(fd, SOL_IP, IP_FREEBIND, &one, sizeof(int)) == 0
+            : Tmds.Linux.LibC.setsockopt(fd, SOL_IP, IP_FREEBIND, &one, sizeof(int)) == 0;
     }
 
     // Set with setsockopt on the descriptor, not Socket.SetRawSocketOption: .NET counts a raw
     // option as configuration it cannot replay, and then refuses to retry a multi-address
     // connect on a fresh descriptor after a refusal ("invalid for use after a failed connection").
-    private static void DeferPort(Socket socket)
-    {
-        var handle = Handle(socket);
-        if (handle is null || handle.IsInvalid) throw new ObjectDisposedException(nameof(Socket));
-        if (!DeferPort((int)handle.DangerousGetHandle()))
-            throw new SocketException((int)SocketError.InvalidArgument, $"SockShim: setsockopt(IP_BIND_ADDRESS_NO_PORT) failed, errno {Tmds.Linux.LibC.errno}");
-    }
-
     /// <summary>Sets IP_BIND_ADDRESS_NO_PORT on a descriptor; false (errno set) on failure.</summary>
     public static unsafe bool DeferPort(int fd)
     {

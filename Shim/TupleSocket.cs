@@ -145,7 +145,7 @@ public partial class TupleSocket : Socket
 
     private void BindLease(int port, bool deferPort)
     {
-        base.Bind(OwnAddressBinding.Prepare(this, _lease!.Address, port, deferPort));
+        base.Bind(OwnAddressBinding.Prepare(this, _lease!, port, deferPort));
         _boundByShim = true;
         ForgetStaleLocalEndPoint();
     }

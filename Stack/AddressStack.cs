@@ -54,9 +54,12 @@ public sealed class AddressStack : IDisposable
         try
         {
             StateDirectory.Ensure(settings.StateDirectory);
-            foreach (var (definition, provisioner) in built.Select(b => b!.Value))
+            for (int i = 0; i < built.Count; i++)
             {
-                var table = LeaseTable.Open(StateDirectory.TablePath(settings.StateDirectory, definition), definition.Count);
+                var (definition, provisioner) = built[i]!.Value;
+                string path = StateDirectory.TablePath(settings.StateDirectory, definition);
+                var table = LeaseTable.Open(path, definition.Count);
+                StateDirectory.WriteDescription(path, settings.Pools[i]);
                 stack._pools.Add(new AddressPool(definition, provisioner, table, time));
             }
         }

@@ -12,6 +12,8 @@ public enum StackErrorCode
     UnknownPool,
     /// <summary>The provisioner could not make the address usable (EADDRNOTAVAIL).</summary>
     ProvisionFailed,
+    /// <summary>The address is already present on the host; the pool tries another (EADDRINUSE).</summary>
+    AddressInUse,
     /// <summary>Configuration is invalid (EINVAL).</summary>
     BadConfiguration,
 }

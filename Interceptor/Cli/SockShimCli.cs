@@ -12,6 +12,7 @@ public static class SockShimCli
         var stack = new StackOptions();
         root.Subcommands.Add(ConfigCommand.Create(stack, output));
         root.Subcommands.Add(StatusCommand.Create(stack, output));
+        root.Subcommands.Add(GcCommand.Create(stack, output, error));
         root.Subcommands.Add(PrepareCommand.Create(output, error));
         root.Subcommands.Add(RunCommand.Create(stack, output, error));
         root.Subcommands.Add(EnvCommand.Create(stack, output));

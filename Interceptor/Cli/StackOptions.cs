@@ -14,7 +14,10 @@ internal sealed class StackOptions
         (new("--pool-name") { Description = "the pool's name (else SOCKSHIM_POOLNAME)" }, SettingsLoader.PoolNameKey),
         (new("--strategy") { Description = "sequential, random or lrr (least recently released; the default)" }, SettingsLoader.StrategyKey),
         (new("--allocation") { Description = "eager (at socket creation; the default) or lazy (at bind/connect)" }, SettingsLoader.AllocationKey),
-        (new("--provisioner") { Description = "how an address becomes usable: loopback (the default)" }, SettingsLoader.ProvisionerKey),
+        (new("--provisioner") { Description = "how an address becomes usable: loopback (the default), netlink (on --interface), anyip (a prefix routed to the host)" }, SettingsLoader.ProvisionerKey),
+        (new("--interface") { Description = "the interface the netlink provisioner puts addresses on (else SOCKSHIM_INTERFACE)" }, SettingsLoader.InterfaceKey),
+        (new("--announce") { Description = "true: announce each added address with a gratuitous ARP / unsolicited neighbour advertisement" }, SettingsLoader.AnnounceKey),
+        (new("--anyip-add-route") { Description = "true: the anyip provisioner adds the missing local route for the pool's prefix" }, SettingsLoader.AnyIpAddRouteKey),
         (new("--mode") { Description = "tuple (only AF_INET_TUPLE sockets) or all (every TCP/UDP client socket); sockshim run defaults to all" }, SettingsLoader.ModeKey),
         (new("--destinations") { Description = "in mode all, only sockets to these CIDR[:port[-port]] get an address, comma-separated (default: what the pool reaches; loopback for the loopback pool)" }, SettingsLoader.DestinationsKey),
         (new("--state-dir") { Description = "where the host-wide lease tables live (default /dev/shm/sockshim)" }, SettingsLoader.StateDirKey),
@@ -25,6 +28,11 @@ internal sealed class StackOptions
         foreach (var (option, key) in _all)
             if (forRun || key is not (SettingsLoader.ModeKey or SettingsLoader.DestinationsKey)) command.Options.Add(option);
     }
+
+    /// <summary>Where the lease tables are, without checking any pool (status, gc).</summary>
+    public string StateDirectory(ParseResult parse) =>
+        Given(parse).GetValueOrDefault(SettingsLoader.StateDirKey)
+        ?? (Environment.GetEnvironmentVariable("SOCKSHIM_STATEDIR") is { Length: > 0 } env ? env : StackSettings.DefaultStateDirectory);
 
     /// <summary>The options given on the command line, by setting key.</summary>
     public Dictionary<string, string?> Given(ParseResult parse)

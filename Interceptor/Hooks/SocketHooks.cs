@@ -49,7 +49,7 @@ internal static class SocketHooks
         if (endpoint is IPEndPoint ip && OwnAddressBinding.IsWildcard(ip.Address))
         {
             if (state.Lease is null) Acquire(socket, state, socket.AddressFamily, $"bind port {ip.Port}");
-            return OwnAddressBinding.Prepare(socket, state.Lease!.Address, ip.Port, deferPort: true);
+            return OwnAddressBinding.Prepare(socket, state.Lease!, ip.Port, deferPort: true);
         }
         // A specific address is the app's choice: leave it, and give back what was taken eagerly.
         state.Release();
@@ -110,7 +110,7 @@ internal static class SocketHooks
     private static void Bind(Socket socket, SocketState state, int port, bool deferPort)
     {
         t_binding = true;
-        try { socket.Bind(OwnAddressBinding.Prepare(socket, state.Lease!.Address, port, deferPort)); }
+        try { socket.Bind(OwnAddressBinding.Prepare(socket, state.Lease!, port, deferPort)); }
         finally { t_binding = false; }
     }
 

@@ -48,9 +48,10 @@ internal static class PoolBuilder
         if (pool.MaxAddresses < 1 || pool.MaxAddresses > PoolSettings.MaxTableAddresses)
             problems.Add(new(where("MaxAddresses", null), pool.MaxAddresses.ToString(), $"the table size must be from 1 to {PoolSettings.MaxTableAddresses}", "65536"));
 
-        var provisioner = Provisioners.Create(pool.Provisioner);
+        var provisioner = Provisioners.Create(pool, out var cannot);
         if (provisioner is null)
-            problems.Add(new(where("Provisioner", null), pool.Provisioner, $"there is no such provisioner (known: {string.Join(", ", Provisioners.Names)})", "loopback"));
+            problems.Add(new(where(cannot.Contains("interface") ? "Interface" : "Provisioner", null), cannot.Contains("interface") ? pool.Interface ?? "" : pool.Provisioner, cannot,
+                cannot.Contains("interface") ? "eth0 (with SOCKSHIM_INTERFACE or --interface)" : "loopback"));
 
         if (problems.Count > before) return null;
 
@@ -62,7 +63,9 @@ internal static class PoolBuilder
         }
         if (provisioner!.CheckPool(definition) is { } why)
         {
-            problems.Add(new(where("Ranges", null), string.Join(",", pool.Ranges), why, "127.100.0.0/16"));
+            bool aboutInterface = why.StartsWith("interface '");
+            problems.Add(new(where(aboutInterface ? "Interface" : "Ranges", null), aboutInterface ? pool.Interface ?? "" : string.Join(",", pool.Ranges), why,
+                aboutInterface ? "eth0" : provisioner is LoopbackProvisioner ? "127.100.0.0/16" : "198.51.100.0/24"));
             return null;
         }
         return (definition, provisioner);

@@ -20,7 +20,8 @@ public static class SettingsLoader
     public const string ConfigKey = "Config", PoolKey = "Pool", ExcludeKey = "Exclude", StrategyKey = "Strategy",
         ProvisionerKey = "Provisioner", AllocationKey = "Allocation", StateDirKey = "StateDir",
         MaxAddressesKey = "MaxAddresses", FamilyKey = "Family", PoolNameKey = "PoolName",
-        ModeKey = "Mode", DestinationsKey = "Destinations";
+        ModeKey = "Mode", DestinationsKey = "Destinations", InterfaceKey = "Interface", AnnounceKey = "Announce",
+        AnyIpAddRouteKey = "AnyIpAddRoute";
 
     /// <summary>Loads and validates. <paramref name="options"/> maps flat keys to values given as
     /// command-line options; <paramref name="environment"/> defaults to the process's.</summary>

@@ -47,7 +47,7 @@ internal sealed class SettingsReader(IConfigurationRoot root, string? file)
 
         var pools = root.GetSection("Pools").GetChildren().Select(ReadPool).ToList();
         var first = pools.Count > 0 ? pools[0] : StackSettings.DefaultPool;
-        var flat = ApplyFlatKeys(first);
+        var flat = ApplyFlatKeys(first, builtIn: pools.Count == 0);
         if (pools.Count > 0) pools[0] = flat; else pools.Add(flat);
 
         var names = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
@@ -97,23 +97,30 @@ internal sealed class SettingsReader(IConfigurationRoot root, string? file)
             Strategy = strategy ?? AllocationStrategy.LeastRecentlyReleased,
             Provisioner = s["Provisioner"] ?? "loopback",
             Family = s["Family"],
+            Interface = s["Interface"],
+            Announce = ReadBool(s["Announce"], $"Pools:{i}:Announce") ?? false,
+            AnyIpAddRoute = ReadBool(s["AnyIpAddRoute"], $"Pools:{i}:AnyIpAddRoute") ?? false,
             MaxAddresses = ReadInt(s["MaxAddresses"], $"Pools:{i}:MaxAddresses") ?? PoolSettings.DefaultMaxAddresses,
         };
     }
 
-    private PoolSettings ApplyFlatKeys(PoolSettings p)
+    private PoolSettings ApplyFlatKeys(PoolSettings p, bool builtIn)
     {
         var ranges = Split(root[SettingsLoader.PoolKey]);
         var exclude = Split(root[SettingsLoader.ExcludeKey]);
         return new PoolSettings
         {
-            Name = root[SettingsLoader.PoolNameKey] ?? p.Name,
+            // The built-in pool is "loopback"; given other ranges it is no longer that pool.
+            Name = root[SettingsLoader.PoolNameKey] ?? (builtIn && ranges is not null ? "default" : p.Name),
             Ranges = ranges ?? p.Ranges,
             // New ranges drop the default exclusions, which were written for the default range.
             Exclude = exclude ?? (ranges is null ? p.Exclude : new List<string>()),
             Strategy = ReadStrategy(root[SettingsLoader.StrategyKey], SettingsLoader.StrategyKey) ?? p.Strategy,
             Provisioner = root[SettingsLoader.ProvisionerKey] ?? p.Provisioner,
             Family = root[SettingsLoader.FamilyKey] ?? p.Family,
+            Interface = root[SettingsLoader.InterfaceKey] ?? p.Interface,
+            Announce = ReadBool(root[SettingsLoader.AnnounceKey], SettingsLoader.AnnounceKey) ?? p.Announce,
+            AnyIpAddRoute = ReadBool(root[SettingsLoader.AnyIpAddRouteKey], SettingsLoader.AnyIpAddRouteKey) ?? p.AnyIpAddRoute,
             MaxAddresses = ReadInt(root[SettingsLoader.MaxAddressesKey], SettingsLoader.MaxAddressesKey) ?? p.MaxAddresses,
         };
     }
@@ -123,6 +130,18 @@ internal sealed class SettingsReader(IConfigurationRoot root, string? file)
         if (text is null) return null;
         if (SettingsLoader.TryParseStrategy(text, out var s)) return s;
         _problems.Add(new(Where(key), text, "unknown allocation strategy (known: sequential, random, lrr = least-recently-released)", "lrr"));
+        return null;
+    }
+
+    private bool? ReadBool(string? text, string key)
+    {
+        if (text is null) return null;
+        switch (text.Trim().ToLowerInvariant())
+        {
+            case "true" or "yes" or "1" or "on": return true;
+            case "false" or "no" or "0" or "off": return false;
+        }
+        _problems.Add(new(Where(key), text, "not true or false", "true"));
         return null;
     }
 

@@ -42,6 +42,15 @@ public sealed class PoolSettings
     /// <summary>Declared family (<c>ipv4</c> or <c>ipv6</c>); null: taken from the ranges.</summary>
     public string? Family { get; init; }
 
+    /// <summary>The interface the netlink provisioner puts addresses on.</summary>
+    public string? Interface { get; init; }
+
+    /// <summary>Announce each added address (gratuitous ARP / unsolicited neighbour advertisement).</summary>
+    public bool Announce { get; init; }
+
+    /// <summary>Let the AnyIP provisioner add the local route for the pool's prefix when it is missing.</summary>
+    public bool AnyIpAddRoute { get; init; }
+
     /// <summary>Size of the pool's lease table; larger pools use their first addresses only.</summary>
     public int MaxAddresses { get; init; } = DefaultMaxAddresses;
 

@@ -32,6 +32,9 @@ public sealed class Lease
     /// reaches only loopback), or null when it can.</summary>
     public string? CannotReach(IPAddress destination) => Pool.Provisioner.CheckDestination(destination, Pool.Definition);
 
+    /// <summary>Whether a socket must set IP_FREEBIND / IPV6_FREEBIND to bind this address.</summary>
+    public bool NeedsFreeBind => Pool.Provisioner.FreeBind;
+
     public bool IsReleased => Volatile.Read(ref _released) != 0;
 
     /// <summary>Gives the address back. Returns false when it was already released, so callers

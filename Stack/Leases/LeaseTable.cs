@@ -5,7 +5,7 @@ namespace SockShim.Stack.Leases;
 
 /// <summary>
 /// The host-wide claim table of one pool: a memory-mapped file in a shared state directory,
-/// one 16-byte slot per address. A slot is claimed by a compare-and-swap of its owner word
+/// one 32-byte slot per address: owner, release stamp, acquisition time, and a spare word. A slot is claimed by a compare-and-swap of its owner word
 /// from 0 to the claimer's <see cref="ProcessIdentity"/> token.
 /// </summary>
 /// <remarks>
@@ -21,9 +21,9 @@ namespace SockShim.Stack.Leases;
 public sealed unsafe class LeaseTable : IDisposable
 {
     private const ulong Magic = 0x314D_4853_4B43_4F53; // "SOCKSHM1"
-    private const int Version = 1;
+    private const int Version = 2;
     private const int HeaderSize = 64;
-    private const int SlotSize = 16;
+    private const int SlotSize = 32;
     // Header offsets.
     private const int OffMagic = 0, OffVersion = 8, OffSlotCount = 12, OffReleaseSeq = 24, OffCursor = 32, OffLowHint = 40;
 
@@ -91,6 +91,10 @@ public sealed unsafe class LeaseTable : IDisposable
 
     private long* Owner(int slot) => (long*)(_base + HeaderSize + (long)slot * SlotSize);
     private long* Released(int slot) => (long*)(_base + HeaderSize + (long)slot * SlotSize + 8);
+    private long* AcquiredAt(int slot) => (long*)(_base + HeaderSize + (long)slot * SlotSize + 16);
+
+    /// <summary>When the slot's current holder claimed it (Unix milliseconds; 0: unknown).</summary>
+    public long AcquiredAtUnixMs(int slot) => Volatile.Read(ref *AcquiredAt(slot));
     private long* Header(int offset) => (long*)(_base + offset);
 
     public long OwnerOf(int slot) => Volatile.Read(ref *Owner(slot));
@@ -98,7 +102,15 @@ public sealed unsafe class LeaseTable : IDisposable
     /// <summary>Release sequence number of a slot's last release (0: never released).</summary>
     public long ReleasedAt(int slot) => Volatile.Read(ref *Released(slot));
 
-    public bool TryClaimSlot(int slot, long owner) => Interlocked.CompareExchange(ref *Owner(slot), owner, 0) == 0;
+    public bool TryClaimSlot(int slot, long owner)
+    {
+        if (Interlocked.CompareExchange(ref *Owner(slot), owner, 0) != 0) return false;
+        Volatile.Write(ref *AcquiredAt(slot), Environment.TickCount64 + s_bootToUnixMs);
+        return true;
+    }
+
+    // A clock read per claim must be cheap: the tick count is, and this offset makes it Unix time.
+    private static readonly long s_bootToUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - Environment.TickCount64;
 
     /// <summary>Claims a free slot by the pool's strategy; -1 when every slot is held.</summary>
     public int Claim(Pools.AllocationStrategy strategy, long owner)
@@ -192,17 +204,17 @@ public sealed unsafe class LeaseTable : IDisposable
             if (Interlocked.CompareExchange(ref *Header(OffLowHint), slot, hint) == hint) break;
     }
 
-    /// <summary>Reclaims every slot whose holder is no longer running; returns how many.</summary>
-    public int ReclaimDead()
+    /// <summary>Reclaims every slot whose holder is no longer running; returns those slots.</summary>
+    public List<int> ReclaimDead()
     {
         var verdicts = new Dictionary<long, bool>();
-        int reclaimed = 0;
+        var reclaimed = new List<int>();
         for (int slot = 0; slot < SlotCount; slot++)
         {
             long owner = OwnerOf(slot);
             if (owner == 0) continue;
             if (!verdicts.TryGetValue(owner, out bool alive)) verdicts[owner] = alive = ProcessIdentity.IsAlive(owner);
-            if (!alive && Release(slot, owner)) reclaimed++;
+            if (!alive && Release(slot, owner)) reclaimed.Add(slot);
         }
         return reclaimed;
     }

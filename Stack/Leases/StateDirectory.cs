@@ -23,6 +23,34 @@ internal static class StateDirectory
         return System.IO.Path.Combine(directory, $"{safeName}.{pool.Fingerprint}.{NetworkNamespaceId()}.leases");
     }
 
+    /// <summary>Writes, beside a table, the pool settings it was made for, so status and gc can
+    /// read every table of the host without being given the configuration.</summary>
+    public static void WriteDescription(string tablePath, Configuration.PoolSettings settings)
+    {
+        string path = tablePath + ".pool.json";
+        string json = System.Text.Json.JsonSerializer.Serialize(settings);
+        if (File.Exists(path) && File.ReadAllText(path) == json) return;
+        string temp = $"{path}.{Environment.ProcessId}.tmp";
+        File.WriteAllText(temp, json);
+        try { File.SetUnixFileMode(temp, (UnixFileMode)0b110_110_110); } catch (UnauthorizedAccessException) { }
+        File.Move(temp, path, overwrite: true);
+    }
+
+    /// <summary>The tables of this network namespace in <paramref name="directory"/>, with the
+    /// pool settings written beside each.</summary>
+    public static IEnumerable<(string TablePath, Configuration.PoolSettings Settings)> Tables(string directory)
+    {
+        if (!Directory.Exists(directory)) yield break;
+        string suffix = $".{NetworkNamespaceId()}.leases";
+        foreach (var table in Directory.GetFiles(directory, "*" + suffix))
+        {
+            Configuration.PoolSettings? settings = null;
+            try { settings = System.Text.Json.JsonSerializer.Deserialize<Configuration.PoolSettings>(File.ReadAllText(table + ".pool.json")); }
+            catch (Exception ex) when (ex is IOException or System.Text.Json.JsonException) { }
+            if (settings is not null) yield return (table, settings);
+        }
+    }
+
     private static string NetworkNamespaceId()
     {
         // "/proc/self/ns/net" links to "net:[4026531840]"; the inode names the namespace.

@@ -5,7 +5,7 @@ using SockShim.Stack.Provisioning;
 namespace SockShim.Stack.Pools;
 
 /// <summary>An address held in a pool's host-wide table, and the process that holds it.</summary>
-public sealed record AddressHolder(string Pool, System.Net.IPAddress Address, int Pid, bool Alive);
+public sealed record AddressHolder(string Pool, System.Net.IPAddress Address, int Pid, bool Alive, DateTimeOffset Since);
 
 /// <summary>A static pool at work: its addresses, its host-wide lease table and its provisioner.</summary>
 public sealed class AddressPool : IDisposable
@@ -22,7 +22,7 @@ public sealed class AddressPool : IDisposable
         _table = table;
         _time = time;
         // Whatever a crashed process left is free again before this one starts taking addresses.
-        _table.ReclaimDead();
+        ReclaimDead();
     }
 
     public PoolDefinition Definition { get; }
@@ -33,31 +33,57 @@ public sealed class AddressPool : IDisposable
     /// <summary>Leases this process holds from the pool now.</summary>
     public IReadOnlyCollection<Lease> LiveLeases => (IReadOnlyCollection<Lease>)_live.Keys;
 
+    /// <summary>Frees the slots of holders that died, and takes their addresses off the host.</summary>
+    public int ReclaimDead()
+    {
+        var slots = _table.ReclaimDead();
+        foreach (int slot in slots) Provisioner.Deprovision(Definition.AddressAt(slot), Definition);
+        return slots.Count;
+    }
+
+    // An address someone else already put on the host is skipped for another, a few times.
+    private const int AddressInUseRetries = 8;
+
     public bool TryAcquire(string reason, out Lease lease, out StackError? error)
     {
-        int slot = _table.Claim(Definition.Strategy, _owner);
-        // Exhausted as far as live claims go: holders that died may still be in the table.
-        if (slot < 0 && _table.ReclaimDead() > 0) slot = _table.Claim(Definition.Strategy, _owner);
-        if (slot < 0)
+        lease = null!;
+        var skipped = new List<int>();
+        try
         {
-            lease = null!;
-            error = new StackError(StackErrorCode.PoolExhausted,
-                $"pool '{Name}' is exhausted: all {Definition.Count} addresses are held by live sockets on this host " +
-                $"({string.Join(", ", Definition.Ranges)}); close sockets or widen the pool");
-            return false;
-        }
+            for (int attempt = 0; ; attempt++)
+            {
+                int slot = _table.Claim(Definition.Strategy, _owner);
+                // Exhausted as far as live claims go: holders that died may still be in the table.
+                if (slot < 0 && ReclaimDead() > 0) slot = _table.Claim(Definition.Strategy, _owner);
+                if (slot < 0)
+                {
+                    error = new StackError(StackErrorCode.PoolExhausted,
+                        $"pool '{Name}' is exhausted: all {Definition.Count} addresses are held by live sockets on this host " +
+                        $"({string.Join(", ", Definition.Ranges)}){(skipped.Count > 0 ? $" or already present on it ({skipped.Count})" : "")}; close sockets or widen the pool");
+                    return false;
+                }
 
-        var address = Definition.AddressAt(slot);
-        error = Provisioner.Provision(address, Definition);
-        if (error is not null)
-        {
-            _table.Release(slot, _owner);
-            lease = null!;
-            return false;
+                var address = Definition.AddressAt(slot);
+                error = Provisioner.Provision(address, Definition);
+                if (error is null)
+                {
+                    lease = new Lease(this, slot, address, _time.GetUtcNow(), reason);
+                    _live[lease] = 0;
+                    return true;
+                }
+                if (error.Code != StackErrorCode.AddressInUse || attempt >= AddressInUseRetries)
+                {
+                    _table.Release(slot, _owner);
+                    return false;
+                }
+                // Held while looking further, so this search does not pick it again.
+                skipped.Add(slot);
+            }
         }
-        lease = new Lease(this, slot, address, _time.GetUtcNow(), reason);
-        _live[lease] = 0;
-        return true;
+        finally
+        {
+            foreach (int slot in skipped) _table.Release(slot, _owner);
+        }
     }
 
     internal void Return(Lease lease)
@@ -72,7 +98,8 @@ public sealed class AddressPool : IDisposable
 
     /// <summary>Every address of the pool held on this host now, by any process.</summary>
     public IEnumerable<AddressHolder> Holders() =>
-        _table.HeldSlots().Select(h => new AddressHolder(Name, Definition.AddressAt(h.Slot), ProcessIdentity.PidOf(h.Owner), ProcessIdentity.IsAlive(h.Owner)));
+        _table.HeldSlots().Select(h => new AddressHolder(Name, Definition.AddressAt(h.Slot), ProcessIdentity.PidOf(h.Owner),
+            ProcessIdentity.IsAlive(h.Owner), DateTimeOffset.FromUnixTimeMilliseconds(_table.AcquiredAtUnixMs(h.Slot))));
 
     /// <summary>Releases every lease this process still holds (process exit).</summary>
     public int ReleaseAll()

@@ -22,6 +22,9 @@ public interface IAddressProvisioner
     /// <summary>Why an address of this provisioner cannot reach <paramref name="destination"/>, or null.</summary>
     string? CheckDestination(IPAddress destination, PoolDefinition pool);
 
+    /// <summary>Whether sockets must bind with IP_FREEBIND / IPV6_FREEBIND (AnyIP prefixes).</summary>
+    bool FreeBind => false;
+
     /// <summary>Undoes <see cref="Provision"/>. Called exactly once per successful provision.</summary>
     void Deprovision(IPAddress address, PoolDefinition pool);
 }

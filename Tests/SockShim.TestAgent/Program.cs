@@ -65,6 +65,23 @@ switch (verb)
         Environment.Exit(0);
         return 0;
     }
+    case "dial":
+    {
+        // dial N SERVER: N times acquire an address, bind it and connect; prints each connect's time.
+        var server = System.Net.IPEndPoint.Parse(args[2]);
+        var sockets = new List<System.Net.Sockets.Socket>();
+        for (int i = 0; i < count; i++)
+        {
+            if (!pool.TryAcquire("dial", out var lease, out var error)) { Console.WriteLine($"error {error}"); return 1; }
+            var s = new System.Net.Sockets.Socket(server.AddressFamily, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+            s.Bind(new System.Net.IPEndPoint(lease.Address, 0));
+            var sw = System.Diagnostics.Stopwatch.StartNew();
+            s.Connect(server);
+            Console.WriteLine($"connect {lease.Address} {sw.Elapsed.TotalMilliseconds:F1} ms");
+            sockets.Add(s);
+        }
+        return 0;
+    }
     default:
         Console.Error.WriteLine("usage: agent churn N | hold N");
         return 2;

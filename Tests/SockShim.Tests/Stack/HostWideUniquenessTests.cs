@@ -47,7 +47,7 @@ public class HostWideUniquenessTests
         foreach (var a in agents)
         {
             Assert.That(a.WaitForExit(TimeSpan.FromSeconds(90)), Is.True, "agent finished");
-            Assert.That(a.ExitCode, Is.Zero, a.StandardError.ReadToEnd());
+            Assert.That(a.ExitCode, Is.Zero, () => a.StandardError.ReadToEnd());
         }
         foreach (var o in outputs) Assert.That(o.Result, Does.Contain("done 2500 dups 0"));
         Assert.That(Directory.GetFiles(markers), Is.Empty);

@@ -1,0 +1,87 @@
+using System.Net;
+using SockShim.Stack.Configuration;
+using SockShim.Stack.Leases;
+using SockShim.Stack.Provisioning;
+using SockShim.Stack.Provisioning.Netlink;
+
+namespace SockShim.Stack.Pools;
+
+/// <summary>Every pool table of this host (network namespace), read without a configuration.</summary>
+public static class HostSweep
+{
+    public sealed record Holder(string Pool, string Provisioner, string? Interface, IPAddress Address, int Pid, bool Alive, DateTimeOffset Since);
+
+    public sealed record Report(IReadOnlyList<(string Pool, IPAddress Address, int Pid)> Reclaimed, IReadOnlyList<(string Interface, IPAddress Address)> Removed, IReadOnlyList<string> Problems);
+
+    /// <summary>Who holds what, in every table of <paramref name="stateDirectory"/>.</summary>
+    public static List<Holder> Holders(string stateDirectory)
+    {
+        var holders = new List<Holder>();
+        foreach (var (path, settings, definition) in Open(stateDirectory, new List<string>()))
+        {
+            using var table = LeaseTable.Open(path, definition.Count);
+            foreach (var (slot, owner) in table.HeldSlots())
+                holders.Add(new Holder(settings.Name, settings.Provisioner, settings.Interface, definition.AddressAt(slot), ProcessIdentity.PidOf(owner),
+                    ProcessIdentity.IsAlive(owner), DateTimeOffset.FromUnixTimeMilliseconds(table.AcquiredAtUnixMs(slot))));
+        }
+        return holders;
+    }
+
+    /// <summary>
+    /// Frees the table slots of holders that are gone, and removes from the interfaces every
+    /// address carrying SockShim's mark that no live holder has. Addresses without the mark, and
+    /// addresses of live holders, are not touched.
+    /// </summary>
+    public static Report Collect(string stateDirectory)
+    {
+        var problems = new List<string>();
+        var reclaimed = new List<(string, IPAddress, int)>();
+        var live = new HashSet<IPAddress>();
+        foreach (var (path, settings, definition) in Open(stateDirectory, problems))
+        {
+            using var table = LeaseTable.Open(path, definition.Count);
+            var owners = table.HeldSlots().ToDictionary(h => h.Slot, h => h.Owner);
+            foreach (int slot in table.ReclaimDead())
+                reclaimed.Add((settings.Name, definition.AddressAt(slot), ProcessIdentity.PidOf(owners.GetValueOrDefault(slot))));
+            foreach (var (slot, _) in table.HeldSlots()) live.Add(definition.AddressAt(slot));
+        }
+
+        var removed = new List<(string, IPAddress)>();
+        using var netlink = RouteNetlink.Open(out int openError);
+        if (netlink is null)
+        {
+            problems.Add($"cannot read the interfaces' addresses (netlink errno {openError})");
+            return new Report(reclaimed, removed, problems);
+        }
+        var addresses = new List<(uint Index, IPAddress Address, byte PrefixLength, byte Protocol)>();
+        int listError = netlink.ListAddresses(addresses);
+        if (listError != 0) problems.Add($"listing addresses failed: errno {listError}");
+        var names = HostFacts.InterfaceNames().ToDictionary(n => HostFacts.InterfaceIndex(n) ?? 0, n => n);
+        foreach (var a in addresses.Where(a => a.Protocol == NetlinkProvisioner.Mark && !live.Contains(a.Address)))
+        {
+            int error = netlink.ChangeAddress(add: false, a.Index, a.Address, NetlinkProvisioner.Mark);
+            string name = names.GetValueOrDefault(a.Index, $"#{a.Index}");
+            if (error == 0) removed.Add((name, a.Address));
+            else problems.Add(error == Tmds.Linux.LibC.EPERM ? $"removing {a.Address} from {name}: {HostFacts.NetAdminHelp}" : $"removing {a.Address} from {name} failed: errno {error}");
+        }
+        return new Report(reclaimed, removed, problems);
+    }
+
+    private static IEnumerable<(string Path, PoolSettings Settings, PoolDefinition Definition)> Open(string stateDirectory, List<string> problems)
+    {
+        foreach (var (path, settings) in StateDirectory.Tables(stateDirectory))
+        {
+            var ranges = new List<Addressing.AddressRange>();
+            var exclusions = new List<Addressing.AddressRange>();
+            bool ok = true;
+            foreach (var r in settings.Ranges) if (Addressing.AddressRange.TryParse(r, out var x, out _)) ranges.Add(x); else ok = false;
+            foreach (var r in settings.Exclude) if (Addressing.AddressRange.TryParse(r, out var x, out _)) exclusions.Add(x); else ok = false;
+            if (!ok || ranges.Count == 0)
+            {
+                problems.Add($"{path}: its pool description cannot be read; left alone");
+                continue;
+            }
+            yield return (path, settings, new PoolDefinition(settings.Name, ranges, exclusions, settings.Strategy, settings.MaxAddresses));
+        }
+    }
+}

@@ -1,0 +1,171 @@
+using System.Buffers.Binary;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using SockShim.Stack.Interop;
+using SockShim.Stack.Wire;
+using Tmds.Linux;
+using static Tmds.Linux.LibC;
+
+namespace SockShim.Stack.Provisioning.Netlink;
+
+/// <summary>
+/// A NETLINK_ROUTE socket: one request at a time, each acknowledged by the kernel. About 20 us
+/// per address added and removed, against 6-8 ms for an `ip addr` process.
+/// </summary>
+public sealed unsafe class RouteNetlink : IDisposable
+{
+    private const int AF_NETLINK_VALUE = 16;
+    private readonly int _fd;
+    private readonly object _gate = new();
+    private readonly byte[] _receive = new byte[64 * 1024];
+    private uint _sequence;
+
+    private RouteNetlink(int fd) => _fd = fd;
+
+    /// <summary>Opens the socket; null and an errno when that fails.</summary>
+    public static RouteNetlink? Open(out int error)
+    {
+        int fd = socket(AF_NETLINK_VALUE, SOCK_RAW | SOCK_CLOEXEC, netlink.NETLINK_ROUTE);
+        if (fd < 0) { error = errno; return null; }
+        Span<byte> local = stackalloc byte[netlink.SOCKADDR_NL_SIZE];
+        local.Clear();
+        BinaryPrimitives.WriteUInt16LittleEndian(local, AF_NETLINK_VALUE);
+        fixed (byte* p = local)
+        {
+            if (bind(fd, (sockaddr*)p, (uint)local.Length) != 0)
+            {
+                error = errno;
+                close(fd);
+                return null;
+            }
+        }
+        error = 0;
+        return new RouteNetlink(fd);
+    }
+
+    /// <summary>Adds (or removes) one address on interface <paramref name="index"/> as a /32 or
+    /// /128, marked with <paramref name="protocol"/>; 0 or the kernel's errno.</summary>
+    public int ChangeAddress(bool add, uint index, IPAddress address, byte protocol)
+    {
+        bool v6 = address.AddressFamily == AddressFamily.InterNetworkV6;
+        Span<byte> bytes = stackalloc byte[16];
+        address.TryWriteBytes(bytes, out int length);
+        Span<byte> buffer = stackalloc byte[128];
+        ushort flags = (ushort)(netlink.NLM_F_REQUEST | netlink.NLM_F_ACK | (add ? netlink.NLM_F_CREATE | netlink.NLM_F_EXCL : 0));
+        var w = new NetlinkRequestWriter(buffer, add ? rtnetlink.RTM_NEWADDR : rtnetlink.RTM_DELADDR, flags, NextSequence());
+        // Each address is a host route of its own: when addresses share a prefix the first is
+        // "primary", and deleting it would silently delete all the others.
+        new IfAddrMessage((byte)(v6 ? 10 : 2), (byte)(v6 ? 128 : 32), 0, rtnetlink.RT_SCOPE_UNIVERSE, index).Emit(w.Payload(if_addr.IFADDRMSG_SIZE));
+        w.Attribute(if_addr.IFA_LOCAL, bytes[..length]);
+        w.Attribute(if_addr.IFA_ADDRESS, bytes[..length]);
+        if (add)
+        {
+            // No duplicate address detection: the address is usable at once, and the pool
+            // already guarantees it is unique on this host.
+            w.Attribute(if_addr.IFA_FLAGS, v6 ? if_addr.IFA_F_NODAD | if_addr.IFA_F_PERMANENT : if_addr.IFA_F_PERMANENT);
+            w.Attribute(if_addr.IFA_PROTO, stackalloc byte[] { protocol });
+        }
+        return Request(w.Finish(), null);
+    }
+
+    /// <summary>Every address on the host: interface index, address, prefix length, protocol mark.</summary>
+    public int ListAddresses(List<(uint Index, IPAddress Address, byte PrefixLength, byte Protocol)> into)
+    {
+        Span<byte> buffer = stackalloc byte[64];
+        var w = new NetlinkRequestWriter(buffer, rtnetlink.RTM_GETADDR, netlink.NLM_F_REQUEST | netlink.NLM_F_DUMP, NextSequence());
+        new IfAddrMessage(0, 0, 0, 0, 0).Emit(w.Payload(if_addr.IFADDRMSG_SIZE));
+        return Request(w.Finish(), (header, payload) =>
+        {
+            if (header.Type != rtnetlink.RTM_NEWADDR || !IfAddrMessage.TryParse(payload, out var msg)) return;
+            IPAddress? address = null;
+            byte protocol = 0;
+            var attrs = new RouteAttributeReader(payload[if_addr.IFADDRMSG_SIZE..]);
+            while (attrs.Next(out var type, out var value))
+            {
+                if ((type == if_addr.IFA_LOCAL || (type == if_addr.IFA_ADDRESS && address is null)) && value.Length is 4 or 16) address = new IPAddress(value);
+                else if (type == if_addr.IFA_PROTO && value.Length >= 1) protocol = value[0];
+            }
+            if (address is not null) into.Add((msg.Index, address, msg.PrefixLength, protocol));
+        });
+    }
+
+    /// <summary>The route type the kernel picks for <paramref name="destination"/> (RTN_LOCAL for
+    /// an address of this host); 0 and an errno when there is none.</summary>
+    public int RouteTypeOf(IPAddress destination, out byte routeType)
+    {
+        bool v6 = destination.AddressFamily == AddressFamily.InterNetworkV6;
+        Span<byte> bytes = stackalloc byte[16];
+        destination.TryWriteBytes(bytes, out int length);
+        Span<byte> buffer = stackalloc byte[64];
+        var w = new NetlinkRequestWriter(buffer, rtnetlink.RTM_GETROUTE, netlink.NLM_F_REQUEST, NextSequence());
+        new RouteMessage((byte)(v6 ? 10 : 2), (byte)(v6 ? 128 : 32), 0, 0, 0, 0, 0, 0, 0).Emit(w.Payload(rtnetlink.RTMSG_SIZE));
+        w.Attribute(rtnetlink.RTA_DST, bytes[..length]);
+        byte found = 0;
+        int result = Request(w.Finish(), (header, payload) =>
+        {
+            if (header.Type == rtnetlink.RTM_NEWROUTE && RouteMessage.TryParse(payload, out var route)) found = route.Type;
+        });
+        routeType = found;
+        return result;
+    }
+
+    /// <summary>Adds <c>local PREFIX dev lo</c> to the local table: the kernel then takes the whole
+    /// prefix as this host's (AnyIP).</summary>
+    public int AddLocalRoute(Addressing.AddressRange prefix, int prefixLength, uint loopbackIndex)
+    {
+        bool v6 = prefix.Family == AddressFamily.InterNetworkV6;
+        Span<byte> bytes = stackalloc byte[16];
+        prefix.FirstAddress.TryWriteBytes(bytes, out int length);
+        Span<byte> buffer = stackalloc byte[96];
+        var w = new NetlinkRequestWriter(buffer, rtnetlink.RTM_NEWROUTE,
+            (ushort)(netlink.NLM_F_REQUEST | netlink.NLM_F_ACK | netlink.NLM_F_CREATE | netlink.NLM_F_EXCL), NextSequence());
+        new RouteMessage((byte)(v6 ? 10 : 2), (byte)prefixLength, 0, 0, rtnetlink.RT_TABLE_LOCAL, rtnetlink.RTPROT_STATIC,
+            rtnetlink.RT_SCOPE_HOST, rtnetlink.RTN_LOCAL, 0).Emit(w.Payload(rtnetlink.RTMSG_SIZE));
+        w.Attribute(rtnetlink.RTA_DST, bytes[..length]);
+        w.Attribute(rtnetlink.RTA_OIF, loopbackIndex);
+        return Request(w.Finish(), null);
+    }
+
+    private uint NextSequence() => Interlocked.Increment(ref _sequence);
+
+    public delegate void MessageHandler(NetlinkHeader header, ReadOnlySpan<byte> payload);
+
+    /// <summary>Sends one request and reads until its ACK, error or end of dump.</summary>
+    private int Request(ReadOnlySpan<byte> message, MessageHandler? onMessage)
+    {
+        uint sequence = BinaryPrimitives.ReadUInt32LittleEndian(message[8..]);
+        lock (_gate)
+        {
+            fixed (byte* p = message)
+            {
+                if ((long)send(_fd, p, (uint)message.Length, 0) < 0) return errno;
+            }
+            while (true)
+            {
+                long got;
+                fixed (byte* p = _receive) got = recv(_fd, p, (uint)_receive.Length, 0);
+                if (got < 0)
+                {
+                    if (errno == EINTR) continue;
+                    return errno;
+                }
+                var rest = _receive.AsSpan(0, (int)got);
+                while (NetlinkHeader.TryParse(rest, out var header))
+                {
+                    var payload = rest[netlink.NLMSG_HDRLEN..(int)header.Length];
+                    rest = rest[Math.Min(netlink.NLMSG_ALIGN((int)header.Length), rest.Length)..];
+                    // Replies to other requests (none, with one request at a time) are not ours.
+                    if (header.Sequence != sequence) continue;
+                    if (header.Type == netlink.NLMSG_ERROR)
+                        return payload.Length >= 4 ? -BinaryPrimitives.ReadInt32LittleEndian(payload) : EPROTO;
+                    if (header.Type == netlink.NLMSG_DONE) return 0;
+                    onMessage?.Invoke(header, payload);
+                    if ((header.Flags & netlink.NLM_F_MULTI) == 0 && onMessage is not null) return 0;
+                }
+            }
+        }
+    }
+
+    public void Dispose() => close(_fd);
+}

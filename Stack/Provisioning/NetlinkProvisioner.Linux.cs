@@ -1,0 +1,80 @@
+using System.Net;
+using SockShim.Stack.Pools;
+using SockShim.Stack.Provisioning.Netlink;
+using Tmds.Linux;
+
+namespace SockShim.Stack.Provisioning;
+
+/// <summary>
+/// Puts each socket's address on one named interface (as a /32 or /128, IPv6 without DAD) when
+/// it is acquired and takes it off when released, over NETLINK_ROUTE. The add is exclusive, so
+/// the kernel refuses an address already present on the host, and each address carries
+/// SockShim's mark in its protocol field, so `sockshim gc` can tell them from others.
+/// </summary>
+public sealed class NetlinkProvisioner(string interfaceName, Announcer? announcer = null) : IAddressProvisioner, IDisposable
+{
+    /// <summary>The IFA_PROTO value marking addresses SockShim added ('S').</summary>
+    public const byte Mark = 0x53;
+
+    private readonly Lazy<(RouteNetlink? Socket, int Error)> _netlink = new(() => (RouteNetlink.Open(out int e), e));
+    private uint _index;
+
+    public string Name => "netlink";
+    public string Interface => interfaceName;
+
+    public string? CheckPool(PoolDefinition pool)
+    {
+        if (HostFacts.InterfaceIndex(interfaceName) is not { } index)
+            return $"interface '{interfaceName}' does not exist in this network namespace (interfaces: {string.Join(", ", HostFacts.InterfaceNames())}); name an existing one with SOCKSHIM_INTERFACE or --interface";
+        if (!HostFacts.HasNetAdmin())
+            return $"the netlink provisioner adds pool '{pool.Name}' addresses to {interfaceName}, and {HostFacts.NetAdminHelp}";
+        _index = index;
+        return null;
+    }
+
+    public string? CheckDestination(IPAddress destination, PoolDefinition pool) => null;
+
+    public StackError? Provision(IPAddress address, PoolDefinition pool)
+    {
+        var (socket, openError) = _netlink.Value;
+        if (socket is null) return Failed(openError, address, pool);
+        int error = socket.ChangeAddress(add: true, _index, address, Mark);
+        if (error != 0) return Failed(error, address, pool);
+        if (address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6) WaitForLocalRoute(socket, address);
+        // The address works without the announcement; neighbours then learn it at their next miss.
+        announcer?.Announce(address);
+        return null;
+    }
+
+    // A new IPv6 address gets its local route from the kernel's address work, a moment after the
+    // add is acknowledged (IPv4 gets it at once); a reply that arrives before that route is
+    // dropped, and the connect waits a second for the SYN to be sent again (measured here: one
+    // connect in three made right after the add). So the add is done when the route is there.
+    private static void WaitForLocalRoute(RouteNetlink socket, IPAddress address, int maxMilliseconds = 200)
+    {
+        var deadline = Environment.TickCount64 + maxMilliseconds;
+        var spin = new SpinWait();
+        while ((socket.RouteTypeOf(address, out byte type) != 0 || type != Interop.rtnetlink.RTN_LOCAL) && Environment.TickCount64 < deadline)
+            spin.SpinOnce();
+    }
+
+    public void Deprovision(IPAddress address, PoolDefinition pool) =>
+        _netlink.Value.Socket?.ChangeAddress(add: false, _index, address, Mark);
+
+    private StackError Failed(int error, IPAddress address, PoolDefinition pool)
+    {
+        if (error == LibC.EEXIST)
+            return new StackError(StackErrorCode.AddressInUse, $"address {address} of pool '{pool.Name}' is already present on this host (added by hand or by another program); SockShim leaves it alone");
+        if (error == LibC.EPERM || error == LibC.EACCES)
+            return new StackError(StackErrorCode.ProvisionFailed, $"adding {address} to {interfaceName} was refused: {HostFacts.NetAdminHelp}");
+        if (error == LibC.ENODEV)
+            return new StackError(StackErrorCode.ProvisionFailed, $"interface '{interfaceName}' (index {_index}) is gone");
+        return new StackError(StackErrorCode.ProvisionFailed, $"adding {address} to {interfaceName} failed: errno {error}");
+    }
+
+    public void Dispose()
+    {
+        if (_netlink.IsValueCreated) _netlink.Value.Socket?.Dispose();
+        announcer?.Dispose();
+    }
+}

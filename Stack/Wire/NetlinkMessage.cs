@@ -1,0 +1,139 @@
+using System.Buffers.Binary;
+using SockShim.Stack.Interop;
+
+namespace SockShim.Stack.Wire;
+
+/// <summary>nlmsghdr: the 16-byte header of every netlink message (host byte order).</summary>
+public readonly record struct NetlinkHeader(uint Length, ushort Type, ushort Flags, uint Sequence, uint PortId)
+{
+    private const int OffLength = 0, OffType = 4, OffFlags = 6, OffSeq = 8, OffPid = 12;
+
+    public static bool TryParse(ReadOnlySpan<byte> buffer, out NetlinkHeader header)
+    {
+        header = default;
+        if (buffer.Length < netlink.NLMSG_HDRLEN) return false;
+        header = new NetlinkHeader(
+            BinaryPrimitives.ReadUInt32LittleEndian(buffer[OffLength..]),
+            BinaryPrimitives.ReadUInt16LittleEndian(buffer[OffType..]),
+            BinaryPrimitives.ReadUInt16LittleEndian(buffer[OffFlags..]),
+            BinaryPrimitives.ReadUInt32LittleEndian(buffer[OffSeq..]),
+            BinaryPrimitives.ReadUInt32LittleEndian(buffer[OffPid..]));
+        // A length shorter than the header or past the buffer is a malformed message.
+        return header.Length >= netlink.NLMSG_HDRLEN && header.Length <= buffer.Length;
+    }
+
+    public void Emit(Span<byte> buffer)
+    {
+        BinaryPrimitives.WriteUInt32LittleEndian(buffer[OffLength..], Length);
+        BinaryPrimitives.WriteUInt16LittleEndian(buffer[OffType..], Type);
+        BinaryPrimitives.WriteUInt16LittleEndian(buffer[OffFlags..], Flags);
+        BinaryPrimitives.WriteUInt32LittleEndian(buffer[OffSeq..], Sequence);
+        BinaryPrimitives.WriteUInt32LittleEndian(buffer[OffPid..], PortId);
+    }
+}
+
+/// <summary>Builds one netlink request: header, a fixed payload, then attributes, each aligned.</summary>
+public ref struct NetlinkRequestWriter
+{
+    private readonly Span<byte> _buffer;
+    private int _length;
+
+    public NetlinkRequestWriter(Span<byte> buffer, ushort type, ushort flags, uint sequence)
+    {
+        _buffer = buffer;
+        _buffer.Clear();
+        new NetlinkHeader(0, type, flags, sequence, 0).Emit(_buffer);
+        _length = netlink.NLMSG_HDRLEN;
+    }
+
+    /// <summary>Room for a fixed payload (ifaddrmsg, rtmsg) to be written by the caller.</summary>
+    public Span<byte> Payload(int size)
+    {
+        var span = _buffer.Slice(_length, size);
+        _length += netlink.NLMSG_ALIGN(size);
+        return span;
+    }
+
+    public void Attribute(ushort type, scoped ReadOnlySpan<byte> value)
+    {
+        int len = rtnetlink.RTATTR_HDRLEN + value.Length;
+        if (_length + rtnetlink.RTA_ALIGN(len) > _buffer.Length) throw new ArgumentException("netlink request buffer too small");
+        BinaryPrimitives.WriteUInt16LittleEndian(_buffer[_length..], (ushort)len);
+        BinaryPrimitives.WriteUInt16LittleEndian(_buffer[(_length + 2)..], type);
+        value.CopyTo(_buffer[(_length + rtnetlink.RTATTR_HDRLEN)..]);
+        _length += rtnetlink.RTA_ALIGN(len);
+    }
+
+    public void Attribute(ushort type, uint value)
+    {
+        Span<byte> v = stackalloc byte[4];
+        BinaryPrimitives.WriteUInt32LittleEndian(v, value);
+        Attribute(type, v);
+    }
+
+    /// <summary>Writes the final length into the header; returns the message.</summary>
+    public Span<byte> Finish()
+    {
+        BinaryPrimitives.WriteUInt32LittleEndian(_buffer, (uint)_length);
+        return _buffer[.._length];
+    }
+}
+
+/// <summary>Walks the rtattr list of a message payload, stopping at the first malformed one.</summary>
+public ref struct RouteAttributeReader(ReadOnlySpan<byte> attributes)
+{
+    private ReadOnlySpan<byte> _rest = attributes;
+
+    public bool Next(out ushort type, out ReadOnlySpan<byte> value)
+    {
+        type = 0;
+        value = default;
+        if (_rest.Length < rtnetlink.RTATTR_HDRLEN) return false;
+        int len = BinaryPrimitives.ReadUInt16LittleEndian(_rest);
+        if (len < rtnetlink.RTATTR_HDRLEN || len > _rest.Length) return false;
+        type = BinaryPrimitives.ReadUInt16LittleEndian(_rest[2..]);
+        value = _rest[rtnetlink.RTATTR_HDRLEN..len];
+        _rest = _rest[Math.Min(rtnetlink.RTA_ALIGN(len), _rest.Length)..];
+        return true;
+    }
+}
+
+/// <summary>ifaddrmsg: family, prefix length, flags, scope, interface index.</summary>
+public readonly record struct IfAddrMessage(byte Family, byte PrefixLength, byte Flags, byte Scope, uint Index)
+{
+    public static bool TryParse(ReadOnlySpan<byte> payload, out IfAddrMessage message)
+    {
+        message = default;
+        if (payload.Length < if_addr.IFADDRMSG_SIZE) return false;
+        message = new IfAddrMessage(payload[0], payload[1], payload[2], payload[3], BinaryPrimitives.ReadUInt32LittleEndian(payload[4..]));
+        return true;
+    }
+
+    public void Emit(Span<byte> payload)
+    {
+        payload[0] = Family;
+        payload[1] = PrefixLength;
+        payload[2] = Flags;
+        payload[3] = Scope;
+        BinaryPrimitives.WriteUInt32LittleEndian(payload[4..], Index);
+    }
+}
+
+/// <summary>rtmsg: the fixed part of a route message.</summary>
+public readonly record struct RouteMessage(byte Family, byte DestinationLength, byte SourceLength, byte Tos, byte Table, byte Protocol, byte Scope, byte Type, uint Flags)
+{
+    public static bool TryParse(ReadOnlySpan<byte> payload, out RouteMessage message)
+    {
+        message = default;
+        if (payload.Length < rtnetlink.RTMSG_SIZE) return false;
+        message = new RouteMessage(payload[0], payload[1], payload[2], payload[3], payload[4], payload[5], payload[6], payload[7], BinaryPrimitives.ReadUInt32LittleEndian(payload[8..]));
+        return true;
+    }
+
+    public void Emit(Span<byte> payload)
+    {
+        payload[0] = Family; payload[1] = DestinationLength; payload[2] = SourceLength; payload[3] = Tos;
+        payload[4] = Table; payload[5] = Protocol; payload[6] = Scope; payload[7] = Type;
+        BinaryPrimitives.WriteUInt32LittleEndian(payload[8..], Flags);
+    }
+}

@@ -1,0 +1,44 @@
+using PacketDotNet;
+using SharpPcap;
+using SharpPcap.LibPcap;
+
+// Captures on one interface (run it inside a namespace with `ip netns exec`) and prints one
+// line per packet the tests care about, until its standard input closes or time runs out:
+//   syn <source> <destination>        a TCP SYN
+//   arp <operation> <sender-ip>       an ARP packet
+//   na <target>                       an ICMPv6 neighbour advertisement
+//   udp <source> <destination>        a UDP datagram
+// Usage: PcapProbe <interface> <bpf filter> <seconds>
+if (args.Length < 3) { Console.Error.WriteLine("usage: PcapProbe <interface> <filter> <seconds>"); return 2; }
+var device = LibPcapLiveDeviceList.New().FirstOrDefault(d => d.Name == args[0]);
+if (device is null) { Console.Error.WriteLine($"no interface {args[0]}"); return 1; }
+device.Open(new DeviceConfiguration { Mode = DeviceModes.Promiscuous, ReadTimeout = 100, Immediate = true, BufferSize = 64 << 20 });
+device.Filter = args[1];
+var lines = new System.Collections.Concurrent.BlockingCollection<string>();
+device.OnPacketArrival += (_, e) =>
+{
+    var packet = Packet.ParsePacket(e.GetPacket().LinkLayerType, e.GetPacket().Data);
+    if (packet.Extract<TcpPacket>() is { Synchronize: true, Acknowledgment: false } tcp && tcp.ParentPacket is IPPacket ip)
+        lines.Add($"syn {ip.SourceAddress} {ip.DestinationAddress}");
+    else if (packet.Extract<ArpPacket>() is { } arp)
+        lines.Add($"arp {arp.Operation} {arp.SenderProtocolAddress}");
+    else if (packet.Extract<IcmpV6Packet>() is { Type: IcmpV6Type.NeighborAdvertisement } && packet is EthernetPacket)
+        // Ethernet (14) + IPv6 header (40; an NA carries no extension headers) + 8: the target.
+        lines.Add($"na {new System.Net.IPAddress(e.GetPacket().Data.AsSpan(14 + 40 + 8, 16))}");
+    else if (packet.Extract<UdpPacket>() is { } udp && udp.ParentPacket is IPPacket uip)
+        lines.Add($"udp {uip.SourceAddress} {uip.DestinationAddress}");
+};
+device.StartCapture();
+Console.WriteLine("ready");
+var deadline = DateTime.UtcNow.AddSeconds(double.Parse(args[2]));
+var stdinClosed = Task.Run(() => Console.In.ReadToEnd());
+while (DateTime.UtcNow < deadline && !stdinClosed.IsCompleted)
+    if (lines.TryTake(out var line, 50)) Console.WriteLine(line);
+// Let the last packets through the capture buffer.
+Thread.Sleep(300);
+device.StopCapture();
+while (lines.TryTake(out var rest)) Console.WriteLine(rest);
+var stats = device.Statistics;
+Console.WriteLine($"end received {stats.ReceivedPackets} dropped {stats.DroppedPackets}");
+device.Close();
+return 0;
