@@ -22,6 +22,9 @@ public sealed unsafe class LeaseTable : IDisposable
 {
     private const ulong Magic = 0x314D_4853_4B43_4F53; // "SOCKSHM1"
     private const int Version = 2;
+
+    /// <summary>Part of every table's file name, so a new layout never opens an old file.</summary>
+    public const string FileVersion = "v2";
     private const int HeaderSize = 64;
     private const int SlotSize = 32;
     // Header offsets.
@@ -50,10 +53,11 @@ public sealed unsafe class LeaseTable : IDisposable
         if (!File.Exists(path)) CreateInitialised(path, slotCount, size);
 
         var stream = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete);
-        if (stream.Length != size)
+        long actual = stream.Length;
+        if (actual != size)
         {
             stream.Dispose();
-            throw new InvalidDataException($"lease table {path} has {stream.Length} bytes, expected {size} for {slotCount} slots; remove it when no process uses the pool");
+            throw new InvalidDataException($"lease table {path} has {actual} bytes, expected {size} for {slotCount} slots; remove it when no process uses the pool");
         }
         var file = MemoryMappedFile.CreateFromFile(stream, null, size, MemoryMappedFileAccess.ReadWrite, HandleInheritability.None, leaveOpen: false);
         var view = file.CreateViewAccessor(0, size, MemoryMappedFileAccess.ReadWrite);

@@ -20,7 +20,7 @@ internal static class StateDirectory
     public static string TablePath(string directory, PoolDefinition pool)
     {
         string safeName = string.Concat(pool.Name.Select(c => char.IsLetterOrDigit(c) || c is '-' or '_' ? c : '_'));
-        return System.IO.Path.Combine(directory, $"{safeName}.{pool.Fingerprint}.{NetworkNamespaceId()}.leases");
+        return System.IO.Path.Combine(directory, $"{safeName}.{pool.Fingerprint}.{NetworkNamespaceId()}.{LeaseTable.FileVersion}.leases");
     }
 
     /// <summary>Writes, beside a table, the pool settings it was made for, so status and gc can
@@ -41,7 +41,7 @@ internal static class StateDirectory
     public static IEnumerable<(string TablePath, Configuration.PoolSettings Settings)> Tables(string directory)
     {
         if (!Directory.Exists(directory)) yield break;
-        string suffix = $".{NetworkNamespaceId()}.leases";
+        string suffix = $".{NetworkNamespaceId()}.{LeaseTable.FileVersion}.leases";
         foreach (var table in Directory.GetFiles(directory, "*" + suffix))
         {
             Configuration.PoolSettings? settings = null;

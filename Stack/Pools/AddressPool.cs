@@ -57,9 +57,13 @@ public sealed class AddressPool : IDisposable
                 if (slot < 0 && ReclaimDead() > 0) slot = _table.Claim(Definition.Strategy, _owner);
                 if (slot < 0)
                 {
-                    error = new StackError(StackErrorCode.PoolExhausted,
-                        $"pool '{Name}' is exhausted: all {Definition.Count} addresses are held by live sockets on this host " +
-                        $"({string.Join(", ", Definition.Ranges)}){(skipped.Count > 0 ? $" or already present on it ({skipped.Count})" : "")}; close sockets or widen the pool");
+                    error = skipped.Count > 0
+                        ? new StackError(StackErrorCode.PoolExhausted,
+                            $"pool '{Name}' has no usable address: those not held by live sockets are already present on this host " +
+                            $"({string.Join(", ", skipped.Take(5).Select(Definition.AddressAt))}), and SockShim never takes over an address it did not add; remove them or widen the pool")
+                        : new StackError(StackErrorCode.PoolExhausted,
+                            $"pool '{Name}' is exhausted: all {Definition.Count} addresses are held by live sockets on this host " +
+                            $"({string.Join(", ", Definition.Ranges)}); close sockets or widen the pool");
                     return false;
                 }
 

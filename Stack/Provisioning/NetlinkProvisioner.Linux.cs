@@ -52,10 +52,11 @@ public sealed class NetlinkProvisioner(string interfaceName, Announcer? announce
     // connect in three made right after the add). So the add is done when the route is there.
     private static void WaitForLocalRoute(RouteNetlink socket, IPAddress address, int maxMilliseconds = 200)
     {
+        // Yield rather than sleep: the kernel work that adds the route runs in microseconds once
+        // it gets a CPU, and a 1 ms sleep would cost far more than the wait itself.
         var deadline = Environment.TickCount64 + maxMilliseconds;
-        var spin = new SpinWait();
         while ((socket.RouteTypeOf(address, out byte type) != 0 || type != Interop.rtnetlink.RTN_LOCAL) && Environment.TickCount64 < deadline)
-            spin.SpinOnce();
+            Thread.Yield();
     }
 
     public void Deprovision(IPAddress address, PoolDefinition pool) =>

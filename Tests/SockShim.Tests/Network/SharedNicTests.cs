@@ -157,6 +157,23 @@ public class SharedNicTests
     }
 
     [Test]
+    public void An_address_already_on_the_host_is_skipped_and_never_taken_over()
+    {
+        TwoHosts.Ip($"-n {_hosts.A} addr add 198.51.100.76/32 dev {TwoHosts.LinkA}");
+        try
+        {
+            var (exit, output, _) = TwoHosts.RunIn(_hosts.A, "SockShim.TestAgent", ["leak", "1"], Pool("198.51.100.76-198.51.100.77", "netlink", "skip"));
+            Assert.That(exit, Is.Zero, output);
+            Assert.That(output, Does.Contain("leaked 1"), "the free address was taken instead");
+
+            var (_, alone, _) = TwoHosts.RunIn(_hosts.A, "SockShim.TestAgent", ["hold", "1"], Pool("198.51.100.76/32", "netlink", "taken"), TimeSpan.FromSeconds(30));
+            Assert.That(alone, Does.Contain("error").And.Contain("198.51.100.76").And.Contain("already present on this host").And.Contain("never takes over"));
+            Assert.That(_hosts.AddressesOnA(), Does.Contain("198.51.100.76"), "the address added by hand is still there");
+        }
+        finally { TwoHosts.Ip($"-n {_hosts.A} addr del 198.51.100.76/32 dev {TwoHosts.LinkA}"); }
+    }
+
+    [Test]
     public void Added_addresses_are_announced_to_the_peer()
     {
         using var capture = TwoHosts.StartIn(_hosts.B, "SockShim.PcapProbe", [TwoHosts.LinkB, "arp or (icmp6 and ip6[40] == 136)", "60"], redirectInput: true);

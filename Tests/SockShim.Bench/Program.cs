@@ -1,0 +1,41 @@
+using System.Diagnostics;
+using SockShim.Stack;
+using SockShim.Stack.Configuration;
+
+// Per-socket cost of taking an address and giving it back, with the pool and provisioner that
+// SOCKSHIM_* configure (bench/provisioners.sh runs it for each provisioner).
+//   SockShim.Bench acquire-release N [label] [target-ns]
+if (args.Length < 2 || args[0] != "acquire-release" || !int.TryParse(args[1], out int n) || n < 1)
+{
+    Console.Error.WriteLine("usage: SockShim.Bench acquire-release N [label] [target-ns]");
+    return 2;
+}
+string label = args.ElementAtOrDefault(2) ?? "pool";
+double? target = args.Length > 3 ? double.Parse(args[3]) : null;
+using var stack = AddressStack.Create(SettingsLoader.Load());
+var pool = stack.Pools[0];
+
+void Round(int count)
+{
+    for (int i = 0; i < count; i++)
+    {
+        if (!pool.TryAcquire("bench", out var lease, out var error)) throw new InvalidOperationException(error!.Message);
+        lease.Release();
+    }
+}
+
+Round(Math.Min(n, 1000)); // JIT, first touches of the table
+var samples = new List<double>();
+for (int run = 0; run < 5; run++)
+{
+    var sw = Stopwatch.StartNew();
+    Round(n);
+    samples.Add(sw.Elapsed.TotalNanoseconds / n);
+}
+samples.Sort();
+double median = samples[2];
+string verdict = target is { } t ? $" (target <= {Format(t)}: {median / t:F2}x, {(median <= t ? "MET" : "MISSED")})" : "";
+Console.WriteLine($"{label,-22} acquire+release {Format(median)} per socket, median of 5 x {n}{verdict}");
+return 0;
+
+static string Format(double ns) => ns >= 1000 ? $"{ns / 1000:F2} us" : $"{ns:F0} ns";

@@ -1,0 +1,119 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.NetworkInformation;
+using SockShim.Stack.Interop;
+using SockShim.Stack.Provisioning;
+using SockShim.Stack.Wire;
+
+namespace SockShim.Tests.Stack;
+
+/// <summary>The hand-written netlink layouts against the real C headers, and the frames the
+/// announcer builds against what the RFCs say.</summary>
+public class NetlinkLayoutTests
+{
+    [Test]
+    public void Sizes_and_constants_match_the_linux_headers()
+    {
+        if (!File.Exists("/usr/bin/gcc") && !File.Exists("/usr/bin/cc")) Assert.Ignore("needs a C compiler to read the headers");
+        string dir = Directory.CreateTempSubdirectory("sockshim-headers-").FullName;
+        try
+        {
+            File.WriteAllText(Path.Combine(dir, "h.c"), """
+                #include <stdio.h>
+                #include <stddef.h>
+                #include <linux/netlink.h>
+                #include <linux/rtnetlink.h>
+                #include <linux/if_addr.h>
+                int main(void) {
+                  printf("%zu %zu %zu %zu %zu\n", sizeof(struct nlmsghdr), sizeof(struct sockaddr_nl), sizeof(struct ifaddrmsg), sizeof(struct rtmsg), sizeof(struct rtattr));
+                  printf("%d %d %d %d %d %d\n", RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR, RTM_NEWROUTE, RTM_GETROUTE, NETLINK_ROUTE);
+                  printf("%d %d %d %d %d %d %d\n", NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE, NLM_F_DUMP, NLMSG_ERROR, NLMSG_DONE);
+                  printf("%d %d %d %d %d %d %d %d\n", IFA_ADDRESS, IFA_LOCAL, IFA_FLAGS, IFA_PROTO, IFA_F_NODAD, IFA_F_PERMANENT, RTN_LOCAL, RTA_DST);
+                  printf("%zu %zu %zu\n", offsetof(struct ifaddrmsg, ifa_index), offsetof(struct rtmsg, rtm_type), offsetof(struct nlmsghdr, nlmsg_seq));
+                  return 0;
+                }
+                """);
+            var build = Process.Start(new ProcessStartInfo("cc", ["-o", Path.Combine(dir, "h"), Path.Combine(dir, "h.c")]) { RedirectStandardError = true })!;
+            string buildErrors = build.StandardError.ReadToEnd();
+            build.WaitForExit();
+            Assert.That(build.ExitCode, Is.Zero, buildErrors);
+            var run = Process.Start(new ProcessStartInfo(Path.Combine(dir, "h")) { RedirectStandardOutput = true })!;
+            var lines = run.StandardOutput.ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            run.WaitForExit();
+            Assert.That(lines[0], Is.EqualTo($"{netlink.NLMSG_HDRLEN} {netlink.SOCKADDR_NL_SIZE} {if_addr.IFADDRMSG_SIZE} {rtnetlink.RTMSG_SIZE} {rtnetlink.RTATTR_HDRLEN}"));
+            Assert.That(lines[1], Is.EqualTo($"{rtnetlink.RTM_NEWADDR} {rtnetlink.RTM_DELADDR} {rtnetlink.RTM_GETADDR} {rtnetlink.RTM_NEWROUTE} {rtnetlink.RTM_GETROUTE} {netlink.NETLINK_ROUTE}"));
+            Assert.That(lines[2], Is.EqualTo($"{netlink.NLM_F_REQUEST} {netlink.NLM_F_ACK} {netlink.NLM_F_EXCL} {netlink.NLM_F_CREATE} {netlink.NLM_F_DUMP} {netlink.NLMSG_ERROR} {netlink.NLMSG_DONE}"));
+            Assert.That(lines[3], Is.EqualTo($"{if_addr.IFA_ADDRESS} {if_addr.IFA_LOCAL} {if_addr.IFA_FLAGS} {if_addr.IFA_PROTO} {if_addr.IFA_F_NODAD} {if_addr.IFA_F_PERMANENT} {rtnetlink.RTN_LOCAL} {rtnetlink.RTA_DST}"));
+            Assert.That(lines[4], Is.EqualTo("4 7 8"));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Test]
+    public void A_request_is_emitted_with_every_field_written_and_parses_back()
+    {
+        var buffer = new byte[64];
+        Array.Fill(buffer, (byte)0xA5);
+        var w = new NetlinkRequestWriter(buffer, rtnetlink.RTM_NEWADDR, netlink.NLM_F_REQUEST | netlink.NLM_F_ACK, 7);
+        new IfAddrMessage(2, 32, 0, 0, 3).Emit(w.Payload(if_addr.IFADDRMSG_SIZE));
+        w.Attribute(if_addr.IFA_LOCAL, new byte[] { 192, 0, 2, 9 });
+        var message = w.Finish().ToArray();
+        Assert.That(message, Has.Length.EqualTo(16 + 8 + 8));
+        Assert.That(message, Does.Not.Contain((byte)0xA5), "no field left unwritten");
+        Assert.That(NetlinkHeader.TryParse(message, out var header), Is.True);
+        Assert.That(header, Is.EqualTo(new NetlinkHeader(32, rtnetlink.RTM_NEWADDR, netlink.NLM_F_REQUEST | netlink.NLM_F_ACK, 7, 0)));
+        Assert.That(IfAddrMessage.TryParse(message.AsSpan(16), out var ifa) && ifa.Index == 3 && ifa.PrefixLength == 32, Is.True);
+        var attrs = new RouteAttributeReader(message.AsSpan(24));
+        Assert.That(attrs.Next(out var type, out var value), Is.True);
+        Assert.That((type, value.ToArray()), Is.EqualTo((if_addr.IFA_LOCAL, new byte[] { 192, 0, 2, 9 })));
+        Assert.That(attrs.Next(out _, out _), Is.False);
+    }
+
+    [TestCase(new byte[] { })]
+    [TestCase(new byte[] { 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 })]      // length below the header
+    [TestCase(new byte[] { 255, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 })]    // length past the buffer
+    public void Malformed_headers_are_refused(byte[] bytes) => Assert.That(NetlinkHeader.TryParse(bytes, out _), Is.False);
+
+    [Test]
+    public void Malformed_attributes_end_the_walk_without_throwing()
+    {
+        var attrs = new RouteAttributeReader(new byte[] { 3, 0, 1, 0, 9, 9, 9, 9 }); // rta_len 3 < 4
+        Assert.That(attrs.Next(out _, out _), Is.False);
+        attrs = new RouteAttributeReader(new byte[] { 40, 0, 1, 0, 9 });             // rta_len past the end
+        Assert.That(attrs.Next(out _, out _), Is.False);
+    }
+
+    [Test]
+    public void A_gratuitous_arp_is_a_request_for_its_own_address_to_broadcast()
+    {
+        var mac = PhysicalAddress.Parse("02-00-00-00-00-07");
+        var frame = Announcer.Frame(IPAddress.Parse("198.51.100.7"), mac);
+        Assert.That(frame[..6], Is.EqualTo(new byte[] { 255, 255, 255, 255, 255, 255 }));
+        Assert.That(frame[12..14], Is.EqualTo(new byte[] { 0x08, 0x06 }), "ARP");
+        Assert.That(frame[20..22], Is.EqualTo(new byte[] { 0, 1 }), "request");
+        Assert.That(frame[22..28], Is.EqualTo(mac.GetAddressBytes()), "sender MAC");
+        Assert.That(frame[28..32], Is.EqualTo(new byte[] { 198, 51, 100, 7 }), "sender IP");
+        Assert.That(frame[38..42], Is.EqualTo(new byte[] { 198, 51, 100, 7 }), "target IP: the same");
+    }
+
+    [Test]
+    public void An_unsolicited_neighbour_advertisement_has_a_valid_checksum_and_the_override_flag()
+    {
+        var address = IPAddress.Parse("2001:db8:a::100");
+        var frame = Announcer.Frame(address, PhysicalAddress.Parse("02-00-00-00-00-08"));
+        Assert.That(frame, Has.Length.EqualTo(14 + 40 + 32));
+        Assert.That(frame[12..14], Is.EqualTo(new byte[] { 0x86, 0xDD }));
+        Assert.That(frame[20], Is.EqualTo(58), "next header ICMPv6");
+        Assert.That(frame[21], Is.EqualTo(255), "hop limit 255, as RFC 4861 requires");
+        var icmp = frame[54..];
+        Assert.That(icmp[0], Is.EqualTo(136));
+        Assert.That(icmp[4] & 0x20, Is.EqualTo(0x20), "override");
+        Assert.That(new IPAddress(icmp[8..24]), Is.EqualTo(address));
+        // The one's-complement sum over pseudo-header and message, checksum included, is 0xFFFF.
+        var pseudo = frame[22..54].Concat(new byte[] { 0, 0, 0, (byte)icmp.Length, 0, 0, 0, 58 }).Concat(icmp).ToArray();
+        uint sum = 0;
+        for (int i = 0; i < pseudo.Length; i += 2) sum += (uint)(pseudo[i] << 8 | pseudo[i + 1]);
+        while (sum >> 16 != 0) sum = (sum & 0xffff) + (sum >> 16);
+        Assert.That(sum, Is.EqualTo(0xFFFF));
+    }
+}

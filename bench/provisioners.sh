@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Per-socket acquire+release cost of each provisioner, side by side in one run, next to its
+# target: the loopback pool (<= 1 us), netlink (<= 30 us, IPv4 and IPv6), AnyIP (no target:
+# nothing per address). netlink and AnyIP run in a network namespace made for the run (root).
+# Usage: bash bench/provisioners.sh [n=200000] [n-netlink=5000]
+set -euo pipefail
+n=${1:-200000}
+nl=${2:-5000}
+cd "$(dirname "$0")/.."
+out=$(mktemp -d)
+ns="ssbench$$"
+cleanup() { ip netns del "$ns" 2>/dev/null || true; rm -rf "$out" /dev/shm/sockshim-bench-$$; }
+trap cleanup EXIT
+dotnet build Tests/SockShim.Bench -c Release -nologo -v q -o "$out/bench" > "$out/build.log" 2>&1 || { cat "$out/build.log"; exit 1; }
+bench="$out/bench/SockShim.Bench.dll"
+state="/dev/shm/sockshim-bench-$$"
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r), $(date -u +%F)"
+
+SOCKSHIM_STATEDIR=$state SOCKSHIM_POOL=127.106.0.0/16 dotnet "$bench" acquire-release "$n" "loopback pool" 1000
+
+if [ "$(id -u)" != 0 ]; then echo "netlink, anyip: skipped (they need root for a network namespace)"; exit 0; fi
+ip netns add "$ns"
+ip -n "$ns" link add dummy0 type veth peer name dummy1  # no dummy module here: one end of a veth pair
+ip -n "$ns" link set dummy1 up
+ip -n "$ns" link set dummy0 up
+ip -n "$ns" link set lo up
+ip -n "$ns" route add local 203.0.113.0/24 dev lo
+ip -n "$ns" -6 route add local 2001:db8:1::/64 dev lo
+run() { ip netns exec "$ns" env SOCKSHIM_STATEDIR=$state "$@"; }
+run SOCKSHIM_POOL=198.51.100.1-198.51.100.254 SOCKSHIM_PROVISIONER=netlink SOCKSHIM_INTERFACE=dummy0 dotnet "$bench" acquire-release "$nl" "netlink IPv4" 30000
+run SOCKSHIM_POOL=2001:db8:d::/112 SOCKSHIM_PROVISIONER=netlink SOCKSHIM_INTERFACE=dummy0 dotnet "$bench" acquire-release "$nl" "netlink IPv6" 30000
+run SOCKSHIM_POOL=203.0.113.1-203.0.113.254 SOCKSHIM_PROVISIONER=anyip dotnet "$bench" acquire-release "$n" "anyip IPv4"
+run SOCKSHIM_POOL=2001:db8:1::/112 SOCKSHIM_PROVISIONER=anyip dotnet "$bench" acquire-release "$n" "anyip IPv6"
