@@ -8,17 +8,22 @@ namespace SockShim.Interceptor.Cli;
 /// for a shell or service manager that starts the app itself (and for start-up benchmarks).</summary>
 internal static class EnvCommand
 {
-    public static Command Create(StackOptions stack, TextWriter output)
+    public static Command Create(StackOptions stack, TextWriter output, TextWriter error)
     {
-        var cache = new Option<string?>("--cache") { Description = "where woven assemblies are kept" };
+        var cache = CacheOption.Create();
         var command = new Command("env", "Print, as shell exports, the variables that make .NET apps started from this shell use SockShim: eval \"$(sockshim env)\"") { cache };
         stack.AddTo(command, forRun: true);
         command.SetAction(parse =>
         {
             var given = RunCommand.WithRunDefaults(stack.Given(parse));
             Stack.Configuration.SettingsLoader.Load(given);
-            var store = new WovenStore(parse.GetValue(cache) ?? WovenStore.DefaultRoot);
-            foreach (var runtime in InstalledRuntimes.Find()) store.Prepare(runtime);
+            var store = CacheOption.Store(parse, cache);
+            try { store.PrepareAll(); }
+            catch (Weaving.WeaveException ex)
+            {
+                error.WriteLine($"sockshim: cannot weave this runtime's System.Net.Sockets: {ex.Message}");
+                return 3;
+            }
             var plan = LaunchPlan.For(["app"], given, store, AppContext.BaseDirectory);
             foreach (var (k, v) in plan.Environment)
                 output.WriteLine($"export {k}='{v!.Replace("'", "'\\''")}'");

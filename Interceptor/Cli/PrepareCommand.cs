@@ -9,24 +9,14 @@ internal static class PrepareCommand
 {
     public static Command Create(TextWriter output, TextWriter error)
     {
-        var cache = new Option<string?>("--cache") { Description = "where woven assemblies are kept (default $SOCKSHIM_CACHE or ~/.cache/sockshim)" };
+        var cache = CacheOption.Create();
         var command = new Command("prepare", "Weave System.Net.Sockets of every installed .NET runtime ahead of time (sockshim run does it on first use)") { cache };
         command.SetAction(parse =>
         {
-            var store = new WovenStore(parse.GetValue(cache) ?? WovenStore.DefaultRoot);
-            var runtimes = InstalledRuntimes.Find();
-            if (runtimes.Count == 0)
-            {
-                error.WriteLine($"error: no Microsoft.NETCore.App runtime under {InstalledRuntimes.DotnetRoot()}/shared; set DOTNET_ROOT to the .NET installation");
-                return 1;
-            }
             try
             {
-                foreach (var r in runtimes)
-                {
-                    var prepared = store.Prepare(r, line => output.WriteLine(line));
-                    output.WriteLine($"runtime {r.Version}: {(prepared.ReadyToRun ? "ReadyToRun" : "IL-only")}{(prepared.FromCache ? " (cached)" : "")} {prepared.AssemblyPath}");
-                }
+                foreach (var prepared in CacheOption.Store(parse, cache).PrepareAll(line => output.WriteLine(line)))
+                    output.WriteLine($"runtime {prepared.Runtime.Version}: {(prepared.ReadyToRun ? "ReadyToRun" : "IL-only")}{(prepared.FromCache ? " (cached)" : "")} {prepared.AssemblyPath}");
             }
             catch (WeaveException ex)
             {

@@ -12,7 +12,7 @@ internal static class RunCommand
 {
     public static Command Create(StackOptions stack, TextWriter output, TextWriter error)
     {
-        var cache = new Option<string?>("--cache") { Description = "where woven assemblies are kept (default $SOCKSHIM_CACHE or ~/.cache/sockshim)" };
+        var cache = CacheOption.Create();
         var verbose = new Option<bool>("--verbose") { Description = "say what the launcher prepares and sets" };
         var command = new Argument<string[]>("command") { Description = "the command to run, after --", Arity = ArgumentArity.OneOrMore };
         var run = new Command("run", "Run a .NET command (an apphost, dotnet app.dll, dotnet run, dotnet test) so that its sockets get their own addresses") { cache, verbose, command };
@@ -22,15 +22,12 @@ internal static class RunCommand
             var given = WithRunDefaults(stack.Given(parse));
             Stack.Configuration.SettingsLoader.Load(given); // a bad setting stops here, before the app starts
 
-            var store = new WovenStore(parse.GetValue(cache) ?? WovenStore.DefaultRoot);
+            var store = CacheOption.Store(parse, cache);
             TextWriter? log = parse.GetValue(verbose) ? error : null;
             try
             {
-                foreach (var runtime in InstalledRuntimes.Find())
-                {
-                    var prepared = store.Prepare(runtime, line => log?.WriteLine("sockshim: " + line));
+                foreach (var prepared in store.PrepareAll(line => log?.WriteLine("sockshim: " + line)))
                     if (prepared.Warning is not null && !prepared.FromCache) error.WriteLine("sockshim: warning: " + prepared.Warning);
-                }
             }
             catch (WeaveException ex)
             {

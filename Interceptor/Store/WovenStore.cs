@@ -35,6 +35,16 @@ public sealed class WovenStore(string root)
     /// <summary>How a runtime's woven copy was compiled, for status and warnings.</summary>
     public sealed record Prepared(InstalledRuntime Runtime, string AssemblyPath, bool ReadyToRun, bool FromCache, string? Warning);
 
+    /// <summary>Prepares the copy for every runtime an app may roll forward to. Throws
+    /// <see cref="WeaveException"/> when a runtime cannot be woven, or when there is none.</summary>
+    public IReadOnlyList<Prepared> PrepareAll(Action<string>? progress = null)
+    {
+        var runtimes = InstalledRuntimes.Find();
+        if (runtimes.Count == 0)
+            throw new WeaveException($"no Microsoft.NETCore.App runtime under {InstalledRuntimes.DotnetRoot()}/shared; set DOTNET_ROOT to the .NET installation");
+        return runtimes.Select(r => Prepare(r, progress)).ToList();
+    }
+
     /// <summary>Weaves (or finds in the cache) the copy for <paramref name="runtime"/>.</summary>
     public Prepared Prepare(InstalledRuntime runtime, Action<string>? progress = null)
     {
