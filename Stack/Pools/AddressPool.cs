@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using SockShim.Stack.Leases;
 using SockShim.Stack.Provisioning;
+using SockShim.Stack.Telemetry;
 
 namespace SockShim.Stack.Pools;
 
@@ -45,6 +46,24 @@ public sealed class AddressPool : IDisposable
     private const int AddressInUseRetries = 8;
 
     public bool TryAcquire(string reason, out Lease lease, out StackError? error)
+    {
+        long started = System.Diagnostics.Stopwatch.GetTimestamp();
+        bool ok = TryAcquireCore(reason, out lease, out error);
+        var tags = Tags();
+        if (ok)
+        {
+            StackMetrics.Acquisitions.Add(1, tags);
+            StackMetrics.LiveLeases.Add(1, tags);
+            StackMetrics.AcquireDuration.Record(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMicroseconds, tags);
+        }
+        else StackMetrics.Failures.Add(1, [.. tags, new("reason", error!.Code.ToString())]);
+        return ok;
+    }
+
+    private KeyValuePair<string, object?>[]? _tags;
+    private KeyValuePair<string, object?>[] Tags() => _tags ??= [new("pool", Name), new("provisioner", Provisioner.Name)];
+
+    private bool TryAcquireCore(string reason, out Lease lease, out StackError? error)
     {
         lease = null!;
         var skipped = new List<int>();
@@ -93,6 +112,9 @@ public sealed class AddressPool : IDisposable
     internal void Return(Lease lease)
     {
         _live.TryRemove(lease, out _);
+        var tags = Tags();
+        StackMetrics.Releases.Add(1, tags);
+        StackMetrics.LiveLeases.Add(-1, tags);
         // A finalizer may run after the stack was disposed; the table is unmapped by then and
         // the slot was already freed by ReleaseAll.
         if (Volatile.Read(ref _disposed) != 0) return;
