@@ -45,6 +45,22 @@ if (tuple)
 {
     await Api("tuple-tcp", () => { var s = new Socket((AddressFamily)0x5449, SocketType.Stream, ProtocolType.Tcp); s.Connect(server); return ValueTask.FromResult(s); });
     await Udp("tuple-udp", s => { s.SendTo("hello\n"u8, server); return Task.CompletedTask; }, (AddressFamily)0x5449);
+    // A tuple socket bound to the wildcard keeps the port and gets its own address.
+    await Api("tuple-bind-any", () =>
+    {
+        var s = new Socket((AddressFamily)0x5449, SocketType.Stream, ProtocolType.Tcp);
+        s.Bind(new IPEndPoint(IPAddress.Any, 0));
+        s.Connect(server);
+        return ValueTask.FromResult(s);
+    });
+    // A socket bound to a specific address is the app's choice and is left alone.
+    await Api("plain-bind-specific", () =>
+    {
+        var s = Tcp();
+        s.Bind(new IPEndPoint(IPAddress.Parse("127.0.0.5"), 0));
+        s.Connect(server);
+        return ValueTask.FromResult(s);
+    });
 }
 Console.WriteLine($"done, {failures} failed");
 return failures == 0 ? 0 : 1;

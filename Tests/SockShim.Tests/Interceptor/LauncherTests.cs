@@ -85,11 +85,24 @@ public class LauncherTests
         {
             bool tuple = r.Api.StartsWith("tuple-");
             Assert.That(_pool.Pool.Definition.Contains(r.Seen!.Address), Is.EqualTo(tuple), r.Line);
-            if (!tuple) Assert.That(r.Seen.Address, Is.EqualTo(IPAddress.Loopback), r.Line);
+            if (!tuple) Assert.That(r.Seen.Address, Is.EqualTo(IPAddress.Parse(r.Api == "plain-bind-specific" ? "127.0.0.5" : "127.0.0.1")), r.Line);
             // An unbound UDP socket reports the wildcard address; the port must still match.
             if (r.Local is not null && !r.Local.Address.Equals(IPAddress.Any)) Assert.That(r.Local, Is.EqualTo(r.Seen), r.Line);
         }
-        Assert.That(results.Count(r => r.Api.StartsWith("tuple-")), Is.EqualTo(2));
+        Assert.That(results.Count(r => r.Api.StartsWith("tuple-")), Is.EqualTo(3));
+    }
+
+    [Test]
+    public void Mode_all_leaves_a_specific_bind_alone_and_gives_a_tuple_wildcard_bind_its_own_address_with_the_port()
+    {
+        var (exit, output, error) = Sockshim("run", "--mode", "all", "--", "dotnet", Programs.PathOf("LegacyApp"), _serverEndpoint, "--tuple");
+        Assert.That(exit, Is.Zero, output + error);
+        var results = Results(output).ToDictionary(r => r.Api);
+        Assert.That(results["plain-bind-specific"].Seen!.Address, Is.EqualTo(IPAddress.Parse("127.0.0.5")), "a specific bind is the app's choice");
+        var bound = results["tuple-bind-any"];
+        Assert.That(_pool.Pool.Definition.Contains(bound.Seen!.Address), Is.True, bound.Line);
+        Assert.That(bound.Local, Is.EqualTo(bound.Seen), "the port chosen at bind is kept on the new address");
+        Assert.That(results.Values.Where(r => r.Api != "plain-bind-specific").All(r => _pool.Pool.Definition.Contains(r.Seen!.Address)), Is.True, output);
     }
 
     [Test]
@@ -98,7 +111,9 @@ public class LauncherTests
         var (exit, output, _) = Programs.Run("LegacyApp", [_serverEndpoint, "--tuple"]);
         Assert.That(exit, Is.EqualTo(1));
         Assert.That(output, Does.Contain("api=tuple-tcp error=AddressFamilyNotSupported"));
+        Assert.That(output, Does.Contain("api=plain-bind-specific local=127.0.0.5"));
         Assert.That(output, Does.Contain("api=tuple-udp error=AddressFamilyNotSupported"));
+        Assert.That(output, Does.Contain("api=tuple-bind-any error=AddressFamilyNotSupported"));
     }
 
     [Test]
