@@ -7,10 +7,18 @@ public class CStyleExampleTests
 {
     private static string Masked(string output) => Regex.Replace(output, @":\d+", ":PORT");
 
+    private const string StateDirectory = "/dev/shm/sockshim-test-cstyle";
+
+    [TearDown]
+    public void RemoveTables()
+    {
+        if (Directory.Exists(StateDirectory)) Directory.Delete(StateDirectory, recursive: true);
+    }
+
     [Test]
     public void With_the_default_tuple_both_builds_give_identical_results()
     {
-        var env = new Dictionary<string, string> { ["SOCKSHIM_POOL"] = "127.105.0.0/24", ["SOCKSHIM_STATEDIR"] = "/dev/shm/sockshim-test-cstyle" };
+        var env = new Dictionary<string, string> { ["SOCKSHIM_POOL"] = "127.105.0.0/24", ["SOCKSHIM_STATEDIR"] = StateDirectory };
         var libc = Programs.Run("CStyleLibC", ["4"], env);
         var shim = Programs.Run("CStyleShim", ["4"], env);
         Assert.That(libc.Exit, Is.Zero, libc.Out);
@@ -22,7 +30,7 @@ public class CStyleExampleTests
     [Test]
     public void With_the_tuple_family_each_socket_gets_its_own_address_and_libc_refuses_it()
     {
-        var env = new Dictionary<string, string> { ["SOCKSHIM_POOL"] = "127.105.1.0/24", ["SOCKSHIM_STATEDIR"] = "/dev/shm/sockshim-test-cstyle" };
+        var env = new Dictionary<string, string> { ["SOCKSHIM_POOL"] = "127.105.1.0/24", ["SOCKSHIM_STATEDIR"] = StateDirectory };
         var shim = Programs.Run("CStyleShim", ["6", "--tuple"], env);
         Assert.That(shim.Exit, Is.Zero, shim.Out);
         var pairs = Regex.Matches(shim.Out, @"getsockname (\S+) server saw (\S+)").Select(m => (m.Groups[1].Value, m.Groups[2].Value)).ToList();
