@@ -13,7 +13,7 @@ internal static class RunCommand
     public static Command Create(StackOptions stack, TextWriter output, TextWriter error)
     {
         var cache = CacheOption.Create();
-        var verbose = new Option<bool>("--verbose") { Description = "say what the launcher prepares and sets" };
+        var verbose = new Option<bool>("--verbose") { Description = "say what the launcher prepares and sets, and log each address the app takes and gives back (SOCKSHIM_LOG=debug)" };
         var command = new Argument<string[]>("command") { Description = "the command to run, after --", Arity = ArgumentArity.OneOrMore };
         var run = new Command("run", "Run a .NET command (an apphost, dotnet app.dll, dotnet run, dotnet test) so that its sockets get their own addresses") { cache, verbose, command };
         stack.AddTo(run, forRun: true);
@@ -35,7 +35,7 @@ internal static class RunCommand
                 return 3;
             }
 
-            var launch = LaunchPlan.For(parse.GetValue(command)!, given, store, AppContext.BaseDirectory);
+            var launch = LaunchPlan.For(parse.GetValue(command)!, given, store, AppContext.BaseDirectory, verbose: parse.GetValue(verbose));
             foreach (var line in launch.Describe()) log?.WriteLine("sockshim: " + line);
             try
             {

@@ -19,7 +19,7 @@ public sealed class LaunchPlan
 
     public static string StartupHookPath(string toolDirectory) => Path.Combine(toolDirectory, "SockShim.StartupHook.dll");
 
-    public static LaunchPlan For(IReadOnlyList<string> command, IReadOnlyDictionary<string, string?> settings, WovenStore store, string toolDirectory)
+    public static LaunchPlan For(IReadOnlyList<string> command, IReadOnlyDictionary<string, string?> settings, WovenStore store, string toolDirectory, bool verbose = false)
     {
         var plan = new LaunchPlan { Command = command.ToList() };
         var hook = plan.HookVariables;
@@ -31,6 +31,8 @@ public sealed class LaunchPlan
             if (value is null) continue;
             hook[SettingsLoader.EnvironmentPrefix + key.ToUpperInvariant()] = key == SettingsLoader.ConfigKey ? Path.GetFullPath(value) : value;
         }
+
+        if (verbose) hook["SOCKSHIM_LOG"] = "debug";
 
         if (IsDotnetVerb(command, "test"))
         {

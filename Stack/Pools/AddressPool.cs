@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using SockShim.Stack.Leases;
 using SockShim.Stack.Provisioning;
+using Microsoft.Extensions.Logging;
 using SockShim.Stack.Telemetry;
 
 namespace SockShim.Stack.Pools;
@@ -15,6 +16,8 @@ public sealed class AddressPool : IDisposable
     private readonly TimeProvider _time;
     private readonly ConcurrentDictionary<Lease, byte> _live = new();
     private readonly long _owner = ProcessIdentity.Current;
+
+    private readonly ILogger _log = StackLogging.For("SockShim.Pool");
 
     internal AddressPool(PoolDefinition definition, IAddressProvisioner provisioner, LeaseTable table, TimeProvider time)
     {
@@ -38,7 +41,11 @@ public sealed class AddressPool : IDisposable
     public int ReclaimDead()
     {
         var slots = _table.ReclaimDead();
-        foreach (int slot in slots) Provisioner.Deprovision(Definition.AddressAt(slot), Definition);
+        foreach (int slot in slots)
+        {
+            Provisioner.Deprovision(Definition.AddressAt(slot), Definition);
+            _log.LogInformation("pool {Pool}: reclaimed {Address}, whose holder is gone", Name, Definition.AddressAt(slot));
+        }
         return slots.Count;
     }
 
@@ -52,11 +59,17 @@ public sealed class AddressPool : IDisposable
         var tags = Tags();
         if (ok)
         {
+            // Guarded: this runs for every socket, and a disabled log call still builds its arguments.
+            if (_log.IsEnabled(LogLevel.Debug)) _log.LogDebug("pool {Pool}: acquired {Address} ({Reason})", Name, lease.Address, reason);
             StackMetrics.Acquisitions.Add(1, tags);
             StackMetrics.LiveLeases.Add(1, tags);
             StackMetrics.AcquireDuration.Record(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMicroseconds, tags);
         }
-        else StackMetrics.Failures.Add(1, [.. tags, new("reason", error!.Code.ToString())]);
+        else
+        {
+            _log.LogWarning("pool {Pool}: no address for a socket ({Reason}): {Error}", Name, reason, error!.Message);
+            StackMetrics.Failures.Add(1, [.. tags, new("reason", error.Code.ToString())]);
+        }
         return ok;
     }
 
@@ -113,6 +126,7 @@ public sealed class AddressPool : IDisposable
     {
         _live.TryRemove(lease, out _);
         var tags = Tags();
+        if (_log.IsEnabled(LogLevel.Debug)) _log.LogDebug("pool {Pool}: released {Address}", Name, lease.Address);
         StackMetrics.Releases.Add(1, tags);
         StackMetrics.LiveLeases.Add(-1, tags);
         // A finalizer may run after the stack was disposed; the table is unmapped by then and
