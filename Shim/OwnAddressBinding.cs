@@ -21,6 +21,7 @@ internal static class OwnAddressBinding
     public static IPEndPoint Prepare(Socket socket, Stack.Leases.Lease lease, int port, bool deferPort)
     {
         var address = lease.Address;
+        if (Handle(socket) is { IsInvalid: false } owned) lease.RecordSocket((long)owned.DangerousGetHandle());
         if (socket.AddressFamily == AddressFamily.InterNetworkV6 && address.AddressFamily == AddressFamily.InterNetwork)
             address = address.MapToIPv6();
         if ((port == 0 && deferPort) || lease.NeedsFreeBind)

@@ -16,24 +16,24 @@ internal static class StatusCommand
         {
             var now = DateTimeOffset.UtcNow;
             var rows = HostSweep.Holders(stack.StateDirectory(parse))
-                .Select(h => new HolderRow(h.Pool, h.Address.ToString(), h.Pid, ProcessName(h.Pid), h.Provisioner + (h.Interface is null ? "" : $" {h.Interface}"),
-                    (long)(now - h.Since).TotalSeconds, h.Alive))
+                .Select(h => new HolderRow(h.Pool, h.Address.ToString(), h.Pid, ProcessName(h.Pid), h.Socket >= 0 ? $"fd {h.Socket}" : "-",
+                    h.Provisioner + (h.Interface is null ? "" : $" {h.Interface}"), (long)(now - h.Since).TotalSeconds, h.Alive))
                 .OrderBy(r => r.Pool).ThenBy(r => r.Pid).ToList();
             if (parse.GetValue(json))
             {
                 output.WriteLine(JsonSerializer.Serialize(rows, new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase }));
                 return 0;
             }
-            output.WriteLine($"{"POOL",-12} {"ADDRESS",-28} {"PID",8} {"PROCESS",-16} {"PROVISIONER",-16} {"AGE",8}  STATE");
+            output.WriteLine($"{"POOL",-12} {"ADDRESS",-28} {"PID",8} {"PROCESS",-16} {"SOCKET",-8} {"PROVISIONER",-16} {"AGE",8}  STATE");
             foreach (var r in rows)
-                output.WriteLine($"{r.Pool,-12} {r.Address,-28} {r.Pid,8} {r.Process,-16} {r.Provisioner,-16} {r.AgeSeconds + "s",8}  {(r.Alive ? "live" : "holder gone: `sockshim gc` frees it")}");
+                output.WriteLine($"{r.Pool,-12} {r.Address,-28} {r.Pid,8} {r.Process,-16} {r.Socket,-8} {r.Provisioner,-16} {r.AgeSeconds + "s",8}  {(r.Alive ? "live" : "holder gone: `sockshim gc` frees it")}");
             output.WriteLine($"{rows.Count} held");
             return 0;
         });
         return command;
     }
 
-    private sealed record HolderRow(string Pool, string Address, int Pid, string Process, string Provisioner, long AgeSeconds, bool Alive);
+    private sealed record HolderRow(string Pool, string Address, int Pid, string Process, string Socket, string Provisioner, long AgeSeconds, bool Alive);
 
     private static string ProcessName(int pid)
     {

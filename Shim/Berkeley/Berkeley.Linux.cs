@@ -177,6 +177,7 @@ public static unsafe partial class Berkeley
 
     private static int BindOwn(int fd, TupleEntry entry, int port)
     {
+        entry.Lease!.RecordSocket(fd);
         if (entry.Lease!.NeedsFreeBind && !OwnAddressBinding.FreeBind(fd, entry.Family == SockAddr.AF_INET6)) return -1;
         Span<byte> buffer = stackalloc byte[SockAddr.SizeIn6];
         int length = SockAddr.Write(buffer, new IPEndPoint(entry.Lease!.Address, port), entry.Family);

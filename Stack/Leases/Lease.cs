@@ -28,6 +28,12 @@ public sealed class Lease
     internal AddressPool Pool { get; }
     internal int Slot { get; }
 
+    /// <summary>Records which socket descriptor holds the address, for `sockshim status`.</summary>
+    public void RecordSocket(long descriptor)
+    {
+        if (!IsReleased) Pool.Table.SetSocket(Slot, descriptor);
+    }
+
     /// <summary>Why this address cannot reach <paramref name="destination"/> (a loopback address
     /// reaches only loopback), or null when it can.</summary>
     public string? CannotReach(IPAddress destination) => Pool.Provisioner.CheckDestination(destination, Pool.Definition);

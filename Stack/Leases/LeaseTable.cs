@@ -5,7 +5,7 @@ namespace SockShim.Stack.Leases;
 
 /// <summary>
 /// The host-wide claim table of one pool: a memory-mapped file in a shared state directory,
-/// one 32-byte slot per address: owner, release stamp, acquisition time, and a spare word. A slot is claimed by a compare-and-swap of its owner word
+/// one 32-byte slot per address: owner, release stamp, acquisition time, holder's socket. A slot is claimed by a compare-and-swap of its owner word
 /// from 0 to the claimer's <see cref="ProcessIdentity"/> token.
 /// </summary>
 /// <remarks>
@@ -96,6 +96,13 @@ public sealed unsafe class LeaseTable : IDisposable
     private long* Owner(int slot) => (long*)(_base + HeaderSize + (long)slot * SlotSize);
     private long* Released(int slot) => (long*)(_base + HeaderSize + (long)slot * SlotSize + 8);
     private long* AcquiredAt(int slot) => (long*)(_base + HeaderSize + (long)slot * SlotSize + 16);
+    private long* SocketWord(int slot) => (long*)(_base + HeaderSize + (long)slot * SlotSize + 24);
+
+    /// <summary>The holder's socket descriptor, for status (-1: not known yet).</summary>
+    public long SocketOf(int slot) => Volatile.Read(ref *SocketWord(slot)) - 1;
+
+    /// <summary>Records the descriptor of the socket that holds <paramref name="slot"/>.</summary>
+    public void SetSocket(int slot, long descriptor) => Volatile.Write(ref *SocketWord(slot), descriptor + 1);
 
     /// <summary>When the slot's current holder claimed it (Unix milliseconds; 0: unknown).</summary>
     public long AcquiredAtUnixMs(int slot) => Volatile.Read(ref *AcquiredAt(slot));
@@ -110,6 +117,7 @@ public sealed unsafe class LeaseTable : IDisposable
     {
         if (Interlocked.CompareExchange(ref *Owner(slot), owner, 0) != 0) return false;
         Volatile.Write(ref *AcquiredAt(slot), Environment.TickCount64 + s_bootToUnixMs);
+        Volatile.Write(ref *SocketWord(slot), 0);
         return true;
     }
 

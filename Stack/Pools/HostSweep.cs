@@ -9,7 +9,7 @@ namespace SockShim.Stack.Pools;
 /// <summary>Every pool table of this host (network namespace), read without a configuration.</summary>
 public static class HostSweep
 {
-    public sealed record Holder(string Pool, string Provisioner, string? Interface, IPAddress Address, int Pid, bool Alive, DateTimeOffset Since);
+    public sealed record Holder(string Pool, string Provisioner, string? Interface, IPAddress Address, int Pid, bool Alive, DateTimeOffset Since, long Socket);
 
     public sealed record Report(IReadOnlyList<(string Pool, IPAddress Address, int Pid)> Reclaimed, IReadOnlyList<(string Interface, IPAddress Address)> Removed, IReadOnlyList<string> Problems);
 
@@ -22,7 +22,7 @@ public static class HostSweep
             using var table = LeaseTable.Open(path, definition.Count);
             foreach (var (slot, owner) in table.HeldSlots())
                 holders.Add(new Holder(settings.Name, settings.Provisioner, settings.Interface, definition.AddressAt(slot), ProcessIdentity.PidOf(owner),
-                    ProcessIdentity.IsAlive(owner), DateTimeOffset.FromUnixTimeMilliseconds(table.AcquiredAtUnixMs(slot))));
+                    ProcessIdentity.IsAlive(owner), DateTimeOffset.FromUnixTimeMilliseconds(table.AcquiredAtUnixMs(slot)), table.SocketOf(slot)));
         }
         return holders;
     }

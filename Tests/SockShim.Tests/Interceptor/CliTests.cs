@@ -38,9 +38,13 @@ public class CliTests
     public void Status_lists_held_addresses_with_their_holder()
     {
         using var t = new TestStack("127.102.1.0/29", name: "st");
-        t.Pool.TryAcquire("status test", out var lease, out _);
-        var (exit, output, _) = Run("status", "--pool", "127.102.1.0/29", "--pool-name", "st", "--strategy", "lrr", "--state-dir", t.StateDirectory);
+        using var socket = new TupleSocket(t.Stack, TupleFamilies.AF_INET_TUPLE, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        var (exit, output, _) = Run("status", "--state-dir", t.StateDirectory);
         Assert.That(exit, Is.Zero, output);
-        Assert.That(output, Does.Contain(lease.Address.ToString()).And.Contain(Environment.ProcessId.ToString()).And.Contain("1 held"));
+        var row = output.Split('\n').Single(l => l.Contains(socket.Lease!.Address.ToString()));
+        Assert.That(row, Does.Contain("st").And.Contain(Environment.ProcessId.ToString()).And.Contain("fd ").And.Contain("loopback").And.Contain("live"));
+        Assert.That(output, Does.Contain("1 held"));
+        var (_, json, _) = Run("status", "--json", "--state-dir", t.StateDirectory);
+        Assert.That(json, Does.Contain($"\"address\": \"{socket.Lease!.Address}\"").And.Contain($"\"pid\": {Environment.ProcessId}"));
     }
 }
