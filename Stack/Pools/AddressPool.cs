@@ -79,7 +79,8 @@ public sealed class AddressPool : IDisposable
     private bool TryAcquireCore(string reason, out Lease lease, out StackError? error)
     {
         lease = null!;
-        var skipped = new List<int>();
+        // Allocated only when an address turns out to be taken: this runs for every socket.
+        List<int>? skipped = null;
         try
         {
             for (int attempt = 0; ; attempt++)
@@ -89,7 +90,7 @@ public sealed class AddressPool : IDisposable
                 if (slot < 0 && ReclaimDead() > 0) slot = _table.Claim(Definition.Strategy, _owner);
                 if (slot < 0)
                 {
-                    error = skipped.Count > 0
+                    error = skipped is { Count: > 0 }
                         ? new StackError(StackErrorCode.PoolExhausted,
                             $"pool '{Name}' has no usable address: those not held by live sockets are already present on this host " +
                             $"({string.Join(", ", skipped.Take(5).Select(Definition.AddressAt))}), and SockShim never takes over an address it did not add; remove them or widen the pool")
@@ -113,12 +114,12 @@ public sealed class AddressPool : IDisposable
                     return false;
                 }
                 // Held while looking further, so this search does not pick it again.
-                skipped.Add(slot);
+                (skipped ??= new List<int>()).Add(slot);
             }
         }
         finally
         {
-            foreach (int slot in skipped) _table.Release(slot, _owner);
+            if (skipped is not null) foreach (int slot in skipped) _table.Release(slot, _owner);
         }
     }
 

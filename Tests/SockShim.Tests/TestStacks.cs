@@ -51,9 +51,11 @@ internal static class Programs
 {
     public static string PathOf(string name) => Path.Combine(AppContext.BaseDirectory, name + ".dll");
 
-    public static Process Start(string name, IEnumerable<string> args, IDictionary<string, string>? env = null)
+    /// <summary>Starts a program of the test output, inside network namespace <paramref name="ns"/> when one is named.</summary>
+    public static Process Start(string name, IEnumerable<string> args, IDictionary<string, string>? env = null, string? ns = null, bool redirectInput = false)
     {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var psi = new ProcessStartInfo(ns is null ? "dotnet" : "ip") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = redirectInput, UseShellExecute = false };
+        if (ns is not null) foreach (var a in new[] { "netns", "exec", ns, "dotnet" }) psi.ArgumentList.Add(a);
         psi.ArgumentList.Add(PathOf(name));
         foreach (var a in args) psi.ArgumentList.Add(a);
         // A child must not pick up this machine's own SockShim settings.
@@ -63,9 +65,9 @@ internal static class Programs
     }
 
     /// <summary>Runs to completion within <paramref name="timeout"/>; returns exit code and output.</summary>
-    public static (int Exit, string Out, string Err) Run(string name, IEnumerable<string> args, IDictionary<string, string>? env = null, TimeSpan? timeout = null)
+    public static (int Exit, string Out, string Err) Run(string name, IEnumerable<string> args, IDictionary<string, string>? env = null, TimeSpan? timeout = null, string? ns = null)
     {
-        using var p = Start(name, args, env);
+        using var p = Start(name, args, env, ns);
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
         if (!p.WaitForExit(timeout ?? TimeSpan.FromSeconds(60)))

@@ -77,24 +77,11 @@ internal sealed class TwoHosts : IDisposable
     }
 
     /// <summary>A .NET program of the test output, started inside namespace <paramref name="ns"/>.</summary>
-    public static Process StartIn(string ns, string program, IEnumerable<string> args, IDictionary<string, string>? env = null, bool redirectInput = false)
-    {
-        var psi = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = redirectInput };
-        foreach (var a in new[] { "netns", "exec", ns, "dotnet", Programs.PathOf(program) }.Concat(args)) psi.ArgumentList.Add(a);
-        foreach (var key in psi.Environment.Keys.Where(k => k.StartsWith("SOCKSHIM_")).ToList()) psi.Environment.Remove(key);
-        if (env is not null) foreach (var (k, v) in env) psi.Environment[k] = v;
-        return Process.Start(psi)!;
-    }
+    public static Process StartIn(string ns, string program, IEnumerable<string> args, IDictionary<string, string>? env = null, bool redirectInput = false) =>
+        Programs.Start(program, args, env, ns, redirectInput);
 
-    public static (int Exit, string Out, string Err) RunIn(string ns, string program, IEnumerable<string> args, IDictionary<string, string>? env = null, TimeSpan? timeout = null)
-    {
-        using var p = StartIn(ns, program, args, env);
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(timeout ?? TimeSpan.FromMinutes(2))) { p.Kill(true); Assert.Fail($"{program} in {ns} timed out: {stdout.Result}"); }
-        p.WaitForExit();
-        return (p.ExitCode, stdout.Result, stderr.Result);
-    }
+    public static (int Exit, string Out, string Err) RunIn(string ns, string program, IEnumerable<string> args, IDictionary<string, string>? env = null, TimeSpan? timeout = null) =>
+        Programs.Run(program, args, env, timeout ?? TimeSpan.FromMinutes(2), ns);
 
     /// <summary>The addresses on A's link, as `ip` reports them.</summary>
     public List<string> AddressesOnA() =>
