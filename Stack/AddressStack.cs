@@ -60,7 +60,8 @@ public sealed class AddressStack : IDisposable
                 string path = StateDirectory.TablePath(settings.StateDirectory, definition);
                 var table = LeaseTable.Open(path, definition.Count);
                 StateDirectory.WriteDescription(path, settings.Pools[i]);
-                stack._pools.Add(new AddressPool(definition, provisioner, table, time));
+                var dhcp = settings.Pools[i].IsDhcp ? Dhcp.DhcpSource.Opener(settings.Pools[i], provisioner.FreeBind, time) : null;
+                stack._pools.Add(new AddressPool(definition, provisioner, table, time, dhcp));
             }
         }
         catch

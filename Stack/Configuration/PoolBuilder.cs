@@ -48,6 +48,8 @@ internal static class PoolBuilder
         if (pool.MaxAddresses < 1 || pool.MaxAddresses > PoolSettings.MaxTableAddresses)
             problems.Add(new(where("MaxAddresses", null), pool.MaxAddresses.ToString(), $"the table size must be from 1 to {PoolSettings.MaxTableAddresses}", "65536"));
 
+        CheckDhcp(pool, family, where, problems);
+
         var provisioner = Provisioners.Create(pool, out var cannot);
         if (provisioner is null)
             problems.Add(new(where(cannot.Contains("interface") ? "Interface" : "Provisioner", null), cannot.Contains("interface") ? pool.Interface ?? "" : pool.Provisioner, cannot,
@@ -69,6 +71,33 @@ internal static class PoolBuilder
             return null;
         }
         return (definition, provisioner);
+    }
+
+    private static void CheckDhcp(PoolSettings pool, AddressFamily? family, Func<string, int?, string> where, List<SettingProblem> problems)
+    {
+        string source = pool.Source.Trim().ToLowerInvariant();
+        if (source is not ("static" or "dhcp"))
+        {
+            problems.Add(new(where("Source", null), pool.Source, "the source must be static (the pool's ranges) or dhcp (a lease per socket from a DHCP server)", "dhcp"));
+            return;
+        }
+        if (source == "static")
+        {
+            if (pool.Prefetch != 0) problems.Add(new(where("Prefetch", null), pool.Prefetch.ToString(), "prefetch applies to DHCP pools only", "0, or source dhcp"));
+            return;
+        }
+        if (family == AddressFamily.InterNetworkV6)
+            problems.Add(new(where("Source", null), pool.Source, $"pool '{pool.Name}' is IPv6; SockShim's DHCP client is DHCPv4", "an IPv4 pool, such as 198.51.100.0/24"));
+        if (pool.Provisioner.Trim().ToLowerInvariant() is not ("netlink" or "anyip"))
+            problems.Add(new(where("Provisioner", null), pool.Provisioner, "a DHCP lease goes on the interface: use the netlink (or anyip) provisioner", "netlink"));
+        if (string.IsNullOrWhiteSpace(pool.Interface))
+            problems.Add(new(where("Interface", null), "", $"DHCP pool '{pool.Name}' needs the interface whose DHCP server it asks", "eth0"));
+        if (pool.Prefetch is < 0 or > 10_000)
+            problems.Add(new(where("Prefetch", null), pool.Prefetch.ToString(), "prefetch must be from 0 to 10000 leases", "8"));
+        if (pool.LeaseSeconds is < 1)
+            problems.Add(new(where("LeaseSeconds", null), pool.LeaseSeconds.ToString()!, "a lease time is at least 1 second", "3600"));
+        if (pool.DhcpTimeout is <= 0 or > 3600 || double.IsNaN(pool.DhcpTimeout))
+            problems.Add(new(where("DhcpTimeout", null), pool.DhcpTimeout.ToString(System.Globalization.CultureInfo.InvariantCulture), "the DHCP timeout is from 0 to 3600 seconds", "15"));
     }
 
     private static List<(AddressRange, int)> Parse(List<string> texts, string field, Func<string, int?, string> where, List<SettingProblem> problems)

@@ -21,7 +21,8 @@ public static class SettingsLoader
         ProvisionerKey = "Provisioner", AllocationKey = "Allocation", StateDirKey = "StateDir",
         MaxAddressesKey = "MaxAddresses", FamilyKey = "Family", PoolNameKey = "PoolName",
         ModeKey = "Mode", DestinationsKey = "Destinations", InterfaceKey = "Interface", AnnounceKey = "Announce",
-        AnyIpAddRouteKey = "AnyIpAddRoute";
+        AnyIpAddRouteKey = "AnyIpAddRoute", SourceKey = "Source", PrefetchKey = "Prefetch", LeaseSecondsKey = "LeaseSeconds",
+        DhcpTimeoutKey = "DhcpTimeout";
 
     /// <summary>Loads and validates. <paramref name="options"/> maps flat keys to values given as
     /// command-line options; <paramref name="environment"/> defaults to the process's.</summary>

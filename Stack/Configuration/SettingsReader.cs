@@ -101,6 +101,10 @@ internal sealed class SettingsReader(IConfigurationRoot root, string? file)
             Announce = ReadBool(s["Announce"], $"Pools:{i}:Announce") ?? false,
             AnyIpAddRoute = ReadBool(s["AnyIpAddRoute"], $"Pools:{i}:AnyIpAddRoute") ?? false,
             MaxAddresses = ReadInt(s["MaxAddresses"], $"Pools:{i}:MaxAddresses") ?? PoolSettings.DefaultMaxAddresses,
+            Source = s["Source"] ?? "static",
+            Prefetch = ReadInt(s["Prefetch"], $"Pools:{i}:Prefetch") ?? 0,
+            LeaseSeconds = ReadInt(s["LeaseSeconds"], $"Pools:{i}:LeaseSeconds"),
+            DhcpTimeout = ReadDouble(s["DhcpTimeout"], $"Pools:{i}:DhcpTimeout") ?? 15,
         };
     }
 
@@ -122,6 +126,10 @@ internal sealed class SettingsReader(IConfigurationRoot root, string? file)
             Announce = ReadBool(root[SettingsLoader.AnnounceKey], SettingsLoader.AnnounceKey) ?? p.Announce,
             AnyIpAddRoute = ReadBool(root[SettingsLoader.AnyIpAddRouteKey], SettingsLoader.AnyIpAddRouteKey) ?? p.AnyIpAddRoute,
             MaxAddresses = ReadInt(root[SettingsLoader.MaxAddressesKey], SettingsLoader.MaxAddressesKey) ?? p.MaxAddresses,
+            Source = root[SettingsLoader.SourceKey] ?? p.Source,
+            Prefetch = ReadInt(root[SettingsLoader.PrefetchKey], SettingsLoader.PrefetchKey) ?? p.Prefetch,
+            LeaseSeconds = ReadInt(root[SettingsLoader.LeaseSecondsKey], SettingsLoader.LeaseSecondsKey) ?? p.LeaseSeconds,
+            DhcpTimeout = ReadDouble(root[SettingsLoader.DhcpTimeoutKey], SettingsLoader.DhcpTimeoutKey) ?? p.DhcpTimeout,
         };
     }
 
@@ -150,6 +158,14 @@ internal sealed class SettingsReader(IConfigurationRoot root, string? file)
         if (text is null) return null;
         if (int.TryParse(text, out int n)) return n;
         _problems.Add(new(Where(key), text, "not a whole number", "65536"));
+        return null;
+    }
+
+    private double? ReadDouble(string? text, string key)
+    {
+        if (text is null) return null;
+        if (double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double n)) return n;
+        _problems.Add(new(Where(key), text, "not a number", "15"));
         return null;
     }
 

@@ -54,6 +54,21 @@ public sealed class PoolSettings
     /// <summary>Size of the pool's lease table; larger pools use their first addresses only.</summary>
     public int MaxAddresses { get; init; } = DefaultMaxAddresses;
 
+    /// <summary><c>static</c>: the pool's ranges are the addresses; <c>dhcp</c>: one lease per socket
+    /// from the DHCP server on <see cref="Interface"/>, within the ranges (the server's subnet).</summary>
+    public string Source { get; init; } = "static";
+
+    /// <summary>DHCP: leases kept bound and ready, so a new socket need not wait for the server.</summary>
+    public int Prefetch { get; init; }
+
+    /// <summary>DHCP: the lease time asked for (option 51); null lets the server choose.</summary>
+    public int? LeaseSeconds { get; init; }
+
+    /// <summary>DHCP: how long a socket waits for a lease before its creation fails.</summary>
+    public double DhcpTimeout { get; init; } = 15;
+
+    public bool IsDhcp => string.Equals(Source.Trim(), "dhcp", StringComparison.OrdinalIgnoreCase);
+
     public const int DefaultMaxAddresses = 1 << 20;
     public const int MaxTableAddresses = 1 << 24;
 }

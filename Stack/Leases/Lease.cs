@@ -26,6 +26,35 @@ public sealed class Lease
     public string Reason { get; }
 
     internal AddressPool Pool { get; }
+    internal Dhcp.DhcpSource.Held? Dhcp { get; init; }
+
+    /// <summary>When a DHCP lease ends unless renewed; null for a static pool's address.</summary>
+    public DateTimeOffset? ExpiresAt => Dhcp?.ExpiresAt;
+
+    /// <summary>The DHCP server that leased the address; null for a static pool.</summary>
+    public IPAddress? Server => Dhcp?.Server;
+
+    /// <summary>Why the lease ended under its socket (expiry, a NAK to a renewal); null while it holds.</summary>
+    public string? LostReason => _lostReason;
+    private volatile string? _lostReason;
+    private Action<Lease, string>? _onLost;
+
+    /// <summary>Runs <paramref name="handler"/> when the lease is lost while held (at once if it
+    /// already was). The socket's owner closes the socket there.</summary>
+    public void OnLost(Action<Lease, string> handler)
+    {
+        Interlocked.Exchange(ref _onLost, handler);
+        if (_lostReason is { } reason && Interlocked.Exchange(ref _onLost, null) is { } h) h(this, reason);
+    }
+
+    /// <summary>The server took the address back: it leaves the host now, and the holder is told.</summary>
+    internal void Lose(string reason)
+    {
+        if (Interlocked.Exchange(ref _released, 1) != 0) return;
+        _lostReason = reason;
+        Pool.Forfeit(this);
+        if (Interlocked.Exchange(ref _onLost, null) is { } h) h(this, reason);
+    }
     internal int Slot { get; }
 
     /// <summary>Records which socket descriptor holds the address, for `sockshim status`.</summary>

@@ -5,7 +5,9 @@ namespace SockShim.Stack.Leases;
 
 /// <summary>
 /// The host-wide claim table of one pool: a memory-mapped file in a shared state directory,
-/// one 32-byte slot per address: owner, release stamp, acquisition time, holder's socket. A slot is claimed by a compare-and-swap of its owner word
+/// one 64-byte slot per address: owner, release stamp, acquisition time, holder's socket, and for
+/// a DHCP pool the lease's journal record (server, IAID, expiry), so whoever finds a dead holder
+/// can release its lease at the server. A slot is claimed by a compare-and-swap of its owner word
 /// from 0 to the claimer's <see cref="ProcessIdentity"/> token.
 /// </summary>
 /// <remarks>
@@ -21,14 +23,14 @@ namespace SockShim.Stack.Leases;
 public sealed unsafe class LeaseTable : IDisposable
 {
     private const ulong Magic = 0x314D_4853_4B43_4F53; // "SOCKSHM1"
-    private const int Version = 2;
+    private const int Version = 3;
 
     /// <summary>Part of every table's file name, so a new layout never opens an old file.</summary>
-    public const string FileVersion = "v2";
+    public const string FileVersion = "v3";
     private const int HeaderSize = 64;
-    private const int SlotSize = 32;
+    private const int SlotSize = 64;
     // Header offsets.
-    private const int OffMagic = 0, OffVersion = 8, OffSlotCount = 12, OffReleaseSeq = 24, OffCursor = 32, OffLowHint = 40;
+    private const int OffMagic = 0, OffVersion = 8, OffSlotCount = 12, OffReleaseSeq = 24, OffCursor = 32, OffLowHint = 40, OffIaidSeq = 48;
 
     private readonly MemoryMappedFile _file;
     private readonly MemoryMappedViewAccessor _view;
@@ -97,6 +99,30 @@ public sealed unsafe class LeaseTable : IDisposable
     private long* Released(int slot) => (long*)(_base + HeaderSize + (long)slot * SlotSize + 8);
     private long* AcquiredAt(int slot) => (long*)(_base + HeaderSize + (long)slot * SlotSize + 16);
     private long* SocketWord(int slot) => (long*)(_base + HeaderSize + (long)slot * SlotSize + 24);
+    private long* DhcpWord(int slot) => (long*)(_base + HeaderSize + (long)slot * SlotSize + 32);
+    private long* ExpiresAt(int slot) => (long*)(_base + HeaderSize + (long)slot * SlotSize + 40);
+
+    /// <summary>A host-wide IAID for a new DHCP client identifier: unique among every process
+    /// using this pool, which a per-process counter could not promise.</summary>
+    public uint NextIaid() => (uint)Interlocked.Increment(ref *Header(OffIaidSeq));
+
+    /// <summary>Journals the DHCP lease held in <paramref name="slot"/>: its server (IPv4, network
+    /// order), the IAID of its client identifier, and its expiry (Unix milliseconds).</summary>
+    public void SetDhcp(int slot, uint server, uint iaid, long expiresUnixMs)
+    {
+        Volatile.Write(ref *ExpiresAt(slot), expiresUnixMs);
+        Volatile.Write(ref *DhcpWord(slot), (long)((ulong)server << 32 | iaid));
+    }
+
+    public void SetExpiry(int slot, long expiresUnixMs) => Volatile.Write(ref *ExpiresAt(slot), expiresUnixMs);
+
+    /// <summary>The journal record of a DHCP lease, or null for a static address.</summary>
+    public (uint Server, uint Iaid, long ExpiresUnixMs)? DhcpOf(int slot)
+    {
+        ulong word = (ulong)Volatile.Read(ref *DhcpWord(slot));
+        if (word == 0) return null;
+        return ((uint)(word >> 32), (uint)word, Volatile.Read(ref *ExpiresAt(slot)));
+    }
 
     /// <summary>The holder's socket descriptor, for status (-1: not known yet).</summary>
     public long SocketOf(int slot) => Volatile.Read(ref *SocketWord(slot)) - 1;
@@ -118,6 +144,7 @@ public sealed unsafe class LeaseTable : IDisposable
         if (Interlocked.CompareExchange(ref *Owner(slot), owner, 0) != 0) return false;
         Volatile.Write(ref *AcquiredAt(slot), Environment.TickCount64 + s_bootToUnixMs);
         Volatile.Write(ref *SocketWord(slot), 0);
+        Volatile.Write(ref *DhcpWord(slot), 0);
         return true;
     }
 
@@ -216,8 +243,9 @@ public sealed unsafe class LeaseTable : IDisposable
             if (Interlocked.CompareExchange(ref *Header(OffLowHint), slot, hint) == hint) break;
     }
 
-    /// <summary>Reclaims every slot whose holder is no longer running; returns those slots.</summary>
-    public List<int> ReclaimDead()
+    /// <summary>Reclaims every slot whose holder is no longer running; returns those slots.
+    /// <paramref name="beforeRelease"/> sees each slot while its journal record is still the dead holder's.</summary>
+    public List<int> ReclaimDead(Action<int>? beforeRelease = null)
     {
         var verdicts = new Dictionary<long, bool>();
         var reclaimed = new List<int>();
@@ -226,7 +254,9 @@ public sealed unsafe class LeaseTable : IDisposable
             long owner = OwnerOf(slot);
             if (owner == 0) continue;
             if (!verdicts.TryGetValue(owner, out bool alive)) verdicts[owner] = alive = ProcessIdentity.IsAlive(owner);
-            if (!alive && Release(slot, owner)) reclaimed.Add(slot);
+            if (alive) continue;
+            beforeRelease?.Invoke(slot);
+            if (Release(slot, owner)) reclaimed.Add(slot);
         }
         return reclaimed;
     }

@@ -19,12 +19,16 @@ public sealed class AddressPool : IDisposable
 
     private readonly ILogger _log = StackLogging.For("SockShim.Pool");
 
-    internal AddressPool(PoolDefinition definition, IAddressProvisioner provisioner, LeaseTable table, TimeProvider time)
+    private readonly Dhcp.DhcpSource? _dhcp;
+
+    internal AddressPool(PoolDefinition definition, IAddressProvisioner provisioner, LeaseTable table, TimeProvider time,
+        Func<AddressPool, Dhcp.DhcpSource>? dhcp = null)
     {
         Definition = definition;
         Provisioner = provisioner;
         _table = table;
         _time = time;
+        _dhcp = dhcp?.Invoke(this);
         // Whatever a crashed process left is free again before this one starts taking addresses.
         ReclaimDead();
     }
@@ -33,14 +37,20 @@ public sealed class AddressPool : IDisposable
     public IAddressProvisioner Provisioner { get; }
     public string Name => Definition.Name;
     internal LeaseTable Table => _table;
+    internal long Owner => _owner;
 
+    /// <summary>"dhcp" when addresses are leased from a DHCP server, else "static".</summary>
+    public string Source => _dhcp is null ? "static" : "dhcp";
+
+    /// <summary>DHCP leases prefetched and waiting for sockets (0 for a static pool).</summary>
+    public int ReadyLeases => _dhcp?.ReadyCount ?? 0;
     /// <summary>Leases this process holds from the pool now.</summary>
     public IReadOnlyCollection<Lease> LiveLeases => (IReadOnlyCollection<Lease>)_live.Keys;
 
     /// <summary>Frees the slots of holders that died, and takes their addresses off the host.</summary>
     public int ReclaimDead()
     {
-        var slots = _table.ReclaimDead();
+        var slots = _table.ReclaimDead(_dhcp is null ? null : _dhcp.ReleaseOrphan);
         foreach (int slot in slots)
         {
             Provisioner.Deprovision(Definition.AddressAt(slot), Definition);
@@ -79,6 +89,7 @@ public sealed class AddressPool : IDisposable
     private bool TryAcquireCore(string reason, out Lease lease, out StackError? error)
     {
         lease = null!;
+        if (_dhcp is not null) return TryAcquireLeased(reason, out lease, out error);
         // Allocated only when an address turns out to be taken: this runs for every socket.
         List<int>? skipped = null;
         try
@@ -123,6 +134,28 @@ public sealed class AddressPool : IDisposable
         }
     }
 
+    private bool TryAcquireLeased(string reason, out Lease lease, out StackError? error)
+    {
+        lease = null!;
+        if (!_dhcp!.TryTake(out var held, out error)) return false;
+        lease = new Lease(this, held.Slot, held.Address, _time.GetUtcNow(), reason) { Dhcp = held };
+        _live[lease] = 0;
+        held.Lease = lease;
+        if (held.LostReason is { } lost) lease.Lose(lost);
+        return true;
+    }
+
+    /// <summary>A DHCP lease ended under its socket: off the host and out of the table, with no
+    /// DHCPRELEASE (the server already considers it gone).</summary>
+    internal void Forfeit(Lease lease)
+    {
+        _live.TryRemove(lease, out _);
+        StackMetrics.LiveLeases.Add(-1, Tags());
+        if (Volatile.Read(ref _disposed) != 0) return;
+        Provisioner.Deprovision(lease.Address, Definition);
+        _table.Release(lease.Slot, _owner);
+    }
+
     internal void Return(Lease lease)
     {
         _live.TryRemove(lease, out _);
@@ -135,6 +168,7 @@ public sealed class AddressPool : IDisposable
         if (Volatile.Read(ref _disposed) != 0) return;
         Provisioner.Deprovision(lease.Address, Definition);
         _table.Release(lease.Slot, _owner);
+        if (lease.Dhcp is { } held) _dhcp!.Returned(held);
     }
 
     /// <summary>Every address of the pool held on this host now, by any process.</summary>
@@ -148,6 +182,8 @@ public sealed class AddressPool : IDisposable
         int n = 0;
         foreach (var lease in _live.Keys)
             if (lease.Release()) n++;
+        // Every DHCPRELEASE goes out before the process does.
+        _dhcp?.ReleaseReady(TimeSpan.FromSeconds(5));
         return n;
     }
 
@@ -157,6 +193,7 @@ public sealed class AddressPool : IDisposable
     {
         ReleaseAll();
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        _dhcp?.Dispose();
         _table.Dispose();
     }
 }

@@ -22,4 +22,14 @@ public static class StackMetrics
         s_meter.CreateCounter<long>("sockshim.leases.failed", "{failure}", "Acquisitions that failed, by reason");
     public static readonly Histogram<double> AcquireDuration =
         s_meter.CreateHistogram<double>("sockshim.lease.acquire.duration", "us", "Time to acquire and provision an address");
+
+    // DHCP pools, tagged with the pool and interface.
+    public static readonly Counter<long> DhcpRenewals =
+        s_meter.CreateCounter<long>("sockshim.dhcp.renewals", "{lease}", "DHCP leases extended by renewing or rebinding");
+    public static readonly Counter<long> DhcpExpiries =
+        s_meter.CreateCounter<long>("sockshim.dhcp.expiries", "{lease}", "DHCP leases lost while in use (expiry or a NAK to a renewal); each closes its socket");
+    public static readonly Counter<long> DhcpRestarts =
+        s_meter.CreateCounter<long>("sockshim.dhcp.restarts", "{acquisition}", "DHCP acquisitions started over after a NAK, a DECLINE or an unanswered REQUEST");
+    public static readonly Counter<long> DhcpDiscarded =
+        s_meter.CreateCounter<long>("sockshim.dhcp.discarded", "{packet}", "Packets on port 68 dropped as malformed or not for this client");
 }

@@ -1,0 +1,278 @@
+using System.Collections.Concurrent;
+using System.Net;
+using Microsoft.Extensions.Logging;
+using SockShim.Stack.Telemetry;
+using SockShim.Stack.Wire;
+
+namespace SockShim.Stack.Dhcp;
+
+/// <summary>
+/// Runs every lease machine of one interface on one thread: it feeds them what arrives on port
+/// 68, calls them at their deadlines, sends what they return, and paces DHCPRELEASEs (an
+/// unpaced burst of releases is partly dropped by dnsmasq). Other threads talk to it only
+/// through <see cref="Post"/>; the machines and their sockets are touched by this thread alone.
+/// </summary>
+public sealed class DhcpClient : IDisposable
+{
+    /// <summary>One lease's machine, its renewal socket and who wants to hear about it.</summary>
+    public sealed class Entry(DhcpLeaseMachine machine, Action<Entry, DhcpOutput> onEvent)
+    {
+        public DhcpLeaseMachine Machine { get; } = machine;
+        internal Action<Entry, DhcpOutput> OnEvent { get; } = onEvent;
+        internal int LeaseSocket = -1;
+        internal uint TrackedXid;
+        internal bool Tracked;
+        /// <summary>Whatever the owner keeps with the lease.</summary>
+        public object? Tag { get; set; }
+    }
+
+    private static readonly IPAddress Broadcast = IPAddress.Broadcast;
+
+    private readonly DhcpTransport _transport;
+    private readonly TimeProvider _time;
+    private readonly TimeSpan _releaseGap;
+    private readonly bool _freeBind;
+    private readonly ILogger _log = StackLogging.For("SockShim.Dhcp");
+    private readonly KeyValuePair<string, object?>[] _tags;
+    private readonly ConcurrentQueue<Action> _posted = new();
+    private readonly List<Entry> _entries = new();
+    private readonly Dictionary<uint, Entry> _byXid = new();
+    private readonly Queue<(byte[] Payload, int Length, IPAddress Server)> _releases = new();
+    private readonly byte[] _sendBuffer = new byte[DhcpMessage.MaxEmitLength];
+    private readonly byte[] _receiveBuffer = new byte[2048];
+    private readonly Thread _thread;
+    private DateTimeOffset _lastRelease = DateTimeOffset.MinValue;
+    private int _unsentReleases;
+    private volatile bool _stopping;
+    private uint _xid = (uint)Random.Shared.Next();
+
+    private DhcpClient(string interfaceName, DhcpTransport transport, bool freeBind, TimeSpan releaseGap, TimeProvider time, string pool)
+    {
+        Interface = interfaceName;
+        _transport = transport;
+        _freeBind = freeBind;
+        _releaseGap = releaseGap;
+        _time = time;
+        _tags = [new("pool", pool), new("interface", interfaceName)];
+        _thread = new Thread(Loop) { IsBackground = true, Name = $"sockshim dhcp {interfaceName}" };
+        _thread.Start();
+    }
+
+    public string Interface { get; }
+
+    /// <summary>Messages on port 68 dropped as malformed or not for a lease of this process.</summary>
+    public long Discarded => Interlocked.Read(ref _discarded);
+    private long _discarded;
+
+    /// <summary>Opens the client's socket on <paramref name="interfaceName"/> and starts its thread.</summary>
+    public static DhcpClient? Open(string interfaceName, bool freeBind, TimeSpan releaseGap, TimeProvider time, string pool, out string why)
+    {
+        var transport = DhcpTransport.Open(interfaceName, out why);
+        return transport is null ? null : new DhcpClient(interfaceName, transport, freeBind, releaseGap, time, pool);
+    }
+
+    /// <summary>A transaction id no other machine of this process uses now.</summary>
+    public uint NextXid() => Interlocked.Increment(ref _xid);
+
+    /// <summary>Runs <paramref name="action"/> on the client's thread.</summary>
+    public void Post(Action action)
+    {
+        _posted.Enqueue(action);
+        _transport.Wake();
+    }
+
+    /// <summary>Client thread: starts a machine and reports its events to <paramref name="onEvent"/>.</summary>
+    public Entry Start(DhcpLeaseMachine machine, Action<Entry, DhcpOutput> onEvent)
+    {
+        var entry = new Entry(machine, onEvent);
+        _entries.Add(entry);
+        Apply(entry, machine.Start());
+        return entry;
+    }
+
+    /// <summary>Client thread: stops a machine, releasing its lease at the server if it holds one.</summary>
+    public void Release(Entry entry)
+    {
+        var output = entry.Machine.Release();
+        Forget(entry);
+        if (output.Send is { } m) QueueRelease(m, entry.Machine.Server!);
+    }
+
+    /// <summary>Any thread: a DHCPRELEASE to send in turn, paced.</summary>
+    public void QueueRelease(DhcpMessage release, IPAddress server)
+    {
+        var payload = new byte[DhcpMessage.MaxEmitLength];
+        int length = release.Emit(payload);
+        Interlocked.Increment(ref _unsentReleases);
+        Post(() => _releases.Enqueue((payload, length, server)));
+    }
+
+    /// <summary>Waits until every queued release has been sent; false on timeout.</summary>
+    public bool Flush(TimeSpan timeout)
+    {
+        var until = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
+        while (Volatile.Read(ref _unsentReleases) > 0)
+        {
+            if (Environment.TickCount64 > until || !_thread.IsAlive) return false;
+            Thread.Sleep(1);
+        }
+        return true;
+    }
+
+    /// <summary>Client thread: sends what a machine step returned, and tells the owner.</summary>
+    public void Apply(Entry entry, DhcpOutput output)
+    {
+        var m = entry.Machine;
+        if (output.Send is { } message)
+        {
+            int fd = _transport.BroadcastSocket;
+            var destination = Broadcast;
+            if (m.State is DhcpLeaseState.Renewing or DhcpLeaseState.Rebinding) fd = EnsureLeaseSocket(entry);
+            if (output.To == DhcpSendTo.Server) destination = m.Server!;
+            int length = message.Emit(_sendBuffer);
+            int error = fd < 0 ? -1 : _transport.Send(fd, _sendBuffer.AsSpan(0, length), destination);
+            if (error != 0) _log.LogWarning("dhcp {Interface}: sending {Message} to {Destination} failed (errno {Error}); it will be retransmitted", Interface, message, destination, error);
+            else if (_log.IsEnabled(LogLevel.Trace)) _log.LogTrace("dhcp {Interface}: sent {Message} to {Destination}", Interface, message, destination);
+        }
+        if (m.State is not (DhcpLeaseState.Renewing or DhcpLeaseState.Rebinding)) CloseLeaseSocket(entry);
+        Track(entry);
+        switch (output.Event)
+        {
+            case DhcpLeaseEvent.None: return;
+            case DhcpLeaseEvent.Ignored:
+                if (_log.IsEnabled(LogLevel.Trace)) _log.LogTrace("dhcp {Interface}: ignored a message: {Why}", Interface, output.Reason);
+                return;
+            case DhcpLeaseEvent.Renewed: StackMetrics.DhcpRenewals.Add(1, _tags); break;
+            case DhcpLeaseEvent.Lost: StackMetrics.DhcpExpiries.Add(1, _tags); break;
+            case DhcpLeaseEvent.Restarted: StackMetrics.DhcpRestarts.Add(1, _tags); break;
+        }
+        if (output.Event is DhcpLeaseEvent.Lost or DhcpLeaseEvent.Failed) Forget(entry);
+        entry.OnEvent(entry, output);
+    }
+
+    private void Forget(Entry entry)
+    {
+        CloseLeaseSocket(entry);
+        if (entry.Tracked && _byXid.TryGetValue(entry.TrackedXid, out var e) && e == entry) _byXid.Remove(entry.TrackedXid);
+        entry.Tracked = false;
+        _entries.Remove(entry);
+    }
+
+    private void Track(Entry entry)
+    {
+        uint xid = entry.Machine.TransactionId;
+        if (entry.Tracked && entry.TrackedXid == xid) return;
+        if (entry.Tracked && _byXid.TryGetValue(entry.TrackedXid, out var e) && e == entry) _byXid.Remove(entry.TrackedXid);
+        _byXid[xid] = entry;
+        entry.TrackedXid = xid;
+        entry.Tracked = true;
+    }
+
+    private int EnsureLeaseSocket(Entry entry)
+    {
+        if (entry.LeaseSocket >= 0) return entry.LeaseSocket;
+        entry.LeaseSocket = _transport.OpenLeaseSocket(entry.Machine.Address!, _freeBind, out string why);
+        if (entry.LeaseSocket < 0) _log.LogWarning("dhcp {Interface}: no socket for renewing {Address}: {Why}", Interface, entry.Machine.Address, why);
+        return entry.LeaseSocket;
+    }
+
+    private static void CloseLeaseSocket(Entry entry)
+    {
+        if (entry.LeaseSocket < 0) return;
+        DhcpTransport.Close(entry.LeaseSocket);
+        entry.LeaseSocket = -1;
+    }
+
+    private void Loop()
+    {
+        var fds = new List<int>();
+        var readable = new List<int>();
+        while (!_stopping)
+        {
+            try { Turn(fds, readable); }
+            catch (Exception ex)
+            {
+                // A bug in one lease's handling must not stop every other lease from renewing.
+                _log.LogError(ex, "dhcp {Interface}: error in the client loop", Interface);
+                Thread.Sleep(10);
+            }
+        }
+    }
+
+    private void Turn(List<int> fds, List<int> readable)
+    {
+        while (_posted.TryDequeue(out var action)) action();
+
+        var now = _time.GetUtcNow();
+        foreach (var entry in _entries.ToArray())
+            if (entry.Machine.NextDeadline <= now && _entries.Contains(entry)) Apply(entry, entry.Machine.Tick());
+
+        var next = now + TimeSpan.FromSeconds(1);
+        foreach (var entry in _entries)
+            if (entry.Machine.NextDeadline < next) next = entry.Machine.NextDeadline;
+        if (_releases.Count > 0)
+        {
+            if (now >= _lastRelease + _releaseGap)
+            {
+                var (payload, length, server) = _releases.Dequeue();
+                int error = _transport.Send(_transport.BroadcastSocket, payload.AsSpan(0, length), server);
+                if (error != 0) _log.LogWarning("dhcp {Interface}: sending a DHCPRELEASE to {Server} failed (errno {Error})", Interface, server, error);
+                _lastRelease = now;
+                Interlocked.Decrement(ref _unsentReleases);
+            }
+            if (_releases.Count > 0 && _lastRelease + _releaseGap < next) next = _lastRelease + _releaseGap;
+        }
+
+        fds.Clear();
+        fds.Add(_transport.BroadcastSocket);
+        foreach (var entry in _entries) if (entry.LeaseSocket >= 0) fds.Add(entry.LeaseSocket);
+        int timeout = (int)Math.Clamp(Math.Ceiling((next - _time.GetUtcNow()).TotalMilliseconds), 0, 1000);
+        _transport.Wait(fds, timeout, readable);
+        foreach (int fd in readable) Drain(fd);
+    }
+
+    private void Drain(int fd)
+    {
+        for (int i = 0; i < 256; i++)
+        {
+            int n = _transport.Receive(fd, _receiveBuffer);
+            if (n < 0) return;
+            if (!DhcpMessage.TryParse(_receiveBuffer.AsSpan(0, n), out var message, out string error))
+            {
+                Discard(error);
+                continue;
+            }
+            if (!message.IsReply)
+            {
+                Discard("not a server reply");
+                continue;
+            }
+            if (!_byXid.TryGetValue(message.TransactionId, out var entry))
+            {
+                Discard("no lease of this process has that transaction id");
+                continue;
+            }
+            if (_log.IsEnabled(LogLevel.Trace)) _log.LogTrace("dhcp {Interface}: received {Message}", Interface, message);
+            var output = entry.Machine.Receive(message);
+            if (output.Event == DhcpLeaseEvent.Ignored) Discard(output.Reason!);
+            Apply(entry, output);
+        }
+    }
+
+    private void Discard(string why)
+    {
+        Interlocked.Increment(ref _discarded);
+        StackMetrics.DhcpDiscarded.Add(1, _tags);
+        if (_log.IsEnabled(LogLevel.Debug)) _log.LogDebug("dhcp {Interface}: dropped a packet on port 68: {Why}", Interface, why);
+    }
+
+    public void Dispose()
+    {
+        if (_stopping) return;
+        _stopping = true;
+        _transport.Wake();
+        _thread.Join(TimeSpan.FromSeconds(2));
+        foreach (var entry in _entries) CloseLeaseSocket(entry);
+        _transport.Dispose();
+    }
+}

@@ -1,0 +1,348 @@
+using System.Net;
+using SockShim.Stack.Wire;
+
+namespace SockShim.Stack.Dhcp;
+
+/// <summary>The client states of RFC 2131 §4.4 (Figure 5) that one socket's lease goes through.</summary>
+public enum DhcpLeaseState { Init, Selecting, Requesting, Bound, Renewing, Rebinding, Released, Lost, Failed }
+
+/// <summary>What a step of the machine means for the lease's holder.</summary>
+public enum DhcpLeaseEvent
+{
+    None,
+    /// <summary>The message was not for this lease, or not valid in this state.</summary>
+    Ignored,
+    /// <summary>An address is leased (<see cref="DhcpLeaseMachine.Address"/>).</summary>
+    Bound,
+    /// <summary>The lease was extended by a renewal or a rebinding.</summary>
+    Renewed,
+    /// <summary>Acquisition starts over (a NAK, a decline, or no ACK to the REQUEST).</summary>
+    Restarted,
+    /// <summary>A held lease ended: expiry, or a NAK to a renewal.</summary>
+    Lost,
+    /// <summary>No lease could be obtained in the acquisition time.</summary>
+    Failed,
+}
+
+/// <summary>Where a message goes: broadcast on the link (ciaddr 0), or unicast to the server
+/// from the leased address (renewal, release).</summary>
+public enum DhcpSendTo { Broadcast, Server }
+
+/// <summary>One step: at most one message to send and what happened.</summary>
+public readonly record struct DhcpOutput(DhcpMessage? Send, DhcpSendTo To, DhcpLeaseEvent Event, string? Reason = null)
+{
+    public static DhcpOutput Nothing => new(null, DhcpSendTo.Broadcast, DhcpLeaseEvent.None);
+    public static DhcpOutput Ignore(string why) => new(null, DhcpSendTo.Broadcast, DhcpLeaseEvent.Ignored, why);
+}
+
+/// <summary>Retransmission and acquisition limits. RFC 2131 suggests a first retransmission after
+/// 4 s and renewal retries no closer than 60 s; a socket waiting on its address and leases of a
+/// few seconds (tests, short-lived pools) need tighter values, so they are settings.</summary>
+public sealed record DhcpTiming
+{
+    public TimeSpan FirstRetransmit { get; init; } = TimeSpan.FromSeconds(1);
+    public TimeSpan MaxRetransmit { get; init; } = TimeSpan.FromSeconds(16);
+    /// <summary>How long a socket waits for an address before its creation fails.</summary>
+    public TimeSpan AcquireTimeout { get; init; } = TimeSpan.FromSeconds(15);
+    public TimeSpan MinRenewRetransmit { get; init; } = TimeSpan.FromSeconds(1);
+    /// <summary>REQUESTs without an answer before DISCOVER starts over.</summary>
+    public int RequestAttempts { get; init; } = 4;
+    /// <summary>Pause before starting over after a NAK or a DECLINE (RFC 2131 asks 10 s after a DECLINE).</summary>
+    public TimeSpan RestartDelay { get; init; } = TimeSpan.FromMilliseconds(200);
+    /// <summary>Option 51 in DISCOVER and REQUEST; null lets the server choose.</summary>
+    public uint? RequestedLeaseSeconds { get; init; }
+}
+
+/// <summary>
+/// One lease's DHCPv4 client state machine (RFC 2131 §4.4). It does no I/O and reads the time
+/// only from the injected <see cref="TimeProvider"/>: the driver feeds it received messages and
+/// calls <see cref="Tick"/> at <see cref="NextDeadline"/>, and sends what it returns. So renewal,
+/// rebinding and expiry are tested with a fake clock.
+/// </summary>
+public sealed class DhcpLeaseMachine
+{
+    private static readonly byte[] Parameters = [1, 51, 54, 58, 59];
+    private const ushort MaxMessage = 1500;
+
+    private readonly byte[] _clientId;
+    private readonly byte[] _mac;
+    private readonly TimeProvider _time;
+    private readonly DhcpTiming _timing;
+    private readonly Random _random;
+    private readonly Func<uint> _nextXid;
+
+    private DateTimeOffset _acquireStarted;
+    private DateTimeOffset? _acquireDeadline;
+    private DateTimeOffset _requestSentAt;
+    private int _attempt;
+    private IPAddress? _offered;
+
+    public DhcpLeaseMachine(byte[] clientId, byte[] mac, TimeProvider time, DhcpTiming timing, Func<uint> nextXid, Random? random = null)
+    {
+        _clientId = clientId;
+        _mac = mac;
+        _time = time;
+        _timing = timing;
+        _nextXid = nextXid;
+        _random = random ?? Random.Shared;
+    }
+
+    public DhcpLeaseState State { get; private set; } = DhcpLeaseState.Init;
+    public uint TransactionId { get; private set; }
+    public byte[] ClientId => _clientId;
+    public IPAddress? Address { get; private set; }
+    public IPAddress? Server { get; private set; }
+    public DateTimeOffset LeaseStart { get; private set; }
+    public DateTimeOffset RenewAt { get; private set; } = DateTimeOffset.MaxValue;
+    public DateTimeOffset RebindAt { get; private set; } = DateTimeOffset.MaxValue;
+    public DateTimeOffset ExpiresAt { get; private set; } = DateTimeOffset.MaxValue;
+    /// <summary>When <see cref="Tick"/> has something to do; MaxValue when nothing is pending.</summary>
+    public DateTimeOffset NextDeadline { get; private set; } = DateTimeOffset.MaxValue;
+
+    public bool Holds => State is DhcpLeaseState.Bound or DhcpLeaseState.Renewing or DhcpLeaseState.Rebinding;
+
+    private DateTimeOffset Now => _time.GetUtcNow();
+
+    /// <summary>INIT → SELECTING: the first DISCOVER.</summary>
+    public DhcpOutput Start()
+    {
+        if (State is not DhcpLeaseState.Init) throw new InvalidOperationException($"a lease in state {State} cannot start");
+        _acquireStarted = Now;
+        _acquireDeadline ??= _acquireStarted + _timing.AcquireTimeout;
+        return Discover();
+    }
+
+    private DhcpOutput Discover()
+    {
+        State = DhcpLeaseState.Selecting;
+        TransactionId = _nextXid();
+        _attempt = 0;
+        Address = Server = _offered = null;
+        ScheduleRetransmit();
+        return new(Acquiring(DhcpMessageType.Discover), DhcpSendTo.Broadcast, DhcpLeaseEvent.None);
+    }
+
+    private DhcpOutput Request()
+    {
+        var m = Acquiring(DhcpMessageType.Request);
+        m.RequestedAddress = _offered;
+        m.ServerId = Server;
+        _requestSentAt = Now;
+        ScheduleRetransmit();
+        return new(m, DhcpSendTo.Broadcast, DhcpLeaseEvent.None);
+    }
+
+    private DhcpMessage Acquiring(DhcpMessageType type) => new()
+    {
+        MessageType = type,
+        TransactionId = TransactionId,
+        Flags = DhcpMessage.BroadcastFlag, // no address yet: replies must be broadcast to reach us
+        Seconds = (ushort)Math.Min(ushort.MaxValue, (Now - _acquireStarted).TotalSeconds),
+        HardwareAddress = _mac,
+        ClientId = _clientId,
+        ParameterRequests = Parameters,
+        MaxMessageSize = MaxMessage,
+        LeaseSeconds = _timing.RequestedLeaseSeconds,
+    };
+
+    // RFC 2131 §4.1: exponential backoff, randomized so many clients do not retransmit in step.
+    private void ScheduleRetransmit()
+    {
+        double baseMs = Math.Min(_timing.FirstRetransmit.TotalMilliseconds * Math.Pow(2, _attempt), _timing.MaxRetransmit.TotalMilliseconds);
+        double jitter = (_random.NextDouble() - 0.5) * baseMs / 2;
+        var next = Now + TimeSpan.FromMilliseconds(baseMs + jitter);
+        NextDeadline = _acquireDeadline is { } d && d < next ? d : next;
+    }
+
+    /// <summary>A received message; anything not for this lease or not valid now is ignored.</summary>
+    public DhcpOutput Receive(DhcpMessage m)
+    {
+        if (State is not (DhcpLeaseState.Selecting or DhcpLeaseState.Requesting or DhcpLeaseState.Renewing or DhcpLeaseState.Rebinding))
+            return DhcpOutput.Ignore($"no transaction open in state {State}");
+        if (!m.IsReply || m.TransactionId != TransactionId) return DhcpOutput.Ignore("another transaction");
+        if (!m.HardwareAddress.AsSpan(0, 6).SequenceEqual(_mac)) return DhcpOutput.Ignore("another hardware address");
+        // RFC 6842: servers echo option 61; one that does and names another client is not ours.
+        if (m.ClientId is { } id && !id.AsSpan().SequenceEqual(_clientId)) return DhcpOutput.Ignore("another client identifier");
+
+        switch (State, m.MessageType)
+        {
+            case (DhcpLeaseState.Selecting, DhcpMessageType.Offer):
+                if (m.YourAddress.Equals(IPAddress.Any) || m.ServerId is null) return DhcpOutput.Ignore("an offer without an address or server identifier");
+                _offered = m.YourAddress;
+                Server = m.ServerId;
+                State = DhcpLeaseState.Requesting;
+                _attempt = 0;
+                return Request();
+
+            case (DhcpLeaseState.Requesting, DhcpMessageType.Ack):
+                if (m.ServerId is { } s && !s.Equals(Server)) return DhcpOutput.Ignore("an ACK from a server not selected");
+                if (!m.YourAddress.Equals(_offered)) return DhcpOutput.Ignore($"an ACK for {m.YourAddress}, not the requested {_offered}");
+                return Bind(m, DhcpLeaseEvent.Bound);
+
+            case (DhcpLeaseState.Requesting, DhcpMessageType.Nak):
+                if (m.ServerId is { } n && !n.Equals(Server)) return DhcpOutput.Ignore("a NAK from a server not selected");
+                return Restart($"server {Server} refused {_offered} (DHCPNAK{Said(m)})");
+
+            case (DhcpLeaseState.Renewing or DhcpLeaseState.Rebinding, DhcpMessageType.Ack):
+                if (!m.YourAddress.Equals(Address)) return Lose($"server {m.ServerId} answered the renewal of {Address} with another address, {m.YourAddress}");
+                return Bind(m, DhcpLeaseEvent.Renewed);
+
+            case (DhcpLeaseState.Renewing or DhcpLeaseState.Rebinding, DhcpMessageType.Nak):
+                return Lose($"server {m.ServerId ?? Server} refused to renew {Address} (DHCPNAK{Said(m)})");
+        }
+        return DhcpOutput.Ignore($"a {m.MessageType?.ToString() ?? "BOOTP"} message in state {State}");
+    }
+
+    private static string Said(DhcpMessage m) => m.Text is { Length: > 0 } t ? $": \"{t}\"" : "";
+
+    private DhcpOutput Bind(DhcpMessage ack, DhcpLeaseEvent ev)
+    {
+        if (ack.LeaseSeconds is not { } lease) return DhcpOutput.Ignore("an ACK without a lease time");
+        // Times count from when the REQUEST went out (RFC 2131 §4.4.1), not from the ACK.
+        var start = _requestSentAt;
+        Address = ack.YourAddress;
+        if (ack.ServerId is { } sid) Server = sid;
+        LeaseStart = start;
+        if (lease == uint.MaxValue)
+        {
+            RenewAt = RebindAt = ExpiresAt = DateTimeOffset.MaxValue;
+        }
+        else
+        {
+            double t2 = Math.Min(ack.RebindingSeconds ?? lease * 0.875, lease);
+            double t1 = Math.Min(ack.RenewalSeconds ?? lease * 0.5, t2);
+            ExpiresAt = start + TimeSpan.FromSeconds(lease);
+            RebindAt = start + TimeSpan.FromSeconds(t2);
+            RenewAt = start + TimeSpan.FromSeconds(t1);
+        }
+        State = DhcpLeaseState.Bound;
+        _acquireDeadline = null;
+        NextDeadline = RenewAt;
+        return new(null, DhcpSendTo.Broadcast, ev);
+    }
+
+    private DhcpOutput Restart(string why)
+    {
+        State = DhcpLeaseState.Init;
+        Address = Server = _offered = null;
+        NextDeadline = Now + _timing.RestartDelay;
+        if (_acquireDeadline is { } d && d < NextDeadline) NextDeadline = d;
+        return new(null, DhcpSendTo.Broadcast, DhcpLeaseEvent.Restarted, why);
+    }
+
+    private DhcpOutput Lose(string why)
+    {
+        State = DhcpLeaseState.Lost;
+        NextDeadline = DateTimeOffset.MaxValue;
+        return new(null, DhcpSendTo.Broadcast, DhcpLeaseEvent.Lost, why);
+    }
+
+    /// <summary>Timers: retransmission, T1, T2, expiry and the acquisition deadline.</summary>
+    public DhcpOutput Tick()
+    {
+        var now = Now;
+        if (now < NextDeadline) return DhcpOutput.Nothing;
+        switch (State)
+        {
+            case DhcpLeaseState.Init:
+                if (_acquireDeadline is { } d0 && now >= d0) return Fail();
+                return Start();
+            case DhcpLeaseState.Selecting:
+                if (_acquireDeadline is { } d1 && now >= d1) return Fail();
+                _attempt++;
+                ScheduleRetransmit();
+                return new(Acquiring(DhcpMessageType.Discover), DhcpSendTo.Broadcast, DhcpLeaseEvent.None);
+            case DhcpLeaseState.Requesting:
+                if (_acquireDeadline is { } d2 && now >= d2) return Fail();
+                if (++_attempt >= _timing.RequestAttempts) return Discover();
+                return Request();
+            case DhcpLeaseState.Bound:
+                State = DhcpLeaseState.Renewing;
+                TransactionId = _nextXid();
+                return Extend(DhcpSendTo.Server, RebindAt);
+            case DhcpLeaseState.Renewing:
+                if (now >= RebindAt)
+                {
+                    State = DhcpLeaseState.Rebinding;
+                    TransactionId = _nextXid();
+                }
+                return State == DhcpLeaseState.Renewing ? Extend(DhcpSendTo.Server, RebindAt) : Tick();
+            case DhcpLeaseState.Rebinding:
+                if (now >= ExpiresAt)
+                    return Lose($"the lease on {Address} from server {Server} expired at {ExpiresAt:HH:mm:ss.fff}Z: renewal and rebinding got no answer");
+                return Extend(DhcpSendTo.Broadcast, ExpiresAt);
+        }
+        NextDeadline = DateTimeOffset.MaxValue;
+        return DhcpOutput.Nothing;
+    }
+
+    // RENEWING (unicast to the server) and REBINDING (broadcast): REQUEST with ciaddr, retried at
+    // half the time left, no closer than the minimum, and never past the limit.
+    private DhcpOutput Extend(DhcpSendTo to, DateTimeOffset limit)
+    {
+        var now = Now;
+        var wait = TimeSpan.FromTicks(Math.Max(_timing.MinRenewRetransmit.Ticks, (limit - now).Ticks / 2));
+        NextDeadline = now + wait < limit ? now + wait : limit;
+        _requestSentAt = now;
+        var m = new DhcpMessage
+        {
+            MessageType = DhcpMessageType.Request,
+            TransactionId = TransactionId,
+            ClientAddress = Address!,
+            HardwareAddress = _mac,
+            ClientId = _clientId,
+            ParameterRequests = Parameters,
+            MaxMessageSize = MaxMessage,
+            LeaseSeconds = _timing.RequestedLeaseSeconds,
+        };
+        return new(m, to, DhcpLeaseEvent.None);
+    }
+
+    private DhcpOutput Fail()
+    {
+        State = DhcpLeaseState.Failed;
+        NextDeadline = DateTimeOffset.MaxValue;
+        string got = _offered is null ? "no DHCPOFFER" : $"an offer of {_offered} from {Server} but no DHCPACK";
+        return new(null, DhcpSendTo.Broadcast, DhcpLeaseEvent.Failed, $"{got} within {_timing.AcquireTimeout.TotalSeconds:0.#} s");
+    }
+
+    /// <summary>DHCPRELEASE of a held lease (unicast, ciaddr set: dnsmasq ignores a release
+    /// without it). Anything else just stops the machine.</summary>
+    public DhcpOutput Release()
+    {
+        bool held = Holds;
+        State = DhcpLeaseState.Released;
+        NextDeadline = DateTimeOffset.MaxValue;
+        if (!held) return DhcpOutput.Nothing;
+        return new(ReleaseMessage(_nextXid(), Address!, Server!, _clientId, _mac), DhcpSendTo.Server, DhcpLeaseEvent.None);
+    }
+
+    /// <summary>A DHCPRELEASE built from the journal alone, for leases of a process that died.</summary>
+    public static DhcpMessage ReleaseMessage(uint xid, IPAddress address, IPAddress server, byte[] clientId, byte[] mac) => new()
+    {
+        MessageType = DhcpMessageType.Release,
+        TransactionId = xid,
+        ClientAddress = address,
+        ServerId = server,
+        HardwareAddress = mac,
+        ClientId = clientId,
+    };
+
+    /// <summary>DHCPDECLINE: the address turned out to be in use. Starts over after the restart delay.</summary>
+    public DhcpOutput Decline(string why)
+    {
+        if (State != DhcpLeaseState.Bound) throw new InvalidOperationException($"only a just-bound lease can be declined, not one in state {State}");
+        var m = new DhcpMessage
+        {
+            MessageType = DhcpMessageType.Decline,
+            TransactionId = TransactionId,
+            RequestedAddress = Address,
+            ServerId = Server,
+            HardwareAddress = _mac,
+            ClientId = _clientId,
+            Text = why.Length > 200 ? why[..200] : why,
+        };
+        var restart = Restart($"declined {Address}: {why}");
+        return restart with { Send = m, To = DhcpSendTo.Broadcast };
+    }
+}

@@ -1,0 +1,276 @@
+using System.Buffers.Binary;
+using System.Collections.Concurrent;
+using System.Net;
+using Microsoft.Extensions.Logging;
+using SockShim.Stack.Configuration;
+using SockShim.Stack.Leases;
+using SockShim.Stack.Pools;
+using SockShim.Stack.Provisioning;
+using SockShim.Stack.Telemetry;
+
+namespace SockShim.Stack.Dhcp;
+
+/// <summary>
+/// Where a DHCP pool's addresses come from: one lease per socket from the server on the pool's
+/// interface. A bound lease is claimed in the pool's host-wide table (which is also its journal:
+/// server, IAID, expiry) and put on the host by the pool's provisioner before a socket gets it;
+/// an address already on the host is declined. With prefetch, K such leases wait ready, so a new
+/// socket takes one without a round trip to the server.
+/// </summary>
+internal sealed class DhcpSource : IDisposable
+{
+    /// <summary>A bound, provisioned lease, waiting for a socket or held by one.</summary>
+    internal sealed class Held(DhcpClient.Entry entry, int slot, IPAddress address)
+    {
+        public DhcpClient.Entry Entry { get; } = entry;
+        public int Slot { get; } = slot;
+        public IPAddress Address { get; } = address;
+        public DateTimeOffset ExpiresAt => Entry.Machine.ExpiresAt;
+        public IPAddress? Server => Entry.Machine.Server;
+        // 0 ready, 1 taken by a socket, 2 lost or given back while ready.
+        internal int State;
+        internal Lease? Lease;
+        /// <summary>Set when the lease is lost between a socket taking it and attaching to it.</summary>
+        internal volatile string? LostReason;
+    }
+
+    private sealed class Waiter
+    {
+        public readonly TaskCompletionSource<Held> Done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public StackError? Error;
+    }
+
+    private readonly AddressPool _pool;
+    private readonly DhcpClient _client;
+    private readonly byte[] _mac;
+    private readonly DhcpTiming _timing;
+    private readonly TimeProvider _time;
+    private readonly int _prefetch;
+    private readonly ILogger _log = StackLogging.For("SockShim.Dhcp");
+    private readonly ConcurrentQueue<Held> _ready = new();
+    private readonly Queue<Waiter> _waiters = new(); // client thread only
+    private int _inFlight;                            // client thread only
+    private int _disposed;
+
+    public DhcpSource(AddressPool pool, DhcpClient client, byte[] mac, DhcpTiming timing, int prefetch, TimeProvider time)
+    {
+        _pool = pool;
+        _client = client;
+        _mac = mac;
+        _timing = timing;
+        _prefetch = prefetch;
+        _time = time;
+        if (prefetch > 0) client.Post(Refill);
+    }
+
+    public string Interface => _client.Interface;
+
+    /// <summary>Opens the DHCP client of a pool's interface; what cannot be opened is reported
+    /// as a problem with the pool's interface setting.</summary>
+    public static Func<AddressPool, DhcpSource> Opener(PoolSettings settings, bool freeBind, TimeProvider time)
+    {
+        string iface = settings.Interface!;
+        var mac = HostFacts.HardwareAddress(iface);
+        if (mac is null || mac.All(b => b == 0))
+            throw new ConfigurationException(new SettingProblem($"pool '{settings.Name}' interface", iface, "has no Ethernet address to put in DHCP requests", "eth0"));
+        var client = DhcpClient.Open(iface, freeBind, ReleaseGap, time, settings.Name, out string why)
+            ?? throw new ConfigurationException(new SettingProblem($"pool '{settings.Name}' interface", iface, why, "an Ethernet interface on the DHCP server's link"));
+        var timing = new DhcpTiming
+        {
+            AcquireTimeout = TimeSpan.FromSeconds(settings.DhcpTimeout),
+            RequestedLeaseSeconds = settings.LeaseSeconds is { } s ? (uint)s : null,
+        };
+        return pool => new DhcpSource(pool, client, mac, timing, settings.Prefetch, time);
+    }
+
+    /// <summary>Between two DHCPRELEASEs: dnsmasq dropped 284 of an unpaced burst of 500, and
+    /// freed all of 1,000 sent 1 ms apart.</summary>
+    public static readonly TimeSpan ReleaseGap = TimeSpan.FromMilliseconds(1);
+
+    /// <summary>Leases ready for sockets now (prefetched and not yet taken).</summary>
+    public int ReadyCount => _ready.Count(h => Volatile.Read(ref h.State) == 0);
+
+    /// <summary>A lease for a new socket: a prefetched one, or one obtained from the server now.</summary>
+    public bool TryTake(out Held held, out StackError? error)
+    {
+        while (_ready.TryDequeue(out held!))
+        {
+            if (Interlocked.CompareExchange(ref held.State, 1, 0) != 0) continue;
+            _client.Post(Refill);
+            error = null;
+            return true;
+        }
+        var waiter = new Waiter();
+        _client.Post(() => { _waiters.Enqueue(waiter); Refill(); });
+        try { waiter.Done.Task.Wait(_timing.AcquireTimeout + TimeSpan.FromSeconds(2)); }
+        catch (AggregateException) { }
+        // Too late for this socket: a lease bound after this goes to the ready queue instead.
+        waiter.Done.TrySetCanceled();
+        if (waiter.Done.Task.IsCompletedSuccessfully)
+        {
+            held = waiter.Done.Task.Result;
+            error = null;
+            return true;
+        }
+        error = waiter.Error ?? new StackError(StackErrorCode.ProvisionFailed,
+            $"pool '{_pool.Name}': no DHCP lease on interface {Interface} within {_timing.AcquireTimeout.TotalSeconds:0.#} s; is a DHCP server answering on that link?");
+        held = null!;
+        return false;
+    }
+
+    // Client thread: keeps prefetch + waiting sockets covered by ready leases and acquisitions.
+    private void Refill()
+    {
+        if (Volatile.Read(ref _disposed) != 0) return;
+        int waiting = _waiters.Count(w => !w.Done.Task.IsCompleted);
+        int want = _prefetch + waiting - ReadyCount - _inFlight;
+        for (int i = 0; i < want; i++)
+        {
+            uint iaid = _pool.Table.NextIaid();
+            var machine = new DhcpLeaseMachine(ClientIdentifier.For(iaid, _mac), _mac, _time, _timing, _client.NextXid);
+            _inFlight++;
+            _client.Start(machine, OnEvent).Tag = iaid;
+        }
+    }
+
+    private void OnEvent(DhcpClient.Entry entry, DhcpOutput output)
+    {
+        switch (output.Event)
+        {
+            case DhcpLeaseEvent.Bound:
+                Establish(entry);
+                break;
+            case DhcpLeaseEvent.Renewed:
+                if (entry.Tag is Held renewed) _pool.Table.SetExpiry(renewed.Slot, renewed.ExpiresAt.ToUnixTimeMilliseconds());
+                if (_log.IsEnabled(LogLevel.Debug)) _log.LogDebug("pool {Pool}: renewed {Address} until {Expiry:O}", _pool.Name, entry.Machine.Address, entry.Machine.ExpiresAt);
+                break;
+            case DhcpLeaseEvent.Restarted:
+                _log.LogInformation("pool {Pool}: DHCP acquisition starts over: {Why}", _pool.Name, output.Reason);
+                break;
+            case DhcpLeaseEvent.Failed:
+                _inFlight--;
+                FailWaiter(new StackError(StackErrorCode.ProvisionFailed, $"pool '{_pool.Name}': no DHCP lease on interface {Interface}: {output.Reason}"));
+                break;
+            case DhcpLeaseEvent.Lost:
+                if (entry.Tag is Held lost) Lose(lost, output.Reason!);
+                break;
+        }
+    }
+
+    // Client thread: a lease is bound; make it the host's, or decline it.
+    private void Establish(DhcpClient.Entry entry)
+    {
+        var m = entry.Machine;
+        var address = m.Address!;
+        int slot = _pool.Definition.IndexOf(address);
+        if (slot < 0)
+        {
+            _inFlight--;
+            _client.Release(entry);
+            FailWaiter(new StackError(StackErrorCode.ProvisionFailed,
+                $"pool '{_pool.Name}': DHCP server {m.Server} on {Interface} leased {address}, which is outside the pool's ranges ({string.Join(", ", _pool.Definition.Ranges)}); set the pool's ranges to the server's subnet"));
+            return;
+        }
+        if (!_pool.Table.TryClaimSlot(slot, _pool.Owner) && !(_pool.ReclaimDead() > 0 && _pool.Table.TryClaimSlot(slot, _pool.Owner)))
+        {
+            _client.Apply(entry, m.Decline($"{address} is held by another process of this host"));
+            return;
+        }
+        var error = _pool.Provisioner.Provision(address, _pool.Definition);
+        if (error is not null)
+        {
+            _pool.Table.Release(slot, _pool.Owner);
+            if (error.Code == StackErrorCode.AddressInUse)
+            {
+                _log.LogWarning("pool {Pool}: declining {Address} from {Server}: {Why}", _pool.Name, address, m.Server, error.Message);
+                _client.Apply(entry, m.Decline("address already in use on the client host"));
+                return;
+            }
+            _inFlight--;
+            _client.Release(entry);
+            FailWaiter(error);
+            return;
+        }
+        _pool.Table.SetDhcp(slot, ServerWord(m.Server!), (uint)entry.Tag!, m.ExpiresAt.ToUnixTimeMilliseconds());
+        var held = new Held(entry, slot, address);
+        entry.Tag = held;
+        _inFlight--;
+        while (_waiters.TryDequeue(out var w))
+        {
+            if (Interlocked.CompareExchange(ref held.State, 1, 0) == 0 && w.Done.TrySetResult(held)) return;
+            Volatile.Write(ref held.State, 0);
+        }
+        _ready.Enqueue(held);
+    }
+
+    private void FailWaiter(StackError error)
+    {
+        while (_waiters.TryDequeue(out var w))
+        {
+            w.Error = error;
+            if (w.Done.TrySetException(new InvalidOperationException(error.Message))) return;
+        }
+        _log.LogWarning("{Error}", error.Message);
+    }
+
+    private static uint ServerWord(IPAddress server)
+    {
+        Span<byte> b = stackalloc byte[4];
+        server.TryWriteBytes(b, out _);
+        return BinaryPrimitives.ReadUInt32BigEndian(b);
+    }
+
+    // Client thread: the server took the lease back (expiry, NAK). A socket holding it loses it;
+    // a ready one is dropped.
+    private void Lose(Held held, string reason)
+    {
+        _log.LogWarning("pool {Pool}: lost {Address}: {Why}", _pool.Name, held.Address, reason);
+        if (Interlocked.CompareExchange(ref held.State, 2, 0) == 0)
+        {
+            _pool.Provisioner.Deprovision(held.Address, _pool.Definition);
+            _pool.Table.Release(held.Slot, _pool.Owner);
+            Refill();
+            return;
+        }
+        held.LostReason = reason;
+        held.Lease?.Lose(reason);
+    }
+
+    /// <summary>Any thread: a socket's lease was given back (address already off the host and
+    /// out of the table): tell the server, paced.</summary>
+    public void Returned(Held held) => _client.Post(() => _client.Release(held.Entry));
+
+    /// <summary>Journal: the lease a dead process held in <paramref name="slot"/> is released at
+    /// its server, unless it has expired already.</summary>
+    public void ReleaseOrphan(int slot)
+    {
+        if (_pool.Table.DhcpOf(slot) is not { } record) return;
+        if (record.ExpiresUnixMs <= _time.GetUtcNow().ToUnixTimeMilliseconds()) return;
+        Span<byte> b = stackalloc byte[4];
+        BinaryPrimitives.WriteUInt32BigEndian(b, record.Server);
+        var server = new IPAddress(b);
+        var address = _pool.Definition.AddressAt(slot);
+        _client.QueueRelease(DhcpLeaseMachine.ReleaseMessage(_client.NextXid(), address, server, ClientIdentifier.For(record.Iaid, _mac), _mac), server);
+        _log.LogInformation("pool {Pool}: releasing {Address} at {Server}, left by a process that is gone", _pool.Name, address, server);
+    }
+
+    /// <summary>Gives back the prefetched leases no socket took, and waits until every release is sent.</summary>
+    public void ReleaseReady(TimeSpan flushTimeout)
+    {
+        while (_ready.TryDequeue(out var held))
+        {
+            if (Interlocked.CompareExchange(ref held.State, 2, 0) != 0) continue;
+            _pool.Provisioner.Deprovision(held.Address, _pool.Definition);
+            _pool.Table.Release(held.Slot, _pool.Owner);
+            Returned(held);
+        }
+        _client.Flush(flushTimeout);
+    }
+
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        ReleaseReady(TimeSpan.FromSeconds(5));
+        _client.Dispose();
+    }
+}

@@ -1,0 +1,251 @@
+using System.Net;
+using Microsoft.Extensions.Time.Testing;
+using SockShim.Stack.Dhcp;
+using SockShim.Stack.Wire;
+
+namespace SockShim.Tests.Stack.Dhcp;
+
+/// <summary>The lease machine against a scripted server, on a fake clock: no sockets, no sleeps.</summary>
+public class DhcpLeaseMachineTests
+{
+    private static readonly byte[] Mac = DhcpWireTests.Mac;
+    private static readonly IPAddress Server = IPAddress.Parse("192.0.2.1");
+    private static readonly IPAddress Leased = IPAddress.Parse("198.51.100.23");
+
+    private FakeTimeProvider _time = null!;
+    private uint _xid;
+    private byte[] _id = null!;
+
+    [SetUp]
+    public void SetUp()
+    {
+        _time = new FakeTimeProvider(DateTimeOffset.Parse("2026-11-26T08:00:00Z"));
+        _xid = 100;
+        _id = ClientIdentifier.For(5, Mac);
+    }
+
+    private DhcpLeaseMachine Machine(DhcpTiming? timing = null) => new(_id, Mac, _time, timing ?? new DhcpTiming(), () => _xid++, new Random(1));
+
+    private DhcpMessage Reply(DhcpLeaseMachine m, DhcpMessageType type, uint? lease = 60, IPAddress? server = null, IPAddress? yiaddr = null)
+    {
+        var r = DhcpWireTests.Ack(m.TransactionId, (yiaddr ?? Leased).ToString(), (server ?? Server).ToString(), _id);
+        r.MessageType = type;
+        r.LeaseSeconds = lease;
+        r.RenewalSeconds = null;
+        r.RebindingSeconds = null;
+        return r;
+    }
+
+    private DhcpLeaseMachine BoundMachine(DhcpTiming? timing = null)
+    {
+        var m = Machine(timing);
+        m.Start();
+        m.Receive(Reply(m, DhcpMessageType.Offer));
+        Assert.That(m.Receive(Reply(m, DhcpMessageType.Ack)).Event, Is.EqualTo(DhcpLeaseEvent.Bound));
+        return m;
+    }
+
+    [Test]
+    public void Discover_offer_request_ack_binds_with_the_rfc_default_timers()
+    {
+        var m = Machine();
+        var discover = m.Start();
+        Assert.That(discover.Send!.MessageType, Is.EqualTo(DhcpMessageType.Discover));
+        Assert.That(discover.To, Is.EqualTo(DhcpSendTo.Broadcast));
+        Assert.That(discover.Send.Flags & DhcpMessage.BroadcastFlag, Is.Not.Zero, "no address yet: replies must be broadcast");
+        Assert.That(discover.Send.ClientId, Is.EqualTo(_id));
+        Assert.That(discover.Send.HardwareAddress, Is.EqualTo(Mac));
+        uint xid = m.TransactionId;
+
+        var request = m.Receive(Reply(m, DhcpMessageType.Offer));
+        Assert.That(request.Send!.MessageType, Is.EqualTo(DhcpMessageType.Request));
+        Assert.That(request.Send.TransactionId, Is.EqualTo(xid), "REQUEST keeps the DISCOVER's xid");
+        Assert.That(request.Send.RequestedAddress, Is.EqualTo(Leased));
+        Assert.That(request.Send.ServerId, Is.EqualTo(Server));
+        Assert.That(request.Send.ClientAddress, Is.EqualTo(IPAddress.Any));
+
+        var start = _time.GetUtcNow();
+        _time.Advance(TimeSpan.FromMilliseconds(3));
+        var bound = m.Receive(Reply(m, DhcpMessageType.Ack, lease: 100));
+        Assert.That(bound.Event, Is.EqualTo(DhcpLeaseEvent.Bound));
+        Assert.That(m.Address, Is.EqualTo(Leased));
+        Assert.That(m.ExpiresAt, Is.EqualTo(start + TimeSpan.FromSeconds(100)), "times count from the REQUEST");
+        Assert.That(m.RenewAt, Is.EqualTo(start + TimeSpan.FromSeconds(50)));
+        Assert.That(m.RebindAt, Is.EqualTo(start + TimeSpan.FromSeconds(87.5)));
+        Assert.That(m.NextDeadline, Is.EqualTo(m.RenewAt));
+    }
+
+    [Test]
+    public void Replies_for_another_transaction_hardware_address_client_or_server_are_ignored()
+    {
+        var m = Machine();
+        m.Start();
+        var otherXid = Reply(m, DhcpMessageType.Offer);
+        otherXid.TransactionId++;
+        var otherMac = Reply(m, DhcpMessageType.Offer);
+        otherMac.HardwareAddress = [2, 0, 0, 0, 0, 1];
+        var otherClient = Reply(m, DhcpMessageType.Offer);
+        otherClient.ClientId = ClientIdentifier.For(6, Mac);
+        var request = Reply(m, DhcpMessageType.Offer);
+        request.Op = 1;
+        foreach (var foreign in new[] { otherXid, otherMac, otherClient, request })
+            Assert.That(m.Receive(foreign).Event, Is.EqualTo(DhcpLeaseEvent.Ignored));
+        Assert.That(m.State, Is.EqualTo(DhcpLeaseState.Selecting));
+
+        m.Receive(Reply(m, DhcpMessageType.Offer));
+        Assert.That(m.Receive(Reply(m, DhcpMessageType.Ack, server: IPAddress.Parse("192.0.2.99"))).Event, Is.EqualTo(DhcpLeaseEvent.Ignored), "ACK from a server not selected");
+        Assert.That(m.Receive(Reply(m, DhcpMessageType.Nak, server: IPAddress.Parse("192.0.2.99"))).Event, Is.EqualTo(DhcpLeaseEvent.Ignored));
+        Assert.That(m.Receive(Reply(m, DhcpMessageType.Ack, yiaddr: IPAddress.Parse("198.51.100.24"))).Event, Is.EqualTo(DhcpLeaseEvent.Ignored));
+        Assert.That(m.Receive(Reply(m, DhcpMessageType.Ack)).Event, Is.EqualTo(DhcpLeaseEvent.Bound));
+    }
+
+    [Test]
+    public void Retransmissions_back_off_exponentially_with_jitter_then_acquisition_fails()
+    {
+        var timing = new DhcpTiming { FirstRetransmit = TimeSpan.FromSeconds(1), MaxRetransmit = TimeSpan.FromSeconds(4), AcquireTimeout = TimeSpan.FromSeconds(20) };
+        var m = Machine(timing);
+        m.Start();
+        var gaps = new List<double>();
+        var last = _time.GetUtcNow();
+        DhcpOutput output;
+        int steps = 0;
+        do
+        {
+            _time.Advance(m.NextDeadline - _time.GetUtcNow());
+            output = m.Tick();
+            if (output.Send is not null)
+            {
+                Assert.That(output.Send.MessageType, Is.EqualTo(DhcpMessageType.Discover));
+                gaps.Add((_time.GetUtcNow() - last).TotalSeconds);
+                last = _time.GetUtcNow();
+            }
+        } while (output.Event != DhcpLeaseEvent.Failed && ++steps < 100);
+
+        Assert.That(output.Event, Is.EqualTo(DhcpLeaseEvent.Failed));
+        Assert.That(output.Reason, Does.Contain("no DHCPOFFER within 20 s"));
+        Assert.That(gaps[0], Is.InRange(0.75, 1.25));
+        Assert.That(gaps[1], Is.InRange(1.5, 2.5));
+        Assert.That(gaps[2], Is.InRange(3, 5));
+        Assert.That(gaps.Skip(3), Has.All.InRange(3, 5), "capped at the maximum");
+        Assert.That(_time.GetUtcNow() - DateTimeOffset.Parse("2026-11-26T08:00:00Z"), Is.EqualTo(TimeSpan.FromSeconds(20)));
+    }
+
+    [Test]
+    public void A_nak_to_the_request_starts_over_with_a_new_transaction()
+    {
+        var m = Machine();
+        m.Start();
+        m.Receive(Reply(m, DhcpMessageType.Offer));
+        uint first = m.TransactionId;
+        var nak = Reply(m, DhcpMessageType.Nak, lease: null);
+        nak.Text = "wrong network";
+        var restarted = m.Receive(nak);
+        Assert.That(restarted.Event, Is.EqualTo(DhcpLeaseEvent.Restarted));
+        Assert.That(restarted.Reason, Does.Contain("DHCPNAK: \"wrong network\""));
+        Assert.That(m.State, Is.EqualTo(DhcpLeaseState.Init));
+
+        _time.Advance(new DhcpTiming().RestartDelay);
+        var discover = m.Tick();
+        Assert.That(discover.Send!.MessageType, Is.EqualTo(DhcpMessageType.Discover));
+        Assert.That(m.TransactionId, Is.Not.EqualTo(first));
+        m.Receive(Reply(m, DhcpMessageType.Offer));
+        Assert.That(m.Receive(Reply(m, DhcpMessageType.Ack)).Event, Is.EqualTo(DhcpLeaseEvent.Bound));
+    }
+
+    [Test]
+    public void An_unanswered_request_is_retried_then_discovery_starts_over()
+    {
+        var m = Machine(new DhcpTiming { RequestAttempts = 3 });
+        m.Start();
+        m.Receive(Reply(m, DhcpMessageType.Offer));
+        var sent = new List<DhcpMessageType?>();
+        for (int i = 0; i < 3; i++)
+        {
+            _time.Advance(m.NextDeadline - _time.GetUtcNow());
+            sent.Add(m.Tick().Send?.MessageType);
+        }
+        Assert.That(sent, Is.EqualTo(new DhcpMessageType?[] { DhcpMessageType.Request, DhcpMessageType.Request, DhcpMessageType.Discover }));
+    }
+
+    [Test]
+    public void Renewal_at_t1_is_unicast_from_the_lease_and_extends_it()
+    {
+        var m = BoundMachine();
+        _time.Advance(m.RenewAt - _time.GetUtcNow());
+        var renew = m.Tick();
+        Assert.That(m.State, Is.EqualTo(DhcpLeaseState.Renewing));
+        Assert.That(renew.To, Is.EqualTo(DhcpSendTo.Server));
+        Assert.That(renew.Send!.MessageType, Is.EqualTo(DhcpMessageType.Request));
+        Assert.That(renew.Send.ClientAddress, Is.EqualTo(Leased));
+        Assert.That(renew.Send.RequestedAddress, Is.Null, "RENEWING must not send option 50");
+        Assert.That(renew.Send.ServerId, Is.Null, "RENEWING must not send option 54");
+        Assert.That(renew.Send.Flags, Is.Zero);
+
+        var renewedAt = _time.GetUtcNow();
+        var ack = m.Receive(Reply(m, DhcpMessageType.Ack, lease: 60));
+        Assert.That(ack.Event, Is.EqualTo(DhcpLeaseEvent.Renewed));
+        Assert.That(m.State, Is.EqualTo(DhcpLeaseState.Bound));
+        Assert.That(m.ExpiresAt, Is.EqualTo(renewedAt + TimeSpan.FromSeconds(60)));
+    }
+
+    [Test]
+    public void Without_answers_renewing_becomes_rebinding_and_the_lease_is_lost_at_expiry()
+    {
+        var m = BoundMachine();
+        var expires = m.ExpiresAt;
+        var sends = new List<(DhcpSendTo, DateTimeOffset)>();
+        DhcpOutput output = default;
+        for (int i = 0; i < 100 && output.Event != DhcpLeaseEvent.Lost; i++)
+        {
+            _time.Advance(m.NextDeadline - _time.GetUtcNow());
+            output = m.Tick();
+            if (output.Send is not null) sends.Add((output.To, _time.GetUtcNow()));
+        }
+        Assert.That(output.Event, Is.EqualTo(DhcpLeaseEvent.Lost));
+        Assert.That(output.Reason, Does.Contain("expired").And.Contain(Leased.ToString()));
+        Assert.That(_time.GetUtcNow(), Is.EqualTo(expires));
+        Assert.That(sends.First(), Is.EqualTo((DhcpSendTo.Server, m.RenewAt)));
+        Assert.That(sends.Where(s => s.Item1 == DhcpSendTo.Broadcast).Select(s => s.Item2), Has.All.GreaterThanOrEqualTo(m.RebindAt).And.All.LessThan(expires));
+        Assert.That(sends.Count(s => s.Item1 == DhcpSendTo.Broadcast), Is.GreaterThanOrEqualTo(2));
+        Assert.That(m.NextDeadline, Is.EqualTo(DateTimeOffset.MaxValue));
+    }
+
+    [Test]
+    public void A_nak_to_a_renewal_loses_the_lease_at_once()
+    {
+        var m = BoundMachine();
+        _time.Advance(m.RenewAt - _time.GetUtcNow());
+        m.Tick();
+        var lost = m.Receive(Reply(m, DhcpMessageType.Nak, lease: null));
+        Assert.That(lost.Event, Is.EqualTo(DhcpLeaseEvent.Lost));
+        Assert.That(lost.Reason, Does.Contain("refused to renew"));
+    }
+
+    [Test]
+    public void Release_carries_ciaddr_and_server_and_stops_the_machine()
+    {
+        var m = BoundMachine();
+        var release = m.Release();
+        Assert.That(release.Send!.MessageType, Is.EqualTo(DhcpMessageType.Release));
+        Assert.That(release.To, Is.EqualTo(DhcpSendTo.Server));
+        Assert.That(release.Send.ClientAddress, Is.EqualTo(Leased), "dnsmasq ignores a release without ciaddr");
+        Assert.That(release.Send.ServerId, Is.EqualTo(Server));
+        Assert.That(release.Send.ClientId, Is.EqualTo(_id));
+        Assert.That(m.State, Is.EqualTo(DhcpLeaseState.Released));
+        Assert.That(m.Release().Send, Is.Null, "a second release sends nothing");
+    }
+
+    [Test]
+    public void Decline_names_the_address_and_starts_over()
+    {
+        var m = BoundMachine();
+        var decline = m.Decline("address already in use");
+        Assert.That(decline.Send!.MessageType, Is.EqualTo(DhcpMessageType.Decline));
+        Assert.That(decline.Send.RequestedAddress, Is.EqualTo(Leased));
+        Assert.That(decline.Send.ServerId, Is.EqualTo(Server));
+        Assert.That(decline.Send.ClientAddress, Is.EqualTo(IPAddress.Any));
+        Assert.That(decline.Event, Is.EqualTo(DhcpLeaseEvent.Restarted));
+        _time.Advance(m.NextDeadline - _time.GetUtcNow());
+        Assert.That(m.Tick().Send!.MessageType, Is.EqualTo(DhcpMessageType.Discover));
+    }
+}
