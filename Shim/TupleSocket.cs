@@ -139,6 +139,9 @@ public partial class TupleSocket : Socket
         if (!_stack.TryAcquire(family, Tuple.Pool, reason, out var lease, out var error))
             throw ShimErrors.ToException(error!);
         _lease = lease;
+        // A DHCP lease that expires (or is refused renewal) takes the socket with it: the address
+        // is gone from the host, so nothing sent from it could arrive. Lease.LostReason says why.
+        if (lease.ExpiresAt is not null) lease.OnLost((_, _) => Dispose());
     }
 
     private bool HasPool(AddressFamily family) => _stack.Pools.Any(p => p.Definition.Family == family);

@@ -1,0 +1,158 @@
+using System.Diagnostics;
+
+namespace SockShim.Tests.Network;
+
+/// <summary>
+/// A DHCP server's LAN on one machine: namespace Server with a bridge, and client hosts each
+/// joined to it by a veth pair (their end is eth0). The bridge has 192.0.2.254/24,
+/// 198.51.100.254/24 and 203.0.113.254/24, so a server on it serves all three documentation
+/// /24s (the only IPv4 space tests may use); client host i has 192.0.2.i/24 as its own address.
+/// </summary>
+internal sealed class DhcpLan : IDisposable
+{
+    public const string Bridge = "br0", ClientLink = "eth0";
+    public static readonly string[] Subnets = ["192.0.2", "198.51.100", "203.0.113"];
+    private readonly string _id = Guid.NewGuid().ToString("N")[..6];
+    private readonly List<string> _namespaces = new();
+    private readonly List<Process> _processes = new();
+
+    public string Server => "sds" + _id;
+    public IReadOnlyList<string> Clients { get; }
+    public string Directory { get; }
+    public string StateDirectory { get; }
+
+    public DhcpLan(int clients)
+    {
+        Directory = Path.Combine(Path.GetTempPath(), "sockshim-dhcp-" + _id);
+        StateDirectory = "/dev/shm/sockshim-test-dhcp-" + _id;
+        System.IO.Directory.CreateDirectory(Directory);
+        Clients = Enumerable.Range(1, clients).Select(i => $"sdc{i}{_id}").ToList();
+        try { Build(); }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    private void Build()
+    {
+        Add(Server);
+        TwoHosts.Ip($"-n {Server} link add {Bridge} type bridge");
+        foreach (var subnet in Subnets) TwoHosts.Ip($"-n {Server} addr add {subnet}.254/24 dev {Bridge}");
+        TwoHosts.Ip($"-n {Server} link set {Bridge} up");
+        TwoHosts.Ip($"-n {Server} link set lo up");
+        TwoHosts.Exec(Server, "sysctl", "-q", "-w", "net.core.somaxconn=65535");
+        for (int i = 0; i < Clients.Count; i++)
+        {
+            string ns = Clients[i], port = $"p{i + 1}";
+            Add(ns);
+            TwoHosts.Ip($"link add {ClientLink} netns {ns} type veth peer name {port} netns {Server}");
+            TwoHosts.Ip($"-n {Server} link set {port} master {Bridge}");
+            TwoHosts.Ip($"-n {Server} link set {port} up");
+            TwoHosts.Ip($"-n {ns} addr add 192.0.2.{i + 1}/24 dev {ClientLink}");
+            TwoHosts.Ip($"-n {ns} link set {ClientLink} up");
+            TwoHosts.Ip($"-n {ns} link set lo up");
+        }
+    }
+
+    private void Add(string ns)
+    {
+        TwoHosts.Ip($"netns add {ns}");
+        _namespaces.Add(ns);
+    }
+
+    public string LeaseFile => Path.Combine(Directory, "dnsmasq.leases");
+
+    /// <summary>Starts dnsmasq on the bridge, serving .10-.250 of each subnet, and waits until it listens.</summary>
+    public Process StartDnsmasq(string leaseTime = "2m")
+    {
+        if (!File.Exists("/usr/sbin/dnsmasq")) Assert.Ignore("needs dnsmasq (`apt-get install dnsmasq-base`); .ci/run installs it");
+        File.WriteAllText(LeaseFile, "");
+        var args = new List<string>
+        {
+            "netns", "exec", Server, "/usr/sbin/dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--port=0",
+            $"--interface={Bridge}", "--bind-interfaces", "--dhcp-lease-max=5000", "--dhcp-authoritative", "--no-ping",
+            $"--dhcp-leasefile={LeaseFile}", $"--pid-file={Path.Combine(Directory, "dnsmasq.pid")}", "--user=root", $"--log-facility={Path.Combine(Directory, "dnsmasq.log")}",
+        };
+        foreach (var subnet in Subnets) args.Add($"--dhcp-range={subnet}.10,{subnet}.250,255.255.255.0,{leaseTime}");
+        var p = Track(StartProcess("ip", args, redirect: false));
+        // Ready when its DHCP socket is open: the log says so right after binding.
+        Assert.That(Eventually(() => File.Exists(Path.Combine(Directory, "dnsmasq.log")) && File.ReadAllText(Path.Combine(Directory, "dnsmasq.log")).Contains("DHCP, sockets bound"), TimeSpan.FromSeconds(10)),
+            Is.True, "dnsmasq started");
+        return p;
+    }
+
+    public Process Track(Process p)
+    {
+        _processes.Add(p);
+        return p;
+    }
+
+    /// <summary>Starts a server; its output is not redirected unless asked, so a full pipe can never stall it.</summary>
+    public static Process StartProcess(string file, IEnumerable<string> args, bool redirect = true)
+    {
+        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = redirect, RedirectStandardError = redirect, RedirectStandardInput = redirect, UseShellExecute = false };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        return Process.Start(psi)!;
+    }
+
+    /// <summary>The server's lease file: (address, MAC, client id) per line.</summary>
+    public List<(string Address, string Mac, string ClientId)> Leases() =>
+        File.ReadAllLines(LeaseFile).Select(l => l.Split(' ')).Where(f => f.Length >= 5).Select(f => (f[2], f[1], f[4])).ToList();
+
+    public string MacOf(string ns) => TwoHosts.Exec(ns, "cat", $"/sys/class/net/{ClientLink}/address").Trim();
+
+    public List<string> AddressesOf(string ns) =>
+        TwoHosts.Ip($"-n {ns} -o -4 addr show dev {ClientLink}").Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries)).Where(f => f.Length > 3).Select(f => f[3].Split('/')[0]).ToList();
+
+    /// <summary>Settings of a DHCP pool on a client host's eth0.</summary>
+    public Dictionary<string, string> Pool(string name = "dhcp", int prefetch = 0) => new()
+    {
+        ["SOCKSHIM_POOL"] = string.Join(",", Subnets.Select(s => s + ".0/24")),
+        ["SOCKSHIM_EXCLUDE"] = "192.0.2.0-192.0.2.9,192.0.2.254",
+        ["SOCKSHIM_POOLNAME"] = name,
+        ["SOCKSHIM_SOURCE"] = "dhcp",
+        ["SOCKSHIM_PROVISIONER"] = "netlink",
+        ["SOCKSHIM_INTERFACE"] = ClientLink,
+        ["SOCKSHIM_PREFETCH"] = prefetch.ToString(),
+        ["SOCKSHIM_STATEDIR"] = StateDirectory,
+    };
+
+    /// <summary>Polls <paramref name="condition"/> every 100 ms for at most <paramref name="limit"/>.</summary>
+    public static bool Eventually(Func<bool> condition, TimeSpan limit)
+    {
+        var until = DateTime.UtcNow + limit;
+        while (DateTime.UtcNow < until)
+        {
+            if (condition()) return true;
+            Thread.Sleep(100);
+        }
+        return condition();
+    }
+
+    public void Dispose()
+    {
+        foreach (var p in _processes)
+            try { if (!p.HasExited) p.Kill(true); p.WaitForExit(5000); } catch (InvalidOperationException) { }
+        foreach (var ns in _namespaces)
+        {
+            foreach (var pid in Quiet("ip", "netns", "pids", ns).Split('\n', StringSplitOptions.RemoveEmptyEntries))
+                try { Process.GetProcessById(int.Parse(pid)).Kill(true); } catch (ArgumentException) { }
+            Quiet("ip", "netns", "delete", ns);
+        }
+        try { System.IO.Directory.Delete(Directory, true); } catch (IOException) { }
+        try { System.IO.Directory.Delete(StateDirectory, true); } catch (IOException) { }
+    }
+
+    private static string Quiet(string file, params string[] args)
+    {
+        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        string output = p.StandardOutput.ReadToEnd();
+        p.WaitForExit(10_000);
+        return output;
+    }
+}

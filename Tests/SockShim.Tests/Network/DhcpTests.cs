@@ -1,0 +1,78 @@
+using System.Diagnostics;
+using System.Text.RegularExpressions;
+
+namespace SockShim.Tests.Network;
+
+/// <summary>
+/// Leases from real DHCP servers on a LAN of namespaces: the server's lease file, the client
+/// host's interface and a server that sees the connections are the witnesses.
+/// </summary>
+[NonParallelizable]
+public class DhcpTests
+{
+    [SetUp]
+    public void Root() => TwoHosts.RequireRoot();
+
+    /// <summary>Starts the agent's tuple sockets in <paramref name="ns"/> and waits until all are held.</summary>
+    private static (Process Agent, List<string> Addresses) HoldSockets(DhcpLan lan, string ns, int count, Dictionary<string, string> env, string server = "192.0.2.254:7100", bool udp = false)
+    {
+        var agent = lan.Track(TwoHosts.StartIn(ns, "SockShim.TestAgent", ["sockets", count.ToString(), server, .. udp ? new[] { "udp" } : []], env, redirectInput: true));
+        var addresses = new List<string>();
+        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(3);
+        string? line;
+        while ((line = agent.StandardOutput.ReadLine()) is not null && line != "held" && DateTime.UtcNow < deadline)
+        {
+            if (line.StartsWith("error")) Assert.Fail($"{ns}: {line} {agent.StandardError.ReadToEnd()}");
+            var m = Regex.Match(line, @"^socket (\S+):\d+ ");
+            if (m.Success) addresses.Add(m.Groups[1].Value);
+        }
+        Assert.That(line, Is.EqualTo("held"), () => $"{ns} did not get its {count} sockets: {agent.StandardError.ReadToEnd()}");
+        return (agent, addresses);
+    }
+
+    private static Process Echo(DhcpLan lan, int expect, string listen = "192.0.2.254:7100")
+    {
+        var echo = lan.Track(TwoHosts.StartIn(lan.Server, "EchoServer", ["--listen", listen, "--expect", expect.ToString(), "--timeout", "300"]));
+        Assert.That(echo.StandardOutput.ReadLine(), Does.StartWith("listening"), () => echo.StandardError.ReadToEnd());
+        return echo;
+    }
+
+    private static void Close(Process agent)
+    {
+        agent.StandardInput.WriteLine("close");
+        agent.StandardInput.Flush();
+        Assert.That(agent.WaitForExit(TimeSpan.FromSeconds(60)), Is.True, "the agent closes its sockets and exits");
+        Assert.That(agent.ExitCode, Is.Zero, () => agent.StandardError.ReadToEnd());
+    }
+
+    [Test]
+    public void Five_hundred_sockets_each_hold_a_lease_of_their_own_and_give_it_back_on_close()
+    {
+        using var lan = new DhcpLan(clients: 1);
+        lan.StartDnsmasq();
+        string host = lan.Clients[0];
+        var echo = Echo(lan, 500);
+        var echoOut = echo.StandardOutput.ReadToEndAsync();
+
+        var (agent, addresses) = HoldSockets(lan, host, 500, lan.Pool());
+
+        Assert.That(addresses, Has.Count.EqualTo(500).And.Unique);
+        var leases = lan.Leases();
+        string mac = lan.MacOf(host);
+        Assert.Multiple(() =>
+        {
+            Assert.That(leases, Has.Count.EqualTo(500), "the server's lease file");
+            Assert.That(leases.Select(l => l.ClientId).Distinct().Count(), Is.EqualTo(500), "one client identifier per socket");
+            Assert.That(leases.Select(l => l.Mac).Distinct(), Is.EqualTo(new[] { mac }), "all for one MAC");
+            Assert.That(leases.Select(l => l.Address), Is.EquivalentTo(addresses), "each socket's address is its lease");
+            Assert.That(lan.AddressesOf(host), Is.SupersetOf(addresses), "every leased address is on eth0");
+        });
+        Close(agent);
+        // The server counts a connection when it ends.
+        Assert.That(echo.WaitForExit(TimeSpan.FromSeconds(60)), Is.True);
+        Assert.That(echoOut.Result, Does.Contain("distinct source addresses: 500 in 500 served"), "the server saw each connection from its own lease");
+        Assert.That(DhcpLan.Eventually(() => lan.Leases().Count == 0, TimeSpan.FromSeconds(20)), Is.True,
+            () => $"the lease file still lists {lan.Leases().Count} leases after the sockets closed");
+        Assert.That(lan.AddressesOf(host), Is.EqualTo(new[] { "192.0.2.1" }), "only the host's own address is left on eth0");
+    }
+}
