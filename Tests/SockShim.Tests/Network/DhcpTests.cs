@@ -22,7 +22,7 @@ public class DhcpTests
         string? line;
         while ((line = agent.StandardOutput.ReadLine()) is not null && line != "held" && DateTime.UtcNow < deadline)
         {
-            if (line.StartsWith("error")) Assert.Fail($"{ns}: {line} {agent.StandardError.ReadToEnd()}");
+            if (line.StartsWith("error")) Assert.Fail($"{ns}: {line} {agent.StandardError.ReadToEnd()}\nserver log:\n{lan.ServerLogTail()}");
             var m = Regex.Match(line, @"^socket (\S+):\d+ ");
             if (m.Success) addresses.Add(m.Groups[1].Value);
         }
@@ -74,5 +74,37 @@ public class DhcpTests
         Assert.That(DhcpLan.Eventually(() => lan.Leases().Count == 0, TimeSpan.FromSeconds(20)), Is.True,
             () => $"the lease file still lists {lan.Leases().Count} leases after the sockets closed");
         Assert.That(lan.AddressesOf(host), Is.EqualTo(new[] { "192.0.2.1" }), "only the host's own address is left on eth0");
+    }
+
+    /// <summary>Two client hosts against one server. The three documentation /24s hold 723
+    /// leasable addresses, so each host takes 350 rather than the 500 of a larger subnet.</summary>
+    [Test]
+    public void Two_hosts_share_one_server_without_a_duplicate_address()
+    {
+        const int each = 350;
+        using var lan = new DhcpLan(clients: 2);
+        lan.StartDnsmasq();
+        var echo = Echo(lan, 2 * each);
+        var echoOut = echo.StandardOutput.ReadToEndAsync();
+
+        // Both hosts acquire at the same time.
+        var first = Task.Run(() => HoldSockets(lan, lan.Clients[0], each, lan.Pool()));
+        var second = Task.Run(() => HoldSockets(lan, lan.Clients[1], each, lan.Pool()));
+        var (agent1, addresses1) = first.Result;
+        var (agent2, addresses2) = second.Result;
+
+        Assert.That(addresses1, Has.Count.EqualTo(each).And.Unique);
+        Assert.That(addresses2, Has.Count.EqualTo(each).And.Unique);
+        Assert.That(addresses1.Intersect(addresses2), Is.Empty, "no address leased to both hosts");
+        var leases = lan.Leases();
+        Assert.That(leases, Has.Count.EqualTo(2 * each));
+        Assert.That(leases.GroupBy(l => l.Mac).Select(g => g.Count()), Is.EquivalentTo(new[] { each, each }), "one MAC per host");
+        Assert.That(lan.AddressesOf(lan.Clients[0]).Intersect(lan.AddressesOf(lan.Clients[1])), Is.Empty, "the interfaces share no address");
+
+        Close(agent1);
+        Close(agent2);
+        Assert.That(echo.WaitForExit(TimeSpan.FromSeconds(60)), Is.True);
+        Assert.That(echoOut.Result, Does.Contain($"distinct source addresses: {2 * each} in {2 * each} served"));
+        Assert.That(DhcpLan.Eventually(() => lan.Leases().Count == 0, TimeSpan.FromSeconds(20)), Is.True, "every lease released");
     }
 }
