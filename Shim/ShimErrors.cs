@@ -18,6 +18,10 @@ internal static class ShimErrors
     public static SocketException ToException(StackError error) =>
         new((int)ToSocketError(error.Code), "SockShim: " + error.Message);
 
+    /// <summary>The socket was closed under the app because its lease ended.</summary>
+    public static SocketException LeaseLost(string poolName, string reason) =>
+        new((int)SocketError.AddressNotAvailable, $"SockShim: this socket was closed because its address is gone: {reason} (pool '{poolName}')");
+
     public static SocketException Unreachable(string message) =>
         new((int)SocketError.NetworkUnreachable, "SockShim: " + message);
 }

@@ -141,7 +141,7 @@ public partial class TupleSocket : Socket
         _lease = lease;
         // A DHCP lease that expires (or is refused renewal) takes the socket with it: the address
         // is gone from the host, so nothing sent from it could arrive. Lease.LostReason says why.
-        if (lease.ExpiresAt is not null) lease.OnLost((_, _) => Dispose());
+        LeaseLoss.CloseOnLoss(this, lease);
     }
 
     private bool HasPool(AddressFamily family) => _stack.Pools.Any(p => p.Definition.Family == family);

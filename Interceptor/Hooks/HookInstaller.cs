@@ -28,6 +28,7 @@ public static class HookInstaller
         Set(slots, "Connecting", (Action<Socket, EndPoint>)SocketHooks.Connecting);
         Set(slots, "SendingTo", (Action<Socket, object>)SocketHooks.SendingTo);
         Set(slots, "Disposed", (Action<Socket>)SocketHooks.Disposed);
+        Set(slots, "UsedAfterClose", (Action<Socket>)SocketHooks.UsedAfterClose);
     }
 
     private static void Set(Type slots, string name, Delegate handler)

@@ -105,7 +105,11 @@ internal static class SocketHooks
         if (!Stack.TryAcquire(family, null, reason, out var lease, out var error))
             throw ShimErrors.ToException(error!);
         state.Lease = lease;
+        LeaseLoss.CloseOnLoss(socket, lease);
     }
+
+    /// <summary>A closed socket is used: if SockShim closed it because its lease ended, say so.</summary>
+    public static void UsedAfterClose(Socket socket) => LeaseLoss.ThrowIfLost(socket);
 
     private static void Bind(Socket socket, SocketState state, int port, bool deferPort)
     {

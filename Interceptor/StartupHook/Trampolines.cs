@@ -29,6 +29,7 @@ internal static class Trampolines
         Set("Connecting", (Action<Socket, EndPoint>)Connecting);
         Set("SendingTo", (Action<Socket, object>)SendingTo);
         Set("Disposed", (Action<Socket>)Disposed);
+        Set("UsedAfterClose", (Action<Socket>)UsedAfterClose);
     }
 
     private static void Set(string name, Delegate d) => s_slots.GetField(name, BindingFlags.Public | BindingFlags.Static)!.SetValue(null, d);
@@ -71,6 +72,12 @@ internal static class Trampolines
     public static void Disposed(Socket socket)
     {
         if (s_loaded) Real<Action<Socket>>("Disposed")(socket);
+    }
+
+    // Only a socket the hooks closed has a reason to report.
+    public static void UsedAfterClose(Socket socket)
+    {
+        if (s_loaded) Real<Action<Socket>>("UsedAfterClose")(socket);
     }
 
     private static void Load()

@@ -25,6 +25,9 @@ public static class HookSlots
     public const string SendingTo = "SendingTo";
     /// <summary><c>Action&lt;Socket&gt;</c>: after Dispose(bool) (Dispose, Close, finalizer).</summary>
     public const string Disposed = "Disposed";
+    /// <summary><c>Action&lt;Socket&gt;</c>: a closed socket is used, or a call on it failed
+    /// because it was closed; the hook may throw a SocketException that says why it was closed.</summary>
+    public const string UsedAfterClose = "UsedAfterClose";
 
     /// <summary>Literal fields recording where the woven assembly came from, checked at start-up.</summary>
     public const string SourceRuntimeVersion = "SourceRuntimeVersion";
@@ -37,5 +40,5 @@ public static class HookSlots
     public const string SourceFileTime = "SourceFileTime";
 
     /// <summary>Bumped whenever the woven code changes, so caches are rebuilt.</summary>
-    public const string CurrentWeaverVersion = "2";
+    public const string CurrentWeaverVersion = "3";
 }

@@ -15,6 +15,7 @@ public static class SocketsWeaver
         new HookAsyncConnect(),
         new HookSendTo(),
         new HookDispose(),
+        new HookUseAfterClose(),
         new StampIdentity(runtimeVersion, source),
     ];
 

@@ -3,22 +3,25 @@ using System.Net.Sockets;
 using System.Text;
 using SockShim;
 
-/// <summary>Tuple sockets held open until the test says what to do with them.</summary>
+/// <summary>Sockets held open until the test says what to do with them.</summary>
 internal static class TupleSockets
 {
-    public static int Run(int count, IPEndPoint server, bool udp)
+    public static int Run(int count, IPEndPoint server, bool udp, bool plain)
     {
-        var sockets = new List<TupleSocket>();
-        var family = server.AddressFamily == AddressFamily.InterNetwork ? TupleFamilies.AF_INET_TUPLE : TupleFamilies.AF_INET6_TUPLE;
+        var sockets = new List<(Socket Socket, string Local)>();
+        var family = plain ? server.AddressFamily
+            : server.AddressFamily == AddressFamily.InterNetwork ? TupleFamilies.AF_INET_TUPLE : TupleFamilies.AF_INET6_TUPLE;
         try
         {
             for (int i = 0; i < count; i++)
             {
-                var s = udp ? new TupleSocket(family, SocketType.Dgram, ProtocolType.Udp) : new TupleSocket(family, SocketType.Stream, ProtocolType.Tcp);
-                sockets.Add(s);
+                Socket s = plain ? new Socket(family, udp ? SocketType.Dgram : SocketType.Stream, udp ? ProtocolType.Udp : ProtocolType.Tcp)
+                    : udp ? new TupleSocket(family, SocketType.Dgram, ProtocolType.Udp) : new TupleSocket(family, SocketType.Stream, ProtocolType.Tcp);
                 if (udp) s.SendTo(Encoding.ASCII.GetBytes("hello\n"), server);
                 else s.Connect(server);
-                Console.WriteLine($"socket {s.LocalEndPoint} lease-expires {s.Lease?.ExpiresAt?.ToString("O") ?? "never"}");
+                string local = ((IPEndPoint)s.LocalEndPoint!).Address.ToString();
+                sockets.Add((s, local));
+                Console.WriteLine($"socket {s.LocalEndPoint} lease-expires {(s as TupleSocket)?.Lease?.ExpiresAt?.ToString("O") ?? "unknown"}");
             }
         }
         catch (SocketException ex)
@@ -33,22 +36,21 @@ internal static class TupleSockets
         {
             if (line == "close") break;
             if (line != "use") continue;
-            foreach (var s in sockets)
+            foreach (var (s, local) in sockets)
             {
-                string name = s.Lease?.Address?.ToString() ?? "?";
                 try
                 {
                     if (udp) s.SendTo(Encoding.ASCII.GetBytes("again\n"), server);
                     else s.Send(Encoding.ASCII.GetBytes("again\n"));
-                    Console.WriteLine($"ok {name}");
+                    Console.WriteLine($"ok {local}");
                 }
-                catch (SocketException ex) { Console.WriteLine($"error {name} {ex.SocketErrorCode} {ex.Message}"); }
-                catch (ObjectDisposedException ex) { Console.WriteLine($"disposed {name} {ex.Message}"); }
+                catch (SocketException ex) { Console.WriteLine($"error {local} {ex.SocketErrorCode} {ex.Message}"); }
+                catch (ObjectDisposedException) { Console.WriteLine($"disposed {local} {(s as TupleSocket)?.Lease?.LostReason}"); }
             }
             Console.WriteLine("used");
             Console.Out.Flush();
         }
-        foreach (var s in sockets) s.Dispose();
+        foreach (var (s, _) in sockets) s.Dispose();
         Console.WriteLine("closed");
         return 0;
     }

@@ -32,6 +32,7 @@ public sealed class AddHookSlots : IWeaveStep
         Add(HookSlots.Connecting, action2.MakeGenericInstanceType(socket, c.EndPoint));
         Add(HookSlots.SendingTo, action2.MakeGenericInstanceType(socket, obj));
         Add(HookSlots.Disposed, action1.MakeGenericInstanceType(socket));
+        Add(HookSlots.UsedAfterClose, action1.MakeGenericInstanceType(socket));
 
         void Add(string name, GenericInstanceType type)
         {

@@ -35,7 +35,7 @@ public class WeaverTests
         Assert.That(hooks, Is.Not.Null);
         Assert.That(hooks.IsPublic && hooks.IsAbstract && hooks.IsSealed, Is.True, "public static class");
         var slots = hooks.Fields.Where(f => !f.HasConstant).ToDictionary(f => f.Name, f => f.FieldType.FullName);
-        Assert.That(slots.Keys, Is.EquivalentTo(new[] { "MapFamily", "Created", "Binding", "Connecting", "SendingTo", "Disposed" }));
+        Assert.That(slots.Keys, Is.EquivalentTo(new[] { "MapFamily", "Created", "Binding", "Connecting", "SendingTo", "Disposed", "UsedAfterClose" }));
         Assert.That(slots["Binding"], Is.EqualTo("System.Func`3<System.Net.Sockets.Socket,System.Net.EndPoint,System.Net.EndPoint>"));
         Assert.That(hooks.Fields.Single(f => f.Name == HookSlots.SourceRuntimeVersion).Constant, Is.EqualTo(Runtime.Version));
         Assert.That(hooks.Fields.Single(f => f.Name == HookSlots.SourceMvid).Constant, Is.EqualTo(Runtime.SocketsMvid.ToString()));
@@ -52,6 +52,8 @@ public class WeaverTests
     [TestCase("Socket::SendTo(System.ReadOnlySpan`1<System.Byte>,System.Net.Sockets.SocketFlags,System.Net.SocketAddress)", "SendingTo")]
     [TestCase("Socket::SendToAsync(System.Net.Sockets.SocketAsyncEventArgs,System.Threading.CancellationToken)", "SendingTo")]
     [TestCase("Socket::Dispose(System.Boolean)", "Disposed")]
+    [TestCase("Socket::ThrowIfDisposed()", "UsedAfterClose")]
+    [TestCase("Socket::UpdateStatusAfterSocketErrorAndThrowException(System.Net.Sockets.SocketError,System.Boolean,System.String)", "UsedAfterClose")]
     public void Each_funnel_point_reads_its_slot(string method, params string[] slots)
     {
         using var module = ModuleDefinition.ReadModule(_woven);

@@ -16,7 +16,12 @@ public class DhcpTests
     /// <summary>Starts the agent's tuple sockets in <paramref name="ns"/> and waits until all are held.</summary>
     private static (Process Agent, List<string> Addresses) HoldSockets(DhcpLan lan, string ns, int count, Dictionary<string, string> env, string server = "192.0.2.254:7100", bool udp = false)
     {
-        var agent = lan.Track(TwoHosts.StartIn(ns, "SockShim.TestAgent", ["sockets", count.ToString(), server, .. udp ? new[] { "udp" } : []], env, redirectInput: true));
+        var agent = lan.Track(TwoHosts.StartIn(ns, "SockShim.TestAgent", ["sockets", count.ToString(), server, udp ? "udp" : "tcp"], env, redirectInput: true));
+        return (agent, Held(lan, agent, ns, count));
+    }
+
+    private static List<string> Held(DhcpLan lan, Process agent, string ns, int count)
+    {
         var addresses = new List<string>();
         var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(3);
         string? line;
@@ -27,7 +32,19 @@ public class DhcpTests
             if (m.Success) addresses.Add(m.Groups[1].Value);
         }
         Assert.That(line, Is.EqualTo("held"), () => $"{ns} did not get its {count} sockets: {agent.StandardError.ReadToEnd()}");
-        return (agent, addresses);
+        Assert.That(addresses, Has.Count.EqualTo(count));
+        return addresses;
+    }
+
+    /// <summary>Asks the agent to send on every socket; its line per socket.</summary>
+    private static List<string> Use(Process agent)
+    {
+        agent.StandardInput.WriteLine("use");
+        agent.StandardInput.Flush();
+        var lines = new List<string>();
+        string? line;
+        while ((line = agent.StandardOutput.ReadLine()) is not null && line != "used") lines.Add(line);
+        return lines;
     }
 
     private static Process Echo(DhcpLan lan, int expect, string listen = "192.0.2.254:7100")
@@ -106,5 +123,49 @@ public class DhcpTests
         Assert.That(echo.WaitForExit(TimeSpan.FromSeconds(60)), Is.True);
         Assert.That(echoOut.Result, Does.Contain($"distinct source addresses: {2 * each} in {2 * each} served"));
         Assert.That(DhcpLan.Eventually(() => lan.Leases().Count == 0, TimeSpan.FromSeconds(20)), Is.True, "every lease released");
+    }
+
+    /// <summary>Kea with 6-second leases: sockets keep their addresses across several renewals;
+    /// with the server gone, renewing and rebinding fail, and at expiry SockShim closes each
+    /// socket. Under the launcher (ordinary sockets of an unmodified program) the app's next call
+    /// fails with a SocketException that says so; a TupleSocket is closed with the reason on its lease.</summary>
+    [Test]
+    public void Leases_renew_while_in_use_and_expiry_closes_the_socket_with_a_clear_error()
+    {
+        using var lan = new DhcpLan(clients: 1);
+        var kea = lan.StartKea(valid: 6, renew: 2, rebind: 4);
+        string host = lan.Clients[0];
+        var echo = Echo(lan, 0);
+        var env = lan.Pool();
+
+        var launched = lan.Track(Programs.Start("SockShim.Interceptor",
+            ["run", "--", "dotnet", Programs.PathOf("SockShim.TestAgent"), "sockets", "3", "192.0.2.254:7100", "tcp", "plain"], env, host, redirectInput: true));
+        var underLauncher = Held(lan, launched, host, 3);
+        var (tuple, tupleAddresses) = HoldSockets(lan, host, 2, env);
+        var all = underLauncher.Concat(tupleAddresses).ToList();
+        Assert.That(all, Has.All.StartsWith("203.0.113."), "each socket leased its address from Kea");
+        Assert.That(all, Is.Unique);
+
+        // Past a whole lifetime: still in use, so renewed (each renewal appends a row to Kea's file).
+        Thread.Sleep(TimeSpan.FromSeconds(8));
+        Assert.That(Use(launched), Has.All.StartsWith("ok"));
+        Assert.That(Use(tuple), Has.All.StartsWith("ok"));
+        var rows = lan.KeaRows();
+        foreach (var address in all)
+            Assert.That(rows.Count(r => r.Address == address && r.Lifetime > 0), Is.GreaterThanOrEqualTo(3), $"{address} was renewed (Kea's rows: {rows.Count})");
+
+        kea.Kill(true);
+        Assert.That(kea.WaitForExit(10_000), Is.True);
+        // Renewing (T1) and rebinding (T2) get no answer; expiry is at most 6 s after the last renewal.
+        Assert.That(DhcpLan.Eventually(() => !lan.AddressesOf(host).Intersect(all).Any(), TimeSpan.FromSeconds(15)), Is.True,
+            () => $"the expired addresses left eth0: {string.Join(" ", lan.AddressesOf(host))}");
+
+        var afterLauncher = Use(launched);
+        Assert.That(afterLauncher, Has.Count.EqualTo(3));
+        Assert.That(afterLauncher, Has.All.Match(@"^error \S+ AddressNotAvailable SockShim: this socket was closed because its address is gone: the lease on 203\.0\.113\.\d+ from server 203\.0\.113\.254 expired at .* renewal and rebinding got no answer \(pool 'dhcp'\)$"));
+        var afterTuple = Use(tuple);
+        Assert.That(afterTuple, Has.All.Match(@"^disposed \S+ the lease on 203\.0\.113\.\d+ from server 203\.0\.113\.254 expired at "));
+        Close(launched);
+        Close(tuple);
     }
 }
