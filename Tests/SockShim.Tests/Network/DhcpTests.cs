@@ -168,4 +168,39 @@ public class DhcpTests
         Close(launched);
         Close(tuple);
     }
+
+    /// <summary>A hostile server: noise, truncated and foreign replies before every answer, a NAK
+    /// for each client's first REQUEST, a fifth of OFFERs and ACKs dropped. Every socket still
+    /// gets its own lease, and the client never crashes.</summary>
+    [Test]
+    public void Naks_dropped_replies_and_malformed_or_foreign_packets_are_survived()
+    {
+        // Each socket waits out its NAK and any lost answer (a second or more): kept small.
+        const int Sockets = 20;
+        using var lan = new DhcpLan(clients: 1);
+        var server = lan.Track(TwoHosts.StartIn(lan.Server, "SockShim.TestAgent", ["fake-dhcp-server", DhcpLan.Bridge, "192.0.2.254", "198.51.100.10", "20"], redirectInput: true));
+        Assert.That(server.StandardOutput.ReadLine(), Is.EqualTo("serving"), () => server.StandardError.ReadToEnd());
+        var echo = Echo(lan, 0);
+
+        var env = lan.Pool();
+        // Several lost answers in a row can each cost a doubling retransmission wait.
+        env["SOCKSHIM_DHCPTIMEOUT"] = "40";
+        var (agent, addresses) = HoldSockets(lan, lan.Clients[0], Sockets, env);
+        Assert.That(addresses, Has.All.StartsWith("198.51.100.") & Is.Unique);
+        Close(agent);
+
+        server.StandardInput.Close();
+        Assert.That(server.WaitForExit(10_000), Is.True);
+        var stats = Regex.Match(server.StandardOutput.ReadToEnd(), @"naks (\d+) dropped (\d+) junk (\d+) acks (\d+) releases (\d+)");
+        Assert.That(stats.Success, Is.True);
+        int Stat(int i) => int.Parse(stats.Groups[i].Value);
+        Assert.Multiple(() =>
+        {
+            Assert.That(Stat(1), Is.GreaterThanOrEqualTo(Sockets), "every client was refused once");
+            Assert.That(Stat(2), Is.GreaterThan(0), "replies were dropped");
+            Assert.That(Stat(3), Is.GreaterThanOrEqualTo(3 * Sockets * 4), "junk before every answer");
+            Assert.That(Stat(4), Is.EqualTo(Sockets), "one delivered ACK per socket");
+            Assert.That(Stat(5), Is.EqualTo(Sockets), "each lease released on close");
+        });
+    }
 }
