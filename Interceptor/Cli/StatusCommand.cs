@@ -17,23 +17,25 @@ internal static class StatusCommand
             var now = DateTimeOffset.UtcNow;
             var rows = HostSweep.Holders(stack.StateDirectory(parse))
                 .Select(h => new HolderRow(h.Pool, h.Address.ToString(), h.Pid, ProcessName(h.Pid), h.Socket >= 0 ? $"fd {h.Socket}" : "-",
-                    h.Provisioner + (h.Interface is null ? "" : $" {h.Interface}"), (long)(now - h.Since).TotalSeconds, h.Alive))
+                    h.Provisioner + (h.Interface is null ? "" : $" {h.Interface}"), (long)(now - h.Since).TotalSeconds, h.Alive,
+                    h.LeaseExpires?.ToString("yyyy-MM-ddTHH:mm:ssZ"), h.LeaseExpires is { } e ? (long)(e - now).TotalSeconds : null))
                 .OrderBy(r => r.Pool).ThenBy(r => r.Pid).ToList();
             if (parse.GetValue(json))
             {
                 output.WriteLine(JsonSerializer.Serialize(rows, new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase }));
                 return 0;
             }
-            output.WriteLine($"{"POOL",-12} {"ADDRESS",-28} {"PID",8} {"PROCESS",-16} {"SOCKET",-8} {"PROVISIONER",-16} {"AGE",8}  STATE");
+            output.WriteLine($"{"POOL",-12} {"ADDRESS",-28} {"PID",8} {"PROCESS",-16} {"SOCKET",-8} {"PROVISIONER",-16} {"AGE",8} {"LEASE EXPIRES",-26} STATE");
             foreach (var r in rows)
-                output.WriteLine($"{r.Pool,-12} {r.Address,-28} {r.Pid,8} {r.Process,-16} {r.Socket,-8} {r.Provisioner,-16} {r.AgeSeconds + "s",8}  {(r.Alive ? "live" : "holder gone: `sockshim gc` frees it")}");
+                output.WriteLine($"{r.Pool,-12} {r.Address,-28} {r.Pid,8} {r.Process,-16} {r.Socket,-8} {r.Provisioner,-16} {r.AgeSeconds + "s",8} {(r.LeaseExpires is null ? "-" : $"{r.LeaseExpires} (in {r.LeaseExpiresInSeconds}s)"),-26} {(r.Alive ? "live" : "holder gone: `sockshim gc` frees it")}");
             output.WriteLine($"{rows.Count} held");
             return 0;
         });
         return command;
     }
 
-    private sealed record HolderRow(string Pool, string Address, int Pid, string Process, string Socket, string Provisioner, long AgeSeconds, bool Alive);
+    private sealed record HolderRow(string Pool, string Address, int Pid, string Process, string Socket, string Provisioner, long AgeSeconds, bool Alive,
+        string? LeaseExpires, long? LeaseExpiresInSeconds);
 
     private static string ProcessName(int pid)
     {

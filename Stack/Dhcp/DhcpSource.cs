@@ -244,14 +244,22 @@ internal sealed class DhcpSource : IDisposable
     /// its server, unless it has expired already.</summary>
     public void ReleaseOrphan(int slot)
     {
-        if (_pool.Table.DhcpOf(slot) is not { } record) return;
-        if (record.ExpiresUnixMs <= _time.GetUtcNow().ToUnixTimeMilliseconds()) return;
+        if (ReleaseOrphan(_pool.Table, _pool.Definition, slot, _client, _mac, _time) is { } address)
+            _log.LogInformation("pool {Pool}: releasing {Address}, left by a process that is gone", _pool.Name, address);
+    }
+
+    /// <summary>Queues the DHCPRELEASE of a dead holder's journalled lease; the address, or null
+    /// when the slot has no unexpired DHCP lease.</summary>
+    public static IPAddress? ReleaseOrphan(LeaseTable table, PoolDefinition definition, int slot, DhcpClient client, byte[] mac, TimeProvider time)
+    {
+        if (table.DhcpOf(slot) is not { } record) return null;
+        if (record.ExpiresUnixMs <= time.GetUtcNow().ToUnixTimeMilliseconds()) return null;
         Span<byte> b = stackalloc byte[4];
         BinaryPrimitives.WriteUInt32BigEndian(b, record.Server);
         var server = new IPAddress(b);
-        var address = _pool.Definition.AddressAt(slot);
-        _client.QueueRelease(DhcpLeaseMachine.ReleaseMessage(_client.NextXid(), address, server, ClientIdentifier.For(record.Iaid, _mac), _mac), server);
-        _log.LogInformation("pool {Pool}: releasing {Address} at {Server}, left by a process that is gone", _pool.Name, address, server);
+        var address = definition.AddressAt(slot);
+        client.QueueRelease(DhcpLeaseMachine.ReleaseMessage(client.NextXid(), address, server, ClientIdentifier.For(record.Iaid, mac), mac), server);
+        return address;
     }
 
     /// <summary>Gives back the prefetched leases no socket took, and waits until every release is sent.</summary>

@@ -9,7 +9,8 @@ namespace SockShim.Stack.Pools;
 /// <summary>Every pool table of this host (network namespace), read without a configuration.</summary>
 public static class HostSweep
 {
-    public sealed record Holder(string Pool, string Provisioner, string? Interface, IPAddress Address, int Pid, bool Alive, DateTimeOffset Since, long Socket);
+    public sealed record Holder(string Pool, string Provisioner, string? Interface, IPAddress Address, int Pid, bool Alive, DateTimeOffset Since, long Socket,
+        DateTimeOffset? LeaseExpires = null);
 
     public sealed record Report(IReadOnlyList<(string Pool, IPAddress Address, int Pid)> Reclaimed, IReadOnlyList<(string Interface, IPAddress Address)> Removed, IReadOnlyList<string> Problems);
 
@@ -22,7 +23,8 @@ public static class HostSweep
             using var table = LeaseTable.Open(path, definition.Count);
             foreach (var (slot, owner) in table.HeldSlots())
                 holders.Add(new Holder(settings.Name, settings.Provisioner, settings.Interface, definition.AddressAt(slot), ProcessIdentity.PidOf(owner),
-                    ProcessIdentity.IsAlive(owner), DateTimeOffset.FromUnixTimeMilliseconds(table.AcquiredAtUnixMs(slot)), table.SocketOf(slot)));
+                    ProcessIdentity.IsAlive(owner), DateTimeOffset.FromUnixTimeMilliseconds(table.AcquiredAtUnixMs(slot)), table.SocketOf(slot),
+                    table.DhcpOf(slot) is { } dhcp ? DateTimeOffset.FromUnixTimeMilliseconds(dhcp.ExpiresUnixMs) : null));
         }
         return holders;
     }
@@ -41,8 +43,18 @@ public static class HostSweep
         {
             using var table = LeaseTable.Open(path, definition.Count);
             var owners = table.HeldSlots().ToDictionary(h => h.Slot, h => h.Owner);
-            foreach (int slot in table.ReclaimDead())
+            // A DHCP pool's dead holders still hold leases at the server: release them there too.
+            // Opened only when there is something to release: it needs port 68.
+            DhcpRelease? dhcp = null;
+            bool opened = false;
+            Action<int>? release = !settings.IsDhcp ? null : slot =>
+            {
+                if (!opened) { opened = true; dhcp = OpenDhcp(settings, problems); }
+                if (dhcp is not null) Dhcp.DhcpSource.ReleaseOrphan(table, definition, slot, dhcp.Client, dhcp.Mac, TimeProvider.System);
+            };
+            foreach (int slot in table.ReclaimDead(release))
                 reclaimed.Add((settings.Name, definition.AddressAt(slot), ProcessIdentity.PidOf(owners.GetValueOrDefault(slot))));
+            dhcp?.Dispose();
             foreach (var (slot, _) in table.HeldSlots()) live.Add(definition.AddressAt(slot));
         }
 
@@ -65,6 +77,28 @@ public static class HostSweep
             else problems.Add(error == Tmds.Linux.LibC.EPERM ? $"removing {a.Address} from {name}: {HostFacts.NetAdminHelp}" : $"removing {a.Address} from {name} failed: errno {error}");
         }
         return new Report(reclaimed, removed, problems);
+    }
+
+    private sealed record DhcpRelease(Dhcp.DhcpClient Client, byte[] Mac) : IDisposable
+    {
+        public void Dispose()
+        {
+            Client.Flush(TimeSpan.FromSeconds(10));
+            Client.Dispose();
+        }
+    }
+
+    private static DhcpRelease? OpenDhcp(PoolSettings settings, List<string> problems)
+    {
+        string iface = settings.Interface ?? "";
+        var mac = HostFacts.HardwareAddress(iface);
+        var client = mac is null ? null : Dhcp.DhcpClient.Open(iface, settings.Provisioner == "anyip", Dhcp.DhcpSource.ReleaseGap, TimeProvider.System, settings.Name, out string why);
+        if (client is null)
+        {
+            problems.Add($"pool '{settings.Name}': cannot release its dead holders' DHCP leases on {iface}: {(mac is null ? "no such Ethernet interface" : "the DHCP socket could not be opened")}; they expire at the server instead");
+            return null;
+        }
+        return new DhcpRelease(client, mac!);
     }
 
     private static IEnumerable<(string Path, PoolSettings Settings, PoolDefinition Definition)> Open(string stateDirectory, List<string> problems)

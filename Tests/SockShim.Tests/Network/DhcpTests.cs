@@ -203,4 +203,34 @@ public class DhcpTests
             Assert.That(Stat(5), Is.EqualTo(Sockets), "each lease released on close");
         });
     }
+
+    /// <summary>A holder killed with SIGKILL cannot release anything; the pool's table journals
+    /// each lease (server, client identifier, expiry), so `sockshim gc` releases them at the
+    /// server and takes the addresses off the interface. `status` shows the leases' expiry.</summary>
+    [Test]
+    public void Gc_releases_at_the_server_what_a_killed_process_held()
+    {
+        using var lan = new DhcpLan(clients: 1);
+        lan.StartDnsmasq();
+        string host = lan.Clients[0];
+        var echo = Echo(lan, 0);
+        var env = lan.Pool();
+        var (agent, addresses) = HoldSockets(lan, host, 30, env);
+
+        var (exit, status, _) = TwoHosts.RunIn(host, "SockShim.Interceptor", ["status", "--state-dir", lan.StateDirectory], env);
+        Assert.That(exit, Is.Zero);
+        var rows = status.Split('\n').Where(l => l.StartsWith("dhcp ")).ToList();
+        Assert.That(rows, Has.Count.EqualTo(30));
+        Assert.That(rows, Has.All.Match(@"netlink eth0 .* \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \(in 1[01]\ds\) +live"), "each lease's expiry, two minutes out");
+
+        agent.Kill(entireProcessTree: true);
+        Assert.That(agent.WaitForExit(10_000), Is.True);
+        Assert.That(lan.Leases(), Has.Count.EqualTo(30), "a killed process releases nothing");
+
+        var (gcExit, gcOut, gcErr) = TwoHosts.RunIn(host, "SockShim.Interceptor", ["gc", "--state-dir", lan.StateDirectory], env);
+        Assert.That(gcExit, Is.Zero, gcErr);
+        Assert.That(gcOut, Does.Contain("30 table entries freed, 30 addresses removed"));
+        Assert.That(DhcpLan.Eventually(() => lan.Leases().Count == 0, TimeSpan.FromSeconds(10)), Is.True, () => $"{lan.Leases().Count} leases left at the server");
+        Assert.That(lan.AddressesOf(host), Is.EqualTo(new[] { "192.0.2.1" }));
+    }
 }
