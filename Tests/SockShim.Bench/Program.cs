@@ -5,6 +5,8 @@ using SockShim.Stack.Configuration;
 // Per-socket cost of taking an address and giving it back, with the pool and provisioner that
 // SOCKSHIM_* configure (bench/provisioners.sh runs it for each provisioner).
 //   SockShim.Bench acquire-release N [label] [target-ns]
+//   SockShim.Bench dhcp N IFACE : time per lease against the DHCP server on IFACE (bench/dhcp.sh)
+if (args.ElementAtOrDefault(0) == "dhcp") return DhcpBench.Run(int.Parse(args[1]), args[2]);
 if (args.Length < 2 || args[0] != "acquire-release" || !int.TryParse(args[1], out int n) || n < 1)
 {
     Console.Error.WriteLine("usage: SockShim.Bench acquire-release N [label] [target-ns]");
