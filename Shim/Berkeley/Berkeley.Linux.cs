@@ -30,9 +30,11 @@ public static unsafe partial class Berkeley
 
     /// <summary>Tuple: the host's common address (what socket() without a tuple gives).</summary>
     public const int TUPLE_DEFAULT = 0;
-    /// <summary>Tuple: a new address from the first configured pool of the socket's family.</summary>
+    /// <summary>Tuple: a new address from the first static pool of the socket's family.</summary>
     public const int TUPLE_STATIC = 1;
-    /// <summary>Tuple: a new address leased from a DHCP server (not available yet: EOPNOTSUPP).</summary>
+    /// <summary>Tuple: a new address leased from a DHCP server, through the first DHCP pool of
+    /// the socket's family (EOPNOTSUPP when none is configured). When the lease ends while the
+    /// socket is open, the socket is shut down: reads see end of file, writes fail.</summary>
     public const int TUPLE_DHCP = 2;
     private const int TuplePoolBase = 0x100;
 
@@ -57,18 +59,24 @@ public static unsafe partial class Berkeley
         if (real is not (SockAddr.AF_INET or SockAddr.AF_INET6)) return Fail(LibC.EAFNOSUPPORT);
 
         string? pool = null;
-        if (tuple == TUPLE_DHCP) return Fail(LibC.EOPNOTSUPP);
-        if (tuple >= TuplePoolBase)
+        if (tuple is TUPLE_STATIC or TUPLE_DHCP)
+        {
+            bool dhcp = tuple == TUPLE_DHCP;
+            var family = real == SockAddr.AF_INET ? System.Net.Sockets.AddressFamily.InterNetwork : System.Net.Sockets.AddressFamily.InterNetworkV6;
+            pool = SockShimRuntime.Stack.Pools.FirstOrDefault(p => p.Definition.Family == family && (p.Source == "dhcp") == dhcp)?.Name;
+            if (pool is null) return Fail(dhcp ? LibC.EOPNOTSUPP : LibC.EAFNOSUPPORT);
+        }
+        else if (tuple >= TuplePoolBase)
         {
             var pools = SockShimRuntime.Stack.Pools;
             if (tuple - TuplePoolBase >= pools.Count) return Fail(LibC.EINVAL);
             pool = pools[tuple - TuplePoolBase].Name;
         }
-        else if (tuple is not (TUPLE_DEFAULT or TUPLE_STATIC)) return Fail(LibC.EINVAL);
+        else if (tuple != TUPLE_DEFAULT) return Fail(LibC.EINVAL);
 
         int fd = LibC.socket(real, type, protocol);
         if (fd < 0) return fd;
-        var entry = new TupleEntry(real, pool);
+        var entry = new TupleEntry(real, pool) { Descriptor = fd };
         TupleDescriptors.Add(fd, entry);
         if (SockShimRuntime.Stack.Allocation == AllocationTime.Eager)
         {
@@ -164,6 +172,13 @@ public static unsafe partial class Berkeley
         if (SockShimRuntime.Stack.TryAcquire(family, entry.Pool, reason, out var lease, out var problem))
         {
             entry.Lease = lease;
+            if (lease.ExpiresAt is not null)
+                lease.OnLost((_, _) =>
+                {
+                    // Only while the descriptor is still this socket's: it may have been closed and reused.
+                    if (TupleDescriptors.TryGet(entry.Descriptor, out var current) && ReferenceEquals(current, entry))
+                        LibC.shutdown(entry.Descriptor, LibC.SHUT_RDWR);
+                });
             return true;
         }
         error = problem!.Code switch

@@ -11,6 +11,8 @@ internal sealed class TupleEntry(int family, string? pool)
     public string? Pool { get; } = pool;
     public Lease? Lease;
     public int Descriptors = 1;
+    /// <summary>The descriptor socket() returned (dup'ed ones share the entry).</summary>
+    public int Descriptor { get; init; } = -1;
     /// <summary>False once the app bound a specific address: the socket is its own then.</summary>
     public bool Active = true;
 }

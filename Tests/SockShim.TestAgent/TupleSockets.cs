@@ -8,6 +8,12 @@ internal static class TupleSockets
 {
     public static int Run(int count, IPEndPoint server, bool udp, bool plain)
     {
+        // SockShim's counters as an outside reader sees them, printed when the test says close.
+        var totals = new System.Collections.Concurrent.ConcurrentDictionary<string, long>();
+        using var listener = new System.Diagnostics.Metrics.MeterListener();
+        listener.InstrumentPublished = (instrument, l) => { if (instrument.Meter.Name == "SockShim") l.EnableMeasurementEvents(instrument); };
+        listener.SetMeasurementEventCallback<long>((instrument, value, _, _) => totals.AddOrUpdate(instrument.Name, value, (_, v) => v + value));
+        listener.Start();
         var sockets = new List<(Socket Socket, string Local)>();
         var family = plain ? server.AddressFamily
             : server.AddressFamily == AddressFamily.InterNetwork ? TupleFamilies.AF_INET_TUPLE : TupleFamilies.AF_INET6_TUPLE;
@@ -51,6 +57,7 @@ internal static class TupleSockets
             Console.Out.Flush();
         }
         foreach (var (s, _) in sockets) s.Dispose();
+        foreach (var (name, value) in totals.OrderBy(t => t.Key)) Console.WriteLine($"metric {name} {value}");
         Console.WriteLine("closed");
         return 0;
     }

@@ -54,12 +54,15 @@ public class DhcpTests
         return echo;
     }
 
-    private static void Close(Process agent)
+    /// <summary>Closes the agent's sockets; returns the SockShim counters it read with a MeterListener.</summary>
+    private static Dictionary<string, long> Close(Process agent)
     {
         agent.StandardInput.WriteLine("close");
         agent.StandardInput.Flush();
+        var rest = agent.StandardOutput.ReadToEndAsync();
         Assert.That(agent.WaitForExit(TimeSpan.FromSeconds(60)), Is.True, "the agent closes its sockets and exits");
         Assert.That(agent.ExitCode, Is.Zero, () => agent.StandardError.ReadToEnd());
+        return Regex.Matches(rest.Result, @"^metric (\S+) (-?\d+)$", RegexOptions.Multiline).ToDictionary(m => m.Groups[1].Value, m => long.Parse(m.Groups[2].Value));
     }
 
     [Test]
@@ -166,7 +169,10 @@ public class DhcpTests
         var afterTuple = Use(tuple);
         Assert.That(afterTuple, Has.All.Match(@"^disposed \S+ the lease on 203\.0\.113\.\d+ from server 203\.0\.113\.254 expired at "));
         Close(launched);
-        Close(tuple);
+        var metrics = Close(tuple);
+        Assert.That(metrics.GetValueOrDefault("sockshim.dhcp.renewals"), Is.GreaterThanOrEqualTo(2 * 3), "each lease renewed at least three times");
+        Assert.That(metrics.GetValueOrDefault("sockshim.dhcp.expiries"), Is.EqualTo(2));
+        Assert.That(metrics.GetValueOrDefault("sockshim.leases.live"), Is.Zero, "expired leases are no longer live");
     }
 
     /// <summary>A hostile server: noise, truncated and foreign replies before every answer, a NAK
@@ -187,7 +193,10 @@ public class DhcpTests
         env["SOCKSHIM_DHCPTIMEOUT"] = "40";
         var (agent, addresses) = HoldSockets(lan, lan.Clients[0], Sockets, env);
         Assert.That(addresses, Has.All.StartsWith("198.51.100.") & Is.Unique);
-        Close(agent);
+        var metrics = Close(agent);
+        Assert.That(metrics.GetValueOrDefault("sockshim.dhcp.restarts"), Is.GreaterThanOrEqualTo(Sockets), "a restart per NAK");
+        Assert.That(metrics.GetValueOrDefault("sockshim.dhcp.discarded"), Is.GreaterThanOrEqualTo(2 * Sockets * 4), "the junk and foreign replies dropped");
+        Assert.That(metrics.GetValueOrDefault("sockshim.leases.acquired"), Is.EqualTo(Sockets));
 
         server.StandardInput.Close();
         Assert.That(server.WaitForExit(10_000), Is.True);

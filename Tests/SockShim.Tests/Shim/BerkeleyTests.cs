@@ -119,7 +119,7 @@ public unsafe class BerkeleyTests
         Assert.That(tuple_pool("video"), Is.EqualTo(-1));
         Assert.That(errno, Is.EqualTo(EINVAL));
         Assert.That(socket(AF_INET, SOCK_STREAM, 0, TUPLE_DHCP), Is.EqualTo(-1));
-        Assert.That(errno, Is.EqualTo(EOPNOTSUPP), "no DHCP source yet");
+        Assert.That(errno, Is.EqualTo(EOPNOTSUPP), "no DHCP pool is configured");
         foreach (var fd in new[] { common, pooled, named }) close(fd);
         Assert.That(_t.HeldSlots(), Is.Zero);
     }
