@@ -6,7 +6,14 @@ using SockShim.Stack.Configuration;
 // SOCKSHIM_* configure (bench/provisioners.sh runs it for each provisioner).
 //   SockShim.Bench acquire-release N [label] [target-ns]
 //   SockShim.Bench dhcp N IFACE : time per lease against the DHCP server on IFACE (bench/dhcp.sh)
+//   SockShim.Bench allocator SECONDS THREADS [PROCESSES] : claims+releases per second, duplicates checked
+//   SockShim.Bench bulk SECONDS : one loopback TCP connection's throughput (run plain and under sockshim run)
+//   SockShim.Bench scale-server LISTEN / scale-client SERVER N : the 100,000-connection run (bench/scale.sh)
 if (args.ElementAtOrDefault(0) == "dhcp") return DhcpBench.Run(int.Parse(args[1]), args[2]);
+if (args.ElementAtOrDefault(0) is "allocator" or "allocator-worker") return AllocatorBench.Run(args);
+if (args.ElementAtOrDefault(0) == "bulk") return BulkBench.Run(double.Parse(args[1]));
+if (args.ElementAtOrDefault(0) == "scale-server") return ScaleRun.Server(System.Net.IPEndPoint.Parse(args[1]));
+if (args.ElementAtOrDefault(0) == "scale-client") return ScaleRun.Client(System.Net.IPEndPoint.Parse(args[1]), int.Parse(args[2]));
 if (args.Length < 2 || args[0] != "acquire-release" || !int.TryParse(args[1], out int n) || n < 1)
 {
     Console.Error.WriteLine("usage: SockShim.Bench acquire-release N [label] [target-ns]");
