@@ -50,6 +50,7 @@ run_clients() { # $1 phase, $2 processes, $3 per process, rest: launcher prefix
   local phase=$1 procs=$2 each=$3; shift 3
   mkfifo "$out/stop-clients-$phase"; exec 4<>"$out/stop-clients-$phase"
   local t0; t0=$(date +%s.%N)
+  local avail0; avail0=$(awk '/MemAvailable/ {print $2}' /proc/meminfo)
   for i in $(seq 1 "$procs"); do
     ip netns exec "$ns" "$@" dotnet "$bench" scale-client "$server" "$each" < "$out/stop-clients-$phase" > "$out/client-$phase-$i.log" 2>&1 &
   done
@@ -59,9 +60,11 @@ run_clients() { # $1 phase, $2 processes, $3 per process, rest: launcher prefix
   errors=$(grep -h established "$out/client-$phase-"* | sed -E 's/.*errors ([0-9]+).*/\1/' | awk '{s+=$1} END {print s+0}')
   rss=$(grep -h established "$out/client-$phase-"* | sed -E 's/.*rss ([0-9]+) MB.*/\1/' | awk '{s+=$1} END {print s+0}')
   elapsed=$(echo "$t1 - $t0" | bc)
-  sockstat=$(ip netns exec "$ns" awk '/^TCP:/ {print "TCP in use " $3 ", kernel memory " $NF * 4 / 1024 " MB"}' /proc/net/sockstat)
-  echo "$phase: established $established of $((procs * each)) attempted in ${elapsed%.*}.$(echo "${elapsed#*.}" | cut -c1) s by $procs processes, errors $errors, client RSS $rss MB, $sockstat"
-  grep -h "first:" "$out/client-$phase-"* | sed -E 's/.*\(first: ([^)]*)\).*/  first error: \1/' | sort -u | head -2
+  local avail1; avail1=$(awk '/MemAvailable/ {print $2}' /proc/meminfo)
+  sockets=$(ip netns exec "$ns" awk '/^TCP:/ {print $3}' /proc/net/sockstat)
+  echo "$phase: established $established of $((procs * each)) attempted in ${elapsed%.*}.$(echo "${elapsed#*.}" | cut -c1) s by $procs processes, errors $errors"
+  echo "  memory: clients' RSS $rss MB; host memory in use grew $(( (avail0 - avail1) / 1024 )) MB (both ends' sockets, all processes); TCP sockets in the namespace: $sockets"
+  { grep -h "first:" "$out/client-$phase-"* || true; } | sed -E 's/.*\(first: ([^)]*)\).*/  first error: \1/' | sort -u | head -2
 }
 
 start_servers plain
@@ -70,8 +73,11 @@ stop
 start_servers patched
 procs=$(( (total + per - 1) / per ))
 run_clients sockshim "$procs" "$per" env SOCKSHIM_STATEDIR="/dev/shm/sockshim-scale-$$" "$PWD/sockshim" run --pool 127.64.0.0/12 --
-grep -h "first:\|distinct" "$out/client-sockshim-"* | sed -E 's/.*distinct source addresses ([0-9]+).*/\1/' | awk '{s+=$1} END {print "  distinct source addresses: " s}'
-server_total=$(for f in "$out"/server-patched-*; do grep accepted "$f" | tail -1; done | awk '{s+=$2} END {print s+0}')
+grep -h "distinct" "$out/client-sockshim-"* | sed -E 's/.*distinct source addresses ([0-9]+).*/\1/' | awk '{s+=$1} END {print "  distinct source addresses: " s}'
+# The workers report every half second; give their accept queues a moment to drain.
+accepted() { for f in "$out"/server-patched-*; do grep accepted "$f" | tail -1; done | awk '{s+=$2} END {print s+0}'; }
+for _ in $(seq 1 40); do [ "$(accepted)" -ge "$established" ] && break; sleep 0.5; done
+server_total=$(accepted)
 echo "  the server workers accepted $server_total"
 [ "$established" -ge "$total" ] && echo "100,000-connection target: MET ($established)" || echo "100,000-connection target: MISSED ($established)"
 stop

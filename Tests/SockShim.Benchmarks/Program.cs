@@ -17,16 +17,17 @@ Console.WriteLine($"{"figure",-48} {"measured",14} {"target",16}  verdict");
 foreach (var report in summaries.SelectMany(s => s.Reports))
 {
     if (report.ResultStatistics is not { } stats) continue;
-    string name = report.BenchmarkCase.Descriptor.WorkloadMethodDisplayInfo + (report.BenchmarkCase.HasParameters ? $" ({report.BenchmarkCase.Parameters.PrintInfo})" : "");
+    var c = report.BenchmarkCase;
+    string name = c.Descriptor.WorkloadMethodDisplayInfo.Trim('\'') + (c.HasParameters ? $" ({string.Join(", ", c.Parameters.Items.Select(p => $"{p.Value}"))})" : "");
     double ns = stats.Mean;
-    (string Target, bool Met)? target = report.BenchmarkCase.Descriptor.Type.Name switch
+    (string Target, bool Met)? target = c.Descriptor.Type.Name switch
     {
         // >= 5 M claims+releases per second on one thread = <= 200 ns each.
         nameof(AllocatorBenchmarks) => ($">= 5.0 M/s", 1e9 / ns >= 5e6),
         nameof(PoolBenchmarks) => ("<= 1 us", ns <= 1000),
         _ => null,
     };
-    string measured = report.BenchmarkCase.Descriptor.Type.Name == nameof(AllocatorBenchmarks) ? $"{1e3 / ns:F1} M/s ({ns:F0} ns)" : $"{ns:F0} ns";
+    string measured = c.Descriptor.Type.Name == nameof(AllocatorBenchmarks) ? $"{1e3 / ns:F1} M/s ({ns:F0} ns)" : $"{ns:F0} ns";
     Console.WriteLine($"{name,-48} {measured,14} {target?.Target ?? "-",16}  {(target is null ? "" : target.Value.Met ? "MET" : "MISSED")}");
 }
 return 0;
