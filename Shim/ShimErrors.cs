@@ -12,6 +12,7 @@ internal static class ShimErrors
         StackErrorCode.ProvisionFailed => SocketError.AddressNotAvailable,
         StackErrorCode.NoPoolForFamily => SocketError.AddressFamilyNotSupported,
         StackErrorCode.UnknownPool => SocketError.InvalidArgument,
+        StackErrorCode.NotGranted => SocketError.AccessDenied,
         _ => SocketError.InvalidArgument,
     };
 

@@ -46,7 +46,7 @@ public sealed class AddressStack : IDisposable
         time ??= TimeProvider.System;
         var problems = new List<SettingProblem>();
         var built = settings.Pools
-            .Select(p => PoolBuilder.Build(p, (field, i) => $"pool '{p.Name}' {field.ToLowerInvariant()}" + (i is { } n ? $" item {n + 1}" : ""), problems))
+            .Select(p => p.IsHelper ? null : PoolBuilder.Build(p, (field, i) => $"pool '{p.Name}' {field.ToLowerInvariant()}" + (i is { } n ? $" item {n + 1}" : ""), problems))
             .ToList();
         if (problems.Count > 0) throw new ConfigurationException(problems);
 
@@ -56,6 +56,14 @@ public sealed class AddressStack : IDisposable
             StateDirectory.Ensure(settings.StateDirectory);
             for (int i = 0; i < built.Count; i++)
             {
+                if (settings.Pools[i].IsHelper)
+                {
+                    var (source, remote, described) = Helper.HelperSource.Open(settings.Pools[i]);
+                    // The helper provisions; this side only needs to know how sockets bind (FreeBind).
+                    IAddressProvisioner local = described.Provisioner.Trim().ToLowerInvariant() == "anyip" ? new AnyIpProvisioner(false) : new Helper.HelperProvisioned();
+                    stack._pools.Add(new AddressPool(remote, local, LeaseTable.OpenPrivate(settings.StateDirectory, remote.Count), time, source));
+                    continue;
+                }
                 var (definition, provisioner) = built[i]!.Value;
                 string path = StateDirectory.TablePath(settings.StateDirectory, definition);
                 var table = LeaseTable.Open(path, definition.Count);

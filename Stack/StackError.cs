@@ -14,6 +14,8 @@ public enum StackErrorCode
     ProvisionFailed,
     /// <summary>The address is already present on the host; the pool tries another (EADDRINUSE).</summary>
     AddressInUse,
+    /// <summary>The privileged helper grants this user no address from the pool (EACCES).</summary>
+    NotGranted,
     /// <summary>Configuration is invalid (EINVAL).</summary>
     BadConfiguration,
 }

@@ -16,6 +16,7 @@ public static class SockShimCli
         root.Subcommands.Add(PrepareCommand.Create(output, error));
         root.Subcommands.Add(RunCommand.Create(stack, output, error));
         root.Subcommands.Add(EnvCommand.Create(stack, output, error));
+        root.Subcommands.Add(ServeCommand.Create(stack, output, error));
         var parse = root.Parse(args);
         try
         {

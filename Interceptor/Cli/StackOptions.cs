@@ -17,6 +17,7 @@ internal sealed class StackOptions
         (new("--provisioner") { Description = "how an address becomes usable: loopback (the default), netlink (on --interface), anyip (a prefix routed to the host)" }, SettingsLoader.ProvisionerKey),
         (new("--interface") { Description = "the interface the netlink provisioner puts addresses on (else SOCKSHIM_INTERFACE)" }, SettingsLoader.InterfaceKey),
         (new("--source") { Description = "static (the pool's ranges) or dhcp (a lease per socket from the DHCP server on --interface)" }, SettingsLoader.SourceKey),
+        (new("--helper") { Description = "take addresses from `sockshim serve` on this Unix socket (the pool named by --pool-name); the app needs no capability" }, SettingsLoader.HelperKey),
         (new("--prefetch") { Description = "DHCP: leases kept ready so a socket need not wait for the server (default 0)" }, SettingsLoader.PrefetchKey),
         (new("--announce") { Description = "true: announce each added address with a gratuitous ARP / unsolicited neighbour advertisement" }, SettingsLoader.AnnounceKey),
         (new("--anyip-add-route") { Description = "true: the anyip provisioner adds the missing local route for the pool's prefix" }, SettingsLoader.AnyIpAddRouteKey),

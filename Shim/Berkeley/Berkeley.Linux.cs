@@ -185,6 +185,7 @@ public static unsafe partial class Berkeley
         {
             StackErrorCode.PoolExhausted or StackErrorCode.ProvisionFailed => LibC.EADDRNOTAVAIL,
             StackErrorCode.NoPoolForFamily => LibC.EAFNOSUPPORT,
+            StackErrorCode.NotGranted => LibC.EACCES,
             _ => LibC.EINVAL,
         };
         return false;

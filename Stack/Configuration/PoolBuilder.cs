@@ -12,6 +12,13 @@ internal static class PoolBuilder
 {
     public static (PoolDefinition, IAddressProvisioner)? Build(PoolSettings pool, Func<string, int?, string> where, List<SettingProblem> problems)
     {
+        // A helper's pool is described by the helper: only its socket is this process's setting.
+        if (pool.IsHelper)
+        {
+            if (pool.Helper is not { Length: > 0 } path || !System.IO.Path.IsPathFullyQualified(path))
+                problems.Add(new(where("Helper", null), pool.Helper ?? "", "a helper pool needs the absolute path of the helper's Unix socket", "/run/sockshim/helper.sock"));
+            return null;
+        }
         int before = problems.Count;
         AddressFamily? declared = null;
         if (pool.Family is { } f)
@@ -78,7 +85,7 @@ internal static class PoolBuilder
         string source = pool.Source.Trim().ToLowerInvariant();
         if (source is not ("static" or "dhcp"))
         {
-            problems.Add(new(where("Source", null), pool.Source, "the source must be static (the pool's ranges) or dhcp (a lease per socket from a DHCP server)", "dhcp"));
+            problems.Add(new(where("Source", null), pool.Source, "the source must be static (the pool's ranges), dhcp (a lease per socket from a DHCP server) or helper (addresses from `sockshim serve`)", "dhcp"));
             return;
         }
         if (source == "static")

@@ -105,6 +105,7 @@ internal sealed class SettingsReader(IConfigurationRoot root, string? file)
             Prefetch = ReadInt(s["Prefetch"], $"Pools:{i}:Prefetch") ?? 0,
             LeaseSeconds = ReadInt(s["LeaseSeconds"], $"Pools:{i}:LeaseSeconds"),
             DhcpTimeout = ReadDouble(s["DhcpTimeout"], $"Pools:{i}:DhcpTimeout") ?? 15,
+            Helper = s["Helper"],
         };
     }
 
@@ -126,10 +127,12 @@ internal sealed class SettingsReader(IConfigurationRoot root, string? file)
             Announce = ReadBool(root[SettingsLoader.AnnounceKey], SettingsLoader.AnnounceKey) ?? p.Announce,
             AnyIpAddRoute = ReadBool(root[SettingsLoader.AnyIpAddRouteKey], SettingsLoader.AnyIpAddRouteKey) ?? p.AnyIpAddRoute,
             MaxAddresses = ReadInt(root[SettingsLoader.MaxAddressesKey], SettingsLoader.MaxAddressesKey) ?? p.MaxAddresses,
-            Source = root[SettingsLoader.SourceKey] ?? p.Source,
             Prefetch = ReadInt(root[SettingsLoader.PrefetchKey], SettingsLoader.PrefetchKey) ?? p.Prefetch,
             LeaseSeconds = ReadInt(root[SettingsLoader.LeaseSecondsKey], SettingsLoader.LeaseSecondsKey) ?? p.LeaseSeconds,
             DhcpTimeout = ReadDouble(root[SettingsLoader.DhcpTimeoutKey], SettingsLoader.DhcpTimeoutKey) ?? p.DhcpTimeout,
+            Helper = root[SettingsLoader.HelperKey] ?? p.Helper,
+            // Naming a helper makes it the source, as naming a DHCP source would.
+            Source = root[SettingsLoader.SourceKey] ?? (root[SettingsLoader.HelperKey] is not null ? "helper" : p.Source),
         };
     }
 

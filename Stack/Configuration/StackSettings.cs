@@ -67,6 +67,12 @@ public sealed class PoolSettings
     /// <summary>DHCP: how long a socket waits for a lease before its creation fails.</summary>
     public double DhcpTimeout { get; init; } = 15;
 
+    /// <summary>Source <c>helper</c>: the Unix socket of `sockshim serve`, which owns the pool
+    /// named <see cref="Name"/> and hands its addresses to this unprivileged process.</summary>
+    public string? Helper { get; init; }
+
+    public bool IsHelper => string.Equals(Source.Trim(), "helper", StringComparison.OrdinalIgnoreCase);
+
     public bool IsDhcp => string.Equals(Source.Trim(), "dhcp", StringComparison.OrdinalIgnoreCase);
 
     public const int DefaultMaxAddresses = 1 << 20;

@@ -75,6 +75,16 @@ public sealed unsafe class LeaseTable : IDisposable
         return table;
     }
 
+    /// <summary>A table no other process sees (its file is unlinked once mapped): the local
+    /// bookkeeping of a pool whose host-wide table belongs to the privileged helper.</summary>
+    public static LeaseTable OpenPrivate(string directory, int slotCount)
+    {
+        string path = System.IO.Path.Combine(directory, $"private.{Environment.ProcessId}.{Guid.NewGuid():N}.leases");
+        var table = Open(path, slotCount);
+        File.Delete(path);
+        return table;
+    }
+
     private static void CreateInitialised(string path, int slotCount, long size)
     {
         string temp = $"{path}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp";

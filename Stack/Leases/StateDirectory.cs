@@ -31,9 +31,18 @@ internal static class StateDirectory
         string json = System.Text.Json.JsonSerializer.Serialize(settings);
         if (File.Exists(path) && File.ReadAllText(path) == json) return;
         string temp = $"{path}.{Environment.ProcessId}.tmp";
-        File.WriteAllText(temp, json);
-        try { File.SetUnixFileMode(temp, (UnixFileMode)0b110_110_110); } catch (UnauthorizedAccessException) { }
-        File.Move(temp, path, overwrite: true);
+        try
+        {
+            File.WriteAllText(temp, json);
+            try { File.SetUnixFileMode(temp, (UnixFileMode)0b110_110_110); } catch (UnauthorizedAccessException) { }
+            File.Move(temp, path, overwrite: true);
+        }
+        catch (Exception ex) when (ex is UnauthorizedAccessException or IOException)
+        {
+            // Written by another account (the sticky directory keeps it theirs): theirs describes
+            // the same pool, since the table's name carries the pool's fingerprint.
+            try { File.Delete(temp); } catch (Exception e) when (e is UnauthorizedAccessException or IOException) { }
+        }
     }
 
     /// <summary>The tables of this network namespace in <paramref name="directory"/>, with the

@@ -20,6 +20,17 @@ public sealed class AddressPool : IDisposable
     private readonly ILogger _log = StackLogging.For("SockShim.Pool");
 
     private readonly Dhcp.DhcpSource? _dhcp;
+    private readonly Helper.HelperSource? _helper;
+
+    /// <summary>A pool whose addresses come from `sockshim serve`: it claims and provisions them.</summary>
+    internal AddressPool(PoolDefinition definition, IAddressProvisioner provisioner, LeaseTable privateTable, TimeProvider time, Helper.HelperSource helper)
+    {
+        Definition = definition;
+        Provisioner = provisioner;
+        _table = privateTable;
+        _time = time;
+        _helper = helper;
+    }
 
     internal AddressPool(PoolDefinition definition, IAddressProvisioner provisioner, LeaseTable table, TimeProvider time,
         Func<AddressPool, Dhcp.DhcpSource>? dhcp = null)
@@ -40,7 +51,7 @@ public sealed class AddressPool : IDisposable
     internal long Owner => _owner;
 
     /// <summary>"dhcp" when addresses are leased from a DHCP server, else "static".</summary>
-    public string Source => _dhcp is null ? "static" : "dhcp";
+    public string Source => _helper is not null ? "helper" : _dhcp is null ? "static" : "dhcp";
 
     /// <summary>DHCP leases prefetched and waiting for sockets (0 for a static pool).</summary>
     public int ReadyLeases => _dhcp?.ReadyCount ?? 0;
@@ -90,6 +101,7 @@ public sealed class AddressPool : IDisposable
     {
         lease = null!;
         if (_dhcp is not null) return TryAcquireLeased(reason, out lease, out error);
+        if (_helper is not null) return TryAcquireFromHelper(reason, out lease, out error);
         // Allocated only when an address turns out to be taken: this runs for every socket.
         List<int>? skipped = null;
         try
@@ -145,6 +157,22 @@ public sealed class AddressPool : IDisposable
         return true;
     }
 
+    private bool TryAcquireFromHelper(string reason, out Lease lease, out StackError? error)
+    {
+        lease = null!;
+        if (!_helper!.TryTake(out var address, out error)) return false;
+        int slot = Definition.IndexOf(address);
+        if (slot < 0 || !_table.TryClaimSlot(slot, _owner))
+        {
+            _helper.Returned(address);
+            error = new StackError(StackErrorCode.ProvisionFailed, $"pool '{Name}': the helper gave {address}, which is outside the pool or already held here");
+            return false;
+        }
+        lease = new Lease(this, slot, address, _time.GetUtcNow(), reason);
+        _live[lease] = 0;
+        return true;
+    }
+
     /// <summary>A DHCP lease ended under its socket: off the host and out of the table, with no
     /// DHCPRELEASE (the server already considers it gone).</summary>
     internal void Forfeit(Lease lease)
@@ -166,8 +194,13 @@ public sealed class AddressPool : IDisposable
         // A finalizer may run after the stack was disposed; the table is unmapped by then and
         // the slot was already freed by ReleaseAll.
         if (Volatile.Read(ref _disposed) != 0) return;
-        Provisioner.Deprovision(lease.Address, Definition);
         _table.Release(lease.Slot, _owner);
+        if (_helper is not null)
+        {
+            _helper.Returned(lease.Address);
+            return;
+        }
+        Provisioner.Deprovision(lease.Address, Definition);
         if (lease.Dhcp is { } held) _dhcp!.Returned(held);
     }
 
@@ -194,6 +227,7 @@ public sealed class AddressPool : IDisposable
         ReleaseAll();
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         _dhcp?.Dispose();
+        _helper?.Dispose();
         _table.Dispose();
     }
 }

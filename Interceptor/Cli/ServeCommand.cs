@@ -1,0 +1,79 @@
+using System.CommandLine;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using SockShim.Stack;
+using SockShim.Stack.Configuration;
+using SockShim.Stack.Helper;
+
+namespace SockShim.Interceptor.Cli;
+
+/// <summary><c>sockshim serve</c>: the privileged helper. It owns the configured pools and serves
+/// unprivileged processes over a Unix socket, per the grants in the configuration file.</summary>
+internal static class ServeCommand
+{
+    public const string DefaultSocket = "/run/sockshim/helper.sock";
+
+    public static Command Create(StackOptions stack, TextWriter output, TextWriter error)
+    {
+        var socket = new Option<string>("--socket") { Description = $"the Unix socket to serve on (default {DefaultSocket})", DefaultValueFactory = _ => DefaultSocket };
+        var command = new Command("serve", "Run the privileged helper: do the netlink and DHCP work for the configured pools, and hand addresses to " +
+            "unprivileged processes (`sockshim run --helper SOCKET --pool-name POOL`) per the \"grants\" of the configuration file") { socket };
+        stack.AddTo(command);
+        command.SetAction(parse =>
+        {
+            var given = stack.Given(parse);
+            string? file = given.GetValueOrDefault(SettingsLoader.ConfigKey) ?? Environment.GetEnvironmentVariable("SOCKSHIM_CONFIG");
+            if (file is null)
+            {
+                error.WriteLine("sockshim serve: give the pools and grants in a configuration file: --config /etc/sockshim/helper.json " +
+                    "(example: {\"pools\": [{\"name\": \"nic\", \"ranges\": [\"198.51.100.0/24\"], \"provisioner\": \"netlink\", \"interface\": \"eth0\"}], " +
+                    "\"grants\": [{\"user\": \"alice\", \"pools\": [\"nic\"], \"quota\": 100}]})");
+                return 2;
+            }
+            var settings = SettingsLoader.Load(given);
+            var grants = ReadGrants(file);
+            using var loggers = LoggerFactory.Create(b => b.SetMinimumLevel(LogLevel.Information)
+                .AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; })
+                .AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace));
+            using var addressStack = AddressStack.Create(settings);
+            using var server = new HelperServer(addressStack, grants, parse.GetValue(socket)!, loggers.CreateLogger("SockShim.Helper"));
+            server.Start();
+            using var stop = new ManualResetEventSlim();
+            using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Set(); });
+            using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Set(); });
+            output.WriteLine($"serving pools {string.Join(", ", addressStack.Pools.Select(p => p.Name))} on {server.SocketPath}");
+            output.Flush();
+            stop.Wait();
+            return 0;
+        });
+        return command;
+    }
+
+    private static Grants ReadGrants(string file)
+    {
+        var problems = new List<string>();
+        List<Grant> list;
+        try
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllText(file), new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
+            var section = doc.RootElement.EnumerateObject().FirstOrDefault(p => p.Name.Equals("grants", StringComparison.OrdinalIgnoreCase));
+            list = section.Value.ValueKind == JsonValueKind.Array
+                ? section.Value.Deserialize<List<Grant>>(new JsonSerializerOptions { PropertyNameCaseInsensitive = true }) ?? new()
+                : new();
+        }
+        catch (JsonException ex)
+        {
+            throw new ConfigurationException(new SettingProblem($"{file} grants", "", $"not valid JSON: {ex.Message}", "\"grants\": [{\"user\": \"alice\", \"pools\": [\"nic\"], \"quota\": 100}]"));
+        }
+        if (list.Count == 0) problems.Add("there are no grants: no user could take an address");
+        var grants = new Grants(list, name => IdOf("/etc/passwd", name), name => IdOf("/etc/group", name), problems);
+        if (problems.Count > 0)
+            throw new ConfigurationException(problems.Select(p => new SettingProblem($"{file} grants", "", p, "{\"user\": \"alice\", \"pools\": [\"nic\"], \"quota\": 100}")).ToList());
+        return grants;
+    }
+
+    // passwd and group lines are name:x:id:...
+    private static uint? IdOf(string database, string name) =>
+        File.ReadLines(database).Select(l => l.Split(':')).Where(f => f.Length > 2 && f[0] == name).Select(f => uint.TryParse(f[2], out uint id) ? id : (uint?)null).FirstOrDefault();
+}
