@@ -24,13 +24,14 @@ internal static class OwnAddressBinding
         if (Handle(socket) is { IsInvalid: false } owned) lease.RecordSocket((long)owned.DangerousGetHandle());
         if (socket.AddressFamily == AddressFamily.InterNetworkV6 && address.AddressFamily == AddressFamily.InterNetwork)
             address = address.MapToIPv6();
-        if ((port == 0 && deferPort) || lease.NeedsFreeBind)
+        if ((port == 0 && deferPort) || lease.NeedsFreeBind || lease.Dscp is not null)
         {
             var handle = Handle(socket);
             if (handle is null || handle.IsInvalid) throw new ObjectDisposedException(nameof(Socket));
             int fd = (int)handle.DangerousGetHandle();
             if (port == 0 && deferPort && !DeferPort(fd)) throw Failed("IP_BIND_ADDRESS_NO_PORT");
             if (lease.NeedsFreeBind && !FreeBind(fd, socket.AddressFamily == AddressFamily.InterNetworkV6)) throw Failed("IP_FREEBIND");
+            if (lease.Dscp is { } dscp && !Mark(fd, socket.AddressFamily == AddressFamily.InterNetworkV6, dscp)) throw Failed("IP_TOS/IPV6_TCLASS");
         }
         return new IPEndPoint(address, port);
     }
@@ -47,6 +48,17 @@ internal static class OwnAddressBinding
         return ipv6Socket
             ? Tmds.Linux.LibC.setsockopt(fd, SOL_IPV6, IPV6_FREEBIND, &one, sizeof(int)) == 0 && Tmds.Linux.LibC.setsockopt(fd, SOL_IP, IP_FREEBIND, &one, sizeof(int)) == 0
             : Tmds.Linux.LibC.setsockopt(fd, SOL_IP, IP_FREEBIND, &one, sizeof(int)) == 0;
+    }
+
+    private const int IP_TOS = 1, IPV6_TCLASS = 67;
+
+    /// <summary>Marks the socket's packets with the pool's DiffServ class: IP_TOS for IPv4 (on a
+    /// dual-mode socket too, for its IPv4-mapped traffic), IPV6_TCLASS for IPv6.</summary>
+    public static unsafe bool Mark(int fd, bool ipv6Socket, int dscp)
+    {
+        int value = Stack.Policy.Dscp.ToTrafficClass(dscp);
+        bool v4 = Tmds.Linux.LibC.setsockopt(fd, SOL_IP, IP_TOS, &value, sizeof(int)) == 0;
+        return ipv6Socket ? Tmds.Linux.LibC.setsockopt(fd, SOL_IPV6, IPV6_TCLASS, &value, sizeof(int)) == 0 : v4;
     }
 
     // Set with setsockopt on the descriptor, not Socket.SetRawSocketOption: .NET counts a raw

@@ -61,7 +61,7 @@ public sealed class AddressStack : IDisposable
                     var (source, remote, described) = Helper.HelperSource.Open(settings.Pools[i]);
                     // The helper provisions; this side only needs to know how sockets bind (FreeBind).
                     IAddressProvisioner local = described.Provisioner.Trim().ToLowerInvariant() == "anyip" ? new AnyIpProvisioner(false) : new Helper.HelperProvisioned();
-                    stack._pools.Add(new AddressPool(remote, local, LeaseTable.OpenPrivate(settings.StateDirectory, remote.Count), time, source));
+                    stack._pools.Add(new AddressPool(remote, local, LeaseTable.OpenPrivate(settings.StateDirectory, remote.Count), time, source) { Dscp = DscpOf(described) });
                     continue;
                 }
                 var (definition, provisioner) = built[i]!.Value;
@@ -69,7 +69,7 @@ public sealed class AddressStack : IDisposable
                 var table = LeaseTable.Open(path, definition.Count);
                 StateDirectory.WriteDescription(path, settings.Pools[i]);
                 var dhcp = settings.Pools[i].IsDhcp ? Dhcp.DhcpSource.Opener(settings.Pools[i], provisioner.FreeBind, time) : null;
-                stack._pools.Add(new AddressPool(definition, provisioner, table, time, dhcp));
+                stack._pools.Add(new AddressPool(definition, provisioner, table, time, dhcp) { Dscp = DscpOf(settings.Pools[i]) });
             }
         }
         catch
@@ -83,6 +83,8 @@ public sealed class AddressStack : IDisposable
         AppDomain.CurrentDomain.ProcessExit += stack.OnProcessExit;
         return stack;
     }
+
+    private static int? DscpOf(PoolSettings pool) => pool.Dscp is { } d && Stack.Policy.Dscp.TryParse(d, out int cp) ? cp : null;
 
     /// <summary>Loads configuration from the environment (and SOCKSHIM_CONFIG) and builds the stack.</summary>
     public static AddressStack FromEnvironment() => Create(SettingsLoader.Load());

@@ -17,6 +17,7 @@ public static class SockShimCli
         root.Subcommands.Add(RunCommand.Create(stack, output, error));
         root.Subcommands.Add(EnvCommand.Create(stack, output, error));
         root.Subcommands.Add(ServeCommand.Create(stack, output, error));
+        root.Subcommands.Add(WeaveAttributesCommand.Create(output, error));
         var parse = root.Parse(args);
         try
         {

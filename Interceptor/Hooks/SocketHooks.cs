@@ -26,7 +26,11 @@ internal static class SocketHooks
 
     public static void Created(Socket socket, AddressFamily requested)
     {
-        if (!TupleFamilies.IsTupleFamily(requested)) return;
+        if (!TupleFamilies.IsTupleFamily(requested))
+        {
+            if (Stack.Policy.RecordsCreationScope && AddressScope.IsActive) s_states.AddOrUpdate(socket, new SocketState(tuple: false) { Scoped = true });
+            return;
+        }
         var state = new SocketState(tuple: true);
         s_states.AddOrUpdate(socket, state);
         if (!Stack.Policy.TakesAddressAtCreation(tupleRequested: true)) return;
@@ -76,7 +80,7 @@ internal static class SocketHooks
         if (t_binding || socket.AddressFamily is not (AddressFamily.InterNetwork or AddressFamily.InterNetworkV6)) return;
         s_states.TryGetValue(socket, out var state);
         bool tuple = state?.Tuple == true;
-        if (!Stack.Policy.WantsAddress(tuple, socket.SocketType, socket.AddressFamily, destination)) return;
+        if (!Stack.Policy.WantsAddress(tuple, socket.SocketType, socket.AddressFamily, destination, createdInScope: state?.Scoped == true)) return;
         // Bound already: by the app, by an earlier hook, or by the kernel on an earlier send.
         if (IsBoundInKernel(socket)) return;
 

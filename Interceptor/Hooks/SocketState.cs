@@ -12,6 +12,9 @@ internal sealed class SocketState(bool tuple)
     /// <summary>Created with AF_INET_TUPLE / AF_INET6_TUPLE.</summary>
     public bool Tuple { get; } = tuple;
 
+    /// <summary>Created in a [NewAddressPerSocket] flow (mode attribute).</summary>
+    public bool Scoped { get; init; }
+
     public Lease? Lease
     {
         get => Volatile.Read(ref _lease);

@@ -16,13 +16,17 @@ internal static class Trampolines
     private static volatile bool s_loaded;
     private static Type s_slots = null!;
     private static Func<string?> s_load = null!;
-    private static bool s_modeAll;
+    private static bool s_modeAll, s_modeAttribute;
+    private static AsyncLocal<bool>? s_scope;
 
     public static void Install(Type slots, Func<string?> load)
     {
         s_slots = slots;
         s_load = load;
-        s_modeAll = string.Equals(Environment.GetEnvironmentVariable("SOCKSHIM_MODE")?.Trim(), "all", StringComparison.OrdinalIgnoreCase);
+        string? mode = Environment.GetEnvironmentVariable("SOCKSHIM_MODE")?.Trim();
+        s_modeAll = string.Equals(mode, "all", StringComparison.OrdinalIgnoreCase);
+        s_modeAttribute = string.Equals(mode, "attribute", StringComparison.OrdinalIgnoreCase);
+        s_scope = slots.GetField("AddressScope", BindingFlags.Public | BindingFlags.Static)?.GetValue(null) as AsyncLocal<bool>;
         Set("MapFamily", (Func<AddressFamily, AddressFamily>)MapFamily);
         Set("Created", (Action<Socket, AddressFamily>)Created);
         Set("Binding", (Func<Socket, EndPoint, EndPoint>)Binding);
@@ -46,7 +50,8 @@ internal static class Trampolines
 
     public static void Created(Socket socket, AddressFamily requested)
     {
-        if (!s_loaded && requested is not (AF_INET_TUPLE or AF_INET6_TUPLE)) return;
+        // In mode attribute a socket created in a marked flow is the first that needs the hooks.
+        if (!s_loaded && requested is not (AF_INET_TUPLE or AF_INET6_TUPLE) && !(s_modeAttribute && s_scope?.Value == true)) return;
         Load();
         Real<Action<Socket, AddressFamily>>("Created")(socket, requested);
     }

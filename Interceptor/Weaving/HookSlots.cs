@@ -29,6 +29,10 @@ public static class HookSlots
     /// because it was closed; the hook may throw a SocketException that says why it was closed.</summary>
     public const string UsedAfterClose = "UsedAfterClose";
 
+    /// <summary><c>AsyncLocal&lt;bool&gt;</c>, created by the woven type itself: true in a flow
+    /// marked with [NewAddressPerSocket] (mode attribute). Shared by the app's SockShim and the hooks.</summary>
+    public const string AddressScope = "AddressScope";
+
     /// <summary>Literal fields recording where the woven assembly came from, checked at start-up.</summary>
     public const string SourceRuntimeVersion = "SourceRuntimeVersion";
     public const string SourceMvid = "SourceMvid";
@@ -40,5 +44,5 @@ public static class HookSlots
     public const string SourceFileTime = "SourceFileTime";
 
     /// <summary>Bumped whenever the woven code changes, so caches are rebuilt.</summary>
-    public const string CurrentWeaverVersion = "3";
+    public const string CurrentWeaverVersion = "5";
 }

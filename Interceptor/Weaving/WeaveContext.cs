@@ -36,11 +36,22 @@ public sealed class WeaveContext
         return found[0];
     }
 
-    public TypeReference CoreType(string ns, string name, int genericArity = 0)
+    public TypeReference CoreType(string ns, string name, int genericArity = 0, string? contract = null)
     {
-        var t = new TypeReference(ns, genericArity == 0 ? name : $"{name}`{genericArity}", Module, CoreLibrary);
+        var t = new TypeReference(ns, genericArity == 0 ? name : $"{name}`{genericArity}", Module, contract is null ? CoreLibrary : Contract(contract));
         for (int i = 0; i < genericArity; i++) t.GenericParameters.Add(new GenericParameter(t));
         return Module.ImportReference(t);
+    }
+
+    /// <summary>A framework contract assembly by name (System.Threading holds AsyncLocal; System.Runtime
+    /// does not forward it), referenced like the core library.</summary>
+    public AssemblyNameReference Contract(string name)
+    {
+        var existing = Module.AssemblyReferences.FirstOrDefault(r => r.Name == name);
+        if (existing is not null) return existing;
+        var added = new AssemblyNameReference(name, CoreLibrary.Version) { PublicKeyToken = CoreLibrary.PublicKeyToken };
+        Module.AssemblyReferences.Add(added);
+        return added;
     }
 
     /// <summary>The Invoke method of a closed generic delegate type (Func&lt;A, B&gt;.Invoke).</summary>

@@ -56,6 +56,8 @@ internal static class PoolBuilder
             problems.Add(new(where("MaxAddresses", null), pool.MaxAddresses.ToString(), $"the table size must be from 1 to {PoolSettings.MaxTableAddresses}", "65536"));
 
         CheckDhcp(pool, family, where, problems);
+        if (pool.Dscp is { } dscp && !Policy.Dscp.TryParse(dscp, out _))
+            problems.Add(new(where("Dscp", null), dscp, "not a DiffServ class", Policy.Dscp.Example));
 
         var provisioner = Provisioners.Create(pool, out var cannot);
         if (provisioner is null)

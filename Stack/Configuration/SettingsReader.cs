@@ -34,7 +34,8 @@ internal sealed class SettingsReader(IConfigurationRoot root, string? file)
             {
                 case "tuple": mode = Policy.InterceptMode.Tuple; break;
                 case "all": mode = Policy.InterceptMode.All; break;
-                default: _problems.Add(new(Where(SettingsLoader.ModeKey), m, "mode must be tuple (only AF_INET_TUPLE sockets) or all (every TCP/UDP client socket)", "all")); break;
+                case "attribute": mode = Policy.InterceptMode.Attribute; break;
+                default: _problems.Add(new(Where(SettingsLoader.ModeKey), m, "mode must be tuple (only AF_INET_TUPLE sockets), all (every TCP/UDP client socket) or attribute (sockets created in [NewAddressPerSocket] code)", "all")); break;
             }
         }
 
@@ -106,6 +107,7 @@ internal sealed class SettingsReader(IConfigurationRoot root, string? file)
             LeaseSeconds = ReadInt(s["LeaseSeconds"], $"Pools:{i}:LeaseSeconds"),
             DhcpTimeout = ReadDouble(s["DhcpTimeout"], $"Pools:{i}:DhcpTimeout") ?? 15,
             Helper = s["Helper"],
+            Dscp = s["Dscp"],
         };
     }
 
@@ -131,6 +133,7 @@ internal sealed class SettingsReader(IConfigurationRoot root, string? file)
             LeaseSeconds = ReadInt(root[SettingsLoader.LeaseSecondsKey], SettingsLoader.LeaseSecondsKey) ?? p.LeaseSeconds,
             DhcpTimeout = ReadDouble(root[SettingsLoader.DhcpTimeoutKey], SettingsLoader.DhcpTimeoutKey) ?? p.DhcpTimeout,
             Helper = root[SettingsLoader.HelperKey] ?? p.Helper,
+            Dscp = root[SettingsLoader.DscpKey] ?? p.Dscp,
             // Naming a helper makes it the source, as naming a DHCP source would.
             Source = root[SettingsLoader.SourceKey] ?? (root[SettingsLoader.HelperKey] is not null ? "helper" : p.Source),
         };

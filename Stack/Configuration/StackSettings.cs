@@ -73,6 +73,9 @@ public sealed class PoolSettings
 
     public bool IsHelper => string.Equals(Source.Trim(), "helper", StringComparison.OrdinalIgnoreCase);
 
+    /// <summary>DiffServ class for sockets given this pool's addresses (EF, AF41, CS3, 0-63); null: none.</summary>
+    public string? Dscp { get; init; }
+
     public bool IsDhcp => string.Equals(Source.Trim(), "dhcp", StringComparison.OrdinalIgnoreCase);
 
     public const int DefaultMaxAddresses = 1 << 20;

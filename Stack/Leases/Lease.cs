@@ -67,6 +67,9 @@ public sealed class Lease
     /// reaches only loopback), or null when it can.</summary>
     public string? CannotReach(IPAddress destination) => Pool.Provisioner.CheckDestination(destination, Pool.Definition);
 
+    /// <summary>The DiffServ code point the socket's traffic is marked with (the pool's), or null.</summary>
+    public int? Dscp => Pool.Dscp;
+
     /// <summary>Whether a socket must set IP_FREEBIND / IPV6_FREEBIND to bind this address.</summary>
     public bool NeedsFreeBind => Pool.Provisioner.FreeBind;
 

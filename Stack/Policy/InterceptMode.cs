@@ -7,4 +7,7 @@ public enum InterceptMode
     Tuple,
     /// <summary>Every new IPv4/IPv6 TCP or UDP client socket whose destination passes the filter.</summary>
     All,
+    /// <summary>Every TCP/UDP client socket created in a flow marked [NewAddressPerSocket]
+    /// (and whose destination passes the filter); sockets created elsewhere keep the common address.</summary>
+    Attribute,
 }

@@ -13,16 +13,20 @@ public sealed class SocketPolicy(InterceptMode mode, DestinationFilter destinati
     public DestinationFilter Destinations { get; } = destinations;
     public Pools.AllocationTime Allocation { get; } = allocation;
 
+    /// <summary>Whether a new socket's creation scope matters: in mode attribute a socket is marked
+    /// when it is created in a [NewAddressPerSocket] flow, and gets its address at connect.</summary>
+    public bool RecordsCreationScope => Mode == InterceptMode.Attribute;
+
     /// <summary>Whether a tuple socket takes its address at creation (else at bind/connect/sendto).</summary>
     public bool TakesAddressAtCreation(bool tupleRequested) => tupleRequested && Allocation == Pools.AllocationTime.Eager;
 
     /// <summary>Whether a socket that is about to connect or send unbound gets a new address.
     /// A tuple socket always does (the app asked); in mode all, a TCP/UDP socket does when its
     /// destination passes the filter, so an app's other traffic keeps the common address.</summary>
-    public bool WantsAddress(bool tupleRequested, SocketType type, AddressFamily family, IPEndPoint? destination)
+    public bool WantsAddress(bool tupleRequested, SocketType type, AddressFamily family, IPEndPoint? destination, bool createdInScope = false)
     {
         if (tupleRequested) return true;
-        if (Mode != InterceptMode.All) return false;
+        if (Mode == InterceptMode.Tuple || (Mode == InterceptMode.Attribute && !createdInScope)) return false;
         if (type is not (SocketType.Stream or SocketType.Dgram)) return false;
         if (family is not (AddressFamily.InterNetwork or AddressFamily.InterNetworkV6)) return false;
         return destination is not null && Destinations.Matches(destination);

@@ -45,6 +45,9 @@ public sealed class AddressPool : IDisposable
     }
 
     public PoolDefinition Definition { get; }
+
+    /// <summary>The DiffServ code point its sockets are marked with, or null.</summary>
+    public int? Dscp { get; internal set; }
     public IAddressProvisioner Provisioner { get; }
     public string Name => Definition.Name;
     internal LeaseTable Table => _table;

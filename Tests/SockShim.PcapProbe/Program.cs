@@ -4,10 +4,10 @@ using SharpPcap.LibPcap;
 
 // Captures on one interface (run it inside a namespace with `ip netns exec`) and prints one
 // line per packet the tests care about, until its standard input closes or time runs out:
-//   syn <source> <destination>        a TCP SYN
+//   syn <source> <destination> dscp N  a TCP SYN and its DiffServ class
 //   arp <operation> <sender-ip>       an ARP packet
 //   na <target>                       an ICMPv6 neighbour advertisement
-//   udp <source> <destination>        a UDP datagram
+//   udp <source> <destination> dscp N  a UDP datagram and its DiffServ class
 // Usage: PcapProbe <interface> <bpf filter> <seconds>
 if (args.Length < 3) { Console.Error.WriteLine("usage: PcapProbe <interface> <filter> <seconds>"); return 2; }
 var device = LibPcapLiveDeviceList.New().FirstOrDefault(d => d.Name == args[0]);
@@ -19,14 +19,14 @@ device.OnPacketArrival += (_, e) =>
 {
     var packet = Packet.ParsePacket(e.GetPacket().LinkLayerType, e.GetPacket().Data);
     if (packet.Extract<TcpPacket>() is { Synchronize: true, Acknowledgment: false } tcp && tcp.ParentPacket is IPPacket ip)
-        lines.Add($"syn {ip.SourceAddress} {ip.DestinationAddress}");
+        lines.Add($"syn {ip.SourceAddress} {ip.DestinationAddress} dscp {Dscp(ip)}");
     else if (packet.Extract<ArpPacket>() is { } arp)
         lines.Add($"arp {arp.Operation} {arp.SenderProtocolAddress}");
     else if (packet.Extract<IcmpV6Packet>() is { Type: IcmpV6Type.NeighborAdvertisement } && packet is EthernetPacket)
         // Ethernet (14) + IPv6 header (40; an NA carries no extension headers) + 8: the target.
         lines.Add($"na {new System.Net.IPAddress(e.GetPacket().Data.AsSpan(14 + 40 + 8, 16))}");
     else if (packet.Extract<UdpPacket>() is { } udp && udp.ParentPacket is IPPacket uip)
-        lines.Add($"udp {uip.SourceAddress} {uip.DestinationAddress}");
+        lines.Add($"udp {uip.SourceAddress} {uip.DestinationAddress} dscp {Dscp(uip)}");
 };
 device.StartCapture();
 Console.WriteLine("ready");
@@ -42,3 +42,6 @@ var stats = device.Statistics;
 Console.WriteLine($"end received {stats.ReceivedPackets} dropped {stats.DroppedPackets}");
 device.Close();
 return 0;
+
+// The DiffServ code point: the upper six bits of IPv4's TOS or IPv6's traffic class.
+static int Dscp(IPPacket ip) => ip is IPv4Packet v4 ? v4.TypeOfService >> 2 : ip is IPv6Packet v6 ? v6.TrafficClass >> 2 : -1;

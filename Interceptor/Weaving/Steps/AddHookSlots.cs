@@ -34,6 +34,19 @@ public sealed class AddHookSlots : IWeaveStep
         Add(HookSlots.Disposed, action1.MakeGenericInstanceType(socket));
         Add(HookSlots.UsedAfterClose, action1.MakeGenericInstanceType(socket));
 
+        // public static readonly AsyncLocal<bool> AddressScope = new(); (in a static constructor)
+        var asyncLocal = c.CoreType("System.Threading", "AsyncLocal", 1, contract: "System.Threading").MakeGenericInstanceType(c.Module.TypeSystem.Boolean);
+        var scope = new FieldDefinition(HookSlots.AddressScope, FieldAttributes.Public | FieldAttributes.Static | FieldAttributes.InitOnly, c.Module.ImportReference(asyncLocal));
+        hooks.Fields.Add(scope);
+        var cctor = new MethodDefinition(".cctor", MethodAttributes.Private | MethodAttributes.Static | MethodAttributes.SpecialName | MethodAttributes.RTSpecialName | MethodAttributes.HideBySig, c.Module.TypeSystem.Void);
+        var ctor = new MethodReference(".ctor", c.Module.TypeSystem.Void, c.Module.ImportReference(asyncLocal)) { HasThis = true };
+        var il = cctor.Body.GetILProcessor();
+        il.Emit(Mono.Cecil.Cil.OpCodes.Newobj, c.Module.ImportReference(ctor));
+        il.Emit(Mono.Cecil.Cil.OpCodes.Stsfld, scope);
+        il.Emit(Mono.Cecil.Cil.OpCodes.Ret);
+        hooks.Methods.Add(cctor);
+        hooks.Attributes &= ~TypeAttributes.BeforeFieldInit;
+
         void Add(string name, GenericInstanceType type)
         {
             var field = new FieldDefinition(name, FieldAttributes.Public | FieldAttributes.Static, c.Module.ImportReference(type));

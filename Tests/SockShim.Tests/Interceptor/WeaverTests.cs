@@ -34,8 +34,13 @@ public class WeaverTests
         var hooks = module.GetType(HookSlots.FullTypeName);
         Assert.That(hooks, Is.Not.Null);
         Assert.That(hooks.IsPublic && hooks.IsAbstract && hooks.IsSealed, Is.True, "public static class");
-        var slots = hooks.Fields.Where(f => !f.HasConstant).ToDictionary(f => f.Name, f => f.FieldType.FullName);
+        var slots = hooks.Fields.Where(f => !f.HasConstant && !f.IsInitOnly).ToDictionary(f => f.Name, f => f.FieldType.FullName);
         Assert.That(slots.Keys, Is.EquivalentTo(new[] { "MapFamily", "Created", "Binding", "Connecting", "SendingTo", "Disposed", "UsedAfterClose" }));
+        // The attribute mode's flag, shared by the app's SockShim and the hooks, created by the type itself.
+        var scope = hooks.Fields.Single(f => f.Name == HookSlots.AddressScope);
+        Assert.That((scope.IsInitOnly, scope.FieldType.FullName), Is.EqualTo((true, "System.Threading.AsyncLocal`1<System.Boolean>")));
+        Assert.That(scope.FieldType.Scope.Name, Is.EqualTo("System.Threading"), "the contract that forwards AsyncLocal (System.Runtime does not)");
+        Assert.That(hooks.Methods.Single(m => m.Name == ".cctor").Body.Instructions.Any(i => i.OpCode == Mono.Cecil.Cil.OpCodes.Stsfld && i.Operand == scope), Is.True);
         Assert.That(slots["Binding"], Is.EqualTo("System.Func`3<System.Net.Sockets.Socket,System.Net.EndPoint,System.Net.EndPoint>"));
         Assert.That(hooks.Fields.Single(f => f.Name == HookSlots.SourceRuntimeVersion).Constant, Is.EqualTo(Runtime.Version));
         Assert.That(hooks.Fields.Single(f => f.Name == HookSlots.SourceMvid).Constant, Is.EqualTo(Runtime.SocketsMvid.ToString()));

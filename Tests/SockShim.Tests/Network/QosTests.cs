@@ -1,0 +1,64 @@
+using System.Diagnostics;
+using System.Text.RegularExpressions;
+using SockShim.Stack.Policy;
+
+namespace SockShim.Tests.Network;
+
+/// <summary>Per-address QoS: a pool's DiffServ class is on the wire of every socket given one of
+/// its addresses, as a capture on loopback shows; another pool's sockets stay unmarked.</summary>
+[NonParallelizable]
+public class QosTests
+{
+    [TestCase("EF", 46)]
+    [TestCase("af41", 34)]
+    [TestCase("AF11", 10)]
+    [TestCase("CS5", 40)]
+    [TestCase("default", 0)]
+    [TestCase("63", 63)]
+    public void Class_names_are_the_code_points_routers_use(string name, int codePoint)
+    {
+        Assert.That(Dscp.TryParse(name, out int got), Is.True);
+        Assert.That(got, Is.EqualTo(codePoint));
+    }
+
+    [TestCase("AF5")]
+    [TestCase("AF44")]
+    [TestCase("64")]
+    [TestCase("voice")]
+    public void Other_values_are_refused(string name) => Assert.That(Dscp.TryParse(name, out _), Is.False);
+
+    [Test]
+    public void A_bad_class_is_a_configuration_error_naming_the_setting()
+    {
+        var ex = Assert.Throws<SockShim.Stack.Configuration.ConfigurationException>(() =>
+            SockShim.Stack.Configuration.SettingsLoader.Load(environment: new Dictionary<string, string> { ["SOCKSHIM_DSCP"] = "AF5" }));
+        Assert.That(ex!.Message, Does.Contain("SOCKSHIM_DSCP = 'AF5': not a DiffServ class. Example of a good value: EF (voice)"));
+    }
+
+    [TestCase("EF", 46)]
+    [TestCase(null, 0)]
+    public void The_pools_class_is_on_the_wire(string? dscp, int expected)
+    {
+        TwoHosts.RequireRoot();
+        using var pool = new TestStack("127.104.0.0/24", name: "qos");
+        string ready = Path.Combine(pool.StateDirectory, "ready");
+        using var echo = Programs.Start("EchoServer", ["--listen", "127.0.0.1:0", "--expect", "10", "--timeout", "60", "--ready-file", ready]);
+        Assert.That(DhcpLan.Eventually(() => File.Exists(ready), TimeSpan.FromSeconds(20)), Is.True);
+        string server = File.ReadAllText(ready);
+        using var capture = Programs.Start("SockShim.PcapProbe", ["lo", $"udp dst port {server.Split(':')[1]}", "60"], redirectInput: true);
+        Assert.That(capture.StandardOutput.ReadLine(), Is.EqualTo("ready"), () => capture.StandardError.ReadToEnd());
+        var captured = capture.StandardOutput.ReadToEndAsync();
+
+        var env = new Dictionary<string, string>(pool.Environment);
+        if (dscp is not null) env["SOCKSHIM_DSCP"] = dscp;
+        var (exit, output, error) = Programs.Run("TupleClient", ["--server", server, "--count", "10", "--udp"], env);
+        Assert.That(exit, Is.Zero, output + error);
+        Assert.That(echo.WaitForExit(30_000), Is.True);
+        capture.StandardInput.Close();
+        Assert.That(capture.WaitForExit(30_000), Is.True);
+
+        var datagrams = Regex.Matches(captured.Result, @"^udp (\S+) \S+ dscp (\d+)$", RegexOptions.Multiline).ToList();
+        Assert.That(datagrams.Select(m => m.Groups[1].Value).Distinct().Count(), Is.EqualTo(10), "ten sockets, ten source addresses");
+        Assert.That(datagrams.Select(m => int.Parse(m.Groups[2].Value)), Has.All.EqualTo(expected));
+    }
+}
