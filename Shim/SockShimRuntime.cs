@@ -23,6 +23,10 @@ public static class SockShimRuntime
         }
     }
 
+    /// <summary>SOCKSHIM_DISABLE=1: tuple sockets behave as ordinary sockets (the unpatched run of
+    /// `sockshim compare`, or switching SockShim off without changing code).</summary>
+    public static bool Disabled { get; } = Environment.GetEnvironmentVariable("SOCKSHIM_DISABLE") == "1";
+
     /// <summary>Replaces the process's stack (for hosts that configure it in code).</summary>
     public static void Use(AddressStack stack)
     {

@@ -30,7 +30,7 @@ public partial class TupleSocket : Socket
     /// or <see cref="TupleFamilies.AF_INET6_TUPLE"/> (or a <paramref name="tuple"/> asking for one)
     /// gives it a new address from the process's stack.</summary>
     public TupleSocket(AddressFamily addressFamily, SocketType socketType, ProtocolType protocolType, SocketTuple tuple = default)
-        : this(SockShimRuntime.Stack, addressFamily, socketType, protocolType, tuple) { }
+        : this(SockShimRuntime.Disabled ? null! : SockShimRuntime.Stack, addressFamily, socketType, protocolType, tuple) { }
 
     /// <summary>As the other constructor, with addresses from <paramref name="stack"/>.</summary>
     public TupleSocket(AddressStack stack, AddressFamily addressFamily, SocketType socketType, ProtocolType protocolType, SocketTuple tuple = default)
@@ -38,7 +38,9 @@ public partial class TupleSocket : Socket
     {
         _stack = stack;
         Tuple = TupleFamilies.IsTupleFamily(addressFamily) && !tuple.NewAddress ? tuple with { NewAddress = true } : tuple;
-        if (Tuple.NewAddress && (Tuple.Allocation ?? stack.Allocation) == AllocationTime.Eager)
+        // Switched off: an ordinary socket of the real family, and no stack is ever consulted.
+        if (stack is null) Tuple = Tuple with { NewAddress = false };
+        if (Tuple.NewAddress && (Tuple.Allocation ?? stack!.Allocation) == AllocationTime.Eager)
         {
             try
             {

@@ -18,6 +18,7 @@ public static class SockShimCli
         root.Subcommands.Add(EnvCommand.Create(stack, output, error));
         root.Subcommands.Add(ServeCommand.Create(stack, output, error));
         root.Subcommands.Add(WeaveAttributesCommand.Create(output, error));
+        root.Subcommands.Add(CompareCommand.Create(stack, output, error));
         var parse = root.Parse(args);
         try
         {
