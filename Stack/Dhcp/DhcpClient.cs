@@ -36,6 +36,7 @@ public sealed class DhcpClient : IDisposable
     private readonly KeyValuePair<string, object?>[] _tags;
     private readonly ConcurrentQueue<Action> _posted = new();
     private readonly List<Entry> _entries = new();
+    private readonly List<Entry> _due = new();
     private readonly Dictionary<uint, Entry> _byXid = new();
     private readonly Queue<(byte[] Payload, int Length, IPAddress Server)> _releases = new();
     private readonly byte[] _sendBuffer = new byte[DhcpMessage.MaxEmitLength];
@@ -204,12 +205,22 @@ public sealed class DhcpClient : IDisposable
         while (_posted.TryDequeue(out var action)) action();
 
         var now = _time.GetUtcNow();
-        foreach (var entry in _entries.ToArray())
-            if (entry.Machine.NextDeadline <= now && _entries.Contains(entry)) Apply(entry, entry.Machine.Tick());
-
+        // One pass finds what is due and the next deadline; the due ones run after it, since
+        // running them changes the list. Held leases stay listed (they renew), so this is per turn.
         var next = now + TimeSpan.FromSeconds(1);
+        _due.Clear();
         foreach (var entry in _entries)
+        {
+            var deadline = entry.Machine.NextDeadline;
+            if (deadline <= now) _due.Add(entry);
+            else if (deadline < next) next = deadline;
+        }
+        foreach (var entry in _due)
+        {
+            if (!_entries.Contains(entry)) continue;
+            Apply(entry, entry.Machine.Tick());
             if (entry.Machine.NextDeadline < next) next = entry.Machine.NextDeadline;
+        }
         if (_releases.Count > 0)
         {
             if (now >= _lastRelease + _releaseGap)

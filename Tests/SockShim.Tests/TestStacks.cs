@@ -64,6 +64,17 @@ internal static class Programs
         return Process.Start(psi)!;
     }
 
+    /// <summary>An EchoServer on 127.0.0.1 at a port the kernel picks; returns it and its endpoint.</summary>
+    public static (Process Server, string Endpoint) StartEcho(string stateDirectory, int timeoutSeconds = 600)
+    {
+        string ready = Path.Combine(stateDirectory, "echo-ready");
+        var server = Start("EchoServer", ["--listen", "127.0.0.1:0", "--timeout", timeoutSeconds.ToString(), "--ready-file", ready]);
+        var sw = Stopwatch.StartNew();
+        while (!File.Exists(ready) && sw.Elapsed < TimeSpan.FromSeconds(20)) Thread.Sleep(50);
+        Assert.That(File.Exists(ready), Is.True, "the echo server started");
+        return (server, File.ReadAllText(ready));
+    }
+
     /// <summary>Runs to completion within <paramref name="timeout"/>; returns exit code and output.</summary>
     public static (int Exit, string Out, string Err) Run(string name, IEnumerable<string> args, IDictionary<string, string>? env = null, TimeSpan? timeout = null, string? ns = null)
     {

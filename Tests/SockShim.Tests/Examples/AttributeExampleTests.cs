@@ -19,11 +19,7 @@ public class AttributeExampleTests
     public void StartServer()
     {
         _pool = new TestStack("127.105.0.0/24", name: "attribute");
-        string ready = Path.Combine(_pool.StateDirectory, "ready");
-        _server = Programs.Start("EchoServer", ["--listen", "127.0.0.1:0", "--timeout", "300", "--ready-file", ready]);
-        var sw = Stopwatch.StartNew();
-        while (!File.Exists(ready) && sw.Elapsed < TimeSpan.FromSeconds(20)) Thread.Sleep(50);
-        _endpoint = File.ReadAllText(ready);
+        (_server, _endpoint) = Programs.StartEcho(_pool.StateDirectory);
     }
 
     [OneTimeTearDown]

@@ -17,12 +17,7 @@ public class LauncherTests
     public void StartServer()
     {
         _pool = new TestStack("127.103.0.0/24", name: "launcher");
-        string ready = Path.Combine(_pool.StateDirectory, "ready");
-        _server = Programs.Start("EchoServer", ["--listen", "127.0.0.1:0", "--timeout", "600", "--ready-file", ready]);
-        var sw = Stopwatch.StartNew();
-        while (!File.Exists(ready) && sw.Elapsed < TimeSpan.FromSeconds(20)) Thread.Sleep(50);
-        Assert.That(File.Exists(ready), Is.True, "the echo server started");
-        _serverEndpoint = File.ReadAllText(ready);
+        (_server, _serverEndpoint) = Programs.StartEcho(_pool.StateDirectory);
     }
 
     [OneTimeTearDown]

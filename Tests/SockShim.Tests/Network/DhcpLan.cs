@@ -203,22 +203,13 @@ internal sealed class DhcpLan : IDisposable
             try { if (!p.HasExited) p.Kill(true); p.WaitForExit(5000); } catch (InvalidOperationException) { }
         foreach (var ns in _namespaces)
         {
-            foreach (var pid in Quiet("ip", "netns", "pids", ns).Split('\n', StringSplitOptions.RemoveEmptyEntries))
+            foreach (var pid in TwoHosts.Quiet("ip", "netns", "pids", ns).Split('\n', StringSplitOptions.RemoveEmptyEntries))
                 try { Process.GetProcessById(int.Parse(pid)).Kill(true); } catch (ArgumentException) { }
-            Quiet("ip", "netns", "delete", ns);
+            TwoHosts.Quiet("ip", "netns", "delete", ns);
         }
-        foreach (var (key, value) in Enumerable.Reverse(_restore)) Quiet("sysctl", "-q", "-w", $"{key}={value}");
+        foreach (var (key, value) in Enumerable.Reverse(_restore)) TwoHosts.Quiet("sysctl", "-q", "-w", $"{key}={value}");
         try { System.IO.Directory.Delete(Directory, true); } catch (IOException) { }
         try { System.IO.Directory.Delete(StateDirectory, true); } catch (IOException) { }
     }
 
-    private static string Quiet(string file, params string[] args)
-    {
-        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        string output = p.StandardOutput.ReadToEnd();
-        p.WaitForExit(10_000);
-        return output;
-    }
 }

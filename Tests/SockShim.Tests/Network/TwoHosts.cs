@@ -66,7 +66,7 @@ internal sealed class TwoHosts : IDisposable
     }
 
     // Clean-up must not fail a test that already passed or failed on its own merits.
-    private static string Quiet(string file, params string[] args)
+    internal static string Quiet(string file, params string[] args)
     {
         var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in args) psi.ArgumentList.Add(a);
