@@ -38,6 +38,8 @@ public sealed class DhcpClient : IDisposable
     private readonly List<Entry> _entries = new();
     private readonly List<Entry> _due = new();
     private readonly Dictionary<uint, Entry> _byXid = new();
+    // Machines a socket's own thread started, by xid, until this thread adopts them.
+    private readonly ConcurrentDictionary<uint, Entry> _arriving = new();
     private readonly Queue<(byte[] Payload, int Length, IPAddress Server)> _releases = new();
     private readonly byte[] _sendBuffer = new byte[DhcpMessage.MaxEmitLength];
     private readonly byte[] _receiveBuffer = new byte[2048];
@@ -89,6 +91,30 @@ public sealed class DhcpClient : IDisposable
         _entries.Add(entry);
         Apply(entry, machine.Start());
         return entry;
+    }
+
+    /// <summary>Any thread: starts a machine and sends its DISCOVER from the calling thread, so a
+    /// socket waiting for its lease does not also wait for this thread to wake first; the machine
+    /// is this thread's from then on (adopted on the next turn, or when its first reply arrives).</summary>
+    public Entry StartHere(DhcpLeaseMachine machine, Action<Entry, DhcpOutput> onEvent, object? tag)
+    {
+        var entry = new Entry(machine, onEvent) { Tag = tag };
+        var first = machine.Start();
+        _arriving[machine.TransactionId] = entry;
+        Post(() => Adopt(entry));
+        var buffer = new byte[DhcpMessage.MaxEmitLength];
+        int length = first.Send!.Emit(buffer);
+        int error = _transport.Send(_transport.BroadcastSocket, buffer.AsSpan(0, length), Broadcast);
+        if (error != 0) _log.LogWarning("dhcp {Interface}: sending {Message} failed (errno {Error}); it will be retransmitted", Interface, first.Send, error);
+        return entry;
+    }
+
+    private void Adopt(Entry entry)
+    {
+        _arriving.TryRemove(entry.Machine.TransactionId, out _);
+        if (entry.Tracked || _entries.Contains(entry)) return;
+        _entries.Add(entry);
+        Track(entry);
     }
 
     /// <summary>Client thread: stops a machine, releasing its lease at the server if it holds one.</summary>
@@ -258,7 +284,12 @@ public sealed class DhcpClient : IDisposable
                 Discard("not a server reply");
                 continue;
             }
-            if (!_byXid.TryGetValue(message.TransactionId, out var entry))
+            if (!_byXid.TryGetValue(message.TransactionId, out var entry) && _arriving.TryGetValue(message.TransactionId, out var early))
+            {
+                Adopt(early);
+                entry = early;
+            }
+            if (entry is null)
             {
                 Discard("no lease of this process has that transaction id");
                 continue;

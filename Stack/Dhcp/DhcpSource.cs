@@ -101,7 +101,10 @@ internal sealed class DhcpSource : IDisposable
             return true;
         }
         var waiter = new Waiter();
-        _client.Post(() => { _waiters.Enqueue(waiter); Refill(); });
+        // The waiter is queued (a post, in order) before the machine started for it is adopted.
+        _client.Post(() => { _waiters.Enqueue(waiter); _inFlight++; });
+        uint iaid = _pool.Table.NextIaid();
+        _client.StartHere(NewMachine(iaid), OnEvent, iaid);
         try { waiter.Done.Task.Wait(_timing.AcquireTimeout + TimeSpan.FromSeconds(2)); }
         catch (AggregateException) { }
         // Too late for this socket: a lease bound after this goes to the ready queue instead.
@@ -127,11 +130,12 @@ internal sealed class DhcpSource : IDisposable
         for (int i = 0; i < want; i++)
         {
             uint iaid = _pool.Table.NextIaid();
-            var machine = new DhcpLeaseMachine(ClientIdentifier.For(iaid, _mac), _mac, _time, _timing, _client.NextXid);
             _inFlight++;
-            _client.Start(machine, OnEvent).Tag = iaid;
+            _client.Start(NewMachine(iaid), OnEvent).Tag = iaid;
         }
     }
+
+    private DhcpLeaseMachine NewMachine(uint iaid) => new(ClientIdentifier.For(iaid, _mac), _mac, _time, _timing, _client.NextXid);
 
     private void OnEvent(DhcpClient.Entry entry, DhcpOutput output)
     {
