@@ -226,9 +226,14 @@ public sealed class DhcpClient : IDisposable
         }
     }
 
-    private void Turn(List<int> fds, List<int> readable)
+    private void RunPosted()
     {
         while (_posted.TryDequeue(out var action)) action();
+    }
+
+    private void Turn(List<int> fds, List<int> readable)
+    {
+        RunPosted();
 
         var now = _time.GetUtcNow();
         // One pass finds what is due and the next deadline; the due ones run after it, since
@@ -274,6 +279,9 @@ public sealed class DhcpClient : IDisposable
         {
             int n = _transport.Receive(fd, _receiveBuffer);
             if (n < 0) return;
+            // What other threads posted before this reply was sent (a socket's waiter, a machine
+            // its thread started) comes first: a fast server can answer within the same turn.
+            RunPosted();
             if (!DhcpMessage.TryParse(_receiveBuffer.AsSpan(0, n), out var message, out string error))
             {
                 Discard(error);

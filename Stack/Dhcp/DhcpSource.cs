@@ -102,7 +102,20 @@ internal sealed class DhcpSource : IDisposable
         }
         var waiter = new Waiter();
         // The waiter is queued (a post, in order) before the machine started for it is adopted.
-        _client.Post(() => { _waiters.Enqueue(waiter); _inFlight++; });
+        _client.Post(() =>
+        {
+            _inFlight++;
+            // A lease made ready meanwhile (prefetch) serves this socket at once.
+            while (_ready.TryDequeue(out var ready))
+                if (Interlocked.CompareExchange(ref ready.State, 1, 0) == 0)
+                {
+                    if (waiter.Done.TrySetResult(ready)) return;
+                    Volatile.Write(ref ready.State, 0);
+                    _ready.Enqueue(ready);
+                    return;
+                }
+            _waiters.Enqueue(waiter);
+        });
         uint iaid = _pool.Table.NextIaid();
         _client.StartHere(NewMachine(iaid), OnEvent, iaid);
         try { waiter.Done.Task.Wait(_timing.AcquireTimeout + TimeSpan.FromSeconds(2)); }

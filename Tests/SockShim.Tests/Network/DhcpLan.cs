@@ -35,29 +35,9 @@ internal sealed class DhcpLan : IDisposable
         }
     }
 
-    // The kernel's ARP table limits are host-wide, not per namespace: a server talking to
-    // hundreds of leased addresses on its link, plus whatever else the host holds, overflows the
-    // default 1,024 ("neighbor table overflow"), and connects fail with EHOSTUNREACH. Raised
-    // for the LAN's lifetime and put back after.
-    private static readonly string[] NeighbourLimits = ["gc_thresh1", "gc_thresh2", "gc_thresh3"];
-    private static readonly int[] NeededLimits = [4096, 8192, 16384];
-    private readonly List<(string Key, string Value)> _restore = new();
-
-    private void RaiseNeighbourLimits()
-    {
-        for (int i = 0; i < NeighbourLimits.Length; i++)
-        {
-            string key = $"net.ipv4.neigh.default.{NeighbourLimits[i]}";
-            string current = TwoHosts.Run("sysctl", ["-n", key]).Trim();
-            if (int.Parse(current) >= NeededLimits[i]) continue;
-            _restore.Add((key, current));
-            TwoHosts.Run("sysctl", ["-q", "-w", $"{key}={NeededLimits[i]}"]);
-        }
-    }
-
     private void Build()
     {
-        RaiseNeighbourLimits();
+        NeighbourLimits.EnsureRaised();
         Add(Server);
         TwoHosts.Ip($"-n {Server} link add {Bridge} type bridge forward_delay 0 stp_state 0");
         foreach (var subnet in Subnets) TwoHosts.Ip($"-n {Server} addr add {subnet}.254/24 dev {Bridge}");
@@ -141,8 +121,8 @@ internal sealed class DhcpLan : IDisposable
     /// <summary>The last lines of the server's log, for failure messages.</summary>
     public string ServerLogTail(int lines = 30)
     {
-        string log = Path.Combine(Directory, "dnsmasq.log");
-        return File.Exists(log) ? string.Join("\n", File.ReadLines(log).TakeLast(lines)) : "(no log)";
+        var log = new[] { "dnsmasq.log", "kea.log" }.Select(f => Path.Combine(Directory, f)).FirstOrDefault(File.Exists);
+        return log is null ? "(no log)" : string.Join("\n", File.ReadLines(log).TakeLast(lines));
     }
 
     public Process Track(Process p)
@@ -207,7 +187,6 @@ internal sealed class DhcpLan : IDisposable
                 try { Process.GetProcessById(int.Parse(pid)).Kill(true); } catch (ArgumentException) { }
             TwoHosts.Quiet("ip", "netns", "delete", ns);
         }
-        foreach (var (key, value) in Enumerable.Reverse(_restore)) TwoHosts.Quiet("sysctl", "-q", "-w", $"{key}={value}");
         try { System.IO.Directory.Delete(Directory, true); } catch (IOException) { }
         try { System.IO.Directory.Delete(StateDirectory, true); } catch (IOException) { }
     }

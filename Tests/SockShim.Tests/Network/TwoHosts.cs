@@ -32,6 +32,7 @@ internal sealed class TwoHosts : IDisposable
 
     private void Build()
     {
+        NeighbourLimits.EnsureRaised();
         Ip($"netns add {A}");
         Ip($"netns add {B}");
         Ip($"link add {LinkA} netns {A} type veth peer name {LinkB} netns {B}");
