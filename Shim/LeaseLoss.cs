@@ -13,7 +13,9 @@ namespace SockShim;
 /// </summary>
 internal static class LeaseLoss
 {
-    private static readonly ConditionalWeakTable<Socket, SocketException> s_lost = new();
+    private sealed record Loss(string Pool, string Reason);
+
+    private static readonly ConditionalWeakTable<Socket, Loss> s_lost = new();
 
     /// <summary>Closes <paramref name="socket"/> when <paramref name="lease"/> is lost. The
     /// socket is held weakly: a lease must not keep an abandoned socket from its finalizer.</summary>
@@ -24,15 +26,13 @@ internal static class LeaseLoss
         lease.OnLost((l, reason) =>
         {
             if (!weak.TryGetTarget(out var s)) return;
-            s_lost.AddOrUpdate(s, ShimErrors.LeaseLost(l.PoolName, reason));
+            s_lost.AddOrUpdate(s, new Loss(l.PoolName, reason));
             s.Dispose();
         });
     }
 
-    public static bool IsLost(Socket socket, out SocketException? error) => s_lost.TryGetValue(socket, out error);
-
     public static void ThrowIfLost(Socket socket)
     {
-        if (s_lost.TryGetValue(socket, out var error)) throw new SocketException((int)error.SocketErrorCode, error.Message);
+        if (s_lost.TryGetValue(socket, out var loss)) throw ShimErrors.LeaseLost(loss.Pool, loss.Reason);
     }
 }
