@@ -8,6 +8,7 @@ using SockShim.Stack.Leases;
 //                 holds claimed by someone else's live lease at the same time, then "done <n>".
 //   hold N      : acquires N leases, prints them, "held", then waits to be killed.
 //   leak N      : acquires N leases and exits without releasing them.
+//   berkeley-dhcp N SERVER : N TUPLE_DHCP descriptors through the Berkeley API (see BerkeleyDhcp).
 //   fake-dhcp-server DEV SERVERID FIRST DROP% : a hostile DHCP server (see FakeDhcpServer).
 //   sockets N SERVER [tcp|udp] [plain] : N AF_INET_TUPLE sockets (plain: ordinary sockets, for a run under the launcher), each connected (or sending a datagram) to
 //                 SERVER; prints "socket <local> lease-expires <time>" for each and "held"; then
@@ -16,6 +17,7 @@ using SockShim.Stack.Leases;
 var verb = args.ElementAtOrDefault(0) ?? "";
 if (verb == "fake-dhcp-server") return FakeDhcpServer.Run(args[1], IPAddress.Parse(args[2]), IPAddress.Parse(args[3]), int.Parse(args[4]));
 int count = int.Parse(args.ElementAtOrDefault(1) ?? "0");
+if (verb == "berkeley-dhcp") return BerkeleyDhcp.Run(count, System.Net.IPEndPoint.Parse(args[2]));
 if (verb == "sockets") return TupleSockets.Run(count, System.Net.IPEndPoint.Parse(args[2]), args.ElementAtOrDefault(3) == "udp", args.ElementAtOrDefault(4) == "plain");
 var stack = AddressStack.Create(SettingsLoader.Load());
 var pool = stack.Pools[0];

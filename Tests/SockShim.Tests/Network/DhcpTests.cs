@@ -242,4 +242,30 @@ public class DhcpTests
         Assert.That(DhcpLan.Eventually(() => lan.Leases().Count == 0, TimeSpan.FromSeconds(10)), Is.True, () => $"{lan.Leases().Count} leases left at the server");
         Assert.That(lan.AddressesOf(host), Is.EqualTo(new[] { "192.0.2.1" }));
     }
+
+    /// <summary>The Berkeley API's TUPLE_DHCP: each descriptor's getsockname is its own lease;
+    /// close gives the leases back at the server.</summary>
+    [Test]
+    public void Berkeley_tuple_dhcp_descriptors_hold_leases_until_close()
+    {
+        using var lan = new DhcpLan(clients: 1);
+        lan.StartDnsmasq();
+        var echo = Echo(lan, 0);
+        var env = lan.Pool();
+        env["SOCKSHIM_SOURCE"] = "dhcp";
+        var agent = lan.Track(TwoHosts.StartIn(lan.Clients[0], "SockShim.TestAgent", ["berkeley-dhcp", "20", "192.0.2.254:7100"], env, redirectInput: true));
+        var addresses = new List<string>();
+        string? line;
+        while ((line = agent.StandardOutput.ReadLine()) is not null && line != "held")
+        {
+            Assert.That(line, Does.StartWith("fd "), () => line + agent.StandardError.ReadToEnd());
+            addresses.Add(line[3..]);
+        }
+        Assert.That(addresses, Has.Count.EqualTo(20));
+        Assert.That(addresses, Is.Unique);
+        Assert.That(lan.Leases().Select(l => l.Address), Is.EquivalentTo(addresses), "each descriptor's address is a lease of its own");
+        agent.StandardInput.WriteLine("close");
+        Assert.That(agent.StandardOutput.ReadLine(), Is.EqualTo("closed"));
+        Assert.That(DhcpLan.Eventually(() => lan.Leases().Count == 0, TimeSpan.FromSeconds(10)), Is.True, "close released them at the server");
+    }
 }
