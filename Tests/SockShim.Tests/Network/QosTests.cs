@@ -61,4 +61,46 @@ public class QosTests
         Assert.That(datagrams.Select(m => m.Groups[1].Value).Distinct().Count(), Is.EqualTo(10), "ten sockets, ten source addresses");
         Assert.That(datagrams.Select(m => int.Parse(m.Groups[2].Value)), Has.All.EqualTo(expected));
     }
+
+    /// <summary>IPv6: the class goes into the traffic class (IPV6_TCLASS). An AnyIP prefix on a
+    /// namespace's loopback gives the IPv6 addresses (the loopback provisioner is IPv4-only).</summary>
+    [Test]
+    public void The_pools_class_is_in_the_ipv6_traffic_class()
+    {
+        TwoHosts.RequireRoot();
+        string ns = "ssq" + Guid.NewGuid().ToString("N")[..8];
+        string state = "/dev/shm/sockshim-test-qos-" + Guid.NewGuid().ToString("N")[..8];
+        TwoHosts.Ip($"netns add {ns}");
+        try
+        {
+            TwoHosts.Ip($"-n {ns} link set lo up");
+            TwoHosts.Ip($"-n {ns} -6 route add local 2001:db8:1::/64 dev lo");
+            using var echo = TwoHosts.StartIn(ns, "EchoServer", ["--listen", "[::1]:7400", "--expect", "5", "--timeout", "60"]);
+            Assert.That(echo.StandardOutput.ReadLine(), Does.StartWith("listening"));
+            using var capture = TwoHosts.StartIn(ns, "SockShim.PcapProbe", ["lo", "udp dst port 7400", "60"], redirectInput: true);
+            Assert.That(capture.StandardOutput.ReadLine(), Is.EqualTo("ready"), () => capture.StandardError.ReadToEnd());
+            var captured = capture.StandardOutput.ReadToEndAsync();
+            var env = new Dictionary<string, string>
+            {
+                ["SOCKSHIM_POOL"] = "2001:db8:1::/112", ["SOCKSHIM_PROVISIONER"] = "anyip", ["SOCKSHIM_DSCP"] = "EF",
+                ["SOCKSHIM_STATEDIR"] = state, ["SOCKSHIM_MAXADDRESSES"] = "1024",
+            };
+            var (exit, output, error) = TwoHosts.RunIn(ns, "TupleClient", ["--server", "[::1]:7400", "--count", "5", "--udp"], env);
+            Assert.That(exit, Is.Zero, output + error);
+            Assert.That(echo.WaitForExit(30_000), Is.True);
+            capture.StandardInput.Close();
+            Assert.That(capture.WaitForExit(30_000), Is.True);
+            var datagrams = Regex.Matches(captured.Result, @"^udp (\S+) \S+ dscp (\d+)$", RegexOptions.Multiline).ToList();
+            Assert.That(datagrams.Select(m => m.Groups[1].Value).Distinct().Count(), Is.EqualTo(5));
+            Assert.That(datagrams.Select(m => m.Groups[1].Value), Has.All.StartsWith("2001:db8:1::"));
+            Assert.That(datagrams.Select(m => int.Parse(m.Groups[2].Value)), Has.All.EqualTo(46));
+        }
+        finally
+        {
+            foreach (var pid in TwoHosts.Quiet("ip", "netns", "pids", ns).Split('\n', StringSplitOptions.RemoveEmptyEntries))
+                try { Process.GetProcessById(int.Parse(pid)).Kill(true); } catch (ArgumentException) { }
+            TwoHosts.Quiet("ip", "netns", "delete", ns);
+            if (Directory.Exists(state)) Directory.Delete(state, true);
+        }
+    }
 }
