@@ -32,7 +32,7 @@ internal static class CompareCommand
             };
             Stack.Configuration.SettingsLoader.Load(RunCommand.WithRunDefaults(new(options.Settings)));
             ComparisonReport report;
-            try { report = Comparison.Run(options); }
+            try { report = Comparison.Run(options, log: error); }
             catch (CompareException ex)
             {
                 error.WriteLine("sockshim compare: " + ex.Message);

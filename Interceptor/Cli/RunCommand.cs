@@ -24,11 +24,7 @@ internal static class RunCommand
 
             var store = CacheOption.Store(parse, cache);
             TextWriter? log = parse.GetValue(verbose) ? error : null;
-            try
-            {
-                foreach (var prepared in store.PrepareAll(line => log?.WriteLine("sockshim: " + line)))
-                    if (prepared.Warning is not null && !prepared.FromCache) error.WriteLine("sockshim: warning: " + prepared.Warning);
-            }
+            try { LaunchPlan.Prepare(store, log is null ? null : log.WriteLine, error.WriteLine); }
             catch (WeaveException ex)
             {
                 error.WriteLine($"sockshim: cannot weave this runtime's System.Net.Sockets: {ex.Message}");
@@ -57,13 +53,7 @@ internal static class RunCommand
 
     private static async Task<int> Run(LaunchPlan plan, CancellationToken ct)
     {
-        var psi = new ProcessStartInfo(plan.Command[0]) { UseShellExecute = false };
-        foreach (var a in plan.Command.Skip(1)) psi.ArgumentList.Add(a);
-        foreach (var (k, v) in plan.Environment)
-        {
-            if (v is null) psi.Environment.Remove(k);
-            else psi.Environment[k] = v;
-        }
+        var psi = LaunchPlan.StartInfo(plan.Command, plan.Environment);
         Process child;
         try { child = Process.Start(psi)!; }
         catch (System.ComponentModel.Win32Exception ex)

@@ -39,11 +39,11 @@ public sealed record ComparisonReport(string Command, RunReport Unpatched, RunRe
 /// </summary>
 public static class Comparison
 {
+    /// <summary>Runs both; <paramref name="log"/> hears a warning about the woven copy (IL-only), if any.</summary>
     public static ComparisonReport Run(ComparisonOptions options, TextWriter? log = null)
     {
         var store = options.Store ?? new WovenStore(WovenStore.DefaultRoot);
-        foreach (var prepared in store.PrepareAll(line => log?.WriteLine("sockshim: " + line)))
-            if (prepared.Warning is not null && !prepared.FromCache) log?.WriteLine("sockshim: warning: " + prepared.Warning);
+        LaunchPlan.Prepare(store, progress: null, warn: line => log?.WriteLine(line));
 
         var plain = new Dictionary<string, string?>();
         foreach (var key in Environment.GetEnvironmentVariables().Keys.OfType<string>().Where(k => k.StartsWith("SOCKSHIM_"))) plain[key] = null;
@@ -61,13 +61,8 @@ public static class Comparison
     private static RunReport Once(ComparisonOptions options, IReadOnlyList<string> command, IReadOnlyDictionary<string, string?> environment)
     {
         using var capture = TrafficCapture.Start(options.Interfaces, options.Filter);
-        var psi = new ProcessStartInfo(command[0]) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in command.Skip(1)) psi.ArgumentList.Add(a);
-        foreach (var (k, v) in environment)
-        {
-            if (v is null) psi.Environment.Remove(k);
-            else psi.Environment[k] = v;
-        }
+        var psi = LaunchPlan.StartInfo(command, environment);
+        psi.RedirectStandardOutput = psi.RedirectStandardError = true;
         using var p = Process.Start(psi) ?? throw new CompareException($"cannot start '{command[0]}'");
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();

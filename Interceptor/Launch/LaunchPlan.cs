@@ -17,6 +17,28 @@ public sealed class LaunchPlan
     public Dictionary<string, string> HookVariables { get; } = new();
     private string? _tempFile;
 
+    /// <summary>Weaves (or finds cached) every installed runtime's System.Net.Sockets before a
+    /// launch; a warning (IL-only, no crossgen) is told once, when the copy is first made.</summary>
+    public static void Prepare(WovenStore store, Action<string>? progress, Action<string> warn)
+    {
+        foreach (var prepared in store.PrepareAll(line => progress?.Invoke("sockshim: " + line)))
+            if (prepared.Warning is not null && !prepared.FromCache) warn("sockshim: warning: " + prepared.Warning);
+    }
+
+    /// <summary>The start info of <paramref name="command"/> with <paramref name="environment"/>
+    /// applied (null removes a variable), for this plan's command or any other.</summary>
+    public static System.Diagnostics.ProcessStartInfo StartInfo(IReadOnlyList<string> command, IReadOnlyDictionary<string, string?> environment)
+    {
+        var psi = new System.Diagnostics.ProcessStartInfo(command[0]) { UseShellExecute = false };
+        foreach (var a in command.Skip(1)) psi.ArgumentList.Add(a);
+        foreach (var (k, v) in environment)
+        {
+            if (v is null) psi.Environment.Remove(k);
+            else psi.Environment[k] = v;
+        }
+        return psi;
+    }
+
     public static string StartupHookPath(string toolDirectory) => Path.Combine(toolDirectory, "SockShim.StartupHook.dll");
 
     public static LaunchPlan For(IReadOnlyList<string> command, IReadOnlyDictionary<string, string?> settings, WovenStore store, string toolDirectory, bool verbose = false)

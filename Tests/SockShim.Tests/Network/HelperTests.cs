@@ -114,12 +114,18 @@ public class HelperTests
         Assert.That(DhcpLan.Eventually(() => !_hosts.AddressesOnA().Intersect(addresses).Any(), TimeSpan.FromSeconds(10)), Is.True, "the kill released its addresses");
         Assert.That(DhcpLan.Eventually(() => Log().Contains("disconnected: released its 5 addresses"), TimeSpan.FromSeconds(5)), Is.True, Log);
 
-        using var again = AsUser("nic", 5);
-        var (after, afterError) = Read(again);
-        Assert.That(afterError, Is.Null, "the quota is free again");
-        Assert.That(after, Has.Count.EqualTo(5));
-        again.StandardInput.WriteLine("close");
-        Assert.That(again.WaitForExit(20_000), Is.True);
+        HoldAndClose(5, "the quota is free again");
+    }
+
+    /// <summary>The user takes <paramref name="count"/> addresses from pool nic, then closes them.</summary>
+    private void HoldAndClose(int count, string why)
+    {
+        using var agent = AsUser("nic", count);
+        var (addresses, error) = Read(agent);
+        Assert.That(error, Is.Null, why);
+        Assert.That(addresses, Has.Count.EqualTo(count));
+        agent.StandardInput.WriteLine("close");
+        Assert.That(agent.WaitForExit(20_000), Is.True);
     }
 
     [Test, Order(2)]
@@ -150,11 +156,6 @@ public class HelperTests
         // The helper's console logger writes from a queue of its own: give the lines a moment.
         Assert.That(DhcpLan.Eventually(() => Log().Contains("refused a malformed request") && Log().Contains("refused a request longer than 512 bytes"), TimeSpan.FromSeconds(5)), Is.True, Log);
 
-        using var agent = AsUser("nic", 2);
-        var (addresses, error) = Read(agent);
-        Assert.That(error, Is.Null, "the helper keeps serving");
-        Assert.That(addresses, Has.Count.EqualTo(2));
-        agent.StandardInput.WriteLine("close");
-        Assert.That(agent.WaitForExit(20_000), Is.True);
+        HoldAndClose(2, "the helper keeps serving");
     }
 }
