@@ -120,18 +120,39 @@ public sealed class DhcpClient : IDisposable
     /// <summary>Client thread: stops a machine, releasing its lease at the server if it holds one.</summary>
     public void Release(Entry entry)
     {
+        Interlocked.Increment(ref _unsentReleases);
+        ReleaseCounted(entry);
+    }
+
+    /// <summary>Any thread: <see cref="Release"/> on the client thread. The release counts as
+    /// unsent from this call on, so a <see cref="Flush"/> right after it (process exit) waits
+    /// for it instead of finding nothing queued yet.</summary>
+    public void PostRelease(Entry entry)
+    {
+        Interlocked.Increment(ref _unsentReleases);
+        Post(() => ReleaseCounted(entry));
+    }
+
+    private void ReleaseCounted(Entry entry)
+    {
         var output = entry.Machine.Release();
         Forget(entry);
-        if (output.Send is { } m) QueueRelease(m, entry.Machine.Server!);
+        if (output.Send is { } m) EnqueueCounted(m, entry.Machine.Server!);
+        else Interlocked.Decrement(ref _unsentReleases);
     }
 
     /// <summary>Any thread: a DHCPRELEASE to send in turn, paced.</summary>
     public void QueueRelease(DhcpMessage release, IPAddress server)
     {
+        Interlocked.Increment(ref _unsentReleases);
+        Post(() => EnqueueCounted(release, server));
+    }
+
+    private void EnqueueCounted(DhcpMessage release, IPAddress server)
+    {
         var payload = new byte[DhcpMessage.MaxEmitLength];
         int length = release.Emit(payload);
-        Interlocked.Increment(ref _unsentReleases);
-        Post(() => _releases.Enqueue((payload, length, server)));
+        _releases.Enqueue((payload, length, server));
     }
 
     /// <summary>Waits until every queued release has been sent; false on timeout.</summary>

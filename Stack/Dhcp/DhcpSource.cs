@@ -255,7 +255,7 @@ internal sealed class DhcpSource : IDisposable
 
     /// <summary>Any thread: a socket's lease was given back (address already off the host and
     /// out of the table): tell the server, paced.</summary>
-    public void Returned(Held held) => _client.Post(() => _client.Release(held.Entry));
+    public void Returned(Held held) => _client.PostRelease(held.Entry);
 
     /// <summary>Journal: the lease a dead process held in <paramref name="slot"/> is released at
     /// its server, unless it has expired already.</summary>
