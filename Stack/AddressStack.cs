@@ -69,7 +69,7 @@ public sealed class AddressStack : IDisposable
                 var table = LeaseTable.Open(path, definition.Count);
                 StateDirectory.WriteDescription(path, settings.Pools[i]);
                 var dhcp = settings.Pools[i].IsDhcp ? Dhcp.DhcpSource.Opener(settings.Pools[i], provisioner.FreeBind, time) : null;
-                stack._pools.Add(new AddressPool(definition, provisioner, table, time, dhcp) { Dscp = DscpOf(settings.Pools[i]) });
+                stack._pools.Add(new AddressPool(definition, provisioner, table, time, dhcp, settings.Pools[i].Prefetch) { Dscp = DscpOf(settings.Pools[i]) });
             }
         }
         catch

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Per-socket acquire+release cost of each provisioner, side by side in one run, next to its
 # target: the loopback pool (<= 1 us), netlink (<= 30 us, IPv4 and IPv6), AnyIP (no target:
-# nothing per address). netlink and AnyIP run in a network namespace made for the run (root).
+# nothing per address), netlink IPv6 with the interface in MLDv1 mode, and netlink with prefetch.
+# netlink and AnyIP run in a network namespace made for the run (root).
 # Usage: bash bench/provisioners.sh [n=200000] [n-netlink=5000]
 set -euo pipefail
 n=${1:-200000}
@@ -29,5 +30,14 @@ ip -n "$ns" -6 route add local 2001:db8:1::/64 dev lo
 run() { ip netns exec "$ns" env SOCKSHIM_STATEDIR=$state "$@"; }
 run SOCKSHIM_POOL=198.51.100.1-198.51.100.254 SOCKSHIM_PROVISIONER=netlink SOCKSHIM_INTERFACE=dummy0 dotnet "$bench" acquire-release "$nl" "netlink IPv4" 30000
 run SOCKSHIM_POOL=2001:db8:d::/112 SOCKSHIM_PROVISIONER=netlink SOCKSHIM_INTERFACE=dummy0 dotnet "$bench" acquire-release "$nl" "netlink IPv6" 30000
+# Each removed IPv6 address leaves an MLDv2 record of its solicited-node group for about two
+# seconds, and the kernel walks those records on every add: with MLDv1 there are none.
+ip netns exec "$ns" sysctl -qw net.ipv6.conf.dummy0.force_mld_version=1
+run SOCKSHIM_POOL=2001:db8:e::/112 SOCKSHIM_PROVISIONER=netlink SOCKSHIM_INTERFACE=dummy0 dotnet "$bench" acquire-release "$nl" "netlink IPv6 MLDv1" 30000
+ip netns exec "$ns" sysctl -qw net.ipv6.conf.dummy0.force_mld_version=0
+# Prefetch 16: addresses put on the interface ahead of the sockets, and a released one kept
+# for the next socket while the reserve has room, so this loop does no netlink work.
+run SOCKSHIM_POOL=198.51.100.1-198.51.100.254 SOCKSHIM_PROVISIONER=netlink SOCKSHIM_INTERFACE=dummy0 SOCKSHIM_PREFETCH=16 dotnet "$bench" acquire-release "$nl" "netlink IPv4 prefetch" 30000
+run SOCKSHIM_POOL=2001:db8:f::/112 SOCKSHIM_PROVISIONER=netlink SOCKSHIM_INTERFACE=dummy0 SOCKSHIM_PREFETCH=16 dotnet "$bench" acquire-release "$nl" "netlink IPv6 prefetch" 30000
 run SOCKSHIM_POOL=203.0.113.1-203.0.113.254 SOCKSHIM_PROVISIONER=anyip dotnet "$bench" acquire-release "$n" "anyip IPv4"
 run SOCKSHIM_POOL=2001:db8:1::/112 SOCKSHIM_PROVISIONER=anyip dotnet "$bench" acquire-release "$n" "anyip IPv6"

@@ -90,19 +90,15 @@ internal static class PoolBuilder
             problems.Add(new(where("Source", null), pool.Source, "the source must be static (the pool's ranges), dhcp (a lease per socket from a DHCP server) or helper (addresses from `sockshim serve`)", "dhcp"));
             return;
         }
-        if (source == "static")
-        {
-            if (pool.Prefetch != 0) problems.Add(new(where("Prefetch", null), pool.Prefetch.ToString(), "prefetch applies to DHCP pools only", "0, or source dhcp"));
-            return;
-        }
+        if (pool.Prefetch is < 0 or > 10_000)
+            problems.Add(new(where("Prefetch", null), pool.Prefetch.ToString(), "prefetch must be from 0 to 10000 addresses", "8"));
+        if (source == "static") return;
         if (family == AddressFamily.InterNetworkV6)
             problems.Add(new(where("Source", null), pool.Source, $"pool '{pool.Name}' is IPv6; SockShim's DHCP client is DHCPv4", "an IPv4 pool, such as 198.51.100.0/24"));
         if (pool.Provisioner.Trim().ToLowerInvariant() is not ("netlink" or "anyip"))
             problems.Add(new(where("Provisioner", null), pool.Provisioner, "a DHCP lease goes on the interface: use the netlink (or anyip) provisioner", "netlink"));
         if (string.IsNullOrWhiteSpace(pool.Interface))
             problems.Add(new(where("Interface", null), "", $"DHCP pool '{pool.Name}' needs the interface whose DHCP server it asks", "eth0"));
-        if (pool.Prefetch is < 0 or > 10_000)
-            problems.Add(new(where("Prefetch", null), pool.Prefetch.ToString(), "prefetch must be from 0 to 10000 leases", "8"));
         if (pool.LeaseSeconds is < 1)
             problems.Add(new(where("LeaseSeconds", null), pool.LeaseSeconds.ToString()!, "a lease time is at least 1 second", "3600"));
         if (pool.DhcpTimeout is <= 0 or > 3600 || double.IsNaN(pool.DhcpTimeout))

@@ -21,6 +21,7 @@ public sealed class AddressPool : IDisposable
 
     private readonly Dhcp.DhcpSource? _dhcp;
     private readonly Helper.HelperSource? _helper;
+    private readonly ProvisionedReserve? _reserve;
 
     /// <summary>A pool whose addresses come from `sockshim serve`: it claims and provisions them.</summary>
     internal AddressPool(PoolDefinition definition, IAddressProvisioner provisioner, LeaseTable privateTable, TimeProvider time, Helper.HelperSource helper)
@@ -33,13 +34,14 @@ public sealed class AddressPool : IDisposable
     }
 
     internal AddressPool(PoolDefinition definition, IAddressProvisioner provisioner, LeaseTable table, TimeProvider time,
-        Func<AddressPool, Dhcp.DhcpSource>? dhcp = null)
+        Func<AddressPool, Dhcp.DhcpSource>? dhcp = null, int prefetch = 0)
     {
         Definition = definition;
         Provisioner = provisioner;
         _table = table;
         _time = time;
         _dhcp = dhcp?.Invoke(this);
+        if (_dhcp is null && prefetch > 0) _reserve = new ProvisionedReserve(prefetch, () => ClaimProvisioned(out _, out _), GiveBack);
         // Whatever a crashed process left is free again before this one starts taking addresses.
         ReclaimDead();
     }
@@ -56,8 +58,9 @@ public sealed class AddressPool : IDisposable
     /// <summary>"dhcp" when addresses are leased from a DHCP server, else "static".</summary>
     public string Source => _helper is not null ? "helper" : _dhcp is null ? "static" : "dhcp";
 
-    /// <summary>DHCP leases prefetched and waiting for sockets (0 for a static pool).</summary>
-    public int ReadyLeases => _dhcp?.ReadyCount ?? 0;
+    /// <summary>Addresses prefetched and waiting for sockets: DHCP leases, or a static pool's
+    /// reserve of addresses already on the host.</summary>
+    public int ReadyLeases => _dhcp?.ReadyCount ?? _reserve?.Count ?? 0;
     /// <summary>Leases this process holds from the pool now.</summary>
     public IReadOnlyCollection<Lease> LiveLeases => (IReadOnlyCollection<Lease>)_live.Keys;
 
@@ -105,6 +108,24 @@ public sealed class AddressPool : IDisposable
         lease = null!;
         if (_dhcp is not null) return TryAcquireLeased(reason, out lease, out error);
         if (_helper is not null) return TryAcquireFromHelper(reason, out lease, out error);
+        int slot;
+        System.Net.IPAddress? address = null;
+        if (_reserve is null || !_reserve.TryTake(out slot))
+        {
+            slot = ClaimProvisioned(out address, out error);
+            if (slot < 0) return false;
+        }
+        error = null;
+        lease = new Lease(this, slot, address ?? Definition.AddressAt(slot), _time.GetUtcNow(), reason);
+        _live[lease] = 0;
+        return true;
+    }
+
+    /// <summary>Claims a slot in the host-wide table and puts its address on the host; the slot,
+    /// or -1 with the reason.</summary>
+    private int ClaimProvisioned(out System.Net.IPAddress? address, out StackError? error)
+    {
+        address = null;
         // Allocated only when an address turns out to be taken: this runs for every socket.
         List<int>? skipped = null;
         try
@@ -123,21 +144,16 @@ public sealed class AddressPool : IDisposable
                         : new StackError(StackErrorCode.PoolExhausted,
                             $"pool '{Name}' is exhausted: all {Definition.Count} addresses are held by live sockets on this host " +
                             $"({string.Join(", ", Definition.Ranges)}); close sockets or widen the pool");
-                    return false;
+                    return -1;
                 }
 
-                var address = Definition.AddressAt(slot);
+                address = Definition.AddressAt(slot);
                 error = Provisioner.Provision(address, Definition);
-                if (error is null)
-                {
-                    lease = new Lease(this, slot, address, _time.GetUtcNow(), reason);
-                    _live[lease] = 0;
-                    return true;
-                }
+                if (error is null) return slot;
                 if (error.Code != StackErrorCode.AddressInUse || attempt >= AddressInUseRetries)
                 {
                     _table.Release(slot, _owner);
-                    return false;
+                    return -1;
                 }
                 // Held while looking further, so this search does not pick it again.
                 (skipped ??= new List<int>()).Add(slot);
@@ -147,6 +163,13 @@ public sealed class AddressPool : IDisposable
         {
             if (skipped is not null) foreach (int slot in skipped) _table.Release(slot, _owner);
         }
+    }
+
+    // A reserve slot goes back: off the host, then out of the table.
+    private void GiveBack(int slot)
+    {
+        Provisioner.Deprovision(Definition.AddressAt(slot), Definition);
+        _table.Release(slot, _owner);
     }
 
     private bool TryAcquireLeased(string reason, out Lease lease, out StackError? error)
@@ -197,6 +220,12 @@ public sealed class AddressPool : IDisposable
         // A finalizer may run after the stack was disposed; the table is unmapped by then and
         // the slot was already freed by ReleaseAll.
         if (Volatile.Read(ref _disposed) != 0) return;
+        // Prefetch: the address stays on the host and in this process's hands for the next socket.
+        if (_reserve is not null && _reserve.TryKeep(lease.Slot))
+        {
+            _table.SetSocket(lease.Slot, -1);
+            return;
+        }
         _table.Release(lease.Slot, _owner);
         if (_helper is not null)
         {
@@ -215,6 +244,8 @@ public sealed class AddressPool : IDisposable
     /// <summary>Releases every lease this process still holds (process exit).</summary>
     public int ReleaseAll()
     {
+        // Closed first, so the leases released below leave the host instead of waiting in it.
+        _reserve?.Drain(TimeSpan.FromSeconds(5));
         int n = 0;
         foreach (var lease in _live.Keys)
             if (lease.Release()) n++;

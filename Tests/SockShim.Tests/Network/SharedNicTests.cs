@@ -101,6 +101,18 @@ public class SharedNicTests
         Assert.That(_hosts.AddressesOnA(), Is.EquivalentTo(before), "none of the pool's addresses remains on vA");
     }
 
+    /// <summary>Prefetch on a netlink pool: sockets take addresses the pool put on the interface
+    /// ahead of them (IPv6, where the kernel's add is slowest), each works on the wire, and the
+    /// ready ones leave the interface with the process.</summary>
+    [Test]
+    public void Prefetched_netlink_addresses_work_on_the_wire_and_leave_with_the_process()
+    {
+        var before = _hosts.AddressesOnA();
+        var (saw, wire, capture) = Run("[2001:db8:a::2]:7004", 300, Pool("2001:db8:b::f000-2001:db8:b::ffff", "netlink", "nic6ready", "SOCKSHIM_PREFETCH=32"));
+        AssertFromPool(saw, wire, 300, a => a.ToString().StartsWith("2001:db8:b::f"), capture);
+        Assert.That(_hosts.AddressesOnA(), Is.EquivalentTo(before), "neither the sockets' nor the ready addresses remain on vA");
+    }
+
     [Test]
     public void A_whole_ipv4_slash_24_of_netlink_addresses_on_one_interface()
     {

@@ -71,17 +71,6 @@ public class AllocationStrategyTests
 
 public class Ipv6PoolTests
 {
-    /// <summary>Stands in for a provisioner that serves an IPv6 prefix (netlink, AnyIP come later).</summary>
-    private sealed class Accepting : SockShim.Stack.Provisioning.IAddressProvisioner
-    {
-        public List<IPAddress> Provisioned { get; } = new();
-        public string Name => "accepting";
-        public string? CheckPool(PoolDefinition pool) => null;
-        public string? CheckDestination(IPAddress destination, PoolDefinition pool) => null;
-        public SockShim.Stack.StackError? Provision(IPAddress address, PoolDefinition pool) { lock (Provisioned) Provisioned.Add(address); return null; }
-        public void Deprovision(IPAddress address, PoolDefinition pool) { lock (Provisioned) Provisioned.Remove(address); }
-    }
-
     [TestCase(AllocationStrategy.Sequential)]
     [TestCase(AllocationStrategy.Random)]
     [TestCase(AllocationStrategy.LeastRecentlyReleased)]
@@ -90,7 +79,7 @@ public class Ipv6PoolTests
         var definition = AddressRangeTests.Definition("2001:db8:7::/64", exclude: ["2001:db8:7::"], max: 1024, strategy: strategy);
         string dir = Path.Combine("/dev/shm", "sockshim-test-v6-" + Guid.NewGuid().ToString("N")[..8]);
         Directory.CreateDirectory(dir);
-        var provisioner = new Accepting();
+        var provisioner = new RecordingProvisioner();
         try
         {
             using var pool = new AddressPool(definition, provisioner, LeaseTable.Open(Path.Combine(dir, "v6.leases"), definition.Count), TimeProvider.System);
@@ -102,11 +91,12 @@ public class Ipv6PoolTests
             }
             Assert.That(leases.Select(l => l.Address).Distinct().Count(), Is.EqualTo(1024));
             Assert.That(leases.All(l => l.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 && l.Address.ToString().StartsWith("2001:db8:7::")), Is.True);
-            Assert.That(provisioner.Provisioned, Has.Count.EqualTo(1024));
+            Assert.That(provisioner.OnHost(), Has.Count.EqualTo(1024));
             Assert.That(pool.TryAcquire("one too many", out _, out var full), Is.False);
             Assert.That(full!.Code, Is.EqualTo(SockShim.Stack.StackErrorCode.PoolExhausted));
             leases.ForEach(l => l.Release());
-            Assert.That(provisioner.Provisioned, Is.Empty, "each address deprovisioned once");
+            Assert.That(provisioner.OnHost(), Is.Empty);
+            Assert.That(provisioner.Removed, Is.EqualTo(1024), "each address deprovisioned once");
             Assert.That(pool.Holders(), Is.Empty);
         }
         finally { Directory.Delete(dir, true); }
