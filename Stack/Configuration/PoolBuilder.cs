@@ -92,7 +92,11 @@ internal static class PoolBuilder
         }
         if (pool.Prefetch is < 0 or > 10_000)
             problems.Add(new(where("Prefetch", null), pool.Prefetch.ToString(), "prefetch must be from 0 to 10000 addresses", "8"));
-        if (source == "static") return;
+        if (source == "static")
+        {
+            if (pool.DhcpProbe != 0) problems.Add(new(where("DhcpProbe", null), pool.DhcpProbe.ToString(), "the ARP probe checks addresses leased by a DHCP server", "0, or source dhcp"));
+            return;
+        }
         if (family == AddressFamily.InterNetworkV6)
             problems.Add(new(where("Source", null), pool.Source, $"pool '{pool.Name}' is IPv6; SockShim's DHCP client is DHCPv4", "an IPv4 pool, such as 198.51.100.0/24"));
         if (pool.Provisioner.Trim().ToLowerInvariant() is not ("netlink" or "anyip"))
@@ -103,6 +107,8 @@ internal static class PoolBuilder
             problems.Add(new(where("LeaseSeconds", null), pool.LeaseSeconds.ToString()!, "a lease time is at least 1 second", "3600"));
         if (pool.DhcpTimeout is <= 0 or > 3600 || double.IsNaN(pool.DhcpTimeout))
             problems.Add(new(where("DhcpTimeout", null), pool.DhcpTimeout.ToString(System.Globalization.CultureInfo.InvariantCulture), "the DHCP timeout is from 0 to 3600 seconds", "15"));
+        if (pool.DhcpProbe is < 0 or > 10_000)
+            problems.Add(new(where("DhcpProbe", null), pool.DhcpProbe.ToString(), "the ARP probe wait is from 0 (no probe) to 10000 milliseconds", "200"));
     }
 
     private static List<(AddressRange, int)> Parse(List<string> texts, string field, Func<string, int?, string> where, List<SettingProblem> problems)

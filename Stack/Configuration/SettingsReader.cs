@@ -106,6 +106,7 @@ internal sealed class SettingsReader(IConfigurationRoot root, string? file)
             Prefetch = ReadInt(s["Prefetch"], $"Pools:{i}:Prefetch") ?? 0,
             LeaseSeconds = ReadInt(s["LeaseSeconds"], $"Pools:{i}:LeaseSeconds"),
             DhcpTimeout = ReadDouble(s["DhcpTimeout"], $"Pools:{i}:DhcpTimeout") ?? 15,
+            DhcpProbe = ReadInt(s["DhcpProbe"], $"Pools:{i}:DhcpProbe") ?? 0,
             Helper = s["Helper"],
             Dscp = s["Dscp"],
         };
@@ -132,6 +133,7 @@ internal sealed class SettingsReader(IConfigurationRoot root, string? file)
             Prefetch = ReadInt(root[SettingsLoader.PrefetchKey], SettingsLoader.PrefetchKey) ?? p.Prefetch,
             LeaseSeconds = ReadInt(root[SettingsLoader.LeaseSecondsKey], SettingsLoader.LeaseSecondsKey) ?? p.LeaseSeconds,
             DhcpTimeout = ReadDouble(root[SettingsLoader.DhcpTimeoutKey], SettingsLoader.DhcpTimeoutKey) ?? p.DhcpTimeout,
+            DhcpProbe = ReadInt(root[SettingsLoader.DhcpProbeKey], SettingsLoader.DhcpProbeKey) ?? p.DhcpProbe,
             Helper = root[SettingsLoader.HelperKey] ?? p.Helper,
             Dscp = root[SettingsLoader.DscpKey] ?? p.Dscp,
             // Naming a helper makes it the source, as naming a DHCP source would.

@@ -67,6 +67,10 @@ public sealed class PoolSettings
     /// <summary>DHCP: how long a socket waits for a lease before its creation fails.</summary>
     public double DhcpTimeout { get; init; } = 15;
 
+    /// <summary>DHCP: milliseconds to wait for an answer to the ARP probe of each bound lease
+    /// (RFC 5227; an answer means the address is in use: it is declined); 0 skips the probe.</summary>
+    public int DhcpProbe { get; init; }
+
     /// <summary>Source <c>helper</c>: the Unix socket of `sockshim serve`, which owns the pool
     /// named <see cref="Name"/> and hands its addresses to this unprivileged process.</summary>
     public string? Helper { get; init; }

@@ -45,14 +45,18 @@ public sealed class DhcpClient : IDisposable
     private readonly byte[] _receiveBuffer = new byte[2048];
     private readonly Thread _thread;
     private DateTimeOffset _lastRelease = DateTimeOffset.MinValue;
+    private readonly ConflictProbe? _probe;
+    private readonly TimeSpan _probeWait;
     private int _unsentReleases;
     private volatile bool _stopping;
     private uint _xid = (uint)Random.Shared.Next();
 
-    private DhcpClient(string interfaceName, DhcpTransport transport, bool freeBind, TimeSpan releaseGap, TimeProvider time, string pool)
+    private DhcpClient(string interfaceName, DhcpTransport transport, ConflictProbe? probe, TimeSpan probeWait, bool freeBind, TimeSpan releaseGap, TimeProvider time, string pool)
     {
         Interface = interfaceName;
         _transport = transport;
+        _probe = probe;
+        _probeWait = probeWait;
         _freeBind = freeBind;
         _releaseGap = releaseGap;
         _time = time;
@@ -67,11 +71,29 @@ public sealed class DhcpClient : IDisposable
     public long Discarded => Interlocked.Read(ref _discarded);
     private long _discarded;
 
-    /// <summary>Opens the client's socket on <paramref name="interfaceName"/> and starts its thread.</summary>
-    public static DhcpClient? Open(string interfaceName, bool freeBind, TimeSpan releaseGap, TimeProvider time, string pool, out string why)
+    /// <summary>Opens the client's socket on <paramref name="interfaceName"/> (and, with a probe
+    /// wait, its ARP socket for conflict detection) and starts its thread.</summary>
+    public static DhcpClient? Open(string interfaceName, bool freeBind, TimeSpan releaseGap, TimeProvider time, string pool, out string why,
+        TimeSpan probeWait = default, byte[]? mac = null)
     {
+        ConflictProbe? probe = null;
+        if (probeWait > TimeSpan.Zero && (probe = ConflictProbe.Open(interfaceName, mac!, out why)) is null) return null;
         var transport = DhcpTransport.Open(interfaceName, out why);
-        return transport is null ? null : new DhcpClient(interfaceName, transport, freeBind, releaseGap, time, pool);
+        if (transport is null)
+        {
+            probe?.Dispose();
+            return null;
+        }
+        return new DhcpClient(interfaceName, transport, probe, probeWait, freeBind, releaseGap, time, pool);
+    }
+
+    /// <summary>Client thread: checks that no other station uses <paramref name="address"/> before
+    /// it is used (RFC 5227 probe, answered within the probe wait); <paramref name="done"/> gets
+    /// true on a conflict. Without a probe configured it is told false at once.</summary>
+    public void Probe(IPAddress address, Action<bool> done)
+    {
+        if (_probe is null) done(false);
+        else _probe.Start(address, _time.GetUtcNow() + _probeWait, done);
     }
 
     /// <summary>A transaction id no other machine of this process uses now.</summary>
@@ -286,12 +308,19 @@ public sealed class DhcpClient : IDisposable
             if (_releases.Count > 0 && _lastRelease + _releaseGap < next) next = _lastRelease + _releaseGap;
         }
 
+        if (_probe is not null) next = _probe.Settle(now, next);
+
         fds.Clear();
         fds.Add(_transport.BroadcastSocket);
+        if (_probe is not null) fds.Add(_probe.Descriptor);
         foreach (var entry in _entries) if (entry.LeaseSocket >= 0) fds.Add(entry.LeaseSocket);
         int timeout = (int)Math.Clamp(Math.Ceiling((next - _time.GetUtcNow()).TotalMilliseconds), 0, 1000);
         _transport.Wait(fds, timeout, readable);
-        foreach (int fd in readable) Drain(fd);
+        foreach (int fd in readable)
+        {
+            if (fd == _probe?.Descriptor) _probe.Drain();
+            else Drain(fd);
+        }
     }
 
     private void Drain(int fd)
@@ -345,5 +374,6 @@ public sealed class DhcpClient : IDisposable
         _thread.Join(TimeSpan.FromSeconds(2));
         foreach (var entry in _entries) CloseLeaseSocket(entry);
         _transport.Dispose();
+        _probe?.Dispose();
     }
 }

@@ -73,7 +73,7 @@ internal sealed class DhcpSource : IDisposable
         var mac = HostFacts.HardwareAddress(iface);
         if (mac is null || mac.All(b => b == 0))
             throw new ConfigurationException(new SettingProblem($"pool '{settings.Name}' interface", iface, "has no Ethernet address to put in DHCP requests", "eth0"));
-        var client = DhcpClient.Open(iface, freeBind, ReleaseGap, time, settings.Name, out string why)
+        var client = DhcpClient.Open(iface, freeBind, ReleaseGap, time, settings.Name, out string why, TimeSpan.FromMilliseconds(settings.DhcpProbe), mac)
             ?? throw new ConfigurationException(new SettingProblem($"pool '{settings.Name}' interface", iface, why, "an Ethernet interface on the DHCP server's link"));
         var timing = new DhcpTiming
         {
@@ -155,7 +155,19 @@ internal sealed class DhcpSource : IDisposable
         switch (output.Event)
         {
             case DhcpLeaseEvent.Bound:
-                Establish(entry);
+                // RFC 2131 4.4.1: check the address on the link before using it (when configured).
+                var address = entry.Machine.Address!;
+                _client.Probe(address, conflict =>
+                {
+                    if (!conflict) Establish(entry);
+                    else if (entry.Machine.State == DhcpLeaseState.Bound) _client.Apply(entry, entry.Machine.Decline($"{address} answered an ARP probe from another station"));
+                    else
+                    {
+                        // Renewing already (a probe wait longer than T1): give it back instead.
+                        _inFlight--;
+                        _client.Release(entry);
+                    }
+                });
                 break;
             case DhcpLeaseEvent.Renewed:
                 if (entry.Tag is Held renewed) _pool.Table.SetExpiry(renewed.Slot, renewed.ExpiresAt.ToUnixTimeMilliseconds());

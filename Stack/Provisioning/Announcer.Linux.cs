@@ -49,12 +49,8 @@ public sealed class Announcer(string interfaceName) : IDisposable
     {
         if (address.AddressFamily == AddressFamily.InterNetwork)
         {
-            var ethernet = new EthernetPacket(mac, PhysicalAddress.Parse("FF-FF-FF-FF-FF-FF"), EthernetType.Arp)
-            {
-                // Gratuitous ARP: a request for the address by its own owner.
-                PayloadPacket = new ArpPacket(ArpOperation.Request, PhysicalAddress.Parse("00-00-00-00-00-00"), address, mac, address),
-            };
-            return ethernet.Bytes;
+            // Gratuitous ARP: a request for the address by its own owner.
+            return Wire.ArpFrames.Request(mac, address, address);
         }
 
         var allNodes = IPAddress.Parse("ff02::1");

@@ -243,6 +243,28 @@ public class DhcpTests
         Assert.That(lan.AddressesOf(host), Is.EqualTo(new[] { "192.0.2.1" }));
     }
 
+    /// <summary>RFC 5227 before use: with --dhcp-probe, a bound lease whose address another host
+    /// of the link answers ARP for is declined at the server, and the socket gets another.</summary>
+    [Test]
+    public void A_leased_address_another_host_answers_for_is_declined_after_the_arp_probe()
+    {
+        using var lan = new DhcpLan(clients: 2);
+        // Kea hands its pool out from the first address (dnsmasq would ping it first and skip it).
+        lan.StartKea(valid: 120, renew: 60, rebind: 90);
+        TwoHosts.Ip($"-n {lan.Clients[1]} addr add 203.0.113.10/32 dev {DhcpLan.ClientLink}");
+        var echo = Echo(lan, 0);
+        var env = lan.Pool();
+        env["SOCKSHIM_DHCPPROBE"] = "300";
+        var (agent, addresses) = HoldSockets(lan, lan.Clients[0], 3, env);
+        Assert.That(addresses, Has.All.StartsWith("203.0.113.") & Is.Unique);
+        Assert.That(addresses, Does.Not.Contain("203.0.113.10"), "the address in use on the other host was not used");
+        // Kea's memfile: address, hwaddr, client_id, valid_lifetime, expire, subnet_id, fqdn_fwd, fqdn_rev, hostname, state (1: declined).
+        var declined = File.ReadAllLines(lan.KeaLeaseFile).Skip(1).Select(l => l.Split(',')).Where(f => f.Length > 9 && f[0] == "203.0.113.10" && f[9] == "1");
+        Assert.That(declined, Is.Not.Empty, () => $"Kea recorded the DECLINE of 203.0.113.10: {File.ReadAllText(lan.KeaLeaseFile)}");
+        Close(agent);
+        Assert.That(lan.AddressesOf(lan.Clients[1]), Does.Contain("203.0.113.10"), "the other host keeps its address");
+    }
+
     /// <summary>The Berkeley API's TUPLE_DHCP: each descriptor's getsockname is its own lease;
     /// close gives the leases back at the server.</summary>
     [Test]

@@ -75,6 +75,8 @@ public class ConfigurationTests
     [TestCase("Provisioner", "magic", "no such provisioner")]
     [TestCase("MaxAddresses", "lots", "not a whole number")]
     [TestCase("StateDir", "relative/dir", "absolute path")]
+    [TestCase("DhcpProbe", "200", "addresses leased by a DHCP server")]
+    [TestCase("Prefetch", "-1", "prefetch must be from 0 to 10000")]
     public void Unknown_words_are_refused_with_what_is_known(string key, string value, string why)
     {
         var ex = Fails(options: new() { [key] = value });

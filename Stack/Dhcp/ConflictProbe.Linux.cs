@@ -1,0 +1,119 @@
+using System.Buffers.Binary;
+using System.Net;
+using System.Net.NetworkInformation;
+using Microsoft.Extensions.Logging;
+using SockShim.Stack.Provisioning;
+using SockShim.Stack.Wire;
+using Tmds.Linux;
+using static Tmds.Linux.LibC;
+
+namespace SockShim.Stack.Dhcp;
+
+/// <summary>
+/// RFC 5227 address conflict detection for a lease just bound (RFC 2131 4.4.1: the client should
+/// check the address before using it): an ARP probe (sender 0.0.0.0) for the address, and any
+/// ARP from another station claiming it means the address is in use and is declined. A packet
+/// socket for ARP only, non-blocking, read from the DHCP client's own loop.
+/// </summary>
+internal sealed unsafe class ConflictProbe : IDisposable
+{
+    private const ushort EthPArp = 0x0806;
+    private readonly PhysicalAddress _mac;
+    private readonly byte[] _buffer = new byte[1514];
+    private readonly string _interface;
+    private readonly ILogger _log = Telemetry.StackLogging.For("SockShim.Dhcp");
+    private readonly Dictionary<IPAddress, (DateTimeOffset Deadline, Action<bool> Done)> _probing = new();
+
+    private ConflictProbe(int fd, PhysicalAddress mac, string interfaceName)
+    {
+        Descriptor = fd;
+        _mac = mac;
+        _interface = interfaceName;
+    }
+
+    /// <summary>The packet socket, for the client loop's poll.</summary>
+    public int Descriptor { get; }
+
+    /// <summary>Opens the probe's socket on <paramref name="interfaceName"/>; null with a reason.</summary>
+    public static ConflictProbe? Open(string interfaceName, byte[] mac, out string why)
+    {
+        if (HostFacts.InterfaceIndex(interfaceName) is not { } index)
+        {
+            why = $"interface '{interfaceName}' does not exist";
+            return null;
+        }
+        ushort protocol = BinaryPrimitives.ReverseEndianness(EthPArp);
+        int fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
+        if (fd < 0)
+        {
+            why = $"an ARP socket for the conflict probe could not be opened (errno {errno}; it needs CAP_NET_RAW)";
+            return null;
+        }
+        sockaddr_ll link = default;
+        link.sll_family = (ushort)AF_PACKET;
+        link.sll_protocol = protocol;
+        link.sll_ifindex = (int)index;
+        if (bind(fd, (sockaddr*)&link, (uint)sizeof(sockaddr_ll)) != 0)
+        {
+            why = $"binding the ARP socket to {interfaceName} failed: errno {errno}";
+            close(fd);
+            return null;
+        }
+        why = "";
+        return new ConflictProbe(fd, new PhysicalAddress(mac), interfaceName);
+    }
+
+    /// <summary>Probes <paramref name="address"/>: <paramref name="done"/> gets true when another
+    /// station claims it, false when none has by <paramref name="deadline"/> (see <see cref="Settle"/>).</summary>
+    public void Start(IPAddress address, DateTimeOffset deadline, Action<bool> done)
+    {
+        var frame = ArpFrames.Request(_mac, IPAddress.Any, address);
+        long sent;
+        fixed (byte* p = frame) sent = send(Descriptor, p, frame.Length, 0);
+        if (sent != frame.Length)
+        {
+            // Fail open: the server leased it, and the kernel still refuses a duplicate on this host.
+            _log.LogWarning("dhcp {Interface}: the ARP probe for {Address} could not be sent (errno {Error}); using it unchecked", _interface, address, errno);
+            done(false);
+            return;
+        }
+        _probing[address] = (deadline, done);
+    }
+
+    /// <summary>Tells the probes whose wait is over that their address is free; the earlier of
+    /// <paramref name="next"/> and the next probe deadline.</summary>
+    public DateTimeOffset Settle(DateTimeOffset now, DateTimeOffset next)
+    {
+        if (_probing.Count == 0) return next;
+        List<IPAddress>? due = null;
+        foreach (var (address, probe) in _probing)
+        {
+            if (probe.Deadline <= now) (due ??= new()).Add(address);
+            else if (probe.Deadline < next) next = probe.Deadline;
+        }
+        if (due is not null)
+            foreach (var address in due)
+                if (_probing.Remove(address, out var probe)) probe.Done(false);
+        return next;
+    }
+
+    /// <summary>Reads what arrived: an address being probed that another station claims (as an
+    /// ARP sender) is a conflict.</summary>
+    public void Drain()
+    {
+        for (int i = 0; i < 256; i++)
+        {
+            long n;
+            fixed (byte* p = _buffer) n = recv(Descriptor, p, _buffer.Length, 0);
+            if (n <= 0) return;
+            if (!ArpFrames.TryReadSender(_buffer.AsSpan(0, (int)n), out var sender, out var senderMac)) continue;
+            // Our own frames come back on a packet socket; a probe's sender 0.0.0.0 claims nothing.
+            if (senderMac.Equals(_mac) || sender.Equals(IPAddress.Any)) continue;
+            if (!_probing.Remove(sender, out var probe)) continue;
+            _log.LogWarning("dhcp {Interface}: {Address} is in use by {Mac} on the link: declining it", _interface, sender, senderMac);
+            probe.Done(true);
+        }
+    }
+
+    public void Dispose() => close(Descriptor);
+}
