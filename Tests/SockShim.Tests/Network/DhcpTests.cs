@@ -261,7 +261,9 @@ public class DhcpTests
         // Kea's memfile: address, hwaddr, client_id, valid_lifetime, expire, subnet_id, fqdn_fwd, fqdn_rev, hostname, state (1: declined).
         var declined = File.ReadAllLines(lan.KeaLeaseFile).Skip(1).Select(l => l.Split(',')).Where(f => f.Length > 9 && f[0] == "203.0.113.10" && f[9] == "1");
         Assert.That(declined, Is.Not.Empty, () => $"Kea recorded the DECLINE of 203.0.113.10: {File.ReadAllText(lan.KeaLeaseFile)}");
-        Close(agent);
+        var metrics = Close(agent);
+        Assert.That(metrics.GetValueOrDefault("sockshim.dhcp.restarts"), Is.GreaterThanOrEqualTo(1), "the declined acquisition started over");
+        Assert.That(metrics.GetValueOrDefault("sockshim.leases.acquired"), Is.EqualTo(3));
         Assert.That(lan.AddressesOf(lan.Clients[1]), Does.Contain("203.0.113.10"), "the other host keeps its address");
     }
 
