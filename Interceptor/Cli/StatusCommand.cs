@@ -16,7 +16,7 @@ internal static class StatusCommand
         {
             var now = DateTimeOffset.UtcNow;
             var rows = HostSweep.Holders(stack.StateDirectory(parse))
-                .Select(h => new HolderRow(h.Pool, h.Address.ToString(), h.Pid, ProcessName(h.Pid), h.Socket >= 0 ? $"fd {h.Socket}" : "-",
+                .Select(h => new HolderRow(h.Pool, h.Address.ToString(), h.Pid, ProcessName(h.Pid), h.Socket >= 0 ? $"fd {h.Socket}" : "-", h.Socket == SockShim.Stack.Leases.LeaseTable.ReadySocket,
                     h.Provisioner + (h.Interface is null ? "" : $" {h.Interface}"), (long)(now - h.Since).TotalSeconds, h.Alive,
                     h.LeaseExpires?.ToString("yyyy-MM-ddTHH:mm:ssZ"), h.LeaseExpires is { } e ? (long)(e - now).TotalSeconds : null))
                 .OrderBy(r => r.Pool).ThenBy(r => r.Pid).ToList();
@@ -27,14 +27,14 @@ internal static class StatusCommand
             }
             output.WriteLine($"{"POOL",-12} {"ADDRESS",-28} {"PID",8} {"PROCESS",-16} {"SOCKET",-8} {"PROVISIONER",-16} {"AGE",8} {"LEASE EXPIRES",-26} STATE");
             foreach (var r in rows)
-                output.WriteLine($"{r.Pool,-12} {r.Address,-28} {r.Pid,8} {r.Process,-16} {r.Socket,-8} {r.Provisioner,-16} {r.AgeSeconds + "s",8} {(r.LeaseExpires is null ? "-" : $"{r.LeaseExpires} (in {r.LeaseExpiresInSeconds}s)"),-26} {(r.Alive ? "live" : "holder gone: `sockshim gc` frees it")}");
+                output.WriteLine($"{r.Pool,-12} {r.Address,-28} {r.Pid,8} {r.Process,-16} {r.Socket,-8} {r.Provisioner,-16} {r.AgeSeconds + "s",8} {(r.LeaseExpires is null ? "-" : $"{r.LeaseExpires} (in {r.LeaseExpiresInSeconds}s)"),-26} {(!r.Alive ? "holder gone: `sockshim gc` frees it" : r.Ready ? "ready (prefetched)" : "live")}");
             output.WriteLine($"{rows.Count} held");
             return 0;
         });
         return command;
     }
 
-    private sealed record HolderRow(string Pool, string Address, int Pid, string Process, string Socket, string Provisioner, long AgeSeconds, bool Alive,
+    private sealed record HolderRow(string Pool, string Address, int Pid, string Process, string Socket, bool Ready, string Provisioner, long AgeSeconds, bool Alive,
         string? LeaseExpires, long? LeaseExpiresInSeconds);
 
     private static string ProcessName(int pid)

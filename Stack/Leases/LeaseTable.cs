@@ -134,7 +134,10 @@ public sealed unsafe class LeaseTable : IDisposable
         return ((uint)(word >> 32), (uint)word, Volatile.Read(ref *ExpiresAt(slot)));
     }
 
-    /// <summary>The holder's socket descriptor, for status (-1: not known yet).</summary>
+    /// <summary>The socket word of a prefetched address that waits, on the host, for a socket.</summary>
+    public const long ReadySocket = -2;
+
+    /// <summary>The holder's socket descriptor, for status (-1: not known yet; <see cref="ReadySocket"/>: prefetched).</summary>
     public long SocketOf(int slot) => Volatile.Read(ref *SocketWord(slot)) - 1;
 
     /// <summary>Records the descriptor of the socket that holds <paramref name="slot"/>.</summary>

@@ -41,7 +41,7 @@ public sealed class AddressPool : IDisposable
         _table = table;
         _time = time;
         _dhcp = dhcp?.Invoke(this);
-        if (_dhcp is null && prefetch > 0) _reserve = new ProvisionedReserve(prefetch, () => ClaimProvisioned(out _, out _), GiveBack);
+        if (_dhcp is null && prefetch > 0) _reserve = new ProvisionedReserve(prefetch, ClaimReady, GiveBack);
         // Whatever a crashed process left is free again before this one starts taking addresses.
         ReclaimDead();
     }
@@ -110,7 +110,8 @@ public sealed class AddressPool : IDisposable
         if (_helper is not null) return TryAcquireFromHelper(reason, out lease, out error);
         int slot;
         System.Net.IPAddress? address = null;
-        if (_reserve is null || !_reserve.TryTake(out slot))
+        if (_reserve is not null && _reserve.TryTake(out slot)) _table.SetSocket(slot, -1);
+        else
         {
             slot = ClaimProvisioned(out address, out error);
             if (slot < 0) return false;
@@ -163,6 +164,14 @@ public sealed class AddressPool : IDisposable
         {
             if (skipped is not null) foreach (int slot in skipped) _table.Release(slot, _owner);
         }
+    }
+
+    // A slot for the reserve, marked so `status` shows it waiting.
+    private int ClaimReady()
+    {
+        int slot = ClaimProvisioned(out _, out _);
+        if (slot >= 0) _table.SetSocket(slot, LeaseTable.ReadySocket);
+        return slot;
     }
 
     // A reserve slot goes back: off the host, then out of the table.
@@ -223,7 +232,7 @@ public sealed class AddressPool : IDisposable
         // Prefetch: the address stays on the host and in this process's hands for the next socket.
         if (_reserve is not null && _reserve.TryKeep(lease.Slot))
         {
-            _table.SetSocket(lease.Slot, -1);
+            _table.SetSocket(lease.Slot, LeaseTable.ReadySocket);
             return;
         }
         _table.Release(lease.Slot, _owner);

@@ -58,6 +58,7 @@ public class ProvisionedReserveTests
             Assert.That(pool.TryAcquire("first", out var first, out var error), Is.True, error?.Message);
             Assert.That(DhcpLan.Eventually(() => pool.ReadyLeases == 4, TimeSpan.FromSeconds(5)), Is.True, "4 ready behind the first socket");
             Assert.That(provisioner.OnHost(), Has.Count.EqualTo(5));
+            Assert.That(pool.Table.HeldSlots().Count(h => pool.Table.SocketOf(h.Slot) == LeaseTable.ReadySocket), Is.EqualTo(4), "marked ready for `sockshim status`");
             var ready = provisioner.OnHost().Except([first.Address]).ToList();
 
             var taken = new List<Lease>();
