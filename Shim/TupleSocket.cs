@@ -1,6 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
-using System.Runtime.CompilerServices;
+using SockShim.Binding;
 using SockShim.Stack;
 using SockShim.Stack.Leases;
 using SockShim.Stack.Pools;
@@ -20,7 +20,7 @@ namespace SockShim;
 /// with an ephemeral port chosen at connect time (IP_BIND_ADDRESS_NO_PORT), so each address has
 /// its own full port range. The address goes back to the pool on Dispose, Close or finalization.
 /// </remarks>
-public partial class TupleSocket : Socket
+public partial class TupleSocket : Socket, IBindTarget
 {
     private readonly AddressStack _stack;
     private Lease? _lease;
@@ -66,10 +66,10 @@ public partial class TupleSocket : Socket
     /// same port; a specific address is bound as given (and any address held is returned).</summary>
     public new void Bind(EndPoint localEP)
     {
-        if (!Tuple.NewAddress || localEP is not IPEndPoint ip || !OwnAddressBinding.IsWildcard(ip.Address))
+        if (!Tuple.NewAddress || localEP is not IPEndPoint ip || !SocketBinder.IsWildcard(ip.Address))
         {
             ReleaseLease();
-            base.Bind(localEP);
+            SocketBinder.BindAsGiven(this, localEP);
             return;
         }
         if (_lease is null) AcquireLease($"bind port {ip.Port}");
@@ -117,14 +117,13 @@ public partial class TupleSocket : Socket
     private void PrepareFor(EndPoint? remote, string operation)
     {
         if (!Tuple.NewAddress) return;
-        if (_lease is null)
+        if (_lease is null && IsBound) return; // bound by the app through the base type: its choice stands
+        if (_lease is not null && _boundByShim)
         {
-            if (IsBound) return; // bound by the app through the base type: its choice stands
-            AcquireLease(remote is null ? operation : $"{operation} to {remote}");
+            if (SocketBinder.Reach(_lease, remote as IPEndPoint) is { } unreachable) throw ShimErrors.ToException(unreachable);
+            return;
         }
-        if (remote is IPEndPoint ip && _lease!.CannotReach(ip.Address) is { } why)
-            throw ShimErrors.Unreachable(why);
-        if (!_boundByShim) BindLease(0, deferPort: false);
+        if (SocketBinder.BeforeTraffic(_stack, this, remote as IPEndPoint, operation, required: true) is { } failed) throw ShimErrors.ToException(failed);
     }
 
     private async ValueTask Completed(ValueTask connect)
@@ -135,32 +134,29 @@ public partial class TupleSocket : Socket
 
     private void AcquireLease(string reason)
     {
-        var family = AddressFamily == AddressFamily.InterNetworkV6 && DualMode && Tuple.Pool is null && !HasPool(AddressFamily.InterNetworkV6)
-            ? AddressFamily.InterNetwork
-            : AddressFamily;
-        if (!_stack.TryAcquire(family, Tuple.Pool, reason, out var lease, out var error))
-            throw ShimErrors.ToException(error!);
-        _lease = lease;
-        // A DHCP lease that expires (or is refused renewal) takes the socket with it: the address
-        // is gone from the host, so nothing sent from it could arrive. Lease.LostReason says why.
-        LeaseLoss.CloseOnLoss(this, lease);
+        if (SocketBinder.Acquire(_stack, this, null, reason) is { } failed) throw ShimErrors.ToException(failed);
     }
-
-    private bool HasPool(AddressFamily family) => _stack.Pools.Any(p => p.Definition.Family == family);
 
     private void BindLease(int port, bool deferPort)
     {
-        base.Bind(OwnAddressBinding.Prepare(this, _lease!, port, deferPort));
-        _boundByShim = true;
-        ForgetStaleLocalEndPoint();
+        if (SocketBinder.BindOwn(this, port, deferPort) is { } failed) throw ShimErrors.ToException(failed);
     }
 
-    // Socket caches LocalEndPoint on first read and refreshes it after connect only when it was
-    // a wildcard. Ours was addr:0, so the cache would keep reporting port 0: drop it.
-    private void ForgetStaleLocalEndPoint() => LocalEndPointCache(this) = null;
+    private void ForgetStaleLocalEndPoint() => NetSockets.ForgetStaleLocalEndPoint(this);
 
-    [UnsafeAccessor(UnsafeAccessorKind.Field, Name = "_localEndPoint")]
-    private static extern ref EndPoint? LocalEndPointCache(Socket socket);
+    int IBindTarget.Descriptor => NetSockets.DescriptorOf(this);
+    AddressFamily IBindTarget.Family => AddressFamily;
+    bool IBindTarget.DualMode => AddressFamily == AddressFamily.InterNetworkV6 && DualMode;
+    string? IBindTarget.PoolName => Tuple.Pool;
+    Lease? IBindTarget.Lease { get => _lease; set => _lease = value; }
+    int IBindTarget.BindEndpoint(IPEndPoint own)
+    {
+        NetSockets.Bind(this, own);
+        _boundByShim = true;
+        ForgetStaleLocalEndPoint();
+        return 0;
+    }
+    void IBindTarget.LeaseLost(Lease lease, string reason) => LeaseLoss.Close(this, lease, reason);
 
     private void ReleaseLease()
     {

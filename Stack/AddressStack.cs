@@ -109,6 +109,9 @@ public sealed class AddressStack : IDisposable
         return pool;
     }
 
+    /// <summary>Whether any pool serves sockets of <paramref name="family"/>.</summary>
+    public bool HasPool(AddressFamily family) => _pools.Exists(p => p.Definition.Family == family);
+
     /// <summary>Acquires a lease for a new socket of <paramref name="family"/>.</summary>
     public bool TryAcquire(AddressFamily family, string? poolName, string reason, out Lease lease, out StackError? error)
     {

@@ -1,11 +1,15 @@
+using System.Net;
+using System.Net.Sockets;
+using SockShim.Binding;
 using SockShim.Stack.Leases;
 
 namespace SockShim.Interceptor.Hooks;
 
-/// <summary>What SockShim knows about one intercepted socket. It hangs off the socket in a
-/// ConditionalWeakTable; when the socket is finalized the table entry is already gone, so this
-/// object's own finalizer is what returns the address of a socket nobody disposed.</summary>
-internal sealed class SocketState(bool tuple)
+/// <summary>What SockShim knows about one intercepted socket, and the socket as the binder sees
+/// it. It hangs off the socket in a ConditionalWeakTable; when the socket is finalized the table
+/// entry is already gone, so this object's own finalizer is what returns the address of a
+/// socket nobody disposed.</summary>
+internal sealed class SocketState(Socket socket, bool tuple) : IBindTarget
 {
     private Lease? _lease;
 
@@ -20,6 +24,14 @@ internal sealed class SocketState(bool tuple)
         get => Volatile.Read(ref _lease);
         set => Volatile.Write(ref _lease, value);
     }
+
+    // The table's value may point at its key: a ConditionalWeakTable does not keep the key alive.
+    public int Descriptor => NetSockets.DescriptorOf(socket);
+    public AddressFamily Family => socket.AddressFamily;
+    public bool DualMode => socket.AddressFamily == AddressFamily.InterNetworkV6 && socket.DualMode;
+    public string? PoolName => null;
+    public int BindEndpoint(IPEndPoint own) => NetSockets.Bind(socket, own);
+    public void LeaseLost(Lease lease, string reason) => LeaseLoss.Close(socket, lease, reason);
 
     /// <summary>Returns the address, once, whichever path gets here first.</summary>
     public void Release()

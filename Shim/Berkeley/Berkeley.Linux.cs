@@ -1,6 +1,6 @@
 using System.Net;
 using System.Runtime.InteropServices;
-using SockShim.Stack;
+using SockShim.Binding;
 using SockShim.Stack.Pools;
 using Tmds.Linux;
 
@@ -82,13 +82,10 @@ public static unsafe partial class Berkeley
         {
             // Bound now with the port left to connect (IP_BIND_ADDRESS_NO_PORT), so a later
             // bind may still choose one.
-            if (!Acquire(entry, "socket() eager", out int error) ||
-                !OwnAddressBinding.DeferPort(fd) ||
-                BindOwn(fd, entry, 0) != 0)
+            if ((SocketBinder.Acquire(SockShimRuntime.Stack, entry, null, "socket() eager") ?? SocketBinder.BindOwn(entry, 0, deferPort: true)) is { } failed)
             {
-                error = error != 0 ? error : LibC.errno;
                 close(fd);
-                return Fail(error);
+                return Fail(failed.Errno);
             }
         }
         return fd;
@@ -96,18 +93,19 @@ public static unsafe partial class Berkeley
 
     public static int bind(int socket, sockaddr* address, socklen_t address_len)
     {
-        if (!TupleDescriptors.TryGet(socket, out var entry) || !entry.Active) return LibC.bind(socket, address, address_len);
+        if (!TupleDescriptors.TryGet(socket, out var entry) || !entry.Active) return SocketBinder.BindAsGiven(socket, address, address_len);
         var requested = SockAddr.Read((byte*)address, (int)address_len);
-        if (requested is null) return LibC.bind(socket, address, address_len);
-        if (!requested.Address.Equals(IPAddress.Any) && !requested.Address.Equals(IPAddress.IPv6Any))
+        if (requested is null) return SocketBinder.BindAsGiven(socket, address, address_len);
+        if (!SocketBinder.IsWildcard(requested.Address))
         {
             // A specific address is the caller's choice; what was taken eagerly goes back.
             entry.Active = false;
             Interlocked.Exchange(ref entry.Lease, null)?.Release();
-            return LibC.bind(socket, address, address_len);
+            return SocketBinder.BindAsGiven(socket, address, address_len);
         }
-        if (entry.Lease is null && !Acquire(entry, $"bind port {requested.Port}", out int error)) return Fail(error);
-        return BindOwn(socket, entry, requested.Port);
+        var failed = (entry.Lease is null ? SocketBinder.Acquire(SockShimRuntime.Stack, entry, null, $"bind port {requested.Port}") : null)
+            ?? SocketBinder.BindOwn(entry, requested.Port, deferPort: true);
+        return failed is { } f ? Failed(socket, f.Errno) : 0;
     }
 
     public static int connect(int socket, sockaddr* address, socklen_t address_len)
@@ -158,61 +156,19 @@ public static unsafe partial class Berkeley
     /// Returns an errno, or null to go on.</summary>
     private static int? Prepare(int socket, sockaddr* address, socklen_t address_len, string operation)
     {
-        if (!TupleDescriptors.TryGet(socket, out var entry) || !entry.Active || IsBound(socket)) return null;
+        if (!TupleDescriptors.TryGet(socket, out var entry) || !entry.Active || SocketBinder.IsBound(socket)) return null;
         var destination = SockAddr.Read((byte*)address, (int)address_len);
-        if (entry.Lease is null && !Acquire(entry, operation, out int error)) return error;
-        if (destination is not null && entry.Lease!.CannotReach(destination.Address) is not null) return LibC.ENETUNREACH;
-        return BindOwn(socket, entry, 0) == 0 ? null : LibC.errno;
+        return SocketBinder.BeforeTraffic(SockShimRuntime.Stack, entry, destination, operation, required: true) is { } failed ? Forgotten(socket, failed.Errno) : null;
     }
 
-    private static bool Acquire(TupleEntry entry, string reason, out int error)
+    // The descriptor was closed behind SockShim's back: what its entry holds goes back now.
+    private static int Forgotten(int fd, int error)
     {
-        error = 0;
-        var family = entry.Family == SockAddr.AF_INET ? System.Net.Sockets.AddressFamily.InterNetwork : System.Net.Sockets.AddressFamily.InterNetworkV6;
-        if (SockShimRuntime.Stack.TryAcquire(family, entry.Pool, reason, out var lease, out var problem))
-        {
-            entry.Lease = lease;
-            if (lease.ExpiresAt is not null)
-                lease.OnLost((_, _) =>
-                {
-                    // Only while the descriptor is still this socket's: it may have been closed and reused.
-                    if (TupleDescriptors.TryGet(entry.Descriptor, out var current) && ReferenceEquals(current, entry))
-                        LibC.shutdown(entry.Descriptor, LibC.SHUT_RDWR);
-                });
-            return true;
-        }
-        error = problem!.Code switch
-        {
-            StackErrorCode.PoolExhausted or StackErrorCode.ProvisionFailed => LibC.EADDRNOTAVAIL,
-            StackErrorCode.NoPoolForFamily => LibC.EAFNOSUPPORT,
-            StackErrorCode.NotGranted => LibC.EACCES,
-            _ => LibC.EINVAL,
-        };
-        return false;
+        if (error == LibC.EBADF) TupleDescriptors.Forget(fd);
+        return error;
     }
 
-    private static int BindOwn(int fd, TupleEntry entry, int port)
-    {
-        entry.Lease!.RecordSocket(fd);
-        if (entry.Lease!.NeedsFreeBind && !OwnAddressBinding.FreeBind(fd, entry.Family == SockAddr.AF_INET6)) return -1;
-        Span<byte> buffer = stackalloc byte[SockAddr.SizeIn6];
-        int length = SockAddr.Write(buffer, new IPEndPoint(entry.Lease!.Address, port), entry.Family);
-        fixed (byte* p = buffer) return LibC.bind(fd, (sockaddr*)p, (uint)length);
-    }
-
-    private static bool IsBound(int fd)
-    {
-        Span<byte> buffer = stackalloc byte[SockAddr.SizeIn6];
-        uint length = (uint)buffer.Length;
-        int saved = LibC.errno;
-        IPEndPoint? local = null;
-        fixed (byte* p = buffer)
-        {
-            if (LibC.getsockname(fd, (sockaddr*)p, (socklen_t*)&length) == 0) local = SockAddr.Read(p, (int)length);
-        }
-        Marshal.SetLastPInvokeError(saved);
-        return local is not null && (local.Port != 0 || !(local.Address.Equals(IPAddress.Any) || local.Address.Equals(IPAddress.IPv6Any)));
-    }
+    private static int Failed(int fd, int error) => Fail(Forgotten(fd, error));
 
     private static int Fail(int error)
     {

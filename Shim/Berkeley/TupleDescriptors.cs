@@ -1,15 +1,35 @@
 using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using SockShim.Binding;
 using SockShim.Stack.Leases;
+using Tmds.Linux;
 
 namespace SockShim;
 
 /// <summary>One socket asked for with a tuple, shared by every descriptor dup'ed from it:
 /// its address goes back when the last of them is closed.</summary>
-internal sealed class TupleEntry(int family, string? pool)
+internal sealed class TupleEntry(int family, string? pool) : IBindTarget
 {
     public int Family { get; } = family;
     public string? Pool { get; } = pool;
     public Lease? Lease;
+
+    int IBindTarget.Descriptor => Descriptor;
+    AddressFamily IBindTarget.Family => Family == SockAddr.AF_INET ? AddressFamily.InterNetwork : AddressFamily.InterNetworkV6;
+    bool IBindTarget.DualMode => false;
+    string? IBindTarget.PoolName => Pool;
+    Lease? IBindTarget.Lease { get => Volatile.Read(ref Lease); set => Volatile.Write(ref Lease, value); }
+
+    int IBindTarget.BindEndpoint(IPEndPoint own) => SocketBinder.BindDescriptor(Descriptor, own, Family);
+
+    /// <summary>Only while the descriptor is still this socket's (it may have been closed and
+    /// reused): shut down, so reads see end of file and writes fail.</summary>
+    void IBindTarget.LeaseLost(Lease lease, string reason)
+    {
+        if (TupleDescriptors.TryGet(Descriptor, out var current) && ReferenceEquals(current, this))
+            LibC.shutdown(Descriptor, LibC.SHUT_RDWR);
+    }
     public int Descriptors = 1;
     /// <summary>The descriptor socket() returned (dup'ed ones share the entry).</summary>
     public int Descriptor { get; init; } = -1;

@@ -31,15 +31,4 @@ public sealed class SocketPolicy(InterceptMode mode, DestinationFilter destinati
         if (family is not (AddressFamily.InterNetwork or AddressFamily.InterNetworkV6)) return false;
         return destination is not null && Destinations.Matches(destination);
     }
-
-    /// <summary>The pool family for a socket of <paramref name="socketFamily"/> going to
-    /// <paramref name="destination"/>: a dual-mode IPv6 socket going to an IPv4 (or mapped)
-    /// destination needs an IPv4 address, bound as ::ffff:a.b.c.d.</summary>
-    public static AddressFamily PoolFamilyFor(AddressFamily socketFamily, bool dualMode, IPEndPoint? destination)
-    {
-        if (socketFamily == AddressFamily.InterNetworkV6 && dualMode && destination is not null &&
-            (destination.AddressFamily == AddressFamily.InterNetwork || destination.Address.IsIPv4MappedToIPv6))
-            return AddressFamily.InterNetwork;
-        return socketFamily;
-    }
 }

@@ -5,6 +5,7 @@ using SharpPcap.LibPcap;
 // Captures on one interface (run it inside a namespace with `ip netns exec`) and prints one
 // line per packet the tests care about, until its standard input closes or time runs out:
 //   syn <source> <destination> dscp N  a TCP SYN and its DiffServ class
+//   tcp <source> <destination> dscp N  a TCP segment carrying data, and its DiffServ class
 //   arp <operation> <sender-ip>       an ARP packet
 //   na <target>                       an ICMPv6 neighbour advertisement
 //   udp <source> <destination> dscp N  a UDP datagram and its DiffServ class
@@ -20,6 +21,8 @@ device.OnPacketArrival += (_, e) =>
     var packet = Packet.ParsePacket(e.GetPacket().LinkLayerType, e.GetPacket().Data);
     if (packet.Extract<TcpPacket>() is { Synchronize: true, Acknowledgment: false } tcp && tcp.ParentPacket is IPPacket ip)
         lines.Add($"syn {ip.SourceAddress} {ip.DestinationAddress} dscp {Dscp(ip)}");
+    else if (packet.Extract<TcpPacket>() is { PayloadData.Length: > 0 } data && data.ParentPacket is IPPacket dip)
+        lines.Add($"tcp {dip.SourceAddress} {dip.DestinationAddress} dscp {Dscp(dip)}");
     else if (packet.Extract<ArpPacket>() is { } arp)
         lines.Add($"arp {arp.Operation} {arp.SenderProtocolAddress}");
     else if (packet.Extract<IcmpV6Packet>() is { Type: IcmpV6Type.NeighborAdvertisement } && packet is EthernetPacket)

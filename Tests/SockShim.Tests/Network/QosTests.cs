@@ -62,6 +62,75 @@ public class QosTests
         Assert.That(datagrams.Select(m => int.Parse(m.Groups[2].Value)), Has.All.EqualTo(expected));
     }
 
+    /// <summary>Every front end binds through the one binder, so every one marks its sockets: the
+    /// pool's class on the TCP SYN, on TCP data segments and on UDP datagrams, from TupleSocket,
+    /// from a Berkeley TUPLE_STATIC-style descriptor (a named pool) and from an unmodified app
+    /// under `sockshim run`; in the same capture, a second pool without a class stays at 0.</summary>
+    [Test]
+    public void Every_front_end_marks_tcp_and_udp_with_its_pools_class()
+    {
+        TwoHosts.RequireRoot();
+        string state = "/dev/shm/sockshim-test-qos-" + Guid.NewGuid().ToString("N")[..8];
+        Directory.CreateDirectory(state);
+        try
+        {
+            string config = Path.Combine(state, "pools.json");
+            File.WriteAllText(config, """
+                {"pools":[{"name":"marked","ranges":["127.104.1.0/24"],"dscp":"EF"},
+                          {"name":"unmarked","ranges":["127.104.2.0/24"]}]}
+                """);
+            string ready = Path.Combine(state, "ready");
+            using var echo = Programs.Start("EchoServer", ["--listen", "127.0.0.1:0", "--timeout", "120", "--ready-file", ready]);
+            Assert.That(DhcpLan.Eventually(() => File.Exists(ready), TimeSpan.FromSeconds(20)), Is.True);
+            string server = File.ReadAllText(ready);
+            using var capture = Programs.Start("SockShim.PcapProbe", ["lo", $"dst port {server.Split(':')[1]} and src net 127.104.0.0/16", "90"], redirectInput: true);
+            Assert.That(capture.StandardOutput.ReadLine(), Is.EqualTo("ready"), () => capture.StandardError.ReadToEnd());
+            var captured = capture.StandardOutput.ReadToEndAsync();
+
+            var env = new Dictionary<string, string> { ["SOCKSHIM_CONFIG"] = config, ["SOCKSHIM_STATEDIR"] = state };
+            var runs = new List<(string FrontEnd, int Expected, string Tcp, string Udp)>();
+            void Traffic(string frontEnd, int expected, string[] args)
+            {
+                var (exit, output, error) = Programs.Run(args[0], args[1..], env, TimeSpan.FromMinutes(2));
+                Assert.That(exit, Is.Zero, $"{frontEnd}: {output}{error}");
+                string Local(string proto) => Regex.Match(output, $@"^{proto} (\S+)$", RegexOptions.Multiline).Groups[1].Value;
+                runs.Add((frontEnd, expected, Local("tcp"), Local("udp")));
+            }
+            string agent = Programs.PathOf("SockShim.TestAgent");
+            foreach (var (pool, expected) in new[] { ("marked", 46), ("unmarked", 0) })
+            {
+                Traffic($"TupleSocket from {pool}", expected, ["SockShim.TestAgent", "traffic", server, "tuple", pool]);
+                Traffic($"Berkeley from {pool}", expected, ["SockShim.TestAgent", "traffic", server, "berkeley", pool]);
+            }
+            // An unmodified app: ordinary sockets, the launcher's first pool (the marked one).
+            Traffic("sockshim run", 46, ["SockShim.Interceptor", "run", "--", "dotnet", agent, "traffic", server, "plain"]);
+
+            capture.StandardInput.Close();
+            Assert.That(capture.WaitForExit(60_000), Is.True);
+            echo.Kill();
+            var packets = Regex.Matches(captured.Result, @"^(syn|tcp|udp) (\S+) \S+ dscp (\d+)$", RegexOptions.Multiline)
+                .Select(m => (Kind: m.Groups[1].Value, Source: m.Groups[2].Value, Dscp: int.Parse(m.Groups[3].Value))).ToList();
+            Assert.Multiple(() =>
+            {
+                foreach (var (frontEnd, expected, tcp, udp) in runs)
+                {
+                    Assert.That(tcp, Does.StartWith("127.104."), $"{frontEnd}: TCP from a pool address");
+                    Assert.That(udp, Does.StartWith("127.104."), $"{frontEnd}: UDP from a pool address");
+                    foreach (var (kind, source) in new[] { ("syn", tcp), ("tcp", tcp), ("udp", udp) })
+                    {
+                        var seen = packets.Where(p => p.Kind == kind && p.Source == source).Select(p => p.Dscp).ToList();
+                        Assert.That(seen, Is.Not.Empty, $"{frontEnd}: a {kind} packet from {source} was captured");
+                        Assert.That(seen, Has.All.EqualTo(expected), $"{frontEnd}: {kind} from {source}");
+                    }
+                }
+            });
+        }
+        finally
+        {
+            Directory.Delete(state, true);
+        }
+    }
+
     /// <summary>IPv6: the class goes into the traffic class (IPV6_TCLASS). An AnyIP prefix on a
     /// namespace's loopback gives the IPv6 addresses (the loopback provisioner is IPv4-only).</summary>
     [Test]

@@ -219,6 +219,42 @@ public unsafe class BerkeleyTests
         LibC.close(theirs);
     }
 
+    /// <summary>The errors of SockShim's own paths (its bind of the socket's own address, its
+    /// connect after that bind, its socket() with a tuple) are the kernel's, as libc reports the
+    /// equivalent plain call.</summary>
+    [Test]
+    public void SockShims_own_paths_set_the_same_errno_as_libc()
+    {
+        // A tuple socket's bind of its own address to a port another socket holds there.
+        int tuple = socket(AF_INET_TUPLE, SOCK_STREAM, 0);
+        var own = Name(tuple, getsockname)!.Address;
+        int holder = LibC.socket(LibC.AF_INET, LibC.SOCK_STREAM, 0), rival = LibC.socket(LibC.AF_INET, LibC.SOCK_STREAM, 0);
+        Assert.That(Bind(holder, new IPEndPoint(own, 0), LibC.bind), Is.Zero);
+        int taken = Name(holder, LibC.getsockname)!.Port;
+        Assert.That(Compare(() => Bind(tuple, new IPEndPoint(IPAddress.Any, taken), bind), () => Bind(rival, new IPEndPoint(own, taken), LibC.bind)),
+            Is.EqualTo((-1, EADDRINUSE)));
+
+        // A tuple connect to a port where nothing listens (bound, not listening: the kernel resets).
+        int refusing = LibC.socket(LibC.AF_INET, LibC.SOCK_STREAM, 0);
+        Assert.That(Bind(refusing, new IPEndPoint(IPAddress.Loopback, 0), LibC.bind), Is.Zero);
+        var closedPort = Name(refusing, LibC.getsockname)!;
+        int tuple2 = socket(AF_INET_TUPLE, SOCK_STREAM, 0), plain = LibC.socket(LibC.AF_INET, LibC.SOCK_STREAM, 0);
+        Assert.That(Compare(() => connect(tuple2, closedPort), () => Bind(plain, closedPort, LibC.connect)), Is.EqualTo((-1, ECONNREFUSED)));
+        Assert.That(Name(tuple2, getsockname)!.Address.ToString(), Does.StartWith("127.104."), "the refused connect went out from the socket's own address");
+
+        // A family SockShim cannot give an address to, asked for with a tuple.
+        Assert.That(Compare(() => socket(12345, SOCK_STREAM, 0, TUPLE_STATIC), () => LibC.socket(12345, LibC.SOCK_STREAM, 0)), Is.EqualTo((-1, EAFNOSUPPORT)));
+
+        // A lazy tuple descriptor closed behind SockShim's back: its acquire-and-bind meets a bad descriptor.
+        UsePool(AllocationTime.Lazy);
+        int gone = socket(AF_INET_TUPLE, SOCK_STREAM, 0);
+        LibC.close(gone);
+        Assert.That(Compare(() => connect(gone, _server), () => Bind(gone, _server, LibC.connect)), Is.EqualTo((-1, EBADF)));
+        Assert.That(_t.HeldSlots(), Is.Zero, "the address taken for the dead descriptor went back");
+
+        foreach (int fd in new[] { tuple, holder, rival, refusing, tuple2, plain }) close(fd);
+    }
+
     private static (int Result, int Errno) Compare(Func<int> ours, Func<int> libc)
     {
         int r1 = ours(); int e1 = errno;

@@ -33,6 +33,33 @@ public class BindTests
         Assert.That(seen, Is.EqualTo(new IPEndPoint(s.Lease.Address, port)), "the server sees the new address with the port asked for");
     }
 
+    /// <summary>At the .NET edge SockShim's own bind and connect fail with the SocketError a
+    /// plain Socket gets for the same call.</summary>
+    [Test]
+    public void Its_own_bind_and_connect_fail_as_a_plain_socket_does()
+    {
+        using var t = new TestStack("127.101.32.0/28");
+        using var s = new TupleSocket(t.Stack, AF_INET_TUPLE, SocketType.Stream, ProtocolType.Tcp);
+        using var holder = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        holder.Bind(new IPEndPoint(s.Lease!.Address, 0));
+        holder.Listen(); // .NET binds TCP with SO_REUSEADDR: only a listener holds the port against it
+        int taken = ((IPEndPoint)holder.LocalEndPoint!).Port;
+        using var rival = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        var plain = Assert.Throws<SocketException>(() => rival.Bind(new IPEndPoint(s.Lease.Address, taken)))!;
+        var ours = Assert.Throws<SocketException>(() => s.Bind(new IPEndPoint(IPAddress.Any, taken)))!;
+        Assert.That(ours.SocketErrorCode, Is.EqualTo(plain.SocketErrorCode).And.EqualTo(SocketError.AddressAlreadyInUse));
+
+        // Bound, not listening: the kernel refuses the connect.
+        using var refusing = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        refusing.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        using var lazy = new TupleSocket(t.Stack, AF_INET_TUPLE, SocketType.Stream, ProtocolType.Tcp, SocketTuple.New with { Allocation = AllocationTime.Lazy });
+        using var plainClient = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        var plainRefused = Assert.Throws<SocketException>(() => plainClient.Connect(refusing.LocalEndPoint!))!;
+        var ourRefused = Assert.Throws<SocketException>(() => lazy.Connect(refusing.LocalEndPoint!))!;
+        Assert.That(ourRefused.SocketErrorCode, Is.EqualTo(plainRefused.SocketErrorCode).And.EqualTo(SocketError.ConnectionRefused));
+        Assert.That(lazy.Lease, Is.Not.Null, "the refused connect went out from the socket's own address");
+    }
+
     [Test]
     public void A_tuple_listener_accepts_on_its_own_address()
     {

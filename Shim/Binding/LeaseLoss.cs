@@ -2,7 +2,7 @@ using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using SockShim.Stack.Leases;
 
-namespace SockShim;
+namespace SockShim.Binding;
 
 /// <summary>
 /// A DHCP lease that ends while its socket is open (expiry, a NAK to a renewal) takes the socket
@@ -17,18 +17,10 @@ internal static class LeaseLoss
 
     private static readonly ConditionalWeakTable<Socket, Loss> s_lost = new();
 
-    /// <summary>Closes <paramref name="socket"/> when <paramref name="lease"/> is lost. The
-    /// socket is held weakly: a lease must not keep an abandoned socket from its finalizer.</summary>
-    public static void CloseOnLoss(Socket socket, Lease lease)
+    public static void Close(Socket socket, Lease lease, string reason)
     {
-        if (lease.ExpiresAt is null) return; // a static pool's address never ends under its socket
-        var weak = new WeakReference<Socket>(socket);
-        lease.OnLost((l, reason) =>
-        {
-            if (!weak.TryGetTarget(out var s)) return;
-            s_lost.AddOrUpdate(s, new Loss(l.PoolName, reason));
-            s.Dispose();
-        });
+        s_lost.AddOrUpdate(socket, new Loss(lease.PoolName, reason));
+        socket.Dispose();
     }
 
     public static void ThrowIfLost(Socket socket)

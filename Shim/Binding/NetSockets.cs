@@ -1,0 +1,33 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.CompilerServices;
+
+namespace SockShim.Binding;
+
+/// <summary>A .NET <see cref="Socket"/> as the binder sees it: the descriptor read from the
+/// socket's field, Socket.Bind for the bind, and a socket closed when its lease is lost.</summary>
+internal static class NetSockets
+{
+    /// <summary>The socket's handle, read from the field: Socket.Handle and Socket.SafeHandle
+    /// mark the handle exposed, which also switches off multi-address connect retries.</summary>
+    [UnsafeAccessor(UnsafeAccessorKind.Field, Name = "_handle")]
+    public static extern ref SafeSocketHandle? Handle(Socket socket);
+
+    public static int DescriptorOf(Socket socket) =>
+        Handle(socket) is { IsInvalid: false, IsClosed: false } handle ? (int)handle.DangerousGetHandle() : -1;
+
+    /// <summary>Socket.Bind. Through the base type, so a TupleSocket's own Bind is not re-entered.</summary>
+    public static int Bind(Socket socket, IPEndPoint own)
+    {
+        SocketBinder.BindAsGiven(socket, own);
+        ForgetStaleLocalEndPoint(socket);
+        return 0;
+    }
+
+    // Socket caches LocalEndPoint on first read and refreshes it after connect only when it was
+    // a wildcard. Ours was addr:0, so the cache would keep reporting port 0: drop it.
+    public static void ForgetStaleLocalEndPoint(Socket socket) => LocalEndPointCache(socket) = null;
+
+    [UnsafeAccessor(UnsafeAccessorKind.Field, Name = "_localEndPoint")]
+    private static extern ref EndPoint? LocalEndPointCache(Socket socket);
+}
