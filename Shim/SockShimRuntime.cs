@@ -1,5 +1,6 @@
 using SockShim.Stack;
 using SockShim.Stack.Configuration;
+using SockShim.Stack.Errors;
 
 namespace SockShim;
 

@@ -1,3 +1,6 @@
+using SockShim.Stack.Addressing;
+using SockShim.Stack.Configuration;
+using SockShim.Stack.Policy;
 using SockShim.Stack.Pools;
 
 namespace SockShim;

@@ -2,7 +2,11 @@ using System.Net;
 using System.Net.Sockets;
 using SockShim.Binding;
 using SockShim.Stack;
-using SockShim.Stack.Leases;
+using SockShim.Stack.Addressing;
+using SockShim.Stack.Claims;
+using SockShim.Stack.Configuration;
+using SockShim.Stack.Errors;
+using SockShim.Stack.Policy;
 using SockShim.Stack.Pools;
 
 namespace SockShim;

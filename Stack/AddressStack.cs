@@ -1,35 +1,117 @@
 using System.Net.Sockets;
+using SockShim.Stack.Addressing;
+using SockShim.Stack.Claims;
 using SockShim.Stack.Configuration;
-using SockShim.Stack.Leases;
-using SockShim.Stack.Pools;
+using SockShim.Stack.Errors;
 using SockShim.Stack.Policy;
+using SockShim.Stack.Pools;
 using SockShim.Stack.Provisioning;
+using SockShim.Stack.Sources;
 
 namespace SockShim.Stack;
 
 /// <summary>
 /// The one place that decides which address a socket gets: the configured pools, which pool
-/// serves which family or name, and when addresses are taken. Shim, the Berkeley API and the
-/// Interceptor all ask here and do nothing but bind what it hands out.
+/// serves which family or name, and when addresses are taken. It is also the one place that
+/// opens what the pools need (lease tables, DHCP clients, the helper's connection) and changes
+/// the host for them (a missing AnyIP route, when allowed). Shim, the Berkeley API and the
+/// Interceptor ask here, through the binder, and do nothing but bind what it hands out.
 /// </summary>
 public sealed class AddressStack : IDisposable
 {
     private readonly List<AddressPool> _pools = new();
     private int _disposed;
 
-    public StackSettings Settings { get; }
-    public AllocationTime Allocation => Settings.Allocation;
+    public StackSpec Spec { get; }
+    public AllocationTime Allocation => Spec.Allocation;
     public IReadOnlyList<AddressPool> Pools => _pools;
 
-    /// <summary>Which sockets get addresses, built from the settings.</summary>
+    /// <summary>Which sockets get addresses, built from the spec.</summary>
     public SocketPolicy Policy { get; private set; } = null!;
 
-    private AddressStack(StackSettings settings) => Settings = settings;
+    private AddressStack(StackSpec spec) => Spec = spec;
 
-    private DestinationFilter BuildDestinations()
+    /// <summary>Builds the stack from settings made in code.</summary>
+    public static AddressStack Create(StackSettings settings, TimeProvider? time = null) => Create(StackSpecs.From(settings), time);
+
+    /// <summary>Checks the host can serve the spec, then opens (or creates) each pool's
+    /// host-wide lease table and source.</summary>
+    public static AddressStack Create(StackSpec spec, TimeProvider? time = null)
     {
-        if (Settings.Destinations.Count > 0)
-            return new(Settings.Destinations.Select(d => DestinationFilter.TryParseRule(d, out var r, out var e) ? r : throw new ConfigurationException(new SettingProblem("destinations", d, e, DestinationFilter.Example))).ToList());
+        time ??= TimeProvider.System;
+        var problems = HostChecks.Run(spec);
+        if (problems.Count > 0) throw new ConfigurationException(problems);
+        var stack = new AddressStack(spec);
+        try
+        {
+            StateDirectory.Ensure(spec.StateDirectory);
+            foreach (var pool in spec.Pools) stack._pools.Add(Open(pool, spec.StateDirectory, time));
+        }
+        catch
+        {
+            stack.Dispose();
+            throw;
+        }
+        stack.Policy = new SocketPolicy(spec.Mode, stack.Destinations(), spec.Allocation, spec.WildcardBind);
+        // Process exit releases what sockets still hold; a SIGKILL is covered by the table's
+        // owner tokens instead.
+        AppDomain.CurrentDomain.ProcessExit += stack.OnProcessExit;
+        return stack;
+    }
+
+    private static AddressPool Open(PoolSpec spec, string stateDirectory, TimeProvider time)
+    {
+        if (spec is HelperPoolSpec helper)
+        {
+            var (remote, described) = HelperSource.Open(helper, stateDirectory);
+            // The helper provisions; this side only needs to know how sockets bind (FreeBind).
+            IAddressProvisioner bindsAs = described.Provisioner == "anyip" ? new AnyIpProvisioner() : new HelperProvisioned();
+            return new AddressPool(remote.Addresses, bindsAs, remote, described.Dscp, described, time);
+        }
+        var local = (LocalPoolSpec)spec;
+        if (local.Provisioner is AnyIpProvisionerSpec { AddRoute: true } && AnyIpProvisioner.AddMissingRoutes(local.Addresses) is { } routeProblem)
+            throw new ConfigurationException(new SettingProblem(local.Origins.Of(PoolField.AnyIpAddRoute), "true", routeProblem, "false, with the route added by hand"));
+        var provisioner = Provisioners.Create(local.Provisioner);
+        string path = StateDirectory.TablePath(stateDirectory, local.Name, local.Addresses.Fingerprint);
+        var table = LeaseTable.Open(path, local.Addresses.Count);
+        var description = Describe(local);
+        StateDirectory.WriteDescription(path, description);
+        var host = new HostAddresses(local.Name, local.Addresses, provisioner, table, ProcessIdentity.Current);
+        IAddressSource source;
+        try { source = local is DhcpPoolSpec dhcp ? DhcpSource.Open(dhcp, host, provisioner.FreeBind, time) : new StaticSource(host, local.Prefetch); }
+        catch
+        {
+            table.Dispose();
+            throw;
+        }
+        var pool = new AddressPool(local.Addresses, provisioner, source, local.Dscp, description, time);
+        // Whatever a crashed process left is free again before this one starts taking addresses.
+        pool.ReclaimDead();
+        (source as DhcpSource)?.Start();
+        return pool;
+    }
+
+    /// <summary>The text written beside a pool's table (and sent by the helper to its clients).</summary>
+    internal static TableDescription Describe(LocalPoolSpec pool) => new()
+    {
+        Name = pool.Name,
+        Source = pool.Source.ToString().ToLowerInvariant(),
+        Provisioner = pool.Provisioner.Kind.ToString().ToLowerInvariant(),
+        Interface = pool switch
+        {
+            DhcpPoolSpec d => d.Interface,
+            _ => (pool.Provisioner as NetlinkProvisionerSpec)?.Interface,
+        },
+        Ranges = pool.Addresses.Ranges.Select(r => r.ToString()).ToList(),
+        Exclude = pool.Addresses.Exclusions.Select(r => r.ToString()).ToList(),
+        Strategy = pool.Addresses.Strategy.ToString(),
+        MaxAddresses = pool.Addresses.MaxAddresses,
+        Dscp = pool.Dscp,
+    };
+
+    private DestinationFilter Destinations()
+    {
+        if (Spec.Destinations.Count > 0) return new(Spec.Destinations);
         // Unset: what every pool can reach. Loopback addresses reach only loopback destinations.
         if (_pools.Count > 0 && _pools.All(p => p.Provisioner is LoopbackProvisioner))
         {
@@ -39,52 +121,6 @@ public sealed class AddressStack : IDisposable
         }
         return DestinationFilter.Any;
     }
-
-    /// <summary>Builds the stack and opens (or creates) each pool's host-wide lease table.</summary>
-    public static AddressStack Create(StackSettings settings, TimeProvider? time = null)
-    {
-        time ??= TimeProvider.System;
-        var problems = new List<SettingProblem>();
-        var built = settings.Pools
-            .Select(p => p.IsHelper ? null : PoolBuilder.Build(p, (field, i) => $"pool '{p.Name}' {field.ToLowerInvariant()}" + (i is { } n ? $" item {n + 1}" : ""), problems))
-            .ToList();
-        if (problems.Count > 0) throw new ConfigurationException(problems);
-
-        var stack = new AddressStack(settings);
-        try
-        {
-            StateDirectory.Ensure(settings.StateDirectory);
-            for (int i = 0; i < built.Count; i++)
-            {
-                if (settings.Pools[i].IsHelper)
-                {
-                    var (source, remote, described) = Helper.HelperSource.Open(settings.Pools[i]);
-                    // The helper provisions; this side only needs to know how sockets bind (FreeBind).
-                    IAddressProvisioner local = described.Provisioner.Trim().ToLowerInvariant() == "anyip" ? new AnyIpProvisioner(false) : new Helper.HelperProvisioned();
-                    stack._pools.Add(new AddressPool(remote, local, LeaseTable.OpenPrivate(settings.StateDirectory, remote.Count), time, source) { Dscp = DscpOf(described) });
-                    continue;
-                }
-                var (definition, provisioner) = built[i]!.Value;
-                string path = StateDirectory.TablePath(settings.StateDirectory, definition);
-                var table = LeaseTable.Open(path, definition.Count);
-                StateDirectory.WriteDescription(path, settings.Pools[i]);
-                var dhcp = settings.Pools[i].IsDhcp ? Dhcp.DhcpSource.Opener(settings.Pools[i], provisioner.FreeBind, time) : null;
-                stack._pools.Add(new AddressPool(definition, provisioner, table, time, dhcp, settings.Pools[i].Prefetch) { Dscp = DscpOf(settings.Pools[i]) });
-            }
-        }
-        catch
-        {
-            stack.Dispose();
-            throw;
-        }
-        stack.Policy = new SocketPolicy(settings.Mode, stack.BuildDestinations(), settings.Allocation);
-        // Process exit releases what sockets still hold; a SIGKILL is covered by the table's
-        // owner tokens instead.
-        AppDomain.CurrentDomain.ProcessExit += stack.OnProcessExit;
-        return stack;
-    }
-
-    private static int? DscpOf(PoolSettings pool) => pool.Dscp is { } d && Stack.Policy.Dscp.TryParse(d, out int cp) ? cp : null;
 
     /// <summary>Loads configuration from the environment (and SOCKSHIM_CONFIG) and builds the stack.</summary>
     public static AddressStack FromEnvironment() => Create(SettingsLoader.Load());
@@ -99,13 +135,13 @@ public sealed class AddressStack : IDisposable
             if (named is null)
                 error = new StackError(StackErrorCode.UnknownPool, $"no pool is named '{name}' (configured: {string.Join(", ", _pools.Select(p => p.Name))})");
             else if (named.Definition.Family != family)
-                error = new StackError(StackErrorCode.NoPoolForFamily, $"pool '{name}' is {Addressing.AddressMath.FamilyName(named.Definition.Family)}, and the socket is {Addressing.AddressMath.FamilyName(family)}");
+                error = new StackError(StackErrorCode.NoPoolForFamily, $"pool '{name}' is {AddressMath.FamilyName(named.Definition.Family)}, and the socket is {AddressMath.FamilyName(family)}");
             return error is null ? named : null;
         }
         var pool = _pools.FirstOrDefault(p => p.Definition.Family == family);
         if (pool is null)
             error = new StackError(StackErrorCode.NoPoolForFamily,
-                $"no configured pool serves {Addressing.AddressMath.FamilyName(family)} sockets (pools: {string.Join("; ", _pools.Select(p => p.Definition.ToString()))}); add one with SOCKSHIM_POOL or a pool in the configuration file");
+                $"no configured pool serves {AddressMath.FamilyName(family)} sockets (pools: {string.Join("; ", _pools.Select(p => p.Definition.ToString()))}); add one with SOCKSHIM_POOL or a pool in the configuration file");
         return pool;
     }
 

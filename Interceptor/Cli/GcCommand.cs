@@ -1,5 +1,8 @@
 using System.CommandLine;
-using SockShim.Stack.Pools;
+using SockShim.Stack.Addressing;
+using SockShim.Stack.Configuration;
+using SockShim.Stack.Policy;
+using SockShim.Stack.Host;
 
 namespace SockShim.Interceptor.Cli;
 

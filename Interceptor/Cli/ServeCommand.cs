@@ -4,7 +4,8 @@ using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using SockShim.Stack;
 using SockShim.Stack.Configuration;
-using SockShim.Stack.Helper;
+using SockShim.Stack.Errors;
+using SockShim.Stack.Host;
 
 namespace SockShim.Interceptor.Cli;
 

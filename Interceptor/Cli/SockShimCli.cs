@@ -10,7 +10,7 @@ public static class SockShimCli
     {
         var root = new RootCommand("SockShim: one IP address per socket for .NET processes");
         var stack = new StackOptions();
-        root.Subcommands.Add(ConfigCommand.Create(stack, output));
+        root.Subcommands.Add(ConfigCommand.Create(stack, output, error));
         root.Subcommands.Add(StatusCommand.Create(stack, output));
         root.Subcommands.Add(GcCommand.Create(stack, output, error));
         root.Subcommands.Add(PrepareCommand.Create(output, error));

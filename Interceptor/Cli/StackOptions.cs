@@ -25,13 +25,14 @@ internal sealed class StackOptions
         (new("--anyip-add-route") { Description = "true: the anyip provisioner adds the missing local route for the pool's prefix" }, SettingsLoader.AnyIpAddRouteKey),
         (new("--mode") { Description = "tuple (only AF_INET_TUPLE sockets) or all (every TCP/UDP client socket); sockshim run defaults to all" }, SettingsLoader.ModeKey),
         (new("--destinations") { Description = "in mode all, only sockets to these CIDR[:port[-port]] get an address, comma-separated (default: what the pool reaches; loopback for the loopback pool)" }, SettingsLoader.DestinationsKey),
+        (new("--wildcard-bind") { Description = "keep (the default): a socket that binds 0.0.0.0/:: keeps the host's common address, as a listener must; own: such a TCP/UDP socket gets its own address at bind, with its port (mode all)" }, SettingsLoader.WildcardBindKey),
         (new("--state-dir") { Description = "where the host-wide lease tables live (default /dev/shm/sockshim)" }, SettingsLoader.StateDirKey),
     ];
 
     public void AddTo(Command command, bool forRun = false)
     {
         foreach (var (option, key) in _all)
-            if (forRun || key is not (SettingsLoader.ModeKey or SettingsLoader.DestinationsKey)) command.Options.Add(option);
+            if (forRun || key is not (SettingsLoader.ModeKey or SettingsLoader.DestinationsKey or SettingsLoader.WildcardBindKey)) command.Options.Add(option);
     }
 
     /// <summary>Where the lease tables are, without checking any pool (status, gc).</summary>
@@ -49,7 +50,7 @@ internal sealed class StackOptions
     }
 
     /// <summary>Loads the settings, the given options over the environment over the file.</summary>
-    public StackSettings Load(ParseResult parse)
+    public StackSpec Load(ParseResult parse)
     {
         return SettingsLoader.Load(Given(parse));
     }

@@ -1,6 +1,9 @@
 using System.CommandLine;
 using System.Text.Json;
-using SockShim.Stack.Pools;
+using SockShim.Stack.Addressing;
+using SockShim.Stack.Configuration;
+using SockShim.Stack.Policy;
+using SockShim.Stack.Host;
 
 namespace SockShim.Interceptor.Cli;
 
@@ -16,7 +19,7 @@ internal static class StatusCommand
         {
             var now = DateTimeOffset.UtcNow;
             var rows = HostSweep.Holders(stack.StateDirectory(parse))
-                .Select(h => new HolderRow(h.Pool, h.Address.ToString(), h.Pid, ProcessName(h.Pid), h.Socket >= 0 ? $"fd {h.Socket}" : "-", h.Socket == SockShim.Stack.Leases.LeaseTable.ReadySocket,
+                .Select(h => new HolderRow(h.Pool, h.Address.ToString(), h.Pid, ProcessName(h.Pid), h.Socket >= 0 ? $"fd {h.Socket}" : "-", h.Socket == SockShim.Stack.Claims.LeaseTable.ReadySocket,
                     h.Provisioner + (h.Interface is null ? "" : $" {h.Interface}"), (long)(now - h.Since).TotalSeconds, h.Alive,
                     h.LeaseExpires?.ToString("yyyy-MM-ddTHH:mm:ssZ"), h.LeaseExpires is { } e ? (long)(e - now).TotalSeconds : null))
                 .OrderBy(r => r.Pool).ThenBy(r => r.Pid).ToList();

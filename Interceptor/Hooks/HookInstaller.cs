@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Reflection;
 using SockShim.Stack;
+using SockShim.Stack.Errors;
 
 namespace SockShim.Interceptor.Hooks;
 

@@ -1,8 +1,9 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
-using SockShim.Stack;
 using SockShim.Binding;
+using SockShim.Stack;
+using SockShim.Stack.Errors;
 
 namespace SockShim.Interceptor.Hooks;
 

@@ -1,7 +1,8 @@
 using System.Net;
 using System.Net.Sockets;
 using SockShim.Binding;
-using SockShim.Stack.Leases;
+using SockShim.Stack.Claims;
+using SockShim.Stack.Pools;
 
 namespace SockShim.Interceptor.Hooks;
 

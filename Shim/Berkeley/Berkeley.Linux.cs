@@ -1,6 +1,8 @@
 using System.Net;
 using System.Runtime.InteropServices;
 using SockShim.Binding;
+using SockShim.Stack.Configuration;
+using SockShim.Stack.Policy;
 using SockShim.Stack.Pools;
 using Tmds.Linux;
 
@@ -63,7 +65,7 @@ public static unsafe partial class Berkeley
         {
             bool dhcp = tuple == TUPLE_DHCP;
             var family = real == SockAddr.AF_INET ? System.Net.Sockets.AddressFamily.InterNetwork : System.Net.Sockets.AddressFamily.InterNetworkV6;
-            pool = SockShimRuntime.Stack.Pools.FirstOrDefault(p => p.Definition.Family == family && (p.Source == "dhcp") == dhcp)?.Name;
+            pool = SockShimRuntime.Stack.Pools.FirstOrDefault(p => p.Definition.Family == family && (p.Source == SourceKind.Dhcp) == dhcp)?.Name;
             if (pool is null) return Fail(dhcp ? LibC.EOPNOTSUPP : LibC.EAFNOSUPPORT);
         }
         else if (tuple >= TuplePoolBase)

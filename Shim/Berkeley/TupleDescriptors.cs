@@ -2,7 +2,8 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
 using SockShim.Binding;
-using SockShim.Stack.Leases;
+using SockShim.Stack.Claims;
+using SockShim.Stack.Pools;
 using Tmds.Linux;
 
 namespace SockShim;

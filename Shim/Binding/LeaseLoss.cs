@@ -1,6 +1,7 @@
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
-using SockShim.Stack.Leases;
+using SockShim.Stack.Claims;
+using SockShim.Stack.Pools;
 
 namespace SockShim.Binding;
 

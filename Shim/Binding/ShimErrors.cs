@@ -9,7 +9,7 @@ internal static class ShimErrors
     public static SocketException ToException(BindFailure failure) =>
         new((int)SocketErrno.ToSocketError(failure.Errno), "SockShim: " + failure.Message);
 
-    public static SocketException ToException(Stack.StackError error) => ToException(BindFailure.From(error));
+    public static SocketException ToException(Stack.Errors.StackError error) => ToException(BindFailure.From(error));
 
     /// <summary>The socket was closed under the app because its lease ended.</summary>
     public static SocketException LeaseLost(string poolName, string reason) =>

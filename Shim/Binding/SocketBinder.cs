@@ -1,7 +1,9 @@
 using System.Net;
 using System.Net.Sockets;
 using SockShim.Stack;
-using SockShim.Stack.Leases;
+using SockShim.Stack.Claims;
+using SockShim.Stack.Errors;
+using SockShim.Stack.Pools;
 using Tmds.Linux;
 
 namespace SockShim.Binding;

@@ -1,5 +1,6 @@
 using System.Net.Sockets;
 using SockShim.Stack;
+using SockShim.Stack.Errors;
 using Tmds.Linux;
 
 namespace SockShim.Binding;

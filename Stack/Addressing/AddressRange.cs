@@ -9,6 +9,9 @@ public readonly record struct AddressRange(AddressFamily Family, UInt128 First, 
 {
     public UInt128 Count => Last - First + 1;
 
+    /// <summary>127.0.0.0/8: every address of it is local to the host through lo.</summary>
+    public static AddressRange Loopback { get; } = new(AddressFamily.InterNetwork, 0x7F00_0000, 0x7FFF_FFFF);
+
     public IPAddress FirstAddress => AddressMath.FromNumber(First, Family);
     public IPAddress LastAddress => AddressMath.FromNumber(Last, Family);
 

@@ -1,7 +1,7 @@
 using System.Collections;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Configuration.Json;
-using SockShim.Stack.Pools;
+using SockShim.Stack.Addressing;
 
 namespace SockShim.Stack.Configuration;
 
@@ -22,11 +22,11 @@ public static class SettingsLoader
         MaxAddressesKey = "MaxAddresses", FamilyKey = "Family", PoolNameKey = "PoolName",
         ModeKey = "Mode", DestinationsKey = "Destinations", InterfaceKey = "Interface", AnnounceKey = "Announce",
         AnyIpAddRouteKey = "AnyIpAddRoute", SourceKey = "Source", PrefetchKey = "Prefetch", LeaseSecondsKey = "LeaseSeconds",
-        DhcpTimeoutKey = "DhcpTimeout", DhcpProbeKey = "DhcpProbe", HelperKey = "Helper", DscpKey = "Dscp";
+        DhcpTimeoutKey = "DhcpTimeout", DhcpProbeKey = "DhcpProbe", HelperKey = "Helper", DscpKey = "Dscp", WildcardBindKey = "WildcardBind";
 
     /// <summary>Loads and validates. <paramref name="options"/> maps flat keys to values given as
     /// command-line options; <paramref name="environment"/> defaults to the process's.</summary>
-    public static StackSettings Load(IReadOnlyDictionary<string, string?>? options = null, IDictionary? environment = null)
+    public static StackSpec Load(IReadOnlyDictionary<string, string?>? options = null, IDictionary? environment = null)
     {
         environment ??= Environment.GetEnvironmentVariables();
         var env = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Configuration;
-using SockShim.Stack.Pools;
+using SockShim.Stack.Addressing;
+using SockShim.Stack.Policy;
 
 namespace SockShim.Stack.Configuration;
 
@@ -10,7 +11,7 @@ internal sealed class SettingsReader(IConfigurationRoot root, string? file)
 
     private string Where(string key) => SettingsLoader.Describe(root, key, file);
 
-    public StackSettings Read()
+    public StackSpec Read()
     {
         var allocation = AllocationTime.Eager;
         if (root[SettingsLoader.AllocationKey] is { } a)
@@ -27,6 +28,17 @@ internal sealed class SettingsReader(IConfigurationRoot root, string? file)
         if (!System.IO.Path.IsPathFullyQualified(stateDir))
             _problems.Add(new(Where(SettingsLoader.StateDirKey), stateDir, "the state directory must be an absolute path", "/dev/shm/sockshim"));
 
+        var wildcard = WildcardBind.Keep;
+        if (root[SettingsLoader.WildcardBindKey] is { } w)
+        {
+            switch (w.Trim().ToLowerInvariant())
+            {
+                case "keep": wildcard = WildcardBind.Keep; break;
+                case "own": wildcard = WildcardBind.Own; break;
+                default: _problems.Add(new(Where(SettingsLoader.WildcardBindKey), w, "a wildcard bind either keeps the common address (keep) or gives the socket its own address (own)", "own")); break;
+            }
+        }
+
         var mode = Policy.InterceptMode.Tuple;
         if (root[SettingsLoader.ModeKey] is { } m)
         {
@@ -40,10 +52,11 @@ internal sealed class SettingsReader(IConfigurationRoot root, string? file)
         }
 
         var destinations = ReadList(root.GetSection(SettingsLoader.DestinationsKey));
+        var rules = new List<DestinationFilter.Rule>();
         for (int i = 0; i < destinations.Count; i++)
         {
-            if (!Policy.DestinationFilter.TryParseRule(destinations[i], out _, out var why))
-                _problems.Add(new(Where(SettingsLoader.DestinationsKey), destinations[i], $"not a destination: {why}", Policy.DestinationFilter.Example));
+            if (DestinationFilter.TryParseRule(destinations[i], out var rule, out var why)) rules.Add(rule);
+            else _problems.Add(new(Where(SettingsLoader.DestinationsKey), destinations[i], $"not a destination: {why}", DestinationFilter.Example));
         }
 
         var pools = root.GetSection("Pools").GetChildren().Select(ReadPool).ToList();
@@ -52,17 +65,19 @@ internal sealed class SettingsReader(IConfigurationRoot root, string? file)
         if (pools.Count > 0) pools[0] = flat; else pools.Add(flat);
 
         var names = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        var specs = new List<PoolSpec>();
         for (int i = 0; i < pools.Count; i++)
         {
             var pool = pools[i];
             string prefix = i == 0 && pools.Count == 1 && root.GetSection("Pools").GetChildren().Any() is false ? "" : $"Pools:{i}:";
             if (!names.Add(pool.Name))
                 _problems.Add(new(Where($"Pools:{i}:Name"), pool.Name, "two pools have this name", $"{pool.Name}-2"));
-            PoolBuilder.Build(pool, (field, index) => WhereField(prefix, i, field, index), _problems);
+            int index = i;
+            if (SpecBuilder.Build(pool, new SettingOrigins((field, item) => WhereField(prefix, index, field.ToString(), item)), _problems) is { } spec) specs.Add(spec);
         }
 
         if (_problems.Count > 0) throw new ConfigurationException(_problems);
-        return new StackSettings { Pools = pools, Allocation = allocation, StateDirectory = stateDir, Mode = mode, Destinations = destinations };
+        return new StackSpec(specs, allocation, stateDir, mode, rules, wildcard) { Settings = pools };
     }
 
     // A pool field may come from the flat keys (SOCKSHIM_POOL, --pool) or from the file's pool list.

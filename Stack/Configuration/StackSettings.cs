@@ -1,4 +1,5 @@
-using SockShim.Stack.Pools;
+using SockShim.Stack.Addressing;
+using SockShim.Stack.Policy;
 
 namespace SockShim.Stack.Configuration;
 
@@ -9,7 +10,10 @@ public sealed class StackSettings
     public List<PoolSettings> Pools { get; init; } = new();
     public AllocationTime Allocation { get; init; } = AllocationTime.Eager;
     public string StateDirectory { get; init; } = DefaultStateDirectory;
-    public Policy.InterceptMode Mode { get; init; } = Policy.InterceptMode.Tuple;
+    public InterceptMode Mode { get; init; } = InterceptMode.Tuple;
+
+    /// <summary>Whether a wildcard bind gives an ordinary socket its own address (mode all).</summary>
+    public WildcardBind WildcardBind { get; init; } = WildcardBind.Keep;
 
     /// <summary>Destinations that get a new address in mode all; empty: what the pools'
     /// provisioners can reach (loopback destinations only, for the loopback pool).</summary>
@@ -75,12 +79,8 @@ public sealed class PoolSettings
     /// named <see cref="Name"/> and hands its addresses to this unprivileged process.</summary>
     public string? Helper { get; init; }
 
-    public bool IsHelper => string.Equals(Source.Trim(), "helper", StringComparison.OrdinalIgnoreCase);
-
     /// <summary>DiffServ class for sockets given this pool's addresses (EF, AF41, CS3, 0-63); null: none.</summary>
     public string? Dscp { get; init; }
-
-    public bool IsDhcp => string.Equals(Source.Trim(), "dhcp", StringComparison.OrdinalIgnoreCase);
 
     public const int DefaultMaxAddresses = 1 << 20;
     public const int MaxTableAddresses = 1 << 24;

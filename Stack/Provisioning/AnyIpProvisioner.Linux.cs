@@ -1,8 +1,9 @@
 using System.Net;
 using System.Net.Sockets;
 using SockShim.Stack.Addressing;
+using SockShim.Stack.Configuration;
+using SockShim.Stack.Errors;
 using SockShim.Stack.Interop;
-using SockShim.Stack.Pools;
 using SockShim.Stack.Provisioning.Netlink;
 
 namespace SockShim.Stack.Provisioning;
@@ -13,30 +14,37 @@ namespace SockShim.Stack.Provisioning;
 /// IP_FREEBIND / IPV6_FREEBIND (IPv6 needs it; the kernel answers neighbours for the prefix).
 /// Suits a prefix routed to this host, not a shared LAN's own subnet.
 /// </summary>
-public sealed class AnyIpProvisioner(bool addRoute) : IAddressProvisioner
+public sealed class AnyIpProvisioner : IAddressProvisioner
 {
-    public string Name => "anyip";
+    public ProvisionerKind Kind => ProvisionerKind.AnyIp;
 
     public bool FreeBind => true;
 
-    public string? CheckPool(PoolDefinition pool)
+    public string? CheckDestination(IPAddress destination, string pool) => null;
+
+    public StackError? Provision(IPAddress address, string pool) => null;
+
+    public void Deprovision(IPAddress address) { }
+
+    public static string RouteCommand(AddressRange range) =>
+        $"ip{(range.Family == AddressFamily.InterNetworkV6 ? " -6" : "")} route add local {range} dev lo";
+
+    /// <summary>The pool's ranges that are not routed to this host as local (read only).</summary>
+    public static List<AddressRange>? Unrouted(RouteNetlink netlink, PoolDefinition pool) =>
+        pool.Ranges.Where(r => !IsLocal(netlink, r)).ToList();
+
+    /// <summary>Adds the local route of each unrouted range (the pool's anyipAddRoute): the one
+    /// change to the host's routes SockShim makes, and only when the stack is created.</summary>
+    public static string? AddMissingRoutes(PoolDefinition pool)
     {
         using var netlink = RouteNetlink.Open(out int openError);
         if (netlink is null) return $"a NETLINK_ROUTE socket could not be opened (errno {openError})";
-        foreach (var range in pool.Ranges)
+        foreach (var range in Unrouted(netlink, pool)!)
         {
-            if (IsLocal(netlink, range)) continue;
             string prefix = range.ToString();
-            string command = $"ip{(range.Family == AddressFamily.InterNetworkV6 ? " -6" : "")} route add local {prefix} dev lo";
-            if (!addRoute)
-                return $"pool '{pool.Name}' range {prefix} is not routed to this host as local, so its addresses cannot be bound; add the route with `{command}`, or set anyipAddRoute (SOCKSHIM_ANYIPADDROUTE=true) to let SockShim add it";
-            if (!prefix.Contains('/'))
-                return $"pool '{pool.Name}' range {prefix} is not a prefix, so no single local route covers it; write it as a CIDR or add routes by hand with `{command}`";
-            if (!HostFacts.HasNetAdmin())
-                return $"adding the local route for {prefix}: {HostFacts.NetAdminHelp}; or add it by hand with `{command}`";
             int bits = int.Parse(prefix[(prefix.IndexOf('/') + 1)..]);
             int error = netlink.AddLocalRoute(range, bits, HostFacts.InterfaceIndex("lo") ?? 1);
-            if (error != 0 && error != Tmds.Linux.LibC.EEXIST) return $"adding `{command}` failed: errno {error}";
+            if (error != 0 && error != Tmds.Linux.LibC.EEXIST) return $"adding `{RouteCommand(range)}` failed: errno {error}";
             if (!IsLocal(netlink, range)) return $"after adding the local route for {prefix}, its addresses are still not local; check with `ip route get {range.FirstAddress}`";
         }
         return null;
@@ -45,10 +53,4 @@ public sealed class AnyIpProvisioner(bool addRoute) : IAddressProvisioner
     private static bool IsLocal(RouteNetlink netlink, AddressRange range) =>
         netlink.RouteTypeOf(range.FirstAddress, out byte first) == 0 && first == rtnetlink.RTN_LOCAL &&
         netlink.RouteTypeOf(range.LastAddress, out byte last) == 0 && last == rtnetlink.RTN_LOCAL;
-
-    public string? CheckDestination(IPAddress destination, PoolDefinition pool) => null;
-
-    public StackError? Provision(IPAddress address, PoolDefinition pool) => null;
-
-    public void Deprovision(IPAddress address, PoolDefinition pool) { }
 }

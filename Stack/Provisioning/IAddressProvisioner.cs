@@ -1,30 +1,42 @@
 using System.Net;
-using SockShim.Stack.Pools;
+using SockShim.Stack.Configuration;
+using SockShim.Stack.Errors;
 
 namespace SockShim.Stack.Provisioning;
 
 /// <summary>
 /// Makes a pool address usable on the host before a socket binds it, and undoes that after.
-/// The loopback provisioner needs nothing per address; netlink (the address on the NIC),
-/// AnyIP (a routed prefix plus IP_FREEBIND) and DHCP come behind the same interface.
+/// The loopback provisioner needs nothing per address; netlink (the address on the NIC) and
+/// AnyIP (a routed prefix plus IP_FREEBIND) come behind the same interface. Whether the host
+/// can serve a pool at all is <see cref="HostChecks"/>, checked before any is made.
 /// </summary>
 public interface IAddressProvisioner
 {
-    /// <summary>The name used in configuration (<c>"loopback"</c>).</summary>
-    string Name { get; }
+    ProvisionerKind Kind { get; }
 
-    /// <summary>Why this provisioner cannot serve <paramref name="pool"/>, or null when it can.</summary>
-    string? CheckPool(PoolDefinition pool);
+    /// <summary>The name used in configuration and status (<c>"loopback"</c>).</summary>
+    string Name => Kind switch { ProvisionerKind.Netlink => "netlink", ProvisionerKind.AnyIp => "anyip", _ => "loopback" };
 
     /// <summary>Makes <paramref name="address"/> usable; on failure a <see cref="StackError"/> saying why.</summary>
-    StackError? Provision(IPAddress address, PoolDefinition pool);
+    StackError? Provision(IPAddress address, string pool);
 
     /// <summary>Why an address of this provisioner cannot reach <paramref name="destination"/>, or null.</summary>
-    string? CheckDestination(IPAddress destination, PoolDefinition pool);
+    string? CheckDestination(IPAddress destination, string pool);
 
     /// <summary>Whether sockets must bind with IP_FREEBIND / IPV6_FREEBIND (AnyIP prefixes).</summary>
     bool FreeBind => false;
 
     /// <summary>Undoes <see cref="Provision"/>. Called exactly once per successful provision.</summary>
-    void Deprovision(IPAddress address, PoolDefinition pool);
+    void Deprovision(IPAddress address);
+}
+
+/// <summary>The provisioner a pool's spec names. Making one does no I/O.</summary>
+public static class Provisioners
+{
+    public static IAddressProvisioner Create(ProvisionerSpec spec) => spec switch
+    {
+        NetlinkProvisionerSpec n => new NetlinkProvisioner(n.Interface, n.Announce ? new Announcer(n.Interface) : null),
+        AnyIpProvisionerSpec => new AnyIpProvisioner(),
+        _ => new LoopbackProvisioner(),
+    };
 }

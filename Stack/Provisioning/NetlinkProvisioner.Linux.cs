@@ -1,5 +1,6 @@
 using System.Net;
-using SockShim.Stack.Pools;
+using SockShim.Stack.Configuration;
+using SockShim.Stack.Errors;
 using SockShim.Stack.Provisioning.Netlink;
 using Tmds.Linux;
 
@@ -19,26 +20,20 @@ public sealed class NetlinkProvisioner(string interfaceName, Announcer? announce
     private readonly Lazy<(RouteNetlink? Socket, int Error)> _netlink = new(() => (RouteNetlink.Open(out int e), e));
     private uint _index;
 
-    public string Name => "netlink";
+    public ProvisionerKind Kind => ProvisionerKind.Netlink;
     public string Interface => interfaceName;
 
-    public string? CheckPool(PoolDefinition pool)
-    {
-        if (HostFacts.InterfaceIndex(interfaceName) is not { } index)
-            return $"interface '{interfaceName}' does not exist in this network namespace (interfaces: {string.Join(", ", HostFacts.InterfaceNames())}); name an existing one with SOCKSHIM_INTERFACE or --interface";
-        if (!HostFacts.HasNetAdmin())
-            return $"the netlink provisioner adds pool '{pool.Name}' addresses to {interfaceName}, and {HostFacts.NetAdminHelp}";
-        _index = index;
-        return null;
-    }
+    // Resolved at the first add: making a provisioner does no I/O, and the stack's host check
+    // has already said whether the interface exists.
+    private uint Index => _index != 0 ? _index : _index = HostFacts.InterfaceIndex(interfaceName) ?? 0;
 
-    public string? CheckDestination(IPAddress destination, PoolDefinition pool) => null;
+    public string? CheckDestination(IPAddress destination, string pool) => null;
 
-    public StackError? Provision(IPAddress address, PoolDefinition pool)
+    public StackError? Provision(IPAddress address, string pool)
     {
         var (socket, openError) = _netlink.Value;
         if (socket is null) return Failed(openError, address, pool);
-        int error = socket.ChangeAddress(add: true, _index, address, Mark);
+        int error = socket.ChangeAddress(add: true, Index, address, Mark);
         if (error != 0) return Failed(error, address, pool);
         if (address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6) WaitForLocalRoute(socket, address);
         // The address works without the announcement; neighbours then learn it at their next miss.
@@ -59,17 +54,17 @@ public sealed class NetlinkProvisioner(string interfaceName, Announcer? announce
             Thread.Yield();
     }
 
-    public void Deprovision(IPAddress address, PoolDefinition pool) =>
-        _netlink.Value.Socket?.ChangeAddress(add: false, _index, address, Mark);
+    public void Deprovision(IPAddress address) =>
+        _netlink.Value.Socket?.ChangeAddress(add: false, Index, address, Mark);
 
-    private StackError Failed(int error, IPAddress address, PoolDefinition pool)
+    private StackError Failed(int error, IPAddress address, string pool)
     {
         if (error == LibC.EEXIST)
-            return new StackError(StackErrorCode.AddressInUse, $"address {address} of pool '{pool.Name}' is already present on this host (added by hand or by another program); SockShim leaves it alone");
+            return new StackError(StackErrorCode.AddressInUse, $"address {address} of pool '{pool}' is already present on this host (added by hand or by another program); SockShim leaves it alone");
         if (error == LibC.EPERM || error == LibC.EACCES)
             return new StackError(StackErrorCode.ProvisionFailed, $"adding {address} to {interfaceName} was refused: {HostFacts.NetAdminHelp}");
         if (error == LibC.ENODEV)
-            return new StackError(StackErrorCode.ProvisionFailed, $"interface '{interfaceName}' (index {_index}) is gone");
+            return new StackError(StackErrorCode.ProvisionFailed, $"interface '{interfaceName}' (index {Index}) is gone");
         return new StackError(StackErrorCode.ProvisionFailed, $"adding {address} to {interfaceName} failed: errno {error}");
     }
 

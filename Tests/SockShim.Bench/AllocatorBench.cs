@@ -1,6 +1,9 @@
 using System.Diagnostics;
 using System.IO.MemoryMappedFiles;
-using SockShim.Stack.Leases;
+using SockShim.Stack.Addressing;
+using SockShim.Stack.Claims;
+using SockShim.Stack.Configuration;
+using SockShim.Stack.Policy;
 using SockShim.Stack.Pools;
 
 /// <summary>

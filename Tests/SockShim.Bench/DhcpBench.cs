@@ -3,9 +3,12 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using SockShim.Stack;
+using SockShim.Stack.Claims;
 using SockShim.Stack.Configuration;
 using SockShim.Stack.Dhcp;
-using SockShim.Stack.Leases;
+using SockShim.Stack.Errors;
+using SockShim.Stack.Pools;
+using SockShim.Stack.Sources;
 using SockShim.Stack.Wire;
 
 /// <summary>

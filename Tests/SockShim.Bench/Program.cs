@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using SockShim.Stack;
 using SockShim.Stack.Configuration;
+using SockShim.Stack.Errors;
 
 // Per-socket cost of taking an address and giving it back, with the pool and provisioner that
 // SOCKSHIM_* configure (bench/provisioners.sh runs it for each provisioner).

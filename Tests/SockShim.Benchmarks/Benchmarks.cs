@@ -1,7 +1,10 @@
 using BenchmarkDotNet.Attributes;
 using SockShim.Stack;
+using SockShim.Stack.Addressing;
+using SockShim.Stack.Claims;
 using SockShim.Stack.Configuration;
-using SockShim.Stack.Leases;
+using SockShim.Stack.Errors;
+using SockShim.Stack.Policy;
 using SockShim.Stack.Pools;
 using SockShim.Stack.Wire;
 

@@ -1,7 +1,9 @@
 using System.Net;
 using SockShim.Stack;
+using SockShim.Stack.Claims;
 using SockShim.Stack.Configuration;
-using SockShim.Stack.Leases;
+using SockShim.Stack.Errors;
+using SockShim.Stack.Pools;
 
 // A second process for the host-wide tests. It takes its pool from SOCKSHIM_* like any app.
 //   churn N     : N acquire/release rounds; prints "dup <addr>" if it ever sees an address it

@@ -1,6 +1,9 @@
 using System.Diagnostics;
 using SockShim.Stack;
+using SockShim.Stack.Addressing;
 using SockShim.Stack.Configuration;
+using SockShim.Stack.Errors;
+using SockShim.Stack.Policy;
 using SockShim.Stack.Pools;
 
 namespace SockShim.Tests;
@@ -88,5 +91,15 @@ internal static class Programs
         }
         p.WaitForExit();
         return (p.ExitCode, stdout.Result, stderr.Result);
+    }
+}
+
+/// <summary>A static pool over a given table and provisioner, as the stack would build it.</summary>
+internal static class TestPools
+{
+    public static AddressPool Static(PoolDefinition definition, SockShim.Stack.Provisioning.IAddressProvisioner provisioner, SockShim.Stack.Claims.LeaseTable table, int prefetch = 0)
+    {
+        var host = new SockShim.Stack.Sources.HostAddresses(definition.Name, definition, provisioner, table, SockShim.Stack.Claims.ProcessIdentity.Current);
+        return new AddressPool(definition, provisioner, new SockShim.Stack.Sources.StaticSource(host, prefetch), null, new SockShim.Stack.Claims.TableDescription(), TimeProvider.System);
     }
 }

@@ -20,7 +20,9 @@ public class CliTests
         {
             var (exit, output, _) = Run("config", "--pool", "127.102.0.0/30", "--strategy", "sequential", "--state-dir", dir);
             Assert.That(exit, Is.Zero);
-            Assert.That(output, Does.Contain("127.102.0.0/30").And.Contain("4 addresses").And.Contain("Sequential"));
+            // The network and broadcast addresses of the /30 are left out: two are handed out.
+            Assert.That(output, Does.Contain("127.102.0.0/30 except 127.102.0.0, 127.102.0.3, 2 addresses").And.Contain("Sequential"));
+            Assert.That(Directory.Exists(dir), Is.False, "config creates no state directory");
         }
         finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
     }

@@ -10,7 +10,7 @@ public class ProvisionerErrorTests
         var output = new StringWriter();
         var error = new StringWriter();
         string dir = "/dev/shm/sockshim-test-provisioner-errors";
-        int exit = SockShimCli.Run(["config", "--state-dir", dir, .. args], output, error);
+        int exit = SockShimCli.Run(["config", "--check-host", "--state-dir", dir, .. args], output, error);
         if (Directory.Exists(dir)) Directory.Delete(dir, true);
         return (exit, error.ToString());
     }
@@ -44,7 +44,7 @@ public class ProvisionerErrorTests
     {
         TwoHosts.RequireRoot();
         if (!File.Exists("/usr/bin/setpriv")) Assert.Ignore("needs setpriv (util-linux) to drop a capability");
-        var (exit, output) = RunDropped(["dotnet", Programs.PathOf("SockShim.Interceptor"), "config", "--provisioner", "netlink", "--interface", "lo", "--pool", "192.0.2.0/28",
+        var (exit, output) = RunDropped(["dotnet", Programs.PathOf("SockShim.Interceptor"), "config", "--check-host", "--provisioner", "netlink", "--interface", "lo", "--pool", "192.0.2.0/28",
             "--state-dir", "/dev/shm/sockshim-test-nocap"]);
         Assert.That(exit, Is.EqualTo(2), output);
         Assert.That(output, Does.Contain("CAP_NET_ADMIN").And.Contain("setcap"));

@@ -1,4 +1,7 @@
 using System.Net;
+using SockShim.Stack.Addressing;
+using SockShim.Stack.Configuration;
+using SockShim.Stack.Policy;
 using SockShim.Stack.Pools;
 using Tmds.Linux;
 using static SockShim.Berkeley;

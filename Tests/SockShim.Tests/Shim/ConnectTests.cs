@@ -1,5 +1,8 @@
 using System.Net;
 using System.Net.Sockets;
+using SockShim.Stack.Addressing;
+using SockShim.Stack.Configuration;
+using SockShim.Stack.Policy;
 using SockShim.Stack.Pools;
 using static SockShim.TupleFamilies;
 

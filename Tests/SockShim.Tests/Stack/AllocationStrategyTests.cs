@@ -1,5 +1,8 @@
 using System.Net;
-using SockShim.Stack.Leases;
+using SockShim.Stack.Addressing;
+using SockShim.Stack.Claims;
+using SockShim.Stack.Configuration;
+using SockShim.Stack.Policy;
 using SockShim.Stack.Pools;
 
 namespace SockShim.Tests.Stack;
@@ -11,15 +14,40 @@ public class AllocationStrategyTests
     {
         using var t = new TestStack("127.101.1.0/29", AllocationStrategy.Sequential);
         var a = Take(t, 3);
-        Assert.That(a.Select(l => l.Address.ToString()), Is.EqualTo(new[] { "127.101.1.0", "127.101.1.1", "127.101.1.2" }));
+        // A /29's network address (.0) is not handed out.
+        Assert.That(a.Select(l => l.Address.ToString()), Is.EqualTo(new[] { "127.101.1.1", "127.101.1.2", "127.101.1.3" }));
         a[1].Release();
-        Assert.That(Take(t, 1)[0].Address, Is.EqualTo(IPAddress.Parse("127.101.1.1")));
+        Assert.That(Take(t, 1)[0].Address, Is.EqualTo(IPAddress.Parse("127.101.1.2")));
+    }
+
+    /// <summary>A CIDR longer than two addresses keeps its network and broadcast addresses (IPv4)
+    /// or its subnet-router anycast address (IPv6) out of the pool, unless another item lists them.</summary>
+    [TestCase("192.0.2.0/29", "192.0.2.1,192.0.2.2,192.0.2.3,192.0.2.4,192.0.2.5,192.0.2.6")]
+    [TestCase("192.0.2.0/29,192.0.2.0", "192.0.2.0,192.0.2.1,192.0.2.2,192.0.2.3,192.0.2.4,192.0.2.5,192.0.2.6")]
+    [TestCase("192.0.2.0/31", "192.0.2.0,192.0.2.1")]
+    [TestCase("2001:db8:9::/126", "2001:db8:9::1,2001:db8:9::2,2001:db8:9::3")]
+    public void A_prefix_hands_out_only_its_host_addresses(string ranges, string expected)
+    {
+        var spec = (LocalPoolSpec)SettingsLoader.Load(new Dictionary<string, string?> { ["Pool"] = ranges, ["Provisioner"] = "netlink", ["Interface"] = "lo", ["Strategy"] = "sequential" },
+            new Dictionary<string, string>()).Pools[0];
+        string dir = Path.Combine("/dev/shm", "sockshim-test-prefix-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(dir);
+        var provisioner = new RecordingProvisioner();
+        try
+        {
+            using var pool = TestPools.Static(spec.Addresses, provisioner, LeaseTable.Open(Path.Combine(dir, "p.leases"), spec.Addresses.Count));
+            var handed = new List<string>();
+            for (int i = 0; i < 16 && pool.TryAcquire("prefix", out var lease, out _); i++) handed.Add(lease.Address.ToString());
+            Assert.That(handed, Is.EquivalentTo(expected.Split(',')), "every address the pool handed out before it was exhausted");
+            Assert.That(provisioner.OnHost().Select(a => a.ToString()), Is.EquivalentTo(expected.Split(',')), "what was put on the host");
+        }
+        finally { Directory.Delete(dir, true); }
     }
 
     [Test]
     public void Least_recently_released_does_not_reissue_a_just_released_address_while_others_are_free()
     {
-        using var t = new TestStack("127.101.2.0/29", AllocationStrategy.LeastRecentlyReleased);
+        using var t = new TestStack("127.101.2.0-127.101.2.7", AllocationStrategy.LeastRecentlyReleased);
         var held = Take(t, 8);
         // Release in the order 5, 2, 7: then 5 is the least recently released.
         foreach (int i in new[] { 5, 2, 7 }) held[i].Release();
@@ -82,7 +110,7 @@ public class Ipv6PoolTests
         var provisioner = new RecordingProvisioner();
         try
         {
-            using var pool = new AddressPool(definition, provisioner, LeaseTable.Open(Path.Combine(dir, "v6.leases"), definition.Count), TimeProvider.System);
+            using var pool = TestPools.Static(definition, provisioner, LeaseTable.Open(Path.Combine(dir, "v6.leases"), definition.Count));
             var leases = new List<Lease>();
             for (int i = 0; i < 1024; i++)
             {
@@ -93,7 +121,7 @@ public class Ipv6PoolTests
             Assert.That(leases.All(l => l.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 && l.Address.ToString().StartsWith("2001:db8:7::")), Is.True);
             Assert.That(provisioner.OnHost(), Has.Count.EqualTo(1024));
             Assert.That(pool.TryAcquire("one too many", out _, out var full), Is.False);
-            Assert.That(full!.Code, Is.EqualTo(SockShim.Stack.StackErrorCode.PoolExhausted));
+            Assert.That(full!.Code, Is.EqualTo(SockShim.Stack.Errors.StackErrorCode.PoolExhausted));
             leases.ForEach(l => l.Release());
             Assert.That(provisioner.OnHost(), Is.Empty);
             Assert.That(provisioner.Removed, Is.EqualTo(1024), "each address deprovisioned once");

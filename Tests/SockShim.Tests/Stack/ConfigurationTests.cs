@@ -1,12 +1,15 @@
 using SockShim.Stack;
+using SockShim.Stack.Addressing;
 using SockShim.Stack.Configuration;
+using SockShim.Stack.Errors;
+using SockShim.Stack.Policy;
 using SockShim.Stack.Pools;
 
 namespace SockShim.Tests.Stack;
 
 public class ConfigurationTests
 {
-    private static StackSettings Load(Dictionary<string, string?>? options = null, Dictionary<string, string>? env = null) =>
+    private static StackSpec Load(Dictionary<string, string?>? options = null, Dictionary<string, string>? env = null) =>
         SettingsLoader.Load(options, env ?? new Dictionary<string, string>());
 
     private static ConfigurationException Fails(Dictionary<string, string?>? options = null, Dictionary<string, string>? env = null) =>
@@ -17,8 +20,9 @@ public class ConfigurationTests
     {
         var s = Load();
         Assert.That(s.Pools, Has.Count.EqualTo(1));
-        Assert.That(s.Pools[0].Ranges, Is.EqualTo(new[] { "127.100.0.0/16" }));
-        Assert.That(s.Pools[0].Provisioner, Is.EqualTo("loopback"));
+        var pool = (StaticPoolSpec)s.Pools[0];
+        Assert.That(pool.Addresses.Ranges.Select(r => r.ToString()), Is.EqualTo(new[] { "127.100.0.0/16" }));
+        Assert.That(pool.Provisioner, Is.EqualTo(ProvisionerSpec.Loopback));
         Assert.That(s.Allocation, Is.EqualTo(AllocationTime.Eager));
     }
 
@@ -36,9 +40,9 @@ public class ConfigurationTests
             File.WriteAllText(file, """{ "allocation": "eager", "pools": [ { "name": "voice", "ranges": ["127.50.0.0/24"], "strategy": "sequential" } ] }""");
             var s = Load(options: new() { ["Strategy"] = "random" }, env: new() { ["SOCKSHIM_CONFIG"] = file, ["SOCKSHIM_ALLOCATION"] = "lazy", ["SOCKSHIM_STRATEGY"] = "lrr" });
             Assert.That(s.Pools[0].Name, Is.EqualTo("voice"));
-            Assert.That(s.Pools[0].Ranges, Is.EqualTo(new[] { "127.50.0.0/24" }));
+            Assert.That(((LocalPoolSpec)s.Pools[0]).Addresses.Ranges.Select(r => r.ToString()), Is.EqualTo(new[] { "127.50.0.0/24" }));
             Assert.That(s.Allocation, Is.EqualTo(AllocationTime.Lazy), "environment over file");
-            Assert.That(s.Pools[0].Strategy, Is.EqualTo(AllocationStrategy.Random), "option over environment");
+            Assert.That(((LocalPoolSpec)s.Pools[0]).Addresses.Strategy, Is.EqualTo(AllocationStrategy.Random), "option over environment");
         }
         finally { File.Delete(file); }
     }

@@ -1,6 +1,9 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
+using SockShim.Stack.Addressing;
+using SockShim.Stack.Configuration;
+using SockShim.Stack.Policy;
 using SockShim.Stack.Pools;
 
 namespace SockShim.Tests.Stack;
@@ -57,7 +60,7 @@ public class HostWideUniquenessTests
     [Test]
     public void A_process_killed_with_SIGKILL_leaves_its_addresses_to_the_next_process()
     {
-        using var t = new TestStack("127.101.12.0/29");
+        using var t = new TestStack("127.101.12.0-127.101.12.7");
         using var agent = Programs.Start("SockShim.TestAgent", ["hold", "8"], t.Environment);
         var held = new List<string>();
         string? line;

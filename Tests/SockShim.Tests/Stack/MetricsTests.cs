@@ -1,5 +1,6 @@
 using System.Diagnostics.Metrics;
-using SockShim.Stack.Leases;
+using SockShim.Stack.Claims;
+using SockShim.Stack.Pools;
 using SockShim.Stack.Telemetry;
 
 namespace SockShim.Tests.Stack;

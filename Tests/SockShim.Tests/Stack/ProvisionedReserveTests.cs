@@ -1,5 +1,9 @@
+using SockShim.Stack.Sources;
 using System.Net;
-using SockShim.Stack.Leases;
+using SockShim.Stack.Addressing;
+using SockShim.Stack.Claims;
+using SockShim.Stack.Configuration;
+using SockShim.Stack.Policy;
 using SockShim.Stack.Pools;
 using SockShim.Tests.Network;
 
@@ -54,7 +58,7 @@ public class ProvisionedReserveTests
         var provisioner = new RecordingProvisioner();
         try
         {
-            var pool = new AddressPool(definition, provisioner, LeaseTable.Open(Path.Combine(dir, "r.leases"), definition.Count), TimeProvider.System, prefetch: 4);
+            var pool = TestPools.Static(definition, provisioner, LeaseTable.Open(Path.Combine(dir, "r.leases"), definition.Count), prefetch: 4);
             Assert.That(pool.TryAcquire("first", out var first, out var error), Is.True, error?.Message);
             Assert.That(DhcpLan.Eventually(() => pool.ReadyLeases == 4, TimeSpan.FromSeconds(5)), Is.True, "4 ready behind the first socket");
             Assert.That(provisioner.OnHost(), Has.Count.EqualTo(5));
@@ -93,15 +97,15 @@ internal sealed class RecordingProvisioner : SockShim.Stack.Provisioning.IAddres
 {
     private readonly HashSet<IPAddress> _onHost = new();
     public int Added, Removed;
+    public ProvisionerKind Kind => ProvisionerKind.Netlink;
     public string Name => "recording";
-    public string? CheckPool(PoolDefinition pool) => null;
-    public string? CheckDestination(IPAddress destination, PoolDefinition pool) => null;
-    public SockShim.Stack.StackError? Provision(IPAddress address, PoolDefinition pool)
+    public string? CheckDestination(IPAddress destination, string pool) => null;
+    public SockShim.Stack.Errors.StackError? Provision(IPAddress address, string pool)
     {
         lock (_onHost) { _onHost.Add(address); Added++; }
         return null;
     }
-    public void Deprovision(IPAddress address, PoolDefinition pool)
+    public void Deprovision(IPAddress address)
     {
         lock (_onHost) { _onHost.Remove(address); Removed++; }
     }

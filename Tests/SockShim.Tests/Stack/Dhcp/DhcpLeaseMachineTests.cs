@@ -1,6 +1,7 @@
 using System.Net;
 using Microsoft.Extensions.Time.Testing;
 using SockShim.Stack.Dhcp;
+using SockShim.Stack.Sources;
 using SockShim.Stack.Wire;
 
 namespace SockShim.Tests.Stack.Dhcp;

@@ -1,5 +1,6 @@
 using System.Net;
 using SockShim.Stack.Dhcp;
+using SockShim.Stack.Sources;
 using SockShim.Stack.Wire;
 
 namespace SockShim.Tests.Stack.Dhcp;

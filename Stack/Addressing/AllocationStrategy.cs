@@ -1,4 +1,4 @@
-namespace SockShim.Stack.Pools;
+namespace SockShim.Stack.Addressing;
 
 /// <summary>How a pool picks the next free address.</summary>
 public enum AllocationStrategy
@@ -10,13 +10,4 @@ public enum AllocationStrategy
     /// <summary>The free address released longest ago, so a new socket neither meets an old
     /// one's TIME_WAIT nor inherits its identity at a peer. The default.</summary>
     LeastRecentlyReleased,
-}
-
-/// <summary>When a tuple socket gets its address.</summary>
-public enum AllocationTime
-{
-    /// <summary>At socket creation (the method's socket() call).</summary>
-    Eager,
-    /// <summary>At the first bind, connect or sendto.</summary>
-    Lazy,
 }

@@ -1,7 +1,7 @@
 using System.Net;
-using SockShim.Stack.Pools;
+using SockShim.Stack.Sources;
 
-namespace SockShim.Stack.Leases;
+namespace SockShim.Stack.Pools;
 
 /// <summary>One socket's hold on one address: which, from which pool, when and why.
 /// Released exactly once, whichever of close, dispose, finalizer or process exit comes first.</summary>
@@ -9,16 +9,15 @@ public sealed class Lease
 {
     private int _released;
 
-    internal Lease(AddressPool pool, int slot, IPAddress address, DateTimeOffset acquiredAt, string reason)
+    internal Lease(AddressPool pool, SourcedAddress sourced, DateTimeOffset acquiredAt, string reason)
     {
         Pool = pool;
-        Slot = slot;
-        Address = address;
+        Sourced = sourced;
         AcquiredAt = acquiredAt;
         Reason = reason;
     }
 
-    public IPAddress Address { get; }
+    public IPAddress Address => Sourced.Address;
     public string PoolName => Pool.Name;
     public DateTimeOffset AcquiredAt { get; }
 
@@ -26,13 +25,13 @@ public sealed class Lease
     public string Reason { get; }
 
     internal AddressPool Pool { get; }
-    internal Dhcp.DhcpSource.Held? Dhcp { get; init; }
+    internal SourcedAddress Sourced { get; }
 
     /// <summary>When a DHCP lease ends unless renewed; null for a static pool's address.</summary>
-    public DateTimeOffset? ExpiresAt => Dhcp?.ExpiresAt;
+    public DateTimeOffset? ExpiresAt => Sourced.ExpiresAt;
 
     /// <summary>The DHCP server that leased the address; null for a static pool.</summary>
-    public IPAddress? Server => Dhcp?.Server;
+    public IPAddress? Server => Sourced.Server;
 
     /// <summary>Why the lease ended under its socket (expiry, a NAK to a renewal); null while it holds.</summary>
     public string? LostReason => _lostReason;
@@ -47,25 +46,25 @@ public sealed class Lease
         if (_lostReason is { } reason && Interlocked.Exchange(ref _onLost, null) is { } h) h(this, reason);
     }
 
-    /// <summary>The server took the address back: it leaves the host now, and the holder is told.</summary>
+    /// <summary>The server took the address back (it has left the host): the holder is told.</summary>
     internal void Lose(string reason)
     {
         if (Interlocked.Exchange(ref _released, 1) != 0) return;
         _lostReason = reason;
-        Pool.Forfeit(this);
+        Pool.Forfeited(this);
         if (Interlocked.Exchange(ref _onLost, null) is { } h) h(this, reason);
     }
-    internal int Slot { get; }
+    internal int Slot => Sourced.Slot;
 
     /// <summary>Records which socket descriptor holds the address, for `sockshim status`.</summary>
     public void RecordSocket(long descriptor)
     {
-        if (!IsReleased) Pool.Table.SetSocket(Slot, descriptor);
+        if (!IsReleased) Pool.RecordSocket(Slot, descriptor);
     }
 
     /// <summary>Why this address cannot reach <paramref name="destination"/> (a loopback address
     /// reaches only loopback), or null when it can.</summary>
-    public string? CannotReach(IPAddress destination) => Pool.Provisioner.CheckDestination(destination, Pool.Definition);
+    public string? CannotReach(IPAddress destination) => Pool.Provisioner.CheckDestination(destination, Pool.Name);
 
     /// <summary>The DiffServ code point the socket's traffic is marked with (the pool's), or null.</summary>
     public int? Dscp => Pool.Dscp;

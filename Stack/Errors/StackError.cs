@@ -1,4 +1,4 @@
-namespace SockShim.Stack;
+namespace SockShim.Stack.Errors;
 
 /// <summary>What went wrong inside the Stack. Internal code returns these; the .NET edge (Shim)
 /// turns them into a SocketException and the Berkeley edge into errno, each in one place.</summary>

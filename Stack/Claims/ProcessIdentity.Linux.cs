@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace SockShim.Stack.Leases;
+namespace SockShim.Stack.Claims;
 
 /// <summary>Who holds a slot of a lease table: a pid together with that process's start time.
 /// A pid alone is not enough: pids are reused, and a recycled pid would make a dead holder

@@ -1,10 +1,12 @@
 using System.Net;
+using SockShim.Stack.Addressing;
+using SockShim.Stack.Claims;
 using SockShim.Stack.Configuration;
-using SockShim.Stack.Leases;
 using SockShim.Stack.Provisioning;
 using SockShim.Stack.Provisioning.Netlink;
+using SockShim.Stack.Sources;
 
-namespace SockShim.Stack.Pools;
+namespace SockShim.Stack.Host;
 
 /// <summary>Every pool table of this host (network namespace), read without a configuration.</summary>
 public static class HostSweep
@@ -47,10 +49,10 @@ public static class HostSweep
             // Opened only when there is something to release: it needs port 68.
             DhcpRelease? dhcp = null;
             bool opened = false;
-            Action<int>? release = !settings.IsDhcp ? null : slot =>
+            Action<int>? release = settings.Source != "dhcp" ? null : slot =>
             {
                 if (!opened) { opened = true; dhcp = OpenDhcp(settings, problems); }
-                if (dhcp is not null) Dhcp.DhcpSource.ReleaseOrphan(table, definition, slot, dhcp.Client, dhcp.Mac, TimeProvider.System);
+                if (dhcp is not null) DhcpSource.ReleaseOrphan(table, definition, slot, dhcp.Client, dhcp.Mac, TimeProvider.System);
             };
             foreach (int slot in table.ReclaimDead(release))
                 reclaimed.Add((settings.Name, definition.AddressAt(slot), ProcessIdentity.PidOf(owners.GetValueOrDefault(slot))));
@@ -88,11 +90,11 @@ public static class HostSweep
         }
     }
 
-    private static DhcpRelease? OpenDhcp(PoolSettings settings, List<string> problems)
+    private static DhcpRelease? OpenDhcp(TableDescription settings, List<string> problems)
     {
         string iface = settings.Interface ?? "";
         var mac = HostFacts.HardwareAddress(iface);
-        var client = mac is null ? null : Dhcp.DhcpClient.Open(iface, settings.Provisioner == "anyip", Dhcp.DhcpSource.ReleaseGap, TimeProvider.System, settings.Name, out string why);
+        var client = mac is null ? null : Dhcp.DhcpClient.Open(iface, settings.Provisioner == "anyip", DhcpSource.ReleaseGap, TimeProvider.System, settings.Name, out string why);
         if (client is null)
         {
             problems.Add($"pool '{settings.Name}': cannot release its dead holders' DHCP leases on {iface}: {(mac is null ? "no such Ethernet interface" : "the DHCP socket could not be opened")}; they expire at the server instead");
@@ -101,21 +103,26 @@ public static class HostSweep
         return new DhcpRelease(client, mac!);
     }
 
-    private static IEnumerable<(string Path, PoolSettings Settings, PoolDefinition Definition)> Open(string stateDirectory, List<string> problems)
+    private static IEnumerable<(string Path, TableDescription Settings, PoolDefinition Definition)> Open(string stateDirectory, List<string> problems)
     {
-        foreach (var (path, settings) in StateDirectory.Tables(stateDirectory))
+        foreach (var (path, description) in StateDirectory.Tables(stateDirectory))
         {
-            var ranges = new List<Addressing.AddressRange>();
-            var exclusions = new List<Addressing.AddressRange>();
-            bool ok = true;
-            foreach (var r in settings.Ranges) if (Addressing.AddressRange.TryParse(r, out var x, out _)) ranges.Add(x); else ok = false;
-            foreach (var r in settings.Exclude) if (Addressing.AddressRange.TryParse(r, out var x, out _)) exclusions.Add(x); else ok = false;
-            if (!ok || ranges.Count == 0)
+            if (description is null || Definition(description) is not { } definition)
             {
                 problems.Add($"{path}: its pool description cannot be read; left alone");
                 continue;
             }
-            yield return (path, settings, new PoolDefinition(settings.Name, ranges, exclusions, settings.Strategy, settings.MaxAddresses));
+            yield return (path, description, definition);
         }
+    }
+
+    private static PoolDefinition? Definition(TableDescription d)
+    {
+        var ranges = new List<AddressRange>();
+        var exclusions = new List<AddressRange>();
+        foreach (var r in d.Ranges) if (AddressRange.TryParse(r, out var x, out _)) ranges.Add(x); else return null;
+        foreach (var r in d.Exclude) if (AddressRange.TryParse(r, out var x, out _)) exclusions.Add(x); else return null;
+        if (ranges.Count == 0 || !Enum.TryParse<AllocationStrategy>(d.Strategy, out var strategy) || d.MaxAddresses is < 1 or > PoolSettings.MaxTableAddresses) return null;
+        return new PoolDefinition(d.Name, ranges, exclusions, strategy, d.MaxAddresses);
     }
 }

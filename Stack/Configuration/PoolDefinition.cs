@@ -2,7 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using SockShim.Stack.Addressing;
 
-namespace SockShim.Stack.Pools;
+namespace SockShim.Stack.Configuration;
 
 /// <summary>The addresses of a static pool: its ranges less its exclusions, numbered 0..Count-1
 /// so that a slot of the shared lease table stands for exactly one address.</summary>
@@ -43,9 +43,13 @@ public sealed class PoolDefinition
             total += _segments[i].Count;
         }
         Count = (int)UInt128.Min(total, (UInt128)maxAddresses);
+        MaxAddresses = maxAddresses;
         TotalAddresses = total;
         Fingerprint = Fnv1a64($"{Family}|{string.Join(',', _segments)}|{Count}").ToString("x16");
     }
+
+    /// <summary>The table size the pool was given.</summary>
+    public int MaxAddresses { get; }
 
     /// <summary>Addresses left after exclusions, before the table-size cap.</summary>
     public UInt128 TotalAddresses { get; }

@@ -1,4 +1,4 @@
-namespace SockShim.Stack.Pools;
+namespace SockShim.Stack.Sources;
 
 /// <summary>
 /// A static pool's prefetch: up to K addresses claimed in the host-wide table and already on the

@@ -1,6 +1,21 @@
-using SockShim.Stack.Pools;
+using System.Text.Json;
 
-namespace SockShim.Stack.Leases;
+namespace SockShim.Stack.Claims;
+
+/// <summary>What a table was made for, written beside it as text, so status and gc can read
+/// every table of the host without being given the configuration.</summary>
+public sealed record TableDescription
+{
+    public string Name { get; init; } = "";
+    public string Source { get; init; } = "static";
+    public string Provisioner { get; init; } = "loopback";
+    public string? Interface { get; init; }
+    public List<string> Ranges { get; init; } = new();
+    public List<string> Exclude { get; init; } = new();
+    public string Strategy { get; init; } = "LeastRecentlyReleased";
+    public int MaxAddresses { get; init; }
+    public int? Dscp { get; init; }
+}
 
 /// <summary>Where lease tables live: one file per pool and network namespace.</summary>
 internal static class StateDirectory
@@ -17,18 +32,17 @@ internal static class StateDirectory
 
     /// <summary>A table is per pool definition and per network namespace: addresses are unique
     /// within a namespace, and two namespaces may use the same pool independently.</summary>
-    public static string TablePath(string directory, PoolDefinition pool)
+    public static string TablePath(string directory, string pool, string fingerprint)
     {
-        string safeName = string.Concat(pool.Name.Select(c => char.IsLetterOrDigit(c) || c is '-' or '_' ? c : '_'));
-        return System.IO.Path.Combine(directory, $"{safeName}.{pool.Fingerprint}.{NetworkNamespaceId()}.{LeaseTable.FileVersion}.leases");
+        string safeName = string.Concat(pool.Select(c => char.IsLetterOrDigit(c) || c is '-' or '_' ? c : '_'));
+        return Path.Combine(directory, $"{safeName}.{fingerprint}.{NetworkNamespaceId()}.{LeaseTable.FileVersion}.leases");
     }
 
-    /// <summary>Writes, beside a table, the pool settings it was made for, so status and gc can
-    /// read every table of the host without being given the configuration.</summary>
-    public static void WriteDescription(string tablePath, Configuration.PoolSettings settings)
+    /// <summary>Writes, beside a table, the description of the pool it was made for.</summary>
+    public static void WriteDescription(string tablePath, TableDescription description)
     {
         string path = tablePath + ".pool.json";
-        string json = System.Text.Json.JsonSerializer.Serialize(settings);
+        string json = JsonSerializer.Serialize(description);
         if (File.Exists(path) && File.ReadAllText(path) == json) return;
         string temp = $"{path}.{Environment.ProcessId}.tmp";
         try
@@ -46,17 +60,17 @@ internal static class StateDirectory
     }
 
     /// <summary>The tables of this network namespace in <paramref name="directory"/>, with the
-    /// pool settings written beside each.</summary>
-    public static IEnumerable<(string TablePath, Configuration.PoolSettings Settings)> Tables(string directory)
+    /// description written beside each (null when it cannot be read).</summary>
+    public static IEnumerable<(string TablePath, TableDescription? Description)> Tables(string directory)
     {
         if (!Directory.Exists(directory)) yield break;
         string suffix = $".{NetworkNamespaceId()}.{LeaseTable.FileVersion}.leases";
         foreach (var table in Directory.GetFiles(directory, "*" + suffix))
         {
-            Configuration.PoolSettings? settings = null;
-            try { settings = System.Text.Json.JsonSerializer.Deserialize<Configuration.PoolSettings>(File.ReadAllText(table + ".pool.json")); }
-            catch (Exception ex) when (ex is IOException or System.Text.Json.JsonException) { }
-            if (settings is not null) yield return (table, settings);
+            TableDescription? description = null;
+            try { description = JsonSerializer.Deserialize<TableDescription>(File.ReadAllText(table + ".pool.json")); }
+            catch (Exception ex) when (ex is IOException or JsonException or UnauthorizedAccessException) { }
+            yield return (table, description);
         }
     }
 

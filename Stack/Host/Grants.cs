@@ -1,4 +1,4 @@
-namespace SockShim.Stack.Helper;
+namespace SockShim.Stack.Host;
 
 /// <summary>One grant of the helper's configuration: a user or a group may take addresses from
 /// these pools, at most <see cref="Quota"/> at a time (per user).</summary>

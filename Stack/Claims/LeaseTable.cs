@@ -1,7 +1,7 @@
 using System.IO.MemoryMappedFiles;
 using System.Runtime.CompilerServices;
 
-namespace SockShim.Stack.Leases;
+namespace SockShim.Stack.Claims;
 
 /// <summary>
 /// The host-wide claim table of one pool: a memory-mapped file in a shared state directory,
@@ -165,12 +165,12 @@ public sealed unsafe class LeaseTable : IDisposable
     private static readonly long s_bootToUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - Environment.TickCount64;
 
     /// <summary>Claims a free slot by the pool's strategy; -1 when every slot is held.</summary>
-    public int Claim(Pools.AllocationStrategy strategy, long owner)
+    public int Claim(Addressing.AllocationStrategy strategy, long owner)
     {
         int n = SlotCount;
         switch (strategy)
         {
-            case Pools.AllocationStrategy.Sequential:
+            case Addressing.AllocationStrategy.Sequential:
             {
                 long hint = Volatile.Read(ref *Header(OffLowHint));
                 int start = (int)(hint % n);
@@ -185,7 +185,7 @@ public sealed unsafe class LeaseTable : IDisposable
                 }
                 return -1;
             }
-            case Pools.AllocationStrategy.Random:
+            case Addressing.AllocationStrategy.Random:
                 return ClaimFrom(System.Random.Shared.Next(n), owner);
             default:
                 return ClaimLeastRecentlyReleased(owner);

@@ -2,13 +2,14 @@ using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Net;
 using Microsoft.Extensions.Logging;
+using SockShim.Stack.Claims;
 using SockShim.Stack.Configuration;
-using SockShim.Stack.Leases;
-using SockShim.Stack.Pools;
+using SockShim.Stack.Dhcp;
+using SockShim.Stack.Errors;
 using SockShim.Stack.Provisioning;
 using SockShim.Stack.Telemetry;
 
-namespace SockShim.Stack.Dhcp;
+namespace SockShim.Stack.Sources;
 
 /// <summary>
 /// Where a DHCP pool's addresses come from: one lease per socket from the server on the pool's
@@ -17,21 +18,16 @@ namespace SockShim.Stack.Dhcp;
 /// an address already on the host is declined. With prefetch, K such leases wait ready, so a new
 /// socket takes one without a round trip to the server.
 /// </summary>
-internal sealed class DhcpSource : IDisposable
+internal sealed class DhcpSource : IAddressSource
 {
     /// <summary>A bound, provisioned lease, waiting for a socket or held by one.</summary>
-    internal sealed class Held(DhcpClient.Entry entry, int slot, IPAddress address)
+    internal sealed class Held(DhcpClient.Entry entry, int slot, IPAddress address) : SourcedAddress(slot, address)
     {
         public DhcpClient.Entry Entry { get; } = entry;
-        public int Slot { get; } = slot;
-        public IPAddress Address { get; } = address;
-        public DateTimeOffset ExpiresAt => Entry.Machine.ExpiresAt;
-        public IPAddress? Server => Entry.Machine.Server;
+        public override DateTimeOffset? ExpiresAt => Entry.Machine.ExpiresAt;
+        public override IPAddress? Server => Entry.Machine.Server;
         // 0 ready, 1 taken by a socket, 2 lost or given back while ready.
         internal int State;
-        internal Lease? Lease;
-        /// <summary>Set when the lease is lost between a socket taking it and attaching to it.</summary>
-        internal volatile string? LostReason;
     }
 
     private sealed class Waiter
@@ -40,7 +36,7 @@ internal sealed class DhcpSource : IDisposable
         public StackError? Error;
     }
 
-    private readonly AddressPool _pool;
+    private readonly HostAddresses _host;
     private readonly DhcpClient _client;
     private readonly byte[] _mac;
     private readonly DhcpTiming _timing;
@@ -52,35 +48,40 @@ internal sealed class DhcpSource : IDisposable
     private int _inFlight;                            // client thread only
     private int _disposed;
 
-    public DhcpSource(AddressPool pool, DhcpClient client, byte[] mac, DhcpTiming timing, int prefetch, TimeProvider time)
+    private DhcpSource(HostAddresses host, DhcpClient client, byte[] mac, DhcpTiming timing, int prefetch, TimeProvider time)
     {
-        _pool = pool;
+        _host = host;
         _client = client;
         _mac = mac;
         _timing = timing;
         _prefetch = prefetch;
         _time = time;
-        if (prefetch > 0) client.Post(Refill);
+        host.BeforeReclaim = ReleaseOrphan;
     }
 
+    public SourceKind Kind => SourceKind.Dhcp;
+    public LeaseTable Table => _host.Table;
+    private string Pool => _host.Pool;
     public string Interface => _client.Interface;
 
-    /// <summary>Opens the DHCP client of a pool's interface; what cannot be opened is reported
-    /// as a problem with the pool's interface setting.</summary>
-    public static Func<AddressPool, DhcpSource> Opener(PoolSettings settings, bool freeBind, TimeProvider time)
+    /// <summary>Opens the DHCP client of a pool's interface (port 68, the client's thread); what
+    /// cannot be opened is reported as a problem with the pool's interface setting.</summary>
+    public static DhcpSource Open(DhcpPoolSpec spec, HostAddresses host, bool freeBind, TimeProvider time)
     {
-        string iface = settings.Interface!;
+        string iface = spec.Interface;
         var mac = HostFacts.HardwareAddress(iface);
         if (mac is null || mac.All(b => b == 0))
-            throw new ConfigurationException(new SettingProblem($"pool '{settings.Name}' interface", iface, "has no Ethernet address to put in DHCP requests", "eth0"));
-        var client = DhcpClient.Open(iface, freeBind, ReleaseGap, time, settings.Name, out string why, TimeSpan.FromMilliseconds(settings.DhcpProbe), mac)
-            ?? throw new ConfigurationException(new SettingProblem($"pool '{settings.Name}' interface", iface, why, "an Ethernet interface on the DHCP server's link"));
-        var timing = new DhcpTiming
-        {
-            AcquireTimeout = TimeSpan.FromSeconds(settings.DhcpTimeout),
-            RequestedLeaseSeconds = settings.LeaseSeconds is { } s ? (uint)s : null,
-        };
-        return pool => new DhcpSource(pool, client, mac, timing, settings.Prefetch, time);
+            throw new ConfigurationException(new SettingProblem(spec.Origins.Of(PoolField.Interface), iface, "has no Ethernet address to put in DHCP requests", "eth0"));
+        var client = DhcpClient.Open(iface, freeBind, ReleaseGap, time, spec.Name, out string why, spec.Dhcp.ProbeWait, mac)
+            ?? throw new ConfigurationException(new SettingProblem(spec.Origins.Of(PoolField.Interface), iface, why, "an Ethernet interface on the DHCP server's link"));
+        var timing = new DhcpTiming { AcquireTimeout = spec.Dhcp.AcquireTimeout, RequestedLeaseSeconds = spec.Dhcp.RequestedLeaseSeconds };
+        return new DhcpSource(host, client, mac, timing, spec.Prefetch, time);
+    }
+
+    /// <summary>Starts prefetching (the client's thread leases <c>prefetch</c> addresses ahead).</summary>
+    public void Start()
+    {
+        if (_prefetch > 0) _client.Post(Refill);
     }
 
     /// <summary>Between two DHCPRELEASEs: dnsmasq dropped 284 of an unpaced burst of 500, and
@@ -91,6 +92,13 @@ internal sealed class DhcpSource : IDisposable
     public int ReadyCount => _ready.Count(h => Volatile.Read(ref h.State) == 0);
 
     /// <summary>A lease for a new socket: a prefetched one, or one obtained from the server now.</summary>
+    bool IAddressSource.TryTake(out SourcedAddress taken, out StackError? error)
+    {
+        bool ok = TryTake(out var held, out error);
+        taken = held;
+        return ok;
+    }
+
     public bool TryTake(out Held held, out StackError? error)
     {
         while (_ready.TryDequeue(out held!))
@@ -116,7 +124,7 @@ internal sealed class DhcpSource : IDisposable
                 }
             _waiters.Enqueue(waiter);
         });
-        uint iaid = _pool.Table.NextIaid();
+        uint iaid = _host.Table.NextIaid();
         _client.StartHere(NewMachine(iaid), OnEvent, iaid);
         try { waiter.Done.Task.Wait(_timing.AcquireTimeout + TimeSpan.FromSeconds(2)); }
         catch (AggregateException) { }
@@ -129,7 +137,7 @@ internal sealed class DhcpSource : IDisposable
             return true;
         }
         error = waiter.Error ?? new StackError(StackErrorCode.ProvisionFailed,
-            $"pool '{_pool.Name}': no DHCP lease on interface {Interface} within {_timing.AcquireTimeout.TotalSeconds:0.#} s; is a DHCP server answering on that link?");
+            $"pool '{Pool}': no DHCP lease on interface {Interface} within {_timing.AcquireTimeout.TotalSeconds:0.#} s; is a DHCP server answering on that link?");
         held = null!;
         return false;
     }
@@ -142,7 +150,7 @@ internal sealed class DhcpSource : IDisposable
         int want = _prefetch + waiting - ReadyCount - _inFlight;
         for (int i = 0; i < want; i++)
         {
-            uint iaid = _pool.Table.NextIaid();
+            uint iaid = _host.Table.NextIaid();
             _inFlight++;
             _client.Start(NewMachine(iaid), OnEvent).Tag = iaid;
         }
@@ -170,15 +178,15 @@ internal sealed class DhcpSource : IDisposable
                 });
                 break;
             case DhcpLeaseEvent.Renewed:
-                if (entry.Tag is Held renewed) _pool.Table.SetExpiry(renewed.Slot, renewed.ExpiresAt.ToUnixTimeMilliseconds());
-                if (_log.IsEnabled(LogLevel.Debug)) _log.LogDebug("pool {Pool}: renewed {Address} until {Expiry:O}", _pool.Name, entry.Machine.Address, entry.Machine.ExpiresAt);
+                if (entry.Tag is Held renewed) _host.Table.SetExpiry(renewed.Slot, renewed.Entry.Machine.ExpiresAt.ToUnixTimeMilliseconds());
+                if (_log.IsEnabled(LogLevel.Debug)) _log.LogDebug("pool {Pool}: renewed {Address} until {Expiry:O}", Pool, entry.Machine.Address, entry.Machine.ExpiresAt);
                 break;
             case DhcpLeaseEvent.Restarted:
-                _log.LogInformation("pool {Pool}: DHCP acquisition starts over: {Why}", _pool.Name, output.Reason);
+                _log.LogInformation("pool {Pool}: DHCP acquisition starts over: {Why}", Pool, output.Reason);
                 break;
             case DhcpLeaseEvent.Failed:
                 _inFlight--;
-                FailWaiter(new StackError(StackErrorCode.ProvisionFailed, $"pool '{_pool.Name}': no DHCP lease on interface {Interface}: {output.Reason}"));
+                FailWaiter(new StackError(StackErrorCode.ProvisionFailed, $"pool '{Pool}': no DHCP lease on interface {Interface}: {output.Reason}"));
                 break;
             case DhcpLeaseEvent.Lost:
                 if (entry.Tag is Held lost) Lose(lost, output.Reason!);
@@ -191,28 +199,22 @@ internal sealed class DhcpSource : IDisposable
     {
         var m = entry.Machine;
         var address = m.Address!;
-        int slot = _pool.Definition.IndexOf(address);
+        int slot = _host.Addresses.IndexOf(address);
         if (slot < 0)
         {
             _inFlight--;
             _client.Release(entry);
             FailWaiter(new StackError(StackErrorCode.ProvisionFailed,
-                $"pool '{_pool.Name}': DHCP server {m.Server} on {Interface} leased {address}, which is outside the pool's ranges ({string.Join(", ", _pool.Definition.Ranges)}); set the pool's ranges to the server's subnet"));
+                $"pool '{Pool}': DHCP server {m.Server} on {Interface} leased {address}, which is outside the pool's ranges ({string.Join(", ", _host.Addresses.Ranges)}); set the pool's ranges to the server's subnet"));
             return;
         }
-        if (!_pool.Table.TryClaimSlot(slot, _pool.Owner) && !(_pool.ReclaimDead() > 0 && _pool.Table.TryClaimSlot(slot, _pool.Owner)))
-        {
-            _client.Apply(entry, m.Decline($"{address} is held by another process of this host"));
-            return;
-        }
-        var error = _pool.Provisioner.Provision(address, _pool.Definition);
+        var error = _host.ClaimProvisioned(slot, address);
         if (error is not null)
         {
-            _pool.Table.Release(slot, _pool.Owner);
             if (error.Code == StackErrorCode.AddressInUse)
             {
-                _log.LogWarning("pool {Pool}: declining {Address} from {Server}: {Why}", _pool.Name, address, m.Server, error.Message);
-                _client.Apply(entry, m.Decline("address already in use on the client host"));
+                _log.LogWarning("pool {Pool}: declining {Address} from {Server}: {Why}", Pool, address, m.Server, error.Message);
+                _client.Apply(entry, m.Decline(error.Message));
                 return;
             }
             _inFlight--;
@@ -220,7 +222,7 @@ internal sealed class DhcpSource : IDisposable
             FailWaiter(error);
             return;
         }
-        _pool.Table.SetDhcp(slot, ServerWord(m.Server!), (uint)entry.Tag!, m.ExpiresAt.ToUnixTimeMilliseconds());
+        _host.Table.SetDhcp(slot, ServerWord(m.Server!), (uint)entry.Tag!, m.ExpiresAt.ToUnixTimeMilliseconds());
         var held = new Held(entry, slot, address);
         entry.Tag = held;
         _inFlight--;
@@ -253,28 +255,33 @@ internal sealed class DhcpSource : IDisposable
     // a ready one is dropped.
     private void Lose(Held held, string reason)
     {
-        _log.LogWarning("pool {Pool}: lost {Address}: {Why}", _pool.Name, held.Address, reason);
-        if (Interlocked.CompareExchange(ref held.State, 2, 0) == 0)
+        _log.LogWarning("pool {Pool}: lost {Address}: {Why}", Pool, held.Address, reason);
+        int state = Interlocked.CompareExchange(ref held.State, 2, 0);
+        if (state == 2) return; // given back while ready: nothing of it is left here
+        _host.GiveBack(held.Slot, held.Address);
+        if (state == 0)
         {
-            _pool.Provisioner.Deprovision(held.Address, _pool.Definition);
-            _pool.Table.Release(held.Slot, _pool.Owner);
             Refill();
             return;
         }
-        held.LostReason = reason;
-        held.Lease?.Lose(reason);
+        held.Lose(reason);
     }
 
-    /// <summary>Any thread: a socket's lease was given back (address already off the host and
-    /// out of the table): tell the server, paced.</summary>
-    public void Returned(Held held) => _client.PostRelease(held.Entry);
+    /// <summary>Any thread: a socket is done with its lease: off the host and out of the table,
+    /// then the server is told, paced.</summary>
+    public void Return(SourcedAddress taken)
+    {
+        var held = (Held)taken;
+        _host.GiveBack(held.Slot, held.Address);
+        _client.PostRelease(held.Entry);
+    }
 
     /// <summary>Journal: the lease a dead process held in <paramref name="slot"/> is released at
     /// its server, unless it has expired already.</summary>
     public void ReleaseOrphan(int slot)
     {
-        if (ReleaseOrphan(_pool.Table, _pool.Definition, slot, _client, _mac, _time) is { } address)
-            _log.LogInformation("pool {Pool}: releasing {Address}, left by a process that is gone", _pool.Name, address);
+        if (ReleaseOrphan(_host.Table, _host.Addresses, slot, _client, _mac, _time) is { } address)
+            _log.LogInformation("pool {Pool}: releasing {Address}, left by a process that is gone", Pool, address);
     }
 
     /// <summary>Queues the DHCPRELEASE of a dead holder's journalled lease; the address, or null
@@ -292,22 +299,23 @@ internal sealed class DhcpSource : IDisposable
     }
 
     /// <summary>Gives back the prefetched leases no socket took, and waits until every release is sent.</summary>
-    public void ReleaseReady(TimeSpan flushTimeout)
+    public void ReleaseReady()
     {
         while (_ready.TryDequeue(out var held))
         {
             if (Interlocked.CompareExchange(ref held.State, 2, 0) != 0) continue;
-            _pool.Provisioner.Deprovision(held.Address, _pool.Definition);
-            _pool.Table.Release(held.Slot, _pool.Owner);
-            Returned(held);
+            Return(held);
         }
-        _client.Flush(flushTimeout);
+        _client.Flush(TimeSpan.FromSeconds(5));
     }
+
+    public int ReclaimDead() => _host.ReclaimDead();
 
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
-        ReleaseReady(TimeSpan.FromSeconds(5));
+        ReleaseReady();
         _client.Dispose();
+        Table.Dispose();
     }
 }

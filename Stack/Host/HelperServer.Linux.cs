@@ -4,11 +4,10 @@ using System.Text;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using SockShim.Stack.Configuration;
-using SockShim.Stack.Leases;
 using SockShim.Stack.Pools;
 using SockShim.Stack.Wire;
 
-namespace SockShim.Stack.Helper;
+namespace SockShim.Stack.Host;
 
 /// <summary>
 /// `sockshim serve`: the one process with CAP_NET_ADMIN (and port 68 for DHCP). It owns the
@@ -22,7 +21,6 @@ public sealed class HelperServer : IDisposable
 {
     private readonly AddressStack _stack;
     private readonly Grants _grants;
-    private readonly IReadOnlyDictionary<string, PoolSettings> _settings;
     private readonly ILogger _log;
     private readonly Socket _listener;
     private readonly Dictionary<uint, int> _perUser = new();
@@ -36,7 +34,6 @@ public sealed class HelperServer : IDisposable
     {
         _stack = stack;
         _grants = grants;
-        _settings = stack.Settings.Pools.ToDictionary(p => p.Name, StringComparer.OrdinalIgnoreCase);
         _log = log;
         SocketPath = socketPath;
         Directory.CreateDirectory(Path.GetDirectoryName(socketPath)!);
@@ -174,7 +171,7 @@ public sealed class HelperServer : IDisposable
                 // A pool's ranges are no secret; whether this user may take from it is decided per ACQUIRE,
                 // so a refusal reaches the app as a SocketException at its socket rather than at start-up.
                 if (Refusal(peer, request.Argument, out var pool, checkGrant: false) is { } refused) return refused;
-                return HelperMessage.Ok(JsonSerializer.Serialize(_settings[pool!.Name]));
+                return HelperMessage.Ok(JsonSerializer.Serialize(pool!.Description));
             }
             case HelperMessage.Acquire:
             {

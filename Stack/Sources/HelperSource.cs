@@ -1,0 +1,155 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+using SockShim.Stack.Addressing;
+using SockShim.Stack.Claims;
+using SockShim.Stack.Configuration;
+using SockShim.Stack.Errors;
+using SockShim.Stack.Provisioning;
+using SockShim.Stack.Wire;
+
+namespace SockShim.Stack.Sources;
+
+/// <summary>
+/// An unprivileged process's side of `sockshim serve`: one connection to the helper, held for
+/// the process's life (when the process ends, however it ends, the helper sees the connection
+/// close and releases what it held). Addresses are asked for and given back one request at a time.
+/// </summary>
+internal sealed class HelperSource : IAddressSource
+{
+    private readonly Socket _socket;
+    private readonly NetworkStream _stream;
+    private readonly StreamReader _reader;
+    private readonly object _gate = new();
+    private readonly string _pool;
+    private readonly string _path;
+
+    public SourceKind Kind => SourceKind.Helper;
+    public int ReadyCount => 0;
+
+    /// <summary>This process's own record of what it holds; the host-wide table is the helper's.</summary>
+    public LeaseTable Table { get; private set; } = null!;
+    public PoolDefinition Addresses { get; private set; } = null!;
+
+    private HelperSource(Socket socket, string pool, string path)
+    {
+        _socket = socket;
+        _stream = new NetworkStream(socket, ownsSocket: true);
+        _reader = new StreamReader(_stream, Encoding.ASCII);
+        _pool = pool;
+        _path = path;
+    }
+
+    /// <summary>Connects and asks the helper to describe the pool; a problem with the helper
+    /// setting when it cannot be reached or refuses. The description is the helper's table's.</summary>
+    public static (HelperSource Source, TableDescription Described) Open(HelperPoolSpec spec, string stateDirectory)
+    {
+        string path = spec.SocketPath;
+        string where = spec.Origins.Of(PoolField.Helper);
+        var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try { socket.Connect(new UnixDomainSocketEndPoint(path)); }
+        catch (SocketException ex)
+        {
+            socket.Dispose();
+            throw new ConfigurationException(new SettingProblem(where, path,
+                $"cannot reach `sockshim serve` there ({ex.SocketErrorCode}); start it (as root) with the pool configured", "/run/sockshim/helper.sock"));
+        }
+        var source = new HelperSource(socket, spec.Name, path);
+        try
+        {
+            if (!source.Ask($"{HelperMessage.Describe} {spec.Name}", out string payload, out string code))
+                throw new ConfigurationException(new SettingProblem(where, path, $"the helper refused ({code}): {payload}", "a pool the helper grants this user"));
+            var described = JsonSerializer.Deserialize<TableDescription>(payload)
+                ?? throw new ConfigurationException(new SettingProblem(where, path, "the helper described the pool as null", "a helper of the same SockShim version"));
+            source.Addresses = Definition(described, where, path);
+            source.Table = LeaseTable.OpenPrivate(stateDirectory, source.Addresses.Count);
+            return (source, described);
+        }
+        catch
+        {
+            source.Dispose();
+            throw;
+        }
+    }
+
+    private static PoolDefinition Definition(TableDescription described, string where, string path)
+    {
+        AddressRange Parse(string r) => AddressRange.TryParse(r, out var x, out _) ? x
+            : throw new ConfigurationException(new SettingProblem(where, path, $"the helper described pool '{described.Name}' with a bad range '{r}'", "a helper of the same SockShim version"));
+        if (described.Ranges.Count == 0 || !Enum.TryParse<AllocationStrategy>(described.Strategy, out var strategy) || described.MaxAddresses is < 1 or > PoolSettings.MaxTableAddresses)
+            throw new ConfigurationException(new SettingProblem(where, path, $"the helper's description of pool '{described.Name}' cannot be used", "a helper of the same SockShim version"));
+        return new PoolDefinition(described.Name, described.Ranges.Select(Parse).ToList(), described.Exclude.Select(Parse).ToList(), strategy, described.MaxAddresses);
+    }
+
+    private bool Ask(string request, out string payload, out string code)
+    {
+        lock (_gate)
+        {
+            try
+            {
+                _stream.Write(Encoding.ASCII.GetBytes(request + "\n"));
+                string? line = _reader.ReadLine();
+                if (line is not null && HelperMessage.TryParseAnswer(line, out bool ok, out payload, out code)) return ok;
+                payload = line is null ? "the helper closed the connection" : $"an answer not of the protocol: '{HelperMessage.Truncate(line)}'";
+            }
+            catch (IOException ex) { payload = $"the connection to the helper failed: {ex.Message}"; }
+            code = "connection";
+            return false;
+        }
+    }
+
+    public bool TryTake(out SourcedAddress taken, out StackError? error)
+    {
+        taken = null!;
+        if (!Ask($"{HelperMessage.Acquire} {_pool}", out string payload, out string code) || !IPAddress.TryParse(payload, out var given))
+        {
+            error = new StackError(code switch
+            {
+                HelperMessage.NotGranted => StackErrorCode.NotGranted,
+                HelperMessage.OverQuota or HelperMessage.Exhausted => StackErrorCode.PoolExhausted,
+                _ => StackErrorCode.ProvisionFailed,
+            }, $"pool '{_pool}' (from the helper at {_path}): {payload}");
+            return false;
+        }
+        int slot = Addresses.IndexOf(given);
+        if (slot < 0 || !Table.TryClaimSlot(slot, ProcessIdentity.Current))
+        {
+            Ask($"{HelperMessage.Release} {given}", out _, out _);
+            error = new StackError(StackErrorCode.ProvisionFailed, $"pool '{_pool}': the helper gave {given}, which is outside the pool or already held here");
+            return false;
+        }
+        error = null;
+        taken = new SourcedAddress(slot, given);
+        return true;
+    }
+
+    /// <summary>Out of this process's record, then back to the helper, which takes it off the host.</summary>
+    public void Return(SourcedAddress taken)
+    {
+        Table.Release(taken.Slot, ProcessIdentity.Current);
+        Ask($"{HelperMessage.Release} {taken.Address}", out _, out _);
+    }
+
+    // The helper reclaims for dead clients itself: it sees their connections close.
+    public int ReclaimDead() => 0;
+
+    public void ReleaseReady() { }
+
+    public void Dispose()
+    {
+        _stream.Dispose();
+        Table?.Dispose();
+    }
+}
+
+/// <summary>The app-side provisioner of a helper's pool: the helper has already put the address
+/// on the host, so there is nothing to do here, and a NIC address reaches any destination.</summary>
+internal sealed class HelperProvisioned : IAddressProvisioner
+{
+    public ProvisionerKind Kind => ProvisionerKind.Netlink;
+    public string Name => "helper";
+    public StackError? Provision(IPAddress address, string pool) => null;
+    public string? CheckDestination(IPAddress destination, string pool) => null;
+    public void Deprovision(IPAddress address) { }
+}

@@ -1,0 +1,114 @@
+using System.Net;
+using Microsoft.Extensions.Logging;
+using SockShim.Stack.Claims;
+using SockShim.Stack.Configuration;
+using SockShim.Stack.Errors;
+using SockShim.Stack.Provisioning;
+using SockShim.Stack.Telemetry;
+
+namespace SockShim.Stack.Sources;
+
+/// <summary>
+/// A pool's addresses as this process holds them on the host: a slot claimed in the host-wide
+/// table, and the slot's address made usable by the provisioner. Claiming and giving back are
+/// written here once, in one order each: claim, then provision; take the address off the host,
+/// then free the slot. The static and DHCP sources both go through it.
+/// </summary>
+internal sealed class HostAddresses(string pool, PoolDefinition addresses, IAddressProvisioner provisioner, LeaseTable table, long owner)
+{
+    private readonly ILogger _log = StackLogging.For("SockShim.Pool");
+
+    public string Pool { get; } = pool;
+    public PoolDefinition Addresses { get; } = addresses;
+    public IAddressProvisioner Provisioner { get; } = provisioner;
+    public LeaseTable Table { get; } = table;
+    public long Owner { get; } = owner;
+
+    /// <summary>Runs for each dead holder's slot before it is freed, while its journal record
+    /// is still the dead holder's (a DHCP pool releases the lease at the server).</summary>
+    public Action<int>? BeforeReclaim { get; set; }
+
+    // An address someone else already put on the host is skipped for another, a few times.
+    private const int AddressInUseRetries = 8;
+
+    /// <summary>Claims a slot by the pool's strategy and puts its address on the host; the slot,
+    /// or -1 with the reason.</summary>
+    public int ClaimProvisioned(out IPAddress? address, out StackError? error)
+    {
+        address = null;
+        // Allocated only when an address turns out to be taken: this runs for every socket.
+        List<int>? skipped = null;
+        try
+        {
+            for (int attempt = 0; ; attempt++)
+            {
+                int slot = Table.Claim(Addresses.Strategy, Owner);
+                // Exhausted as far as live claims go: holders that died may still be in the table.
+                if (slot < 0 && ReclaimDead() > 0) slot = Table.Claim(Addresses.Strategy, Owner);
+                if (slot < 0)
+                {
+                    error = Exhausted(skipped);
+                    return -1;
+                }
+                address = Addresses.AddressAt(slot);
+                error = Provisioner.Provision(address, Pool);
+                if (error is null) return slot;
+                if (error.Code != StackErrorCode.AddressInUse || attempt >= AddressInUseRetries)
+                {
+                    Table.Release(slot, Owner);
+                    return -1;
+                }
+                // Held while looking further, so this search does not pick it again.
+                (skipped ??= new List<int>()).Add(slot);
+            }
+        }
+        finally
+        {
+            if (skipped is not null) foreach (int slot in skipped) Table.Release(slot, Owner);
+        }
+    }
+
+    private StackError Exhausted(List<int>? skipped) => skipped is { Count: > 0 }
+        ? new StackError(StackErrorCode.PoolExhausted,
+            $"pool '{Pool}' has no usable address: those not held by live sockets are already present on this host " +
+            $"({string.Join(", ", skipped.Take(5).Select(Addresses.AddressAt))}), and SockShim never takes over an address it did not add; remove them or widen the pool")
+        : new StackError(StackErrorCode.PoolExhausted,
+            $"pool '{Pool}' is exhausted: all {Addresses.Count} addresses are held by live sockets on this host " +
+            $"({string.Join(", ", Addresses.Ranges)}); close sockets or widen the pool");
+
+    /// <summary>Claims the slot of one given address (a DHCP lease) and puts it on the host.
+    /// AddressInUse when another process of the host holds it or it is already present.</summary>
+    public StackError? ClaimProvisioned(int slot, IPAddress address)
+    {
+        if (!Table.TryClaimSlot(slot, Owner) && !(ReclaimDead() > 0 && Table.TryClaimSlot(slot, Owner)))
+            return new StackError(StackErrorCode.AddressInUse, $"{address} is held by another process of this host");
+        var error = Provisioner.Provision(address, Pool);
+        if (error is not null) Table.Release(slot, Owner);
+        return error;
+    }
+
+    /// <summary>Takes the address off the host, then frees its slot; only while the slot is
+    /// still this process's, so an address another holder now has is never removed.</summary>
+    public void GiveBack(int slot, IPAddress address)
+    {
+        if (Table.OwnerOf(slot) != Owner)
+        {
+            _log.LogWarning("pool {Pool}: {Address} is no longer this process's in the table; left on the host for its holder", Pool, address);
+            return;
+        }
+        Provisioner.Deprovision(address);
+        Table.Release(slot, Owner);
+    }
+
+    /// <summary>Frees the slots of holders that died, and takes their addresses off the host.</summary>
+    public int ReclaimDead()
+    {
+        var slots = Table.ReclaimDead(BeforeReclaim);
+        foreach (int slot in slots)
+        {
+            Provisioner.Deprovision(Addresses.AddressAt(slot));
+            _log.LogInformation("pool {Pool}: reclaimed {Address}, whose holder is gone", Pool, Addresses.AddressAt(slot));
+        }
+        return slots.Count;
+    }
+}
