@@ -22,9 +22,11 @@ public static class AddressScope
 {
     // Under the launcher the flag lives in the woven System.Net.Sockets, where the hooks (in their
     // own load context) read it too; without the launcher nothing reads it but IsActive.
+    // The names are the hook contract's (Interceptor/Contract); a weaver test holds them equal.
+    internal const string WovenType = "System.Net.Sockets.SockShimHooks", WovenField = "AddressScope";
     private static readonly AsyncLocal<bool> s_flag =
-        typeof(System.Net.Sockets.Socket).Assembly.GetType("System.Net.Sockets.SockShimHooks")?
-            .GetField("AddressScope", BindingFlags.Public | BindingFlags.Static)?.GetValue(null) as AsyncLocal<bool> ?? new AsyncLocal<bool>();
+        typeof(System.Net.Sockets.Socket).Assembly.GetType(WovenType)?
+            .GetField(WovenField, BindingFlags.Public | BindingFlags.Static)?.GetValue(null) as AsyncLocal<bool> ?? new AsyncLocal<bool>();
 
     /// <summary>Whether sockets created here and now get new addresses.</summary>
     public static bool IsActive => s_flag.Value;

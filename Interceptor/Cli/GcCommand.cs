@@ -2,7 +2,7 @@ using System.CommandLine;
 using SockShim.Stack.Addressing;
 using SockShim.Stack.Configuration;
 using SockShim.Stack.Policy;
-using SockShim.Stack.Host;
+using SockShim.Interceptor.Host;
 
 namespace SockShim.Interceptor.Cli;
 

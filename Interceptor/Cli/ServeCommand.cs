@@ -5,7 +5,7 @@ using Microsoft.Extensions.Logging;
 using SockShim.Stack;
 using SockShim.Stack.Configuration;
 using SockShim.Stack.Errors;
-using SockShim.Stack.Host;
+using SockShim.Interceptor.Host;
 
 namespace SockShim.Interceptor.Cli;
 

@@ -3,7 +3,7 @@ using System.Text.Json;
 using SockShim.Stack.Addressing;
 using SockShim.Stack.Configuration;
 using SockShim.Stack.Policy;
-using SockShim.Stack.Host;
+using SockShim.Interceptor.Host;
 
 namespace SockShim.Interceptor.Cli;
 

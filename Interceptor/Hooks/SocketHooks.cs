@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using SockShim.Binding;
+using SockShim.Interceptor.Contract;
 using SockShim.Stack;
 using SockShim.Stack.Errors;
 
@@ -11,7 +12,7 @@ namespace SockShim.Interceptor.Hooks;
 /// The handlers behind the woven slots: each turns what a Socket is doing into a question to the
 /// Stack's <see cref="Stack.Policy.SocketPolicy"/> and pool, and binds what it hands out. No policy here.
 /// </summary>
-internal static class SocketHooks
+internal sealed class SocketHooks : ISocketHooks
 {
     private static Lazy<AddressStack> s_stack = null!;
     private static readonly ConditionalWeakTable<Socket, SocketState> s_states = new();
@@ -20,9 +21,9 @@ internal static class SocketHooks
 
     private static AddressStack Stack => s_stack.Value;
 
-    public static AddressFamily MapFamily(AddressFamily family) => TupleFamilies.ToRealFamily(family);
+    public AddressFamily MapFamily(AddressFamily family) => TupleFamilies.ToRealFamily(family);
 
-    public static void Created(Socket socket, AddressFamily requested)
+    public void Created(Socket socket, AddressFamily requested)
     {
         if (!TupleFamilies.IsTupleFamily(requested))
         {
@@ -41,7 +42,7 @@ internal static class SocketHooks
         }
     }
 
-    public static EndPoint Binding(Socket socket, EndPoint endpoint)
+    public EndPoint Binding(Socket socket, EndPoint endpoint)
     {
         if (SocketBinder.IsBinding || !s_states.TryGetValue(socket, out var state) || !state.Tuple) return endpoint;
         if (endpoint is IPEndPoint ip && SocketBinder.IsWildcard(ip.Address))
@@ -57,11 +58,11 @@ internal static class SocketHooks
         return endpoint;
     }
 
-    public static void Connecting(Socket socket, EndPoint? remote) => BeforeTraffic(socket, remote as IPEndPoint, "connect");
+    public void Connecting(Socket socket, EndPoint remote) => BeforeTraffic(socket, remote as IPEndPoint, "connect");
 
-    public static void SendingTo(Socket socket, object? target) => BeforeTraffic(socket, Destination(target), "sendto");
+    public void SendingTo(Socket socket, object target) => BeforeTraffic(socket, Destination(target), "sendto");
 
-    public static void Disposed(Socket socket)
+    public void Disposed(Socket socket)
     {
         if (s_states.TryGetValue(socket, out var state))
         {
@@ -92,7 +93,7 @@ internal static class SocketHooks
     }
 
     /// <summary>A closed socket is used: if SockShim closed it because its lease ended, say so.</summary>
-    public static void UsedAfterClose(Socket socket) => LeaseLoss.ThrowIfLost(socket);
+    public void UsedAfterClose(Socket socket) => LeaseLoss.ThrowIfLost(socket);
 
     private static IPEndPoint? Destination(object? target) => target switch
     {

@@ -1,5 +1,6 @@
 using System.Reflection;
 using System.Runtime.Loader;
+using SockShim.Interceptor.Contract;
 
 /// <summary>
 /// Runs before the app's Main (DOTNET_STARTUP_HOOKS). It checks that the woven
@@ -46,18 +47,18 @@ internal static class StartupHook
     private static string? CheckWovenAssembly(out Type? hooks)
     {
         var sockets = typeof(System.Net.Sockets.Socket).Assembly;
-        hooks = sockets.GetType("System.Net.Sockets.SockShimHooks");
+        hooks = sockets.GetType(HookContract.FullTypeName);
         if (hooks is null)
             return $"the woven System.Net.Sockets was not loaded (the app loaded {sockets.Location}). " +
                    "Start the app with `sockshim run`; a self-contained app, or a changed DOTNET_ADDITIONAL_DEPS/DOTNET_SHARED_STORE, bypasses the woven copy.";
 
-        string wovenFrom = Literal(hooks, "SourceRuntimeVersion");
+        string wovenFrom = Literal(hooks, HookContract.SourceRuntimeVersion);
         string running = Environment.Version.ToString();
         var stock = new FileInfo(Path.Combine(Path.GetDirectoryName(typeof(object).Assembly.Location)!, "System.Net.Sockets.dll"));
-        bool sameFile = stock.Exists && Literal(hooks, "SourceFileLength") == stock.Length.ToString() &&
-                        Literal(hooks, "SourceFileTime") == stock.LastWriteTimeUtc.Ticks.ToString();
+        bool sameFile = stock.Exists && Literal(hooks, HookContract.SourceFileLength) == stock.Length.ToString() &&
+                        Literal(hooks, HookContract.SourceFileTime) == stock.LastWriteTimeUtc.Ticks.ToString();
         if (wovenFrom != running || !sameFile)
-            return $"the loaded System.Net.Sockets ({sockets.Location}) was woven from runtime {wovenFrom} (MVID {Literal(hooks, "SourceMvid")}), " +
+            return $"the loaded System.Net.Sockets ({sockets.Location}) was woven from runtime {wovenFrom} (MVID {Literal(hooks, HookContract.SourceMvid)}), " +
                    $"but this app runs on {running}{(wovenFrom == running ? ", whose System.Net.Sockets.dll has changed since" : "")}. Run `sockshim prepare` to weave this runtime.";
         return null;
     }

@@ -1,3 +1,4 @@
+using SockShim.Interceptor.Contract;
 using System.Text.Json.Nodes;
 using SockShim.Interceptor.Weaving;
 
@@ -24,7 +25,7 @@ public sealed class WovenStore(string root)
         : Path.Combine(Environment.GetEnvironmentVariable("XDG_CACHE_HOME") is { Length: > 0 } x ? x
             : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache"), "sockshim");
 
-    private static string PackageVersion(InstalledRuntime runtime, Guid mvid) => $"{runtime.Version}-{mvid.ToString("N")[..12]}-w{HookSlots.CurrentWeaverVersion}";
+    private static string PackageVersion(InstalledRuntime runtime, Guid mvid) => $"{runtime.Version}-{mvid.ToString("N")[..12]}-w{HookContract.CurrentWeaverVersion}";
 
     public string AssemblyPath(InstalledRuntime runtime, Guid mvid, string tfm = "net10.0") =>
         Path.Combine(StoreDirectory, "x64", tfm, PackageId, PackageVersion(runtime, mvid), "lib", "net10.0", "System.Net.Sockets.dll");

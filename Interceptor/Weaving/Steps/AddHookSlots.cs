@@ -1,3 +1,4 @@
+using SockShim.Interceptor.Contract;
 using Mono.Cecil;
 using Mono.Cecil.Rocks;
 
@@ -11,32 +12,35 @@ public sealed class AddHookSlots : IWeaveStep
 
     public void Apply(WeaveContext c)
     {
-        if (c.Module.GetType(HookSlots.FullTypeName) is not null)
-            throw new WeaveException($"{c.Module.Assembly.Name.Name} is already woven (it has {HookSlots.FullTypeName}); weave the runtime's own copy");
-        var hooks = new TypeDefinition(HookSlots.TypeNamespace, HookSlots.TypeName,
+        if (c.Module.GetType(HookContract.FullTypeName) is not null)
+            throw new WeaveException($"{c.Module.Assembly.Name.Name} is already woven (it has {HookContract.FullTypeName}); weave the runtime's own copy");
+        var hooks = new TypeDefinition(HookContract.TypeNamespace, HookContract.TypeName,
             TypeAttributes.Public | TypeAttributes.Abstract | TypeAttributes.Sealed | TypeAttributes.BeforeFieldInit | TypeAttributes.Class,
             c.Module.TypeSystem.Object);
         c.Module.Types.Add(hooks);
         c.Hooks = hooks;
 
+        // One field per method of the contract, typed Action<...> or Func<..., TResult> of the
+        // method's signature, with the woven module's own types.
         var socket = (TypeReference)c.Socket;
-        var obj = c.Module.TypeSystem.Object;
-        var func2 = c.CoreType("System", "Func", 2);
-        var func3 = c.CoreType("System", "Func", 3);
-        var action1 = c.CoreType("System", "Action", 1);
-        var action2 = c.CoreType("System", "Action", 2);
-
-        Add(HookSlots.MapFamily, func2.MakeGenericInstanceType(c.AddressFamily, c.AddressFamily));
-        Add(HookSlots.Created, action2.MakeGenericInstanceType(socket, c.AddressFamily));
-        Add(HookSlots.Binding, func3.MakeGenericInstanceType(socket, c.EndPoint, c.EndPoint));
-        Add(HookSlots.Connecting, action2.MakeGenericInstanceType(socket, c.EndPoint));
-        Add(HookSlots.SendingTo, action2.MakeGenericInstanceType(socket, obj));
-        Add(HookSlots.Disposed, action1.MakeGenericInstanceType(socket));
-        Add(HookSlots.UsedAfterClose, action1.MakeGenericInstanceType(socket));
+        TypeReference Map(Type t, string slot) =>
+            t == typeof(System.Net.Sockets.Socket) ? socket
+            : t == typeof(System.Net.Sockets.AddressFamily) ? c.AddressFamily
+            : t == typeof(System.Net.EndPoint) ? c.EndPoint
+            : t == typeof(object) ? c.Module.TypeSystem.Object
+            : throw new WeaveException($"slot {slot} of the hook contract uses {t.Name}, which the weaver does not map to the woven module's types");
+        foreach (var slot in HookContract.Slots)
+        {
+            var types = slot.GetParameters().Select(p => Map(p.ParameterType, slot.Name)).ToList();
+            bool returns = slot.ReturnType != typeof(void);
+            if (returns) types.Add(Map(slot.ReturnType, slot.Name));
+            var open = c.CoreType("System", returns ? "Func" : "Action", types.Count);
+            Add(slot.Name, open.MakeGenericInstanceType([.. types]));
+        }
 
         // public static readonly AsyncLocal<bool> AddressScope = new(); (in a static constructor)
         var asyncLocal = c.CoreType("System.Threading", "AsyncLocal", 1, contract: "System.Threading").MakeGenericInstanceType(c.Module.TypeSystem.Boolean);
-        var scope = new FieldDefinition(HookSlots.AddressScope, FieldAttributes.Public | FieldAttributes.Static | FieldAttributes.InitOnly, c.Module.ImportReference(asyncLocal));
+        var scope = new FieldDefinition(HookContract.AddressScope, FieldAttributes.Public | FieldAttributes.Static | FieldAttributes.InitOnly, c.Module.ImportReference(asyncLocal));
         hooks.Fields.Add(scope);
         var cctor = new MethodDefinition(".cctor", MethodAttributes.Private | MethodAttributes.Static | MethodAttributes.SpecialName | MethodAttributes.RTSpecialName | MethodAttributes.HideBySig, c.Module.TypeSystem.Void);
         var ctor = new MethodReference(".ctor", c.Module.TypeSystem.Void, c.Module.ImportReference(asyncLocal)) { HasThis = true };

@@ -1,3 +1,4 @@
+using SockShim.Interceptor.Contract;
 using Mono.Cecil;
 using Mono.Cecil.Cil;
 
@@ -25,7 +26,7 @@ public sealed class HookAsyncConnect : IWeaveStep
 
         var getRemote = c.Module.ImportReference(c.Module.GetType("System.Net.Sockets.SocketAsyncEventArgs")!.Properties
             .Single(p => p.Name == "RemoteEndPoint").GetMethod);
-        IlEdit.InsertAfter(connect, anchor, c.GuardedInvoke(HookSlots.Connecting, args =>
+        IlEdit.InsertAfter(connect, anchor, c.GuardedInvoke(nameof(ISocketHooks.Connecting), args =>
         {
             args.Add(Instruction.Create(OpCodes.Ldarg_0));
             args.Add(Instruction.Create(OpCodes.Ldarg_1));

@@ -1,3 +1,4 @@
+using SockShim.Interceptor.Contract;
 using Mono.Cecil.Cil;
 
 namespace SockShim.Interceptor.Weaving.Steps;
@@ -11,7 +12,7 @@ public sealed class HookBind : IWeaveStep
     public void Apply(WeaveContext c)
     {
         var bind = c.FindMethod("Bind", "EndPoint");
-        IlEdit.InsertAtStart(bind, c.GuardedInvoke(HookSlots.Binding,
+        IlEdit.InsertAtStart(bind, c.GuardedInvoke(nameof(ISocketHooks.Binding),
             args =>
             {
                 args.Add(Instruction.Create(OpCodes.Ldarg_0));

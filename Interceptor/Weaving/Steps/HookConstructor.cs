@@ -1,3 +1,4 @@
+using SockShim.Interceptor.Contract;
 using Mono.Cecil.Cil;
 
 namespace SockShim.Interceptor.Weaving.Steps;
@@ -17,12 +18,12 @@ public sealed class HookConstructor : IWeaveStep
         ctor.Body.InitLocals = true;
 
         var start = new List<Instruction> { Instruction.Create(OpCodes.Ldarg_1), Instruction.Create(OpCodes.Stloc, requested) };
-        start.AddRange(c.GuardedInvoke(HookSlots.MapFamily,
+        start.AddRange(c.GuardedInvoke(nameof(ISocketHooks.MapFamily),
             args => args.Add(Instruction.Create(OpCodes.Ldarg_1)),
             result => result.Add(Instruction.Create(OpCodes.Starg_S, ctor.Parameters[0]))));
         IlEdit.InsertAtStart(ctor, start);
 
-        IlEdit.InsertBeforeEachReturn(ctor, () => c.GuardedInvoke(HookSlots.Created, args =>
+        IlEdit.InsertBeforeEachReturn(ctor, () => c.GuardedInvoke(nameof(ISocketHooks.Created), args =>
         {
             args.Add(Instruction.Create(OpCodes.Ldarg_0));
             args.Add(Instruction.Create(OpCodes.Ldloc, requested));

@@ -1,3 +1,4 @@
+using SockShim.Interceptor.Contract;
 using Mono.Cecil.Cil;
 
 namespace SockShim.Interceptor.Weaving.Steps;
@@ -12,7 +13,7 @@ public sealed class HookDispose : IWeaveStep
     public void Apply(WeaveContext c)
     {
         var dispose = c.FindMethod("Dispose", "Boolean");
-        IlEdit.InsertBeforeEachReturn(dispose, () => c.GuardedInvoke(HookSlots.Disposed,
+        IlEdit.InsertBeforeEachReturn(dispose, () => c.GuardedInvoke(nameof(ISocketHooks.Disposed),
             args => args.Add(Instruction.Create(OpCodes.Ldarg_0))));
         c.WovenMethods.Add(dispose);
     }

@@ -1,3 +1,4 @@
+using SockShim.Interceptor.Contract;
 using Mono.Cecil.Cil;
 
 namespace SockShim.Interceptor.Weaving.Steps;
@@ -21,7 +22,7 @@ public sealed class HookSendTo : IWeaveStep
         foreach (var (name, parameters, target) in Funnels)
         {
             var method = c.FindMethod(name, parameters);
-            IlEdit.InsertAtStart(method, c.GuardedInvoke(HookSlots.SendingTo, args =>
+            IlEdit.InsertAtStart(method, c.GuardedInvoke(nameof(ISocketHooks.SendingTo), args =>
             {
                 args.Add(Instruction.Create(OpCodes.Ldarg_0));
                 args.Add(Instruction.Create(OpCodes.Ldarg, method.Parameters[target - 1]));

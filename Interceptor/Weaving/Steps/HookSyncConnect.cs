@@ -1,3 +1,4 @@
+using SockShim.Interceptor.Contract;
 using Mono.Cecil.Cil;
 
 namespace SockShim.Interceptor.Weaving.Steps;
@@ -11,7 +12,7 @@ public sealed class HookSyncConnect : IWeaveStep
     public void Apply(WeaveContext c)
     {
         var doConnect = c.FindMethod("DoConnect", "EndPoint", "SocketAddress");
-        IlEdit.InsertAtStart(doConnect, c.GuardedInvoke(HookSlots.Connecting, args =>
+        IlEdit.InsertAtStart(doConnect, c.GuardedInvoke(nameof(ISocketHooks.Connecting), args =>
         {
             args.Add(Instruction.Create(OpCodes.Ldarg_0));
             args.Add(Instruction.Create(OpCodes.Ldarg_1));

@@ -1,3 +1,4 @@
+using SockShim.Interceptor.Contract;
 using Mono.Cecil.Cil;
 
 namespace SockShim.Interceptor.Weaving.Steps;
@@ -18,7 +19,7 @@ public sealed class HookUseAfterClose : IWeaveStep
         {
             // if (this.Disposed && slot != null) slot(this);
             var code = new List<Instruction>();
-            var invoke = c.GuardedInvoke(HookSlots.UsedAfterClose, args => args.Add(Instruction.Create(OpCodes.Ldarg_0)));
+            var invoke = c.GuardedInvoke(nameof(ISocketHooks.UsedAfterClose), args => args.Add(Instruction.Create(OpCodes.Ldarg_0)));
             code.Add(Instruction.Create(OpCodes.Ldarg_0));
             code.Add(Instruction.Create(OpCodes.Call, disposed));
             code.Add(Instruction.Create(OpCodes.Brfalse, invoke[^1]));

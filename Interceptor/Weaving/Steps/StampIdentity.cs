@@ -1,3 +1,4 @@
+using SockShim.Interceptor.Contract;
 using System.Security.Cryptography;
 using System.Text;
 using Mono.Cecil;
@@ -16,13 +17,13 @@ public sealed class StampIdentity(string runtimeVersion, FileInfo source) : IWea
     public void Apply(WeaveContext c)
     {
         var sourceMvid = c.Module.Mvid;
-        AddLiteral(HookSlots.SourceRuntimeVersion, runtimeVersion);
-        AddLiteral(HookSlots.SourceMvid, sourceMvid.ToString());
-        AddLiteral(HookSlots.WeaverVersion, HookSlots.CurrentWeaverVersion);
-        AddLiteral(HookSlots.SourceFileLength, source.Length.ToString());
-        AddLiteral(HookSlots.SourceFileTime, source.LastWriteTimeUtc.Ticks.ToString());
+        AddLiteral(HookContract.SourceRuntimeVersion, runtimeVersion);
+        AddLiteral(HookContract.SourceMvid, sourceMvid.ToString());
+        AddLiteral(HookContract.WeaverVersion, HookContract.CurrentWeaverVersion);
+        AddLiteral(HookContract.SourceFileLength, source.Length.ToString());
+        AddLiteral(HookContract.SourceFileTime, source.LastWriteTimeUtc.Ticks.ToString());
 
-        var hash = SHA256.HashData(Encoding.UTF8.GetBytes($"{sourceMvid}|{HookSlots.CurrentWeaverVersion}"));
+        var hash = SHA256.HashData(Encoding.UTF8.GetBytes($"{sourceMvid}|{HookContract.CurrentWeaverVersion}"));
         c.Module.Mvid = new Guid(hash.AsSpan(0, 16));
         c.Module.Attributes &= ~(ModuleAttributes.ILLibrary | ModuleAttributes.StrongNameSigned);
         c.Module.Attributes |= ModuleAttributes.ILOnly;

@@ -1,3 +1,4 @@
+using SockShim.Interceptor.Contract;
 using System.Reflection;
 using System.Runtime.CompilerServices;
 using System.Runtime.Loader;
@@ -31,19 +32,23 @@ public class WeaverTests
     public void The_hook_class_has_one_delegate_slot_per_hook_and_records_its_source()
     {
         using var module = ModuleDefinition.ReadModule(_woven);
-        var hooks = module.GetType(HookSlots.FullTypeName);
+        var hooks = module.GetType(HookContract.FullTypeName);
         Assert.That(hooks, Is.Not.Null);
         Assert.That(hooks.IsPublic && hooks.IsAbstract && hooks.IsSealed, Is.True, "public static class");
         var slots = hooks.Fields.Where(f => !f.HasConstant && !f.IsInitOnly).ToDictionary(f => f.Name, f => f.FieldType.FullName);
         Assert.That(slots.Keys, Is.EquivalentTo(new[] { "MapFamily", "Created", "Binding", "Connecting", "SendingTo", "Disposed", "UsedAfterClose" }));
         // The attribute mode's flag, shared by the app's SockShim and the hooks, created by the type itself.
-        var scope = hooks.Fields.Single(f => f.Name == HookSlots.AddressScope);
+        var scope = hooks.Fields.Single(f => f.Name == HookContract.AddressScope);
         Assert.That((scope.IsInitOnly, scope.FieldType.FullName), Is.EqualTo((true, "System.Threading.AsyncLocal`1<System.Boolean>")));
         Assert.That(scope.FieldType.Scope.Name, Is.EqualTo("System.Threading"), "the contract that forwards AsyncLocal (System.Runtime does not)");
         Assert.That(hooks.Methods.Single(m => m.Name == ".cctor").Body.Instructions.Any(i => i.OpCode == Mono.Cecil.Cil.OpCodes.Stsfld && i.Operand == scope), Is.True);
         Assert.That(slots["Binding"], Is.EqualTo("System.Func`3<System.Net.Sockets.Socket,System.Net.EndPoint,System.Net.EndPoint>"));
-        Assert.That(hooks.Fields.Single(f => f.Name == HookSlots.SourceRuntimeVersion).Constant, Is.EqualTo(Runtime.Version));
-        Assert.That(hooks.Fields.Single(f => f.Name == HookSlots.SourceMvid).Constant, Is.EqualTo(Runtime.SocketsMvid.ToString()));
+        Assert.That(slots["SendingTo"], Is.EqualTo("System.Action`2<System.Net.Sockets.Socket,System.Object>"));
+        // The slots are the contract's methods; Shim finds the scope flag by the contract's names.
+        Assert.That(slots.Keys, Is.EquivalentTo(HookContract.Slots.Select(m => m.Name)));
+        Assert.That((SockShim.AddressScope.WovenType, SockShim.AddressScope.WovenField), Is.EqualTo((HookContract.FullTypeName, HookContract.AddressScope)));
+        Assert.That(hooks.Fields.Single(f => f.Name == HookContract.SourceRuntimeVersion).Constant, Is.EqualTo(Runtime.Version));
+        Assert.That(hooks.Fields.Single(f => f.Name == HookContract.SourceMvid).Constant, Is.EqualTo(Runtime.SocketsMvid.ToString()));
         Assert.That(module.Mvid, Is.Not.EqualTo(Runtime.SocketsMvid), "a new MVID");
         Assert.That(module.Assembly.Name.Version, Is.EqualTo(new Version(10, 0, 0, 0)));
         Assert.That(module.Assembly.Name.PublicKeyToken, Is.Not.Empty, "same identity as the framework's");
@@ -63,7 +68,7 @@ public class WeaverTests
     {
         using var module = ModuleDefinition.ReadModule(_woven);
         var m = module.GetType("System.Net.Sockets.Socket").Methods.Single(x => x.FullName.EndsWith(method));
-        var read = m.Body.Instructions.Where(i => i.OpCode == OpCodes.Ldsfld && i.Operand is FieldReference f && f.DeclaringType.Name == HookSlots.TypeName)
+        var read = m.Body.Instructions.Where(i => i.OpCode == OpCodes.Ldsfld && i.Operand is FieldReference f && f.DeclaringType.Name == HookContract.TypeName)
             .Select(i => ((FieldReference)i.Operand).Name).Distinct();
         Assert.That(read, Is.EquivalentTo(slots));
     }
@@ -89,7 +94,7 @@ public class WeaverTests
         {
             var assembly = alc.LoadFromAssemblyPath(_woven);
             var socket = assembly.GetType("System.Net.Sockets.Socket")!;
-            Assert.That(assembly.GetType(HookSlots.FullTypeName), Is.Not.Null);
+            Assert.That(assembly.GetType(HookContract.FullTypeName), Is.Not.Null);
             int prepared = 0;
             foreach (var m in socket.GetMethods(BindingFlags.Instance | BindingFlags.Static | BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.DeclaredOnly)
                          .Cast<MethodBase>().Concat(socket.GetConstructors(BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic)))

@@ -2,11 +2,12 @@ using System.Net;
 using SockShim.Stack.Addressing;
 using SockShim.Stack.Claims;
 using SockShim.Stack.Configuration;
+using SockShim.Stack.Dhcp;
 using SockShim.Stack.Provisioning;
 using SockShim.Stack.Provisioning.Netlink;
 using SockShim.Stack.Sources;
 
-namespace SockShim.Stack.Host;
+namespace SockShim.Interceptor.Host;
 
 /// <summary>Every pool table of this host (network namespace), read without a configuration.</summary>
 public static class HostSweep
@@ -81,7 +82,7 @@ public static class HostSweep
         return new Report(reclaimed, removed, problems);
     }
 
-    private sealed record DhcpRelease(Dhcp.DhcpClient Client, byte[] Mac) : IDisposable
+    private sealed record DhcpRelease(DhcpClient Client, byte[] Mac) : IDisposable
     {
         public void Dispose()
         {
@@ -94,7 +95,7 @@ public static class HostSweep
     {
         string iface = settings.Interface ?? "";
         var mac = HostFacts.HardwareAddress(iface);
-        var client = mac is null ? null : Dhcp.DhcpClient.Open(iface, settings.Provisioner == "anyip", DhcpSource.ReleaseGap, TimeProvider.System, settings.Name, out string why);
+        var client = mac is null ? null : DhcpClient.Open(iface, settings.Provisioner == "anyip", DhcpSource.ReleaseGap, TimeProvider.System, settings.Name, out string why);
         if (client is null)
         {
             problems.Add($"pool '{settings.Name}': cannot release its dead holders' DHCP leases on {iface}: {(mac is null ? "no such Ethernet interface" : "the DHCP socket could not be opened")}; they expire at the server instead");

@@ -1,4 +1,6 @@
-namespace SockShim.Stack.Host;
+
+
+namespace SockShim.Interceptor.Host;
 
 /// <summary>One grant of the helper's configuration: a user or a group may take addresses from
 /// these pools, at most <see cref="Quota"/> at a time (per user).</summary>

@@ -3,11 +3,12 @@ using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
+using SockShim.Stack;
 using SockShim.Stack.Configuration;
 using SockShim.Stack.Pools;
 using SockShim.Stack.Wire;
 
-namespace SockShim.Stack.Host;
+namespace SockShim.Interceptor.Host;
 
 /// <summary>
 /// `sockshim serve`: the one process with CAP_NET_ADMIN (and port 68 for DHCP). It owns the

@@ -1,0 +1,87 @@
+using System.Linq.Expressions;
+using System.Net;
+using System.Net.Sockets;
+using System.Reflection;
+
+namespace SockShim.Interceptor.Contract;
+
+/// <summary>
+/// The hook contract between the woven System.Net.Sockets and SockShim: one method per slot.
+/// The weaver creates a static delegate field per method (named after it, typed by its
+/// signature) in a class it adds to the woven assembly; the startup hook's trampolines and the
+/// real hooks implement this interface and fill those fields. A slot added here is a compile
+/// error in every implementation until it is served, and the weaver creates it by itself.
+/// This one file is linked into the weaver, the startup hook and the hooks.
+/// </summary>
+internal interface ISocketHooks
+{
+    /// <summary>AF_INET_TUPLE / AF_INET6_TUPLE to the real family (before the OS socket is made).</summary>
+    AddressFamily MapFamily(AddressFamily requested);
+    /// <summary>A new socket and the family asked for.</summary>
+    void Created(Socket socket, AddressFamily requested);
+    /// <summary>Before the OS bind: the endpoint to bind instead.</summary>
+    EndPoint Binding(Socket socket, EndPoint endpoint);
+    /// <summary>Before the OS connect (sync and async).</summary>
+    void Connecting(Socket socket, EndPoint remote);
+    /// <summary>Before a datagram is sent to an EndPoint, SocketAddress or SocketAsyncEventArgs target.</summary>
+    void SendingTo(Socket socket, object target);
+    /// <summary>After Dispose(bool) (Dispose, Close, finalizer).</summary>
+    void Disposed(Socket socket);
+    /// <summary>A closed socket is used, or a call on it failed because it was closed; the hook
+    /// may throw a SocketException that says why it was closed.</summary>
+    void UsedAfterClose(Socket socket);
+}
+
+/// <summary>The names of the woven type and of its literal fields, and the slots from <see cref="ISocketHooks"/>.</summary>
+internal static class HookContract
+{
+    public const string TypeNamespace = "System.Net.Sockets";
+    public const string TypeName = "SockShimHooks";
+    public const string FullTypeName = TypeNamespace + "." + TypeName;
+
+    /// <summary><c>AsyncLocal&lt;bool&gt;</c>, created by the woven type itself: true in a flow
+    /// marked with [NewAddressPerSocket] (mode attribute). Shared by the app's SockShim and the hooks.</summary>
+    public const string AddressScope = "AddressScope";
+
+    /// <summary>Literal fields recording where the woven assembly came from, checked at start-up.</summary>
+    public const string SourceRuntimeVersion = "SourceRuntimeVersion";
+    public const string SourceMvid = "SourceMvid";
+    public const string WeaverVersion = "WeaverVersion";
+    /// <summary>Length and last-write time (UTC ticks) of the source file: a stat at start-up
+    /// tells whether the runtime's own System.Net.Sockets is still the one that was woven,
+    /// without the ~10 ms of reading its metadata for the MVID.</summary>
+    public const string SourceFileLength = "SourceFileLength";
+    public const string SourceFileTime = "SourceFileTime";
+
+    /// <summary>Bumped whenever the woven code changes, so caches are rebuilt.</summary>
+    public const string CurrentWeaverVersion = "5";
+
+    /// <summary>Every slot: its name and the parameter and return types of its delegate.</summary>
+    public static IEnumerable<MethodInfo> Slots => typeof(ISocketHooks).GetMethods();
+
+    /// <summary>The delegate type of a slot: Action&lt;...&gt; or Func&lt;..., TResult&gt;.</summary>
+    public static Type DelegateType(MethodInfo slot)
+    {
+        var types = slot.GetParameters().Select(p => p.ParameterType);
+        return slot.ReturnType == typeof(void) ? Expression.GetActionType([.. types]) : Expression.GetFuncType([.. types, slot.ReturnType]);
+    }
+
+    /// <summary>Puts <paramref name="hooks"/>' methods in every slot of the woven type. The
+    /// delegates bind the implementing class's own methods, not the interface's, so a call
+    /// through a slot is a direct call.</summary>
+    public static void Fill(Type slots, ISocketHooks hooks)
+    {
+        var map = hooks.GetType().GetInterfaceMap(typeof(ISocketHooks));
+        for (int i = 0; i < map.InterfaceMethods.Length; i++)
+        {
+            var slot = map.InterfaceMethods[i];
+            var field = slots.GetField(slot.Name, BindingFlags.Public | BindingFlags.Static)
+                ?? throw new InvalidOperationException($"the woven System.Net.Sockets has no slot {slot.Name}");
+            field.SetValue(null, Delegate.CreateDelegate(DelegateType(slot), hooks, map.TargetMethods[i]));
+        }
+    }
+
+    /// <summary>What slot <paramref name="name"/> holds now.</summary>
+    public static T Current<T>(Type slots, string name) where T : Delegate =>
+        (T)slots.GetField(name, BindingFlags.Public | BindingFlags.Static)!.GetValue(null)!;
+}
