@@ -125,7 +125,8 @@ public class DhcpTests
         Close(agent2);
         Assert.That(echo.WaitForExit(TimeSpan.FromSeconds(60)), Is.True);
         Assert.That(echoOut.Result, Does.Contain($"distinct source addresses: {2 * each} in {2 * each} served"));
-        Assert.That(DhcpLan.Eventually(() => lan.Leases().Count == 0, TimeSpan.FromSeconds(20)), Is.True, "every lease released");
+        Assert.That(DhcpLan.Eventually(() => lan.Leases().Count == 0, TimeSpan.FromSeconds(20)), Is.True,
+            () => $"every lease released; {lan.Leases().Count} left; agents: {agent1.StandardError.ReadToEnd()} {agent2.StandardError.ReadToEnd()}\nserver log:\n{lan.ServerLogTail()}");
     }
 
     /// <summary>Kea with 6-second leases: sockets keep their addresses across several renewals;
