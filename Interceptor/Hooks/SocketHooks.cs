@@ -44,7 +44,9 @@ internal sealed class SocketHooks : ISocketHooks
 
     public EndPoint Binding(Socket socket, EndPoint endpoint)
     {
-        if (SocketBinder.IsBinding || !s_states.TryGetValue(socket, out var state) || !state.Tuple) return endpoint;
+        if (SocketBinder.IsBinding) return endpoint;
+        s_states.TryGetValue(socket, out var state);
+        if (state?.Tuple != true) return OrdinaryBinding(socket, state, endpoint);
         if (endpoint is IPEndPoint ip && SocketBinder.IsWildcard(ip.Address))
         {
             // The woven Bind binds what this returns.
@@ -56,6 +58,23 @@ internal sealed class SocketHooks : ISocketHooks
         // A specific address is the app's choice: leave it, and give back what was taken eagerly.
         state.Release();
         return endpoint;
+    }
+
+    /// <summary>An ordinary socket binding the wildcard (<c>new UdpClient(0)</c>, an RTP stack on
+    /// 0.0.0.0:port): with wildcardBind own it gets its own address now, with the port asked
+    /// for; otherwise (the default, as a listener binds the same way) the bind is the app's.</summary>
+    private static EndPoint OrdinaryBinding(Socket socket, SocketState? state, EndPoint endpoint)
+    {
+        if (endpoint is not IPEndPoint ip || !SocketBinder.IsWildcard(ip.Address) ||
+            !Stack.Policy.OwnsWildcardBind(socket.SocketType, socket.AddressFamily, createdInScope: state?.Scoped == true)) return endpoint;
+        bool dualMode = socket.AddressFamily == AddressFamily.InterNetworkV6 && socket.DualMode;
+        if (!Stack.HasPool(SocketBinder.PoolFamily(Stack, socket.AddressFamily, dualMode, null, null))) return endpoint;
+        state ??= s_states.GetValue(socket, s => new SocketState(s, tuple: false));
+        if (state.Lease is null && SocketBinder.Acquire(Stack, state, null, $"bind port {ip.Port}") is { } notAcquired)
+            throw ShimErrors.ToException(notAcquired);
+        if (SocketBinder.Prepare(state, ip.Port, deferPort: false, out var own) is { } failed) throw ShimErrors.ToException(failed);
+        state.BoundAtWildcard = true;
+        return own;
     }
 
     public void Connecting(Socket socket, EndPoint remote) => BeforeTraffic(socket, remote as IPEndPoint, "connect");
@@ -79,8 +98,15 @@ internal sealed class SocketHooks : ISocketHooks
         s_states.TryGetValue(socket, out var state);
         bool tuple = state?.Tuple == true;
         if (!Stack.Policy.WantsAddress(tuple, socket.SocketType, socket.AddressFamily, destination, createdInScope: state?.Scoped == true)) return;
-        // Bound already: by the app, by an earlier hook, or by the kernel on an earlier send.
-        if (SocketBinder.IsBound(NetSockets.DescriptorOf(socket))) return;
+        // Bound already: by the app, by an earlier hook, or by the kernel on an earlier send. A
+        // socket given its own address at a wildcard bind cannot be bound again: what can still
+        // be said about its destination is whether its address reaches it.
+        if (SocketBinder.IsBound(NetSockets.DescriptorOf(socket)))
+        {
+            if (state is { BoundAtWildcard: true, Lease: { } own } && SocketBinder.Reach(own, destination) is { } unreachable)
+                throw ShimErrors.ToException(unreachable);
+            return;
+        }
         if (state is null)
         {
             // Mode all: a family with no pool keeps the common address.

@@ -20,6 +20,9 @@ internal sealed class SocketState(Socket socket, bool tuple) : IBindTarget
     /// <summary>Created in a [NewAddressPerSocket] flow (mode attribute).</summary>
     public bool Scoped { get; init; }
 
+    /// <summary>Given its own address when it bound the wildcard (wildcardBind own).</summary>
+    public bool BoundAtWildcard { get; set; }
+
     public Lease? Lease
     {
         get => Volatile.Read(ref _lease);

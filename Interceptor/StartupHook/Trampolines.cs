@@ -17,7 +17,7 @@ internal sealed class Trampolines : ISocketHooks
     private static volatile bool s_loaded;
     private static Type s_slots = null!;
     private static Func<string?> s_load = null!;
-    private static bool s_modeAll, s_modeAttribute;
+    private static bool s_modeAll, s_modeAttribute, s_ownWildcardBinds;
     private static AsyncLocal<bool>? s_scope;
 
     public static void Install(Type slots, Func<string?> load)
@@ -27,6 +27,7 @@ internal sealed class Trampolines : ISocketHooks
         string? mode = Environment.GetEnvironmentVariable("SOCKSHIM_MODE")?.Trim();
         s_modeAll = string.Equals(mode, "all", StringComparison.OrdinalIgnoreCase);
         s_modeAttribute = string.Equals(mode, "attribute", StringComparison.OrdinalIgnoreCase);
+        s_ownWildcardBinds = (s_modeAll || s_modeAttribute) && string.Equals(Environment.GetEnvironmentVariable("SOCKSHIM_WILDCARDBIND")?.Trim(), "own", StringComparison.OrdinalIgnoreCase);
         s_scope = slots.GetField(HookContract.AddressScope, BindingFlags.Public | BindingFlags.Static)?.GetValue(null) as AsyncLocal<bool>;
         HookContract.Fill(slots, new Trampolines());
     }
@@ -50,9 +51,14 @@ internal sealed class Trampolines : ISocketHooks
         Real<Action<Socket, AddressFamily>>(nameof(ISocketHooks.Created))(socket, requested);
     }
 
-    // Before the hooks are loaded no tuple socket exists, so no bind is SockShim's business.
-    public EndPoint Binding(Socket socket, EndPoint endpoint) =>
-        s_loaded ? Real<Func<Socket, EndPoint, EndPoint>>(nameof(ISocketHooks.Binding))(socket, endpoint) : endpoint;
+    // Before the hooks are loaded no tuple socket exists, so no bind is SockShim's business,
+    // unless wildcard binds get their own addresses (wildcardBind own).
+    public EndPoint Binding(Socket socket, EndPoint endpoint)
+    {
+        if (!s_loaded && !(s_ownWildcardBinds && endpoint is IPEndPoint { Port: >= 0 } ip && (ip.Address.Equals(IPAddress.Any) || ip.Address.Equals(IPAddress.IPv6Any)))) return endpoint;
+        Load();
+        return Real<Func<Socket, EndPoint, EndPoint>>(nameof(ISocketHooks.Binding))(socket, endpoint);
+    }
 
     public void Connecting(Socket socket, EndPoint endpoint)
     {

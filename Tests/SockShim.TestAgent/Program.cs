@@ -12,6 +12,7 @@ using SockShim.Stack.Pools;
 //   leak N      : acquires N leases and exits without releasing them.
 //   berkeley-dhcp N SERVER : N TUPLE_DHCP descriptors through the Berkeley API (see BerkeleyDhcp).
 //   traffic SERVER FRONT-END [POOL] : one TCP connection and one datagram (see MarkedTraffic).
+//   wildcard SERVER : sockets that bind the wildcard (see WildcardBinds).
 //   fake-dhcp-server DEV SERVERID FIRST DROP% : a hostile DHCP server (see FakeDhcpServer).
 //   sockets N SERVER [tcp|udp] [plain] : N AF_INET_TUPLE sockets (plain: ordinary sockets, for a run under the launcher), each connected (or sending a datagram) to
 //                 SERVER; prints "socket <local> lease-expires <time>" for each and "held"; then
@@ -19,6 +20,7 @@ using SockShim.Stack.Pools;
 //                 "use" sends on each socket and prints "ok <local>" or "error <local> <SocketError> <message>".
 var verb = args.ElementAtOrDefault(0) ?? "";
 if (verb == "traffic") return MarkedTraffic.Run(IPEndPoint.Parse(args[1]), args[2], args.ElementAtOrDefault(3));
+if (verb == "wildcard") return WildcardBinds.Run(IPEndPoint.Parse(args[1]));
 if (verb == "fake-dhcp-server") return FakeDhcpServer.Run(args[1], IPAddress.Parse(args[2]), IPAddress.Parse(args[3]), int.Parse(args[4]));
 int count = int.Parse(args.ElementAtOrDefault(1) ?? "0");
 if (verb == "berkeley-dhcp") return BerkeleyDhcp.Run(count, System.Net.IPEndPoint.Parse(args[2]));

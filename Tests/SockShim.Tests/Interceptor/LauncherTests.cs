@@ -176,4 +176,36 @@ public class LauncherTests
         Assert.That(exit, Is.EqualTo(97));
         Assert.That(error, Does.Contain("woven from runtime 10.0.1").And.Contain($"runs on {runtime.Version}").And.Contain("sockshim prepare"));
     }
+
+    /// <summary>wildcardBind own: a client socket that binds the wildcard before its first send
+    /// (<c>new UdpClient(0)</c>) arrives at the server from its own address; with the default
+    /// (keep) it keeps the common address, and a listener on 0.0.0.0:port stays on every address.
+    /// With own the listener, which binds the same way, is given an address too: the trade-off.</summary>
+    [TestCase("own")]
+    [TestCase(null)]
+    public void Wildcard_binds_get_their_own_address_only_when_asked(string? setting)
+    {
+        string[] args = setting is null ? ["run"] : ["run", "--wildcard-bind", setting];
+        var (exit, output, error) = Sockshim([.. args, "--", "dotnet", Programs.PathOf("SockShim.TestAgent"), "wildcard", _serverEndpoint]);
+        Assert.That(exit, Is.Zero, output + error);
+        var client = System.Text.RegularExpressions.Regex.Match(output, @"^client (\S+) seen (\S+)$", System.Text.RegularExpressions.RegexOptions.Multiline);
+        var listener = System.Text.RegularExpressions.Regex.Match(output, @"^listener (\S+)$", System.Text.RegularExpressions.RegexOptions.Multiline);
+        Assert.That(client.Success && listener.Success, Is.True, output + error);
+        var seen = IPEndPoint.Parse(client.Groups[2].Value);
+        var local = IPEndPoint.Parse(client.Groups[1].Value);
+        Assert.That(seen.Port, Is.EqualTo(local.Port), "the server saw the socket's port");
+        if (setting == "own")
+        {
+            Assert.That(seen, Is.EqualTo(local), "and its own address, as LocalEndPoint reports it");
+            Assert.That(seen.Address.ToString(), Does.StartWith("127.103.0."), "the client's datagram came from a pool address");
+            Assert.That(listener.Groups[1].Value, Does.StartWith("127.103.0."), "the listener bound the same way got one too");
+            Assert.That(output, Does.Contain("listener nothing"), "so a datagram to 127.0.0.1 does not reach it");
+        }
+        else
+        {
+            Assert.That(seen.Address, Is.EqualTo(IPAddress.Loopback), "the client kept the common address");
+            Assert.That(listener.Groups[1].Value, Does.StartWith("0.0.0.0:"), "the listener is untouched");
+            Assert.That(output, Does.Contain("listener received"), "and receives what is sent to 127.0.0.1");
+        }
+    }
 }

@@ -119,6 +119,9 @@ internal sealed class DhcpLan : IDisposable
             : new();
 
     /// <summary>The last lines of the server's log, for failure messages.</summary>
+    /// <summary>The server namespace's UDP counters (RcvbufErrors: datagrams its sockets dropped).</summary>
+    public string ServerUdpCounters() => string.Join(" / ", TwoHosts.Exec(Server, "cat", "/proc/net/snmp").Split('\n').Where(l => l.StartsWith("Udp:")));
+
     public string ServerLogTail(int lines = 30)
     {
         var log = new[] { "dnsmasq.log", "kea.log" }.Select(f => Path.Combine(Directory, f)).FirstOrDefault(File.Exists);

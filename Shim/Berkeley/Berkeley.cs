@@ -58,7 +58,7 @@ public static unsafe partial class Berkeley
         bool tupleFamily = domain == (int)TupleFamilies.AF_INET_TUPLE || domain == (int)TupleFamilies.AF_INET6_TUPLE;
         int real = domain == (int)TupleFamilies.AF_INET_TUPLE ? SockAddr.AF_INET : domain == (int)TupleFamilies.AF_INET6_TUPLE ? SockAddr.AF_INET6 : domain;
         if (tuple == TUPLE_DEFAULT && !tupleFamily) return LibC.socket(domain, type, protocol);
-        if (real is not (SockAddr.AF_INET or SockAddr.AF_INET6)) return Fail(LibC.EAFNOSUPPORT);
+        if (real != SockAddr.AF_INET && real != SockAddr.AF_INET6) return Fail(LibC.EAFNOSUPPORT);
 
         string? pool = null;
         if (tuple is TUPLE_STATIC or TUPLE_DHCP)

@@ -15,7 +15,6 @@ namespace SockShim.Stack.Provisioning.Netlink;
 /// </summary>
 public sealed unsafe class RouteNetlink : IDisposable
 {
-    private const int AF_NETLINK_VALUE = 16;
     private readonly int _fd;
     private readonly object _gate = new();
     private readonly byte[] _receive = new byte[64 * 1024];
@@ -26,11 +25,11 @@ public sealed unsafe class RouteNetlink : IDisposable
     /// <summary>Opens the socket; null and an errno when that fails.</summary>
     public static RouteNetlink? Open(out int error)
     {
-        int fd = socket(AF_NETLINK_VALUE, SOCK_RAW | SOCK_CLOEXEC, netlink.NETLINK_ROUTE);
+        int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, netlink.NETLINK_ROUTE);
         if (fd < 0) { error = errno; return null; }
         Span<byte> local = stackalloc byte[netlink.SOCKADDR_NL_SIZE];
         local.Clear();
-        BinaryPrimitives.WriteUInt16LittleEndian(local, AF_NETLINK_VALUE);
+        BinaryPrimitives.WriteUInt16LittleEndian(local, (ushort)(int)AF_NETLINK);
         fixed (byte* p = local)
         {
             if (bind(fd, (sockaddr*)p, (uint)local.Length) != 0)

@@ -81,7 +81,7 @@ public sealed class HelperServer : IDisposable
     {
         // struct ucred { pid_t pid; uid_t uid; gid_t gid; }
         Span<byte> cred = stackalloc byte[12];
-        s.GetRawSocketOption(1 /* SOL_SOCKET */, 17 /* SO_PEERCRED */, cred);
+        s.GetRawSocketOption(Tmds.Linux.LibC.SOL_SOCKET, Tmds.Linux.LibC.SO_PEERCRED, cred);
         int pid = BitConverter.ToInt32(cred);
         uint uid = BitConverter.ToUInt32(cred[4..]), gid = BitConverter.ToUInt32(cred[8..]);
         var groups = new HashSet<uint> { gid };
