@@ -65,7 +65,7 @@ public sealed class AddressStack : IDisposable
         {
             var (remote, described) = HelperSource.Open(helper, stateDirectory);
             // The helper provisions; this side only needs to know how sockets bind (FreeBind).
-            IAddressProvisioner bindsAs = described.Provisioner == "anyip" ? new AnyIpProvisioner() : new HelperProvisioned();
+            IAddressProvisioner bindsAs = described.Provisioner == ProvisionerKind.AnyIp ? new AnyIpProvisioner() : new HelperProvisioned();
             return new AddressPool(remote.Addresses, bindsAs, remote, described.Dscp, described, time);
         }
         var local = (LocalPoolSpec)spec;
@@ -74,8 +74,8 @@ public sealed class AddressStack : IDisposable
         var provisioner = Provisioners.Create(local.Provisioner);
         string path = StateDirectory.TablePath(stateDirectory, local.Name, local.Addresses.Fingerprint);
         var table = LeaseTable.Open(path, local.Addresses.Count);
-        var description = Describe(local);
-        StateDirectory.WriteDescription(path, description);
+        var description = PoolDescription.Of(local);
+        StateDirectory.WriteDescription(path, description.ToJson());
         var host = new HostAddresses(local.Name, local.Addresses, provisioner, table, ProcessIdentity.Current);
         IAddressSource source;
         try { source = local is DhcpPoolSpec dhcp ? DhcpSource.Open(dhcp, host, provisioner.FreeBind, time) : new StaticSource(host, local.Prefetch); }
@@ -90,24 +90,6 @@ public sealed class AddressStack : IDisposable
         (source as DhcpSource)?.Start();
         return pool;
     }
-
-    /// <summary>The text written beside a pool's table (and sent by the helper to its clients).</summary>
-    internal static TableDescription Describe(LocalPoolSpec pool) => new()
-    {
-        Name = pool.Name,
-        Source = pool.Source.ToString().ToLowerInvariant(),
-        Provisioner = pool.Provisioner.Kind.ToString().ToLowerInvariant(),
-        Interface = pool switch
-        {
-            DhcpPoolSpec d => d.Interface,
-            _ => (pool.Provisioner as NetlinkProvisionerSpec)?.Interface,
-        },
-        Ranges = pool.Addresses.Ranges.Select(r => r.ToString()).ToList(),
-        Exclude = pool.Addresses.Exclusions.Select(r => r.ToString()).ToList(),
-        Strategy = pool.Addresses.Strategy.ToString(),
-        MaxAddresses = pool.Addresses.MaxAddresses,
-        Dscp = pool.Dscp,
-    };
 
     private DestinationFilter Destinations()
     {

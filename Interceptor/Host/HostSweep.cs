@@ -25,7 +25,7 @@ public static class HostSweep
         {
             using var table = LeaseTable.Open(path, definition.Count);
             foreach (var (slot, owner) in table.HeldSlots())
-                holders.Add(new Holder(settings.Name, settings.Provisioner, settings.Interface, definition.AddressAt(slot), ProcessIdentity.PidOf(owner),
+                holders.Add(new Holder(settings.Name, settings.Provisioner.ToString().ToLowerInvariant(), settings.Interface, definition.AddressAt(slot), ProcessIdentity.PidOf(owner),
                     ProcessIdentity.IsAlive(owner), DateTimeOffset.FromUnixTimeMilliseconds(table.AcquiredAtUnixMs(slot)), table.SocketOf(slot),
                     table.DhcpOf(slot) is { } dhcp ? DateTimeOffset.FromUnixTimeMilliseconds(dhcp.ExpiresUnixMs) : null));
         }
@@ -50,7 +50,7 @@ public static class HostSweep
             // Opened only when there is something to release: it needs port 68.
             DhcpRelease? dhcp = null;
             bool opened = false;
-            Action<int>? release = settings.Source != "dhcp" ? null : slot =>
+            Action<int>? release = settings.Source != SourceKind.Dhcp ? null : slot =>
             {
                 if (!opened) { opened = true; dhcp = OpenDhcp(settings, problems); }
                 if (dhcp is not null) DhcpSource.ReleaseOrphan(table, definition, slot, dhcp.Client, dhcp.Mac, TimeProvider.System);
@@ -86,16 +86,16 @@ public static class HostSweep
     {
         public void Dispose()
         {
-            Client.Flush(TimeSpan.FromSeconds(10));
+            Client.Flush(DhcpSource.FlushTimeout(Client.UnsentReleases));
             Client.Dispose();
         }
     }
 
-    private static DhcpRelease? OpenDhcp(TableDescription settings, List<string> problems)
+    private static DhcpRelease? OpenDhcp(PoolDescription settings, List<string> problems)
     {
         string iface = settings.Interface ?? "";
         var mac = HostFacts.HardwareAddress(iface);
-        var client = mac is null ? null : DhcpClient.Open(iface, settings.Provisioner == "anyip", DhcpSource.ReleaseGap, TimeProvider.System, settings.Name, out string why);
+        var client = mac is null ? null : DhcpClient.Open(iface, settings.Provisioner == ProvisionerKind.AnyIp, DhcpSource.ReleaseGap, TimeProvider.System, settings.Name, out string why);
         if (client is null)
         {
             problems.Add($"pool '{settings.Name}': cannot release its dead holders' DHCP leases on {iface}: {(mac is null ? "no such Ethernet interface" : "the DHCP socket could not be opened")}; they expire at the server instead");
@@ -104,26 +104,16 @@ public static class HostSweep
         return new DhcpRelease(client, mac!);
     }
 
-    private static IEnumerable<(string Path, TableDescription Settings, PoolDefinition Definition)> Open(string stateDirectory, List<string> problems)
+    private static IEnumerable<(string Path, PoolDescription Settings, PoolDefinition Definition)> Open(string stateDirectory, List<string> problems)
     {
-        foreach (var (path, description) in StateDirectory.Tables(stateDirectory))
+        foreach (var (path, text) in StateDirectory.Tables(stateDirectory))
         {
-            if (description is null || Definition(description) is not { } definition)
+            if (PoolDescription.FromJson(text) is not { } description || description.Definition() is not { } definition)
             {
                 problems.Add($"{path}: its pool description cannot be read; left alone");
                 continue;
             }
             yield return (path, description, definition);
         }
-    }
-
-    private static PoolDefinition? Definition(TableDescription d)
-    {
-        var ranges = new List<AddressRange>();
-        var exclusions = new List<AddressRange>();
-        foreach (var r in d.Ranges) if (AddressRange.TryParse(r, out var x, out _)) ranges.Add(x); else return null;
-        foreach (var r in d.Exclude) if (AddressRange.TryParse(r, out var x, out _)) exclusions.Add(x); else return null;
-        if (ranges.Count == 0 || !Enum.TryParse<AllocationStrategy>(d.Strategy, out var strategy) || d.MaxAddresses is < 1 or > PoolSettings.MaxTableAddresses) return null;
-        return new PoolDefinition(d.Name, ranges, exclusions, strategy, d.MaxAddresses);
     }
 }

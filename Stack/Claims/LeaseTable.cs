@@ -172,18 +172,11 @@ public sealed unsafe class LeaseTable : IDisposable
         {
             case Addressing.AllocationStrategy.Sequential:
             {
+                // From the lowest free slot a release has hinted at; the hint moves past what is taken.
                 long hint = Volatile.Read(ref *Header(OffLowHint));
-                int start = (int)(hint % n);
-                for (int i = 0; i < n; i++)
-                {
-                    int slot = start + i < n ? start + i : start + i - n;
-                    if (OwnerOf(slot) == 0 && TryClaimSlot(slot, owner))
-                    {
-                        Interlocked.CompareExchange(ref *Header(OffLowHint), slot + 1, hint);
-                        return slot;
-                    }
-                }
-                return -1;
+                int slot = ClaimFrom((int)((ulong)hint % (ulong)n), owner);
+                if (slot >= 0) Interlocked.CompareExchange(ref *Header(OffLowHint), slot + 1, hint);
+                return slot;
             }
             case Addressing.AllocationStrategy.Random:
                 return ClaimFrom(System.Random.Shared.Next(n), owner);

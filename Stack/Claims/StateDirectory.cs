@@ -1,21 +1,4 @@
-using System.Text.Json;
-
 namespace SockShim.Stack.Claims;
-
-/// <summary>What a table was made for, written beside it as text, so status and gc can read
-/// every table of the host without being given the configuration.</summary>
-public sealed record TableDescription
-{
-    public string Name { get; init; } = "";
-    public string Source { get; init; } = "static";
-    public string Provisioner { get; init; } = "loopback";
-    public string? Interface { get; init; }
-    public List<string> Ranges { get; init; } = new();
-    public List<string> Exclude { get; init; } = new();
-    public string Strategy { get; init; } = "LeastRecentlyReleased";
-    public int MaxAddresses { get; init; }
-    public int? Dscp { get; init; }
-}
 
 /// <summary>Where lease tables live: one file per pool and network namespace.</summary>
 internal static class StateDirectory
@@ -38,11 +21,11 @@ internal static class StateDirectory
         return Path.Combine(directory, $"{safeName}.{fingerprint}.{NetworkNamespaceId()}.{LeaseTable.FileVersion}.leases");
     }
 
-    /// <summary>Writes, beside a table, the description of the pool it was made for.</summary>
-    public static void WriteDescription(string tablePath, TableDescription description)
+    /// <summary>Writes, beside a table, the description (text) of the pool it was made for, so
+    /// status and gc can read every table of the host without being given the configuration.</summary>
+    public static void WriteDescription(string tablePath, string json)
     {
         string path = tablePath + ".pool.json";
-        string json = JsonSerializer.Serialize(description);
         if (File.Exists(path) && File.ReadAllText(path) == json) return;
         string temp = $"{path}.{Environment.ProcessId}.tmp";
         try
@@ -61,15 +44,15 @@ internal static class StateDirectory
 
     /// <summary>The tables of this network namespace in <paramref name="directory"/>, with the
     /// description written beside each (null when it cannot be read).</summary>
-    public static IEnumerable<(string TablePath, TableDescription? Description)> Tables(string directory)
+    public static IEnumerable<(string TablePath, string? Description)> Tables(string directory)
     {
         if (!Directory.Exists(directory)) yield break;
         string suffix = $".{NetworkNamespaceId()}.{LeaseTable.FileVersion}.leases";
         foreach (var table in Directory.GetFiles(directory, "*" + suffix))
         {
-            TableDescription? description = null;
-            try { description = JsonSerializer.Deserialize<TableDescription>(File.ReadAllText(table + ".pool.json")); }
-            catch (Exception ex) when (ex is IOException or JsonException or UnauthorizedAccessException) { }
+            string? description = null;
+            try { description = File.ReadAllText(table + ".pool.json"); }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { }
             yield return (table, description);
         }
     }

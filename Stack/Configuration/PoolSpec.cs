@@ -89,11 +89,7 @@ public sealed record HelperPoolSpec(string Name, SettingOrigins Origins, string 
 
 /// <summary>The whole configuration, typed.</summary>
 public sealed record StackSpec(IReadOnlyList<PoolSpec> Pools, AllocationTime Allocation, string StateDirectory, InterceptMode Mode,
-    IReadOnlyList<DestinationFilter.Rule> Destinations, WildcardBind WildcardBind)
-{
-    /// <summary>The settings this spec was read from, in their text form (pool descriptions).</summary>
-    internal IReadOnlyList<PoolSettings> Settings { get; init; } = [];
-}
+    IReadOnlyList<DestinationFilter.Rule> Destinations, WildcardBind WildcardBind);
 
 /// <summary>Where each field of a pool came from, in the user's words (a file key, a variable,
 /// an option, the built-in default), for messages about problems found after parsing.</summary>

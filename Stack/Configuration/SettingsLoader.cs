@@ -77,15 +77,4 @@ public static class SettingsLoader
 
     private static string ToKebab(string key) =>
         string.Concat(key.Select((c, i) => char.IsUpper(c) && i > 0 ? "-" + char.ToLowerInvariant(c) : char.ToLowerInvariant(c).ToString()));
-
-    internal static bool TryParseStrategy(string text, out AllocationStrategy strategy)
-    {
-        switch (text.Trim().ToLowerInvariant().Replace("-", "").Replace("_", ""))
-        {
-            case "sequential": strategy = AllocationStrategy.Sequential; return true;
-            case "random": strategy = AllocationStrategy.Random; return true;
-            case "lrr" or "leastrecentlyreleased": strategy = AllocationStrategy.LeastRecentlyReleased; return true;
-            default: strategy = default; return false;
-        }
-    }
 }

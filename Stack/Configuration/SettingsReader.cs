@@ -13,51 +13,19 @@ internal sealed class SettingsReader(IConfigurationRoot root, string? file)
 
     public StackSpec Read()
     {
-        var allocation = AllocationTime.Eager;
-        if (root[SettingsLoader.AllocationKey] is { } a)
-        {
-            switch (a.Trim().ToLowerInvariant())
-            {
-                case "eager": allocation = AllocationTime.Eager; break;
-                case "lazy": allocation = AllocationTime.Lazy; break;
-                default: _problems.Add(new(Where(SettingsLoader.AllocationKey), a, "allocation must be eager (at socket creation) or lazy (at bind/connect)", "lazy")); break;
-            }
-        }
+        var allocation = Word(SettingsLoader.AllocationKey, AllocationTime.Eager, "allocation must be eager (at socket creation) or lazy (at bind/connect)", "lazy",
+            ("eager", AllocationTime.Eager), ("lazy", AllocationTime.Lazy));
 
         string stateDir = root[SettingsLoader.StateDirKey] is { Length: > 0 } d ? d : StackSettings.DefaultStateDirectory;
-        if (!System.IO.Path.IsPathFullyQualified(stateDir))
-            _problems.Add(new(Where(SettingsLoader.StateDirKey), stateDir, "the state directory must be an absolute path", "/dev/shm/sockshim"));
+        SpecBuilder.CheckStateDirectory(stateDir, Where(SettingsLoader.StateDirKey), _problems);
 
-        var wildcard = WildcardBind.Keep;
-        if (root[SettingsLoader.WildcardBindKey] is { } w)
-        {
-            switch (w.Trim().ToLowerInvariant())
-            {
-                case "keep": wildcard = WildcardBind.Keep; break;
-                case "own": wildcard = WildcardBind.Own; break;
-                default: _problems.Add(new(Where(SettingsLoader.WildcardBindKey), w, "a wildcard bind either keeps the common address (keep) or gives the socket its own address (own)", "own")); break;
-            }
-        }
+        var wildcard = Word(SettingsLoader.WildcardBindKey, WildcardBind.Keep, "a wildcard bind either keeps the common address (keep) or gives the socket its own address (own)", "own",
+            ("keep", WildcardBind.Keep), ("own", WildcardBind.Own));
+        var mode = Word(SettingsLoader.ModeKey, InterceptMode.Tuple,
+            "mode must be tuple (only AF_INET_TUPLE sockets), all (every TCP/UDP client socket) or attribute (sockets created in [NewAddressPerSocket] code)", "all",
+            ("tuple", InterceptMode.Tuple), ("all", InterceptMode.All), ("attribute", InterceptMode.Attribute));
 
-        var mode = Policy.InterceptMode.Tuple;
-        if (root[SettingsLoader.ModeKey] is { } m)
-        {
-            switch (m.Trim().ToLowerInvariant())
-            {
-                case "tuple": mode = Policy.InterceptMode.Tuple; break;
-                case "all": mode = Policy.InterceptMode.All; break;
-                case "attribute": mode = Policy.InterceptMode.Attribute; break;
-                default: _problems.Add(new(Where(SettingsLoader.ModeKey), m, "mode must be tuple (only AF_INET_TUPLE sockets), all (every TCP/UDP client socket) or attribute (sockets created in [NewAddressPerSocket] code)", "all")); break;
-            }
-        }
-
-        var destinations = ReadList(root.GetSection(SettingsLoader.DestinationsKey));
-        var rules = new List<DestinationFilter.Rule>();
-        for (int i = 0; i < destinations.Count; i++)
-        {
-            if (DestinationFilter.TryParseRule(destinations[i], out var rule, out var why)) rules.Add(rule);
-            else _problems.Add(new(Where(SettingsLoader.DestinationsKey), destinations[i], $"not a destination: {why}", DestinationFilter.Example));
-        }
+        var rules = SpecBuilder.Destinations(ReadList(root.GetSection(SettingsLoader.DestinationsKey)), Where(SettingsLoader.DestinationsKey), _problems);
 
         var pools = root.GetSection("Pools").GetChildren().Select(ReadPool).ToList();
         var first = pools.Count > 0 ? pools[0] : StackSettings.DefaultPool;
@@ -77,18 +45,13 @@ internal sealed class SettingsReader(IConfigurationRoot root, string? file)
         }
 
         if (_problems.Count > 0) throw new ConfigurationException(_problems);
-        return new StackSpec(specs, allocation, stateDir, mode, rules, wildcard) { Settings = pools };
+        return new StackSpec(specs, allocation, stateDir, mode, rules, wildcard);
     }
 
     // A pool field may come from the flat keys (SOCKSHIM_POOL, --pool) or from the file's pool list.
     private string WhereField(string prefix, int poolIndex, string field, int? index)
     {
-        string flatKey = field switch
-        {
-            "Ranges" => SettingsLoader.PoolKey,
-            "Exclude" => SettingsLoader.ExcludeKey,
-            _ => field,
-        };
+        string flatKey = FlatKey(field);
         if (poolIndex == 0 && root[flatKey] is not null)
         {
             string where = Where(flatKey);
@@ -101,96 +64,81 @@ internal sealed class SettingsReader(IConfigurationRoot root, string? file)
         return Where(key);
     }
 
-    private PoolSettings ReadPool(IConfigurationSection s, int i)
-    {
-        string name = s["Name"] ?? $"pool{i}";
-        var strategy = ReadStrategy(s["Strategy"], $"Pools:{i}:Strategy");
-        return new PoolSettings
-        {
-            Name = name,
-            Ranges = ReadList(s.GetSection("Ranges")),
-            Exclude = ReadList(s.GetSection("Exclude")),
-            Strategy = strategy ?? AllocationStrategy.LeastRecentlyReleased,
-            Provisioner = s["Provisioner"] ?? "loopback",
-            Family = s["Family"],
-            Interface = s["Interface"],
-            Announce = ReadBool(s["Announce"], $"Pools:{i}:Announce") ?? false,
-            AnyIpAddRoute = ReadBool(s["AnyIpAddRoute"], $"Pools:{i}:AnyIpAddRoute") ?? false,
-            MaxAddresses = ReadInt(s["MaxAddresses"], $"Pools:{i}:MaxAddresses") ?? PoolSettings.DefaultMaxAddresses,
-            Source = s["Source"] ?? "static",
-            Prefetch = ReadInt(s["Prefetch"], $"Pools:{i}:Prefetch") ?? 0,
-            LeaseSeconds = ReadInt(s["LeaseSeconds"], $"Pools:{i}:LeaseSeconds"),
-            DhcpTimeout = ReadDouble(s["DhcpTimeout"], $"Pools:{i}:DhcpTimeout") ?? 15,
-            DhcpProbe = ReadInt(s["DhcpProbe"], $"Pools:{i}:DhcpProbe") ?? 0,
-            Helper = s["Helper"],
-            Dscp = s["Dscp"],
-        };
-    }
+    // The flat key of a pool field: --pool and SOCKSHIM_POOL are its ranges, --pool-name its name.
+    private static string FlatKey(string field) => field switch { "Name" => SettingsLoader.PoolNameKey, "Ranges" => SettingsLoader.PoolKey, _ => field };
 
-    private PoolSettings ApplyFlatKeys(PoolSettings p, bool builtIn)
+    private PoolSettings ReadPool(IConfigurationSection s, int i) => Overlay(new PoolSettings { Name = $"pool{i}" }, $"Pools:{i}", builtIn: false);
+
+    private PoolSettings ApplyFlatKeys(PoolSettings p, bool builtIn) => Overlay(p, section: null, builtIn);
+
+    /// <summary>One reader for a pool's keys, whether a file's pool (<c>Pools:N:Key</c>) or the
+    /// flat keys that shape the first pool (SOCKSHIM_POOL, --pool).</summary>
+    private PoolSettings Overlay(PoolSettings p, string? section, bool builtIn)
     {
-        var ranges = Split(root[SettingsLoader.PoolKey]);
-        var exclude = Split(root[SettingsLoader.ExcludeKey]);
+        string Key(string field) => section is not null ? $"{section}:{field}" : FlatKey(field);
+        string? Text(string field) => root[Key(field)];
+        List<string>? List(string field) => root.GetSection(Key(field)) is var s && (s.Value is not null || s.GetChildren().Any()) ? ReadList(s) : null;
+        var ranges = List("Ranges");
         return new PoolSettings
         {
             // The built-in pool is "loopback"; given other ranges it is no longer that pool.
-            Name = root[SettingsLoader.PoolNameKey] ?? (builtIn && ranges is not null ? "default" : p.Name),
+            Name = Text("Name") ?? (builtIn && ranges is not null ? "default" : p.Name),
             Ranges = ranges ?? p.Ranges,
             // New ranges drop the default exclusions, which were written for the default range.
-            Exclude = exclude ?? (ranges is null ? p.Exclude : new List<string>()),
-            Strategy = ReadStrategy(root[SettingsLoader.StrategyKey], SettingsLoader.StrategyKey) ?? p.Strategy,
-            Provisioner = root[SettingsLoader.ProvisionerKey] ?? p.Provisioner,
-            Family = root[SettingsLoader.FamilyKey] ?? p.Family,
-            Interface = root[SettingsLoader.InterfaceKey] ?? p.Interface,
-            Announce = ReadBool(root[SettingsLoader.AnnounceKey], SettingsLoader.AnnounceKey) ?? p.Announce,
-            AnyIpAddRoute = ReadBool(root[SettingsLoader.AnyIpAddRouteKey], SettingsLoader.AnyIpAddRouteKey) ?? p.AnyIpAddRoute,
-            MaxAddresses = ReadInt(root[SettingsLoader.MaxAddressesKey], SettingsLoader.MaxAddressesKey) ?? p.MaxAddresses,
-            Prefetch = ReadInt(root[SettingsLoader.PrefetchKey], SettingsLoader.PrefetchKey) ?? p.Prefetch,
-            LeaseSeconds = ReadInt(root[SettingsLoader.LeaseSecondsKey], SettingsLoader.LeaseSecondsKey) ?? p.LeaseSeconds,
-            DhcpTimeout = ReadDouble(root[SettingsLoader.DhcpTimeoutKey], SettingsLoader.DhcpTimeoutKey) ?? p.DhcpTimeout,
-            DhcpProbe = ReadInt(root[SettingsLoader.DhcpProbeKey], SettingsLoader.DhcpProbeKey) ?? p.DhcpProbe,
-            Helper = root[SettingsLoader.HelperKey] ?? p.Helper,
-            Dscp = root[SettingsLoader.DscpKey] ?? p.Dscp,
+            Exclude = List("Exclude") ?? (ranges is null ? p.Exclude : new List<string>()),
+            Strategy = ReadStrategy(Text("Strategy"), Key("Strategy")) ?? p.Strategy,
+            Provisioner = Text("Provisioner") ?? p.Provisioner,
+            Family = Text("Family") ?? p.Family,
+            Interface = Text("Interface") ?? p.Interface,
+            Announce = ReadBool(Text("Announce"), Key("Announce")) ?? p.Announce,
+            AnyIpAddRoute = ReadBool(Text("AnyIpAddRoute"), Key("AnyIpAddRoute")) ?? p.AnyIpAddRoute,
+            MaxAddresses = ReadInt(Text("MaxAddresses"), Key("MaxAddresses")) ?? p.MaxAddresses,
+            Prefetch = ReadInt(Text("Prefetch"), Key("Prefetch")) ?? p.Prefetch,
+            LeaseSeconds = ReadInt(Text("LeaseSeconds"), Key("LeaseSeconds")) ?? p.LeaseSeconds,
+            DhcpTimeout = ReadDouble(Text("DhcpTimeout"), Key("DhcpTimeout")) ?? p.DhcpTimeout,
+            DhcpProbe = ReadInt(Text("DhcpProbe"), Key("DhcpProbe")) ?? p.DhcpProbe,
+            Helper = Text("Helper") ?? p.Helper,
+            Dscp = Text("Dscp") ?? p.Dscp,
             // Naming a helper makes it the source, as naming a DHCP source would.
-            Source = root[SettingsLoader.SourceKey] ?? (root[SettingsLoader.HelperKey] is not null ? "helper" : p.Source),
+            Source = Text("Source") ?? (Text("Helper") is not null ? "helper" : p.Source),
         };
+    }
+
+    /// <summary>A setting of a closed set of words: compared once, one way (trimmed, any case).</summary>
+    private T Word<T>(string key, T unset, string reason, string example, params (string Word, T Value)[] known) where T : struct, Enum
+    {
+        if (root[key] is not { } text) return unset;
+        if (SpecBuilder.TryWord(text, out T value, known)) return value;
+        _problems.Add(new(Where(key), text, reason, example));
+        return unset;
     }
 
     private AllocationStrategy? ReadStrategy(string? text, string key)
     {
         if (text is null) return null;
-        if (SettingsLoader.TryParseStrategy(text, out var s)) return s;
+        if (SpecBuilder.TryWord(text.Replace("-", "").Replace("_", ""), out AllocationStrategy s, ("sequential", AllocationStrategy.Sequential), ("random", AllocationStrategy.Random),
+                ("lrr", AllocationStrategy.LeastRecentlyReleased), ("leastrecentlyreleased", AllocationStrategy.LeastRecentlyReleased))) return s;
         _problems.Add(new(Where(key), text, "unknown allocation strategy (known: sequential, random, lrr = least-recently-released)", "lrr"));
         return null;
     }
 
-    private bool? ReadBool(string? text, string key)
+    private delegate bool Parser<T>(string text, out T value);
+
+    private T? Read<T>(string? text, string key, Parser<T> parse, string reason, string example) where T : struct
     {
         if (text is null) return null;
-        switch (text.Trim().ToLowerInvariant())
-        {
-            case "true" or "yes" or "1" or "on": return true;
-            case "false" or "no" or "0" or "off": return false;
-        }
-        _problems.Add(new(Where(key), text, "not true or false", "true"));
+        if (parse(text.Trim(), out T value)) return value;
+        _problems.Add(new(Where(key), text, reason, example));
         return null;
     }
 
-    private int? ReadInt(string? text, string key)
-    {
-        if (text is null) return null;
-        if (int.TryParse(text, out int n)) return n;
-        _problems.Add(new(Where(key), text, "not a whole number", "65536"));
-        return null;
-    }
+    private bool? ReadBool(string? text, string key) => Read(text, key, (string t, out bool b) =>
+        (b = t.ToLowerInvariant() is "true" or "yes" or "1" or "on") || t.ToLowerInvariant() is "false" or "no" or "0" or "off", "not true or false", "true");
 
-    private double? ReadDouble(string? text, string key)
-    {
-        if (text is null) return null;
-        if (double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double n)) return n;
-        _problems.Add(new(Where(key), text, "not a number", "15"));
-        return null;
-    }
+    private int? ReadInt(string? text, string key) => Read<int>(text, key, int.TryParse, "not a whole number", "65536");
+
+    private double? ReadDouble(string? text, string key) => Read(text, key, (string t, out double d) =>
+        double.TryParse(t, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out d), "not a number", "15");
 
     private static List<string> ReadList(IConfigurationSection section)
     {

@@ -72,6 +72,22 @@ internal static class SpecBuilder
             : new StaticPoolSpec(pool.Name, where, definition, provisioner, dscp, pool.Prefetch);
     }
 
+    public static void CheckStateDirectory(string path, string where, List<SettingProblem> problems)
+    {
+        if (!Path.IsPathFullyQualified(path)) problems.Add(new(where, path, "the state directory must be an absolute path", "/dev/shm/sockshim"));
+    }
+
+    public static List<Policy.DestinationFilter.Rule> Destinations(IEnumerable<string> texts, string where, List<SettingProblem> problems)
+    {
+        var rules = new List<Policy.DestinationFilter.Rule>();
+        foreach (var d in texts)
+        {
+            if (Policy.DestinationFilter.TryParseRule(d, out var rule, out var why)) rules.Add(rule);
+            else problems.Add(new(where, d, $"not a destination: {why}", Policy.DestinationFilter.Example));
+        }
+        return rules;
+    }
+
     // sockaddr_un.sun_path holds 108 bytes with its terminating NUL.
     private const int MaxUnixSocketPath = 107;
 
@@ -163,11 +179,18 @@ internal static class SpecBuilder
     }
 
     /// <summary>A word of a closed set, compared once, one way (trimmed, case-insensitive).</summary>
+    internal static bool TryWord<T>(string text, out T value, params (string Word, T Value)[] known) where T : struct, Enum
+    {
+        foreach (var (word, v) in known)
+            if (string.Equals(text.Trim(), word, StringComparison.OrdinalIgnoreCase)) { value = v; return true; }
+        value = default;
+        return false;
+    }
+
     private static T? Word<T>(string text, PoolField field, SettingOrigins where, List<SettingProblem> problems, string reason, string example, params (string Word, T Value)[] known)
         where T : struct, Enum
     {
-        foreach (var (word, value) in known)
-            if (string.Equals(text.Trim(), word, StringComparison.OrdinalIgnoreCase)) return value;
+        if (TryWord(text, out T value, known)) return value;
         problems.Add(new(where.Of(field), text, reason, example));
         return null;
     }
@@ -192,18 +215,12 @@ public static class StackSpecs
     public static StackSpec From(StackSettings settings)
     {
         var problems = new List<SettingProblem>();
-        if (!Path.IsPathFullyQualified(settings.StateDirectory))
-            problems.Add(new("state directory", settings.StateDirectory, "the state directory must be an absolute path", "/dev/shm/sockshim"));
-        var rules = new List<Policy.DestinationFilter.Rule>();
-        foreach (var d in settings.Destinations)
-        {
-            if (Policy.DestinationFilter.TryParseRule(d, out var rule, out var why)) rules.Add(rule);
-            else problems.Add(new("destinations", d, $"not a destination: {why}", Policy.DestinationFilter.Example));
-        }
+        SpecBuilder.CheckStateDirectory(settings.StateDirectory, "state directory", problems);
+        var rules = SpecBuilder.Destinations(settings.Destinations, "destinations", problems);
         var pools = new List<PoolSpec>();
         foreach (var p in settings.Pools)
             if (SpecBuilder.Build(p, SettingOrigins.InCode(p.Name), problems) is { } spec) pools.Add(spec);
         if (problems.Count > 0) throw new ConfigurationException(problems);
-        return new StackSpec(pools, settings.Allocation, settings.StateDirectory, settings.Mode, rules, settings.WildcardBind) { Settings = settings.Pools };
+        return new StackSpec(pools, settings.Allocation, settings.StateDirectory, settings.Mode, rules, settings.WildcardBind);
     }
 }

@@ -24,12 +24,12 @@ public sealed class StackSettings
     public static string DefaultStateDirectory =>
         Directory.Exists("/dev/shm") ? "/dev/shm/sockshim" : System.IO.Path.Combine(System.IO.Path.GetTempPath(), "sockshim");
 
-    /// <summary>The embedded default: a /16 of loopback addresses, lowest and highest left out.</summary>
+    /// <summary>The embedded default: a /16 of loopback addresses (its network and broadcast
+    /// addresses left out, as of every CIDR).</summary>
     public static PoolSettings DefaultPool => new()
     {
         Name = "loopback",
         Ranges = ["127.100.0.0/16"],
-        Exclude = ["127.100.0.0", "127.100.255.255"],
         Strategy = AllocationStrategy.LeastRecentlyReleased,
         Provisioner = "loopback",
     };

@@ -177,6 +177,9 @@ public sealed class DhcpClient : IDisposable
         _releases.Enqueue((payload, length, server));
     }
 
+    /// <summary>Releases posted or queued and not sent yet.</summary>
+    public int UnsentReleases => Volatile.Read(ref _unsentReleases);
+
     /// <summary>Waits until every queued release has been sent; false on timeout.</summary>
     public bool Flush(TimeSpan timeout)
     {

@@ -9,9 +9,6 @@ using SockShim.Stack.Telemetry;
 
 namespace SockShim.Stack.Pools;
 
-/// <summary>An address held in a pool's host-wide table, and the process that holds it.</summary>
-public sealed record AddressHolder(string Pool, System.Net.IPAddress Address, int Pid, bool Alive, DateTimeOffset Since);
-
 /// <summary>
 /// A pool as sockets see it: its name, addresses, the rules its sockets bind by (FREEBIND,
 /// DSCP, reachability), its metrics and the leases this process holds. Where the addresses come
@@ -25,7 +22,7 @@ public sealed class AddressPool : IDisposable
     private readonly ILogger _log = StackLogging.For("SockShim.Pool");
     private int _disposed;
 
-    internal AddressPool(PoolDefinition definition, IAddressProvisioner provisioner, IAddressSource source, int? dscp, TableDescription description, TimeProvider time)
+    internal AddressPool(PoolDefinition definition, IAddressProvisioner provisioner, IAddressSource source, int? dscp, PoolDescription description, TimeProvider time)
     {
         Definition = definition;
         Provisioner = provisioner;
@@ -46,7 +43,7 @@ public sealed class AddressPool : IDisposable
     public SourceKind Source => _source.Kind;
 
     /// <summary>The pool as its table's description says it (what the helper tells its clients).</summary>
-    public TableDescription Description { get; }
+    public PoolDescription Description { get; }
 
     internal LeaseTable Table => _source.Table;
 
@@ -112,11 +109,6 @@ public sealed class AddressPool : IDisposable
         if (Volatile.Read(ref _disposed) != 0) return;
         _source.Return(lease.Sourced);
     }
-
-    /// <summary>Every address of the pool held on this host now, by any process.</summary>
-    public IEnumerable<AddressHolder> Holders() =>
-        Table.HeldSlots().Select(h => new AddressHolder(Name, Definition.AddressAt(h.Slot), ProcessIdentity.PidOf(h.Owner),
-            ProcessIdentity.IsAlive(h.Owner), DateTimeOffset.FromUnixTimeMilliseconds(Table.AcquiredAtUnixMs(h.Slot))));
 
     /// <summary>Releases every lease this process still holds (process exit).</summary>
     public int ReleaseAll()

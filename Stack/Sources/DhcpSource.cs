@@ -84,26 +84,28 @@ internal sealed class DhcpSource : IAddressSource
         if (_prefetch > 0) _client.Post(Refill);
     }
 
-    /// <summary>Between two DHCPRELEASEs: dnsmasq dropped 284 of an unpaced burst of 500, and
-    /// freed all of 1,000 sent 1 ms apart.</summary>
-    public static readonly TimeSpan ReleaseGap = TimeSpan.FromMilliseconds(1);
+    /// <summary>Between two DHCPRELEASEs. A release is never answered, so one the server drops
+    /// leaves the lease held there until it expires. dnsmasq dropped 284 of an unpaced burst of
+    /// 500; at 1 ms apart two hosts closing 350 sockets each under load overflowed its receive
+    /// buffer (58 RcvbufErrors: it rewrites its lease file for every release); 3 ms keeps a
+    /// host at 333 a second.</summary>
+    public static readonly TimeSpan ReleaseGap = TimeSpan.FromMilliseconds(3);
+
+    /// <summary>How long process exit waits for the queued releases: their pacing twice over,
+    /// and at least 5 s.</summary>
+    internal static TimeSpan FlushTimeout(int queued) => TimeSpan.FromSeconds(5) + ReleaseGap * (2.0 * queued);
 
     /// <summary>Leases ready for sockets now (prefetched and not yet taken).</summary>
     public int ReadyCount => _ready.Count(h => Volatile.Read(ref h.State) == 0);
 
     /// <summary>A lease for a new socket: a prefetched one, or one obtained from the server now.</summary>
-    bool IAddressSource.TryTake(out SourcedAddress taken, out StackError? error)
+    public bool TryTake(out SourcedAddress taken, out StackError? error)
     {
-        bool ok = TryTake(out var held, out error);
-        taken = held;
-        return ok;
-    }
-
-    public bool TryTake(out Held held, out StackError? error)
-    {
-        while (_ready.TryDequeue(out held!))
+        taken = null!;
+        while (_ready.TryDequeue(out var held))
         {
             if (Interlocked.CompareExchange(ref held.State, 1, 0) != 0) continue;
+            taken = held;
             _client.Post(Refill);
             error = null;
             return true;
@@ -132,13 +134,12 @@ internal sealed class DhcpSource : IAddressSource
         waiter.Done.TrySetCanceled();
         if (waiter.Done.Task.IsCompletedSuccessfully)
         {
-            held = waiter.Done.Task.Result;
+            taken = waiter.Done.Task.Result;
             error = null;
             return true;
         }
         error = waiter.Error ?? new StackError(StackErrorCode.ProvisionFailed,
             $"pool '{Pool}': no DHCP lease on interface {Interface} within {_timing.AcquireTimeout.TotalSeconds:0.#} s; is a DHCP server answering on that link?");
-        held = null!;
         return false;
     }
 
@@ -306,7 +307,7 @@ internal sealed class DhcpSource : IAddressSource
             if (Interlocked.CompareExchange(ref held.State, 2, 0) != 0) continue;
             Return(held);
         }
-        _client.Flush(TimeSpan.FromSeconds(5));
+        _client.Flush(FlushTimeout(_client.UnsentReleases));
     }
 
     public int ReclaimDead() => _host.ReclaimDead();

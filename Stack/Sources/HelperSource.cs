@@ -43,7 +43,7 @@ internal sealed class HelperSource : IAddressSource
 
     /// <summary>Connects and asks the helper to describe the pool; a problem with the helper
     /// setting when it cannot be reached or refuses. The description is the helper's table's.</summary>
-    public static (HelperSource Source, TableDescription Described) Open(HelperPoolSpec spec, string stateDirectory)
+    public static (HelperSource Source, PoolDescription Described) Open(HelperPoolSpec spec, string stateDirectory)
     {
         string path = spec.SocketPath;
         string where = spec.Origins.Of(PoolField.Helper);
@@ -60,26 +60,17 @@ internal sealed class HelperSource : IAddressSource
         {
             if (!source.Ask($"{HelperMessage.Describe} {spec.Name}", out string payload, out string code))
                 throw new ConfigurationException(new SettingProblem(where, path, $"the helper refused ({code}): {payload}", "a pool the helper grants this user"));
-            var described = JsonSerializer.Deserialize<TableDescription>(payload)
-                ?? throw new ConfigurationException(new SettingProblem(where, path, "the helper described the pool as null", "a helper of the same SockShim version"));
-            source.Addresses = Definition(described, where, path);
+            var described = PoolDescription.FromJson(payload);
+            source.Addresses = described?.Definition()
+                ?? throw new ConfigurationException(new SettingProblem(where, path, $"the helper's description of pool '{spec.Name}' cannot be used", "a helper of the same SockShim version"));
             source.Table = LeaseTable.OpenPrivate(stateDirectory, source.Addresses.Count);
-            return (source, described);
+            return (source, described!);
         }
         catch
         {
             source.Dispose();
             throw;
         }
-    }
-
-    private static PoolDefinition Definition(TableDescription described, string where, string path)
-    {
-        AddressRange Parse(string r) => AddressRange.TryParse(r, out var x, out _) ? x
-            : throw new ConfigurationException(new SettingProblem(where, path, $"the helper described pool '{described.Name}' with a bad range '{r}'", "a helper of the same SockShim version"));
-        if (described.Ranges.Count == 0 || !Enum.TryParse<AllocationStrategy>(described.Strategy, out var strategy) || described.MaxAddresses is < 1 or > PoolSettings.MaxTableAddresses)
-            throw new ConfigurationException(new SettingProblem(where, path, $"the helper's description of pool '{described.Name}' cannot be used", "a helper of the same SockShim version"));
-        return new PoolDefinition(described.Name, described.Ranges.Select(Parse).ToList(), described.Exclude.Select(Parse).ToList(), strategy, described.MaxAddresses);
     }
 
     private bool Ask(string request, out string payload, out string code)

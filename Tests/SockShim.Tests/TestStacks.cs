@@ -100,6 +100,6 @@ internal static class TestPools
     public static AddressPool Static(PoolDefinition definition, SockShim.Stack.Provisioning.IAddressProvisioner provisioner, SockShim.Stack.Claims.LeaseTable table, int prefetch = 0)
     {
         var host = new SockShim.Stack.Sources.HostAddresses(definition.Name, definition, provisioner, table, SockShim.Stack.Claims.ProcessIdentity.Current);
-        return new AddressPool(definition, provisioner, new SockShim.Stack.Sources.StaticSource(host, prefetch), null, new SockShim.Stack.Claims.TableDescription(), TimeProvider.System);
+        return new AddressPool(definition, provisioner, new SockShim.Stack.Sources.StaticSource(host, prefetch), null, new PoolDescription(), TimeProvider.System);
     }
 }

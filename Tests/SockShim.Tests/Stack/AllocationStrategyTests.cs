@@ -125,7 +125,7 @@ public class Ipv6PoolTests
             leases.ForEach(l => l.Release());
             Assert.That(provisioner.OnHost(), Is.Empty);
             Assert.That(provisioner.Removed, Is.EqualTo(1024), "each address deprovisioned once");
-            Assert.That(pool.Holders(), Is.Empty);
+            Assert.That(pool.Table.HeldSlots(), Is.Empty);
         }
         finally { Directory.Delete(dir, true); }
     }

@@ -73,7 +73,7 @@ public class ProvisionedReserveTests
             }
             Assert.That(taken.Select(l => l.Address), Is.EquivalentTo(ready), "the next sockets got the addresses already on the host");
             Assert.That(DhcpLan.Eventually(() => pool.ReadyLeases == 4 && provisioner.OnHost().Count == 9, TimeSpan.FromSeconds(5)), Is.True, "topped up again");
-            Assert.That(pool.Holders().Count(), Is.EqualTo(9), "ready addresses are this process's in the host-wide table");
+            Assert.That(pool.Table.HeldSlots().Count(), Is.EqualTo(9), "ready addresses are this process's in the host-wide table");
 
             foreach (var lease in taken) lease.Release();
             Assert.That(DhcpLan.Eventually(() => provisioner.OnHost().Count == 5, TimeSpan.FromSeconds(5)), Is.True, "with the reserve full, released addresses leave the host");
