@@ -20,7 +20,7 @@ namespace SockShim.Stack.Claims;
 /// The file is created fully initialised under a temporary name and linked into place, so a
 /// process never maps a half-written header.
 /// </remarks>
-public sealed unsafe class LeaseTable : IDisposable
+internal unsafe class LeaseTable : IDisposable
 {
     private const ulong Magic = 0x314D_4853_4B43_4F53; // "SOCKSHM1"
     private const int Version = 3;

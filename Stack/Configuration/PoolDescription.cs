@@ -9,7 +9,7 @@ namespace SockShim.Stack.Configuration;
 /// `status`, `gc` and a helper's client to rebuild the pool's numbered addresses without its
 /// configuration. The exclusions include the addresses a prefix keeps for itself.
 /// </summary>
-public sealed record PoolDescription
+internal sealed record PoolDescription
 {
     public string Name { get; init; } = "";
     public SourceKind Source { get; init; }

@@ -210,7 +210,7 @@ internal static class SpecBuilder
 
 /// <summary>The typed spec of settings made in code (hosts that configure SockShim themselves,
 /// tests): the same checks as the configuration files get, naming pools and fields.</summary>
-public static class StackSpecs
+internal static class StackSpecs
 {
     public static StackSpec From(StackSettings settings)
     {

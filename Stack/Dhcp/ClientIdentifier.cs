@@ -9,7 +9,7 @@ namespace SockShim.Stack.Dhcp;
 /// two hosts apart, and the IAID comes from the pool's host-wide table so two processes of one
 /// host never share one.
 /// </summary>
-public static class ClientIdentifier
+internal static class ClientIdentifier
 {
     public const int Length = 1 + 4 + 10;
 

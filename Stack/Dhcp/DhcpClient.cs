@@ -12,7 +12,7 @@ namespace SockShim.Stack.Dhcp;
 /// unpaced burst of releases is partly dropped by dnsmasq). Other threads talk to it only
 /// through <see cref="Post"/>; the machines and their sockets are touched by this thread alone.
 /// </summary>
-public sealed class DhcpClient : IDisposable
+internal sealed class DhcpClient : IDisposable
 {
     /// <summary>One lease's machine, its renewal socket and who wants to hear about it.</summary>
     public sealed class Entry(DhcpLeaseMachine machine, Action<Entry, DhcpOutput> onEvent)

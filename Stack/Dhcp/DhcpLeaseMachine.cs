@@ -4,10 +4,10 @@ using SockShim.Stack.Wire;
 namespace SockShim.Stack.Dhcp;
 
 /// <summary>The client states of RFC 2131 §4.4 (Figure 5) that one socket's lease goes through.</summary>
-public enum DhcpLeaseState { Init, Selecting, Requesting, Bound, Renewing, Rebinding, Released, Lost, Failed }
+internal enum DhcpLeaseState { Init, Selecting, Requesting, Bound, Renewing, Rebinding, Released, Lost, Failed }
 
 /// <summary>What a step of the machine means for the lease's holder.</summary>
-public enum DhcpLeaseEvent
+internal enum DhcpLeaseEvent
 {
     None,
     /// <summary>The message was not for this lease, or not valid in this state.</summary>
@@ -26,10 +26,10 @@ public enum DhcpLeaseEvent
 
 /// <summary>Where a message goes: broadcast on the link (ciaddr 0), or unicast to the server
 /// from the leased address (renewal, release).</summary>
-public enum DhcpSendTo { Broadcast, Server }
+internal enum DhcpSendTo { Broadcast, Server }
 
 /// <summary>One step: at most one message to send and what happened.</summary>
-public readonly record struct DhcpOutput(DhcpMessage? Send, DhcpSendTo To, DhcpLeaseEvent Event, string? Reason = null)
+internal readonly record struct DhcpOutput(DhcpMessage? Send, DhcpSendTo To, DhcpLeaseEvent Event, string? Reason = null)
 {
     public static DhcpOutput Nothing => new(null, DhcpSendTo.Broadcast, DhcpLeaseEvent.None);
     public static DhcpOutput Ignore(string why) => new(null, DhcpSendTo.Broadcast, DhcpLeaseEvent.Ignored, why);
@@ -38,7 +38,7 @@ public readonly record struct DhcpOutput(DhcpMessage? Send, DhcpSendTo To, DhcpL
 /// <summary>Retransmission and acquisition limits. RFC 2131 suggests a first retransmission after
 /// 4 s and renewal retries no closer than 60 s; a socket waiting on its address and leases of a
 /// few seconds (tests, short-lived pools) need tighter values, so they are settings.</summary>
-public sealed record DhcpTiming
+internal sealed record DhcpTiming
 {
     public TimeSpan FirstRetransmit { get; init; } = TimeSpan.FromSeconds(1);
     public TimeSpan MaxRetransmit { get; init; } = TimeSpan.FromSeconds(16);
@@ -59,7 +59,7 @@ public sealed record DhcpTiming
 /// calls <see cref="Tick"/> at <see cref="NextDeadline"/>, and sends what it returns. So renewal,
 /// rebinding and expiry are tested with a fake clock.
 /// </summary>
-public sealed class DhcpLeaseMachine
+internal sealed class DhcpLeaseMachine
 {
     private static readonly byte[] Parameters = [1, 51, 54, 58, 59];
     private const ushort MaxMessage = 1500;

@@ -5,7 +5,7 @@ namespace SockShim.Stack.Policy;
 /// CS0-CS7, or a number 0-63. A pool can carry one, so that an edge router can classify a
 /// socket's traffic by the class its source address was given.
 /// </summary>
-public static class Dscp
+internal static class Dscp
 {
     public const string Example = "EF (voice), AF41, CS3, or a number 0-63";
 

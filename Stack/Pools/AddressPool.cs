@@ -37,13 +37,13 @@ public sealed class AddressPool : IDisposable
 
     /// <summary>The DiffServ code point its sockets are marked with, or null.</summary>
     public int? Dscp { get; }
-    public IAddressProvisioner Provisioner { get; }
+    internal IAddressProvisioner Provisioner { get; }
 
     /// <summary>Where its addresses come from.</summary>
     public SourceKind Source => _source.Kind;
 
     /// <summary>The pool as its table's description says it (what the helper tells its clients).</summary>
-    public PoolDescription Description { get; }
+    internal PoolDescription Description { get; }
 
     internal LeaseTable Table => _source.Table;
 

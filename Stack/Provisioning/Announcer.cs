@@ -13,7 +13,7 @@ namespace SockShim.Stack.Provisioning;
 /// at their next cache miss: a gratuitous ARP (IPv4) or an unsolicited neighbour advertisement
 /// with the override flag (IPv6), sent through libpcap on the interface.
 /// </summary>
-public sealed class Announcer(string interfaceName) : IDisposable
+internal sealed class Announcer(string interfaceName) : IDisposable
 {
     private readonly object _gate = new();
     private LibPcapLiveDevice? _device;

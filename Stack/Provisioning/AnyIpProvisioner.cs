@@ -14,7 +14,7 @@ namespace SockShim.Stack.Provisioning;
 /// IP_FREEBIND / IPV6_FREEBIND (IPv6 needs it; the kernel answers neighbours for the prefix).
 /// Suits a prefix routed to this host, not a shared LAN's own subnet.
 /// </summary>
-public sealed class AnyIpProvisioner : IAddressProvisioner
+internal sealed class AnyIpProvisioner : IAddressProvisioner
 {
     public ProvisionerKind Kind => ProvisionerKind.AnyIp;
 

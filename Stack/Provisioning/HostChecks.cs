@@ -10,7 +10,7 @@ namespace SockShim.Stack.Provisioning;
 /// netlink route query) and changes nothing; the stack's creation runs it, and
 /// `sockshim config --check-host` runs it on purpose. Each problem names the setting it is about.
 /// </summary>
-public static class HostChecks
+internal static class HostChecks
 {
     public static List<SettingProblem> Run(StackSpec spec)
     {

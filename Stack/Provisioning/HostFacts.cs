@@ -3,7 +3,7 @@ using System.Globalization;
 namespace SockShim.Stack.Provisioning;
 
 /// <summary>Facts about the host a provisioner checks before it is used: interfaces, capabilities.</summary>
-public static class HostFacts
+internal static class HostFacts
 {
     /// <summary>The interface index, or null when there is no such interface in this namespace.</summary>
     public static uint? InterfaceIndex(string name)

@@ -10,7 +10,7 @@ namespace SockShim.Stack.Provisioning;
 /// AnyIP (a routed prefix plus IP_FREEBIND) come behind the same interface. Whether the host
 /// can serve a pool at all is <see cref="HostChecks"/>, checked before any is made.
 /// </summary>
-public interface IAddressProvisioner
+internal interface IAddressProvisioner
 {
     ProvisionerKind Kind { get; }
 
@@ -31,7 +31,7 @@ public interface IAddressProvisioner
 }
 
 /// <summary>The provisioner a pool's spec names. Making one does no I/O.</summary>
-public static class Provisioners
+internal static class Provisioners
 {
     public static IAddressProvisioner Create(ProvisionerSpec spec) => spec switch
     {

@@ -7,7 +7,7 @@ namespace SockShim.Stack.Provisioning;
 /// <summary>The embedded default: addresses of 127.0.0.0/8. The kernel's
 /// <c>local 127.0.0.0/8 dev lo</c> route already makes every one of them bindable, so there is
 /// nothing to add or remove and no privilege is needed. IPv6 has no such range (only ::1).</summary>
-public sealed class LoopbackProvisioner : IAddressProvisioner
+internal sealed class LoopbackProvisioner : IAddressProvisioner
 {
     public ProvisionerKind Kind => ProvisionerKind.Loopback;
 

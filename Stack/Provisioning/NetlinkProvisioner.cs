@@ -12,7 +12,7 @@ namespace SockShim.Stack.Provisioning;
 /// the kernel refuses an address already present on the host, and each address carries
 /// SockShim's mark in its protocol field, so `sockshim gc` can tell them from others.
 /// </summary>
-public sealed class NetlinkProvisioner(string interfaceName, Announcer? announcer = null) : IAddressProvisioner, IDisposable
+internal sealed class NetlinkProvisioner(string interfaceName, Announcer? announcer = null) : IAddressProvisioner, IDisposable
 {
     /// <summary>The IFA_PROTO value marking addresses SockShim added ('S').</summary>
     public const byte Mark = 0x53;

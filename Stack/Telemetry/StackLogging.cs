@@ -8,7 +8,7 @@ namespace SockShim.Stack.Telemetry;
 /// SockShim's logging: quiet unless SOCKSHIM_LOG names a level (error, warning, information,
 /// debug, trace), then to standard error, where it does not mix with the app's output.
 /// </summary>
-public static class StackLogging
+internal static class StackLogging
 {
     public const string Variable = "SOCKSHIM_LOG";
 

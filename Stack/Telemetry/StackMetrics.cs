@@ -7,7 +7,7 @@ namespace SockShim.Stack.Telemetry;
 /// <c>dotnet-counters monitor --counters SockShim -p PID</c>). Each measurement carries the pool
 /// and provisioner; failures also carry the reason. With no listener they cost next to nothing.
 /// </summary>
-public static class StackMetrics
+internal static class StackMetrics
 {
     public const string MeterName = "SockShim";
     private static readonly Meter s_meter = new(MeterName, "1.0");

@@ -6,7 +6,7 @@ namespace SockShim.Stack.Wire;
 
 /// <summary>The ARP requests SockShim sends, built with PacketDotNet: a gratuitous ARP (sender
 /// and target the address itself) and an RFC 5227 probe (sender 0.0.0.0).</summary>
-public static class ArpFrames
+internal static class ArpFrames
 {
     private static readonly PhysicalAddress Broadcast = PhysicalAddress.Parse("FF-FF-FF-FF-FF-FF");
     private static readonly PhysicalAddress Unknown = PhysicalAddress.Parse("00-00-00-00-00-00");

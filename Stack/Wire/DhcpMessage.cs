@@ -4,7 +4,7 @@ using System.Net;
 namespace SockShim.Stack.Wire;
 
 /// <summary>DHCP message type, option 53 (RFC 2132 §9.6).</summary>
-public enum DhcpMessageType : byte
+internal enum DhcpMessageType : byte
 {
     Discover = 1, Offer = 2, Request = 3, Decline = 4, Ack = 5, Nak = 6, Release = 7, Inform = 8,
 }
@@ -14,7 +14,7 @@ public enum DhcpMessageType : byte
 /// Parsing checks every length against the buffer and rejects what is not an Ethernet DHCP
 /// message; it never throws, because whatever arrives on port 68 is untrusted.
 /// </summary>
-public sealed class DhcpMessage
+internal sealed class DhcpMessage
 {
     public const int ServerPort = 67, ClientPort = 68;
     public const ushort BroadcastFlag = 0x8000;

@@ -8,7 +8,7 @@ namespace SockShim.Stack.Wire;
 /// <c>OK payload</c> or <c>ERR code message</c>. Lines are short and checked: anything longer
 /// than <see cref="MaxLine"/>, not ASCII, or not of this grammar is refused.
 /// </summary>
-public static class HelperMessage
+internal static class HelperMessage
 {
     public const int MaxLine = 512;
     public const string Acquire = "ACQUIRE", Release = "RELEASE", Describe = "DESCRIBE";

@@ -4,7 +4,7 @@ using SockShim.Stack.Interop;
 namespace SockShim.Stack.Wire;
 
 /// <summary>nlmsghdr: the 16-byte header of every netlink message (host byte order).</summary>
-public readonly record struct NetlinkHeader(uint Length, ushort Type, ushort Flags, uint Sequence, uint PortId)
+internal readonly record struct NetlinkHeader(uint Length, ushort Type, ushort Flags, uint Sequence, uint PortId)
 {
     private const int OffLength = 0, OffType = 4, OffFlags = 6, OffSeq = 8, OffPid = 12;
 
@@ -33,7 +33,7 @@ public readonly record struct NetlinkHeader(uint Length, ushort Type, ushort Fla
 }
 
 /// <summary>Builds one netlink request: header, a fixed payload, then attributes, each aligned.</summary>
-public ref struct NetlinkRequestWriter
+internal ref struct NetlinkRequestWriter
 {
     private readonly Span<byte> _buffer;
     private int _length;
@@ -80,7 +80,7 @@ public ref struct NetlinkRequestWriter
 }
 
 /// <summary>Walks the rtattr list of a message payload, stopping at the first malformed one.</summary>
-public ref struct RouteAttributeReader(ReadOnlySpan<byte> attributes)
+internal ref struct RouteAttributeReader(ReadOnlySpan<byte> attributes)
 {
     private ReadOnlySpan<byte> _rest = attributes;
 
@@ -99,7 +99,7 @@ public ref struct RouteAttributeReader(ReadOnlySpan<byte> attributes)
 }
 
 /// <summary>ifaddrmsg: family, prefix length, flags, scope, interface index.</summary>
-public readonly record struct IfAddrMessage(byte Family, byte PrefixLength, byte Flags, byte Scope, uint Index)
+internal readonly record struct IfAddrMessage(byte Family, byte PrefixLength, byte Flags, byte Scope, uint Index)
 {
     public static bool TryParse(ReadOnlySpan<byte> payload, out IfAddrMessage message)
     {
@@ -120,7 +120,7 @@ public readonly record struct IfAddrMessage(byte Family, byte PrefixLength, byte
 }
 
 /// <summary>rtmsg: the fixed part of a route message.</summary>
-public readonly record struct RouteMessage(byte Family, byte DestinationLength, byte SourceLength, byte Tos, byte Table, byte Protocol, byte Scope, byte Type, uint Flags)
+internal readonly record struct RouteMessage(byte Family, byte DestinationLength, byte SourceLength, byte Tos, byte Table, byte Protocol, byte Scope, byte Type, uint Flags)
 {
     public static bool TryParse(ReadOnlySpan<byte> payload, out RouteMessage message)
     {

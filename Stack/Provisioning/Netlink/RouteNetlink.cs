@@ -13,7 +13,7 @@ namespace SockShim.Stack.Provisioning.Netlink;
 /// A NETLINK_ROUTE socket: one request at a time, each acknowledged by the kernel. About 20 us
 /// per address added and removed, against 6-8 ms for an `ip addr` process.
 /// </summary>
-public sealed unsafe class RouteNetlink : IDisposable
+internal unsafe class RouteNetlink : IDisposable
 {
     private readonly int _fd;
     private readonly object _gate = new();
