@@ -30,7 +30,7 @@ internal static class CompareCommand
                 Timeout = TimeSpan.FromSeconds(parse.GetValue(timeout)),
                 Store = CacheOption.Store(parse, cache),
             };
-            Stack.Configuration.SettingsLoader.Load(RunCommand.WithRunDefaults(new(options.Settings)));
+            Stack.Configuration.SettingsLoader.Load(Launch.LaunchPlan.WithRunDefaults(new(options.Settings)));
             ComparisonReport report;
             try { report = Comparison.Run(options, log: error); }
             catch (CompareException ex)

@@ -15,7 +15,7 @@ internal static class EnvCommand
         stack.AddTo(command, forRun: true);
         command.SetAction(parse =>
         {
-            var given = RunCommand.WithRunDefaults(stack.Given(parse));
+            var given = Launch.LaunchPlan.WithRunDefaults(stack.Given(parse));
             Stack.Configuration.SettingsLoader.Load(given);
             var store = CacheOption.Store(parse, cache);
             try { store.PrepareAll(); }

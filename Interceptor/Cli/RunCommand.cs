@@ -19,7 +19,7 @@ internal static class RunCommand
         stack.AddTo(run, forRun: true);
         run.SetAction(async (parse, ct) =>
         {
-            var given = WithRunDefaults(stack.Given(parse));
+            var given = LaunchPlan.WithRunDefaults(stack.Given(parse));
             Stack.Configuration.SettingsLoader.Load(given); // a bad setting stops here, before the app starts
 
             var store = CacheOption.Store(parse, cache);
@@ -40,15 +40,6 @@ internal static class RunCommand
             finally { launch.Cleanup(); }
         });
         return run;
-    }
-
-    /// <summary>Wrapping an unmodified app is for giving its sockets addresses: mode all unless
-    /// --mode or SOCKSHIM_MODE says otherwise.</summary>
-    public static Dictionary<string, string?> WithRunDefaults(Dictionary<string, string?> given)
-    {
-        if (!given.ContainsKey(Stack.Configuration.SettingsLoader.ModeKey) && Environment.GetEnvironmentVariable("SOCKSHIM_MODE") is null)
-            given[Stack.Configuration.SettingsLoader.ModeKey] = "all";
-        return given;
     }
 
     private static async Task<int> Run(LaunchPlan plan, CancellationToken ct)

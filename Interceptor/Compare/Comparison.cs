@@ -50,7 +50,7 @@ public static class Comparison
         plain["SOCKSHIM_DISABLE"] = "1";
         var unpatched = Once(options, options.Command, plain);
 
-        var settings = Cli.RunCommand.WithRunDefaults(new Dictionary<string, string?>(options.Settings));
+        var settings = Launch.LaunchPlan.WithRunDefaults(new Dictionary<string, string?>(options.Settings));
         var plan = LaunchPlan.For(options.Command.ToArray(), settings, store, AppContext.BaseDirectory, verbose: false);
         RunReport patched;
         try { patched = Once(options, plan.Command, plan.Environment); }

@@ -11,6 +11,15 @@ namespace SockShim.Interceptor.Launch;
 /// </summary>
 public sealed class LaunchPlan
 {
+    /// <summary>Wrapping an unmodified app is for giving its sockets addresses: mode all unless
+    /// --mode or SOCKSHIM_MODE says otherwise.</summary>
+    public static Dictionary<string, string?> WithRunDefaults(Dictionary<string, string?> given)
+    {
+        if (!given.ContainsKey(Stack.Configuration.SettingsLoader.ModeKey) && System.Environment.GetEnvironmentVariable("SOCKSHIM_MODE") is null)
+            given[Stack.Configuration.SettingsLoader.ModeKey] = "all";
+        return given;
+    }
+
     public IReadOnlyList<string> Command { get; private set; } = [];
     /// <summary>Variables to set (null: remove) in the child's environment.</summary>
     public Dictionary<string, string?> Environment { get; } = new();

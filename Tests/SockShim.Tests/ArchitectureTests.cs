@@ -76,6 +76,15 @@ public class ArchitectureTests
             .Check(Architecture);
     }
 
+    /// <summary>`sockshim compare` is an API tests call too; the command line uses it, not the reverse.</summary>
+    [Test]
+    public void The_interceptors_apis_do_not_depend_on_the_command_line()
+    {
+        Types().That().ResideInNamespaceMatching(@"^SockShim\.Interceptor\.(Compare|Launch|Weaving|Store|Host)(\..+)?$").Should()
+            .NotDependOnAny(Types().That().ResideInNamespaceMatching(@"^SockShim\.Interceptor\.Cli$"))
+            .Check(Architecture);
+    }
+
     [Test]
     public void In_the_front_ends_only_the_binder_binds_a_socket()
     {
