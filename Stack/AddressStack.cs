@@ -44,7 +44,8 @@ public sealed class AddressStack : IDisposable
         var stack = new AddressStack(spec);
         try
         {
-            StateDirectory.Ensure(spec.StateDirectory);
+            // A helper's pools keep their tables with the helper: the state directory is for local ones.
+            if (spec.Pools.Any(p => p is LocalPoolSpec)) StateDirectory.Ensure(spec.StateDirectory);
             foreach (var pool in spec.Pools) stack._pools.Add(Open(pool, spec.StateDirectory, time));
         }
         catch
@@ -63,7 +64,7 @@ public sealed class AddressStack : IDisposable
     {
         if (spec is HelperPoolSpec helper)
         {
-            var (remote, described) = HelperSource.Open(helper, stateDirectory);
+            var (remote, described) = HelperSource.Open(helper);
             // The helper provisions; this side only needs to know how sockets bind (FreeBind).
             IAddressProvisioner bindsAs = described.Provisioner == ProvisionerKind.AnyIp ? new AnyIpProvisioner() : new HelperProvisioned();
             return new AddressPool(remote.Addresses, bindsAs, remote, described.Dscp, described, time);

@@ -20,7 +20,7 @@ internal static class GcCommand
             foreach (var (ifname, address) in report.Removed) output.WriteLine($"removed {address} from {ifname}");
             foreach (var p in report.Problems) error.WriteLine("sockshim gc: " + p);
             output.WriteLine($"{report.Reclaimed.Count} table entries freed, {report.Removed.Count} addresses removed");
-            return report.Problems.Count == 0 ? 0 : 1;
+            return report.Problems.Count == 0 ? 0 : 2;
         });
         return command;
     }

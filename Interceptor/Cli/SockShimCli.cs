@@ -29,6 +29,12 @@ public static class SockShimCli
             error.WriteLine("sockshim: " + ex.Message);
             return 2;
         }
+        catch (SockShim.Stack.Claims.UntrustedStateException ex)
+        {
+            // Host state another account could have made: refused, saying what and what to do.
+            error.WriteLine("sockshim: " + ex.Message);
+            return 2;
+        }
         catch (ConfigurationException ex)
         {
             // A user's mistake: the message says what and where; no stack trace.

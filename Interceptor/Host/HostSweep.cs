@@ -15,6 +15,10 @@ public static class HostSweep
     public sealed record Holder(string Pool, string Provisioner, string? Interface, IPAddress Address, int Pid, bool Alive, DateTimeOffset Since, long Socket,
         DateTimeOffset? LeaseExpires = null);
 
+    // A timestamp read from shared memory may be anything: out of range reads as the epoch.
+    private static DateTimeOffset Timestamp(long unixMs) =>
+        unixMs is >= 0 and <= 253402300799999 ? DateTimeOffset.FromUnixTimeMilliseconds(unixMs) : DateTimeOffset.UnixEpoch;
+
     public sealed record Report(IReadOnlyList<(string Pool, IPAddress Address, int Pid)> Reclaimed, IReadOnlyList<(string Interface, IPAddress Address)> Removed, IReadOnlyList<string> Problems);
 
     /// <summary>Who holds what, in every table of <paramref name="stateDirectory"/>.</summary>
@@ -26,8 +30,8 @@ public static class HostSweep
             using var table = LeaseTable.Open(path, definition.Count);
             foreach (var (slot, owner) in table.HeldSlots())
                 holders.Add(new Holder(settings.Name, settings.Provisioner.ToString().ToLowerInvariant(), settings.Interface, definition.AddressAt(slot), ProcessIdentity.PidOf(owner),
-                    ProcessIdentity.IsAlive(owner), DateTimeOffset.FromUnixTimeMilliseconds(table.AcquiredAtUnixMs(slot)), table.SocketOf(slot),
-                    table.DhcpOf(slot) is { } dhcp ? DateTimeOffset.FromUnixTimeMilliseconds(dhcp.ExpiresUnixMs) : null));
+                    table.HolderMayRun(slot, owner), Timestamp(table.AcquiredAtUnixMs(slot)), table.SocketOf(slot),
+                    table.DhcpOf(slot) is { } dhcp ? Timestamp(dhcp.ExpiresUnixMs) : null));
         }
         return holders;
     }
@@ -39,12 +43,30 @@ public static class HostSweep
     /// </summary>
     public static Report Collect(string stateDirectory)
     {
+        // Nothing to compare the interfaces against is no reason to remove what is on them.
+        if (!Directory.Exists(stateDirectory))
+            throw new UntrustedStateException($"state directory {stateDirectory} does not exist, so gc cannot tell which marked addresses are live; name the one in use with --state-dir or SOCKSHIM_STATEDIR");
         var problems = new List<string>();
+        var unreadable = new List<string>();
         var reclaimed = new List<(string, IPAddress, int)>();
-        var live = new HashSet<IPAddress>();
-        foreach (var (path, settings, definition) in Open(stateDirectory, problems))
+        var tables = new List<(LeaseTable Table, PoolDefinition Definition)>();
+        try
         {
-            using var table = LeaseTable.Open(path, definition.Count);
+            Sweep(stateDirectory, problems, unreadable, reclaimed, tables);
+            return Remove(tables, problems, unreadable, reclaimed);
+        }
+        finally
+        {
+            foreach (var (table, _) in tables) table.Dispose();
+        }
+    }
+
+    private static void Sweep(string stateDirectory, List<string> problems, List<string> unreadable, List<(string, IPAddress, int)> reclaimed, List<(LeaseTable, PoolDefinition)> tables)
+    {
+        foreach (var (path, settings, definition) in Open(stateDirectory, unreadable))
+        {
+            var table = LeaseTable.Open(path, definition.Count);
+            tables.Add((table, definition));
             var owners = table.HeldSlots().ToDictionary(h => h.Slot, h => h.Owner);
             // A DHCP pool's dead holders still hold leases at the server: release them there too.
             // Opened only when there is something to release: it needs port 68.
@@ -58,10 +80,24 @@ public static class HostSweep
             foreach (int slot in table.ReclaimDead(release))
                 reclaimed.Add((settings.Name, definition.AddressAt(slot), ProcessIdentity.PidOf(owners.GetValueOrDefault(slot))));
             dhcp?.Dispose();
-            foreach (var (slot, _) in table.HeldSlots()) live.Add(definition.AddressAt(slot));
         }
+    }
 
+    // Whether a slot holds the address now: read right before each removal, so an address
+    // claimed after the sweep is never taken from its new holder.
+    private static bool HeldNow(List<(LeaseTable Table, PoolDefinition Definition)> tables, IPAddress address) =>
+        tables.Any(t => t.Definition.IndexOf(address) is var slot and >= 0 && t.Table.OwnerOf(slot) != 0);
+
+    private static Report Remove(List<(LeaseTable, PoolDefinition)> tables, List<string> problems, List<string> unreadable, List<(string, IPAddress, int)> reclaimed)
+    {
         var removed = new List<(string, IPAddress)>();
+        if (unreadable.Count > 0)
+        {
+            // A table or description it could not read may be a live holder's: no address is removed.
+            problems.AddRange(unreadable);
+            problems.Add("no address was removed from the interfaces: a pool above could not be read, and its live addresses would look unheld");
+            return new Report(reclaimed, removed, problems);
+        }
         using var netlink = RouteNetlink.Open(out int openError);
         if (netlink is null)
         {
@@ -72,7 +108,7 @@ public static class HostSweep
         int listError = netlink.ListAddresses(addresses);
         if (listError != 0) problems.Add($"listing addresses failed: errno {listError}");
         var names = HostFacts.InterfaceNames().ToDictionary(n => HostFacts.InterfaceIndex(n) ?? 0, n => n);
-        foreach (var a in addresses.Where(a => a.Protocol == NetlinkProvisioner.Mark && !live.Contains(a.Address)))
+        foreach (var a in addresses.Where(a => a.Protocol == NetlinkProvisioner.Mark && !HeldNow(tables, a.Address)))
         {
             int error = netlink.ChangeAddress(add: false, a.Index, a.Address, NetlinkProvisioner.Mark);
             string name = names.GetValueOrDefault(a.Index, $"#{a.Index}");

@@ -23,10 +23,10 @@ namespace SockShim.Stack.Claims;
 internal unsafe class LeaseTable : IDisposable
 {
     private const ulong Magic = 0x314D_4853_4B43_4F53; // "SOCKSHM1"
-    private const int Version = 3;
+    private const int Version = 4;
 
     /// <summary>Part of every table's file name, so a new layout never opens an old file.</summary>
-    public const string FileVersion = "v3";
+    public const string FileVersion = "v4";
     private const int HeaderSize = 64;
     private const int SlotSize = 64;
     // Header offsets.
@@ -49,19 +49,36 @@ internal unsafe class LeaseTable : IDisposable
         SlotCount = slots;
     }
 
+    /// <summary>Opens the table at <paramref name="path"/>, creating it when there is none. The
+    /// file is opened as <see cref="HostFiles"/> allows: this account's, not through a link, of
+    /// exactly the expected size.</summary>
     public static LeaseTable Open(string path, int slotCount)
     {
         long size = HeaderSize + (long)slotCount * SlotSize;
-        if (!File.Exists(path)) CreateInitialised(path, slotCount, size);
-
-        var stream = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete);
-        long actual = stream.Length;
-        if (actual != size)
+        var stream = HostFiles.OpenExisting(path, size);
+        if (stream is null)
         {
-            stream.Dispose();
-            throw new InvalidDataException($"lease table {path} has {actual} bytes, expected {size} for {slotCount} slots; remove it when no process uses the pool");
+            // Created fully initialised under a random name and linked into place, so a process
+            // never maps a half-written header; a process that links first wins.
+            HostFiles.Publish(path, fs => Initialise(fs, slotCount, size), replace: false);
+            stream = HostFiles.OpenExisting(path, size) ?? throw new UntrustedStateException($"lease table {path} vanished as it was made");
         }
         var file = MemoryMappedFile.CreateFromFile(stream, null, size, MemoryMappedFileAccess.ReadWrite, HandleInheritability.None, leaveOpen: false);
+        return Map(path, file, size, slotCount);
+    }
+
+    /// <summary>A table no other process sees (anonymous memory): the local bookkeeping of a
+    /// pool whose host-wide table belongs to the privileged helper.</summary>
+    public static LeaseTable OpenPrivate(int slotCount)
+    {
+        long size = HeaderSize + (long)slotCount * SlotSize;
+        var file = MemoryMappedFile.CreateNew(null, size, MemoryMappedFileAccess.ReadWrite);
+        using (var header = file.CreateViewStream(0, HeaderSize)) Initialise(header, slotCount, size: -1);
+        return Map("(private)", file, size, slotCount);
+    }
+
+    private static LeaseTable Map(string path, MemoryMappedFile file, long size, int slotCount)
+    {
         var view = file.CreateViewAccessor(0, size, MemoryMappedFileAccess.ReadWrite);
         byte* p = null;
         view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
@@ -75,34 +92,15 @@ internal unsafe class LeaseTable : IDisposable
         return table;
     }
 
-    /// <summary>A table no other process sees (its file is unlinked once mapped): the local
-    /// bookkeeping of a pool whose host-wide table belongs to the privileged helper.</summary>
-    public static LeaseTable OpenPrivate(string directory, int slotCount)
+    private static void Initialise(Stream fs, int slotCount, long size)
     {
-        string path = System.IO.Path.Combine(directory, $"private.{Environment.ProcessId}.{Guid.NewGuid():N}.leases");
-        var table = Open(path, slotCount);
-        File.Delete(path);
-        return table;
-    }
-
-    private static void CreateInitialised(string path, int slotCount, long size)
-    {
-        string temp = $"{path}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp";
-        using (var fs = new FileStream(temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None))
-        {
-            Span<byte> header = stackalloc byte[HeaderSize];
-            header.Clear();
-            Unsafe.WriteUnaligned(ref header[OffMagic], Magic);
-            Unsafe.WriteUnaligned(ref header[OffVersion], Version);
-            Unsafe.WriteUnaligned(ref header[OffSlotCount], slotCount);
-            fs.Write(header);
-            fs.SetLength(size); // sparse zeroes: every slot free
-        }
-        // Group and others may share the pool from other accounts.
-        File.SetUnixFileMode(temp, (UnixFileMode)0b110_110_110);
-        try { File.Move(temp, path, overwrite: false); }
-        catch (IOException) when (File.Exists(path)) { /* another process won the race; use its table */ }
-        finally { File.Delete(temp); }
+        Span<byte> header = stackalloc byte[HeaderSize];
+        header.Clear();
+        Unsafe.WriteUnaligned(ref header[OffMagic], Magic);
+        Unsafe.WriteUnaligned(ref header[OffVersion], Version);
+        Unsafe.WriteUnaligned(ref header[OffSlotCount], slotCount);
+        fs.Write(header);
+        if (size > 0) fs.SetLength(size); // sparse zeroes: every slot free
     }
 
     private long* Owner(int slot) => (long*)(_base + HeaderSize + (long)slot * SlotSize);
@@ -111,6 +109,13 @@ internal unsafe class LeaseTable : IDisposable
     private long* SocketWord(int slot) => (long*)(_base + HeaderSize + (long)slot * SlotSize + 24);
     private long* DhcpWord(int slot) => (long*)(_base + HeaderSize + (long)slot * SlotSize + 32);
     private long* ExpiresAt(int slot) => (long*)(_base + HeaderSize + (long)slot * SlotSize + 40);
+    private long* PidNamespaceWord(int slot) => (long*)(_base + HeaderSize + (long)slot * SlotSize + 48);
+
+    /// <summary>The pid namespace of the slot's holder (0 while a claim is being written).</summary>
+    public long PidNamespaceOf(int slot) => Volatile.Read(ref *PidNamespaceWord(slot));
+
+    /// <summary>Whether the slot's holder may still run (see <see cref="ProcessIdentity.IsAlive"/>).</summary>
+    public bool HolderMayRun(int slot, long owner) => ProcessIdentity.IsAlive(owner, PidNamespaceOf(slot));
 
     /// <summary>A host-wide IAID for a new DHCP client identifier: unique among every process
     /// using this pool, which a per-process counter could not promise.</summary>
@@ -154,7 +159,10 @@ internal unsafe class LeaseTable : IDisposable
 
     public bool TryClaimSlot(int slot, long owner)
     {
+        // A free slot's namespace word is 0 (cleared by its release): until the claimer writes
+        // its own, a reclaimer reads "cannot tell", which is alive.
         if (Interlocked.CompareExchange(ref *Owner(slot), owner, 0) != 0) return false;
+        Volatile.Write(ref *PidNamespaceWord(slot), ProcessIdentity.PidNamespace);
         Volatile.Write(ref *AcquiredAt(slot), Environment.TickCount64 + s_bootToUnixMs);
         Volatile.Write(ref *SocketWord(slot), 0);
         Volatile.Write(ref *DhcpWord(slot), 0);
@@ -237,6 +245,8 @@ internal unsafe class LeaseTable : IDisposable
     {
         long seq = Interlocked.Increment(ref *Header(OffReleaseSeq));
         Volatile.Write(ref *Released(slot), seq);
+        // Cleared before the owner, so the next claimer's namespace is never overwritten.
+        Volatile.Write(ref *PidNamespaceWord(slot), 0);
         if (Interlocked.CompareExchange(ref *Owner(slot), 0, owner) != owner) return false;
         LowerHint(slot);
         return true;
@@ -253,13 +263,14 @@ internal unsafe class LeaseTable : IDisposable
     /// <paramref name="beforeRelease"/> sees each slot while its journal record is still the dead holder's.</summary>
     public List<int> ReclaimDead(Action<int>? beforeRelease = null)
     {
-        var verdicts = new Dictionary<long, bool>();
+        var verdicts = new Dictionary<(long, long), bool>();
         var reclaimed = new List<int>();
         for (int slot = 0; slot < SlotCount; slot++)
         {
             long owner = OwnerOf(slot);
             if (owner == 0) continue;
-            if (!verdicts.TryGetValue(owner, out bool alive)) verdicts[owner] = alive = ProcessIdentity.IsAlive(owner);
+            long pidNamespace = PidNamespaceOf(slot);
+            if (!verdicts.TryGetValue((owner, pidNamespace), out bool alive)) verdicts[(owner, pidNamespace)] = alive = ProcessIdentity.IsAlive(owner, pidNamespace);
             if (alive) continue;
             beforeRelease?.Invoke(slot);
             if (Release(slot, owner)) reclaimed.Add(slot);

@@ -15,34 +15,52 @@ internal static class ProcessIdentity
 
     public static int PidOf(long token) => (int)(token >> 32);
 
-    public static long? TokenFor(int pid)
+    /// <summary>This process's pid namespace (the inode of /proc/self/ns/pid): a pid means a
+    /// process only inside the namespace that gave it.</summary>
+    public static long PidNamespace => s_pidNamespace.Value;
+    private static readonly Lazy<long> s_pidNamespace = new(() => NamespaceInode("/proc/self/ns/pid"));
+
+    internal static long NamespaceInode(string link)
     {
-        ulong? start = StartTime(pid);
-        return start is null ? null : ((long)pid << 32) | (long)(uint)start.Value;
+        // "/proc/self/ns/pid" links to "pid:[4026531836]"; the inode names the namespace.
+        string? target = new FileInfo(link).LinkTarget;
+        int open = target?.IndexOf('[') ?? -1;
+        return open >= 0 && long.TryParse(target![(open + 1)..^1], NumberStyles.None, CultureInfo.InvariantCulture, out long inode) ? inode : 0;
     }
 
-    /// <summary>True while the process that wrote <paramref name="token"/> still runs.</summary>
-    public static bool IsAlive(long token)
+    /// <summary>
+    /// False only when the process that wrote <paramref name="token"/> in pid namespace
+    /// <paramref name="pidNamespace"/> is certainly gone. "Cannot tell" counts as alive: a holder
+    /// of another pid namespace (a container sharing /dev/shm and the network), a claim whose
+    /// namespace is not written yet (0), a /proc entry this process may not read (hidepid).
+    /// </summary>
+    public static bool IsAlive(long token, long pidNamespace)
     {
         if (token == 0) return false;
+        if (pidNamespace == 0 || pidNamespace != PidNamespace) return true;
         int pid = PidOf(token);
         if (pid == Environment.ProcessId) return token == Current;
-        return TokenFor(pid) == token;
+        return StartTime(pid, out bool certain) is { } start ? ((long)pid << 32 | (long)(uint)start) == token : !certain;
     }
 
-    private static ulong? StartTime(int pid)
+    public static long? TokenFor(int pid) => StartTime(pid, out _) is { } start ? ((long)pid << 32) | (long)(uint)start : null;
+
+    // The start time, or null with certain = true when the process is gone (no /proc entry, a
+    // zombie) and certain = false when /proc cannot say.
+    private static ulong? StartTime(int pid, out bool certain)
     {
+        certain = true;
         string stat;
         try { stat = File.ReadAllText($"/proc/{pid}/stat"); }
-        catch (IOException) { return null; }
-        catch (UnauthorizedAccessException) { return null; }
+        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException) { return null; }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { certain = false; return null; }
         // The command name (field 2) may contain spaces and parentheses: fields are counted
         // from the last ')'. starttime is field 22, the 20th after the name.
         int close = stat.LastIndexOf(')');
-        if (close < 0) return null;
-        var fields = stat[(close + 2)..].Split(' ');
+        var fields = close < 0 ? [] : stat[(close + 2)..].Split(' ');
         // A zombie has exited: what it held is free to reclaim.
-        if (fields.Length < 20 || fields[0] == "Z" || fields[0] == "X") return null;
-        return ulong.TryParse(fields[19], NumberStyles.None, CultureInfo.InvariantCulture, out var t) ? t : null;
+        if (fields.Length >= 1 && fields[0] is "Z" or "X") return null;
+        if (fields.Length < 20 || !ulong.TryParse(fields[19], NumberStyles.None, CultureInfo.InvariantCulture, out var t)) { certain = false; return null; }
+        return t;
     }
 }

@@ -3,15 +3,9 @@ namespace SockShim.Stack.Claims;
 /// <summary>Where lease tables live: one file per pool and network namespace.</summary>
 internal static class StateDirectory
 {
-    public static void Ensure(string path)
-    {
-        if (Directory.Exists(path)) return;
-        Directory.CreateDirectory(path);
-        // World-writable with the sticky bit, like /tmp: every account on the host must share
-        // one table per pool for uniqueness to hold, and none may delete another's files.
-        try { File.SetUnixFileMode(path, (UnixFileMode)0b1_111_111_111); }
-        catch (UnauthorizedAccessException) { /* made by another account a moment ago */ }
-    }
+    /// <summary>Makes the state directory (this account's, mode 0755) or checks the one there:
+    /// another account's, a link, or a directory others can write is refused.</summary>
+    public static void Ensure(string path) => HostFiles.EnsureDirectory(path);
 
     /// <summary>A table is per pool definition and per network namespace: addresses are unique
     /// within a namespace, and two namespaces may use the same pool independently.</summary>
@@ -26,20 +20,9 @@ internal static class StateDirectory
     public static void WriteDescription(string tablePath, string json)
     {
         string path = tablePath + ".pool.json";
-        if (File.Exists(path) && File.ReadAllText(path) == json) return;
-        string temp = $"{path}.{Environment.ProcessId}.tmp";
-        try
-        {
-            File.WriteAllText(temp, json);
-            try { File.SetUnixFileMode(temp, (UnixFileMode)0b110_110_110); } catch (UnauthorizedAccessException) { }
-            File.Move(temp, path, overwrite: true);
-        }
-        catch (Exception ex) when (ex is UnauthorizedAccessException or IOException)
-        {
-            // Written by another account (the sticky directory keeps it theirs): theirs describes
-            // the same pool, since the table's name carries the pool's fingerprint.
-            try { File.Delete(temp); } catch (Exception e) when (e is UnauthorizedAccessException or IOException) { }
-        }
+        using (var existing = HostFiles.OpenExisting(path, size: null))
+            if (existing is not null && new StreamReader(existing).ReadToEnd() == json) return;
+        HostFiles.Publish(path, fs => fs.Write(System.Text.Encoding.UTF8.GetBytes(json)), replace: true);
     }
 
     /// <summary>The tables of this network namespace in <paramref name="directory"/>, with the
@@ -47,11 +30,16 @@ internal static class StateDirectory
     public static IEnumerable<(string TablePath, string? Description)> Tables(string directory)
     {
         if (!Directory.Exists(directory)) yield break;
+        HostFiles.CheckDirectory(directory);
         string suffix = $".{NetworkNamespaceId()}.{LeaseTable.FileVersion}.leases";
         foreach (var table in Directory.GetFiles(directory, "*" + suffix))
         {
             string? description = null;
-            try { description = File.ReadAllText(table + ".pool.json"); }
+            try
+            {
+                using var file = HostFiles.OpenExisting(table + ".pool.json", size: null);
+                if (file is not null) description = new StreamReader(file).ReadToEnd();
+            }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { }
             yield return (table, description);
         }

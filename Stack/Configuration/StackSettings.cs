@@ -19,10 +19,22 @@ public sealed class StackSettings
     /// provisioners can reach (loopback destinations only, for the loopback pool).</summary>
     public List<string> Destinations { get; init; } = new();
 
-    /// <summary>Shared memory, so claims never touch a disk; one directory for every user of
-    /// the host, because uniqueness must hold across accounts too.</summary>
-    public static string DefaultStateDirectory =>
-        Directory.Exists("/dev/shm") ? "/dev/shm/sockshim" : System.IO.Path.Combine(System.IO.Path.GetTempPath(), "sockshim");
+    /// <summary>Shared memory, so claims never touch a disk. Each account has its own (a table is
+    /// writable only by the account that claims from it): root's is /dev/shm/sockshim; another
+    /// account's is $XDG_RUNTIME_DIR/sockshim, or /dev/shm/sockshim-UID. Accounts share a pool
+    /// through `sockshim serve`, the one arbiter none of them can write to.</summary>
+    public static string DefaultStateDirectory
+    {
+        get
+        {
+            uint uid = Tmds.Linux.LibC.geteuid();
+            string shm = Directory.Exists("/dev/shm") ? "/dev/shm" : System.IO.Path.GetTempPath();
+            if (uid == 0) return System.IO.Path.Combine(shm, "sockshim");
+            return Environment.GetEnvironmentVariable("XDG_RUNTIME_DIR") is { Length: > 0 } xdg && System.IO.Path.IsPathFullyQualified(xdg)
+                ? System.IO.Path.Combine(xdg, "sockshim")
+                : System.IO.Path.Combine(shm, $"sockshim-{uid}");
+        }
+    }
 
     /// <summary>The embedded default: a /16 of loopback addresses (its network and broadcast
     /// addresses left out, as of every CIDR).</summary>

@@ -43,7 +43,7 @@ internal sealed class HelperSource : IAddressSource
 
     /// <summary>Connects and asks the helper to describe the pool; a problem with the helper
     /// setting when it cannot be reached or refuses. The description is the helper's table's.</summary>
-    public static (HelperSource Source, PoolDescription Described) Open(HelperPoolSpec spec, string stateDirectory)
+    public static (HelperSource Source, PoolDescription Described) Open(HelperPoolSpec spec)
     {
         string path = spec.SocketPath;
         string where = spec.Origins.Of(PoolField.Helper);
@@ -63,7 +63,7 @@ internal sealed class HelperSource : IAddressSource
             var described = PoolDescription.FromJson(payload);
             source.Addresses = described?.Definition()
                 ?? throw new ConfigurationException(new SettingProblem(where, path, $"the helper's description of pool '{spec.Name}' cannot be used", "a helper of the same SockShim version"));
-            source.Table = LeaseTable.OpenPrivate(stateDirectory, source.Addresses.Count);
+            source.Table = LeaseTable.OpenPrivate(source.Addresses.Count);
             return (source, described!);
         }
         catch

@@ -1,0 +1,125 @@
+using System.Runtime.InteropServices;
+using System.Text;
+using Microsoft.Win32.SafeHandles;
+using Tmds.Linux;
+using static Tmds.Linux.LibC;
+
+namespace SockShim.Stack.Claims;
+
+/// <summary>Host state SockShim will not use, and why (a path, its owner and mode, what to do).</summary>
+public sealed class UntrustedStateException(string message) : IOException(message);
+
+/// <summary>
+/// Files in the state directory, opened the only way that is safe when other accounts share the
+/// host: the directory must be this account's and writable by no one else, so nobody can plant
+/// a file, a link or a name in it; every file is still opened without following links and
+/// checked on its handle (a regular file of this account, one link); new files are made under a
+/// random temporary name with O_EXCL and their mode set on the handle, then put in place. No
+/// advisory lock is taken (another account could hold one to stop every opener).
+/// </summary>
+internal static unsafe class HostFiles
+{
+    /// <summary>Makes <paramref name="path"/> (mode 0755, this account's) or checks the one there.</summary>
+    public static void EnsureDirectory(string path)
+    {
+        int made;
+        fixed (byte* p = Bytes(path)) made = mkdir(p, 0b111_101_101);
+        if (made != 0 && errno != EEXIST) throw new UntrustedStateException($"state directory {path} cannot be made: {Strerror(errno)}");
+        CheckDirectory(path);
+    }
+
+    /// <summary>Refuses a state directory that is a link, not a directory, another account's, or
+    /// writable by group or others.</summary>
+    public static void CheckDirectory(string path)
+    {
+        stat st;
+        int result;
+        fixed (byte* p = Bytes(path)) result = lstat(p, &st);
+        if (result != 0) throw new UntrustedStateException($"state directory {path} cannot be read: {Strerror(errno)}");
+        uint mode = (uint)st.st_mode, uid = (uint)st.st_uid, me = (uint)geteuid();
+        string what = (mode & (uint)S_IFMT) == (uint)S_IFLNK ? "a symbolic link" : (mode & (uint)S_IFMT) != (uint)S_IFDIR ? "not a directory" : "";
+        if (what.Length == 0 && uid == me && (mode & 0b000_010_010) == 0) return;
+        string octal = Convert.ToString(mode & 0xFFF, 8);
+        if (what.Length == 0 && uid == me)
+            throw new UntrustedStateException(
+                $"state directory {path} is this account's but writable by other accounts (mode {octal}; an older SockShim made it so): SockShim keeps its tables only in a directory no other account can write. " +
+                $"Check that nothing in it belongs to another account, then `chmod 755 {path}`, or remove it (`rm -r {path}`) when no process uses SockShim");
+        if (what.Length == 0) what = $"owned by uid {uid} ({UserName(uid)})";
+        throw new UntrustedStateException(
+            $"state directory {path} is {what} (mode {octal}, owner uid {uid}); SockShim (uid {me}) keeps its tables only in a directory it owns " +
+            $"that no other account can write. It is not SockShim's: remove it (`rm -r {path}`, after checking what is in it), or choose another with --state-dir or SOCKSHIM_STATEDIR");
+    }
+
+    /// <summary>Opens an existing file of the state directory for reading and writing: not
+    /// through a link, a regular file of this account with one name, of exactly
+    /// <paramref name="size"/> bytes when given. Null when it does not exist.</summary>
+    public static FileStream? OpenExisting(string path, long? size)
+    {
+        int fd;
+        fixed (byte* p = Bytes(path)) fd = open(p, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+        {
+            if (errno == ENOENT) return null;
+            throw new UntrustedStateException($"{path} cannot be opened: {Strerror(errno)} (a link, or another account's file, is never opened)");
+        }
+        var handle = new SafeFileHandle(fd, ownsHandle: true);
+        try
+        {
+            stat st;
+            if (fstat(fd, &st) != 0) throw new UntrustedStateException($"{path} cannot be read: {Strerror(errno)}");
+            if (((uint)st.st_mode & (uint)S_IFMT) != (uint)S_IFREG || (uint)st.st_uid != (uint)geteuid() || (ulong)st.st_nlink != 1)
+                throw new UntrustedStateException($"{path} is not a file of this account's own (mode {Convert.ToString((uint)st.st_mode, 8)}, owner uid {(uint)st.st_uid}, {(ulong)st.st_nlink} links); left alone");
+            if (size is { } expected && (long)st.st_size != expected)
+                throw new UntrustedStateException($"{path} has {(long)st.st_size} bytes, expected {expected}; remove it when no process uses the pool");
+            return new FileStream(handle, FileAccess.ReadWrite);
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Writes a new file under a random name (O_EXCL, mode 0644 set on the handle) and
+    /// puts it at <paramref name="path"/>: <paramref name="replace"/> renames over what is there;
+    /// otherwise it is linked only if nothing is (false when another process was first).</summary>
+    public static bool Publish(string path, Action<FileStream> write, bool replace)
+    {
+        string temp = $"{path}.{Guid.NewGuid():N}.tmp";
+        int fd;
+        fixed (byte* p = Bytes(temp)) fd = open(p, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0b110_100_100);
+        if (fd < 0) throw new UntrustedStateException($"{temp} cannot be made: {Strerror(errno)}");
+        try
+        {
+            fchmod(fd, 0b110_100_100); // whatever the umask: others read (status), only this account writes
+            using (var stream = new FileStream(new SafeFileHandle(fd, ownsHandle: true), FileAccess.ReadWrite)) write(stream);
+            if (replace)
+            {
+                // rename(2): replaces the name (a link there is replaced, never followed).
+                File.Move(temp, path, overwrite: true);
+                return true;
+            }
+            int result;
+            fixed (byte* from = Bytes(temp))
+            fixed (byte* to = Bytes(path))
+                result = link(from, to);
+            if (result == 0) return true;
+            if (!replace && errno == EEXIST) return false;
+            throw new UntrustedStateException($"{path} cannot be written: {Strerror(errno)}");
+        }
+        finally
+        {
+            fixed (byte* p = Bytes(temp)) unlink(p);
+        }
+    }
+
+    private static byte[] Bytes(string path) => Encoding.UTF8.GetBytes(path + "\0");
+
+    private static string Strerror(int error) => Marshal.GetPInvokeErrorMessage(error) + $" (errno {error})";
+
+    private static string UserName(uint uid)
+    {
+        try { return File.ReadLines("/etc/passwd").Select(l => l.Split(':')).FirstOrDefault(f => f.Length > 2 && f[2] == uid.ToString())?[0] ?? "unknown"; }
+        catch (IOException) { return "unknown"; }
+    }
+}

@@ -1,0 +1,200 @@
+using System.Diagnostics;
+using SockShim.Stack.Claims;
+using SockShim.Stack.Configuration;
+
+namespace SockShim.Tests.Network;
+
+/// <summary>
+/// The host trust model, played by an unprivileged attacker (a user of its own, no capability,
+/// through setpriv) against root's SockShim, and checked from outside: the file the attacker
+/// aims at, `sockshim status`, the exit codes and messages root's processes give.
+/// </summary>
+[NonParallelizable]
+public class TrustTests
+{
+    private string _user = "";
+    private uint _uid, _gid;
+    private readonly string _id = Guid.NewGuid().ToString("N")[..8];
+    private string _protected = "";
+
+    [OneTimeSetUp]
+    public void CreateAttacker()
+    {
+        TwoHosts.RequireRoot();
+        _user = "ssa" + _id;
+        TwoHosts.Run("useradd", ["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", _user]);
+        _uid = uint.Parse(TwoHosts.Run("id", ["-u", _user]).Trim());
+        _gid = uint.Parse(TwoHosts.Run("id", ["-g", _user]).Trim());
+        // A root-only file, standing for /etc/ld.so.preload.
+        _protected = $"/dev/shm/sockshim-test-protected-{_id}";
+        File.WriteAllText(_protected, "root's own\n");
+        File.SetUnixFileMode(_protected, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+    }
+
+    [OneTimeTearDown]
+    public void RemoveAttacker()
+    {
+        if (_user != "") TwoHosts.Run("userdel", [_user]);
+        if (File.Exists(_protected)) File.Delete(_protected);
+    }
+
+    private (int Exit, string Output) AsAttacker(string script)
+    {
+        var psi = new ProcessStartInfo("setpriv") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { $"--reuid={_uid}", $"--regid={_gid}", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--", "sh", "-c", script })
+            psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        string output = p.StandardOutput.ReadToEnd() + p.StandardError.ReadToEnd();
+        Assert.That(p.WaitForExit(30_000), Is.True);
+        return (p.ExitCode, output);
+    }
+
+    private void AssertProtectedUnchanged()
+    {
+        Assert.That(File.ReadAllText(_protected), Is.EqualTo("root's own\n"), "the file the links point at");
+        Assert.That(File.GetUnixFileMode(_protected), Is.EqualTo(UnixFileMode.UserRead | UnixFileMode.UserWrite));
+        Assert.That(new FileInfo(_protected).LinkTarget, Is.Null);
+    }
+
+    private static Dictionary<string, string> Pool(string state) => new()
+    {
+        ["SOCKSHIM_POOL"] = "127.105.0.0/29", ["SOCKSHIM_POOLNAME"] = "trust", ["SOCKSHIM_STATEDIR"] = state,
+    };
+
+    private static string TablePath(string state)
+    {
+        var spec = (LocalPoolSpec)SettingsLoader.Load(new Dictionary<string, string?> { ["Pool"] = "127.105.0.0/29", ["PoolName"] = "trust" }, new Dictionary<string, string>()).Pools[0];
+        return StateDirectory.TablePath(state, spec.Name, spec.Addresses.Fingerprint);
+    }
+
+    /// <summary>Attack 1: the state directory made first by another account (it is empty after
+    /// boot), with links at the names root would write. Root refuses it, naming path, owner and
+    /// mode and what to do; nothing is written through the links.</summary>
+    [Test]
+    [CancelAfter(120_000)]
+    public void A_state_directory_another_account_made_is_refused_and_nothing_is_written_through_it()
+    {
+        string trap = $"/dev/shm/sockshim-test-trap-{_id}";
+        string table = TablePath(trap);
+        try
+        {
+            var (made, output) = AsAttacker($"mkdir -m 1777 {trap} && ln -s {_protected} {table} && ln -s {_protected} {table}.pool.json");
+            Assert.That(made, Is.Zero, output);
+
+            var (exit, stdout, stderr) = Programs.Run("SockShim.TestAgent", ["hold", "1"], Pool(trap));
+            Assert.That(exit, Is.Not.Zero, stdout);
+            Assert.That(stderr, Does.Contain($"state directory {trap} is owned by uid {_uid} ({_user})").And.Contain("mode 1777").And.Contain("remove it"));
+            foreach (var verb in new[] { "status", "gc" })
+            {
+                var (verbExit, verbOut, verbErr) = Programs.Run("SockShim.Interceptor", [verb, "--state-dir", trap]);
+                Assert.That(verbExit, Is.EqualTo(2), $"{verb}: {verbOut}{verbErr}");
+                Assert.That(verbErr, Does.Contain($"owned by uid {_uid}").And.Not.Contain("   at "), verb);
+            }
+            AssertProtectedUnchanged();
+        }
+        finally
+        {
+            if (Directory.Exists(trap)) Directory.Delete(trap, true);
+        }
+    }
+
+    /// <summary>Attack 4: root's tables and descriptions, in root's own directory, cannot be
+    /// written, truncated or added to by another account; root's holder keeps its addresses.</summary>
+    [Test]
+    [CancelAfter(120_000)]
+    public void Roots_tables_cannot_be_written_by_another_account()
+    {
+        string state = $"/dev/shm/sockshim-test-root-{_id}";
+        Process? holder = null;
+        try
+        {
+            holder = Programs.Start("SockShim.TestAgent", ["hold", "2"], Pool(state));
+            var held = new List<string>();
+            string? line;
+            while ((line = holder.StandardOutput.ReadLine()) is not null && line != "held") if (line.StartsWith("lease ")) held.Add(line[6..]);
+            Assert.That(held, Has.Count.EqualTo(2), () => holder.StandardError.ReadToEnd());
+            string table = TablePath(state);
+            Assert.That(File.GetUnixFileMode(state) & (UnixFileMode.GroupWrite | UnixFileMode.OtherWrite), Is.EqualTo((UnixFileMode)0));
+
+            foreach (var attack in new[] { $"printf 'x' >> {table}", $"truncate -s 0 {table}", $"printf '{{}}' > {table}.pool.json", $"touch {state}/planted", $"ln -s {_protected} {state}/planted" })
+            {
+                var (exit, output) = AsAttacker(attack);
+                Assert.That(exit, Is.Not.Zero, $"`{attack}` was refused: {output}");
+            }
+            Assert.That(new FileInfo(table).Length, Is.EqualTo(64 + 64L * 6), "the table is whole");
+            var (statusExit, status, statusErr) = Programs.Run("SockShim.Interceptor", ["status", "--state-dir", state]);
+            Assert.That(statusExit, Is.Zero, statusErr);
+            foreach (var address in held) Assert.That(status, Does.Contain(address).And.Contain("live"), "status, from outside the holder");
+            AssertProtectedUnchanged();
+        }
+        finally
+        {
+            if (holder is { HasExited: false }) holder.Kill();
+            holder?.Dispose();
+            if (Directory.Exists(state)) Directory.Delete(state, true);
+        }
+    }
+
+    /// <summary>A link in place of a table, even in root's own directory, is never followed.</summary>
+    [Test]
+    [CancelAfter(120_000)]
+    public void A_link_in_place_of_a_table_is_not_followed()
+    {
+        string state = $"/dev/shm/sockshim-test-link-{_id}";
+        try
+        {
+            Directory.CreateDirectory(state);
+            File.SetUnixFileMode(state, (UnixFileMode)0b111_101_101);
+            File.CreateSymbolicLink(TablePath(state), _protected);
+            var (exit, _, stderr) = Programs.Run("SockShim.TestAgent", ["hold", "1"], Pool(state));
+            Assert.That(exit, Is.Not.Zero);
+            Assert.That(stderr, Does.Contain("cannot be opened").And.Contain("a link, or another account's file, is never opened"));
+            AssertProtectedUnchanged();
+        }
+        finally
+        {
+            if (Directory.Exists(state)) Directory.Delete(state, true);
+        }
+    }
+
+    /// <summary>Attack 6: two processes in different pid namespaces (two containers of one pod)
+    /// share the state directory and the network. The second cannot tell whether the first's
+    /// pid is alive, so it counts it as alive and never takes its addresses.</summary>
+    [Test]
+    [CancelAfter(120_000)]
+    public void Processes_in_other_pid_namespaces_never_lose_their_addresses()
+    {
+        string state = $"/dev/shm/sockshim-test-pidns-{_id}";
+        var env = new Dictionary<string, string>(Pool(state)) { ["SOCKSHIM_POOL"] = "127.105.1.0/31" };
+        var started = new List<Process>();
+        try
+        {
+            Process InPidNamespace(string verb, string count)
+            {
+                var psi = new ProcessStartInfo("unshare") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+                foreach (var a in new[] { "--pid", "--fork", "--mount-proc", "dotnet", Programs.PathOf("SockShim.TestAgent"), verb, count }) psi.ArgumentList.Add(a);
+                foreach (var key in psi.Environment.Keys.Where(k => k.StartsWith("SOCKSHIM_")).ToList()) psi.Environment.Remove(key);
+                foreach (var (k, v) in env) psi.Environment[k] = v;
+                return Process.Start(psi)!;
+            }
+            var first = InPidNamespace("hold", "2");
+            started.Add(first);
+            var held = new List<string>();
+            string? line;
+            while ((line = first.StandardOutput.ReadLine()) is not null && line != "held") if (line.StartsWith("lease ")) held.Add(line[6..]);
+            Assert.That(held, Has.Count.EqualTo(2), () => first.StandardError.ReadToEnd());
+
+            var second = InPidNamespace("hold", "1");
+            started.Add(second);
+            string answer = second.StandardOutput.ReadLine() ?? "";
+            Assert.That(answer, Does.StartWith("error").And.Contain("exhausted"), "the second namespace took nothing of the first's");
+            Assert.That(second.WaitForExit(30_000), Is.True);
+            Assert.That(first.HasExited, Is.False, "the first still holds both");
+        }
+        finally
+        {
+            foreach (var p in started) { if (!p.HasExited) p.Kill(entireProcessTree: true); p.Dispose(); }
+            if (Directory.Exists(state)) Directory.Delete(state, true);
+        }
+    }
+}
