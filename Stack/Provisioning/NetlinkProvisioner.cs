@@ -33,6 +33,12 @@ internal sealed class NetlinkProvisioner(string interfaceName, Announcer? announ
     {
         var (socket, openError) = _netlink.Value;
         if (socket is null) return Failed(openError, address, pool);
+        // The exclusive add refuses only this exact prefix on this interface: the host may have
+        // the address under another prefix or on another interface, or route it as local
+        // (AnyIP). Then it is local already, which one route lookup tells.
+        if (socket.RouteTypeOf(address, out byte type) == 0 && type == Interop.rtnetlink.RTN_LOCAL)
+            return new StackError(StackErrorCode.AddressInUse,
+                $"address {address} of pool '{pool}' is already local to this host (on an interface, under some prefix, or in a local route); SockShim leaves it alone");
         int error = socket.ChangeAddress(add: true, Index, address, Mark);
         if (error != 0) return Failed(error, address, pool);
         if (address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6) WaitForLocalRoute(socket, address);

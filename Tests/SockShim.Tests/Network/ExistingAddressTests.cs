@@ -1,0 +1,52 @@
+using System.Diagnostics;
+
+namespace SockShim.Tests.Network;
+
+/// <summary>Attack 7 of the trust model: the netlink provisioner never takes an address the host
+/// already has, whatever its prefix or interface, seen in `ip addr` after the pool handed out
+/// what it could.</summary>
+[NonParallelizable]
+public class ExistingAddressTests
+{
+    [Test]
+    [CancelAfter(120_000)]
+    public void An_address_the_host_has_under_another_prefix_or_interface_is_skipped()
+    {
+        TwoHosts.RequireRoot();
+        string ns = "sse" + Guid.NewGuid().ToString("N")[..8];
+        string state = "/dev/shm/sockshim-test-existing-" + Guid.NewGuid().ToString("N")[..8];
+        TwoHosts.Ip($"netns add {ns}");
+        Process? agent = null;
+        try
+        {
+            TwoHosts.Ip($"-n {ns} link set lo up");
+            TwoHosts.Ip($"-n {ns} link add v0 type veth peer name v1");
+            TwoHosts.Ip($"-n {ns} link set v0 up");
+            TwoHosts.Ip($"-n {ns} link set v1 up");
+            TwoHosts.Ip($"-n {ns} addr add 192.0.2.9/24 dev v0");   // the pool's interface, another prefix
+            TwoHosts.Ip($"-n {ns} addr add 192.0.2.10/24 dev v1");  // another interface
+            var env = new Dictionary<string, string>
+            {
+                ["SOCKSHIM_POOL"] = "192.0.2.8-192.0.2.12", ["SOCKSHIM_PROVISIONER"] = "netlink", ["SOCKSHIM_INTERFACE"] = "v0",
+                ["SOCKSHIM_STRATEGY"] = "sequential", ["SOCKSHIM_STATEDIR"] = state,
+            };
+            agent = TwoHosts.StartIn(ns, "SockShim.TestAgent", ["hold", "3"], env);
+            var held = new List<string>();
+            string? line;
+            while ((line = agent.StandardOutput.ReadLine()) is not null && line != "held" && !line.StartsWith("error")) if (line.StartsWith("lease ")) held.Add(line[6..]);
+            Assert.That(line, Is.EqualTo("held"), () => agent.StandardError.ReadToEnd());
+            Assert.That(held, Is.EquivalentTo(new[] { "192.0.2.8", "192.0.2.11", "192.0.2.12" }), "the two addresses the host has are skipped");
+            string addresses = TwoHosts.Ip($"-n {ns} -o -4 addr show");
+            Assert.That(addresses, Does.Contain("192.0.2.9/24").And.Contain("192.0.2.10/24"), "left as they were");
+            Assert.That(addresses, Does.Not.Contain("192.0.2.9/32").And.Not.Contain("192.0.2.10/32"), "never added a second time");
+            foreach (var a in held) Assert.That(addresses, Does.Contain($"{a}/32"));
+        }
+        finally
+        {
+            if (agent is { HasExited: false }) agent.Kill(entireProcessTree: true);
+            agent?.Dispose();
+            TwoHosts.Quiet("ip", "netns", "delete", ns);
+            if (Directory.Exists(state)) Directory.Delete(state, true);
+        }
+    }
+}
