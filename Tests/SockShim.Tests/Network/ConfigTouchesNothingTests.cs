@@ -18,12 +18,9 @@ public class ConfigTouchesNothingTests
     public void Config_of_an_anyip_pool_that_may_add_its_route_adds_no_route()
     {
         TwoHosts.RequireRoot();
-        string ns = "ssc" + Guid.NewGuid().ToString("N")[..8];
-        string state = "/dev/shm/sockshim-test-config-" + Guid.NewGuid().ToString("N")[..8];
-        TwoHosts.Ip($"netns add {ns}");
-        try
+        using var space = new TestNamespace("ssc");
+        string ns = space.Name, state = space.StateDirectory;
         {
-            TwoHosts.Ip($"-n {ns} link set lo up");
             string Routes() => TwoHosts.Ip($"-n {ns} route show table all") + TwoHosts.Ip($"-n {ns} -6 route show table all");
             string before = Routes();
             Assert.That(before, Does.Not.Contain("203.0.113.0/24"));
@@ -52,13 +49,6 @@ public class ConfigTouchesNothingTests
             Assert.That(agent.StandardOutput.ReadLine(), Does.StartWith("lease 203.0.113."), () => agent.StandardError.ReadToEnd());
             Assert.That(Routes(), Does.Contain("local 203.0.113.0/24"), "the stack added the route config left alone");
             agent.Kill();
-        }
-        finally
-        {
-            foreach (var pid in TwoHosts.Quiet("ip", "netns", "pids", ns).Split('\n', StringSplitOptions.RemoveEmptyEntries))
-                try { Process.GetProcessById(int.Parse(pid)).Kill(true); } catch (ArgumentException) { }
-            TwoHosts.Quiet("ip", "netns", "delete", ns);
-            if (Directory.Exists(state)) Directory.Delete(state, true);
         }
     }
 

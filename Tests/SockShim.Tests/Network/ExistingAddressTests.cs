@@ -1,5 +1,3 @@
-using System.Diagnostics;
-
 namespace SockShim.Tests.Network;
 
 /// <summary>Attack 7 of the trust model: the netlink provisioner never takes an address the host
@@ -13,13 +11,9 @@ public class ExistingAddressTests
     public void An_address_the_host_has_under_another_prefix_or_interface_is_skipped()
     {
         TwoHosts.RequireRoot();
-        string ns = "sse" + Guid.NewGuid().ToString("N")[..8];
-        string state = "/dev/shm/sockshim-test-existing-" + Guid.NewGuid().ToString("N")[..8];
-        TwoHosts.Ip($"netns add {ns}");
-        Process? agent = null;
-        try
+        using var space = new TestNamespace("sse");
+        string ns = space.Name, state = space.StateDirectory;
         {
-            TwoHosts.Ip($"-n {ns} link set lo up");
             TwoHosts.Ip($"-n {ns} link add v0 type veth peer name v1");
             TwoHosts.Ip($"-n {ns} link set v0 up");
             TwoHosts.Ip($"-n {ns} link set v1 up");
@@ -30,7 +24,7 @@ public class ExistingAddressTests
                 ["SOCKSHIM_POOL"] = "192.0.2.8-192.0.2.12", ["SOCKSHIM_PROVISIONER"] = "netlink", ["SOCKSHIM_INTERFACE"] = "v0",
                 ["SOCKSHIM_STRATEGY"] = "sequential", ["SOCKSHIM_STATEDIR"] = state,
             };
-            agent = TwoHosts.StartIn(ns, "SockShim.TestAgent", ["hold", "3"], env);
+            using var agent = TwoHosts.StartIn(ns, "SockShim.TestAgent", ["hold", "3"], env);
             var held = new List<string>();
             string? line;
             while ((line = agent.StandardOutput.ReadLine()) is not null && line != "held" && !line.StartsWith("error")) if (line.StartsWith("lease ")) held.Add(line[6..]);
@@ -40,13 +34,6 @@ public class ExistingAddressTests
             Assert.That(addresses, Does.Contain("192.0.2.9/24").And.Contain("192.0.2.10/24"), "left as they were");
             Assert.That(addresses, Does.Not.Contain("192.0.2.9/32").And.Not.Contain("192.0.2.10/32"), "never added a second time");
             foreach (var a in held) Assert.That(addresses, Does.Contain($"{a}/32"));
-        }
-        finally
-        {
-            if (agent is { HasExited: false }) agent.Kill(entireProcessTree: true);
-            agent?.Dispose();
-            TwoHosts.Quiet("ip", "netns", "delete", ns);
-            if (Directory.Exists(state)) Directory.Delete(state, true);
         }
     }
 }

@@ -137,12 +137,9 @@ public class QosTests
     public void The_pools_class_is_in_the_ipv6_traffic_class()
     {
         TwoHosts.RequireRoot();
-        string ns = "ssq" + Guid.NewGuid().ToString("N")[..8];
-        string state = "/dev/shm/sockshim-test-qos-" + Guid.NewGuid().ToString("N")[..8];
-        TwoHosts.Ip($"netns add {ns}");
-        try
+        using var space = new TestNamespace("ssq");
+        string ns = space.Name, state = space.StateDirectory;
         {
-            TwoHosts.Ip($"-n {ns} link set lo up");
             TwoHosts.Ip($"-n {ns} -6 route add local 2001:db8:1::/64 dev lo");
             using var echo = TwoHosts.StartIn(ns, "EchoServer", ["--listen", "[::1]:7400", "--expect", "5", "--timeout", "60"]);
             Assert.That(echo.StandardOutput.ReadLine(), Does.StartWith("listening"));
@@ -163,13 +160,6 @@ public class QosTests
             Assert.That(datagrams.Select(m => m.Groups[1].Value).Distinct().Count(), Is.EqualTo(5));
             Assert.That(datagrams.Select(m => m.Groups[1].Value), Has.All.StartsWith("2001:db8:1::"));
             Assert.That(datagrams.Select(m => int.Parse(m.Groups[2].Value)), Has.All.EqualTo(46));
-        }
-        finally
-        {
-            foreach (var pid in TwoHosts.Quiet("ip", "netns", "pids", ns).Split('\n', StringSplitOptions.RemoveEmptyEntries))
-                try { Process.GetProcessById(int.Parse(pid)).Kill(true); } catch (ArgumentException) { }
-            TwoHosts.Quiet("ip", "netns", "delete", ns);
-            if (Directory.Exists(state)) Directory.Delete(state, true);
         }
     }
 }

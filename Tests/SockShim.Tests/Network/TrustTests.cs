@@ -56,6 +56,15 @@ public class TrustTests
         Assert.That(new FileInfo(_protected).LinkTarget, Is.Null);
     }
 
+    // The addresses a `hold` agent printed before "held".
+    private static List<string> Held(Process agent)
+    {
+        var held = new List<string>();
+        string? line;
+        while ((line = agent.StandardOutput.ReadLine()) is not null && line != "held") if (line.StartsWith("lease ")) held.Add(line[6..]);
+        return held;
+    }
+
     private static Dictionary<string, string> Pool(string state) => new()
     {
         ["SOCKSHIM_POOL"] = "127.105.0.0/29", ["SOCKSHIM_POOLNAME"] = "trust", ["SOCKSHIM_STATEDIR"] = state,
@@ -109,9 +118,7 @@ public class TrustTests
         try
         {
             holder = Programs.Start("SockShim.TestAgent", ["hold", "2"], Pool(state));
-            var held = new List<string>();
-            string? line;
-            while ((line = holder.StandardOutput.ReadLine()) is not null && line != "held") if (line.StartsWith("lease ")) held.Add(line[6..]);
+            var held = Held(holder);
             Assert.That(held, Has.Count.EqualTo(2), () => holder.StandardError.ReadToEnd());
             string table = TablePath(state);
             Assert.That(File.GetUnixFileMode(state) & (UnixFileMode.GroupWrite | UnixFileMode.OtherWrite), Is.EqualTo((UnixFileMode)0));
@@ -179,9 +186,7 @@ public class TrustTests
             }
             var first = InPidNamespace("hold", "2");
             started.Add(first);
-            var held = new List<string>();
-            string? line;
-            while ((line = first.StandardOutput.ReadLine()) is not null && line != "held") if (line.StartsWith("lease ")) held.Add(line[6..]);
+            var held = Held(first);
             Assert.That(held, Has.Count.EqualTo(2), () => first.StandardError.ReadToEnd());
 
             var second = InPidNamespace("hold", "1");

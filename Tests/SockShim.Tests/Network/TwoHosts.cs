@@ -100,3 +100,28 @@ internal sealed class TwoHosts : IDisposable
         if (Directory.Exists(StateDirectory)) Directory.Delete(StateDirectory, true);
     }
 }
+
+/// <summary>A network namespace of a test's own, with lo up, and a state directory for it; on
+/// Dispose every process in the namespace is killed and both are removed.</summary>
+internal sealed class TestNamespace : IDisposable
+{
+    public string Name { get; }
+    public string StateDirectory { get; }
+
+    public TestNamespace(string prefix)
+    {
+        string id = Guid.NewGuid().ToString("N")[..8];
+        Name = prefix + id;
+        StateDirectory = $"/dev/shm/sockshim-test-{prefix}-{id}";
+        TwoHosts.Ip($"netns add {Name}");
+        TwoHosts.Ip($"-n {Name} link set lo up");
+    }
+
+    public void Dispose()
+    {
+        foreach (var pid in TwoHosts.Quiet("ip", "netns", "pids", Name).Split('\n', StringSplitOptions.RemoveEmptyEntries))
+            try { System.Diagnostics.Process.GetProcessById(int.Parse(pid)).Kill(true); } catch (ArgumentException) { }
+        TwoHosts.Quiet("ip", "netns", "delete", Name);
+        if (Directory.Exists(StateDirectory)) Directory.Delete(StateDirectory, true);
+    }
+}
