@@ -15,6 +15,18 @@ public static class HostSweep
     public sealed record Holder(string Pool, string Provisioner, string? Interface, IPAddress Address, int Pid, bool Alive, DateTimeOffset Since, long Socket,
         DateTimeOffset? LeaseExpires = null);
 
+    // A table as status and gc read it: never created, and one that cannot be used is a problem
+    // named with its path, not a stack trace.
+    private static LeaseTable? Read(string path, int slots, List<string>? problems)
+    {
+        try { return LeaseTable.OpenExisting(path, slots); }
+        catch (Exception ex) when (ex is IOException or InvalidDataException or UnauthorizedAccessException)
+        {
+            problems?.Add($"{path}: {ex.Message}; left alone");
+            return null;
+        }
+    }
+
     // A timestamp read from shared memory may be anything: out of range reads as the epoch.
     private static DateTimeOffset Timestamp(long unixMs) =>
         unixMs is >= 0 and <= 253402300799999 ? DateTimeOffset.FromUnixTimeMilliseconds(unixMs) : DateTimeOffset.UnixEpoch;
@@ -27,7 +39,8 @@ public static class HostSweep
         var holders = new List<Holder>();
         foreach (var (path, settings, definition) in Open(stateDirectory, new List<string>()))
         {
-            using var table = LeaseTable.Open(path, definition.Count);
+            using var table = Read(path, definition.Count, null);
+            if (table is null) continue;
             foreach (var (slot, owner) in table.HeldSlots())
                 holders.Add(new Holder(settings.Name, settings.Provisioner.ToString().ToLowerInvariant(), settings.Interface, definition.AddressAt(slot), ProcessIdentity.PidOf(owner),
                     table.HolderMayRun(slot, owner), Timestamp(table.AcquiredAtUnixMs(slot)), table.SocketOf(slot),
@@ -65,7 +78,8 @@ public static class HostSweep
     {
         foreach (var (path, settings, definition) in Open(stateDirectory, unreadable))
         {
-            var table = LeaseTable.Open(path, definition.Count);
+            var table = Read(path, definition.Count, unreadable);
+            if (table is null) continue;
             tables.Add((table, definition));
             var owners = table.HeldSlots().ToDictionary(h => h.Slot, h => h.Owner);
             // A DHCP pool's dead holders still hold leases at the server: release them there too.

@@ -56,7 +56,7 @@ internal static unsafe class HostFiles
     public static FileStream? OpenExisting(string path, long? size)
     {
         int fd;
-        fixed (byte* p = Bytes(path)) fd = open(p, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+        fixed (byte* p = Bytes(path)) fd = open(p, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
         if (fd < 0)
         {
             if (errno == ENOENT) return null;
@@ -67,7 +67,9 @@ internal static unsafe class HostFiles
         {
             stat st;
             if (fstat(fd, &st) != 0) throw new UntrustedStateException($"{path} cannot be read: {Strerror(errno)}");
-            if (((uint)st.st_mode & (uint)S_IFMT) != (uint)S_IFREG || (uint)st.st_uid != (uint)geteuid() || (ulong)st.st_nlink != 1)
+            // Two links for the moment a new table is put in place (its temporary name still
+            // there); no other account can add a name in this directory.
+            if (((uint)st.st_mode & (uint)S_IFMT) != (uint)S_IFREG || (uint)st.st_uid != (uint)geteuid() || (ulong)st.st_nlink is < 1 or > 2)
                 throw new UntrustedStateException($"{path} is not a file of this account's own (mode {Convert.ToString((uint)st.st_mode, 8)}, owner uid {(uint)st.st_uid}, {(ulong)st.st_nlink} links); left alone");
             if (size is { } expected && (long)st.st_size != expected)
                 throw new UntrustedStateException($"{path} has {(long)st.st_size} bytes, expected {expected}; remove it when no process uses the pool");

@@ -67,6 +67,15 @@ internal unsafe class LeaseTable : IDisposable
         return Map(path, file, size, slotCount);
     }
 
+    /// <summary>An existing table, or null when there is none: for readers (status, gc), which
+    /// never create one.</summary>
+    public static LeaseTable? OpenExisting(string path, int slotCount)
+    {
+        long size = HeaderSize + (long)slotCount * SlotSize;
+        var stream = HostFiles.OpenExisting(path, size);
+        return stream is null ? null : Map(path, MemoryMappedFile.CreateFromFile(stream, null, size, MemoryMappedFileAccess.ReadWrite, HandleInheritability.None, leaveOpen: false), size, slotCount);
+    }
+
     /// <summary>A table no other process sees (anonymous memory): the local bookkeeping of a
     /// pool whose host-wide table belongs to the privileged helper.</summary>
     public static LeaseTable OpenPrivate(int slotCount)
@@ -243,13 +252,28 @@ internal unsafe class LeaseTable : IDisposable
     /// <summary>Frees a slot held by <paramref name="owner"/>; false if it was not held by it.</summary>
     public bool Release(int slot, long owner)
     {
+        if (!BeginRelease(slot, owner)) return false;
+        EndRelease(slot);
+        return true;
+    }
+
+    /// <summary>Marks a slot of <paramref name="owner"/> as being released (false when it is not
+    /// theirs): until <see cref="EndRelease"/> no one can claim it.</summary>
+    public bool BeginRelease(int slot, long owner) => Interlocked.CompareExchange(ref *Owner(slot), Releasing, owner) == owner;
+
+    /// <summary>The owner word of a slot being released: no claimer takes it (only 0 is free),
+    /// and a releaser that dies here leaves a token of pid -1, which is gone, so it is reclaimed.</summary>
+    private const long Releasing = -1;
+
+    // The second half of a release, done only by the one whose swap to Releasing succeeded, so a
+    // stale release can never touch the words of the slot's next holder.
+    public void EndRelease(int slot)
+    {
         long seq = Interlocked.Increment(ref *Header(OffReleaseSeq));
         Volatile.Write(ref *Released(slot), seq);
-        // Cleared before the owner, so the next claimer's namespace is never overwritten.
         Volatile.Write(ref *PidNamespaceWord(slot), 0);
-        if (Interlocked.CompareExchange(ref *Owner(slot), 0, owner) != owner) return false;
+        Volatile.Write(ref *Owner(slot), 0);
         LowerHint(slot);
-        return true;
     }
 
     private void LowerHint(int slot)
@@ -260,7 +284,9 @@ internal unsafe class LeaseTable : IDisposable
     }
 
     /// <summary>Reclaims every slot whose holder is no longer running; returns those slots.
-    /// <paramref name="beforeRelease"/> sees each slot while its journal record is still the dead holder's.</summary>
+    /// <paramref name="beforeRelease"/> runs for each while the slot is this reclaimer's alone
+    /// (no one can claim it) and its journal record is still the dead holder's: the place to
+    /// release its DHCP lease and take its address off the host.</summary>
     public List<int> ReclaimDead(Action<int>? beforeRelease = null)
     {
         var verdicts = new Dictionary<(long, long), bool>();
@@ -272,8 +298,10 @@ internal unsafe class LeaseTable : IDisposable
             long pidNamespace = PidNamespaceOf(slot);
             if (!verdicts.TryGetValue((owner, pidNamespace), out bool alive)) verdicts[(owner, pidNamespace)] = alive = ProcessIdentity.IsAlive(owner, pidNamespace);
             if (alive) continue;
+            if (!BeginRelease(slot, owner)) continue;
             beforeRelease?.Invoke(slot);
-            if (Release(slot, owner)) reclaimed.Add(slot);
+            EndRelease(slot);
+            reclaimed.Add(slot);
         }
         return reclaimed;
     }

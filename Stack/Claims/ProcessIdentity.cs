@@ -7,7 +7,13 @@ namespace SockShim.Stack.Claims;
 /// look alive forever and leak its addresses.</summary>
 internal static class ProcessIdentity
 {
-    private static readonly Lazy<long> s_current = new(() => TokenFor(Environment.ProcessId) ?? throw new InvalidOperationException("cannot read /proc/self/stat"));
+    // /proc/self, not /proc/PID: the /proc mounted here may be another pid namespace's.
+    private static readonly Lazy<long> s_current = new(() =>
+        StartTime("self", out _) is { } start ? ((long)Environment.ProcessId << 32) | (long)(uint)start : throw new InvalidOperationException("cannot read /proc/self/stat"));
+
+    /// <summary>Whether the /proc mounted here is this process's own pid namespace's (not so
+    /// after `unshare --pid` without remounting /proc): only then does /proc/PID tell anything.</summary>
+    private static readonly Lazy<bool> s_procIsOurs = new(() => new FileInfo("/proc/self").LinkTarget == Environment.ProcessId.ToString(CultureInfo.InvariantCulture));
 
     /// <summary>This process's owner token: pid in the high 32 bits, the low 32 bits of its start
     /// time (clock ticks since boot) in the low 32 bits. Never 0, which marks a free slot.</summary>
@@ -37,22 +43,28 @@ internal static class ProcessIdentity
     public static bool IsAlive(long token, long pidNamespace)
     {
         if (token == 0) return false;
-        if (pidNamespace == 0 || pidNamespace != PidNamespace) return true;
+        if (pidNamespace == 0 || pidNamespace != PidNamespace || !s_procIsOurs.Value) return true;
         int pid = PidOf(token);
         if (pid == Environment.ProcessId) return token == Current;
-        return StartTime(pid, out bool certain) is { } start ? ((long)pid << 32 | (long)(uint)start) == token : !certain;
+        return StartTime(pid.ToString(CultureInfo.InvariantCulture), out bool certain) is { } start ? ((long)pid << 32 | (long)(uint)start) == token : !certain;
     }
 
-    public static long? TokenFor(int pid) => StartTime(pid, out _) is { } start ? ((long)pid << 32) | (long)(uint)start : null;
+    public static long? TokenFor(int pid) => StartTime(pid.ToString(CultureInfo.InvariantCulture), out _) is { } start ? ((long)pid << 32) | (long)(uint)start : null;
 
     // The start time, or null with certain = true when the process is gone (no /proc entry, a
     // zombie) and certain = false when /proc cannot say.
-    private static ulong? StartTime(int pid, out bool certain)
+    private static ulong? StartTime(string pid, out bool certain)
     {
         certain = true;
         string stat;
         try { stat = File.ReadAllText($"/proc/{pid}/stat"); }
-        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException) { return null; }
+        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
+        {
+            // hidepid hides even some processes of this account (non-dumpable ones, such as a
+            // program given a capability): only the kernel's "no such process" is certain.
+            certain = int.TryParse(pid, NumberStyles.None, CultureInfo.InvariantCulture, out int n) && Tmds.Linux.LibC.kill(n, 0) != 0 && Tmds.Linux.LibC.errno == Tmds.Linux.LibC.ESRCH;
+            return null;
+        }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { certain = false; return null; }
         // The command name (field 2) may contain spaces and parentheses: fields are counted
         // from the last ')'. starttime is field 22, the 20th after the name.

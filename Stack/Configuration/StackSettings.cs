@@ -19,8 +19,9 @@ public sealed class StackSettings
     /// provisioners can reach (loopback destinations only, for the loopback pool).</summary>
     public List<string> Destinations { get; init; } = new();
 
-    /// <summary>Shared memory, so claims never touch a disk. Each account has its own (a table is
-    /// writable only by the account that claims from it): root's is /dev/shm/sockshim; another
+    /// <summary>Memory (tmpfs), so claims never touch a disk. Each account has its own (a table is
+    /// writable only by the account that claims from it): root's is /run/sockshim (/run is
+    /// root's, so no other account can make the name first; /dev/shm/sockshim without /run); another
     /// account's is $XDG_RUNTIME_DIR/sockshim, or /dev/shm/sockshim-UID. Accounts share a pool
     /// through `sockshim serve`, the one arbiter none of them can write to.</summary>
     public static string DefaultStateDirectory
@@ -29,7 +30,7 @@ public sealed class StackSettings
         {
             uint uid = Tmds.Linux.LibC.geteuid();
             string shm = Directory.Exists("/dev/shm") ? "/dev/shm" : System.IO.Path.GetTempPath();
-            if (uid == 0) return System.IO.Path.Combine(shm, "sockshim");
+            if (uid == 0) return Directory.Exists("/run") ? "/run/sockshim" : System.IO.Path.Combine(shm, "sockshim");
             return Environment.GetEnvironmentVariable("XDG_RUNTIME_DIR") is { Length: > 0 } xdg && System.IO.Path.IsPathFullyQualified(xdg)
                 ? System.IO.Path.Combine(xdg, "sockshim")
                 : System.IO.Path.Combine(shm, $"sockshim-{uid}");

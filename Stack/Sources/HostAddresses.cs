@@ -87,28 +87,30 @@ internal sealed class HostAddresses(string pool, PoolDefinition addresses, IAddr
         return error;
     }
 
-    /// <summary>Takes the address off the host, then frees its slot; only while the slot is
-    /// still this process's, so an address another holder now has is never removed.</summary>
+    /// <summary>Takes the address off the host, then frees its slot, only when the slot is still
+    /// this process's: it is marked as being released first, so no one can claim it while its
+    /// address leaves, and an address another holder now has is never removed.</summary>
     public void GiveBack(int slot, IPAddress address)
     {
-        if (Table.OwnerOf(slot) != Owner)
+        if (!Table.BeginRelease(slot, Owner))
         {
             _log.LogWarning("pool {Pool}: {Address} is no longer this process's in the table; left on the host for its holder", Pool, address);
             return;
         }
         Provisioner.Deprovision(address);
-        Table.Release(slot, Owner);
+        Table.EndRelease(slot);
     }
 
-    /// <summary>Frees the slots of holders that died, and takes their addresses off the host.</summary>
+    /// <summary>Frees the slots of holders that died, and takes their addresses off the host
+    /// while each slot is still this process's alone, so a new claimer's address is never removed.</summary>
     public int ReclaimDead()
     {
-        var slots = Table.ReclaimDead(BeforeReclaim);
-        foreach (int slot in slots)
+        var slots = Table.ReclaimDead(slot =>
         {
+            BeforeReclaim?.Invoke(slot);
             Provisioner.Deprovision(Addresses.AddressAt(slot));
-            _log.LogInformation("pool {Pool}: reclaimed {Address}, whose holder is gone", Pool, Addresses.AddressAt(slot));
-        }
+        });
+        foreach (int slot in slots) _log.LogInformation("pool {Pool}: reclaimed {Address}, whose holder is gone", Pool, Addresses.AddressAt(slot));
         return slots.Count;
     }
 }

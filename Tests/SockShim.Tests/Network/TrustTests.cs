@@ -79,20 +79,20 @@ public class TrustTests
     /// <summary>Attack 1: the state directory made first by another account (it is empty after
     /// boot), with links at the names root would write. Root refuses it, naming path, owner and
     /// mode and what to do; nothing is written through the links.</summary>
-    [Test]
-    [CancelAfter(120_000)]
-    public void A_state_directory_another_account_made_is_refused_and_nothing_is_written_through_it()
+    [TestCase("1777")]
+    [TestCase("755")]
+    public void A_state_directory_another_account_made_is_refused_and_nothing_is_written_through_it(string mode)
     {
-        string trap = $"/dev/shm/sockshim-test-trap-{_id}";
+        string trap = $"/dev/shm/sockshim-test-trap-{_id}-{mode}";
         string table = TablePath(trap);
         try
         {
-            var (made, output) = AsAttacker($"mkdir -m 1777 {trap} && ln -s {_protected} {table} && ln -s {_protected} {table}.pool.json");
+            var (made, output) = AsAttacker($"mkdir -m {mode} {trap} && ln -s {_protected} {table} && ln -s {_protected} {table}.pool.json");
             Assert.That(made, Is.Zero, output);
 
             var (exit, stdout, stderr) = Programs.Run("SockShim.TestAgent", ["hold", "1"], Pool(trap));
             Assert.That(exit, Is.Not.Zero, stdout);
-            Assert.That(stderr, Does.Contain($"state directory {trap} is owned by uid {_uid} ({_user})").And.Contain("mode 1777").And.Contain("remove it"));
+            Assert.That(stderr, Does.Contain($"state directory {trap} is owned by uid {_uid} ({_user})").And.Contain($"mode {mode}").And.Contain("remove it"));
             foreach (var verb in new[] { "status", "gc" })
             {
                 var (verbExit, verbOut, verbErr) = Programs.Run("SockShim.Interceptor", [verb, "--state-dir", trap]);
@@ -110,7 +110,6 @@ public class TrustTests
     /// <summary>Attack 4: root's tables and descriptions, in root's own directory, cannot be
     /// written, truncated or added to by another account; root's holder keeps its addresses.</summary>
     [Test]
-    [CancelAfter(120_000)]
     public void Roots_tables_cannot_be_written_by_another_account()
     {
         string state = $"/dev/shm/sockshim-test-root-{_id}";
@@ -144,7 +143,6 @@ public class TrustTests
 
     /// <summary>A link in place of a table, even in root's own directory, is never followed.</summary>
     [Test]
-    [CancelAfter(120_000)]
     public void A_link_in_place_of_a_table_is_not_followed()
     {
         string state = $"/dev/shm/sockshim-test-link-{_id}";
@@ -168,7 +166,6 @@ public class TrustTests
     /// share the state directory and the network. The second cannot tell whether the first's
     /// pid is alive, so it counts it as alive and never takes its addresses.</summary>
     [Test]
-    [CancelAfter(120_000)]
     public void Processes_in_other_pid_namespaces_never_lose_their_addresses()
     {
         string state = $"/dev/shm/sockshim-test-pidns-{_id}";

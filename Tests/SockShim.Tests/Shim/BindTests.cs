@@ -61,6 +61,7 @@ public class BindTests
         var ourRefused = Assert.Throws<SocketException>(() => lazy.Connect(refusing.LocalEndPoint!))!;
         Assert.That(ourRefused.SocketErrorCode, Is.EqualTo(plainRefused.SocketErrorCode).And.EqualTo(SocketError.ConnectionRefused));
         Assert.That(lazy.Lease, Is.Not.Null, "the refused connect went out from the socket's own address");
+        Assert.That(((IPEndPoint)lazy.LocalEndPoint!).Address, Is.EqualTo(lazy.Lease!.Address), "bound to it before the connect");
     }
 
     [Test]
