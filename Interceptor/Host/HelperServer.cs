@@ -14,7 +14,7 @@ namespace SockShim.Interceptor.Host;
 /// `sockshim serve`: the one process with CAP_NET_ADMIN (and port 68 for DHCP). It owns the
 /// configured pools and hands addresses to unprivileged processes over a Unix socket. Each
 /// request is authorized by the peer's credentials (SO_PEERCRED: uid, gid, pid; supplementary
-/// groups from /proc) against the grants; quotas count a user's live addresses across all its
+/// groups from SO_PEERGROUPS, as they were at connect) against the grants; quotas count a user's live addresses across all its
 /// connections. A connection's addresses are released when it closes, so a client that exits or
 /// is killed gives back everything it held.
 /// </summary>
@@ -38,7 +38,7 @@ public sealed class HelperServer : IDisposable
         _log = log;
         SocketPath = socketPath;
         Directory.CreateDirectory(Path.GetDirectoryName(socketPath)!);
-        if (File.Exists(socketPath)) File.Delete(socketPath); // a stale socket of a helper that died
+        RemoveStaleSocket(socketPath);
         _listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         _listener.Bind(new UnixDomainSocketEndPoint(socketPath));
         // Anyone may connect; what they get is decided per request by their credentials.
@@ -47,6 +47,21 @@ public sealed class HelperServer : IDisposable
     }
 
     public void Start() => _accepting = Task.Run(AcceptLoop);
+
+    /// <summary>A socket a helper that died left at <paramref name="path"/> goes; anything else
+    /// there (a file, a link, another account's socket) is never deleted: the helper refuses.</summary>
+    private static unsafe void RemoveStaleSocket(string path)
+    {
+        Tmds.Linux.stat st;
+        int found;
+        fixed (byte* p = System.Text.Encoding.UTF8.GetBytes(path + "\0")) found = Tmds.Linux.LibC.lstat(p, &st);
+        if (found != 0) return;
+        bool socket = ((uint)st.st_mode & (uint)Tmds.Linux.LibC.S_IFMT) == (uint)Tmds.Linux.LibC.S_IFSOCK;
+        if (!socket || (uint)st.st_uid != Tmds.Linux.LibC.geteuid())
+            throw new SockShim.Stack.Claims.UntrustedStateException(
+                $"--socket {path} is {(socket ? $"a socket of uid {(uint)st.st_uid}" : "not a socket")}; the helper deletes only a socket of its own a previous helper left there. Remove it yourself if it is not needed, or choose another path");
+        File.Delete(path);
+    }
 
     /// <summary>Live addresses a user holds through the helper now.</summary>
     public int HeldBy(uint uid) { lock (_gate) return _perUser.GetValueOrDefault(uid); }
@@ -84,14 +99,12 @@ public sealed class HelperServer : IDisposable
         s.GetRawSocketOption(Tmds.Linux.LibC.SOL_SOCKET, Tmds.Linux.LibC.SO_PEERCRED, cred);
         int pid = BitConverter.ToInt32(cred);
         uint uid = BitConverter.ToUInt32(cred[4..]), gid = BitConverter.ToUInt32(cred[8..]);
+        // The groups the peer had when it connected (SO_PEERGROUPS), not /proc's now: the pid
+        // may have exited and been reused by then.
         var groups = new HashSet<uint> { gid };
-        try
-        {
-            foreach (var line in File.ReadLines($"/proc/{pid}/status"))
-                if (line.StartsWith("Groups:"))
-                    foreach (var g in line[7..].Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries)) groups.Add(uint.Parse(g));
-        }
-        catch (IOException) { }
+        Span<byte> list = stackalloc byte[4 * 1024];
+        int length = s.GetRawSocketOption(Tmds.Linux.LibC.SOL_SOCKET, Tmds.Linux.LibC.SO_PEERGROUPS, list);
+        for (int i = 0; i + 4 <= length; i += 4) groups.Add(BitConverter.ToUInt32(list[i..]));
         return new Peer(pid, uid, gid, groups);
     }
 

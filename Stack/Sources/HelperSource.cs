@@ -55,6 +55,12 @@ internal sealed class HelperSource : IAddressSource
             throw new ConfigurationException(new SettingProblem(where, path,
                 $"cannot reach `sockshim serve` there ({ex.SocketErrorCode}); start it (as root) with the pool configured", "/run/sockshim/helper.sock"));
         }
+        if (PeerUid(socket) is not 0 and var uid)
+        {
+            socket.Dispose();
+            throw new ConfigurationException(new SettingProblem(where, path,
+                $"the process serving there runs as uid {uid}, not root: only root's `sockshim serve` is trusted to hand out addresses", "the socket of root's `sockshim serve`, such as /run/sockshim/helper.sock"));
+        }
         var source = new HelperSource(socket, spec.Name, path);
         try
         {
@@ -71,6 +77,14 @@ internal sealed class HelperSource : IAddressSource
             source.Dispose();
             throw;
         }
+    }
+
+    // struct ucred { pid_t pid; uid_t uid; gid_t gid; }: who serves on the other end.
+    private static uint PeerUid(Socket socket)
+    {
+        Span<byte> cred = stackalloc byte[12];
+        socket.GetRawSocketOption(Tmds.Linux.LibC.SOL_SOCKET, Tmds.Linux.LibC.SO_PEERCRED, cred);
+        return BitConverter.ToUInt32(cred[4..]);
     }
 
     private bool Ask(string request, out string payload, out string code)

@@ -199,4 +199,27 @@ public class TrustTests
             if (Directory.Exists(state)) Directory.Delete(state, true);
         }
     }
+
+    /// <summary>Attack 8: whatever is at --socket is deleted by the helper today; now only a
+    /// socket of its own that a previous helper left. A file there stays, and the helper refuses
+    /// with a one-line message (exit 2).</summary>
+    [Test]
+    public void The_helper_deletes_nothing_at_its_socket_path_but_a_stale_socket_of_its_own()
+    {
+        string dir = $"/dev/shm/sockshim-test-helper-{_id}";
+        Directory.CreateDirectory(dir);
+        try
+        {
+            string config = Path.Combine(dir, "helper.json");
+            File.WriteAllText(config, """{ "pools": [ { "name": "lo", "ranges": ["127.107.0.0/24"] } ], "grants": [ { "user": "root", "pools": ["lo"] } ] }""");
+            var (exit, output, error) = Programs.Run("SockShim.Interceptor", ["serve", "--config", config, "--socket", _protected, "--state-dir", Path.Combine(dir, "state")], timeout: TimeSpan.FromSeconds(60));
+            Assert.That(exit, Is.EqualTo(2), output + error);
+            Assert.That(error, Does.Contain($"--socket {_protected} is not a socket").And.Not.Contain("   at "));
+            AssertProtectedUnchanged();
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
 }
