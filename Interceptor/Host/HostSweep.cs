@@ -51,8 +51,8 @@ public static class HostSweep
 
     /// <summary>
     /// Frees the table slots of holders that are gone, and removes from the interfaces every
-    /// address carrying SockShim's mark that no live holder has. Addresses without the mark, and
-    /// addresses of live holders, are not touched.
+    /// address carrying SockShim's mark, of a pool with a table here, that no holder has.
+    /// Addresses without the mark, outside those pools, or held, are not touched.
     /// </summary>
     public static Report Collect(string stateDirectory)
     {
@@ -102,6 +102,9 @@ public static class HostSweep
     private static bool HeldNow(List<(LeaseTable Table, PoolDefinition Definition)> tables, IPAddress address) =>
         tables.Any(t => t.Definition.IndexOf(address) is var slot and >= 0 && t.Table.OwnerOf(slot) != 0);
 
+    private static bool InSomePool(List<(LeaseTable Table, PoolDefinition Definition)> tables, IPAddress address) =>
+        tables.Any(t => t.Definition.IndexOf(address) >= 0);
+
     private static Report Remove(List<(LeaseTable, PoolDefinition)> tables, List<string> problems, List<string> unreadable, List<(string, IPAddress, int)> reclaimed)
     {
         var removed = new List<(string, IPAddress)>();
@@ -122,7 +125,9 @@ public static class HostSweep
         int listError = netlink.ListAddresses(addresses);
         if (listError != 0) problems.Add($"listing addresses failed: errno {listError}");
         var names = HostFacts.InterfaceNames().ToDictionary(n => HostFacts.InterfaceIndex(n) ?? 0, n => n);
-        foreach (var a in addresses.Where(a => a.Protocol == NetlinkProvisioner.Mark && !HeldNow(tables, a.Address)))
+        // Only addresses of a pool it has a table for: a marked address outside them is another
+        // account's SockShim's (or another state directory's), and not gc's to judge.
+        foreach (var a in addresses.Where(a => a.Protocol == NetlinkProvisioner.Mark && InSomePool(tables, a.Address) && !HeldNow(tables, a.Address)))
         {
             int error = netlink.ChangeAddress(add: false, a.Index, a.Address, NetlinkProvisioner.Mark);
             string name = names.GetValueOrDefault(a.Index, $"#{a.Index}");
