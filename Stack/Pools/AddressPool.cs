@@ -70,10 +70,14 @@ public sealed class AddressPool : IDisposable
         }
         lease = new Lease(this, taken, _time.GetUtcNow(), reason);
         _live[lease] = 0;
-        // The source may lose the address before this socket is told (a DHCP NAK right now).
-        var attached = lease;
-        Volatile.Write(ref taken.Lost, why => attached.Lose(why));
-        if (taken.LostReason is { } lost) lease.Lose(lost);
+        // Only a leased address can be lost under its socket (a static one never is: no delegate
+        // on this path), possibly before this socket is told (a DHCP NAK right now).
+        if (taken.ExpiresAt is not null)
+        {
+            var attached = lease;
+            Volatile.Write(ref taken.Lost, why => attached.Lose(why));
+            if (taken.LostReason is { } lost) lease.Lose(lost);
+        }
         // Guarded: this runs for every socket, and a disabled log call still builds its arguments.
         if (_log.IsEnabled(LogLevel.Debug)) _log.LogDebug("pool {Pool}: acquired {Address} ({Reason})", Name, lease.Address, reason);
         StackMetrics.Acquisitions.Add(1, tags);

@@ -67,6 +67,15 @@ internal static class Programs
         return Process.Start(psi)!;
     }
 
+    /// <summary>A line of a program's output within a minute: a hung program fails its test
+    /// instead of stalling the run.</summary>
+    public static string? Line(Process program)
+    {
+        var read = program.StandardOutput.ReadLineAsync();
+        if (!read.Wait(TimeSpan.FromSeconds(60))) Assert.Fail("the program wrote nothing for a minute");
+        return read.Result;
+    }
+
     /// <summary>An EchoServer on 127.0.0.1 at a port the kernel picks; returns it and its endpoint.</summary>
     public static (Process Server, string Endpoint) StartEcho(string stateDirectory, int timeoutSeconds = 600)
     {

@@ -46,7 +46,7 @@ public class ConfigTouchesNothingTests
             {
                 ["SOCKSHIM_PROVISIONER"] = "anyip", ["SOCKSHIM_POOL"] = "203.0.113.0/24", ["SOCKSHIM_ANYIPADDROUTE"] = "true",
             });
-            Assert.That(agent.StandardOutput.ReadLine(), Does.StartWith("lease 203.0.113."), () => agent.StandardError.ReadToEnd());
+            Assert.That(Programs.Line(agent), Does.StartWith("lease 203.0.113."), () => agent.StandardError.ReadToEnd());
             Assert.That(Routes(), Does.Contain("local 203.0.113.0/24"), "the stack added the route config left alone");
             agent.Kill();
         }
@@ -64,7 +64,7 @@ public class ConfigTouchesNothingTests
         Process Capture()
         {
             var probe = lan.Track(TwoHosts.StartIn(lan.Server, "SockShim.PcapProbe", [DhcpLan.Bridge, "udp dst port 67", "120"], redirectInput: true));
-            Assert.That(probe.StandardOutput.ReadLine(), Is.EqualTo("ready"), () => probe.StandardError.ReadToEnd());
+            Assert.That(Programs.Line(probe), Is.EqualTo("ready"), () => probe.StandardError.ReadToEnd());
             return probe;
         }
         int DhcpPackets(Process probe)
@@ -92,7 +92,7 @@ public class ConfigTouchesNothingTests
         // The stack with the same settings prefetches: DHCP on the wire, leases at the server.
         var duringStack = Capture();
         using var agent = lan.Track(TwoHosts.StartIn(host, "SockShim.TestAgent", ["hold", "1"], env));
-        Assert.That(agent.StandardOutput.ReadLine(), Does.StartWith("lease "), () => agent.StandardError.ReadToEnd());
+        Assert.That(Programs.Line(agent), Does.StartWith("lease "), () => agent.StandardError.ReadToEnd());
         Assert.That(DhcpLan.Eventually(() => lan.Leases().Count == 5, TimeSpan.FromSeconds(30)), Is.True, "one lease for the socket and four prefetched");
         agent.Kill();
         int packets = DhcpPackets(duringStack);

@@ -27,7 +27,7 @@ public class ExistingAddressTests
             using var agent = TwoHosts.StartIn(ns, "SockShim.TestAgent", ["hold", "3"], env);
             var held = new List<string>();
             string? line;
-            while ((line = agent.StandardOutput.ReadLine()) is not null && line != "held" && !line.StartsWith("error")) if (line.StartsWith("lease ")) held.Add(line[6..]);
+            while ((line = Programs.Line(agent)) is not null && line != "held" && !line.StartsWith("error")) if (line.StartsWith("lease ")) held.Add(line[6..]);
             Assert.That(line, Is.EqualTo("held"), () => agent.StandardError.ReadToEnd());
             Assert.That(held, Is.EquivalentTo(new[] { "192.0.2.8", "192.0.2.11", "192.0.2.12" }), "the two addresses the host has are skipped");
             string addresses = TwoHosts.Ip($"-n {ns} -o -4 addr show");

@@ -84,7 +84,7 @@ public class QosTests
             Assert.That(DhcpLan.Eventually(() => File.Exists(ready), TimeSpan.FromSeconds(20)), Is.True);
             string server = File.ReadAllText(ready);
             using var capture = Programs.Start("SockShim.PcapProbe", ["lo", $"dst port {server.Split(':')[1]} and src net 127.104.0.0/16", "90"], redirectInput: true);
-            Assert.That(capture.StandardOutput.ReadLine(), Is.EqualTo("ready"), () => capture.StandardError.ReadToEnd());
+            Assert.That(Programs.Line(capture), Is.EqualTo("ready"), () => capture.StandardError.ReadToEnd());
             var captured = capture.StandardOutput.ReadToEndAsync();
 
             var env = new Dictionary<string, string> { ["SOCKSHIM_CONFIG"] = config, ["SOCKSHIM_STATEDIR"] = state };

@@ -61,9 +61,10 @@ public class TrustTests
     {
         var held = new List<string>();
         string? line;
-        while ((line = agent.StandardOutput.ReadLine()) is not null && line != "held") if (line.StartsWith("lease ")) held.Add(line[6..]);
+        while ((line = Programs.Line(agent)) is not null && line != "held") if (line.StartsWith("lease ")) held.Add(line[6..]);
         return held;
     }
+
 
     private static Dictionary<string, string> Pool(string state) => new()
     {
@@ -188,7 +189,7 @@ public class TrustTests
 
             var second = InPidNamespace("hold", "1");
             started.Add(second);
-            string answer = second.StandardOutput.ReadLine() ?? "";
+            string answer = Programs.Line(second) ?? "";
             Assert.That(answer, Does.StartWith("error").And.Contain("exhausted"), "the second namespace took nothing of the first's");
             Assert.That(second.WaitForExit(30_000), Is.True);
             Assert.That(first.HasExited, Is.False, "the first still holds both");
