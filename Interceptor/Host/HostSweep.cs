@@ -19,7 +19,14 @@ public static class HostSweep
     // named with its path, not a stack trace.
     private static LeaseTable? Read(string path, int slots, List<string>? problems)
     {
-        try { return LeaseTable.OpenExisting(path, slots); }
+        try
+        {
+            var table = LeaseTable.OpenExisting(path, slots);
+            if (table?.Damage() is not { } why) return table;
+            table.Dispose();
+            problems?.Add(why);
+            return null;
+        }
         catch (Exception ex) when (ex is IOException or InvalidDataException or UnauthorizedAccessException)
         {
             problems?.Add($"{path}: {ex.Message}; left alone");
@@ -97,10 +104,11 @@ public static class HostSweep
         }
     }
 
-    // Whether a slot holds the address now: read right before each removal, so an address
-    // claimed after the sweep is never taken from its new holder.
+    // Whether a slot may hold the address now: read right before each removal, so an address
+    // claimed after the sweep is never taken from its new holder; a slot or a table damaged
+    // meanwhile cannot tell, which counts as held.
     private static bool HeldNow(List<(LeaseTable Table, PoolDefinition Definition)> tables, IPAddress address) =>
-        tables.Any(t => t.Definition.IndexOf(address) is var slot and >= 0 && t.Table.OwnerOf(slot) != 0);
+        tables.Any(t => t.Definition.IndexOf(address) is var slot and >= 0 && (t.Table.Damage() is not null || t.Table.MayBeHeld(slot)));
 
     private static bool InSomePool(List<(LeaseTable Table, PoolDefinition Definition)> tables, IPAddress address) =>
         tables.Any(t => t.Definition.IndexOf(address) >= 0);

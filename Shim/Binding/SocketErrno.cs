@@ -64,7 +64,7 @@ internal static class SocketErrno
     /// <summary>The errno a Stack error is reported with at the Berkeley edge.</summary>
     public static int Of(StackErrorCode code) => code switch
     {
-        StackErrorCode.PoolExhausted or StackErrorCode.ProvisionFailed => LibC.EADDRNOTAVAIL,
+        StackErrorCode.PoolExhausted or StackErrorCode.ProvisionFailed or StackErrorCode.TableDamaged => LibC.EADDRNOTAVAIL,
         StackErrorCode.AddressInUse => LibC.EADDRINUSE,
         StackErrorCode.NoPoolForFamily => LibC.EAFNOSUPPORT,
         StackErrorCode.NotGranted => LibC.EACCES,

@@ -19,14 +19,20 @@ namespace SockShim.Stack.Claims;
 /// by the next process that sweeps; a recycled pid has another start time and does not match.
 /// The file is created fully initialised under a temporary name and linked into place, so a
 /// process never maps a half-written header.
+///
+/// Every word is read as untrusted input, every time (another process of the account, a bug, a
+/// stray write): slot indices never come from the file, the header is checked before each claim
+/// (a damaged one makes the pool fail closed), and each slot carries a seal over the words that
+/// decide who holds it (owner, pid namespace, DHCP journal). A slot whose seal does not match is
+/// "cannot tell": never claimed, never reclaimed, its address never removed.
 /// </remarks>
 internal unsafe class LeaseTable : IDisposable
 {
     private const ulong Magic = 0x314D_4853_4B43_4F53; // "SOCKSHM1"
-    private const int Version = 4;
+    private const int Version = 5;
 
     /// <summary>Part of every table's file name, so a new layout never opens an old file.</summary>
-    public const string FileVersion = "v4";
+    public const string FileVersion = "v5";
     private const int HeaderSize = 64;
     private const int SlotSize = 64;
     // Header offsets.
@@ -92,13 +98,9 @@ internal unsafe class LeaseTable : IDisposable
         byte* p = null;
         view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
         p += view.PointerOffset;
-        var table = new LeaseTable(path, file, view, p, slotCount);
-        if (*(ulong*)(p + OffMagic) != Magic || *(int*)(p + OffVersion) != Version || *(int*)(p + OffSlotCount) != slotCount)
-        {
-            table.Dispose();
-            throw new InvalidDataException($"lease table {path} is not a SockShim v{Version} table of {slotCount} slots");
-        }
-        return table;
+        // A damaged header is not refused here: the pool opens and fails closed at each claim
+        // (the other pools of the process go on), and serves again once the header is whole.
+        return new LeaseTable(path, file, view, p, slotCount);
     }
 
     private static void Initialise(Stream fs, int slotCount, long size)
@@ -119,12 +121,48 @@ internal unsafe class LeaseTable : IDisposable
     private long* DhcpWord(int slot) => (long*)(_base + HeaderSize + (long)slot * SlotSize + 32);
     private long* ExpiresAt(int slot) => (long*)(_base + HeaderSize + (long)slot * SlotSize + 40);
     private long* PidNamespaceWord(int slot) => (long*)(_base + HeaderSize + (long)slot * SlotSize + 48);
+    private long* SealWord(int slot) => (long*)(_base + HeaderSize + (long)slot * SlotSize + 56);
+
+    /// <summary>Why the table cannot be trusted now (its header is not what this process mapped),
+    /// or null. Read at every claim: the file may change under the mapping at any time.</summary>
+    public string? Damage()
+    {
+        ulong magic = Volatile.Read(ref *(ulong*)(_base + OffMagic));
+        int version = Volatile.Read(ref *(int*)(_base + OffVersion)), slots = Volatile.Read(ref *(int*)(_base + OffSlotCount));
+        return magic == Magic && version == Version && slots == SlotCount ? null
+            : $"lease table {Path} is damaged (header: magic {magic:x16}, version {version}, {slots} slots; expected {Magic:x16}, {Version}, {SlotCount}): " +
+              "its pool gives no addresses until it is repaired; remove the file when no process uses the pool";
+    }
+
+    // The seal of a slot's deciding words: a mix (splitmix64's finaliser) that a stray or random
+    // write does not reproduce. Not a secret: the only writers are this account's processes.
+    private static long Seal(int slot, long owner, long pidNamespace, long dhcp, long expires)
+    {
+        ulong x = (ulong)owner ^ (ulong)pidNamespace * 0x9E3779B97F4A7C15 ^ (ulong)dhcp * 0xC2B2AE3D27D4EB4F ^ (ulong)expires * 0x165667B19E3779F9 ^ (ulong)slot << 40;
+        x = (x ^ x >> 30) * 0xBF58476D1CE4E5B9;
+        x = (x ^ x >> 27) * 0x94D049BB133111EB;
+        x ^= x >> 31;
+        return x == 0 ? 1 : (long)x; // 0 is a free slot's seal
+    }
+
+    private void Reseal(int slot, long owner) => Volatile.Write(ref *SealWord(slot),
+        Seal(slot, owner, Volatile.Read(ref *PidNamespaceWord(slot)), Volatile.Read(ref *DhcpWord(slot)), Volatile.Read(ref *ExpiresAt(slot))));
+
+    /// <summary>Whether the slot's words are whole: free with no seal, or held with a seal that
+    /// matches. False while a claim or release is being written, and for a damaged slot.</summary>
+    public bool IsSound(int slot, long owner)
+    {
+        long pidNamespace = Volatile.Read(ref *PidNamespaceWord(slot)), dhcp = Volatile.Read(ref *DhcpWord(slot)), expires = Volatile.Read(ref *ExpiresAt(slot));
+        long seal = Volatile.Read(ref *SealWord(slot));
+        return owner == 0 ? seal == 0 : seal == Seal(slot, owner, pidNamespace, dhcp, expires);
+    }
 
     /// <summary>The pid namespace of the slot's holder (0 while a claim is being written).</summary>
     public long PidNamespaceOf(int slot) => Volatile.Read(ref *PidNamespaceWord(slot));
 
-    /// <summary>Whether the slot's holder may still run (see <see cref="ProcessIdentity.IsAlive"/>).</summary>
-    public bool HolderMayRun(int slot, long owner) => ProcessIdentity.IsAlive(owner, PidNamespaceOf(slot));
+    /// <summary>Whether the slot's holder may still run (see <see cref="ProcessIdentity.IsAlive"/>);
+    /// a slot that is not sound cannot tell, so its holder may.</summary>
+    public bool HolderMayRun(int slot, long owner) => !IsSound(slot, owner) || ProcessIdentity.IsAlive(owner, PidNamespaceOf(slot));
 
     /// <summary>A host-wide IAID for a new DHCP client identifier: unique among every process
     /// using this pool, which a per-process counter could not promise.</summary>
@@ -136,9 +174,14 @@ internal unsafe class LeaseTable : IDisposable
     {
         Volatile.Write(ref *ExpiresAt(slot), expiresUnixMs);
         Volatile.Write(ref *DhcpWord(slot), (long)((ulong)server << 32 | iaid));
+        Reseal(slot, OwnerOf(slot));
     }
 
-    public void SetExpiry(int slot, long expiresUnixMs) => Volatile.Write(ref *ExpiresAt(slot), expiresUnixMs);
+    public void SetExpiry(int slot, long expiresUnixMs)
+    {
+        Volatile.Write(ref *ExpiresAt(slot), expiresUnixMs);
+        Reseal(slot, OwnerOf(slot));
+    }
 
     /// <summary>The journal record of a DHCP lease, or null for a static address.</summary>
     public (uint Server, uint Iaid, long ExpiresUnixMs)? DhcpOf(int slot)
@@ -168,13 +211,15 @@ internal unsafe class LeaseTable : IDisposable
 
     public bool TryClaimSlot(int slot, long owner)
     {
-        // A free slot's namespace word is 0 (cleared by its release): until the claimer writes
-        // its own, a reclaimer reads "cannot tell", which is alive.
-        if (Interlocked.CompareExchange(ref *Owner(slot), owner, 0) != 0) return false;
+        // Free means owner 0 and no seal: a slot with a seal left over is damaged and never taken.
+        // Until the claimer seals its words, a reclaimer reads "cannot tell", which is alive.
+        if (Volatile.Read(ref *SealWord(slot)) != 0 || Interlocked.CompareExchange(ref *Owner(slot), owner, 0) != 0) return false;
         Volatile.Write(ref *PidNamespaceWord(slot), ProcessIdentity.PidNamespace);
         Volatile.Write(ref *AcquiredAt(slot), Environment.TickCount64 + s_bootToUnixMs);
         Volatile.Write(ref *SocketWord(slot), 0);
         Volatile.Write(ref *DhcpWord(slot), 0);
+        Volatile.Write(ref *ExpiresAt(slot), 0);
+        Reseal(slot, owner);
         return true;
     }
 
@@ -184,6 +229,7 @@ internal unsafe class LeaseTable : IDisposable
     /// <summary>Claims a free slot by the pool's strategy; -1 when every slot is held.</summary>
     public int Claim(Addressing.AllocationStrategy strategy, long owner)
     {
+        if (Damage() is not null) return -1;
         int n = SlotCount;
         switch (strategy)
         {
@@ -259,7 +305,12 @@ internal unsafe class LeaseTable : IDisposable
 
     /// <summary>Marks a slot of <paramref name="owner"/> as being released (false when it is not
     /// theirs): until <see cref="EndRelease"/> no one can claim it.</summary>
-    public bool BeginRelease(int slot, long owner) => Interlocked.CompareExchange(ref *Owner(slot), Releasing, owner) == owner;
+    public bool BeginRelease(int slot, long owner)
+    {
+        if (Interlocked.CompareExchange(ref *Owner(slot), Releasing, owner) != owner) return false;
+        Reseal(slot, Releasing);
+        return true;
+    }
 
     /// <summary>The owner word of a slot being released: no claimer takes it (only 0 is free),
     /// and a releaser that dies here leaves a token of pid -1, which is gone, so it is reclaimed.</summary>
@@ -272,6 +323,7 @@ internal unsafe class LeaseTable : IDisposable
         long seq = Interlocked.Increment(ref *Header(OffReleaseSeq));
         Volatile.Write(ref *Released(slot), seq);
         Volatile.Write(ref *PidNamespaceWord(slot), 0);
+        Volatile.Write(ref *SealWord(slot), 0);
         Volatile.Write(ref *Owner(slot), 0);
         LowerHint(slot);
     }
@@ -289,12 +341,14 @@ internal unsafe class LeaseTable : IDisposable
     /// release its DHCP lease and take its address off the host.</summary>
     public List<int> ReclaimDead(Action<int>? beforeRelease = null)
     {
+        if (Damage() is not null) return [];
         var verdicts = new Dictionary<(long, long), bool>();
         var reclaimed = new List<int>();
         for (int slot = 0; slot < SlotCount; slot++)
         {
             long owner = OwnerOf(slot);
-            if (owner == 0) continue;
+            // A slot being written, or damaged, cannot tell who holds it: it is left alone.
+            if (owner == 0 || !IsSound(slot, owner)) continue;
             long pidNamespace = PidNamespaceOf(slot);
             if (!verdicts.TryGetValue((owner, pidNamespace), out bool alive)) verdicts[(owner, pidNamespace)] = alive = ProcessIdentity.IsAlive(owner, pidNamespace);
             if (alive) continue;
@@ -306,14 +360,15 @@ internal unsafe class LeaseTable : IDisposable
         return reclaimed;
     }
 
-    /// <summary>Held slots and their owners, for status and tests.</summary>
+    /// <summary>Whether someone may hold the slot: it has an owner, or its words are damaged.</summary>
+    public bool MayBeHeld(int slot) => OwnerOf(slot) != 0 || Volatile.Read(ref *SealWord(slot)) != 0;
+
+    /// <summary>Slots someone may hold, and their owners (0 for a damaged free-looking slot), for
+    /// status, gc and tests.</summary>
     public IEnumerable<(int Slot, long Owner)> HeldSlots()
     {
         for (int slot = 0; slot < SlotCount; slot++)
-        {
-            long owner = OwnerOf(slot);
-            if (owner != 0) yield return (slot, owner);
-        }
+            if (MayBeHeld(slot)) yield return (slot, OwnerOf(slot));
     }
 
     public void Dispose()

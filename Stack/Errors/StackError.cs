@@ -18,6 +18,8 @@ public enum StackErrorCode
     NotGranted,
     /// <summary>Configuration is invalid (EINVAL).</summary>
     BadConfiguration,
+    /// <summary>The pool's host-wide table is damaged, so the pool gives nothing (EADDRNOTAVAIL).</summary>
+    TableDamaged,
 }
 
 /// <summary>An error with a message that names the pool, interface or setting involved.</summary>

@@ -44,10 +44,10 @@ internal sealed class HostAddresses(string pool, PoolDefinition addresses, IAddr
             {
                 int slot = Table.Claim(Addresses.Strategy, Owner);
                 // Exhausted as far as live claims go: holders that died may still be in the table.
-                if (slot < 0 && ReclaimDead() > 0) slot = Table.Claim(Addresses.Strategy, Owner);
+                if (slot < 0 && Table.Damage() is null && ReclaimDead() > 0) slot = Table.Claim(Addresses.Strategy, Owner);
                 if (slot < 0)
                 {
-                    error = Exhausted(skipped);
+                    error = Damaged() ?? Exhausted(skipped);
                     return -1;
                 }
                 address = Addresses.AddressAt(slot);
@@ -68,6 +68,9 @@ internal sealed class HostAddresses(string pool, PoolDefinition addresses, IAddr
         }
     }
 
+    // A table whose header changed under the mapping gives nothing: the pool fails closed.
+    private StackError? Damaged() => Table.Damage() is { } why ? new StackError(StackErrorCode.TableDamaged, $"pool '{Pool}': {why}") : null;
+
     private StackError Exhausted(List<int>? skipped) => skipped is { Count: > 0 }
         ? new StackError(StackErrorCode.PoolExhausted,
             $"pool '{Pool}' has no usable address: those not held by live sockets are already present on this host " +
@@ -80,6 +83,7 @@ internal sealed class HostAddresses(string pool, PoolDefinition addresses, IAddr
     /// AddressInUse when another process of the host holds it or it is already present.</summary>
     public StackError? ClaimProvisioned(int slot, IPAddress address)
     {
+        if (Damaged() is { } damaged) return damaged;
         if (!Table.TryClaimSlot(slot, Owner) && !(ReclaimDead() > 0 && Table.TryClaimSlot(slot, Owner)))
             return new StackError(StackErrorCode.AddressInUse, $"{address} is held by another process of this host");
         var error = Provisioner.Provision(address, Pool);

@@ -18,7 +18,10 @@ using SockShim.Stack.Pools;
 //                 SERVER; prints "socket <local> lease-expires <time>" for each and "held"; then
 //                 waits for a line on stdin: "close" disposes them all, prints "closed" and exits;
 //                 "use" sends on each socket and prints "ok <local>" or "error <local> <SocketError> <message>".
+//   fuzz-churn SECONDS PORT / fuzz-table PATH SECONDS : the table fuzz test (see TableFuzz).
 var verb = args.ElementAtOrDefault(0) ?? "";
+if (verb == "fuzz-churn") return TableFuzz.Churn(double.Parse(args[1]), int.Parse(args[2]));
+if (verb == "fuzz-table") return TableFuzz.Table(args[1], double.Parse(args[2]));
 if (verb == "traffic") return MarkedTraffic.Run(IPEndPoint.Parse(args[1]), args[2], args.ElementAtOrDefault(3));
 if (verb == "wildcard") return WildcardBinds.Run(IPEndPoint.Parse(args[1]));
 if (verb == "fake-dhcp-server") return FakeDhcpServer.Run(args[1], IPAddress.Parse(args[2]), IPAddress.Parse(args[3]), int.Parse(args[4]));

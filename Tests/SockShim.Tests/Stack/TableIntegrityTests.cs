@@ -1,0 +1,108 @@
+using SockShim.Stack.Addressing;
+using SockShim.Stack.Claims;
+
+namespace SockShim.Tests.Stack;
+
+/// <summary>
+/// Words written into a live table by someone other than its claim code (a stray process of the
+/// account, a bug): a forged owner is never reclaimed, a zeroed owner never handed out again, a
+/// broken header makes the table refuse claims, hints out of range still give slots in range.
+/// Written through the file, as another process would, not through the table's own methods.
+/// </summary>
+[CancelAfter(60_000)]
+public class TableIntegrityTests
+{
+    private string _dir = "";
+    private const int Slots = 4;
+
+    [SetUp]
+    public void MakeDirectory() => _dir = Directory.CreateTempSubdirectory("sockshim-integrity-").FullName;
+
+    [TearDown]
+    public void RemoveDirectory() => Directory.Delete(_dir, recursive: true);
+
+    private string TablePath => Path.Combine(_dir, "t.leases");
+
+    private void Write(long offset, long value)
+    {
+        using var file = new FileStream(TablePath, FileMode.Open, FileAccess.Write, FileShare.ReadWrite);
+        file.Position = offset;
+        file.Write(BitConverter.GetBytes(value));
+    }
+
+    private static long OwnerOffset(int slot) => 64 + 64L * slot;
+
+    // A pid the kernel never gives (above pid_max's ceiling of 2^22): certainly not running.
+    private const long DeadToken = (4_194_305L << 32) | 12345;
+
+    [Test]
+    public void A_dead_token_written_over_a_live_claim_is_not_reclaimed()
+    {
+        using var table = LeaseTable.Open(TablePath, Slots);
+        int slot = table.Claim(AllocationStrategy.Sequential, ProcessIdentity.Current);
+        Assert.That(slot, Is.Zero);
+        Write(OwnerOffset(slot), DeadToken);
+
+        Assert.That(table.OwnerOf(slot), Is.EqualTo(DeadToken), "the forged word is in the mapping");
+        Assert.That(table.ReclaimDead(), Is.Empty, "a slot whose seal does not match is not the forger's to free");
+        Assert.That(table.HolderMayRun(slot, DeadToken), Is.True, "cannot tell is alive");
+        var taken = Enumerable.Range(0, Slots).Select(_ => table.Claim(AllocationStrategy.Sequential, ProcessIdentity.Current)).ToList();
+        Assert.That(taken, Does.Not.Contain(slot).And.Contains(-1), "the slot is never handed out again while damaged");
+    }
+
+    [Test]
+    public void A_genuine_claim_of_a_dead_process_is_still_reclaimed()
+    {
+        using var table = LeaseTable.Open(TablePath, Slots);
+        // The claim a process that then died made: its own words, sealed.
+        Assert.That(table.TryClaimSlot(2, DeadToken), Is.True);
+        Assert.That(table.ReclaimDead(), Is.EqualTo(new[] { 2 }), "the seal is kept by a real claim");
+        Assert.That(table.MayBeHeld(2), Is.False);
+    }
+
+    [Test]
+    public void A_zeroed_owner_of_a_live_claim_is_never_handed_out()
+    {
+        using var table = LeaseTable.Open(TablePath, Slots);
+        int held = table.Claim(AllocationStrategy.Sequential, ProcessIdentity.Current);
+        Write(OwnerOffset(held), 0);
+        Assert.That(table.MayBeHeld(held), Is.True, "owner 0 with a seal left: cannot tell");
+        var taken = Enumerable.Range(0, Slots).Select(_ => table.Claim(AllocationStrategy.LeastRecentlyReleased, ProcessIdentity.Current)).ToList();
+        Assert.That(taken, Does.Not.Contain(held));
+        Assert.That(taken.Count(s => s >= 0), Is.EqualTo(Slots - 1));
+    }
+
+    [Test]
+    public void A_broken_header_refuses_every_claim_until_it_is_whole()
+    {
+        using var table = LeaseTable.Open(TablePath, Slots);
+        byte[] header = File.ReadAllBytes(TablePath)[..16];
+        Write(0, 0x4141414141414141);
+        Assert.That(table.Damage(), Does.Contain($"lease table {TablePath} is damaged").And.Contain("remove the file when no process uses the pool"));
+        Assert.That(table.Claim(AllocationStrategy.Random, ProcessIdentity.Current), Is.EqualTo(-1));
+        using (var opened = LeaseTable.Open(TablePath, Slots))
+        {
+            Assert.That(opened.Claim(AllocationStrategy.Sequential, ProcessIdentity.Current), Is.EqualTo(-1), "a new opener gets nothing either");
+            Assert.That(opened.ReclaimDead(), Is.Empty, "nor reclaims anything by it");
+        }
+
+        Write(0, BitConverter.ToInt64(header, 0));
+        Assert.That(table.Damage(), Is.Null);
+        Assert.That(table.Claim(AllocationStrategy.Random, ProcessIdentity.Current), Is.InRange(0, Slots - 1));
+    }
+
+    [TestCase(long.MaxValue)]
+    [TestCase(long.MinValue)]
+    [TestCase(-1L)]
+    public void Hints_and_counters_out_of_range_still_give_slots_in_range(long garbage)
+    {
+        using var table = LeaseTable.Open(TablePath, Slots);
+        foreach (long offset in new long[] { 24, 32, 40, 48 }) Write(offset, garbage); // release sequence, cursor, low hint, IAID counter
+        foreach (var strategy in Enum.GetValues<AllocationStrategy>())
+        {
+            int slot = table.Claim(strategy, ProcessIdentity.Current);
+            Assert.That(slot, Is.InRange(0, Slots - 1), strategy.ToString());
+            Assert.That(table.Release(slot, ProcessIdentity.Current), Is.True);
+        }
+    }
+}
