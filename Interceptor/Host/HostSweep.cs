@@ -12,8 +12,10 @@ namespace SockShim.Interceptor.Host;
 /// <summary>Every pool table of this host (network namespace), read without a configuration.</summary>
 public static class HostSweep
 {
+    /// <summary>A held slot; <paramref name="Sound"/> false: its words were changed by someone
+    /// other than a claim (who holds it cannot be told, and it is left alone).</summary>
     public sealed record Holder(string Pool, string Provisioner, string? Interface, IPAddress Address, int Pid, bool Alive, DateTimeOffset Since, long Socket,
-        DateTimeOffset? LeaseExpires = null);
+        DateTimeOffset? LeaseExpires = null, bool Sound = true);
 
     // A table as status and gc read it: never created, and one that cannot be used is a problem
     // named with its path, not a stack trace.
@@ -40,18 +42,20 @@ public static class HostSweep
 
     public sealed record Report(IReadOnlyList<(string Pool, IPAddress Address, int Pid)> Reclaimed, IReadOnlyList<(string Interface, IPAddress Address)> Removed, IReadOnlyList<string> Problems);
 
-    /// <summary>Who holds what, in every table of <paramref name="stateDirectory"/>.</summary>
-    public static List<Holder> Holders(string stateDirectory)
+    /// <summary>Who holds what, in every table of <paramref name="stateDirectory"/>; a table or
+    /// description that cannot be read is named in <paramref name="problems"/>.</summary>
+    public static List<Holder> Holders(string stateDirectory, List<string>? problems = null)
     {
         var holders = new List<Holder>();
-        foreach (var (path, settings, definition) in Open(stateDirectory, new List<string>()))
+        problems ??= new List<string>();
+        foreach (var (path, settings, definition) in Open(stateDirectory, problems))
         {
-            using var table = Read(path, definition.Count, null);
+            using var table = Read(path, definition.Count, problems);
             if (table is null) continue;
             foreach (var (slot, owner) in table.HeldSlots())
                 holders.Add(new Holder(settings.Name, settings.Provisioner.ToString().ToLowerInvariant(), settings.Interface, definition.AddressAt(slot), ProcessIdentity.PidOf(owner),
                     table.HolderMayRun(slot, owner), Timestamp(table.AcquiredAtUnixMs(slot)), table.SocketOf(slot),
-                    table.DhcpOf(slot) is { } dhcp ? Timestamp(dhcp.ExpiresUnixMs) : null));
+                    table.DhcpOf(slot) is { } dhcp ? Timestamp(dhcp.ExpiresUnixMs) : null, table.IsSound(slot, owner)));
         }
         return holders;
     }

@@ -49,4 +49,23 @@ public class CliTests
         var (_, json, _) = Run("status", "--json", "--state-dir", t.StateDirectory);
         Assert.That(json, Does.Contain($"\"address\": \"{socket.Lease!.Address}\"").And.Contain($"\"pid\": {Environment.ProcessId}"));
     }
+
+    [Test, CancelAfter(60_000)]
+    public void A_table_with_a_broken_header_is_named_by_status_and_gc_removes_nothing()
+    {
+        using var t = new TestStack("127.102.2.0/29", name: "broken");
+        using var socket = new TupleSocket(t.Stack, TupleFamilies.AF_INET_TUPLE, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        string table = Directory.GetFiles(t.StateDirectory, "*.leases").Single();
+        using (var file = new FileStream(table, FileMode.Open, FileAccess.Write, FileShare.ReadWrite)) file.Write("NOTATABL"u8);
+
+        var (exit, output, _) = Run("status", "--state-dir", t.StateDirectory);
+        Assert.That(exit, Is.Zero, "status goes on");
+        Assert.That(output, Does.Contain($"problem: lease table {table} is damaged"));
+        var (gcExit, _, gcError) = Run("gc", "--state-dir", t.StateDirectory);
+        Assert.That(gcExit, Is.EqualTo(2));
+        Assert.That(gcError, Does.Contain("is damaged").And.Contain("no address was removed").And.Not.Contain("   at "));
+        Assert.That(t.Pool.TryAcquire("after", out _, out var error), Is.False, "the pool fails closed");
+        Assert.That(error!.Code, Is.EqualTo(SockShim.Stack.Errors.StackErrorCode.TableDamaged));
+        Assert.That(error.Message, Does.Contain("pool 'broken'").And.Contain(table));
+    }
 }

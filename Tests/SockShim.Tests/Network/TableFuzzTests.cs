@@ -97,6 +97,7 @@ public class TableFuzzTests
             Assert.That(status.WaitForExit(60_000), Is.True);
             Assert.That(status.ExitCode, Is.Zero, statusOut);
             Assert.That(statusOut, Does.Not.Contain("   at "));
+            Assert.That(statusOut, Does.Contain("damaged: its slot was written by something other than SockShim"), "status names the forged slots");
         }
         finally
         {
