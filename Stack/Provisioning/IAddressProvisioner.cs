@@ -28,6 +28,11 @@ internal interface IAddressProvisioner
 
     /// <summary>Undoes <see cref="Provision"/>. Called exactly once per successful provision.</summary>
     void Deprovision(IPAddress address);
+
+    /// <summary>Undoes what a holder that is gone may have provisioned: it may have died before
+    /// provisioning, and the address may be someone else's now, so only what carries SockShim's
+    /// mark is undone.</summary>
+    void DeprovisionLeftover(IPAddress address) => Deprovision(address);
 }
 
 /// <summary>The provisioner a pool's spec names. Making one does no I/O.</summary>

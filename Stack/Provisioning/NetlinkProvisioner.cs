@@ -63,6 +63,18 @@ internal sealed class NetlinkProvisioner(string interfaceName, Announcer? announ
     public void Deprovision(IPAddress address) =>
         _netlink.Value.Socket?.ChangeAddress(add: false, Index, address, Mark);
 
+    // The kernel's delete matches address and prefix, not the mark: a dead holder's address is
+    // looked up first (one dump, only when reclaiming) and left alone unless it is SockShim's.
+    public void DeprovisionLeftover(IPAddress address)
+    {
+        var socket = _netlink.Value.Socket;
+        var present = new List<(uint Index, IPAddress Address, byte PrefixLength, byte Protocol)>();
+        if (socket is null || socket.ListAddresses(present) != 0) return;
+        byte hostPrefix = (byte)(address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? 128 : 32);
+        if (present.Any(a => a.Index == Index && a.Address.Equals(address) && a.PrefixLength == hostPrefix && a.Protocol == Mark))
+            socket.ChangeAddress(add: false, Index, address, Mark);
+    }
+
     private StackError Failed(int error, IPAddress address, string pool)
     {
         if (error == LibC.EEXIST)

@@ -112,7 +112,7 @@ internal sealed class HostAddresses(string pool, PoolDefinition addresses, IAddr
         var slots = Table.ReclaimDead(slot =>
         {
             BeforeReclaim?.Invoke(slot);
-            Provisioner.Deprovision(Addresses.AddressAt(slot));
+            Provisioner.DeprovisionLeftover(Addresses.AddressAt(slot));
         });
         foreach (int slot in slots) _log.LogInformation("pool {Pool}: reclaimed {Address}, whose holder is gone", Pool, Addresses.AddressAt(slot));
         return slots.Count;
