@@ -303,20 +303,20 @@ internal unsafe class LeaseTable : IDisposable
         return true;
     }
 
-    /// <summary>Marks a slot of <paramref name="owner"/> as being released (false when it is not
-    /// theirs): until <see cref="EndRelease"/> no one can claim it.</summary>
+    /// <summary>Marks a slot of <paramref name="owner"/> as being released by this process (false
+    /// when it is not theirs): until <see cref="EndRelease"/> no one can claim it.</summary>
     public bool BeginRelease(int slot, long owner)
     {
-        if (Interlocked.CompareExchange(ref *Owner(slot), Releasing, owner) != owner) return false;
-        Reseal(slot, Releasing);
+        long releasing = ProcessIdentity.Current | ProcessIdentity.Releasing;
+        if (Interlocked.CompareExchange(ref *Owner(slot), releasing, owner) != owner) return false;
+        // The releaser's own identity: if it dies before the end, its slot is reclaimed like any
+        // dead holder's (a reclaimer may be of another pid namespace than the holder was).
+        Volatile.Write(ref *PidNamespaceWord(slot), ProcessIdentity.PidNamespace);
+        Reseal(slot, releasing);
         return true;
     }
 
-    /// <summary>The owner word of a slot being released: no claimer takes it (only 0 is free),
-    /// and a releaser that dies here leaves a token of pid -1, which is gone, so it is reclaimed.</summary>
-    private const long Releasing = -1;
-
-    // The second half of a release, done only by the one whose swap to Releasing succeeded, so a
+    // The second half of a release, done only by the one whose swap to releasing succeeded, so a
     // stale release can never touch the words of the slot's next holder.
     public void EndRelease(int slot)
     {

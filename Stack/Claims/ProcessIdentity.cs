@@ -19,7 +19,11 @@ internal static class ProcessIdentity
     /// time (clock ticks since boot) in the low 32 bits. Never 0, which marks a free slot.</summary>
     public static long Current => s_current.Value;
 
-    public static int PidOf(long token) => (int)(token >> 32);
+    /// <summary>Set in the owner word while its slot is being released, on the releaser's token
+    /// (a token's top bit is otherwise 0: pids are below 2^22).</summary>
+    public const long Releasing = long.MinValue;
+
+    public static int PidOf(long token) => (int)((token & ~Releasing) >> 32);
 
     /// <summary>This process's pid namespace (the inode of /proc/self/ns/pid): a pid means a
     /// process only inside the namespace that gave it.</summary>
@@ -42,6 +46,7 @@ internal static class ProcessIdentity
     /// </summary>
     public static bool IsAlive(long token, long pidNamespace)
     {
+        token &= ~Releasing;
         if (token == 0) return false;
         if (pidNamespace == 0 || pidNamespace != PidNamespace || !s_procIsOurs.Value) return true;
         int pid = PidOf(token);

@@ -75,6 +75,21 @@ switch (verb)
         Thread.Sleep(TimeSpan.FromMinutes(2));
         return 0;
     }
+    case "stuck-release":
+    {
+        // Takes N leases and begins releasing each (its slot marked as being released by this
+        // process), then waits to be killed before the release ends.
+        for (int i = 0; i < count; i++)
+        {
+            if (!pool.TryAcquire("agent stuck", out var lease, out var error)) { Console.WriteLine($"error {error}"); return 1; }
+            if (!pool.Table.BeginRelease(lease.Sourced.Slot, ProcessIdentity.Current)) { Console.WriteLine("error not mine"); return 1; }
+            Console.WriteLine($"releasing {lease.Address}");
+        }
+        Console.WriteLine("held");
+        Console.Out.Flush();
+        Thread.Sleep(TimeSpan.FromMinutes(2));
+        return 0;
+    }
     case "leak":
     {
         // Takes leases and returns from Main without releasing them: process exit must.

@@ -201,6 +201,33 @@ public class TrustTests
         }
     }
 
+    /// <summary>A process killed in the middle of a release (its slot marked as being released,
+    /// not yet free) leaves a slot that names it as the releaser: the next process sees it gone
+    /// and reclaims the slot, so the address is not lost to the pool.</summary>
+    [Test]
+    public void A_release_cut_short_by_a_kill_is_reclaimed()
+    {
+        string state = $"/dev/shm/sockshim-test-stuck-{_id}";
+        var env = new Dictionary<string, string>(Pool(state)) { ["SOCKSHIM_POOL"] = "127.105.3.0/31" };
+        try
+        {
+            using (var stuck = Programs.Start("SockShim.TestAgent", ["stuck-release", "2"], env))
+            {
+                Assert.That(Held(stuck), Is.Empty, () => stuck.StandardError.ReadToEnd());
+                stuck.Kill();
+                Assert.That(stuck.WaitForExit(10_000), Is.True);
+            }
+            using var next = Programs.Start("SockShim.TestAgent", ["hold", "2"], env);
+            var held = Held(next);
+            Assert.That(held, Is.EquivalentTo(new[] { "127.105.3.0", "127.105.3.1" }), () => "both addresses came back: " + next.StandardError.ReadToEnd());
+            next.Kill();
+        }
+        finally
+        {
+            if (Directory.Exists(state)) Directory.Delete(state, true);
+        }
+    }
+
     /// <summary>Attack 8: whatever is at --socket is deleted by the helper today; now only a
     /// socket of its own that a previous helper left. A file there stays, and the helper refuses
     /// with a one-line message (exit 2).</summary>
