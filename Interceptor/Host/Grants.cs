@@ -17,17 +17,19 @@ public sealed class Grants
 {
     private readonly List<(uint? Uid, uint? Gid, Grant Grant)> _grants = new();
 
-    public Grants(IEnumerable<Grant> grants, Func<string, uint?> uidOf, Func<string, uint?> gidOf, List<string> problems)
+    public Grants(IEnumerable<Grant?> grants, Func<string, uint?> uidOf, Func<string, uint?> gidOf, List<string> problems)
     {
         int i = 0;
         foreach (var g in grants)
         {
             i++;
+            // JSON's null in the list: not a grant (and never a grant to everyone).
+            if (g is null) { problems.Add($"grant {i}: null; each grant is an object naming a user or a group and its pools"); continue; }
             uint? uid = null, gid = null;
             if (g.User is null == (g.Group is null)) { problems.Add($"grant {i}: name exactly one of user or group"); continue; }
             if (g.User is { } u && (uid = uidOf(u)) is null) { problems.Add($"grant {i}: no user '{u}' on this host"); continue; }
             if (g.Group is { } n && (gid = gidOf(n)) is null) { problems.Add($"grant {i}: no group '{n}' on this host"); continue; }
-            if (g.Pools.Count == 0) { problems.Add($"grant {i}: names no pool"); continue; }
+            if (g.Pools is null || g.Pools.Count == 0 || g.Pools.Any(p => p is null)) { problems.Add($"grant {i}: {(g.Pools is null || g.Pools.Count == 0 ? "names no pool" : "its pools hold null")}"); continue; }
             if (g.Quota < 1) { problems.Add($"grant {i}: quota {g.Quota} must be at least 1"); continue; }
             _grants.Add((uid, gid, g));
         }

@@ -68,7 +68,7 @@ public static class HostSweep
     public static Report Collect(string stateDirectory)
     {
         // Nothing to compare the interfaces against is no reason to remove what is on them.
-        if (!Directory.Exists(stateDirectory))
+        if (!StateDirectory.Exists(stateDirectory))
             throw new UntrustedStateException($"state directory {stateDirectory} does not exist, so gc cannot tell which marked addresses are live; name the one in use with --state-dir or SOCKSHIM_STATEDIR");
         var problems = new List<string>();
         var unreadable = new List<string>();

@@ -29,7 +29,9 @@ internal static class StateDirectory
     /// description written beside each (null when it cannot be read).</summary>
     public static IEnumerable<(string TablePath, string? Description)> Tables(string directory)
     {
-        if (!Directory.Exists(directory)) yield break;
+        // Nothing there: no tables yet. Anything else there (a file, a link) is refused by the
+        // check, with a message naming it, rather than read as "no tables".
+        if (!Exists(directory)) yield break;
         HostFiles.CheckDirectory(directory);
         string suffix = $".{NetworkNamespaceId()}.{LeaseTable.FileVersion}.leases";
         foreach (var table in Directory.GetFiles(directory, "*" + suffix))
@@ -44,6 +46,9 @@ internal static class StateDirectory
             yield return (table, description);
         }
     }
+
+    /// <summary>Whether anything, even a dangling link, is at <paramref name="path"/>.</summary>
+    public static bool Exists(string path) => Path.Exists(path) || new FileInfo(path).LinkTarget is not null;
 
     private static string NetworkNamespaceId()
     {

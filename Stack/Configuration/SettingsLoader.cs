@@ -42,8 +42,18 @@ public static class SettingsLoader
         if (!string.IsNullOrWhiteSpace(file))
         {
             string origin = cli.ContainsKey(ConfigKey) ? "--config" : "environment variable SOCKSHIM_CONFIG";
+            const string example = "/etc/sockshim.json, a JSON file such as {\"pools\":[{\"name\":\"voice\",\"ranges\":[\"127.50.0.0/24\"]}]}";
+            if (Directory.Exists(file))
+                throw new ConfigurationException(new SettingProblem(origin, file, "it is a directory, not a file", example));
             if (!File.Exists(file))
-                throw new ConfigurationException(new SettingProblem(origin, file, "the file does not exist", "/etc/sockshim.json, a JSON file such as {\"pools\":[{\"name\":\"voice\",\"ranges\":[\"127.50.0.0/24\"]}]}"));
+                throw new ConfigurationException(new SettingProblem(origin, file, "the file does not exist", example));
+            // Tried here so that a file this account may not read is a problem named in one
+            // line, not an exception from deep inside the configuration builder.
+            try { using (File.OpenRead(file)) { } }
+            catch (Exception ex) when (ex is UnauthorizedAccessException or IOException)
+            {
+                throw new ConfigurationException(new SettingProblem(origin, file, $"the file cannot be read ({ex.Message.TrimEnd('.')})", $"a file this account ({Environment.UserName}) can read: {example}"));
+            }
             builder.AddJsonFile(System.IO.Path.GetFullPath(file), optional: false, reloadOnChange: false);
         }
         builder.AddInMemoryCollection(env);
