@@ -18,8 +18,12 @@ internal static class ServeCommand
     public static Command Create(StackOptions stack, TextWriter output, TextWriter error)
     {
         var socket = new Option<string>("--socket") { Description = $"the Unix socket to serve on (default {DefaultSocket})", DefaultValueFactory = _ => DefaultSocket };
+        var defaults = HelperLimits.Default;
+        var maxConnections = Positive(new Option<int>("--max-connections") { Description = $"connections served at once, from all users (default {defaults.MaxConnections}); more are refused", DefaultValueFactory = _ => defaults.MaxConnections });
+        var maxPerUser = Positive(new Option<int>("--max-connections-per-user") { Description = $"connections one user may have at once (default {defaults.MaxConnectionsPerUser}); more are refused", DefaultValueFactory = _ => defaults.MaxConnectionsPerUser });
+        var idle = Positive(new Option<int>("--idle-timeout") { Description = $"seconds a connection may send nothing while it holds no address, or stop in the middle of a request, before it is closed (default {(int)defaults.IdleTimeout.TotalSeconds})", DefaultValueFactory = _ => (int)defaults.IdleTimeout.TotalSeconds });
         var command = new Command("serve", "Run the privileged helper: do the netlink and DHCP work for the configured pools, and hand addresses to " +
-            "unprivileged processes (`sockshim run --helper SOCKET --pool-name POOL`) per the \"grants\" of the configuration file") { socket };
+            "unprivileged processes (`sockshim run --helper SOCKET --pool-name POOL`) per the \"grants\" of the configuration file") { socket, maxConnections, maxPerUser, idle };
         stack.AddTo(command);
         command.SetAction(parse =>
         {
@@ -32,13 +36,16 @@ internal static class ServeCommand
                     "\"grants\": [{\"user\": \"alice\", \"pools\": [\"nic\"], \"quota\": 100}]})");
                 return 2;
             }
+            // Checked first: a bad path is the user's mistake, said before any pool is set up.
+            HelperServer.CheckSocketPath(parse.GetValue(socket)!);
             var settings = SettingsLoader.Load(given);
             var grants = ReadGrants(file);
+            var limits = new HelperLimits(parse.GetValue(maxConnections), parse.GetValue(maxPerUser), TimeSpan.FromSeconds(parse.GetValue(idle)));
             using var loggers = LoggerFactory.Create(b => b.SetMinimumLevel(LogLevel.Information)
                 .AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; })
                 .AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace));
             using var addressStack = AddressStack.Create(settings);
-            using var server = new HelperServer(addressStack, grants, parse.GetValue(socket)!, loggers.CreateLogger("SockShim.Helper"));
+            using var server = new HelperServer(addressStack, grants, parse.GetValue(socket)!, loggers.CreateLogger("SockShim.Helper"), limits);
             server.Start();
             using var stop = new ManualResetEventSlim();
             using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Set(); });
@@ -51,16 +58,27 @@ internal static class ServeCommand
         return command;
     }
 
+    private static Option<int> Positive(Option<int> option)
+    {
+        option.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() < 1) r.AddError($"{option.Name} = '{r.GetValueOrDefault<int>()}': must be at least 1");
+        });
+        return option;
+    }
+
     private static Grants ReadGrants(string file)
     {
         var problems = new List<string>();
-        List<Grant> list;
+        List<Grant?> list;
+        var texts = new List<string>();
         try
         {
             using var doc = JsonDocument.Parse(File.ReadAllText(file), new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
             var section = doc.RootElement.EnumerateObject().FirstOrDefault(p => p.Name.Equals("grants", StringComparison.OrdinalIgnoreCase));
+            if (section.Value.ValueKind == JsonValueKind.Array) texts.AddRange(section.Value.EnumerateArray().Select(e => e.GetRawText()));
             list = section.Value.ValueKind == JsonValueKind.Array
-                ? section.Value.Deserialize<List<Grant>>(new JsonSerializerOptions { PropertyNameCaseInsensitive = true }) ?? new()
+                ? section.Value.Deserialize<List<Grant?>>(new JsonSerializerOptions { PropertyNameCaseInsensitive = true }) ?? new()
                 : new();
         }
         catch (JsonException ex)
@@ -70,8 +88,15 @@ internal static class ServeCommand
         if (list.Count == 0) problems.Add("there are no grants: no user could take an address");
         var grants = new Grants(list, name => IdOf("/etc/passwd", name), name => IdOf("/etc/group", name), problems);
         if (problems.Count > 0)
-            throw new ConfigurationException(problems.Select(p => new SettingProblem($"{file} grants", "", p, "{\"user\": \"alice\", \"pools\": [\"nic\"], \"quota\": 100}")).ToList());
+            throw new ConfigurationException(problems.Select(p => new SettingProblem($"file {file}, key 'grants'", GrantText(p, texts), p, "{\"user\": \"alice\", \"pools\": [\"nic\"], \"quota\": 100}")).ToList());
         return grants;
+    }
+
+    // The JSON text of the grant a problem ("grant N: ...") is about, so the message shows it.
+    private static string GrantText(string problem, List<string> texts)
+    {
+        var m = System.Text.RegularExpressions.Regex.Match(problem, @"^grant (\d+):");
+        return m.Success && int.Parse(m.Groups[1].Value) is var n && n <= texts.Count ? System.Text.RegularExpressions.Regex.Replace(texts[n - 1], @"\s+", " ") : "";
     }
 
     // passwd and group lines are name:x:id:...

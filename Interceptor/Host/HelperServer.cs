@@ -16,7 +16,10 @@ namespace SockShim.Interceptor.Host;
 /// request is authorized by the peer's credentials (SO_PEERCRED: uid, gid, pid; supplementary
 /// groups from SO_PEERGROUPS, as they were at connect) against the grants; quotas count a user's live addresses across all its
 /// connections. A connection's addresses are released when it closes, so a client that exits or
-/// is killed gives back everything it held.
+/// is killed gives back everything it held. Any account may connect, so what one can take of the
+/// helper is bounded (<see cref="HelperLimits"/>): connections in all and per user, the time a
+/// connection may idle holding nothing or stop mid-request, the length of a request; and a
+/// failing accept (out of descriptors) is retried with a growing pause, not in a spin.
 /// </summary>
 public sealed class HelperServer : IDisposable
 {
@@ -24,18 +27,21 @@ public sealed class HelperServer : IDisposable
     private readonly Grants _grants;
     private readonly ILogger _log;
     private readonly Socket _listener;
-    private readonly Dictionary<uint, int> _perUser = new();
-    private readonly object _gate = new();
+    private readonly HelperLimits _limits;
+    private readonly HelperClients _clients;
     private readonly CancellationTokenSource _stop = new();
     private Task? _accepting;
 
     public string SocketPath { get; }
 
-    public HelperServer(AddressStack stack, Grants grants, string socketPath, ILogger log)
+    public HelperServer(AddressStack stack, Grants grants, string socketPath, ILogger log, HelperLimits? limits = null)
     {
         _stack = stack;
         _grants = grants;
         _log = log;
+        _limits = limits ?? HelperLimits.Default;
+        _clients = new HelperClients(_limits);
+        CheckSocketPath(socketPath);
         SocketPath = socketPath;
         Directory.CreateDirectory(Path.GetDirectoryName(socketPath)!);
         RemoveStaleSocket(socketPath);
@@ -46,7 +52,28 @@ public sealed class HelperServer : IDisposable
         _listener.Listen(512);
     }
 
-    public void Start() => _accepting = Task.Run(AcceptLoop);
+    public void Start()
+    {
+        // The runtime starts its timer thread at the first timer, and starting a thread needs a
+        // descriptor: started only when the descriptors have run out, it fails, and then no idle
+        // timeout and no accept pause would ever fire. So the first timer runs now.
+        Task.Delay(1).Wait();
+        _accepting = Task.Run(AcceptLoop);
+    }
+
+    /// <summary>The longest path a Unix socket address holds (sun_path less its terminating zero).</summary>
+    public const int MaxSocketPath = 107;
+
+    /// <summary>A user's mistake in --socket, said in one line before anything is created.</summary>
+    public static void CheckSocketPath(string path)
+    {
+        string? why = !Path.IsPathFullyQualified(path) ? "the helper's socket needs an absolute path"
+            : Encoding.UTF8.GetByteCount(path) > MaxSocketPath ? $"a Unix socket path is at most {MaxSocketPath} bytes, this one has {Encoding.UTF8.GetByteCount(path)}"
+            : path.EndsWith('/') ? "it names a directory, not the socket in it" : null;
+        if (why is not null) throw new ConfigurationException(new SettingProblem("--socket", path, why, ServeSocketExample));
+    }
+
+    private const string ServeSocketExample = "/run/sockshim/helper.sock";
 
     /// <summary>A socket a helper that died left at <paramref name="path"/> goes; anything else
     /// there (a file, a link, another account's socket) is never deleted: the helper refuses.</summary>
@@ -64,27 +91,90 @@ public sealed class HelperServer : IDisposable
     }
 
     /// <summary>Live addresses a user holds through the helper now.</summary>
-    public int HeldBy(uint uid) { lock (_gate) return _perUser.GetValueOrDefault(uid); }
+    public int HeldBy(uint uid) => _clients.HeldBy(uid);
 
     private async Task AcceptLoop()
     {
+        int failures = 0;
         while (!_stop.IsCancellationRequested)
         {
             Socket peer;
             try { peer = await _listener.AcceptAsync(_stop.Token); }
             catch (Exception) when (_stop.IsCancellationRequested) { return; }
-            catch (SocketException ex) { _log.LogWarning("accept failed: {Error}", ex.SocketErrorCode); continue; }
-            _ = Task.Run(async () =>
+            catch (SocketException ex)
             {
-                // One client's failure must never stop the others, nor leave its socket open.
-                try { await Serve(peer); }
-                catch (Exception ex)
-                {
-                    _log.LogError(ex, "serving a client failed");
-                    peer.Dispose();
-                }
-            });
+                // Out of descriptors (EMFILE, ENFILE) the connection stays queued and accept fails
+                // again at once: retried at once, this loop would spin a core and flood the log.
+                // Logged once per run of failures; the pause doubles up to a second.
+                if (++failures == 1)
+                    _log.LogWarning("accept failed: {Error} ({Message}); retrying with a pause of up to {Max} ms, logged again when accepting works", ex.SocketErrorCode, ex.Message, (int)MaxAcceptPause.TotalMilliseconds);
+                try { await Task.Delay(AcceptPause(failures), _stop.Token); }
+                catch (OperationCanceledException) { return; }
+                continue;
+            }
+            if (failures > 0)
+            {
+                _log.LogInformation("accepting again after {Failures} failed accepts", failures);
+                failures = 0;
+            }
+            Admit(peer);
         }
+    }
+
+    private static readonly TimeSpan MaxAcceptPause = TimeSpan.FromSeconds(1);
+
+    /// <summary>The pause after the <paramref name="failures"/>th accept in a row that failed:
+    /// 10 ms, doubling, at most a second.</summary>
+    internal static TimeSpan AcceptPause(int failures) =>
+        TimeSpan.FromMilliseconds(Math.Min(MaxAcceptPause.TotalMilliseconds, 10 << Math.Min(failures - 1, 10)));
+
+    // Accept-loop thread: a connection over the bounds is told why and closed at once, so it
+    // holds no descriptor; refusals are logged at most once a second (a flood must not flood the log).
+    private void Admit(Socket socket)
+    {
+        Peer peer;
+        try { peer = Credentials(socket); }
+        catch (SocketException)
+        {
+            socket.Dispose();
+            return;
+        }
+        if ((Descriptors.TooFew((long)socket.SafeHandle.DangerousGetHandle()) ?? _clients.Admit(peer.Uid)) is { } refused)
+        {
+            LogRefusal(peer, refused);
+            try
+            {
+                // Never blocks the accept loop: the answer fits the empty socket buffer, or is dropped.
+                socket.Blocking = false;
+                socket.Send(Encoding.ASCII.GetBytes(HelperMessage.Error(HelperMessage.Busy, refused) + "\n"));
+            }
+            catch (SocketException) { }
+            socket.Dispose();
+            return;
+        }
+        _ = Task.Run(async () =>
+        {
+            // One client's failure must never stop the others, nor leave its socket open.
+            try { await Serve(socket, peer); }
+            catch (Exception ex)
+            {
+                _log.LogError(ex, "serving a client failed");
+                socket.Dispose();
+            }
+            finally { _clients.Leave(peer.Uid); }
+        });
+    }
+
+    private long _lastRefusalLog;
+    private int _refusedUnlogged;
+
+    private void LogRefusal(Peer peer, string why)
+    {
+        long now = Environment.TickCount64;
+        if (now - _lastRefusalLog < 1000) { _refusedUnlogged++; return; }
+        _log.LogWarning("{Peer}: connection refused: {Why}{More}", peer, why, _refusedUnlogged > 0 ? $" ({_refusedUnlogged} more refused since the last such line)" : "");
+        _lastRefusalLog = now;
+        _refusedUnlogged = 0;
     }
 
     private readonly record struct Peer(int Pid, uint Uid, uint Gid, IReadOnlyCollection<uint> Groups)
@@ -108,9 +198,8 @@ public sealed class HelperServer : IDisposable
         return new Peer(pid, uid, gid, groups);
     }
 
-    private async Task Serve(Socket socket)
+    private async Task Serve(Socket socket, Peer peer)
     {
-        var peer = Credentials(socket);
         var held = new Dictionary<IPAddress, Lease>();
         var buffer = new byte[HelperMessage.MaxLine + 1];
         int filled = 0;
@@ -130,7 +219,13 @@ public sealed class HelperServer : IDisposable
                         await HangUp(socket);
                         return;
                     }
-                    int n = await stream.ReadAsync(buffer.AsMemory(filled), _stop.Token);
+                    int n = await Read(stream, buffer.AsMemory(filled), WaitIsBounded(held, filled));
+                    if (n < 0)
+                    {
+                        _log.LogWarning("{Peer}: {What} for {Seconds} s; connection closed", peer,
+                            filled > 0 ? "stopped in the middle of a request" : "sent nothing while holding no address", _limits.IdleTimeout.TotalSeconds);
+                        return;
+                    }
                     if (n == 0) return;
                     filled += n;
                     continue;
@@ -145,9 +240,29 @@ public sealed class HelperServer : IDisposable
         finally
         {
             int released = 0;
-            foreach (var lease in held.Values) if (Release(peer, lease)) released++;
+            Lease[] all;
+            lock (held) all = held.Values.ToArray();
+            foreach (var lease in all) if (lease.Release()) released++;
             if (released > 0) _log.LogInformation("{Peer} disconnected: released its {Count} addresses", peer, released);
         }
+    }
+
+    // A connection may wait as long as it likes between requests while it holds addresses (it
+    // is what keeps them); holding none, or in the middle of a request, it may wait only so long.
+    private static bool WaitIsBounded(Dictionary<IPAddress, Lease> held, int filled)
+    {
+        if (filled > 0) return true;
+        lock (held) return !held.Values.Any(l => !l.IsReleased);
+    }
+
+    /// <summary>Bytes read; 0 at the end of the stream; -1 when the idle timeout passed first.</summary>
+    private async Task<int> Read(NetworkStream stream, Memory<byte> into, bool bounded)
+    {
+        if (!bounded) return await stream.ReadAsync(into, _stop.Token);
+        using var idle = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+        idle.CancelAfter(_limits.IdleTimeout);
+        try { return await stream.ReadAsync(into, idle.Token); }
+        catch (OperationCanceledException) when (!_stop.IsCancellationRequested) { return -1; }
     }
 
     // Closing with unread input makes the kernel reset the connection, and the client would lose
@@ -191,22 +306,30 @@ public sealed class HelperServer : IDisposable
             {
                 if (Refusal(peer, request.Argument, out var pool) is { } refused) return refused;
                 int quota = _grants.QuotaFor(peer.Uid, peer.Groups, pool!.Name)!.Value;
-                lock (_gate)
+                if (!_clients.TryReserve(peer.Uid, quota, out int used))
                 {
-                    int used = _perUser.GetValueOrDefault(peer.Uid);
-                    if (used >= quota)
+                    _log.LogWarning("{Peer}: refused an address from pool {Pool}: quota of {Quota} reached", peer, pool.Name, quota);
+                    return HelperMessage.Error(HelperMessage.OverQuota, $"uid {peer.Uid} already holds {used} addresses, its quota for pool '{pool.Name}' is {quota}");
+                }
+                Lease? lease = null;
+                try
+                {
+                    if (!pool.TryAcquire($"helper for {peer}", out lease, out var error))
                     {
-                        _log.LogWarning("{Peer}: refused an address from pool {Pool}: quota of {Quota} reached", peer, pool.Name, quota);
-                        return HelperMessage.Error(HelperMessage.OverQuota, $"uid {peer.Uid} already holds {used} addresses, its quota for pool '{pool.Name}' is {quota}");
+                        lease = null;
+                        return HelperMessage.Error(HelperMessage.Exhausted, error!.Message);
                     }
-                    _perUser[peer.Uid] = used + 1;
+                    lock (held) held[lease.Address] = lease;
                 }
-                if (!pool.TryAcquire($"helper for {peer}", out var lease, out var error))
+                finally { _clients.Settle(peer.Uid, lease); }
+                // The DHCP server may take it back (NAK, expiry); it has left the host then, and
+                // stops counting against the quota by itself (HelperClients counts live leases).
+                lease.OnLost((lost, why) =>
                 {
-                    lock (_gate) _perUser[peer.Uid]--;
-                    return HelperMessage.Error(HelperMessage.Exhausted, error!.Message);
-                }
-                lock (held) held[lease.Address] = lease;
+                    lock (held)
+                        if (held.TryGetValue(lost.Address, out var now) && now == lost) held.Remove(lost.Address);
+                    _log.LogWarning("{Peer}: lost {Address} from pool {Pool}: {Why}", peer, lost.Address, lost.PoolName, why);
+                });
                 _log.LogInformation("{Peer}: {Address} from pool {Pool}", peer, lease.Address, pool.Name);
                 return HelperMessage.Ok(lease.Address.ToString());
             }
@@ -220,17 +343,10 @@ public sealed class HelperServer : IDisposable
                     _log.LogWarning("{Peer}: refused to release {Address}, which this connection does not hold", peer, HelperMessage.Truncate(request.Argument));
                     return HelperMessage.Error(HelperMessage.NotHeld, $"this connection holds no address '{HelperMessage.Truncate(request.Argument)}'");
                 }
-                Release(peer, lease);
+                lease.Release();
                 return HelperMessage.Ok(lease.Address.ToString());
             }
         }
-    }
-
-    private bool Release(Peer peer, Lease lease)
-    {
-        if (!lease.Release()) return false;
-        lock (_gate) _perUser[peer.Uid]--;
-        return true;
     }
 
     private string? Refusal(Peer peer, string poolName, out AddressPool? pool, bool checkGrant = true)

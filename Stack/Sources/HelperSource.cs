@@ -15,12 +15,13 @@ namespace SockShim.Stack.Sources;
 /// An unprivileged process's side of `sockshim serve`: one connection to the helper, held for
 /// the process's life (when the process ends, however it ends, the helper sees the connection
 /// close and releases what it held). Addresses are asked for and given back one request at a time.
+/// The helper closes a connection that holds nothing and has said nothing for a while (its idle
+/// timeout); then, holding nothing to lose, this side connects again and asks once more.
 /// </summary>
 internal sealed class HelperSource : IAddressSource
 {
-    private readonly Socket _socket;
-    private readonly NetworkStream _stream;
-    private readonly StreamReader _reader;
+    private NetworkStream _stream;
+    private StreamReader _reader;
     private readonly object _gate = new();
     private readonly string _pool;
     private readonly string _path;
@@ -34,7 +35,6 @@ internal sealed class HelperSource : IAddressSource
 
     private HelperSource(Socket socket, string pool, string path)
     {
-        _socket = socket;
         _stream = new NetworkStream(socket, ownsSocket: true);
         _reader = new StreamReader(_stream, Encoding.ASCII);
         _pool = pool;
@@ -47,20 +47,8 @@ internal sealed class HelperSource : IAddressSource
     {
         string path = spec.SocketPath;
         string where = spec.Origins.Of(PoolField.Helper);
-        var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        try { socket.Connect(new UnixDomainSocketEndPoint(path)); }
-        catch (SocketException ex)
-        {
-            socket.Dispose();
-            throw new ConfigurationException(new SettingProblem(where, path,
-                $"cannot reach `sockshim serve` there ({ex.SocketErrorCode}); start it (as root) with the pool configured", "/run/sockshim/helper.sock"));
-        }
-        if (PeerUid(socket) is not 0 and var uid)
-        {
-            socket.Dispose();
-            throw new ConfigurationException(new SettingProblem(where, path,
-                $"the process serving there runs as uid {uid}, not root: only root's `sockshim serve` is trusted to hand out addresses", "the socket of root's `sockshim serve`, such as /run/sockshim/helper.sock"));
-        }
+        var socket = Connect(path, out string? why) ?? throw new ConfigurationException(new SettingProblem(where, path, why!,
+            why!.StartsWith("cannot reach", StringComparison.Ordinal) ? "/run/sockshim/helper.sock" : "the socket of root's `sockshim serve`, such as /run/sockshim/helper.sock"));
         var source = new HelperSource(socket, spec.Name, path);
         try
         {
@@ -79,6 +67,27 @@ internal sealed class HelperSource : IAddressSource
         }
     }
 
+    /// <summary>A connection to root's helper at <paramref name="path"/>, or null and why not.</summary>
+    private static Socket? Connect(string path, out string? why)
+    {
+        var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try { socket.Connect(new UnixDomainSocketEndPoint(path)); }
+        catch (SocketException ex)
+        {
+            socket.Dispose();
+            why = $"cannot reach `sockshim serve` there ({ex.SocketErrorCode}); start it (as root) with the pool configured";
+            return null;
+        }
+        if (PeerUid(socket) is not 0 and var uid)
+        {
+            socket.Dispose();
+            why = $"the process serving there runs as uid {uid}, not root: only root's `sockshim serve` is trusted to hand out addresses";
+            return null;
+        }
+        why = null;
+        return socket;
+    }
+
     // struct ucred { pid_t pid; uid_t uid; gid_t gid; }: who serves on the other end.
     private static uint PeerUid(Socket socket)
     {
@@ -91,17 +100,45 @@ internal sealed class HelperSource : IAddressSource
     {
         lock (_gate)
         {
-            try
+            if (Exchange(request) is { } line) return Parse(line, out payload, out code);
+            // Closed with nothing held: the helper's idle timeout (or a restart), nothing lost.
+            // Holding addresses, the connection was what kept them: that is not hidden.
+            if (Table is null || !Table.HeldSlots().Any())
             {
-                _stream.Write(Encoding.ASCII.GetBytes(request + "\n"));
-                string? line = _reader.ReadLine();
-                if (line is not null && HelperMessage.TryParseAnswer(line, out bool ok, out payload, out code)) return ok;
-                payload = line is null ? "the helper closed the connection" : $"an answer not of the protocol: '{HelperMessage.Truncate(line)}'";
+                if (Connect(_path, out string? why) is not { } socket)
+                {
+                    payload = $"the helper closed the connection, and connecting again failed: {why}";
+                    code = "connection";
+                    return false;
+                }
+                _reader.Dispose();
+                _stream.Dispose();
+                _stream = new NetworkStream(socket, ownsSocket: true);
+                _reader = new StreamReader(_stream, Encoding.ASCII);
+                if (Exchange(request) is { } again) return Parse(again, out payload, out code);
             }
-            catch (IOException ex) { payload = $"the connection to the helper failed: {ex.Message}"; }
+            payload = "the helper closed the connection";
             code = "connection";
             return false;
         }
+    }
+
+    // One request and its answer line; null when the connection is gone. A helper that refused
+    // the connection (busy) said why before closing: that line is read even if the write failed.
+    private string? Exchange(string request)
+    {
+        try { _stream.Write(Encoding.ASCII.GetBytes(request + "\n")); }
+        catch (IOException) { }
+        try { return _reader.ReadLine(); }
+        catch (IOException) { return null; }
+    }
+
+    private static bool Parse(string line, out string payload, out string code)
+    {
+        if (HelperMessage.TryParseAnswer(line, out bool ok, out payload, out code)) return ok;
+        payload = $"an answer not of the protocol: '{HelperMessage.Truncate(line)}'";
+        code = "connection";
+        return false;
     }
 
     public bool TryTake(out SourcedAddress taken, out StackError? error)

@@ -14,7 +14,8 @@ internal static class HelperMessage
     public const string Acquire = "ACQUIRE", Release = "RELEASE", Describe = "DESCRIBE";
 
     /// <summary>Error codes of an ERR answer.</summary>
-    public const string NotGranted = "not-granted", OverQuota = "over-quota", Exhausted = "exhausted", UnknownPool = "unknown-pool", BadRequest = "bad-request", NotHeld = "not-held";
+    public const string NotGranted = "not-granted", OverQuota = "over-quota", Exhausted = "exhausted", UnknownPool = "unknown-pool", BadRequest = "bad-request", NotHeld = "not-held",
+        Busy = "busy";
 
     public readonly record struct Request(string Verb, string Argument);
 

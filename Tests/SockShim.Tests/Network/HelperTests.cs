@@ -61,25 +61,18 @@ public class HelperTests
     }
 
     /// <summary>The agent as the test's user: no capability, no supplementary group.</summary>
-    private Process AsUser(string pool, int count)
-    {
-        var psi = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
-        foreach (var a in new[] { "netns", "exec", _hosts.A, "setpriv", $"--reuid={_uid}", $"--regid={_gid}", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all",
-                     "dotnet", Programs.PathOf("SockShim.TestAgent"), "sockets", count.ToString(), "192.0.2.2:7200", "tcp" })
-            psi.ArgumentList.Add(a);
-        foreach (var key in psi.Environment.Keys.Where(k => k.StartsWith("SOCKSHIM_")).ToList()) psi.Environment.Remove(key);
-        psi.Environment["SOCKSHIM_HELPER"] = Socket;
-        psi.Environment["SOCKSHIM_POOLNAME"] = pool;
-        psi.Environment["SOCKSHIM_STATEDIR"] = _hosts.StateDirectory;
-        psi.Environment["DOTNET_CLI_HOME"] = _dir;
-        return Process.Start(psi)!;
-    }
+    private Process AsUser(string pool, int count) =>
+        Unprivileged.Start(_hosts.A, _uid, _gid, "SockShim.TestAgent", ["sockets", count.ToString(), "192.0.2.2:7200", "tcp"], new Dictionary<string, string>
+        {
+            ["SOCKSHIM_HELPER"] = Socket, ["SOCKSHIM_POOLNAME"] = pool, ["SOCKSHIM_STATEDIR"] = _hosts.StateDirectory, ["DOTNET_CLI_HOME"] = _dir,
+        });
 
-    private static (List<string> Addresses, string? Error) Read(Process agent)
+    /// <summary>The addresses a `sockets` agent printed before "held", or the error it printed.</summary>
+    internal static (List<string> Addresses, string? Error) Read(Process agent)
     {
         var addresses = new List<string>();
         string? line;
-        while ((line = agent.StandardOutput.ReadLine()) is not null && line != "held")
+        while ((line = Programs.Line(agent)) is not null && line != "held")
         {
             if (line.StartsWith("error")) return (addresses, line);
             var m = Regex.Match(line, @"^socket (\S+):\d+ ");

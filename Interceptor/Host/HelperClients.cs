@@ -1,0 +1,90 @@
+using SockShim.Stack.Pools;
+
+namespace SockShim.Interceptor.Host;
+
+/// <summary>How much of the helper its clients may take: connections in all and per user, and how
+/// long a connection may say nothing while it holds no address (or stop in the middle of a
+/// request) before it is closed. Any local account can connect, so all three are bounded.</summary>
+public sealed record HelperLimits(int MaxConnections, int MaxConnectionsPerUser, TimeSpan IdleTimeout)
+{
+    public static readonly HelperLimits Default = new(256, 32, TimeSpan.FromSeconds(30));
+}
+
+/// <summary>
+/// The helper's book of who is connected and what each user holds. A user's quota is counted
+/// from the leases it holds that are still live (plus the acquisitions in progress), never from
+/// a counter each path must remember to change: a lease that ends by release, by its connection
+/// closing, or by the DHCP server taking it back (NAK, expiry) stops counting the moment it ends.
+/// </summary>
+internal sealed class HelperClients(HelperLimits limits)
+{
+    private readonly object _gate = new();
+    private int _connections;
+    private readonly Dictionary<uint, int> _connectionsOf = new();
+    private readonly Dictionary<uint, List<Lease>> _leasesOf = new();
+    private readonly Dictionary<uint, int> _acquiringOf = new();
+
+    /// <summary>Takes a connection of <paramref name="uid"/> in, or says why not (null: admitted;
+    /// then <see cref="Leave"/> must follow).</summary>
+    public string? Admit(uint uid)
+    {
+        lock (_gate)
+        {
+            if (_connections >= limits.MaxConnections)
+                return $"the helper already has {_connections} connections, its maximum; try again later";
+            int mine = _connectionsOf.GetValueOrDefault(uid);
+            if (mine >= limits.MaxConnectionsPerUser)
+                return $"uid {uid} already has {mine} connections to the helper, the most one user may have";
+            _connections++;
+            _connectionsOf[uid] = mine + 1;
+            return null;
+        }
+    }
+
+    public void Leave(uint uid)
+    {
+        lock (_gate)
+        {
+            _connections--;
+            if (--_connectionsOf[uid] == 0) _connectionsOf.Remove(uid);
+        }
+    }
+
+    /// <summary>Reserves one address of <paramref name="quota"/> for <paramref name="uid"/> while
+    /// it is being acquired; false, with what it holds, when the quota is reached. A reservation
+    /// ends with <see cref="Settle"/>, whether the acquisition succeeded or not.</summary>
+    public bool TryReserve(uint uid, int quota, out int used)
+    {
+        lock (_gate)
+        {
+            used = LiveOf(uid) + _acquiringOf.GetValueOrDefault(uid);
+            if (used >= quota) return false;
+            _acquiringOf[uid] = _acquiringOf.GetValueOrDefault(uid) + 1;
+            return true;
+        }
+    }
+
+    /// <summary>Ends a reservation: the lease acquired (counted while it lives), or null.</summary>
+    public void Settle(uint uid, Lease? lease)
+    {
+        lock (_gate)
+        {
+            if (--_acquiringOf[uid] == 0) _acquiringOf.Remove(uid);
+            if (lease is null) return;
+            if (!_leasesOf.TryGetValue(uid, out var leases)) _leasesOf[uid] = leases = new();
+            leases.Add(lease);
+        }
+    }
+
+    /// <summary>Live addresses a user holds through the helper now.</summary>
+    public int HeldBy(uint uid) { lock (_gate) return LiveOf(uid); }
+
+    // Under _gate: drops the leases that ended (however they ended) and counts the rest.
+    private int LiveOf(uint uid)
+    {
+        if (!_leasesOf.TryGetValue(uid, out var leases)) return 0;
+        leases.RemoveAll(l => l.IsReleased);
+        if (leases.Count == 0) _leasesOf.Remove(uid);
+        return leases.Count;
+    }
+}

@@ -1,0 +1,277 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Text;
+
+namespace SockShim.Tests.Network;
+
+/// <summary>
+/// `sockshim serve` against an unprivileged attacker (a user of its own, no capability, no
+/// grant) who can connect to its socket: connections are bounded per user and in all, idle or
+/// half-sent ones are dropped after the idle timeout, running out of descriptors does not spin
+/// the accept loop; a legitimate user (another account, with a grant) is served all along, seen
+/// from outside (`ip addr`). And a user's quota comes back however a lease ends, also when the
+/// DHCP server takes it back.
+/// </summary>
+[NonParallelizable]
+public class HelperBoundsTests
+{
+    private TwoHosts _hosts = null!;
+    private string _dir = "";
+    private readonly List<string> _users = new();
+    private (uint Uid, uint Gid) _attacker, _legit;
+    private string _legitName = "";
+    private int _helpers;
+
+    [OneTimeSetUp]
+    public void Start()
+    {
+        TwoHosts.RequireRoot();
+        _hosts = new TwoHosts();
+        TwoHosts.Ip($"-n {_hosts.B} route add 198.51.100.0/24 via 192.0.2.1");
+        _dir = Directory.CreateTempSubdirectory("sockshim-helper-bounds-").FullName;
+        File.SetUnixFileMode(_dir, (UnixFileMode)0b111_101_101);
+        _attacker = User("ssx");
+        _legit = User("ssl");
+        _legitName = _users[1];
+        var echo = TwoHosts.StartIn(_hosts.B, "EchoServer", ["--listen", "192.0.2.2:7200", "--timeout", "300"]);
+        Assert.That(Programs.Line(echo), Does.StartWith("listening"));
+    }
+
+    private (uint, uint) User(string prefix)
+    {
+        string name = prefix + Guid.NewGuid().ToString("N")[..8];
+        TwoHosts.Run("useradd", ["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name]);
+        _users.Add(name);
+        return (uint.Parse(TwoHosts.Run("id", ["-u", name]).Trim()), uint.Parse(TwoHosts.Run("id", ["-g", name]).Trim()));
+    }
+
+    [OneTimeTearDown]
+    public void Stop()
+    {
+        _hosts?.Dispose();
+        foreach (var user in _users) TwoHosts.Run("userdel", [user]);
+        if (_dir != "") Directory.Delete(_dir, true);
+    }
+
+    /// <summary>A helper of this test's own, with its log, state directory and socket.</summary>
+    private sealed class Helper : IDisposable
+    {
+        public required Process Process { get; init; }
+        public required string Socket { get; init; }
+        public required string State { get; init; }
+        public readonly StringBuilder Output = new();
+        public string Log() { lock (Output) return Output.ToString(); }
+
+        public void Dispose()
+        {
+            if (!Process.HasExited) Process.Kill(entireProcessTree: true);
+            Process.WaitForExit(10_000);
+            Process.Dispose();
+            if (Directory.Exists(State)) Directory.Delete(State, true);
+        }
+    }
+
+    private Helper StartHelper(string ns, string pools, string pool, int quota, params string[] options)
+    {
+        int n = ++_helpers;
+        string config = Path.Combine(_dir, $"helper{n}.json");
+        File.WriteAllText(config, $$"""{ "pools": [ {{pools}} ], "grants": [ { "user": "{{_legitName}}", "pools": ["{{pool}}"], "quota": {{quota}} } ] }""");
+        string socket = Path.Combine(_dir, $"helper{n}.sock"), state = $"/dev/shm/sockshim-test-bounds-{Guid.NewGuid().ToString("N")[..8]}";
+        var process = TwoHosts.StartIn(ns, "SockShim.Interceptor", ["serve", "--config", config, "--socket", socket, "--state-dir", state, .. options]);
+        var helper = new Helper { Process = process, Socket = socket, State = state };
+        process.ErrorDataReceived += (_, e) => { lock (helper.Output) helper.Output.AppendLine(e.Data); };
+        process.BeginErrorReadLine();
+        Assert.That(Programs.Line(process), Does.StartWith("serving pools "), helper.Log);
+        return helper;
+    }
+
+    private Helper StartNicHelper(params string[] options) => StartHelper(_hosts.A,
+        $$"""{ "name": "nic", "ranges": ["198.51.100.0/24"], "exclude": ["198.51.100.0"], "provisioner": "netlink", "interface": "{{TwoHosts.LinkA}}" }""", "nic", 5, options);
+
+    /// <summary>The attacker's (or a user's) idle connections, and what became of each.</summary>
+    private sealed class Flood : IDisposable
+    {
+        private readonly Process _process;
+        private readonly ConcurrentQueue<string> _lines = new();
+
+        public Flood((uint Uid, uint Gid) user, string socket, int count, bool partial, string dir)
+        {
+            _process = Unprivileged.Start(null, user.Uid, user.Gid, "SockShim.TestAgent", ["unix-connections", socket, count.ToString(), .. partial ? new[] { "partial" } : []],
+                new Dictionary<string, string> { ["DOTNET_CLI_HOME"] = dir });
+            _process.OutputDataReceived += (_, e) => { if (e.Data is not null) _lines.Enqueue(e.Data); };
+            _process.BeginOutputReadLine();
+            Assert.That(DhcpLan.Eventually(() => _lines.Contains($"opened {count}"), TimeSpan.FromSeconds(30)), Is.True, () => $"all {count} connected: {string.Join(" | ", _lines)}");
+        }
+
+        /// <summary>Connections the helper closed: after how long, and what it said first.</summary>
+        public List<(long Ms, string Said)> Closed() => _lines.Where(l => l.StartsWith("closed ")).Select(l => l.Split(' ', 4))
+            .Select(f => (long.Parse(f[2]), f.Length > 3 ? f[3] : "")).ToList();
+
+        public void Dispose()
+        {
+            if (!_process.HasExited) _process.Kill(entireProcessTree: true);
+            _process.WaitForExit(10_000);
+            _process.Dispose();
+        }
+    }
+
+    private Process LegitAgent(string ns, string socket, string pool, IEnumerable<string> args) =>
+        Unprivileged.Start(ns, _legit.Uid, _legit.Gid, "SockShim.TestAgent", args, new Dictionary<string, string>
+        {
+            ["SOCKSHIM_HELPER"] = socket, ["SOCKSHIM_POOLNAME"] = pool, ["SOCKSHIM_STATEDIR"] = _hosts.StateDirectory, ["DOTNET_CLI_HOME"] = _dir,
+        });
+
+    [Test, CancelAfter(150_000)]
+    public void An_attackers_connections_are_bounded_and_dropped_when_idle_while_another_user_is_served()
+    {
+        const int perUser = 8, total = 12, idleSeconds = 8, flood = 40;
+        using var helper = StartNicHelper("--max-connections", $"{total}", "--max-connections-per-user", $"{perUser}", "--idle-timeout", $"{idleSeconds}");
+        using var attack = new Flood(_attacker, helper.Socket, flood, partial: true, _dir);
+
+        // What is over the attacker's bound is closed at once, saying why.
+        Assert.That(DhcpLan.Eventually(() => attack.Closed().Count >= flood - perUser, TimeSpan.FromSeconds(10)), Is.True, () => $"{attack.Closed().Count} closed; {helper.Log()}");
+        var refused = attack.Closed();
+        Assert.That(refused, Has.Count.EqualTo(flood - perUser), "the attacker keeps exactly its bound");
+        Assert.That(refused.Select(r => r.Said), Has.All.StartWith($"ERR busy uid {_attacker.Uid} already has {perUser} connections to the helper"));
+        Assert.That(refused.Select(r => r.Ms), Has.All.LessThan(idleSeconds * 1000), "refused at once, not left to time out");
+
+        // Meanwhile another user is served: its address is on the interface.
+        using var agent = LegitAgent(_hosts.A, helper.Socket, "nic", ["sockets", "1", "192.0.2.2:7200", "tcp"]);
+        var (addresses, error) = HelperTests.Read(agent);
+        Assert.That(error, Is.Null, helper.Log);
+        var served = Stopwatch.StartNew();
+        Assert.That(addresses, Has.Count.EqualTo(1));
+        Assert.That(_hosts.AddressesOnA(), Does.Contain(addresses[0]), "ip addr: the helper put it on vA");
+
+        // The bound in all: 8 + 1 connected, so 3 more of anyone's are taken, the rest refused.
+        using (var more = new Flood(_legit, helper.Socket, 5, partial: false, _dir))
+        {
+            Assert.That(DhcpLan.Eventually(() => more.Closed().Count >= 2, TimeSpan.FromSeconds(10)), Is.True, helper.Log);
+            Assert.That(attack.Closed(), Has.Count.EqualTo(flood - perUser), "(the attacker's idle connections were all still open then)");
+            Assert.That(more.Closed().Select(r => r.Said).ToList(), Has.Count.EqualTo(2).And.All.StartWith($"ERR busy the helper already has {total} connections, its maximum"));
+        }
+
+        // The attacker's idle connections (silent, or a request cut short) go after the idle timeout, not before.
+        Assert.That(DhcpLan.Eventually(() => attack.Closed().Count == flood, TimeSpan.FromSeconds(idleSeconds + 10)), Is.True, () => $"{attack.Closed().Count} closed");
+        var idle = attack.Closed().Where(c => !c.Said.StartsWith("ERR busy")).ToList();
+        Assert.That(idle, Has.Count.EqualTo(perUser));
+        Assert.That(idle.Select(c => c.Ms), Has.All.InRange(idleSeconds * 1000 - 50, idleSeconds * 1000 + 5000), "closed at the idle timeout");
+        Assert.That(idle.Select(c => c.Said), Has.All.Empty, "closed without an answer");
+        Assert.That(DhcpLan.Eventually(() => helper.Log().Contains("sent nothing while holding no address") && helper.Log().Contains("stopped in the middle of a request")
+            && helper.Log().Contains($"connection refused: uid {_attacker.Uid} already has {perUser} connections"), TimeSpan.FromSeconds(5)), Is.True, helper.Log);
+
+        // A connection that holds an address may wait between requests: past the idle timeout
+        // it still holds it (only time can show that something did not happen).
+        var left = TimeSpan.FromSeconds(idleSeconds + 2) - served.Elapsed;
+        if (left > TimeSpan.Zero) Thread.Sleep(left);
+        Assert.That(_hosts.AddressesOnA(), Does.Contain(addresses[0]), "the served user's address stayed");
+        Assert.That(helper.Log(), Does.Not.Contain("disconnected: released"), "its connection was not dropped");
+        agent.StandardInput.WriteLine("close");
+        Assert.That(agent.WaitForExit(20_000), Is.True);
+        Assert.That(helper.Process.HasExited, Is.False);
+    }
+
+    // utime + stime of a process, in clock ticks (USER_HZ: 100 a second on Linux).
+    private static long CpuTicks(int pid)
+    {
+        string stat = File.ReadAllText($"/proc/{pid}/stat");
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        return long.Parse(fields[11]) + long.Parse(fields[12]);
+    }
+
+    // The CPU time <paramref name="pid"/> uses over a window of a few seconds must stay under a
+    // tenth of one core: a loop retrying a failing accept at once uses all of one.
+    private static void AssertQuietFor(int pid, TimeSpan window, string what)
+    {
+        long before = CpuTicks(pid);
+        var measured = Stopwatch.StartNew();
+        Thread.Sleep(window); // the measurement window itself
+        long used = CpuTicks(pid) - before;
+        Assert.That(used, Is.LessThan(measured.Elapsed.TotalSeconds * 100 * 0.1), $"CPU ticks over {measured.Elapsed.TotalSeconds:F1} s {what} (a spinning loop uses ~100 a second)");
+    }
+
+    private void AssertServed(Helper helper)
+    {
+        using var agent = LegitAgent(_hosts.A, helper.Socket, "nic", ["sockets", "1", "192.0.2.2:7200", "tcp"]);
+        var (addresses, error) = HelperTests.Read(agent);
+        Assert.That(error, Is.Null, helper.Log);
+        Assert.That(_hosts.AddressesOnA(), Does.Contain(addresses.Single()), "ip addr: served");
+        agent.StandardInput.WriteLine("close");
+        Assert.That(agent.WaitForExit(20_000), Is.True);
+    }
+
+    /// <summary>A helper with few descriptors (RLIMIT_NOFILE lowered with prlimit while it runs).
+    /// Near the limit it refuses connections at once, keeping room for itself; with none left at
+    /// all, accept fails and is retried with a pause, logged once: in both, little CPU, no crash,
+    /// and served again when the flood ends (and, out of descriptors, the limit is raised).</summary>
+    [Test, CancelAfter(150_000)]
+    public void Out_of_descriptors_the_helper_backs_off_instead_of_spinning_and_serves_again_when_the_flood_ends()
+    {
+        using var helper = StartNicHelper("--idle-timeout", "600");
+        int pid = helper.Process.Id;
+        Assert.That(File.ReadAllText($"/proc/{pid}/comm").Trim(), Is.EqualTo("dotnet"), "the helper's own pid (ip netns exec execs it)");
+        int OpenFiles() => Directory.GetFileSystemEntries($"/proc/{pid}/fd").Length;
+        const int headroom = 32; // Descriptors.Headroom
+        TwoHosts.Run("prlimit", [$"--pid={pid}", $"--nofile={OpenFiles() + headroom + 6}:"]);
+
+        // Near the limit: a few connections are taken, the rest refused at once, saying why.
+        using (var flood = new Flood(_attacker, helper.Socket, 60, partial: false, _dir))
+        {
+            Assert.That(DhcpLan.Eventually(() => flood.Closed().Count >= 50, TimeSpan.FromSeconds(20)), Is.True, helper.Log);
+            Assert.That(flood.Closed().Select(c => c.Said).ToList(), Has.All.StartWith("ERR busy the helper is near its limit of"));
+            AssertQuietFor(pid, TimeSpan.FromSeconds(3), "refusing a flood near the limit of open files");
+        }
+        AssertServed(helper);
+
+        // None left: accept itself fails (EMFILE), again and again while the flood waits. A new
+        // descriptor takes the lowest free number, which the limit now forbids.
+        var numbers = Directory.GetFileSystemEntries($"/proc/{pid}/fd").Select(f => int.Parse(Path.GetFileName(f))).ToHashSet();
+        int lowestFree = Enumerable.Range(0, numbers.Count + 1).First(n => !numbers.Contains(n));
+        TwoHosts.Run("prlimit", [$"--pid={pid}", $"--nofile={lowestFree}:"]);
+        using (var flood = new Flood(_attacker, helper.Socket, 20, partial: false, _dir))
+        {
+            Assert.That(DhcpLan.Eventually(() => helper.Log().Contains("accept failed: TooManyOpenSockets"), TimeSpan.FromSeconds(20)), Is.True, helper.Log);
+            AssertQuietFor(pid, TimeSpan.FromSeconds(3), "of failing accepts");
+            Assert.That(helper.Log().Split('\n').Count(l => l.Contains("accept failed")), Is.EqualTo(1), "logged once");
+            Assert.That(helper.Process.HasExited, Is.False, helper.Log);
+            TwoHosts.Run("prlimit", [$"--pid={pid}", "--nofile=1024:"]);
+        }
+        Assert.That(DhcpLan.Eventually(() => helper.Log().Contains("accepting again after"), TimeSpan.FromSeconds(15)), Is.True, helper.Log);
+        AssertServed(helper);
+    }
+
+    /// <summary>The DHCP server takes the user's leases back (it stops answering, they expire):
+    /// they leave the host and no longer count, so the same user gets its full quota again while
+    /// its first client is still connected.</summary>
+    [Test, CancelAfter(180_000)]
+    public void A_DHCP_lease_that_expires_returns_its_quota()
+    {
+        using var lan = new DhcpLan(clients: 1);
+        var kea = lan.StartKea(valid: 6, renew: 2, rebind: 4);
+        string host = lan.Clients[0];
+        using var helper = StartHelper(host,
+            $$"""{ "name": "lan", "ranges": ["203.0.113.0/24"], "exclude": ["203.0.113.0", "203.0.113.254"], "source": "dhcp", "provisioner": "netlink", "interface": "{{DhcpLan.ClientLink}}" }""", "lan", 2);
+
+        using var first = LegitAgent(host, helper.Socket, "lan", ["sockets", "2", "192.0.2.254:9", "udp"]);
+        var (leased, error) = HelperTests.Read(first);
+        Assert.That(error, Is.Null, helper.Log);
+        Assert.That(leased, Has.Count.EqualTo(2).And.All.StartWith("203.0.113."));
+        Assert.That(lan.AddressesOf(host), Is.SupersetOf(leased));
+
+        kea.Kill(true);
+        Assert.That(kea.WaitForExit(10_000), Is.True);
+        // Renewal and rebinding get no answer: each lease is lost at most 6 s after its last renewal.
+        Assert.That(DhcpLan.Eventually(() => leased.All(a => helper.Log().Contains($"lost {a} from pool lan")), TimeSpan.FromSeconds(30)), Is.True, helper.Log);
+        Assert.That(DhcpLan.Eventually(() => !lan.AddressesOf(host).Intersect(leased).Any(), TimeSpan.FromSeconds(10)), Is.True, "the lost leases left eth0");
+        Assert.That(first.HasExited, Is.False, "the first client is still connected");
+
+        lan.StartKea(valid: 60, renew: 30, rebind: 50);
+        using var second = LegitAgent(host, helper.Socket, "lan", ["sockets", "2", "192.0.2.254:9", "udp"]);
+        var (again, refused) = HelperTests.Read(second);
+        Assert.That(refused, Is.Null, () => "the quota of 2 is free again: " + helper.Log());
+        Assert.That(again, Has.Count.EqualTo(2));
+        Assert.That(lan.AddressesOf(host), Is.SupersetOf(again));
+        second.StandardInput.WriteLine("close");
+        Assert.That(second.WaitForExit(20_000), Is.True);
+    }
+}
