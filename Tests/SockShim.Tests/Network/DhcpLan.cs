@@ -68,7 +68,7 @@ internal sealed class DhcpLan : IDisposable
     /// <summary>Starts dnsmasq on the bridge, serving .10-.250 of each subnet, and waits until it listens.</summary>
     public Process StartDnsmasq(string leaseTime = "2m")
     {
-        if (!File.Exists("/usr/sbin/dnsmasq")) Assert.Ignore("needs dnsmasq (`apt-get install dnsmasq-base`); .ci/run installs it");
+        if (!File.Exists("/usr/sbin/dnsmasq")) Assert.Fail("missing precondition: needs dnsmasq (`apt-get install dnsmasq-base`); .ci/run installs it");
         File.WriteAllText(LeaseFile, "");
         var args = new List<string>
         {
@@ -90,7 +90,7 @@ internal sealed class DhcpLan : IDisposable
     /// dnsmasq, with its two-minute minimum, cannot give), and waits until it serves.</summary>
     public Process StartKea(int valid = 6, int renew = 2, int rebind = 4)
     {
-        if (!File.Exists("/usr/sbin/kea-dhcp4")) Assert.Ignore("needs Kea (`apt-get install kea-dhcp4-server`); .ci/run installs it");
+        if (!File.Exists("/usr/sbin/kea-dhcp4")) Assert.Fail("missing precondition: needs Kea (`apt-get install kea-dhcp4-server`); .ci/run installs it");
         string log = Path.Combine(Directory, "kea.log"), config = Path.Combine(Directory, "kea-dhcp4.json");
         // Listening on one address of the bridge: on all three, Kea's raw sockets see each packet three times.
         File.WriteAllText(config, $$"""

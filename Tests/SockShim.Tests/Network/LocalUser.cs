@@ -3,16 +3,14 @@ using System.Diagnostics;
 namespace SockShim.Tests.Network;
 
 /// <summary>
-/// An unprivileged account made for one test fixture (no home, no shell, no capability), and
-/// the test's programs run as it through setpriv. The programs are run from a copy of the test
-/// output that the account can read, since the checkout may sit under a directory it cannot.
+/// An unprivileged account made for one test (no home, no shell, no capability), and the
+/// test's programs or a shell command run as it through setpriv.
 /// </summary>
 internal sealed class LocalUser : IDisposable
 {
     public string Name { get; }
     public uint Uid { get; }
     public uint Gid { get; }
-    private string? _programs;
 
     public LocalUser(string prefix)
     {
@@ -28,17 +26,8 @@ internal sealed class LocalUser : IDisposable
 
     /// <summary>Starts a program of the test output (by assembly name) as this account, with
     /// only <paramref name="env"/> of SockShim's variables.</summary>
-    public Process Start(string program, IEnumerable<string> args, IDictionary<string, string>? env = null)
-    {
-        var psi = new ProcessStartInfo("setpriv") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in AsMe("dotnet", Path.Combine(Programs(), program + ".dll"))) psi.ArgumentList.Add(a);
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        foreach (var key in psi.Environment.Keys.Where(k => k.StartsWith("SOCKSHIM_") || k.StartsWith("DOTNET_")).ToList()) psi.Environment.Remove(key);
-        psi.Environment["HOME"] = "/nonexistent";
-        psi.Environment["DOTNET_CLI_HOME"] = "/tmp";
-        if (env is not null) foreach (var (k, v) in env) psi.Environment[k] = v;
-        return Process.Start(psi)!;
-    }
+    public Process Start(string program, IEnumerable<string> args, IDictionary<string, string>? env = null) =>
+        Unprivileged.Start(null, Uid, Gid, program, args, env ?? new Dictionary<string, string>());
 
     /// <summary>Runs a shell command as this account; its exit code and output.</summary>
     public (int Exit, string Output) Shell(string script)
@@ -52,25 +41,8 @@ internal sealed class LocalUser : IDisposable
         return (p.ExitCode, stdout.Result + stderr);
     }
 
-    // A root-owned copy, readable by everyone, in a directory of a random name made for it.
-    private string Programs()
-    {
-        if (_programs is not null) return _programs;
-        var dir = Directory.CreateTempSubdirectory("sockshim-test-programs-");
-        string from = AppContext.BaseDirectory;
-        foreach (var file in Directory.GetFiles(from, "*", SearchOption.AllDirectories))
-        {
-            string to = Path.Combine(dir.FullName, Path.GetRelativePath(from, file));
-            Directory.CreateDirectory(Path.GetDirectoryName(to)!);
-            File.Copy(file, to);
-        }
-        File.SetUnixFileMode(dir.FullName, (UnixFileMode)0b111_101_101);
-        return _programs = dir.FullName;
-    }
-
     public void Dispose()
     {
         TwoHosts.Run("userdel", [Name]);
-        if (_programs is not null) Directory.Delete(_programs, recursive: true);
     }
 }

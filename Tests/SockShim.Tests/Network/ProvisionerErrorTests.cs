@@ -43,7 +43,7 @@ public class ProvisionerErrorTests
     public void Without_CAP_NET_ADMIN_the_capability_is_named_with_how_to_grant_it()
     {
         TwoHosts.RequireRoot();
-        if (!File.Exists("/usr/bin/setpriv")) Assert.Ignore("needs setpriv (util-linux) to drop a capability");
+        if (!File.Exists("/usr/bin/setpriv")) Assert.Fail("missing precondition: needs setpriv (util-linux) to drop a capability");
         var (exit, output) = RunDropped(["dotnet", Programs.PathOf("SockShim.Interceptor"), "config", "--check-host", "--provisioner", "netlink", "--interface", "lo", "--pool", "192.0.2.0/28",
             "--state-dir", "/dev/shm/sockshim-test-nocap"]);
         Assert.That(exit, Is.EqualTo(2), output);

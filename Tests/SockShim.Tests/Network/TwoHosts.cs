@@ -16,8 +16,8 @@ internal sealed class TwoHosts : IDisposable
 
     public static void RequireRoot()
     {
-        if (Tmds.Linux.LibC.geteuid() != 0) Assert.Ignore("needs root (network namespaces, CAP_NET_ADMIN); CI runs it as root");
-        if (!File.Exists("/usr/sbin/ip") && !File.Exists("/sbin/ip") && !File.Exists("/usr/bin/ip")) Assert.Ignore("needs iproute2 (`apt-get install iproute2`)");
+        if (Tmds.Linux.LibC.geteuid() != 0) Assert.Fail("missing precondition: needs root (network namespaces, CAP_NET_ADMIN); CI runs it as root");
+        if (!File.Exists("/usr/sbin/ip") && !File.Exists("/sbin/ip") && !File.Exists("/usr/bin/ip")) Assert.Fail("missing precondition: needs iproute2 (`apt-get install iproute2`)");
     }
 
     public TwoHosts()
