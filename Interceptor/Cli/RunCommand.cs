@@ -22,6 +22,7 @@ internal static class RunCommand
             var given = LaunchPlan.WithRunDefaults(stack.Given(parse));
             Stack.Configuration.SettingsLoader.Load(given); // a bad setting stops here, before the app starts
 
+            LaunchPlan.CheckToolDirectory(AppContext.BaseDirectory); // before anything is woven for it
             var store = CacheOption.Store(parse, cache);
             TextWriter? log = parse.GetValue(verbose) ? error : null;
             try { LaunchPlan.Prepare(store, log is null ? null : log.WriteLine, error.WriteLine); }

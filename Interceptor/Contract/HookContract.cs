@@ -53,6 +53,18 @@ internal static class HookContract
     public const string SourceFileLength = "SourceFileLength";
     public const string SourceFileTime = "SourceFileTime";
 
+    /// <summary>The variable in which the launcher tells the startup hook which woven copy it
+    /// checked against its recorded SHA-256 for one runtime version, as
+    /// "INODE:SIZE:CTIMESECONDS.NANOSECONDS:PATH". Any write to the file after that check changes
+    /// its change time (only root can set it), so one stat in the app proves the bytes are still
+    /// the ones hashed, without hashing 2 MB in every app's start-up.</summary>
+    public static string WovenRecordVariable(string runtimeVersion)
+    {
+        var name = ("SOCKSHIM_WOVEN_" + runtimeVersion).ToCharArray();
+        for (int i = 0; i < name.Length; i++) if (!char.IsAsciiLetterOrDigit(name[i])) name[i] = '_';
+        return new string(name);
+    }
+
     /// <summary>Bumped whenever the woven code changes, so caches are rebuilt.</summary>
     public const string CurrentWeaverVersion = "5";
 

@@ -52,11 +52,14 @@ public sealed class LaunchPlan
 
     public static LaunchPlan For(IReadOnlyList<string> command, IReadOnlyDictionary<string, string?> settings, WovenStore store, string toolDirectory, bool verbose = false)
     {
+        CheckToolDirectory(toolDirectory);
         var plan = new LaunchPlan { Command = command.ToList() };
         var hook = plan.HookVariables;
         hook["DOTNET_SHARED_STORE"] = Prepend(store.StoreDirectory, "DOTNET_SHARED_STORE");
         hook["DOTNET_ADDITIONAL_DEPS"] = Prepend(store.DepsDirectory, "DOTNET_ADDITIONAL_DEPS");
         hook["DOTNET_STARTUP_HOOKS"] = Prepend(StartupHookPath(toolDirectory), "DOTNET_STARTUP_HOOKS");
+        foreach (var (version, prepared) in store.Verified)
+            hook[Contract.HookContract.WovenRecordVariable(version)] = $"{prepared.Identity}:{prepared.AssemblyPath}";
         foreach (var (key, value) in settings)
         {
             if (value is null) continue;
@@ -69,8 +72,9 @@ public sealed class LaunchPlan
         {
             if (command.Any(a => a is "--settings" or "-s" || a.StartsWith("--settings:")))
                 throw new ArgumentException("sockshim run passes its variables to `dotnet test` in a runsettings file of its own; remove --settings, or run the test host under `sockshim run` another way");
-            plan._tempFile = Path.Combine(Path.GetTempPath(), $"sockshim-{System.Environment.ProcessId}-{Guid.NewGuid():N}.runsettings");
-            File.WriteAllText(plan._tempFile, RunSettings(hook));
+            // In this account's private directory, never a shared one; created, not followed.
+            plan._tempFile = Path.Combine(store.PrivateDirectory, $"sockshim-{System.Environment.ProcessId}-{Guid.NewGuid():N}.runsettings");
+            TrustedPaths.WriteNew(plan._tempFile, RunSettings(hook), 0b110_000_000);
             plan.Command = [.. command, "--settings", plan._tempFile];
         }
         else
@@ -86,6 +90,23 @@ public sealed class LaunchPlan
             }
         }
         return plan;
+    }
+
+    /// <summary>As root, the hooks loaded into apps must come from a directory that root owns
+    /// and no other account can write, nor any directory above it; so must every assembly in it
+    /// (the hooks' load context takes SockShim's dependencies from there).</summary>
+    internal static void CheckToolDirectory(string toolDirectory)
+    {
+        if (!TrustedPaths.AsRoot) return;
+        string directory = TrustedPaths.Canonical(toolDirectory) ?? toolDirectory;
+        Untrusted? problem = TrustedPaths.Problem(directory);
+        if (problem is null)
+            foreach (var file in Directory.GetFiles(directory, "*.dll"))
+                if ((problem = TrustedPaths.Problem(file, leafIsFile: true)) is not null) break;
+        if (problem is not null)
+            throw new Stack.Claims.UntrustedStateException(
+                $"tool directory {directory}: {problem}; as root SockShim loads its hooks into apps only from files that root owns and no other account can write, " +
+                "nor any directory above them: clone or install SockShim as root (for example `sudo git clone <repo> /opt/sockshim`, then /opt/sockshim/sockshim), or run it as that user");
     }
 
     private static string Prepend(string value, string variable) =>

@@ -17,7 +17,18 @@ internal static class StartupHook
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
         bool trace = Environment.GetEnvironmentVariable("SOCKSHIM_TRACE_STARTUP") == "1";
-        string? problem = CheckWovenAssembly(out var slots);
+        string recordVariable = HookContract.WovenRecordVariable(Environment.Version.ToString());
+        string? record = Environment.GetEnvironmentVariable(recordVariable);
+        // Before anything of System.Net.Sockets is touched: the file must still be the one the
+        // launcher checked against the SHA-256 recorded when it was woven.
+        string? recordedPath = null;
+        if (record is not null && WovenRecord.Check(record, out recordedPath) is { } changed) Refuse(changed);
+        string? problem = CheckWovenAssembly(out var slots, out string location);
+        if (problem is null && recordedPath is null)
+            problem = $"the woven System.Net.Sockets ({location}) was loaded without the launcher's record of the copy it checked ({recordVariable}). " +
+                      "Start the app with `sockshim run`, or with every variable `sockshim env` prints.";
+        else if (problem is null && location != recordedPath)
+            problem = $"the loaded System.Net.Sockets ({location}) is not the woven copy the launcher checked ({recordedPath}). Start the app with `sockshim run`.";
         if (problem is not null) Refuse(problem);
         Trampolines.Install(slots!, LoadHooks);
         if (trace) Console.Error.WriteLine($"sockshim: woven assembly checked and slots set in {clock.Elapsed.TotalMilliseconds:F1} ms");
@@ -44,9 +55,11 @@ internal static class StartupHook
     private static string Describe(Exception ex) =>
         ex.GetType().Name == "ConfigurationException" ? ex.Message : $"the hooks could not be installed: {ex.GetType().Name}: {ex.Message}";
 
-    private static string? CheckWovenAssembly(out Type? hooks)
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static string? CheckWovenAssembly(out Type? hooks, out string location)
     {
         var sockets = typeof(System.Net.Sockets.Socket).Assembly;
+        location = sockets.Location;
         hooks = sockets.GetType(HookContract.FullTypeName);
         if (hooks is null)
             return $"the woven System.Net.Sockets was not loaded (the app loaded {sockets.Location}). " +

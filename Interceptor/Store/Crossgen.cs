@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Xml.Linq;
 
 namespace SockShim.Interceptor.Store;
 
@@ -14,37 +15,125 @@ public static class Crossgen
         : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
 
     /// <summary>The crossgen2 executable for <paramref name="runtimeVersion"/>, downloading the
-    /// package through NuGet when it is not there yet; null with <paramref name="why"/> when it cannot be had.</summary>
-    public static string? Find(string runtimeVersion, out string why)
+    /// package through NuGet when it is not there yet; null with <paramref name="why"/> when it
+    /// cannot be had. The restore runs in a new 0700 directory under
+    /// <paramref name="privateParent"/> (the cache's own), never in a shared temporary directory:
+    /// MSBuild and NuGet read Directory.Build.*, NuGet.Config and global.json from every directory
+    /// above a project. There it has its own global.json and NuGet.Config (the account's sources,
+    /// nothing read from the directories above), and Directory.Build/Packages imports and
+    /// Directory.Build.rsp are switched off on the command line.</summary>
+    public static string? Find(string runtimeVersion, string privateParent, out string why)
     {
         string tool = Path.Combine(PackagesFolder, PackageId, runtimeVersion, "tools", "crossgen2");
-        if (File.Exists(tool)) { why = ""; return tool; }
+        if (File.Exists(tool)) return Trusted(tool, out why);
+        if (UntrustedAsRoot(PackagesFolder) is { } packages)
+        {
+            why = $"the NuGet packages folder {PackagesFolder} is not root's alone ({packages}); as root SockShim runs no crossgen2 another account could change: set NUGET_PACKAGES to a folder root owns";
+            return null;
+        }
+        if (NuGetConfig(out why) is not { } config) return null;
 
-        string temp = Path.Combine(Path.GetTempPath(), "sockshim-crossgen-" + Guid.NewGuid().ToString("N")[..8]);
-        Directory.CreateDirectory(temp);
+        string dir;
+        try { dir = TrustedPaths.NewPrivateDirectory(privateParent, "restore-"); }
+        catch (IOException ex)
+        {
+            why = $"no private directory for dotnet restore: {ex.Message}";
+            return null;
+        }
         try
         {
-            File.WriteAllText(Path.Combine(temp, "download.csproj"), $"""
+            TrustedPaths.WriteNew(Path.Combine(dir, "download.csproj"), $"""
                 <Project Sdk="Microsoft.NET.Sdk">
                   <PropertyGroup><TargetFramework>net{runtimeVersion.Split('.')[0]}.0</TargetFramework></PropertyGroup>
                   <ItemGroup><PackageDownload Include="Microsoft.NETCore.App.Crossgen2.linux-x64" Version="[{runtimeVersion}]" /></ItemGroup>
                 </Project>
-                """);
-            var (exit, output) = Run("dotnet", ["restore", "--nologo", "-v", "q"], temp, TimeSpan.FromMinutes(3));
+                """, 0b110_000_000);
+            TrustedPaths.WriteNew(Path.Combine(dir, "NuGet.Config"), config, 0b110_000_000);
+            // Stops the SDK's search for a global.json above (it can choose the SDK and MSBuild SDKs).
+            TrustedPaths.WriteNew(Path.Combine(dir, "global.json"), "{}\n", 0b110_000_000);
+            var (exit, output) = Run("dotnet", ["restore", "download.csproj", "--nologo", "-v", "q",
+                "--configfile", Path.Combine(dir, "NuGet.Config"),
+                // Global properties: set before Microsoft.Common.props decides on these imports.
+                "-p:ImportDirectoryBuildProps=false", "-p:ImportDirectoryBuildTargets=false", "-p:ImportDirectoryPackagesProps=false",
+                "-noAutoResponse"], dir, TimeSpan.FromMinutes(3));
             if (exit != 0 || !File.Exists(tool))
             {
                 why = $"the package Microsoft.NETCore.App.Crossgen2.linux-x64 {runtimeVersion} could not be restored: {output.Trim()}";
                 return null;
             }
-            why = "";
-            return tool;
+            return Trusted(tool, out why);
         }
         catch (Exception ex) when (ex is System.ComponentModel.Win32Exception or IOException)
         {
             why = $"dotnet restore could not run: {ex.Message}";
             return null;
         }
-        finally { Directory.Delete(temp, recursive: true); }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    /// <summary>The tool, unless root would run a file another account can change.</summary>
+    private static string? Trusted(string tool, out string why)
+    {
+        why = UntrustedAsRoot(tool) is { } problem
+            ? $"{tool} is not root's alone ({problem}); as root SockShim runs no crossgen2 another account could change: set NUGET_PACKAGES to a folder root owns"
+            : "";
+        return why == "" ? tool : null;
+    }
+
+    /// <summary>As root: what is wrong with <paramref name="path"/> (or the deepest part of it
+    /// that exists) and the directories above it; null when fine, or when not root.</summary>
+    private static Untrusted? UntrustedAsRoot(string path)
+    {
+        if (!TrustedPaths.AsRoot) return null;
+        string existing = Path.GetFullPath(path);
+        string? canonical;
+        while ((canonical = TrustedPaths.Canonical(existing)) is null)
+            if ((existing = Path.GetDirectoryName(existing)!) is null) return null;
+        return TrustedPaths.Problem(canonical, leafIsFile: File.Exists(canonical));
+    }
+
+    /// <summary>The NuGet configuration of the restore: the package sources this account has
+    /// configured (its user-level NuGet.Config, or nuget.org when it has none), with their
+    /// credentials, source mapping and proxy settings; null with <paramref name="why"/> when
+    /// root's configuration is another account's to change.</summary>
+    private static string? NuGetConfig(out string why)
+    {
+        why = "";
+        string user = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "NuGet", "NuGet.Config");
+        var sources = new List<(string Key, string Value)>();
+        var copied = new List<XElement>();
+        if (!File.Exists(user)) sources.Add(("nuget.org", "https://api.nuget.org/v3/index.json"));
+        else
+        {
+            if (UntrustedAsRoot(user) is { } problem)
+            {
+                why = $"the NuGet configuration {user} is not root's alone ({problem}); as root SockShim restores only with a configuration root owns";
+                return null;
+            }
+            XDocument document;
+            try { document = XDocument.Load(user); }
+            catch (System.Xml.XmlException ex)
+            {
+                why = $"the NuGet configuration {user} cannot be read: {ex.Message}";
+                return null;
+            }
+            var root = document.Root;
+            var disabled = root?.Element("disabledPackageSources")?.Elements("add")
+                .Where(e => string.Equals((string?)e.Attribute("value"), "true", StringComparison.OrdinalIgnoreCase))
+                .Select(e => (string?)e.Attribute("key")).ToHashSet() ?? [];
+            foreach (var element in root?.Element("packageSources")?.Elements() ?? [])
+            {
+                if (element.Name == "clear") sources.Clear();
+                else if (element.Name == "add" && (string?)element.Attribute("key") is { } key && (string?)element.Attribute("value") is { } value && !disabled.Contains(key))
+                    sources.Add((key, value));
+            }
+            foreach (var name in new[] { "packageSourceCredentials", "packageSourceMapping", "config" })
+                if (root?.Element(name) is { } element)
+                    copied.Add(new XElement(element.Name, element.Attributes(), element.Elements().Where(e => (string?)e.Attribute("key") != "globalPackagesFolder")));
+        }
+        return new XDocument(new XElement("configuration",
+            new XElement("packageSources", new XElement("clear"), sources.Select(s => new XElement("add", new XAttribute("key", s.Key), new XAttribute("value", s.Value)))),
+            copied)).ToString();
     }
 
     /// <summary>Compiles <paramref name="input"/> against the runtime's other assemblies.</summary>

@@ -16,9 +16,35 @@ public sealed class WovenStore(string root)
     public const string PackageId = "sockshim.woven.sockets";
     public const string WovenFileVersion = "65535";
 
-    public string Root { get; } = root;
+    private string? _root;
+
+    /// <summary>The cache's canonical path, made when missing. As root it must be root's and
+    /// writable by no other account, with every directory above it: another account could
+    /// otherwise put its own code into every app root starts under SockShim.</summary>
+    public string Root => _root ??= OpenRoot(root);
     public string StoreDirectory => Path.Combine(Root, "store");
     public string DepsDirectory => Path.Combine(Root, "deps");
+
+    /// <summary>This account's private working directory in the cache (mode 0700): weaving,
+    /// crossgen2's restore and `dotnet test`'s runsettings happen there, never in a shared
+    /// temporary directory.</summary>
+    public string PrivateDirectory => TrustedPaths.PrivateDirectory(Path.Combine(Root, "tmp"));
+
+    /// <summary>The copies checked against their recorded hash by <see cref="Prepare"/>, by
+    /// runtime version: what the launcher tells the startup hook to expect.</summary>
+    public IReadOnlyDictionary<string, Prepared> Verified => _verified;
+    private readonly Dictionary<string, Prepared> _verified = new();
+
+    private static string OpenRoot(string given)
+    {
+        string canonical = TrustedPaths.EnsureDirectory(given, 0b111_101_101, check: TrustedPaths.AsRoot, out var problem);
+        if (problem is null) return canonical;
+        string full = Path.GetFullPath(given);
+        string where = problem.Path == canonical ? $"is {problem.Reason}" : $"is under {problem.Path}, which is {problem.Reason}";
+        throw new Stack.Claims.UntrustedStateException(
+            $"cache {full} {where}; as root SockShim uses only a cache that root owns and no other account can write, nor any directory above it " +
+            "(its woven assemblies are loaded into every app root starts): set SOCKSHIM_CACHE (or --cache) to one such as /var/cache/sockshim, or run as that user");
+    }
 
     public static string DefaultRoot =>
         Environment.GetEnvironmentVariable("SOCKSHIM_CACHE") is { Length: > 0 } c ? c
@@ -33,8 +59,9 @@ public sealed class WovenStore(string root)
     public string DepsPath(InstalledRuntime runtime) =>
         Path.Combine(DepsDirectory, "shared", "Microsoft.NETCore.App", runtime.Version, "sockshim.deps.json");
 
-    /// <summary>How a runtime's woven copy was compiled, for status and warnings.</summary>
-    public sealed record Prepared(InstalledRuntime Runtime, string AssemblyPath, bool ReadyToRun, bool FromCache, string? Warning);
+    /// <summary>How a runtime's woven copy was compiled, for status and warnings; its SHA-256 and
+    /// identity (inode, size, change time) as checked.</summary>
+    public sealed record Prepared(InstalledRuntime Runtime, string AssemblyPath, bool ReadyToRun, bool FromCache, string? Warning, string Sha256 = "", string Identity = "");
 
     /// <summary>Prepares the copy for every runtime an app may roll forward to. Throws
     /// <see cref="WeaveException"/> when a runtime cannot be woven, or when there is none.</summary>
@@ -46,21 +73,30 @@ public sealed class WovenStore(string root)
         return runtimes.Select(r => Prepare(r, progress)).ToList();
     }
 
-    /// <summary>Weaves (or finds in the cache) the copy for <paramref name="runtime"/>.</summary>
+    /// <summary>Weaves (or finds in the cache) the copy for <paramref name="runtime"/>. A cached
+    /// copy is used only when its bytes still have the SHA-256 recorded when it was woven;
+    /// otherwise it is woven again, with a warning.</summary>
     public Prepared Prepare(InstalledRuntime runtime, Action<string>? progress = null)
     {
         var mvid = runtime.SocketsMvid;
         string target = AssemblyPath(runtime, mvid);
         string marker = target + ".ok";
-        if (File.Exists(marker))
+        string? changed = null;
+        if (ReadMarker(marker) is var (kind, recorded))
         {
-            WriteDeps(runtime, mvid);
-            bool r2r = File.ReadAllText(marker).Contains("readytorun");
-            return new Prepared(runtime, target, r2r, FromCache: true, r2r ? null : "cached IL-only copy (crossgen2 was not available when it was woven)");
+            var (sha, identity) = HashOrNothing(target);
+            if (sha == recorded)
+            {
+                WriteDeps(runtime, mvid);
+                bool r2r = kind == "readytorun";
+                return Remember(new Prepared(runtime, target, r2r, FromCache: true, r2r ? null : "cached IL-only copy (crossgen2 was not available when it was woven)", sha, identity));
+            }
+            changed = $"the cached {target} is not what was woven (SHA-256 {recorded[..16]}... recorded, {(sha is null ? "file unreadable" : sha[..16] + "... found")}): woven again";
+            progress?.Invoke("warning: " + changed);
+            File.Delete(marker);
         }
 
-        string work = Path.Combine(Root, "tmp", Guid.NewGuid().ToString("N")[..12]);
-        Directory.CreateDirectory(work);
+        string work = TrustedPaths.NewPrivateDirectory(PrivateDirectory, "weave-");
         try
         {
             string il = Path.Combine(work, "System.Net.Sockets.il.dll");
@@ -70,7 +106,7 @@ public sealed class WovenStore(string root)
             string compiled = Path.Combine(work, "System.Net.Sockets.dll");
             string? warning = null;
             progress?.Invoke($"compiling ReadyToRun with crossgen2 {runtime.Version}");
-            var crossgen = Crossgen.Find(runtime.Version, out var why);
+            var crossgen = Crossgen.Find(runtime.Version, PrivateDirectory, out var why);
             if (crossgen is null || !Crossgen.Compile(crossgen, il, compiled, runtime, out why))
             {
                 warning = $"using the IL-only woven assembly, which makes start-up slower (about 30 ms): {why}";
@@ -80,12 +116,32 @@ public sealed class WovenStore(string root)
 
             Directory.CreateDirectory(Path.GetDirectoryName(target)!);
             File.Move(compiled, target, overwrite: true);
-            File.WriteAllText(marker, warning is null ? "readytorun" : "il-only");
+            var (sha, identity) = TrustedPaths.Hash(target);
+            TrustedPaths.Replace(marker, $"{(warning is null ? "readytorun" : "il-only")}\nsha256 {sha}\n", 0b110_100_100);
             WriteDeps(runtime, mvid);
             progress?.Invoke($"ready: {target}");
-            return new Prepared(runtime, target, warning is null, FromCache: false, warning);
+            string? told = changed is null ? warning : warning is null ? changed : $"{changed}; {warning}";
+            return Remember(new Prepared(runtime, target, warning is null, FromCache: false, told, sha, identity));
         }
         finally { Directory.Delete(work, recursive: true); }
+    }
+
+    private Prepared Remember(Prepared prepared) => _verified[prepared.Runtime.Version] = prepared;
+
+    /// <summary>The kind and SHA-256 a marker records; null when there is none, or it is from a
+    /// version that recorded no hash (then the copy is woven again).</summary>
+    private static (string Kind, string Sha256)? ReadMarker(string marker)
+    {
+        if (!File.Exists(marker)) return null;
+        var lines = File.ReadAllLines(marker);
+        string? sha = lines.FirstOrDefault(l => l.StartsWith("sha256 "))?[7..].Trim();
+        return sha is { Length: 64 } ? (lines[0].Trim(), sha) : null;
+    }
+
+    private static (string? Sha256, string Identity) HashOrNothing(string path)
+    {
+        try { return TrustedPaths.Hash(path); }
+        catch (IOException) { return (null, ""); } // missing, or not a plain file: woven again
     }
 
     private void WriteDeps(InstalledRuntime runtime, Guid mvid)
@@ -119,6 +175,6 @@ public sealed class WovenStore(string root)
         string path = DepsPath(runtime);
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         string text = deps.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true });
-        if (!File.Exists(path) || File.ReadAllText(path) != text) File.WriteAllText(path, text);
+        if (!File.Exists(path) || File.ReadAllText(path) != text) TrustedPaths.Replace(path, text, 0b110_100_100);
     }
 }

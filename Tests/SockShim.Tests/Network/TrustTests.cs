@@ -10,7 +10,7 @@ namespace SockShim.Tests.Network;
 /// aims at, `sockshim status`, the exit codes and messages root's processes give.
 /// </summary>
 [NonParallelizable]
-public class TrustTests
+public partial class TrustTests
 {
     private string _user = "";
     private uint _uid, _gid;

@@ -1,0 +1,224 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+
+namespace SockShim.Tests.Network;
+
+/// <summary>
+/// Attacks 2 and 3 of the trust model: crossgen2's restore in a shared temporary directory, and
+/// a cache or tool directory trusted by its name. The attacker plants its files as an
+/// unprivileged user; root's `sockshim` is run as a separate process, and what happened is read
+/// from outside: exit codes and messages, a marker file the planted build would write, the
+/// connections a planted package source would get, the bytes of the woven file.
+/// </summary>
+public partial class TrustTests
+{
+    /// <summary>Attack 2: another account plants Directory.Build.props/targets (code run by
+    /// MSBuild as root), a NuGet.Config naming its own package source and a Directory.Build.rsp
+    /// switching the imports back on, in a sticky world-writable temporary directory (a stand-in
+    /// for /tmp: TMPDIR points at it) that is also above the cache. crossgen2 must really be
+    /// restored (an empty packages folder): it is, with this account's sources, and none of the
+    /// planted files has any effect.</summary>
+    [Test]
+    public void Crossgen2s_restore_ignores_the_build_and_NuGet_files_another_account_plants_above_it()
+    {
+        string shared = $"/dev/shm/sockshim-test-sharedtmp-{_id}";
+        string packages = $"/dev/shm/sockshim-test-packages-{_id}";
+        string marker = Path.Combine(shared, "planted-build-ran");
+        var bogus = new TcpListener(IPAddress.Loopback, 0);
+        int connections = 0;
+        try
+        {
+            Directory.CreateDirectory(shared);
+            File.SetUnixFileMode(shared, (UnixFileMode)0b1_111_111_111); // like /tmp: root's, sticky, everyone's to write
+            Directory.CreateDirectory(packages);
+            File.SetUnixFileMode(packages, (UnixFileMode)0b111_000_000);
+            bogus.Start();
+            int port = ((IPEndPoint)bogus.LocalEndpoint).Port;
+            _ = Task.Run(async () =>
+            {
+                try { while (true) { using var c = await bogus.AcceptTcpClientAsync(); Interlocked.Increment(ref connections); } }
+                catch (Exception ex) when (ex is SocketException or ObjectDisposedException) { }
+            });
+
+            string props = $"""
+                <Project>
+                  <PropertyGroup><Planted>$([System.IO.File]::WriteAllText('{marker}', 'root ran the planted build'))</Planted></PropertyGroup>
+                  <Target Name="Planted" BeforeTargets="Restore;_GenerateRestoreGraph;CollectPackageDownloads"><Exec Command="echo target &gt;&gt; {marker}" /></Target>
+                </Project>
+                """;
+            string config = $"""<configuration><packageSources><clear /><add key="planted" value="http://127.0.0.1:{port}/v3/index.json" /></packageSources></configuration>""";
+            var (planted, output) = AsAttacker(
+                $"cat > {shared}/Directory.Build.props <<'EOF'\n{props}\nEOF\n" +
+                $"cp {shared}/Directory.Build.props {shared}/Directory.Build.targets && " +
+                $"printf '%s' '{config}' > {shared}/NuGet.Config && " +
+                $"printf '%s\\n' '-p:ImportDirectoryBuildProps=true' '-p:ImportDirectoryBuildTargets=true' > {shared}/Directory.Build.rsp");
+            Assert.That(planted, Is.Zero, output);
+
+            var env = new Dictionary<string, string> { ["TMPDIR"] = shared, ["NUGET_PACKAGES"] = packages };
+            var (exit, stdout, stderr) = Programs.Run("SockShim.Interceptor", ["prepare", "--cache", Path.Combine(shared, "cache")], env, TimeSpan.FromMinutes(5));
+            Assert.That(exit, Is.Zero, stdout + stderr);
+            Assert.That(stdout, Does.Contain("ReadyToRun").And.Not.Contain("IL-only"), stdout + stderr);
+            string version = Environment.Version.ToString();
+            Assert.That(File.Exists(Path.Combine(packages, "microsoft.netcore.app.crossgen2.linux-x64", version, "tools", "crossgen2")), Is.True,
+                "crossgen2 was restored into the empty packages folder: the restore ran");
+            Assert.That(File.Exists(marker), Is.False, "the planted Directory.Build.props/targets never ran");
+            Assert.That(Volatile.Read(ref connections), Is.Zero, "the planted package source was never asked");
+            Assert.That(Directory.GetFileSystemEntries(Path.Combine(shared, "cache", "tmp")), Is.Empty, "the private restore directory is gone");
+            Assert.That(Directory.GetDirectories(shared, "sockshim-crossgen-*"), Is.Empty, "nothing was restored in the shared directory");
+            AssertProtectedUnchanged();
+        }
+        finally
+        {
+            bogus.Stop();
+            if (Directory.Exists(shared)) Directory.Delete(shared, true);
+            if (Directory.Exists(packages)) Directory.Delete(packages, true);
+        }
+    }
+
+    /// <summary>Attack 3: root is pointed at a cache another account can change (its own, one
+    /// under a directory of its own, or one anyone may write), through --cache or SOCKSHIM_CACHE,
+    /// with a woven copy and marker planted in it. Root refuses before the command runs: exit 2,
+    /// one line saying what is wrong and what to do.</summary>
+    [TestCase("attacker's", "--cache")]
+    [TestCase("attacker's", "SOCKSHIM_CACHE")]
+    [TestCase("under the attacker's", "--cache")]
+    [TestCase("0777", "--cache")]
+    public void As_root_a_cache_another_account_can_change_is_refused(string cacheKind, string how)
+    {
+        string top = $"/dev/shm/sockshim-test-usercache-{_id}";
+        string cache = cacheKind == "under the attacker's" ? Path.Combine(top, "cache") : top;
+        string ran = $"/dev/shm/sockshim-test-ran-{_id}";
+        try
+        {
+            if (cacheKind == "0777")
+            {
+                Directory.CreateDirectory(top);
+                File.SetUnixFileMode(top, (UnixFileMode)0b111_111_111);
+            }
+            else
+            {
+                var (made, output) = AsAttacker($"mkdir -m 755 {top} && mkdir -p {cache}/store && printf 'readytorun\\nsha256 {new string('0', 64)}\\n' > {cache}/store/planted.ok");
+                Assert.That(made, Is.Zero, output);
+            }
+            var env = how == "SOCKSHIM_CACHE" ? new Dictionary<string, string> { ["SOCKSHIM_CACHE"] = cache } : null;
+            string[] args = how == "--cache" ? ["run", "--cache", cache, "--", "sh", "-c", $"touch {ran}"] : ["run", "--", "sh", "-c", $"touch {ran}"];
+            var (exit, stdout, stderr) = Programs.Run("SockShim.Interceptor", args, env, TimeSpan.FromMinutes(2));
+            Assert.That(exit, Is.EqualTo(2), stdout + stderr);
+            string why = cacheKind switch
+            {
+                "attacker's" => $"cache {cache} is owned by uid {_uid} ({_user})",
+                "under the attacker's" => $"cache {cache} is under {top}, which is owned by uid {_uid} ({_user})",
+                _ => $"cache {cache} is writable by other accounts (mode 777",
+            };
+            Assert.That(stderr, Does.Contain(why).And.Contain("as root SockShim uses only a cache that root owns").And.Contain("SOCKSHIM_CACHE"));
+            Assert.That(stderr.Trim().Split('\n'), Has.Length.EqualTo(1), "one line");
+            Assert.That(stderr, Does.Not.Contain("   at "));
+            Assert.That(File.Exists(ran), Is.False, "the command never ran");
+        }
+        finally
+        {
+            if (Directory.Exists(top)) Directory.Delete(top, true);
+            if (File.Exists(ran)) File.Delete(ran);
+        }
+    }
+
+    /// <summary>Attack 3, the woven copy: its bytes changed after it was woven (one byte, same
+    /// size). An app started with the launcher's record of the checked copy refuses to run
+    /// (exit 97); `sockshim run` sees the hash differ and weaves it again; without the record the
+    /// hook refuses too.</summary>
+    [Test]
+    public void A_woven_copy_changed_after_weaving_is_never_loaded()
+    {
+        string cache = $"/dev/shm/sockshim-test-woven-{_id}";
+        try
+        {
+            var (exit, exports, stderr) = Programs.Run("SockShim.Interceptor", ["env", "--cache", cache], timeout: TimeSpan.FromMinutes(5));
+            Assert.That(exit, Is.Zero, stderr);
+            var env = exports.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l["export ".Length..].Split('=', 2))
+                .ToDictionary(kv => kv[0], kv => kv[1].Trim('\''));
+            env["SOCKSHIM_EAGER_HOOKS"] = "1";
+            string record = SockShim.Interceptor.Contract.HookContract.WovenRecordVariable(Environment.Version.ToString());
+            Assert.That(env, Does.ContainKey(record), exports);
+            string woven = env[record].Split(':', 4)[3];
+
+            var (before, _, beforeErr) = Programs.Run("LegacyApp", [], env);
+            Assert.That(before, Is.EqualTo(2), "LegacyApp's usage error: the hook let the checked copy run. " + beforeErr);
+
+            var bytes = File.ReadAllBytes(woven);
+            bytes[bytes.Length / 2] ^= 0xFF;
+            File.WriteAllBytes(woven, bytes);
+            var (changed, _, changedErr) = Programs.Run("LegacyApp", [], env);
+            Assert.That(changed, Is.EqualTo(97), changedErr);
+            Assert.That(changedErr, Does.Contain($"the woven System.Net.Sockets {woven} has changed since the launcher checked it").And.Contain("sockshim run"));
+
+            var (rerun, _, rerunErr) = Programs.Run("SockShim.Interceptor", ["run", "--cache", cache, "--", "dotnet", Programs.PathOf("LegacyApp")], timeout: TimeSpan.FromMinutes(5));
+            Assert.That(rerun, Is.EqualTo(2), "LegacyApp's usage error, on a fresh copy: " + rerunErr);
+            Assert.That(rerunErr, Does.Contain($"the cached {woven} is not what was woven").And.Contain("woven again"));
+            string recorded = File.ReadAllLines(woven + ".ok").Single(l => l.StartsWith("sha256 "))[7..];
+            Assert.That(Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(woven))).ToLowerInvariant(), Is.EqualTo(recorded), "the copy in place is the one recorded");
+
+            env.Remove(record);
+            var (unrecorded, _, unrecordedErr) = Programs.Run("LegacyApp", [], env);
+            Assert.That(unrecorded, Is.EqualTo(97), unrecordedErr);
+            Assert.That(unrecordedErr, Does.Contain($"without the launcher's record of the copy it checked ({record})"));
+        }
+        finally
+        {
+            if (Directory.Exists(cache)) Directory.Delete(cache, true);
+        }
+    }
+
+    /// <summary>Attack 3, the tool: root never loads hooks into its apps from files another
+    /// account can change. A copy of the tool in which one assembly is the attacker's is refused
+    /// before anything runs; so is the `sockshim` script in a clone the attacker owns, before it
+    /// builds anything there.</summary>
+    [Test]
+    public void As_root_a_tool_another_account_can_change_is_refused()
+    {
+        string tool = $"/dev/shm/sockshim-test-tool-{_id}";
+        string clone = $"/dev/shm/sockshim-test-clone-{_id}";
+        string ran = $"/dev/shm/sockshim-test-ran-{_id}";
+        try
+        {
+            Directory.CreateDirectory(tool);
+            TwoHosts.Run("cp", ["-a", AppContext.BaseDirectory + "/.", tool]);
+            string hooks = Path.Combine(tool, "SockShim.Hooks.dll");
+            TwoHosts.Run("chown", [_user, hooks]);
+            var (exit, stdout, stderr) = Run("dotnet", [Path.Combine(tool, "SockShim.Interceptor.dll"), "run", "--", "sh", "-c", $"touch {ran}"]);
+            Assert.That(exit, Is.EqualTo(2), stdout + stderr);
+            Assert.That(stderr, Does.Contain($"tool directory {tool}: {hooks} is owned by uid {_uid} ({_user})").And.Contain("install SockShim as root").And.Not.Contain("   at "));
+            Assert.That(File.Exists(ran), Is.False, "the command never ran");
+
+            var (made, output) = AsAttacker($"mkdir -m 755 {clone}");
+            Assert.That(made, Is.Zero, output);
+            File.Copy(Path.Combine(RepoPaths.Root, "sockshim"), Path.Combine(clone, "sockshim"));
+            TwoHosts.Run("chown", [_user, Path.Combine(clone, "sockshim")]);
+            var (script, scriptOut, scriptErr) = Run("bash", [Path.Combine(clone, "sockshim"), "run", "--", "sh", "-c", $"touch {ran}"]);
+            Assert.That(script, Is.EqualTo(2), scriptOut + scriptErr);
+            Assert.That(scriptErr, Does.Contain($"sockshim: {clone} is owned by uid {_uid}").And.Contain("clone it as root"));
+            Assert.That(Directory.Exists(Path.Combine(clone, ".artifacts")), Is.False, "nothing was built in the attacker's clone");
+            Assert.That(File.Exists(ran), Is.False);
+        }
+        finally
+        {
+            if (Directory.Exists(tool)) Directory.Delete(tool, true);
+            if (Directory.Exists(clone)) Directory.Delete(clone, true);
+            if (File.Exists(ran)) File.Delete(ran);
+        }
+    }
+
+    private static (int Exit, string Out, string Err) Run(string file, IEnumerable<string> args)
+    {
+        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        foreach (var key in psi.Environment.Keys.Where(k => k.StartsWith("SOCKSHIM_")).ToList()) psi.Environment.Remove(key);
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(TimeSpan.FromMinutes(2))) { p.Kill(true); Assert.Fail($"{file} {string.Join(' ', args)} did not finish in time"); }
+        p.WaitForExit();
+        return (p.ExitCode, stdout.Result, stderr.Result);
+    }
+}
