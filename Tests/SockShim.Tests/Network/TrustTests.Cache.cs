@@ -43,12 +43,11 @@ public partial class TrustTests
             });
 
             string props = $"""
-                <Project>
-                  <PropertyGroup><Planted>$([System.IO.File]::WriteAllText('{marker}', 'root ran the planted build'))</Planted></PropertyGroup>
-                  <Target Name="Planted" BeforeTargets="Restore;_GenerateRestoreGraph;CollectPackageDownloads"><Exec Command="echo target &gt;&gt; {marker}" /></Target>
+                <Project InitialTargets="Planted">
+                  <Target Name="Planted"><Exec Command="echo root ran the planted build &gt;&gt; {marker}" /></Target>
                 </Project>
                 """;
-            string config = $"""<configuration><packageSources><clear /><add key="planted" value="http://127.0.0.1:{port}/v3/index.json" /></packageSources></configuration>""";
+            string config = $"""<configuration><packageSources><clear /><add key="planted" value="http://127.0.0.1:{port}/v3/index.json" allowInsecureConnections="true" /></packageSources></configuration>""";
             var (planted, output) = AsAttacker(
                 $"cat > {shared}/Directory.Build.props <<'EOF'\n{props}\nEOF\n" +
                 $"cp {shared}/Directory.Build.props {shared}/Directory.Build.targets && " +
@@ -58,13 +57,13 @@ public partial class TrustTests
 
             var env = new Dictionary<string, string> { ["TMPDIR"] = shared, ["NUGET_PACKAGES"] = packages };
             var (exit, stdout, stderr) = Programs.Run("SockShim.Interceptor", ["prepare", "--cache", Path.Combine(shared, "cache")], env, TimeSpan.FromMinutes(5));
+            Assert.That(File.Exists(marker), Is.False, "the planted Directory.Build.props/targets never ran");
+            Assert.That(Volatile.Read(ref connections), Is.Zero, "the planted package source was never asked");
             Assert.That(exit, Is.Zero, stdout + stderr);
             Assert.That(stdout, Does.Contain("ReadyToRun").And.Not.Contain("IL-only"), stdout + stderr);
             string version = Environment.Version.ToString();
             Assert.That(File.Exists(Path.Combine(packages, "microsoft.netcore.app.crossgen2.linux-x64", version, "tools", "crossgen2")), Is.True,
                 "crossgen2 was restored into the empty packages folder: the restore ran");
-            Assert.That(File.Exists(marker), Is.False, "the planted Directory.Build.props/targets never ran");
-            Assert.That(Volatile.Read(ref connections), Is.Zero, "the planted package source was never asked");
             Assert.That(Directory.GetFileSystemEntries(Path.Combine(shared, "cache", "tmp")), Is.Empty, "the private restore directory is gone");
             Assert.That(Directory.GetDirectories(shared, "sockshim-crossgen-*"), Is.Empty, "nothing was restored in the shared directory");
             AssertProtectedUnchanged();
