@@ -57,7 +57,7 @@ internal static class HookContract
     /// checked against its recorded SHA-256 for one runtime version, as
     /// "INODE:SIZE:CTIMESECONDS.NANOSECONDS:PATH". Any write to the file after that check changes
     /// its change time (only root can set it), so one stat in the app proves the bytes are still
-    /// the ones hashed, without hashing 2 MB in every app's start-up.</summary>
+    /// the ones hashed, without hashing the assembly in every app's start-up.</summary>
     public static string WovenRecordVariable(string runtimeVersion)
     {
         var name = ("SOCKSHIM_WOVEN_" + runtimeVersion).ToCharArray();

@@ -23,6 +23,7 @@ internal static class StartupHook
         // launcher checked against the SHA-256 recorded when it was woven.
         string? recordedPath = null;
         if (record is not null && WovenRecord.Check(record, out recordedPath) is { } changed) Refuse(changed);
+        var recordChecked = clock.Elapsed;
         string? problem = CheckWovenAssembly(out var slots, out string location);
         if (problem is null && recordedPath is null)
             problem = $"the woven System.Net.Sockets ({location}) was loaded without the launcher's record of the copy it checked ({recordVariable}). " +
@@ -31,7 +32,7 @@ internal static class StartupHook
             problem = $"the loaded System.Net.Sockets ({location}) is not the woven copy the launcher checked ({recordedPath}). Start the app with `sockshim run`.";
         if (problem is not null) Refuse(problem);
         Trampolines.Install(slots!, LoadHooks);
-        if (trace) Console.Error.WriteLine($"sockshim: woven assembly checked and slots set in {clock.Elapsed.TotalMilliseconds:F1} ms");
+        if (trace) Console.Error.WriteLine($"sockshim: woven assembly checked and slots set in {clock.Elapsed.TotalMilliseconds:F1} ms (its record in {recordChecked.TotalMicroseconds:F0} us)");
         // SOCKSHIM_EAGER_HOOKS=1 loads the hooks now, so a broken installation shows at start-up.
         if (Environment.GetEnvironmentVariable("SOCKSHIM_EAGER_HOOKS") == "1" && LoadHooks() is { } failed) Refuse(failed);
     }
