@@ -49,6 +49,17 @@ internal sealed class TestStack : IDisposable
     }
 }
 
+/// <summary>Where a pool given as text keeps its table in a state directory, as its processes compute it.</summary>
+internal static class Tables
+{
+    public static string PathOf(string stateDirectory, string pool, string name)
+    {
+        var spec = (SockShim.Stack.Configuration.LocalPoolSpec)SockShim.Stack.Configuration.SettingsLoader.Load(
+            new Dictionary<string, string?> { ["Pool"] = pool, ["PoolName"] = name }, new Dictionary<string, string>()).Pools[0];
+        return SockShim.Stack.Claims.StateDirectory.TablePath(stateDirectory, spec.Name, spec.Addresses.Fingerprint);
+    }
+}
+
 /// <summary>Runs the test's helper programs (built beside the tests) as separate processes.</summary>
 internal static class Programs
 {

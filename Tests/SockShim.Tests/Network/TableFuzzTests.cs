@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using System.Text.RegularExpressions;
-using SockShim.Stack.Claims;
-using SockShim.Stack.Configuration;
 
 namespace SockShim.Tests.Network;
 
@@ -25,8 +23,7 @@ public class TableFuzzTests
         using var user = new LocalUser("ssf");
         string state = $"/dev/shm/sockshim-test-fuzz-{Guid.NewGuid():N}"[..40];
         var env = new Dictionary<string, string> { ["SOCKSHIM_POOL"] = "127.106.0.0/22", ["SOCKSHIM_POOLNAME"] = "fuzz", ["SOCKSHIM_STATEDIR"] = state };
-        var spec = (LocalPoolSpec)SettingsLoader.Load(new Dictionary<string, string?> { ["Pool"] = "127.106.0.0/22", ["PoolName"] = "fuzz" }, new Dictionary<string, string>()).Pools[0];
-        string table = StateDirectory.TablePath(state, spec.Name, spec.Addresses.Fingerprint);
+        string table = Tables.PathOf(state, "127.106.0.0/22", "fuzz");
         var started = new List<Process>();
         try
         {

@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using SockShim.Stack.Claims;
-using SockShim.Stack.Configuration;
 
 namespace SockShim.Tests.Network;
 
@@ -16,8 +14,7 @@ public class TableLockTests
         using var attacker = new LocalUser("ssl");
         string state = $"/dev/shm/sockshim-test-lock-{Guid.NewGuid():N}"[..38];
         var env = new Dictionary<string, string> { ["SOCKSHIM_POOL"] = "127.105.2.0/29", ["SOCKSHIM_POOLNAME"] = "locked", ["SOCKSHIM_STATEDIR"] = state };
-        var spec = (LocalPoolSpec)SettingsLoader.Load(new Dictionary<string, string?> { ["Pool"] = "127.105.2.0/29", ["PoolName"] = "locked" }, new Dictionary<string, string>()).Pools[0];
-        string table = StateDirectory.TablePath(state, spec.Name, spec.Addresses.Fingerprint);
+        string table = Tables.PathOf(state, "127.105.2.0/29", "locked");
         var started = new List<Process>();
         try
         {

@@ -71,11 +71,7 @@ public partial class TrustTests
         ["SOCKSHIM_POOL"] = "127.105.0.0/29", ["SOCKSHIM_POOLNAME"] = "trust", ["SOCKSHIM_STATEDIR"] = state,
     };
 
-    private static string TablePath(string state)
-    {
-        var spec = (LocalPoolSpec)SettingsLoader.Load(new Dictionary<string, string?> { ["Pool"] = "127.105.0.0/29", ["PoolName"] = "trust" }, new Dictionary<string, string>()).Pools[0];
-        return StateDirectory.TablePath(state, spec.Name, spec.Addresses.Fingerprint);
-    }
+    private static string TablePath(string state) => Tables.PathOf(state, "127.105.0.0/29", "trust");
 
     /// <summary>Attack 1: the state directory made first by another account (it is empty after
     /// boot), with links at the names root would write. Root refuses it, naming path, owner and
