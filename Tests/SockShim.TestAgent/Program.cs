@@ -6,8 +6,7 @@ using SockShim.Stack.Errors;
 using SockShim.Stack.Pools;
 
 // A second process for the host-wide tests. It takes its pool from SOCKSHIM_* like any app.
-//   churn N     : N acquire/release rounds; prints "dup <addr>" if it ever sees an address it
-//                 holds claimed by someone else's live lease at the same time, then "done <n>".
+//   churn N     : N acquisitions with a start barrier, each reported; then keeps a few (see Churn).
 //   hold N      : acquires N leases, prints them, "held", then waits to be killed.
 //   leak N      : acquires N leases and exits without releasing them.
 //   berkeley-dhcp N SERVER : N TUPLE_DHCP descriptors through the Berkeley API (see BerkeleyDhcp).
@@ -36,35 +35,7 @@ var pool = stack.Pools[0];
 switch (verb)
 {
     case "churn":
-    {
-        // Each held address is also recorded in a marker file per address; a duplicate holder
-        // finds the marker already present (O_EXCL), which is exactly a uniqueness violation.
-        string markers = Environment.GetEnvironmentVariable("AGENT_MARKERS")!;
-        int dups = 0;
-        var held = new List<(Lease, string)>();
-        for (int i = 0; i < count; i++)
-        {
-            if (!pool.TryAcquire("agent churn", out var lease, out var error))
-            {
-                // Exhaustion under contention is allowed; release what we hold and go on.
-                foreach (var (l, m) in held) { File.Delete(m); l.Release(); }
-                held.Clear();
-                continue;
-            }
-            string marker = Path.Combine(markers, lease.Address.ToString());
-            try { using (File.Open(marker, FileMode.CreateNew)) { } }
-            catch (IOException) { dups++; Console.WriteLine($"dup {lease.Address}"); marker = ""; }
-            held.Add((lease, marker));
-            if (held.Count >= 8 || i % 3 == 0)
-            {
-                foreach (var (l, m) in held) { if (m != "") File.Delete(m); l.Release(); }
-                held.Clear();
-            }
-        }
-        foreach (var (l, m) in held) { if (m != "") File.Delete(m); l.Release(); }
-        Console.WriteLine($"done {count} dups {dups}");
-        return 0;
-    }
+        return Churn.Run(pool, count);
     case "hold":
     {
         for (int i = 0; i < count; i++)
@@ -118,6 +89,6 @@ switch (verb)
         return 0;
     }
     default:
-        Console.Error.WriteLine("usage: agent churn N | hold N");
+        Console.Error.WriteLine("usage: agent churn N | hold N | leak N | dial N SERVER");
         return 2;
 }

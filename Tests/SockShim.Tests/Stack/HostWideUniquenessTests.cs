@@ -37,24 +37,94 @@ public class HostWideUniquenessTests
         Assert.That(t.HeldSlots(), Is.Zero, "every address free again");
     }
 
-    [Test]
+    /// <summary>
+    /// Four processes churn through one small pool at the same time. What counts is what they
+    /// acquired (each reports every address it got, not how often it tried), that they really ran
+    /// together (a start barrier every process waits at, and acquisition windows with a common
+    /// instant), and that no address had two holders: the O_EXCL marker each holder makes per
+    /// address never exists already, and the addresses all four keep at the end, held at once, are
+    /// distinct and each shows in `sockshim status` under its own holder.
+    /// </summary>
+    [Test, CancelAfter(180_000)]
     public void Four_processes_sharing_one_pool_never_hold_one_address_together()
     {
+        const int Processes = 4, Acquisitions = 2500, Keep = 6;
         using var t = new TestStack("127.101.11.0/27", AllocationStrategy.Random);
         string markers = Path.Combine(t.StateDirectory, "markers");
         Directory.CreateDirectory(markers);
+        string barrier = Path.Combine(t.StateDirectory, "barrier");
+        Assert.That(Fifo.Make(barrier), Is.Zero, "mkfifo");
         var env = t.Environment;
         env["AGENT_MARKERS"] = markers;
-        var agents = Enumerable.Range(0, 4).Select(_ => Programs.Start("SockShim.TestAgent", ["churn", "2500"], env)).ToList();
-        var outputs = agents.Select(a => a.StandardOutput.ReadToEndAsync()).ToList();
-        foreach (var a in agents)
+        env["AGENT_BARRIER"] = barrier;
+        var agents = Enumerable.Range(0, Processes).Select(_ => Programs.Start("SockShim.TestAgent", ["churn", Acquisitions.ToString()], env, redirectInput: true)).ToList();
+        try
         {
-            Assert.That(a.WaitForExit(TimeSpan.FromSeconds(90)), Is.True, "agent finished");
-            Assert.That(a.ExitCode, Is.Zero, () => a.StandardError.ReadToEnd());
+            foreach (var a in agents) Assert.That(Programs.Line(a), Is.EqualTo("ready"), () => a.StandardError.ReadToEnd());
+            // Opening the write end lets every reader's open return; each then reads, which
+            // returns for all of them at once when this end is closed. Non-blocking (ENXIO while
+            // no reader has it open yet), so an agent that died cannot hang the test.
+            int start = -1;
+            var opening = Stopwatch.StartNew();
+            while ((start = Fifo.OpenWriter(barrier)) < 0 && opening.Elapsed < TimeSpan.FromSeconds(30))
+                Thread.Sleep(1);
+            Assert.That(start, Is.GreaterThanOrEqualTo(0), "an agent opened the barrier");
+            try { foreach (var a in agents) Assert.That(Programs.Line(a), Is.EqualTo("waiting")); }
+            finally { Tmds.Linux.LibC.close(start); }
+
+            var reports = agents.Select(a =>
+            {
+                var lines = new List<string>();
+                string? line;
+                while ((line = Programs.Line(a)) is not null && !line.StartsWith("done") && !line.StartsWith("error")) lines.Add(line);
+                Assert.That(line, Does.StartWith("done"), () => $"{line} {a.StandardError.ReadToEnd()}");
+                return (Pid: a.Id, Lines: lines, Done: line!);
+            }).ToList();
+
+            // Held by all four at once now: distinct, and status (another process) agrees.
+            var kept = reports.SelectMany(r => r.Lines.Where(l => l.StartsWith("holding ")).Select(l => (Address: l[8..], r.Pid))).ToList();
+            Assert.That(kept, Has.Count.EqualTo(Processes * Keep), "each process keeps what it said");
+            Assert.That(kept.Select(k => k.Address).Distinct().Count(), Is.EqualTo(kept.Count), "no address is kept by two processes");
+            var (statusExit, status, statusErr) = Programs.Run("SockShim.Interceptor", ["status", "--json", "--state-dir", t.StateDirectory]);
+            Assert.That(statusExit, Is.Zero, statusErr);
+            var rows = System.Text.Json.JsonDocument.Parse(status).RootElement.EnumerateArray()
+                .Select(r => (Address: r.GetProperty("address").GetString()!, Pid: r.GetProperty("pid").GetInt32(), Alive: r.GetProperty("alive").GetBoolean())).ToList();
+            Assert.That(rows.Select(r => (r.Address, r.Pid)), Is.EquivalentTo(kept), "status lists exactly the kept addresses, each under its holder");
+            Assert.That(rows.All(r => r.Alive), Is.True);
+
+            // What they acquired, not how often they tried.
+            var pool = t.Pool.Definition;
+            foreach (var r in reports)
+            {
+                var got = r.Lines.Where(l => l.StartsWith("got ")).Select(l => IPAddress.Parse(l[4..])).ToList();
+                Assert.That(r.Done, Is.EqualTo($"done {Acquisitions} dups 0"), "the marker of every address was free when it was acquired");
+                Assert.That(got, Has.Count.EqualTo(Acquisitions), "every acquisition is reported");
+                Assert.That(got.All(a => pool.IndexOf(a) >= 0), Is.True, "from the pool");
+                Assert.That(got.Distinct().Count(), Is.GreaterThan(1), "it went through the pool");
+            }
+            Assert.That(reports.Sum(r => r.Lines.Count(l => l.StartsWith("got "))), Is.EqualTo(Processes * Acquisitions));
+
+            // Each window runs from its first to its last acquisition: one instant inside all four
+            // (the latest start before the earliest end) proves they acquired at the same time.
+            var windows = reports.Select(r => r.Lines.Single(l => l.StartsWith("window ")).Split(' ')).Select(f => (Start: long.Parse(f[1]), End: long.Parse(f[2]))).ToList();
+            long origin = windows.Min(w => w.Start);
+            TestContext.Out.WriteLine("acquisition windows (ms after the first): " + string.Join(", ", windows.Select(w => $"{(w.Start - origin) / 1e6:F1}-{(w.End - origin) / 1e6:F1}")));
+            Assert.That(windows.Max(w => w.Start), Is.LessThan(windows.Min(w => w.End)),
+                () => "acquisition windows (CLOCK_MONOTONIC ns): " + string.Join(", ", windows));
+
+            foreach (var a in agents) a.StandardInput.WriteLine("release");
+            foreach (var a in agents)
+            {
+                Assert.That(a.WaitForExit(TimeSpan.FromSeconds(30)), Is.True, "agent finished");
+                Assert.That(a.ExitCode, Is.Zero, () => a.StandardError.ReadToEnd());
+            }
+            Assert.That(Directory.GetFiles(markers), Is.Empty);
+            Assert.That(t.HeldSlots(), Is.Zero, "every address free again");
         }
-        foreach (var o in outputs) Assert.That(o.Result, Does.Contain("done 2500 dups 0"));
-        Assert.That(Directory.GetFiles(markers), Is.Empty);
-        Assert.That(t.HeldSlots(), Is.Zero, "every address free again");
+        finally
+        {
+            foreach (var a in agents) { if (!a.HasExited) a.Kill(); a.Dispose(); }
+        }
     }
 
     [Test]
@@ -90,5 +160,21 @@ public class HostWideUniquenessTests
         Assert.That(exit, Is.Zero, stdout);
         Assert.That(stdout, Does.Contain("leaked 5"));
         Assert.That(t.HeldSlots(), Is.Zero);
+    }
+}
+
+/// <summary>The start barrier of the multi-process tests: a FIFO the agents read.</summary>
+internal static unsafe class Fifo
+{
+    public static int Make(string path)
+    {
+        fixed (byte* p = System.Text.Encoding.UTF8.GetBytes(path + "\0")) return Tmds.Linux.LibC.mkfifo(p, 0b110_000_000);
+    }
+
+    /// <summary>The write end, or -1 (ENXIO) while no reader has the FIFO open.</summary>
+    public static int OpenWriter(string path)
+    {
+        fixed (byte* p = System.Text.Encoding.UTF8.GetBytes(path + "\0"))
+            return Tmds.Linux.LibC.open(p, Tmds.Linux.LibC.O_WRONLY | Tmds.Linux.LibC.O_NONBLOCK | Tmds.Linux.LibC.O_CLOEXEC);
     }
 }
