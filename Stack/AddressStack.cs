@@ -74,9 +74,11 @@ public sealed class AddressStack : IDisposable
             throw new ConfigurationException(new SettingProblem(local.Origins.Of(PoolField.AnyIpAddRoute), "true", routeProblem, "false, with the route added by hand"));
         var provisioner = Provisioners.Create(local.Provisioner);
         string path = StateDirectory.TablePath(stateDirectory, local.Name, local.Addresses.Fingerprint);
-        var table = LeaseTable.Open(path, local.Addresses.Count);
+        // The description first: gc and status refuse a table whose description they cannot read
+        // (they could not tell its addresses), so none may appear without one, even for a moment.
         var description = PoolDescription.Of(local);
         StateDirectory.WriteDescription(path, description.ToJson());
+        var table = LeaseTable.Open(path, local.Addresses.Count);
         var host = new HostAddresses(local.Name, local.Addresses, provisioner, table, ProcessIdentity.Current);
         IAddressSource source;
         try { source = local is DhcpPoolSpec dhcp ? DhcpSource.Open(dhcp, host, provisioner.FreeBind, time) : new StaticSource(host, local.Prefetch); }

@@ -62,8 +62,9 @@ public static class HostSweep
 
     /// <summary>
     /// Frees the table slots of holders that are gone, and removes from the interfaces every
-    /// address carrying SockShim's mark, of a pool with a table here, that no holder has.
-    /// Addresses without the mark, outside those pools, or held, are not touched.
+    /// address carrying SockShim's mark, of a pool with a table here, that no holder has (gc holds
+    /// each one's slot itself while it removes it). Addresses without the mark, outside those
+    /// pools, or held, are not touched.
     /// </summary>
     public static Report Collect(string stateDirectory)
     {
@@ -108,11 +109,31 @@ public static class HostSweep
         }
     }
 
-    // Whether a slot may hold the address now: read right before each removal, so an address
-    // claimed after the sweep is never taken from its new holder; a slot or a table damaged
-    // meanwhile cannot tell, which counts as held.
-    private static bool HeldNow(List<(LeaseTable Table, PoolDefinition Definition)> tables, IPAddress address) =>
-        tables.Any(t => t.Definition.IndexOf(address) is var slot and >= 0 && (t.Table.Damage() is not null || t.Table.MayBeHeld(slot)));
+    // The address's slot in every table whose pool has it, claimed by gc itself for the removal
+    // (null when a holder has one): a claim is a compare-and-swap from free, so no process can
+    // claim the slot, and put the address back or count on it, between gc's check and its
+    // delete. A bare re-read of the slot would leave that window open.
+    private static List<(LeaseTable Table, int Slot)>? ClaimForRemoval(List<(LeaseTable Table, PoolDefinition Definition)> tables, IPAddress address, long gc)
+    {
+        var claimed = new List<(LeaseTable, int)>();
+        foreach (var (table, definition) in tables)
+        {
+            if (definition.IndexOf(address) is not (var slot and >= 0)) continue;
+            // A table damaged meanwhile cannot tell who holds the address: it counts as held.
+            if (table.Damage() is not null || !table.TryClaimSlot(slot, gc))
+            {
+                GiveBack(claimed, gc);
+                return null;
+            }
+            claimed.Add((table, slot));
+        }
+        return claimed;
+    }
+
+    private static void GiveBack(List<(LeaseTable Table, int Slot)> claimed, long gc)
+    {
+        foreach (var (table, slot) in claimed) table.Release(slot, gc);
+    }
 
     private static bool InSomePool(List<(LeaseTable Table, PoolDefinition Definition)> tables, IPAddress address) =>
         tables.Any(t => t.Definition.IndexOf(address) >= 0);
@@ -139,11 +160,15 @@ public static class HostSweep
         var names = HostFacts.InterfaceNames().ToDictionary(n => HostFacts.InterfaceIndex(n) ?? 0, n => n);
         // Only addresses of a pool it has a table for: a marked address outside them is another
         // account's SockShim's (or another state directory's), and not gc's to judge.
-        foreach (var a in addresses.Where(a => a.Protocol == NetlinkProvisioner.Mark && InSomePool(tables, a.Address) && !HeldNow(tables, a.Address)))
+        foreach (var a in addresses.Where(a => a.Protocol == NetlinkProvisioner.Mark && InSomePool(tables, a.Address)))
         {
+            if (ClaimForRemoval(tables, a.Address, ProcessIdentity.Current) is not { } claimed) continue;
             int error = netlink.ChangeAddress(add: false, a.Index, a.Address, NetlinkProvisioner.Mark);
+            GiveBack(claimed, ProcessIdentity.Current);
             string name = names.GetValueOrDefault(a.Index, $"#{a.Index}");
             if (error == 0) removed.Add((name, a.Address));
+            // Its holder gave it back (and took it off) after the listing: nothing left to do.
+            else if (error == Tmds.Linux.LibC.EADDRNOTAVAIL) continue;
             else problems.Add(error == Tmds.Linux.LibC.EPERM ? $"removing {a.Address} from {name}: {HostFacts.NetAdminHelp}" : $"removing {a.Address} from {name} failed: errno {error}");
         }
         return new Report(reclaimed, removed, problems);

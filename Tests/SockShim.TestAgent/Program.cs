@@ -7,6 +7,7 @@ using SockShim.Stack.Pools;
 
 // A second process for the host-wide tests. It takes its pool from SOCKSHIM_* like any app.
 //   churn N     : N acquisitions with a start barrier, each reported; then keeps a few (see Churn).
+//   cycle N LOG : takes and gives back up to N addresses at a time until killed, logging each (see Cycle).
 //   hold N      : acquires N leases, prints them, "held", then waits to be killed.
 //   leak N      : acquires N leases and exits without releasing them.
 //   berkeley-dhcp N SERVER : N TUPLE_DHCP descriptors through the Berkeley API (see BerkeleyDhcp).
@@ -36,6 +37,8 @@ switch (verb)
 {
     case "churn":
         return Churn.Run(pool, count);
+    case "cycle":
+        return Cycle.Run(pool, count, args[2]);
     case "hold":
     {
         for (int i = 0; i < count; i++)
@@ -89,6 +92,6 @@ switch (verb)
         return 0;
     }
     default:
-        Console.Error.WriteLine("usage: agent churn N | hold N | leak N | dial N SERVER");
+        Console.Error.WriteLine("usage: agent churn N | cycle N LOG | hold N | leak N | dial N SERVER");
         return 2;
 }
