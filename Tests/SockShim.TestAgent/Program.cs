@@ -8,7 +8,8 @@ using SockShim.Stack.Pools;
 // A second process for the host-wide tests. It takes its pool from SOCKSHIM_* like any app.
 //   churn N     : N acquisitions with a start barrier, each reported; then keeps a few (see Churn).
 //   cycle N LOG : takes and gives back up to N addresses at a time until killed, logging each (see Cycle).
-//   hold N      : acquires N leases, prints them, "held", then waits to be killed.
+//   hold N      : acquires N leases, prints them, "held", then waits to be killed. With
+//                 AGENT_NONDUMPABLE=1 it first makes itself non-dumpable (see Hidden).
 //   leak N      : acquires N leases and exits without releasing them.
 //   berkeley-dhcp N SERVER : N TUPLE_DHCP descriptors through the Berkeley API (see BerkeleyDhcp).
 //   traffic SERVER FRONT-END [POOL] : one TCP connection and one datagram (see MarkedTraffic).
@@ -41,6 +42,7 @@ switch (verb)
         return Cycle.Run(pool, count, args[2]);
     case "hold":
     {
+        if (Environment.GetEnvironmentVariable("AGENT_NONDUMPABLE") == "1") Hidden.MakeNonDumpable();
         for (int i = 0; i < count; i++)
         {
             if (!pool.TryAcquire("agent hold", out var lease, out var error)) { Console.WriteLine($"error {error}"); return 1; }

@@ -224,6 +224,86 @@ public partial class TrustTests
         }
     }
 
+    // A process started through `sh -c SCRIPT`, as root or (setpriv, no capability) the attacker
+    // account, with the pool's environment and nothing of this machine's own SockShim settings.
+    private Process StartShell(string script, Dictionary<string, string> env, bool asAttacker)
+    {
+        var psi = new ProcessStartInfo(asAttacker ? "setpriv" : "sh") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var args = asAttacker ? new[] { $"--reuid={_uid}", $"--regid={_gid}", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--", "sh", "-c", script } : new[] { "-c", script };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        foreach (var key in psi.Environment.Keys.Where(k => k.StartsWith("SOCKSHIM_")).ToList()) psi.Environment.Remove(key);
+        foreach (var (k, v) in env) psi.Environment[k] = v;
+        return Process.Start(psi)!;
+    }
+
+    /// <summary>
+    /// Attack 6 under hidepid: /proc mounted with hidepid hides a process's entry from every
+    /// process that may not ptrace it, and that includes processes of its own account when it is
+    /// non-dumpable (it ran a program given a capability or set-user-ID, or guards secrets as
+    /// ssh-agent does) and the looker has no CAP_SYS_PTRACE: an unprivileged user, or root in a
+    /// container without that capability. Tables are per account, so the looker that matters is
+    /// another process of the holder's own account: it finds the pool full and checks whether the
+    /// holder still runs. It cannot read /proc/PID (invisible and ptraceable: no such entry;
+    /// noaccess: access denied), and that must count as alive: only the kernel's "no such
+    /// process" means gone. (Root's case needs hidepid=ptraceable: the other modes exempt the
+    /// group of gid=, root's by default.)
+    /// Were an unreadable entry counted as dead, the looker would reclaim and take the holder's
+    /// addresses, and the holder would later remove them from under it.
+    /// </summary>
+    [TestCase("invisible", true, TestName = "An unprivileged process under hidepid=invisible (2) never takes the addresses of its account's hidden holder")]
+    [TestCase("noaccess", true, TestName = "An unprivileged process under hidepid=noaccess (1) never takes the addresses of its account's hidden holder")]
+    [TestCase("ptraceable", false, TestName = "Root without capabilities under hidepid=ptraceable never takes the addresses of root's hidden holder")]
+    [CancelAfter(120_000)]
+    public void A_holder_that_proc_hides_is_never_counted_gone(string hidepid, bool unprivileged)
+    {
+        string state = $"/dev/shm/sockshim-test-hidepid-{_id}-{hidepid}";
+        var env = new Dictionary<string, string>(Pool(state)) { ["SOCKSHIM_POOL"] = "127.105.2.0/31", ["SOCKSHIM_POOLNAME"] = "hidden" };
+        string agent = $"dotnet {Programs.PathOf("SockShim.TestAgent")}";
+        var started = new List<Process>();
+        try
+        {
+            // The holder: non-dumpable from the start, it takes the whole /31.
+            var holder = StartShell($"exec {agent} hold 2", new Dictionary<string, string>(env) { ["AGENT_NONDUMPABLE"] = "1" }, unprivileged);
+            started.Add(holder);
+            var held = Held(holder);
+            Assert.That(held, Has.Count.EqualTo(2), () => holder.StandardError.ReadToEnd());
+
+            // The looker: in a mount namespace of its own with /proc remounted with hidepid (same
+            // pid namespace, so /proc is its own and is read), as the same account with no
+            // capability. It says first whether it can read the holder's entry: the scenario is
+            // real only if it cannot.
+            string drop = unprivileged ? $"--reuid={_uid} --regid={_gid} --clear-groups " : "";
+            string looker = $"mount -t proc -o hidepid={hidepid} proc /proc && exec setpriv {drop}--inh-caps=-all --bounding-set=-all -- sh -c '" +
+                $"if cat /proc/{holder.Id}/stat >/dev/null 2>&1; then echo visible; else echo hidden; fi; exec {agent} hold 1'";
+            var psi = new ProcessStartInfo("unshare") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            foreach (var a in new[] { "--mount", "--propagation", "private", "--", "sh", "-c", looker }) psi.ArgumentList.Add(a);
+            foreach (var key in psi.Environment.Keys.Where(k => k.StartsWith("SOCKSHIM_")).ToList()) psi.Environment.Remove(key);
+            foreach (var (k, v) in env) psi.Environment[k] = v;
+            var second = Process.Start(psi)!;
+            started.Add(second);
+            // (No stderr in these messages: reading it to the end would wait for a looker that holds.)
+            Assert.That(Programs.Line(second), Is.EqualTo("hidden"), "the looker cannot read the holder's /proc entry (else this tests nothing)");
+            string answer = Programs.Line(second) ?? "";
+            Assert.That(answer, Does.StartWith("error").And.Contain("exhausted"), $"the looker took nothing of the hidden holder's: {answer}");
+            Assert.That(second.WaitForExit(30_000), Is.True);
+
+            // From outside, as the holder's account: both addresses still the live holder's.
+            Assert.That(holder.HasExited, Is.False, "the holder still runs");
+            var status = StartShell($"exec dotnet {Programs.PathOf("SockShim.Interceptor")} status --json --state-dir {state}", env, unprivileged);
+            started.Add(status);
+            var json = status.StandardOutput.ReadToEndAsync();
+            Assert.That(json.Wait(TimeSpan.FromSeconds(60)) && status.WaitForExit(30_000) && status.ExitCode == 0, Is.True, () => status.StandardError.ReadToEnd());
+            var rows = System.Text.Json.JsonDocument.Parse(json.Result).RootElement.EnumerateArray()
+                .Select(r => (r.GetProperty("address").GetString()!, r.GetProperty("pid").GetInt32(), r.GetProperty("alive").GetBoolean())).ToList();
+            Assert.That(rows, Is.EquivalentTo(held.Select(a => (a, holder.Id, true))));
+        }
+        finally
+        {
+            foreach (var p in started) { if (!p.HasExited) p.Kill(entireProcessTree: true); p.Dispose(); }
+            if (Directory.Exists(state)) Directory.Delete(state, true);
+        }
+    }
+
     /// <summary>Attack 8: whatever is at --socket is deleted by the helper today; now only a
     /// socket of its own that a previous helper left. A file there stays, and the helper refuses
     /// with a one-line message (exit 2).</summary>
