@@ -168,19 +168,24 @@ internal unsafe class LeaseTable : IDisposable
     /// using this pool, which a per-process counter could not promise.</summary>
     public uint NextIaid() => (uint)Interlocked.Increment(ref *Header(OffIaidSeq));
 
-    /// <summary>Journals the DHCP lease held in <paramref name="slot"/>: its server (IPv4, network
-    /// order), the IAID of its client identifier, and its expiry (Unix milliseconds).</summary>
-    public void SetDhcp(int slot, uint server, uint iaid, long expiresUnixMs)
+    /// <summary>Journals the DHCP lease <paramref name="owner"/> holds in <paramref name="slot"/>:
+    /// its server (IPv4, network order), the IAID of its client identifier, and its expiry (Unix
+    /// milliseconds). Nothing is written unless the slot is still the owner's: a renewal that
+    /// lands after its socket gave the address back must not seal a free slot (it would be stuck).</summary>
+    public void SetDhcp(int slot, long owner, uint server, uint iaid, long expiresUnixMs)
     {
+        if (OwnerOf(slot) != owner) return;
         Volatile.Write(ref *ExpiresAt(slot), expiresUnixMs);
         Volatile.Write(ref *DhcpWord(slot), (long)((ulong)server << 32 | iaid));
-        Reseal(slot, OwnerOf(slot));
+        Reseal(slot, owner);
     }
 
-    public void SetExpiry(int slot, long expiresUnixMs)
+    /// <summary>A renewed lease's new expiry, on the same terms as <see cref="SetDhcp"/>.</summary>
+    public void SetExpiry(int slot, long owner, long expiresUnixMs)
     {
+        if (OwnerOf(slot) != owner) return;
         Volatile.Write(ref *ExpiresAt(slot), expiresUnixMs);
-        Reseal(slot, OwnerOf(slot));
+        Reseal(slot, owner);
     }
 
     /// <summary>The journal record of a DHCP lease, or null for a static address.</summary>

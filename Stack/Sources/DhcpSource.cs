@@ -28,6 +28,9 @@ internal sealed class DhcpSource : IAddressSource
         public override IPAddress? Server => Entry.Machine.Server;
         // 0 ready, 1 taken by a socket, 2 lost or given back while ready.
         internal int State;
+        // Set once, under a lock on this object, by whoever gives the address back (the socket's
+        // return or the server's loss): the other one, and a renewal after it, leave the slot alone.
+        internal bool GivenBack;
     }
 
     private sealed class Waiter
@@ -179,7 +182,9 @@ internal sealed class DhcpSource : IAddressSource
                 });
                 break;
             case DhcpLeaseEvent.Renewed:
-                if (entry.Tag is Held renewed) _host.Table.SetExpiry(renewed.Slot, renewed.Entry.Machine.ExpiresAt.ToUnixTimeMilliseconds());
+                if (entry.Tag is Held renewed)
+                    lock (renewed)
+                        if (!renewed.GivenBack) _host.Table.SetExpiry(renewed.Slot, _host.Owner, renewed.Entry.Machine.ExpiresAt.ToUnixTimeMilliseconds());
                 if (_log.IsEnabled(LogLevel.Debug)) _log.LogDebug("pool {Pool}: renewed {Address} until {Expiry:O}", Pool, entry.Machine.Address, entry.Machine.ExpiresAt);
                 break;
             case DhcpLeaseEvent.Restarted:
@@ -223,7 +228,7 @@ internal sealed class DhcpSource : IAddressSource
             FailWaiter(error);
             return;
         }
-        _host.Table.SetDhcp(slot, ServerWord(m.Server!), (uint)entry.Tag!, m.ExpiresAt.ToUnixTimeMilliseconds());
+        _host.Table.SetDhcp(slot, _host.Owner, ServerWord(m.Server!), (uint)entry.Tag!, m.ExpiresAt.ToUnixTimeMilliseconds());
         var held = new Held(entry, slot, address);
         entry.Tag = held;
         _inFlight--;
@@ -259,7 +264,7 @@ internal sealed class DhcpSource : IAddressSource
         _log.LogWarning("pool {Pool}: lost {Address}: {Why}", Pool, held.Address, reason);
         int state = Interlocked.CompareExchange(ref held.State, 2, 0);
         if (state == 2) return; // given back while ready: nothing of it is left here
-        _host.GiveBack(held.Slot, held.Address);
+        if (!GiveBack(held)) return; // its socket gave it back meanwhile
         if (state == 0)
         {
             Refill();
@@ -273,8 +278,19 @@ internal sealed class DhcpSource : IAddressSource
     public void Return(SourcedAddress taken)
     {
         var held = (Held)taken;
+        if (GiveBack(held)) _client.PostRelease(held.Entry);
+    }
+
+    // Off the host and out of the table, once: a socket's return and the server's loss may race.
+    private bool GiveBack(Held held)
+    {
+        lock (held)
+        {
+            if (held.GivenBack) return false;
+            held.GivenBack = true;
+        }
         _host.GiveBack(held.Slot, held.Address);
-        _client.PostRelease(held.Entry);
+        return true;
     }
 
     /// <summary>Journal: the lease a dead process held in <paramref name="slot"/> is released at

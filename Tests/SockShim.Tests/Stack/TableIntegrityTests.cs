@@ -105,4 +105,24 @@ public class TableIntegrityTests
             Assert.That(table.Release(slot, ProcessIdentity.Current), Is.True);
         }
     }
+
+    [Test]
+    public void A_journal_write_after_the_slot_was_given_back_leaves_it_free()
+    {
+        using var table = LeaseTable.Open(TablePath, Slots);
+        long me = ProcessIdentity.Current;
+        int slot = table.Claim(AllocationStrategy.Sequential, me);
+        table.SetDhcp(slot, me, 0xC0000201, 7, 1_000);
+        Assert.That(table.DhcpOf(slot), Is.EqualTo(((uint)0xC0000201, 7u, 1_000L)));
+        Assert.That(table.Release(slot, me), Is.True);
+
+        // A renewal handled just after the socket gave its lease back.
+        table.SetExpiry(slot, me, 2_000);
+        table.SetDhcp(slot, me, 0xC0000201, 7, 2_000);
+        Assert.That(table.MayBeHeld(slot), Is.False, "the free slot was not sealed by the late write");
+        Assert.That(table.TryClaimSlot(slot, me), Is.True, "and can be claimed again");
+        table.SetExpiry(slot, DeadToken, 3_000);
+        Assert.That(table.DhcpOf(slot), Is.Null, "another owner's journal write does not touch it");
+        Assert.That(table.IsSound(slot, me), Is.True);
+    }
 }
