@@ -71,6 +71,26 @@ public sealed class HelperServer : IDisposable
             : Encoding.UTF8.GetByteCount(path) > MaxSocketPath ? $"a Unix socket path is at most {MaxSocketPath} bytes, this one has {Encoding.UTF8.GetByteCount(path)}"
             : path.EndsWith('/') ? "it names a directory, not the socket in it" : null;
         if (why is not null) throw new ConfigurationException(new SettingProblem("--socket", path, why, ServeSocketExample));
+        CheckSocketDirectory(Path.GetDirectoryName(path)!, path);
+    }
+
+    // The socket is made by path and its mode set by path (a socket's own descriptor cannot
+    // chmod its name): in a directory another account may write, the name could be swapped for
+    // a link in between, and root would chmod the link's target. A sticky directory (/tmp) keeps
+    // others from renaming root's entries; a directory yet to be made is made by root, 0755.
+    private static unsafe void CheckSocketDirectory(string directory, string path)
+    {
+        Tmds.Linux.stat st;
+        int found;
+        fixed (byte* p = Encoding.UTF8.GetBytes(directory + "\0")) found = Tmds.Linux.LibC.lstat(p, &st);
+        if (found != 0) return;
+        uint mode = (uint)st.st_mode, owner = (uint)st.st_uid;
+        bool directoryOk = (mode & (uint)Tmds.Linux.LibC.S_IFMT) == (uint)Tmds.Linux.LibC.S_IFDIR;
+        bool othersWrite = (mode & 0b000_010_010) != 0 && (mode & 0b001_000_000_000) == 0;
+        if (directoryOk && !othersWrite && (owner == 0 || owner == Tmds.Linux.LibC.geteuid())) return;
+        throw new SockShim.Stack.Claims.UntrustedStateException(
+            $"--socket {path}: its directory {directory} is {(directoryOk ? $"writable by other accounts or owned by uid {owner} (mode {Convert.ToString(mode & 0xFFF, 8)})" : "not a directory (a link?)")}; " +
+            $"the helper makes its socket only in a directory no other account can change, such as {Path.GetDirectoryName(ServeSocketExample)}");
     }
 
     private const string ServeSocketExample = "/run/sockshim/helper.sock";

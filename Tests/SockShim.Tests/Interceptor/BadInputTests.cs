@@ -24,6 +24,8 @@ public class BadInputTests
         Directory.CreateDirectory(_dir);
         File.SetUnixFileMode(_dir, (UnixFileMode)0b111_101_101);
         File.WriteAllText(Path.Combine(_dir, "file"), "not a directory\n");
+        Directory.CreateDirectory(Path.Combine(_dir, "open"));
+        File.SetUnixFileMode(Path.Combine(_dir, "open"), (UnixFileMode)0b111_111_111);
         const string pools = """ "pools": [ { "name": "lo", "ranges": ["127.107.0.0/24"] } ] """;
         File.WriteAllText(Path.Combine(_dir, "ok.json"), $$"""{ {{pools}}, "grants": [ { "user": "root", "pools": ["lo"] } ] }""");
         File.WriteAllText(Path.Combine(_dir, "null-grant.json"), $$"""{ {{pools}}, "grants": [ { "user": "root", "pools": ["lo"] }, null ] }""");
@@ -53,6 +55,7 @@ public class BadInputTests
     [TestCase("user: config --config {d}/secret.json", "'{d}/secret.json'", "cannot be read", "a file this account ({user}) can read")]
     [TestCase("serve --config {d}/ok.json --socket helper.sock --state-dir {d}/state", "--socket = 'helper.sock'", "needs an absolute path", "Example of a good value: /run/sockshim/helper.sock")]
     [TestCase("serve --config {d}/ok.json --socket {long} --state-dir {d}/state", "--socket = '{long}'", "at most 107 bytes", "Example of a good value: /run/sockshim/helper.sock")]
+    [TestCase("serve --config {d}/ok.json --socket {d}/open/helper.sock --state-dir {d}/state", "its directory {d}/open is writable by other accounts", "(mode 777)", "such as /run/sockshim")]
     [TestCase("config --helper helper.sock --pool-name lo", "--helper = 'helper.sock'", "absolute path", "Example of a good value: /run/sockshim/helper.sock")]
     [TestCase("config --helper {long} --pool-name lo", "--helper = '{long}'", "at most 107 bytes", "Example of a good value: /run/sockshim/helper.sock")]
     [TestCase("serve --config {d}/null-grant.json --socket {d}/helper.sock --state-dir {d}/state", "key 'grants' = 'null'", "grant 2: null", "Example of a good value: {\"user\"")]
