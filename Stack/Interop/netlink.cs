@@ -11,7 +11,7 @@ internal static class netlink
 
     public const ushort NLM_F_REQUEST = 0x01, NLM_F_MULTI = 0x02, NLM_F_ACK = 0x04;
     public const ushort NLM_F_ROOT = 0x100, NLM_F_MATCH = 0x200, NLM_F_DUMP = NLM_F_ROOT | NLM_F_MATCH;
-    public const ushort NLM_F_EXCL = 0x200, NLM_F_CREATE = 0x400;
+    public const ushort NLM_F_REPLACE = 0x100, NLM_F_EXCL = 0x200, NLM_F_CREATE = 0x400;
 
     public const int NLMSG_HDRLEN = 16;
     public const int SOCKADDR_NL_SIZE = 12;
@@ -39,7 +39,10 @@ internal static class rtnetlink
 internal static class if_addr
 {
     public const int IFADDRMSG_SIZE = 8;
-    public const ushort IFA_ADDRESS = 1, IFA_LOCAL = 2, IFA_LABEL = 3, IFA_FLAGS = 8, IFA_PROTO = 11;
+    public const ushort IFA_ADDRESS = 1, IFA_LOCAL = 2, IFA_LABEL = 3, IFA_CACHEINFO = 6, IFA_FLAGS = 8, IFA_PROTO = 11;
     public const uint IFA_F_NODAD = 0x02, IFA_F_PERMANENT = 0x80;
+    public const int IFA_CACHEINFO_SIZE = 16;
+    /// <summary>A valid or preferred lifetime of this value never runs out (INFINITY_LIFE_TIME of the kernel).</summary>
+    public const uint INFINITY_LIFE_TIME = 0xFFFFFFFF;
 }
 #pragma warning restore IDE1006, CS8981

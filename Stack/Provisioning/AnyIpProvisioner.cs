@@ -22,7 +22,7 @@ internal sealed class AnyIpProvisioner : IAddressProvisioner
 
     public string? CheckDestination(IPAddress destination, string pool) => null;
 
-    public StackError? Provision(IPAddress address, string pool) => null;
+    public StackError? Provision(IPAddress address, string pool, TimeSpan? lifetime = null) => null;
 
     public void Deprovision(IPAddress address) { }
 

@@ -17,8 +17,16 @@ internal interface IAddressProvisioner
     /// <summary>The name used in configuration and status (<c>"loopback"</c>).</summary>
     string Name => Kind switch { ProvisionerKind.Netlink => "netlink", ProvisionerKind.AnyIp => "anyip", _ => "loopback" };
 
-    /// <summary>Makes <paramref name="address"/> usable; on failure a <see cref="StackError"/> saying why.</summary>
-    StackError? Provision(IPAddress address, string pool);
+    /// <summary>Makes <paramref name="address"/> usable; on failure a <see cref="StackError"/> saying why.
+    /// With a <paramref name="lifetime"/> (a DHCP lease's remaining time) a provisioner that puts
+    /// the address on an interface gives it that lifetime, so the host drops it when the lease
+    /// ends even if no process is left to; without one it stays until <see cref="Deprovision"/>.</summary>
+    StackError? Provision(IPAddress address, string pool, TimeSpan? lifetime = null);
+
+    /// <summary>Sets the lifetime of an address provisioned with one again (a renewed lease).
+    /// Only for an address still held: it must not bring back one already deprovisioned.
+    /// Nothing to do where addresses carry no lifetime (loopback, AnyIP).</summary>
+    void Refresh(IPAddress address, TimeSpan lifetime) { }
 
     /// <summary>Why an address of this provisioner cannot reach <paramref name="destination"/>, or null.</summary>
     string? CheckDestination(IPAddress destination, string pool);

@@ -11,7 +11,7 @@ internal sealed class LoopbackProvisioner : IAddressProvisioner
 {
     public ProvisionerKind Kind => ProvisionerKind.Loopback;
 
-    public StackError? Provision(IPAddress address, string pool) => null;
+    public StackError? Provision(IPAddress address, string pool, TimeSpan? lifetime = null) => null;
 
     // The kernel refuses (EINVAL) to route from a 127.x source to any other host; say why instead.
     public string? CheckDestination(IPAddress destination, string pool) =>

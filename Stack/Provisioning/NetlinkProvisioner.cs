@@ -10,7 +10,9 @@ namespace SockShim.Stack.Provisioning;
 /// Puts each socket's address on one named interface (as a /32 or /128, IPv6 without DAD) when
 /// it is acquired and takes it off when released, over NETLINK_ROUTE. The add is exclusive, so
 /// the kernel refuses an address already present on the host, and each address carries
-/// SockShim's mark in its protocol field, so `sockshim gc` can tell them from others.
+/// SockShim's mark in its protocol field, so `sockshim gc` can tell them from others. An address
+/// given a lifetime (a DHCP lease's) is removed by the kernel when it runs out, whether or not
+/// this process is still there to do it.
 /// </summary>
 internal sealed class NetlinkProvisioner(string interfaceName, Announcer? announcer = null) : IAddressProvisioner, IDisposable
 {
@@ -29,7 +31,7 @@ internal sealed class NetlinkProvisioner(string interfaceName, Announcer? announ
 
     public string? CheckDestination(IPAddress destination, string pool) => null;
 
-    public StackError? Provision(IPAddress address, string pool)
+    public StackError? Provision(IPAddress address, string pool, TimeSpan? lifetime = null)
     {
         var (socket, openError) = _netlink.Value;
         if (socket is null) return Failed(openError, address, pool);
@@ -39,7 +41,7 @@ internal sealed class NetlinkProvisioner(string interfaceName, Announcer? announ
         if (socket.RouteTypeOf(address, out byte type) == 0 && type == Interop.rtnetlink.RTN_LOCAL)
             return new StackError(StackErrorCode.AddressInUse,
                 $"address {address} of pool '{pool}' is already local to this host (on an interface, under some prefix, or in a local route); SockShim leaves it alone");
-        int error = socket.ChangeAddress(add: true, Index, address, Mark);
+        int error = socket.ChangeAddress(add: true, Index, address, Mark, Seconds(lifetime));
         if (error != 0) return Failed(error, address, pool);
         if (address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6) WaitForLocalRoute(socket, address);
         // The address works without the announcement; neighbours then learn it at their next miss.
@@ -59,6 +61,18 @@ internal sealed class NetlinkProvisioner(string interfaceName, Announcer? announ
         while ((socket.RouteTypeOf(address, out byte type) != 0 || type != Interop.rtnetlink.RTN_LOCAL) && Environment.TickCount64 < deadline)
             Thread.Yield();
     }
+
+    // Runs on the DHCP client's thread at each renewal: one NLM_F_REPLACE request, acknowledged.
+    // An error (the interface gone) is left to the socket's next use to find.
+    public void Refresh(IPAddress address, TimeSpan lifetime) =>
+        _netlink.Value.Socket?.RefreshAddress(Index, address, Mark, Seconds(lifetime));
+
+    /// <summary>The kernel's lifetime for <paramref name="lifetime"/>: whole seconds rounded down,
+    /// so the address never outlives the lease; at least 1 (0 is refused: EINVAL); below the
+    /// kernel's "forever" value, which only no lifetime at all gets.</summary>
+    internal static uint Seconds(TimeSpan? lifetime) => lifetime is not { } l
+        ? Interop.if_addr.INFINITY_LIFE_TIME
+        : (uint)Math.Clamp(Math.Floor(l.TotalSeconds), 1, Interop.if_addr.INFINITY_LIFE_TIME - 1);
 
     public void Deprovision(IPAddress address) =>
         _netlink.Value.Socket?.ChangeAddress(add: false, Index, address, Mark);

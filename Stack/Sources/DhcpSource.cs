@@ -28,8 +28,10 @@ internal sealed class DhcpSource : IAddressSource
         public override IPAddress? Server => Entry.Machine.Server;
         // 0 ready, 1 taken by a socket, 2 lost or given back while ready.
         internal int State;
-        // Set once, under a lock on this object, by whoever gives the address back (the socket's
-        // return or the server's loss): the other one, and a renewal after it, leave the slot alone.
+        // Set once, under Gate, by whoever gives the address back (the socket's return or the
+        // server's loss), before it leaves the host: the other one, and a renewal after it, leave
+        // the slot and the interface alone (a lifetime refresh would add the address again).
+        internal readonly Lock Gate = new();
         internal bool GivenBack;
     }
 
@@ -183,8 +185,12 @@ internal sealed class DhcpSource : IAddressSource
                 break;
             case DhcpLeaseEvent.Renewed:
                 if (entry.Tag is Held renewed)
-                    lock (renewed)
-                        if (!renewed.GivenBack) _host.Table.SetExpiry(renewed.Slot, _host.Owner, renewed.Entry.Machine.ExpiresAt.ToUnixTimeMilliseconds());
+                    lock (renewed.Gate)
+                        if (!renewed.GivenBack)
+                        {
+                            _host.Table.SetExpiry(renewed.Slot, _host.Owner, renewed.Entry.Machine.ExpiresAt.ToUnixTimeMilliseconds());
+                            _host.Provisioner.Refresh(renewed.Address, Remaining(renewed.Entry.Machine) ?? TimeSpan.MaxValue);
+                        }
                 if (_log.IsEnabled(LogLevel.Debug)) _log.LogDebug("pool {Pool}: renewed {Address} until {Expiry:O}", Pool, entry.Machine.Address, entry.Machine.ExpiresAt);
                 break;
             case DhcpLeaseEvent.Restarted:
@@ -214,7 +220,7 @@ internal sealed class DhcpSource : IAddressSource
                 $"pool '{Pool}': DHCP server {m.Server} on {Interface} leased {address}, which is outside the pool's ranges ({string.Join(", ", _host.Addresses.Ranges)}); set the pool's ranges to the server's subnet"));
             return;
         }
-        var error = _host.ClaimProvisioned(slot, address);
+        var error = _host.ClaimProvisioned(slot, address, Remaining(m));
         if (error is not null)
         {
             if (error.Code == StackErrorCode.AddressInUse)
@@ -239,6 +245,12 @@ internal sealed class DhcpSource : IAddressSource
         }
         _ready.Enqueue(held);
     }
+
+    /// <summary>What is left of a bound lease: the lifetime its address gets on the host, so the
+    /// kernel takes it off when the server may lease it to another host, even after a SIGKILL.
+    /// Null for an infinite lease (the address stays until given back).</summary>
+    private TimeSpan? Remaining(DhcpLeaseMachine m) =>
+        m.ExpiresAt == DateTimeOffset.MaxValue ? null : m.ExpiresAt - _time.GetUtcNow();
 
     private void FailWaiter(StackError error)
     {
@@ -284,7 +296,7 @@ internal sealed class DhcpSource : IAddressSource
     // Off the host and out of the table, once: a socket's return and the server's loss may race.
     private bool GiveBack(Held held)
     {
-        lock (held)
+        lock (held.Gate)
         {
             if (held.GivenBack) return false;
             held.GivenBack = true;

@@ -79,14 +79,15 @@ internal sealed class HostAddresses(string pool, PoolDefinition addresses, IAddr
             $"pool '{Pool}' is exhausted: all {Addresses.Count} addresses are held by live sockets on this host " +
             $"({string.Join(", ", Addresses.Ranges)}); close sockets or widen the pool");
 
-    /// <summary>Claims the slot of one given address (a DHCP lease) and puts it on the host.
-    /// AddressInUse when another process of the host holds it or it is already present.</summary>
-    public StackError? ClaimProvisioned(int slot, IPAddress address)
+    /// <summary>Claims the slot of one given address (a DHCP lease) and puts it on the host for
+    /// <paramref name="lifetime"/> (the lease's remaining time). AddressInUse when another process
+    /// of the host holds it or it is already present.</summary>
+    public StackError? ClaimProvisioned(int slot, IPAddress address, TimeSpan? lifetime)
     {
         if (Damaged() is { } damaged) return damaged;
         if (!Table.TryClaimSlot(slot, Owner) && !(ReclaimDead() > 0 && Table.TryClaimSlot(slot, Owner)))
             return new StackError(StackErrorCode.AddressInUse, $"{address} is held by another process of this host");
-        var error = Provisioner.Provision(address, Pool);
+        var error = Provisioner.Provision(address, Pool, lifetime);
         if (error is not null) Table.Release(slot, Owner);
         return error;
     }

@@ -119,6 +119,30 @@ internal readonly record struct IfAddrMessage(byte Family, byte PrefixLength, by
     }
 }
 
+/// <summary>struct ifa_cacheinfo, the IFA_CACHEINFO attribute: an address's preferred and valid
+/// lifetimes in seconds. The two timestamps are the kernel's to fill in (it ignores them on a
+/// request), so they are written as 0.</summary>
+internal readonly record struct IfAddrCacheInfo(uint Preferred, uint Valid)
+{
+    private const int OffPreferred = 0, OffValid = 4, OffCreated = 8, OffUpdated = 12;
+
+    public void Emit(Span<byte> value)
+    {
+        BinaryPrimitives.WriteUInt32LittleEndian(value[OffPreferred..], Preferred);
+        BinaryPrimitives.WriteUInt32LittleEndian(value[OffValid..], Valid);
+        BinaryPrimitives.WriteUInt32LittleEndian(value[OffCreated..], 0);
+        BinaryPrimitives.WriteUInt32LittleEndian(value[OffUpdated..], 0);
+    }
+
+    public static bool TryParse(ReadOnlySpan<byte> value, out IfAddrCacheInfo info)
+    {
+        info = default;
+        if (value.Length < if_addr.IFA_CACHEINFO_SIZE) return false;
+        info = new IfAddrCacheInfo(BinaryPrimitives.ReadUInt32LittleEndian(value[OffPreferred..]), BinaryPrimitives.ReadUInt32LittleEndian(value[OffValid..]));
+        return true;
+    }
+}
+
 /// <summary>rtmsg: the fixed part of a route message.</summary>
 internal readonly record struct RouteMessage(byte Family, byte DestinationLength, byte SourceLength, byte Tos, byte Table, byte Protocol, byte Scope, byte Type, uint Flags)
 {

@@ -44,28 +44,56 @@ internal unsafe class RouteNetlink : IDisposable
     }
 
     /// <summary>Adds (or removes) one address on interface <paramref name="index"/> as a /32 or
-    /// /128, marked with <paramref name="protocol"/>; 0 or the kernel's errno.</summary>
-    public int ChangeAddress(bool add, uint index, IPAddress address, byte protocol)
+    /// /128, marked with <paramref name="protocol"/>; 0 or the kernel's errno. The add is
+    /// exclusive (EEXIST when the address is there already); an address added with a finite
+    /// <paramref name="lifetimeSeconds"/> is removed by the kernel itself when it runs out.</summary>
+    public int ChangeAddress(bool add, uint index, IPAddress address, byte protocol, uint lifetimeSeconds = if_addr.INFINITY_LIFE_TIME)
+    {
+        Span<byte> buffer = stackalloc byte[AddressMessageSize];
+        return Request(add
+            ? AddressMessage(buffer, rtnetlink.RTM_NEWADDR, netlink.NLM_F_CREATE | netlink.NLM_F_EXCL, NextSequence(), index, address, protocol, lifetimeSeconds)
+            : AddressMessage(buffer, rtnetlink.RTM_DELADDR, 0, NextSequence(), index, address, protocol, null), null);
+    }
+
+    /// <summary>Sets the lifetime of an address this socket's owner put on the interface again
+    /// (NLM_F_REPLACE: same prefix, flags and mark); 0 or the kernel's errno. The kernel adds the
+    /// address when it is not there (IPv4 and IPv6 both ignore a missing NLM_F_CREATE), so only
+    /// an address still held may be refreshed.</summary>
+    public int RefreshAddress(uint index, IPAddress address, byte protocol, uint lifetimeSeconds)
+    {
+        Span<byte> buffer = stackalloc byte[AddressMessageSize];
+        return Request(AddressMessage(buffer, rtnetlink.RTM_NEWADDR, netlink.NLM_F_REPLACE, NextSequence(), index, address, protocol, lifetimeSeconds), null);
+    }
+
+    internal const int AddressMessageSize = 128;
+
+    /// <summary>The RTM_NEWADDR or RTM_DELADDR request for one host address; <paramref name="lifetimeSeconds"/>
+    /// (valid and preferred alike) only for RTM_NEWADDR. Built apart from sending so the bytes can be checked.</summary>
+    internal static Span<byte> AddressMessage(Span<byte> buffer, ushort type, ushort flags, uint sequence, uint index, IPAddress address, byte protocol, uint? lifetimeSeconds)
     {
         bool v6 = address.AddressFamily == AddressFamily.InterNetworkV6;
         Span<byte> bytes = stackalloc byte[16];
         address.TryWriteBytes(bytes, out int length);
-        Span<byte> buffer = stackalloc byte[128];
-        ushort flags = (ushort)(netlink.NLM_F_REQUEST | netlink.NLM_F_ACK | (add ? netlink.NLM_F_CREATE | netlink.NLM_F_EXCL : 0));
-        var w = new NetlinkRequestWriter(buffer, add ? rtnetlink.RTM_NEWADDR : rtnetlink.RTM_DELADDR, flags, NextSequence());
+        var w = new NetlinkRequestWriter(buffer, type, (ushort)(netlink.NLM_F_REQUEST | netlink.NLM_F_ACK | flags), sequence);
         // Each address is a host route of its own: when addresses share a prefix the first is
         // "primary", and deleting it would silently delete all the others.
         new IfAddrMessage((byte)(v6 ? 10 : 2), (byte)(v6 ? 128 : 32), 0, rtnetlink.RT_SCOPE_UNIVERSE, index).Emit(w.Payload(if_addr.IFADDRMSG_SIZE));
         w.Attribute(if_addr.IFA_LOCAL, bytes[..length]);
         w.Attribute(if_addr.IFA_ADDRESS, bytes[..length]);
-        if (add)
+        if (lifetimeSeconds is { } lifetime)
         {
             // No duplicate address detection: the address is usable at once, and the pool
-            // already guarantees it is unique on this host.
-            w.Attribute(if_addr.IFA_FLAGS, v6 ? if_addr.IFA_F_NODAD | if_addr.IFA_F_PERMANENT : if_addr.IFA_F_PERMANENT);
+            // already guarantees it is unique on this host. Permanent only when it never runs
+            // out: the kernel derives IFA_F_PERMANENT from the lifetime anyway.
+            uint permanent = lifetime == if_addr.INFINITY_LIFE_TIME ? if_addr.IFA_F_PERMANENT : 0;
+            w.Attribute(if_addr.IFA_FLAGS, (v6 ? if_addr.IFA_F_NODAD : 0) | permanent);
             w.Attribute(if_addr.IFA_PROTO, stackalloc byte[] { protocol });
+            // Preferred = valid: the address is fully usable until it goes, never "deprecated".
+            Span<byte> cacheInfo = stackalloc byte[if_addr.IFA_CACHEINFO_SIZE];
+            new IfAddrCacheInfo(lifetime, lifetime).Emit(cacheInfo);
+            w.Attribute(if_addr.IFA_CACHEINFO, cacheInfo);
         }
-        return Request(w.Finish(), null);
+        return w.Finish();
     }
 
     /// <summary>Every address on the host: interface index, address, prefix length, protocol mark.</summary>

@@ -30,6 +30,8 @@ public class NetlinkLayoutTests
                   printf("%d %d %d %d %d %d %d\n", NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE, NLM_F_DUMP, NLMSG_ERROR, NLMSG_DONE);
                   printf("%d %d %d %d %d %d %d %d\n", IFA_ADDRESS, IFA_LOCAL, IFA_FLAGS, IFA_PROTO, IFA_F_NODAD, IFA_F_PERMANENT, RTN_LOCAL, RTA_DST);
                   printf("%zu %zu %zu\n", offsetof(struct ifaddrmsg, ifa_index), offsetof(struct rtmsg, rtm_type), offsetof(struct nlmsghdr, nlmsg_seq));
+                  printf("%zu %zu %zu %zu %zu %d %d\n", sizeof(struct ifa_cacheinfo), offsetof(struct ifa_cacheinfo, ifa_prefered), offsetof(struct ifa_cacheinfo, ifa_valid),
+                         offsetof(struct ifa_cacheinfo, cstamp), offsetof(struct ifa_cacheinfo, tstamp), IFA_CACHEINFO, NLM_F_REPLACE);
                   return 0;
                 }
                 """);
@@ -45,6 +47,8 @@ public class NetlinkLayoutTests
             Assert.That(lines[2], Is.EqualTo($"{netlink.NLM_F_REQUEST} {netlink.NLM_F_ACK} {netlink.NLM_F_EXCL} {netlink.NLM_F_CREATE} {netlink.NLM_F_DUMP} {netlink.NLMSG_ERROR} {netlink.NLMSG_DONE}"));
             Assert.That(lines[3], Is.EqualTo($"{if_addr.IFA_ADDRESS} {if_addr.IFA_LOCAL} {if_addr.IFA_FLAGS} {if_addr.IFA_PROTO} {if_addr.IFA_F_NODAD} {if_addr.IFA_F_PERMANENT} {rtnetlink.RTN_LOCAL} {rtnetlink.RTA_DST}"));
             Assert.That(lines[4], Is.EqualTo("4 7 8"));
+            // IfAddrCacheInfo writes preferred at 0, valid at 4, the two timestamps at 8 and 12.
+            Assert.That(lines[5], Is.EqualTo($"{if_addr.IFA_CACHEINFO_SIZE} 0 4 8 12 {if_addr.IFA_CACHEINFO} {netlink.NLM_F_REPLACE}"));
         }
         finally { Directory.Delete(dir, true); }
     }
@@ -68,6 +72,48 @@ public class NetlinkLayoutTests
         Assert.That((type, value.ToArray()), Is.EqualTo((if_addr.IFA_LOCAL, new byte[] { 192, 0, 2, 9 })));
         Assert.That(attrs.Next(out _, out _), Is.False);
     }
+
+    /// <summary>The three address requests: the first add stays exclusive, a lease's lifetime
+    /// is valid = preferred, a refresh replaces without creating, and a static pool's address is
+    /// permanent as before.</summary>
+    [TestCase(true, false, 10u, (ushort)(0x01 | 0x04 | 0x400 | 0x200), 0u, 10u)]
+    [TestCase(false, true, 7u, (ushort)(0x01 | 0x04 | 0x100), 0u, 7u)]
+    [TestCase(true, false, 0xFFFFFFFFu, (ushort)(0x01 | 0x04 | 0x400 | 0x200), 0x80u, 0xFFFFFFFFu)]
+    public void An_address_request_carries_its_lifetime_and_the_right_flags(bool add, bool refresh, uint lifetime, ushort flags, uint ifaFlags, uint lft)
+    {
+        var buffer = new byte[SockShim.Stack.Provisioning.Netlink.RouteNetlink.AddressMessageSize];
+        ushort extra = add ? (ushort)(netlink.NLM_F_CREATE | netlink.NLM_F_EXCL) : netlink.NLM_F_REPLACE;
+        var message = SockShim.Stack.Provisioning.Netlink.RouteNetlink.AddressMessage(buffer, rtnetlink.RTM_NEWADDR, extra, 9, 3, IPAddress.Parse("203.0.113.10"), NetlinkProvisioner.Mark, lifetime).ToArray();
+        Assert.That(NetlinkHeader.TryParse(message, out var header), Is.True);
+        Assert.That(header.Flags, Is.EqualTo(flags));
+        Assert.That(refresh, Is.EqualTo((header.Flags & netlink.NLM_F_REPLACE) != 0));
+        var attributes = new Dictionary<ushort, byte[]>();
+        var attrs = new RouteAttributeReader(message.AsSpan(netlink.NLMSG_HDRLEN + if_addr.IFADDRMSG_SIZE));
+        while (attrs.Next(out var type, out var value)) attributes[type] = value.ToArray();
+        Assert.That(attributes[if_addr.IFA_PROTO], Is.EqualTo(new[] { NetlinkProvisioner.Mark }), "the mark, also on a refresh");
+        Assert.That(BitConverter.ToUInt32(attributes[if_addr.IFA_FLAGS]), Is.EqualTo(ifaFlags));
+        Assert.That(IfAddrCacheInfo.TryParse(attributes[if_addr.IFA_CACHEINFO], out var info), Is.True);
+        Assert.That(info, Is.EqualTo(new IfAddrCacheInfo(lft, lft)));
+        Assert.That(attributes[if_addr.IFA_CACHEINFO].AsSpan(8).ToArray(), Is.All.Zero, "the timestamps are the kernel's");
+    }
+
+    [Test]
+    public void A_delete_carries_no_lifetime()
+    {
+        var buffer = new byte[SockShim.Stack.Provisioning.Netlink.RouteNetlink.AddressMessageSize];
+        var message = SockShim.Stack.Provisioning.Netlink.RouteNetlink.AddressMessage(buffer, rtnetlink.RTM_DELADDR, 0, 9, 3, IPAddress.Parse("203.0.113.10"), NetlinkProvisioner.Mark, null).ToArray();
+        var types = new List<ushort>();
+        var attrs = new RouteAttributeReader(message.AsSpan(netlink.NLMSG_HDRLEN + if_addr.IFADDRMSG_SIZE));
+        while (attrs.Next(out var type, out _)) types.Add(type);
+        Assert.That(types, Is.EqualTo(new[] { if_addr.IFA_LOCAL, if_addr.IFA_ADDRESS }));
+    }
+
+    [TestCase(2.9, 2u)]
+    [TestCase(0.2, 1u)]
+    [TestCase(-5.0, 1u)]
+    [TestCase(1e10, 0xFFFFFFFEu)]
+    public void A_lease_lifetime_becomes_whole_seconds_rounded_down_at_least_one_and_never_forever(double seconds, uint expected) =>
+        Assert.That(NetlinkProvisioner.Seconds(TimeSpan.FromSeconds(seconds)), Is.EqualTo(expected));
 
     [TestCase(new byte[] { })]
     [TestCase(new byte[] { 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 })]      // length below the header

@@ -100,7 +100,7 @@ internal sealed class RecordingProvisioner : SockShim.Stack.Provisioning.IAddres
     public ProvisionerKind Kind => ProvisionerKind.Netlink;
     public string Name => "recording";
     public string? CheckDestination(IPAddress destination, string pool) => null;
-    public SockShim.Stack.Errors.StackError? Provision(IPAddress address, string pool)
+    public SockShim.Stack.Errors.StackError? Provision(IPAddress address, string pool, TimeSpan? lifetime = null)
     {
         lock (_onHost) { _onHost.Add(address); Added++; }
         return null;
