@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Per-socket acquire+release cost of each provisioner, side by side in one run, next to its
 # target: the loopback pool (<= 1 us), netlink (<= 30 us, IPv4 and IPv6), AnyIP (no target:
-# nothing per address), netlink IPv6 with the interface in MLDv1 mode, and netlink with prefetch.
+# nothing per address), netlink IPv6 with the interface in MLDv1 mode, netlink with prefetch, and
+# the lifetime refresh a DHCP renewal does per address.
 # netlink and AnyIP run in a network namespace made for the run (root).
 # Usage: bash bench/provisioners.sh [n=200000] [n-netlink=5000]
 set -euo pipefail
@@ -39,5 +40,10 @@ ip netns exec "$ns" sysctl -qw net.ipv6.conf.dummy0.force_mld_version=0
 # for the next socket while the reserve has room, so this loop does no netlink work.
 run SOCKSHIM_POOL=198.51.100.1-198.51.100.254 SOCKSHIM_PROVISIONER=netlink SOCKSHIM_INTERFACE=dummy0 SOCKSHIM_PREFETCH=16 dotnet "$bench" acquire-release "$nl" "netlink IPv4 prefetch" 30000
 run SOCKSHIM_POOL=2001:db8:f::/112 SOCKSHIM_PROVISIONER=netlink SOCKSHIM_INTERFACE=dummy0 SOCKSHIM_PREFETCH=16 dotnet "$bench" acquire-release "$nl" "netlink IPv6 prefetch" 30000
+# A DHCP renewal sets its address's lifetime again (NLM_F_REPLACE): per address, against how
+# many addresses the interface has (the kernel walks them to find the one to replace).
+run dotnet "$bench" refresh dummy0 198.51.100.1 250
+run dotnet "$bench" refresh dummy0 2001:db8:c::1 250
+run dotnet "$bench" refresh dummy0 2001:db8:c::1 4000
 run SOCKSHIM_POOL=203.0.113.1-203.0.113.254 SOCKSHIM_PROVISIONER=anyip dotnet "$bench" acquire-release "$n" "anyip IPv4"
 run SOCKSHIM_POOL=2001:db8:1::/112 SOCKSHIM_PROVISIONER=anyip dotnet "$bench" acquire-release "$n" "anyip IPv6"

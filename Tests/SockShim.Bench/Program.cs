@@ -7,10 +7,12 @@ using SockShim.Stack.Errors;
 // SOCKSHIM_* configure (bench/provisioners.sh runs it for each provisioner).
 //   SockShim.Bench acquire-release N [label] [target-ns]
 //   SockShim.Bench dhcp N IFACE : time per lease against the DHCP server on IFACE (bench/dhcp.sh)
+//   SockShim.Bench refresh IFACE FIRST-ADDRESS COUNT : a renewal's lifetime refresh per address (bench/provisioners.sh)
 //   SockShim.Bench allocator SECONDS THREADS [PROCESSES] : claims+releases per second, duplicates checked
 //   SockShim.Bench bulk SECONDS : one loopback TCP connection's throughput (run plain and under sockshim run)
 //   SockShim.Bench scale-server LISTEN / scale-client SERVER N : the 100,000-connection run (bench/scale.sh)
 if (args.ElementAtOrDefault(0) == "dhcp") return DhcpBench.Run(int.Parse(args[1]), args[2]);
+if (args.ElementAtOrDefault(0) == "refresh") return RefreshBench.Run(args[1], System.Net.IPAddress.Parse(args[2]), int.Parse(args[3]));
 if (args.ElementAtOrDefault(0) is "allocator" or "allocator-worker") return AllocatorBench.Run(args);
 if (args.ElementAtOrDefault(0) == "bulk") return BulkBench.Run(double.Parse(args[1]));
 if (args.ElementAtOrDefault(0) == "scale-server") return ScaleRun.Server(System.Net.IPEndPoint.Parse(args[1]));
