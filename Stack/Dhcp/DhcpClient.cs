@@ -49,7 +49,7 @@ internal sealed class DhcpClient : IDisposable
     private readonly TimeSpan _probeWait;
     private int _unsentReleases;
     private volatile bool _stopping;
-    private uint _xid = (uint)Random.Shared.Next();
+    private readonly TransactionIds _xids = new();
 
     private DhcpClient(string interfaceName, DhcpTransport transport, ConflictProbe? probe, TimeSpan probeWait, bool freeBind, TimeSpan releaseGap, TimeProvider time, string pool)
     {
@@ -96,8 +96,11 @@ internal sealed class DhcpClient : IDisposable
         else _probe.Start(address, _time.GetUtcNow() + _probeWait, done);
     }
 
-    /// <summary>A transaction id no other machine of this process uses now.</summary>
-    public uint NextXid() => Interlocked.Increment(ref _xid);
+    /// <summary>A fresh random transaction id that no other machine of this process uses now
+    /// (see <see cref="TransactionIds"/>).</summary>
+    public uint NextXid() => _xids.Next();
+
+    private void Routed(uint xid, bool live) => _xids.Routed(xid, live);
 
     /// <summary>Runs <paramref name="action"/> on the client's thread.</summary>
     public void Post(Action action)
@@ -123,6 +126,7 @@ internal sealed class DhcpClient : IDisposable
         var entry = new Entry(machine, onEvent) { Tag = tag };
         var first = machine.Start();
         _arriving[machine.TransactionId] = entry;
+        Routed(machine.TransactionId, true);
         Post(() => Adopt(entry));
         var buffer = new byte[DhcpMessage.MaxEmitLength];
         int length = first.Send!.Emit(buffer);
@@ -226,7 +230,11 @@ internal sealed class DhcpClient : IDisposable
     private void Forget(Entry entry)
     {
         CloseLeaseSocket(entry);
-        if (entry.Tracked && _byXid.TryGetValue(entry.TrackedXid, out var e) && e == entry) _byXid.Remove(entry.TrackedXid);
+        if (entry.Tracked && _byXid.TryGetValue(entry.TrackedXid, out var e) && e == entry)
+        {
+            _byXid.Remove(entry.TrackedXid);
+            Routed(entry.TrackedXid, false);
+        }
         entry.Tracked = false;
         _entries.Remove(entry);
     }
@@ -235,8 +243,13 @@ internal sealed class DhcpClient : IDisposable
     {
         uint xid = entry.Machine.TransactionId;
         if (entry.Tracked && entry.TrackedXid == xid) return;
-        if (entry.Tracked && _byXid.TryGetValue(entry.TrackedXid, out var e) && e == entry) _byXid.Remove(entry.TrackedXid);
+        if (entry.Tracked && _byXid.TryGetValue(entry.TrackedXid, out var e) && e == entry)
+        {
+            _byXid.Remove(entry.TrackedXid);
+            Routed(entry.TrackedXid, false);
+        }
         _byXid[xid] = entry;
+        Routed(xid, true);
         entry.TrackedXid = xid;
         entry.Tracked = true;
     }
@@ -330,7 +343,7 @@ internal sealed class DhcpClient : IDisposable
     {
         for (int i = 0; i < 256; i++)
         {
-            int n = _transport.Receive(fd, _receiveBuffer);
+            int n = _transport.Receive(fd, _receiveBuffer, out var source);
             if (n < 0) return;
             // What other threads posted before this reply was sent (a socket's waiter, a machine
             // its thread started) comes first: a fast server can answer within the same turn.
@@ -355,8 +368,8 @@ internal sealed class DhcpClient : IDisposable
                 Discard("no lease of this process has that transaction id");
                 continue;
             }
-            if (_log.IsEnabled(LogLevel.Trace)) _log.LogTrace("dhcp {Interface}: received {Message}", Interface, message);
-            var output = entry.Machine.Receive(message);
+            if (_log.IsEnabled(LogLevel.Trace)) _log.LogTrace("dhcp {Interface}: received {Message} from {Source}", Interface, message, source);
+            var output = entry.Machine.Receive(message, source);
             if (output.Event == DhcpLeaseEvent.Ignored) Discard(output.Reason!);
             Apply(entry, output);
         }

@@ -154,43 +154,85 @@ internal sealed class DhcpLeaseMachine
         NextDeadline = _acquireDeadline is { } d && d < next ? d : next;
     }
 
-    /// <summary>A received message; anything not for this lease or not valid now is ignored.</summary>
-    public DhcpOutput Receive(DhcpMessage m)
+    /// <summary>A received message and the address it came from; anything that cannot be this
+    /// lease's reply in the current state is ignored with the reason.</summary>
+    /// <remarks>
+    /// DHCPv4 has no authentication in practice (RFC 3118 is not deployed), so any host of the
+    /// link can forge a reply. What this checks makes a forged reply useless unless it copies
+    /// what only the lease's own server and the path to it know:
+    /// <list type="bullet">
+    /// <item>The xid is fresh and random per transaction (<see cref="DhcpClient.NextXid"/>): a
+    /// renewal goes unicast to the server, so on a switched link no other host sees its xid.</item>
+    /// <item>RENEWING talks to the bound server alone (RFC 2131 §4.4.5: the REQUEST is unicast
+    /// to it), so a reply must come from that address and name it as server id.</item>
+    /// <item>Every ACK and NAK must carry a server id (RFC 2131 Table 3: MUST), and a NAK must name
+    /// the server this lease talks to (below); an ACK for another address changes nothing.</item>
+    /// <item>Option 61: RFC 6842 makes servers echo it (dnsmasq and Kea do; RFC 2131 had said
+    /// they MUST NOT, so older servers leave it out). One carrying another identifier is another
+    /// lease's (all of this host's leases share one MAC, so chaddr tells them nothing). One
+    /// without it is matched by xid alone, so it is accepted only when it comes straight from
+    /// the server it names and, past SELECTING, that server is this lease's: an RFC 2131-era
+    /// server then still works (it answers from its own address on the link), while a third host
+    /// that leaves option 61 out gains nothing, since it could as well copy ours from the
+    /// DISCOVER; leaving it out is never a way around the other checks.</item>
+    /// </list>
+    /// </remarks>
+    public DhcpOutput Receive(DhcpMessage m, IPAddress source)
     {
         if (State is not (DhcpLeaseState.Selecting or DhcpLeaseState.Requesting or DhcpLeaseState.Renewing or DhcpLeaseState.Rebinding))
             return DhcpOutput.Ignore($"no transaction open in state {State}");
         if (!m.IsReply || m.TransactionId != TransactionId) return DhcpOutput.Ignore("another transaction");
         if (!m.HardwareAddress.AsSpan(0, 6).SequenceEqual(_mac)) return DhcpOutput.Ignore("another hardware address");
-        // RFC 6842: servers echo option 61; one that does and names another client is not ours.
-        if (m.ClientId is { } id && !id.AsSpan().SequenceEqual(_clientId)) return DhcpOutput.Ignore("another client identifier");
+        if (m.MessageType is not (DhcpMessageType.Offer or DhcpMessageType.Ack or DhcpMessageType.Nak))
+            return DhcpOutput.Ignore($"a {m.MessageType?.ToString() ?? "BOOTP"} message in state {State}");
+        if (m.ServerId is not { } sid) return DhcpOutput.Ignore($"a {m.MessageType} without a server identifier (RFC 2131 Table 3 requires one) from {source}");
+        if (m.ClientId is { } id)
+        {
+            if (!id.AsSpan().SequenceEqual(_clientId)) return DhcpOutput.Ignore("another client identifier");
+        }
+        else if (!sid.Equals(source) || (State is not DhcpLeaseState.Selecting && !sid.Equals(Server)))
+            return DhcpOutput.Ignore($"a {m.MessageType} without our client identifier from {source}, not straight from this lease's server {Server?.ToString() ?? sid.ToString()}");
+        // RENEWING: the REQUEST went unicast to the bound server; only it answers, from its address.
+        if (State is DhcpLeaseState.Renewing && !(sid.Equals(Server) && source.Equals(Server)))
+            return DhcpOutput.Ignore($"a {m.MessageType} to a renewal from {source} naming server {sid}, not the bound server {Server}");
 
         switch (State, m.MessageType)
         {
             case (DhcpLeaseState.Selecting, DhcpMessageType.Offer):
-                if (m.YourAddress.Equals(IPAddress.Any) || m.ServerId is null) return DhcpOutput.Ignore("an offer without an address or server identifier");
+                if (m.YourAddress.Equals(IPAddress.Any)) return DhcpOutput.Ignore("an offer without an address");
                 _offered = m.YourAddress;
-                Server = m.ServerId;
+                Server = sid;
                 State = DhcpLeaseState.Requesting;
                 _attempt = 0;
                 return Request();
 
             case (DhcpLeaseState.Requesting, DhcpMessageType.Ack):
-                if (m.ServerId is { } s && !s.Equals(Server)) return DhcpOutput.Ignore("an ACK from a server not selected");
+                if (!sid.Equals(Server)) return DhcpOutput.Ignore($"an ACK from {sid}, a server not selected");
                 if (!m.YourAddress.Equals(_offered)) return DhcpOutput.Ignore($"an ACK for {m.YourAddress}, not the requested {_offered}");
                 return Bind(m, DhcpLeaseEvent.Bound);
 
             case (DhcpLeaseState.Requesting, DhcpMessageType.Nak):
-                if (m.ServerId is { } n && !n.Equals(Server)) return DhcpOutput.Ignore("a NAK from a server not selected");
+                if (!sid.Equals(Server)) return DhcpOutput.Ignore($"a NAK from {sid}, a server not selected");
                 return Restart($"server {Server} refused {_offered} (DHCPNAK{Said(m)})");
 
+            // REBINDING asks any server (RFC 2131 §4.4.5), so an ACK from another one is taken, but
+            // only for this lease's address: an ACK for another one neither ends nor moves the lease.
             case (DhcpLeaseState.Renewing or DhcpLeaseState.Rebinding, DhcpMessageType.Ack):
-                if (!m.YourAddress.Equals(Address)) return Lose($"server {m.ServerId} answered the renewal of {Address} with another address, {m.YourAddress}");
+                if (!m.YourAddress.Equals(Address)) return DhcpOutput.Ignore($"an ACK to the renewal of {Address} for another address, {m.YourAddress}, from {source} naming server {sid}");
                 return Bind(m, DhcpLeaseEvent.Renewed);
 
+            // A NAK ends a held lease, so it must come from the server that holds it. RFC 2131
+            // §4.3.2 lets any server answer a REBINDING REQUEST and says it SHOULD check ciaddr, so
+            // another server could NAK an address that is wrong for the network; but every xid of
+            // REBINDING is broadcast, and taking a NAK from any server id would let any host of the
+            // link end every lease in REBINDING. Ignoring another server's NAK costs at most the
+            // time to expiry (lease - T2, an eighth of the lease by default), after which the lease
+            // is lost and acquired again anyway, so only the bound server's NAK is taken.
             case (DhcpLeaseState.Renewing or DhcpLeaseState.Rebinding, DhcpMessageType.Nak):
-                return Lose($"server {m.ServerId ?? Server} refused to renew {Address} (DHCPNAK{Said(m)})");
+                if (!sid.Equals(Server)) return DhcpOutput.Ignore($"a NAK to the renewal of {Address} from {source} naming server {sid}, not the bound server {Server}");
+                return Lose($"server {Server} refused to renew {Address} (DHCPNAK{Said(m)})");
         }
-        return DhcpOutput.Ignore($"a {m.MessageType?.ToString() ?? "BOOTP"} message in state {State}");
+        return DhcpOutput.Ignore($"a {m.MessageType} message in state {State}");
     }
 
     private static string Said(DhcpMessage m) => m.Text is { Length: > 0 } t ? $": \"{t}\"" : "";
@@ -201,7 +243,7 @@ internal sealed class DhcpLeaseMachine
         // Times count from when the REQUEST went out (RFC 2131 §4.4.1), not from the ACK.
         var start = _requestSentAt;
         Address = ack.YourAddress;
-        if (ack.ServerId is { } sid) Server = sid;
+        Server = ack.ServerId!; // checked by Receive
         LeaseStart = start;
         if (lease == uint.MaxValue)
         {

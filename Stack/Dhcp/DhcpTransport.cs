@@ -104,14 +104,16 @@ internal sealed unsafe class DhcpTransport : IDisposable
             return sendto(fd, p, payload.Length, MSG_DONTWAIT, (sockaddr*)&to, (uint)sizeof(sockaddr_in)) < 0 ? errno : 0;
     }
 
-    /// <summary>One datagram, or -1 when none is waiting.</summary>
-    public int Receive(int fd, Span<byte> buffer)
+    /// <summary>One datagram and the IPv4 address it came from, or -1 when none is waiting. The
+    /// source lets the lease machine tell the bound server's replies from anyone else's.</summary>
+    public int Receive(int fd, Span<byte> buffer, out IPAddress source)
     {
-        fixed (byte* p = buffer)
-        {
-            long n = recv(fd, p, buffer.Length, MSG_DONTWAIT);
-            return n < 0 ? -1 : (int)n;
-        }
+        sockaddr_in from = default;
+        socklen_t fromLength = (uint)sizeof(sockaddr_in);
+        long n;
+        fixed (byte* p = buffer) n = recvfrom(fd, p, buffer.Length, MSG_DONTWAIT, (sockaddr*)&from, &fromLength);
+        source = n >= 0 && from.sin_family == AF_INET ? new IPAddress(new ReadOnlySpan<byte>(&from.sin_addr, 4)) : IPAddress.Any;
+        return n < 0 ? -1 : (int)n;
     }
 
     /// <summary>Waits until one of <paramref name="fds"/> is readable or the timeout passes; the

@@ -41,8 +41,8 @@ public class DhcpLeaseMachineTests
     {
         var m = Machine(timing);
         m.Start();
-        m.Receive(Reply(m, DhcpMessageType.Offer));
-        Assert.That(m.Receive(Reply(m, DhcpMessageType.Ack)).Event, Is.EqualTo(DhcpLeaseEvent.Bound));
+        m.Receive(Reply(m, DhcpMessageType.Offer), Server);
+        Assert.That(m.Receive(Reply(m, DhcpMessageType.Ack), Server).Event, Is.EqualTo(DhcpLeaseEvent.Bound));
         return m;
     }
 
@@ -58,7 +58,7 @@ public class DhcpLeaseMachineTests
         Assert.That(discover.Send.HardwareAddress, Is.EqualTo(Mac));
         uint xid = m.TransactionId;
 
-        var request = m.Receive(Reply(m, DhcpMessageType.Offer));
+        var request = m.Receive(Reply(m, DhcpMessageType.Offer), Server);
         Assert.That(request.Send!.MessageType, Is.EqualTo(DhcpMessageType.Request));
         Assert.That(request.Send.TransactionId, Is.EqualTo(xid), "REQUEST keeps the DISCOVER's xid");
         Assert.That(request.Send.RequestedAddress, Is.EqualTo(Leased));
@@ -67,7 +67,7 @@ public class DhcpLeaseMachineTests
 
         var start = _time.GetUtcNow();
         _time.Advance(TimeSpan.FromMilliseconds(3));
-        var bound = m.Receive(Reply(m, DhcpMessageType.Ack, lease: 100));
+        var bound = m.Receive(Reply(m, DhcpMessageType.Ack, lease: 100), Server);
         Assert.That(bound.Event, Is.EqualTo(DhcpLeaseEvent.Bound));
         Assert.That(m.Address, Is.EqualTo(Leased));
         Assert.That(m.ExpiresAt, Is.EqualTo(start + TimeSpan.FromSeconds(100)), "times count from the REQUEST");
@@ -90,14 +90,14 @@ public class DhcpLeaseMachineTests
         var request = Reply(m, DhcpMessageType.Offer);
         request.Op = 1;
         foreach (var foreign in new[] { otherXid, otherMac, otherClient, request })
-            Assert.That(m.Receive(foreign).Event, Is.EqualTo(DhcpLeaseEvent.Ignored));
+            Assert.That(m.Receive(foreign, Server).Event, Is.EqualTo(DhcpLeaseEvent.Ignored));
         Assert.That(m.State, Is.EqualTo(DhcpLeaseState.Selecting));
 
-        m.Receive(Reply(m, DhcpMessageType.Offer));
-        Assert.That(m.Receive(Reply(m, DhcpMessageType.Ack, server: IPAddress.Parse("192.0.2.99"))).Event, Is.EqualTo(DhcpLeaseEvent.Ignored), "ACK from a server not selected");
-        Assert.That(m.Receive(Reply(m, DhcpMessageType.Nak, server: IPAddress.Parse("192.0.2.99"))).Event, Is.EqualTo(DhcpLeaseEvent.Ignored));
-        Assert.That(m.Receive(Reply(m, DhcpMessageType.Ack, yiaddr: IPAddress.Parse("198.51.100.24"))).Event, Is.EqualTo(DhcpLeaseEvent.Ignored));
-        Assert.That(m.Receive(Reply(m, DhcpMessageType.Ack)).Event, Is.EqualTo(DhcpLeaseEvent.Bound));
+        m.Receive(Reply(m, DhcpMessageType.Offer), Server);
+        Assert.That(m.Receive(Reply(m, DhcpMessageType.Ack, server: IPAddress.Parse("192.0.2.99")), Server).Event, Is.EqualTo(DhcpLeaseEvent.Ignored), "ACK from a server not selected");
+        Assert.That(m.Receive(Reply(m, DhcpMessageType.Nak, server: IPAddress.Parse("192.0.2.99")), Server).Event, Is.EqualTo(DhcpLeaseEvent.Ignored));
+        Assert.That(m.Receive(Reply(m, DhcpMessageType.Ack, yiaddr: IPAddress.Parse("198.51.100.24")), Server).Event, Is.EqualTo(DhcpLeaseEvent.Ignored));
+        Assert.That(m.Receive(Reply(m, DhcpMessageType.Ack), Server).Event, Is.EqualTo(DhcpLeaseEvent.Bound));
     }
 
     [Test]
@@ -136,11 +136,11 @@ public class DhcpLeaseMachineTests
     {
         var m = Machine();
         m.Start();
-        m.Receive(Reply(m, DhcpMessageType.Offer));
+        m.Receive(Reply(m, DhcpMessageType.Offer), Server);
         uint first = m.TransactionId;
         var nak = Reply(m, DhcpMessageType.Nak, lease: null);
         nak.Text = "wrong network";
-        var restarted = m.Receive(nak);
+        var restarted = m.Receive(nak, Server);
         Assert.That(restarted.Event, Is.EqualTo(DhcpLeaseEvent.Restarted));
         Assert.That(restarted.Reason, Does.Contain("DHCPNAK: \"wrong network\""));
         Assert.That(m.State, Is.EqualTo(DhcpLeaseState.Init));
@@ -149,8 +149,8 @@ public class DhcpLeaseMachineTests
         var discover = m.Tick();
         Assert.That(discover.Send!.MessageType, Is.EqualTo(DhcpMessageType.Discover));
         Assert.That(m.TransactionId, Is.Not.EqualTo(first));
-        m.Receive(Reply(m, DhcpMessageType.Offer));
-        Assert.That(m.Receive(Reply(m, DhcpMessageType.Ack)).Event, Is.EqualTo(DhcpLeaseEvent.Bound));
+        m.Receive(Reply(m, DhcpMessageType.Offer), Server);
+        Assert.That(m.Receive(Reply(m, DhcpMessageType.Ack), Server).Event, Is.EqualTo(DhcpLeaseEvent.Bound));
     }
 
     [Test]
@@ -158,7 +158,7 @@ public class DhcpLeaseMachineTests
     {
         var m = Machine(new DhcpTiming { RequestAttempts = 3 });
         m.Start();
-        m.Receive(Reply(m, DhcpMessageType.Offer));
+        m.Receive(Reply(m, DhcpMessageType.Offer), Server);
         var sent = new List<DhcpMessageType?>();
         for (int i = 0; i < 3; i++)
         {
@@ -183,7 +183,7 @@ public class DhcpLeaseMachineTests
         Assert.That(renew.Send.Flags, Is.Zero);
 
         var renewedAt = _time.GetUtcNow();
-        var ack = m.Receive(Reply(m, DhcpMessageType.Ack, lease: 60));
+        var ack = m.Receive(Reply(m, DhcpMessageType.Ack, lease: 60), Server);
         Assert.That(ack.Event, Is.EqualTo(DhcpLeaseEvent.Renewed));
         Assert.That(m.State, Is.EqualTo(DhcpLeaseState.Bound));
         Assert.That(m.ExpiresAt, Is.EqualTo(renewedAt + TimeSpan.FromSeconds(60)));
@@ -217,7 +217,7 @@ public class DhcpLeaseMachineTests
         var m = BoundMachine();
         _time.Advance(m.RenewAt - _time.GetUtcNow());
         m.Tick();
-        var lost = m.Receive(Reply(m, DhcpMessageType.Nak, lease: null));
+        var lost = m.Receive(Reply(m, DhcpMessageType.Nak, lease: null), Server);
         Assert.That(lost.Event, Is.EqualTo(DhcpLeaseEvent.Lost));
         Assert.That(lost.Reason, Does.Contain("refused to renew"));
     }
@@ -248,5 +248,137 @@ public class DhcpLeaseMachineTests
         Assert.That(decline.Event, Is.EqualTo(DhcpLeaseEvent.Restarted));
         _time.Advance(m.NextDeadline - _time.GetUtcNow());
         Assert.That(m.Tick().Send!.MessageType, Is.EqualTo(DhcpMessageType.Discover));
+    }
+
+    private static readonly IPAddress Other = IPAddress.Parse("192.0.2.66");
+
+    /// <summary>A bound machine at T1, its renewal REQUEST sent.</summary>
+    private DhcpLeaseMachine RenewingMachine()
+    {
+        var m = BoundMachine();
+        _time.Advance(m.RenewAt - _time.GetUtcNow());
+        m.Tick();
+        Assert.That(m.State, Is.EqualTo(DhcpLeaseState.Renewing));
+        return m;
+    }
+
+    private static void AssertIgnored(DhcpLeaseMachine m, DhcpMessage reply, IPAddress from, DhcpLeaseState stays, string what)
+    {
+        var expires = m.ExpiresAt;
+        var output = m.Receive(reply, from);
+        Assert.That(output.Event, Is.EqualTo(DhcpLeaseEvent.Ignored), what);
+        Assert.That(output.Reason, Is.Not.Empty, what);
+        Assert.That((m.State, m.Address, m.Server, m.ExpiresAt), Is.EqualTo((stays, Leased, Server, expires)), what + ": the lease is unchanged");
+    }
+
+    [Test]
+    public void While_renewing_only_the_bound_server_from_its_own_address_is_heard()
+    {
+        var m = RenewingMachine();
+        AssertIgnored(m, Reply(m, DhcpMessageType.Nak, lease: null, server: Other), Other, DhcpLeaseState.Renewing, "a NAK naming another server");
+        AssertIgnored(m, Reply(m, DhcpMessageType.Nak, lease: null, server: Other), Server, DhcpLeaseState.Renewing, "a NAK from the server's address naming another server");
+        AssertIgnored(m, Reply(m, DhcpMessageType.Nak, lease: null), Other, DhcpLeaseState.Renewing, "a NAK naming the server from another address");
+        AssertIgnored(m, Reply(m, DhcpMessageType.Ack), Other, DhcpLeaseState.Renewing, "an ACK naming the server from another address");
+        AssertIgnored(m, Reply(m, DhcpMessageType.Ack, server: Other), Other, DhcpLeaseState.Renewing, "an ACK from another server");
+        var noId = Reply(m, DhcpMessageType.Nak, lease: null);
+        noId.ServerId = null;
+        AssertIgnored(m, noId, Server, DhcpLeaseState.Renewing, "a NAK without a server id");
+        var ackNoId = Reply(m, DhcpMessageType.Ack);
+        ackNoId.ServerId = null;
+        AssertIgnored(m, ackNoId, Server, DhcpLeaseState.Renewing, "an ACK without a server id");
+
+        Assert.That(m.Receive(Reply(m, DhcpMessageType.Ack), Server).Event, Is.EqualTo(DhcpLeaseEvent.Renewed), "the bound server still renews");
+        Assert.That(m.State, Is.EqualTo(DhcpLeaseState.Bound));
+    }
+
+    [Test]
+    public void An_ack_for_another_address_neither_ends_nor_moves_a_held_lease()
+    {
+        var m = RenewingMachine();
+        AssertIgnored(m, Reply(m, DhcpMessageType.Ack, yiaddr: IPAddress.Parse("198.51.100.99")), Server, DhcpLeaseState.Renewing, "renewing, from the bound server");
+        _time.Advance(m.RebindAt - _time.GetUtcNow());
+        m.Tick();
+        Assert.That(m.State, Is.EqualTo(DhcpLeaseState.Rebinding));
+        AssertIgnored(m, Reply(m, DhcpMessageType.Ack, yiaddr: IPAddress.Parse("198.51.100.99"), server: Other), Other, DhcpLeaseState.Rebinding, "rebinding, from another server");
+        AssertIgnored(m, Reply(m, DhcpMessageType.Ack, yiaddr: IPAddress.Parse("198.51.100.99")), Server, DhcpLeaseState.Rebinding, "rebinding, from the bound server");
+    }
+
+    [Test]
+    public void While_rebinding_any_server_may_extend_but_only_the_bound_one_may_refuse()
+    {
+        var m = RenewingMachine();
+        _time.Advance(m.RebindAt - _time.GetUtcNow());
+        m.Tick();
+        Assert.That(m.State, Is.EqualTo(DhcpLeaseState.Rebinding));
+        AssertIgnored(m, Reply(m, DhcpMessageType.Nak, lease: null, server: Other), Other, DhcpLeaseState.Rebinding, "a NAK from another server");
+        var noId = Reply(m, DhcpMessageType.Ack);
+        noId.ServerId = null;
+        AssertIgnored(m, noId, Server, DhcpLeaseState.Rebinding, "an ACK without a server id");
+
+        var renewed = m.Receive(Reply(m, DhcpMessageType.Ack, server: Other), Other);
+        Assert.That(renewed.Event, Is.EqualTo(DhcpLeaseEvent.Renewed), "REBINDING takes an ACK from any server");
+        Assert.That((m.State, m.Server), Is.EqualTo((DhcpLeaseState.Bound, Other)), "the lease is now that server's");
+    }
+
+    [Test]
+    public void A_nak_with_the_right_server_id_while_rebinding_ends_the_lease()
+    {
+        var m = RenewingMachine();
+        _time.Advance(m.RebindAt - _time.GetUtcNow());
+        m.Tick();
+        // Rebinding is broadcast: relays may carry the answer, so the source is not checked.
+        Assert.That(m.Receive(Reply(m, DhcpMessageType.Nak, lease: null), Other).Event, Is.EqualTo(DhcpLeaseEvent.Lost));
+    }
+
+    [Test]
+    public void A_reply_without_our_client_identifier_counts_only_straight_from_the_lease_server()
+    {
+        // Requesting: a NAK without option 61 from another address, naming the selected server.
+        var m = Machine();
+        m.Start();
+        m.Receive(Reply(m, DhcpMessageType.Offer), Server);
+        var nak = Reply(m, DhcpMessageType.Nak, lease: null);
+        nak.ClientId = null;
+        Assert.That(m.Receive(nak, Other).Event, Is.EqualTo(DhcpLeaseEvent.Ignored), "relayed or forged: matched by xid alone");
+        Assert.That(m.State, Is.EqualTo(DhcpLeaseState.Requesting));
+        var ack = Reply(m, DhcpMessageType.Ack);
+        ack.ClientId = null;
+        Assert.That(m.Receive(ack, Other).Event, Is.EqualTo(DhcpLeaseEvent.Ignored));
+        Assert.That(m.Receive(ack, Server).Event, Is.EqualTo(DhcpLeaseEvent.Bound), "an RFC 2131-era server that does not echo option 61 still leases, answering from its own address");
+
+        // Renewing: the same, and a wrong identifier is never taken.
+        var r = RenewingMachine();
+        var forged = Reply(r, DhcpMessageType.Nak, lease: null);
+        forged.ClientId = null;
+        AssertIgnored(r, forged, Other, DhcpLeaseState.Renewing, "a NAK without option 61 from another address");
+        var foreign = Reply(r, DhcpMessageType.Nak, lease: null);
+        foreign.ClientId = ClientIdentifier.For(6, Mac);
+        AssertIgnored(r, foreign, Server, DhcpLeaseState.Renewing, "a NAK for another of this host's leases (same MAC, another IAID)");
+
+        // Selecting: an offer without option 61 must come from the server it names.
+        var s = Machine();
+        s.Start();
+        var offer = Reply(s, DhcpMessageType.Offer);
+        offer.ClientId = null;
+        Assert.That(s.Receive(offer, Other).Event, Is.EqualTo(DhcpLeaseEvent.Ignored));
+        Assert.That(s.State, Is.EqualTo(DhcpLeaseState.Selecting));
+        var noServer = Reply(s, DhcpMessageType.Offer);
+        noServer.ServerId = null;
+        Assert.That(s.Receive(noServer, Server).Event, Is.EqualTo(DhcpLeaseEvent.Ignored), "an offer without a server id");
+    }
+
+    [Test]
+    public void Transaction_ids_are_random_not_a_counter_and_never_one_in_use()
+    {
+        var ids = new TransactionIds();
+        var drawn = Enumerable.Range(0, 10_000).Select(_ => ids.Next()).ToList();
+        var steps = drawn.Zip(drawn.Skip(1), (a, b) => unchecked(b - a)).ToList();
+        Assert.That(drawn, Has.None.EqualTo(0u));
+        Assert.That(drawn.Distinct().Count(), Is.GreaterThan(9_990), "32 random bits: a repeat in 10,000 is rare");
+        Assert.That(steps.Count(d => d == 1), Is.LessThanOrEqualTo(1), "consecutive transactions are not sequential");
+        Assert.That(steps.Distinct().Count(), Is.GreaterThan(9_990), "no fixed stride either");
+        // Every value of the upper half and lower half turns up: the bits are spread, not a small range.
+        Assert.That(drawn.Count(x => x >= 0x8000_0000u), Is.InRange(4_500, 5_500));
+
     }
 }

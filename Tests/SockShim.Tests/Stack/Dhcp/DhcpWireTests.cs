@@ -150,7 +150,7 @@ public class DhcpWireTests
             parsed++;
             var machine = new DhcpLeaseMachine(id, Mac, time, new DhcpTiming(), () => 42);
             machine.Start();
-            var output = machine.Receive(m);
+            var output = machine.Receive(m, IPAddress.Parse("192.0.2.1")); // the offer's server, as its source
             if (output.Event == DhcpLeaseEvent.Ignored) continue;
             accepted++;
             Assert.That(output.Event, Is.EqualTo(DhcpLeaseEvent.None), $"input {i}");
