@@ -15,6 +15,7 @@ using SockShim.Stack.Pools;
 //   traffic SERVER FRONT-END [POOL] : one TCP connection and one datagram (see MarkedTraffic).
 //   wildcard SERVER : sockets that bind the wildcard (see WildcardBinds).
 //   fake-dhcp-server DEV SERVERID FIRST DROP% : a hostile DHCP server (see FakeDhcpServer).
+//   hostile-dhcp DEV OWN SERVER OTHER SECONDS : forged answers to every renewal on the LAN (see HostileDhcpHost).
 //   unix-connections SOCKET N [partial] : N idle connections to a helper (see UnixConnections).
 //   sockets N SERVER [tcp|udp] [plain] : N AF_INET_TUPLE sockets (plain: ordinary sockets, for a run under the launcher), each connected (or sending a datagram) to
 //                 SERVER; prints "socket <local> lease-expires <time>" for each and "held"; then
@@ -26,6 +27,7 @@ if (verb == "fuzz-churn") return TableFuzz.Churn(double.Parse(args[1]), int.Pars
 if (verb == "fuzz-table") return TableFuzz.Table(args[1], double.Parse(args[2]));
 if (verb == "traffic") return MarkedTraffic.Run(IPEndPoint.Parse(args[1]), args[2], args.ElementAtOrDefault(3));
 if (verb == "wildcard") return WildcardBinds.Run(IPEndPoint.Parse(args[1]));
+if (verb == "hostile-dhcp") return HostileDhcpHost.Run(args[1], IPAddress.Parse(args[2]), IPAddress.Parse(args[3]), IPAddress.Parse(args[4]), double.Parse(args[5]));
 if (verb == "unix-connections") return UnixConnections.Run(args[1], int.Parse(args[2]), args.ElementAtOrDefault(3) == "partial");
 if (verb == "fake-dhcp-server") return FakeDhcpServer.Run(args[1], IPAddress.Parse(args[2]), IPAddress.Parse(args[3]), int.Parse(args[4]));
 int count = int.Parse(args.ElementAtOrDefault(1) ?? "0");

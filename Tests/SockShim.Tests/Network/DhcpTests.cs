@@ -14,7 +14,7 @@ public class DhcpTests
     public void Root() => TwoHosts.RequireRoot();
 
     /// <summary>Starts the agent's tuple sockets in <paramref name="ns"/> and waits until all are held.</summary>
-    private static (Process Agent, List<string> Addresses) HoldSockets(DhcpLan lan, string ns, int count, Dictionary<string, string> env, string server = "192.0.2.254:7100", bool udp = false)
+    internal static (Process Agent, List<string> Addresses) HoldSockets(DhcpLan lan, string ns, int count, Dictionary<string, string> env, string server = "192.0.2.254:7100", bool udp = false)
     {
         var agent = lan.Track(TwoHosts.StartIn(ns, "SockShim.TestAgent", ["sockets", count.ToString(), server, udp ? "udp" : "tcp"], env, redirectInput: true));
         return (agent, Held(lan, agent, ns, count));
@@ -37,7 +37,7 @@ public class DhcpTests
     }
 
     /// <summary>Asks the agent to send on every socket; its line per socket.</summary>
-    private static List<string> Use(Process agent)
+    internal static List<string> Use(Process agent)
     {
         agent.StandardInput.WriteLine("use");
         agent.StandardInput.Flush();
@@ -47,7 +47,7 @@ public class DhcpTests
         return lines;
     }
 
-    private static Process Echo(DhcpLan lan, int expect, string listen = "192.0.2.254:7100")
+    internal static Process Echo(DhcpLan lan, int expect, string listen = "192.0.2.254:7100")
     {
         var echo = lan.Track(TwoHosts.StartIn(lan.Server, "EchoServer", ["--listen", listen, "--expect", expect.ToString(), "--timeout", "300"]));
         Assert.That(echo.StandardOutput.ReadLine(), Does.StartWith("listening"), () => echo.StandardError.ReadToEnd());
@@ -55,7 +55,7 @@ public class DhcpTests
     }
 
     /// <summary>Closes the agent's sockets; returns the SockShim counters it read with a MeterListener.</summary>
-    private static Dictionary<string, long> Close(Process agent)
+    internal static Dictionary<string, long> Close(Process agent)
     {
         agent.StandardInput.WriteLine("close");
         agent.StandardInput.Flush();
