@@ -69,6 +69,7 @@ public class DhcpHostileLanTests
         }
         finally { TwoHosts.Run("kill", ["-CONT", kea.Id.ToString()]); }
         Assert.That(everyLeaseAttacked, Is.True, () => $"the forger answered a renewal of every lease within T1 (5 s) and some: {string.Join(" ", answered)}");
+        Assert.That(DhcpTests.Use(tuple), Is.EquivalentTo(addresses.Select(a => $"ok {a}")), "no socket was closed by the forgeries to its open renewal");
 
         // Then the attack goes on while Kea answers: every lease's renewals answered by the forger
         // at least twice, and Kea has extended each lease since the window opened.
