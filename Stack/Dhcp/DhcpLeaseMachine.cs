@@ -161,20 +161,22 @@ internal sealed class DhcpLeaseMachine
     /// link can forge a reply. What this checks makes a forged reply useless unless it copies
     /// what only the lease's own server and the path to it know:
     /// <list type="bullet">
-    /// <item>The xid is fresh and random per transaction (<see cref="DhcpClient.NextXid"/>): a
+    /// <item>The xid is fresh and random per transaction (<see cref="TransactionIds"/>): a
     /// renewal goes unicast to the server, so on a switched link no other host sees its xid.</item>
     /// <item>RENEWING talks to the bound server alone (RFC 2131 §4.4.5: the REQUEST is unicast
     /// to it), so a reply must come from that address and name it as server id.</item>
     /// <item>Every ACK and NAK must carry a server id (RFC 2131 Table 3: MUST), and a NAK must name
     /// the server this lease talks to (below); an ACK for another address changes nothing.</item>
-    /// <item>Option 61: RFC 6842 makes servers echo it (dnsmasq and Kea do; RFC 2131 had said
-    /// they MUST NOT, so older servers leave it out). One carrying another identifier is another
-    /// lease's (all of this host's leases share one MAC, so chaddr tells them nothing). One
-    /// without it is matched by xid alone, so it is accepted only when it comes straight from
-    /// the server it names and, past SELECTING, that server is this lease's: an RFC 2131-era
-    /// server then still works (it answers from its own address on the link), while a third host
-    /// that leaves option 61 out gains nothing, since it could as well copy ours from the
-    /// DISCOVER; leaving it out is never a way around the other checks.</item>
+    /// <item>Option 61: one carrying another identifier is another lease's (all of this host's
+    /// leases share one MAC, so chaddr tells them nothing). RFC 6842 makes servers echo it, but
+    /// RFC 2131 had said they MUST NOT, and not every server echoes: dnsmasq 2.90 (in the tests)
+    /// sends its OFFERs without it, broadcast from the first address of its interface while
+    /// naming another as server id, so neither option 61 nor the source can be required while
+    /// acquiring. A reply without it is matched by xid (random, and never one another lease of
+    /// this process has open) and chaddr, and past SELECTING it must name this lease's server:
+    /// while REBINDING another server's ACK is taken only with our option 61. That is safe:
+    /// a forger leaving option 61 out gains nothing, since it could copy ours from any
+    /// broadcast, and it still has to pass every other check here.</item>
     /// </list>
     /// </remarks>
     public DhcpOutput Receive(DhcpMessage m, IPAddress source)
@@ -190,8 +192,8 @@ internal sealed class DhcpLeaseMachine
         {
             if (!id.AsSpan().SequenceEqual(_clientId)) return DhcpOutput.Ignore("another client identifier");
         }
-        else if (!sid.Equals(source) || (State is not DhcpLeaseState.Selecting && !sid.Equals(Server)))
-            return DhcpOutput.Ignore($"a {m.MessageType} without our client identifier from {source}, not straight from this lease's server {Server?.ToString() ?? sid.ToString()}");
+        else if (State is not DhcpLeaseState.Selecting && !sid.Equals(Server))
+            return DhcpOutput.Ignore($"a {m.MessageType} without our client identifier naming server {sid}, not this lease's server {Server}");
         // RENEWING: the REQUEST went unicast to the bound server; only it answers, from its address.
         if (State is DhcpLeaseState.Renewing && !(sid.Equals(Server) && source.Equals(Server)))
             return DhcpOutput.Ignore($"a {m.MessageType} to a renewal from {source} naming server {sid}, not the bound server {Server}");

@@ -331,22 +331,24 @@ public class DhcpLeaseMachineTests
     }
 
     [Test]
-    public void A_reply_without_our_client_identifier_counts_only_straight_from_the_lease_server()
+    public void A_reply_without_our_client_identifier_counts_only_from_the_lease_server()
     {
-        // Requesting: a NAK without option 61 from another address, naming the selected server.
+        // Selecting and requesting: dnsmasq 2.90 leaves option 61 out and answers from another of
+        // its addresses than the server id it names; its offer and ACK must still lease.
         var m = Machine();
         m.Start();
-        m.Receive(Reply(m, DhcpMessageType.Offer), Server);
-        var nak = Reply(m, DhcpMessageType.Nak, lease: null);
-        nak.ClientId = null;
-        Assert.That(m.Receive(nak, Other).Event, Is.EqualTo(DhcpLeaseEvent.Ignored), "relayed or forged: matched by xid alone");
+        var offer = Reply(m, DhcpMessageType.Offer);
+        offer.ClientId = null;
+        Assert.That(m.Receive(offer, Other).Event, Is.EqualTo(DhcpLeaseEvent.None), "an offer without option 61 from another address of the server");
         Assert.That(m.State, Is.EqualTo(DhcpLeaseState.Requesting));
+        var foreignNak = Reply(m, DhcpMessageType.Nak, lease: null, server: Other);
+        foreignNak.ClientId = null;
+        Assert.That(m.Receive(foreignNak, Other).Event, Is.EqualTo(DhcpLeaseEvent.Ignored), "a NAK without option 61 from a server not selected");
         var ack = Reply(m, DhcpMessageType.Ack);
         ack.ClientId = null;
-        Assert.That(m.Receive(ack, Other).Event, Is.EqualTo(DhcpLeaseEvent.Ignored));
-        Assert.That(m.Receive(ack, Server).Event, Is.EqualTo(DhcpLeaseEvent.Bound), "an RFC 2131-era server that does not echo option 61 still leases, answering from its own address");
+        Assert.That(m.Receive(ack, Other).Event, Is.EqualTo(DhcpLeaseEvent.Bound), "the selected server's ACK without option 61");
 
-        // Renewing: the same, and a wrong identifier is never taken.
+        // Renewing: without option 61 from another address, with another identifier from the server.
         var r = RenewingMachine();
         var forged = Reply(r, DhcpMessageType.Nak, lease: null);
         forged.ClientId = null;
@@ -355,20 +357,20 @@ public class DhcpLeaseMachineTests
         foreign.ClientId = ClientIdentifier.For(6, Mac);
         AssertIgnored(r, foreign, Server, DhcpLeaseState.Renewing, "a NAK for another of this host's leases (same MAC, another IAID)");
 
-        // Selecting: an offer without option 61 must come from the server it names.
-        var s = Machine();
-        s.Start();
-        var offer = Reply(s, DhcpMessageType.Offer);
-        offer.ClientId = null;
-        Assert.That(s.Receive(offer, Other).Event, Is.EqualTo(DhcpLeaseEvent.Ignored));
-        Assert.That(s.State, Is.EqualTo(DhcpLeaseState.Selecting));
-        var noServer = Reply(s, DhcpMessageType.Offer);
-        noServer.ServerId = null;
-        Assert.That(s.Receive(noServer, Server).Event, Is.EqualTo(DhcpLeaseEvent.Ignored), "an offer without a server id");
+        // Rebinding: another server's ACK counts only with our option 61.
+        _time.Advance(r.RebindAt - _time.GetUtcNow());
+        r.Tick();
+        Assert.That(r.State, Is.EqualTo(DhcpLeaseState.Rebinding));
+        var other = Reply(r, DhcpMessageType.Ack, server: Other);
+        other.ClientId = null;
+        AssertIgnored(r, other, Other, DhcpLeaseState.Rebinding, "another server's ACK without option 61");
+        var bound = Reply(r, DhcpMessageType.Ack);
+        bound.ClientId = null;
+        Assert.That(r.Receive(bound, Other).Event, Is.EqualTo(DhcpLeaseEvent.Renewed), "the bound server's ACK without option 61, relayed or from another of its addresses");
     }
 
     [Test]
-    public void Transaction_ids_are_random_not_a_counter_and_never_one_in_use()
+    public void Transaction_ids_are_random_not_a_counter()
     {
         var ids = new TransactionIds();
         var drawn = Enumerable.Range(0, 10_000).Select(_ => ids.Next()).ToList();
@@ -377,8 +379,7 @@ public class DhcpLeaseMachineTests
         Assert.That(drawn.Distinct().Count(), Is.GreaterThan(9_990), "32 random bits: a repeat in 10,000 is rare");
         Assert.That(steps.Count(d => d == 1), Is.LessThanOrEqualTo(1), "consecutive transactions are not sequential");
         Assert.That(steps.Distinct().Count(), Is.GreaterThan(9_990), "no fixed stride either");
-        // Every value of the upper half and lower half turns up: the bits are spread, not a small range.
+        // The top bit is set about half the time: the values spread over all 32 bits, not a small range.
         Assert.That(drawn.Count(x => x >= 0x8000_0000u), Is.InRange(4_500, 5_500));
-
     }
 }
