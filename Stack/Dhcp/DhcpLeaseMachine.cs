@@ -169,10 +169,11 @@ internal sealed class DhcpLeaseMachine
     /// the server this lease talks to (below); an ACK for another address changes nothing.</item>
     /// <item>Option 61: one carrying another identifier is another lease's (all of this host's
     /// leases share one MAC, so chaddr tells them nothing). RFC 6842 makes servers echo it, but
-    /// RFC 2131 had said they MUST NOT, and not every server echoes: dnsmasq 2.90 (in the tests)
-    /// sends its OFFERs without it, broadcast from the first address of its interface while
-    /// naming another as server id, so neither option 61 nor the source can be required while
-    /// acquiring. A reply without it is matched by xid (random, and never one another lease of
+    /// RFC 2131 had said they MUST NOT, and not every server echoes: Kea 2.2 does, but dnsmasq
+    /// 2.90 (both seen in the tests' captures) sends OFFERs and ACKs without it, and broadcasts
+    /// its OFFERs from the first address of its interface while naming another as server id, so
+    /// neither option 61 nor the source can be required while acquiring (its unicast renewal
+    /// ACKs do come from the server id's address). A reply without it is matched by xid (random, and never one another lease of
     /// this process has open) and chaddr, and past SELECTING it must name this lease's server:
     /// while REBINDING another server's ACK is taken only with our option 61. That is safe:
     /// a forger leaving option 61 out gains nothing, since it could copy ours from any
