@@ -160,9 +160,20 @@ internal unsafe class LeaseTable : IDisposable
     /// <summary>The pid namespace of the slot's holder (0 while a claim is being written).</summary>
     public long PidNamespaceOf(int slot) => Volatile.Read(ref *PidNamespaceWord(slot));
 
+    /// <summary>The pid namespace to judge the slot's owner in, or null when who holds it cannot
+    /// be told. A sealed slot names it; a slot caught half written (owner set, seal 0: a claim,
+    /// a release or a journal write under way, or cut short by a kill) is judged by its owner's
+    /// token, when that carries this process's namespace mark. A slot whose seal does not match
+    /// (a stray or forged write) cannot tell.</summary>
+    private long? JudgeIn(int slot, long owner)
+    {
+        if (IsSound(slot, owner)) return PidNamespaceOf(slot);
+        return Volatile.Read(ref *SealWord(slot)) == 0 && ProcessIdentity.MarkedWithOurNamespace(owner & ~ProcessIdentity.Releasing) ? ProcessIdentity.PidNamespace : null;
+    }
+
     /// <summary>Whether the slot's holder may still run (see <see cref="ProcessIdentity.IsAlive"/>);
-    /// a slot that is not sound cannot tell, so its holder may.</summary>
-    public bool HolderMayRun(int slot, long owner) => !IsSound(slot, owner) || ProcessIdentity.IsAlive(owner, PidNamespaceOf(slot));
+    /// a slot that cannot tell counts as alive.</summary>
+    public bool HolderMayRun(int slot, long owner) => JudgeIn(slot, owner) is not { } pidNamespace || ProcessIdentity.IsAlive(owner, pidNamespace);
 
     /// <summary>A host-wide IAID for a new DHCP client identifier: unique among every process
     /// using this pool, which a per-process counter could not promise.</summary>
@@ -175,6 +186,7 @@ internal unsafe class LeaseTable : IDisposable
     public void SetDhcp(int slot, long owner, uint server, uint iaid, long expiresUnixMs)
     {
         if (OwnerOf(slot) != owner) return;
+        Volatile.Write(ref *SealWord(slot), 0); // half written from here: judged by its owner
         Volatile.Write(ref *ExpiresAt(slot), expiresUnixMs);
         Volatile.Write(ref *DhcpWord(slot), (long)((ulong)server << 32 | iaid));
         Reseal(slot, owner);
@@ -184,6 +196,7 @@ internal unsafe class LeaseTable : IDisposable
     public void SetExpiry(int slot, long owner, long expiresUnixMs)
     {
         if (OwnerOf(slot) != owner) return;
+        Volatile.Write(ref *SealWord(slot), 0);
         Volatile.Write(ref *ExpiresAt(slot), expiresUnixMs);
         Reseal(slot, owner);
     }
@@ -312,6 +325,12 @@ internal unsafe class LeaseTable : IDisposable
     /// when it is not theirs): until <see cref="EndRelease"/> no one can claim it.</summary>
     public bool BeginRelease(int slot, long owner)
     {
+        // Unsealed first: from here to the end of the release every state names one process (the
+        // holder, then this releaser) and is judged by its liveness, so a kill anywhere leaves a
+        // slot the next process reclaims. (Unsealing a slot lost to another releaser meanwhile is
+        // harmless: a zero seal only means "judge the owner".)
+        if (OwnerOf(slot) != owner) return false;
+        Volatile.Write(ref *SealWord(slot), 0);
         long releasing = ProcessIdentity.Current | ProcessIdentity.Releasing;
         if (Interlocked.CompareExchange(ref *Owner(slot), releasing, owner) != owner) return false;
         // The releaser's own identity: if it dies before the end, its slot is reclaimed like any
@@ -325,10 +344,10 @@ internal unsafe class LeaseTable : IDisposable
     // stale release can never touch the words of the slot's next holder.
     public void EndRelease(int slot)
     {
+        Volatile.Write(ref *SealWord(slot), 0); // first: half released is judged by the releaser
         long seq = Interlocked.Increment(ref *Header(OffReleaseSeq));
         Volatile.Write(ref *Released(slot), seq);
         Volatile.Write(ref *PidNamespaceWord(slot), 0);
-        Volatile.Write(ref *SealWord(slot), 0);
         Volatile.Write(ref *Owner(slot), 0);
         LowerHint(slot);
     }
@@ -352,9 +371,9 @@ internal unsafe class LeaseTable : IDisposable
         for (int slot = 0; slot < SlotCount; slot++)
         {
             long owner = OwnerOf(slot);
-            // A slot being written, or damaged, cannot tell who holds it: it is left alone.
-            if (owner == 0 || !IsSound(slot, owner)) continue;
-            long pidNamespace = PidNamespaceOf(slot);
+            // A damaged slot, or a half-written one of another namespace, cannot tell who holds
+            // it: it is left alone.
+            if (owner == 0 || JudgeIn(slot, owner) is not { } pidNamespace) continue;
             if (!verdicts.TryGetValue((owner, pidNamespace), out bool alive)) verdicts[(owner, pidNamespace)] = alive = ProcessIdentity.IsAlive(owner, pidNamespace);
             if (alive) continue;
             if (!BeginRelease(slot, owner)) continue;

@@ -9,21 +9,32 @@ internal static class ProcessIdentity
 {
     // /proc/self, not /proc/PID: the /proc mounted here may be another pid namespace's.
     private static readonly Lazy<long> s_current = new(() =>
-        StartTime("self", out _) is { } start ? ((long)Environment.ProcessId << 32) | (long)(uint)start : throw new InvalidOperationException("cannot read /proc/self/stat"));
+        StartTime("self", out _) is { } start ? ((long)Environment.ProcessId << 32) | (long)(uint)start | NamespaceMark(PidNamespace) : throw new InvalidOperationException("cannot read /proc/self/stat"));
 
     /// <summary>Whether the /proc mounted here is this process's own pid namespace's (not so
     /// after `unshare --pid` without remounting /proc): only then does /proc/PID tell anything.</summary>
     private static readonly Lazy<bool> s_procIsOurs = new(() => new FileInfo("/proc/self").LinkTarget == Environment.ProcessId.ToString(CultureInfo.InvariantCulture));
 
-    /// <summary>This process's owner token: pid in the high 32 bits, the low 32 bits of its start
-    /// time (clock ticks since boot) in the low 32 bits. Never 0, which marks a free slot.</summary>
+    /// <summary>This process's owner token: the low 32 bits of its start time (clock ticks since
+    /// boot) in bits 0-31, its pid in bits 32-53 (pids are below 2^22), a 9-bit mark of its pid
+    /// namespace in bits 54-62. Never 0, which marks a free slot.</summary>
     public static long Current => s_current.Value;
+
+    // The namespace mark lets a slot caught half written (a process killed between its first
+    // write and its seal) be judged by its owner word alone: a token marked with this process's
+    // namespace is looked up in this /proc; any other mark is "cannot tell".
+    private const long NamespaceBits = 0x1FFL << 54;
+
+    public static long NamespaceMark(long pidNamespace) => (long)(((ulong)pidNamespace * 0x9E3779B97F4A7C15 >> 55) << 54);
+
+    /// <summary>Whether <paramref name="token"/> carries this process's pid-namespace mark.</summary>
+    public static bool MarkedWithOurNamespace(long token) => (token & NamespaceBits) == NamespaceMark(PidNamespace);
 
     /// <summary>Set in the owner word while its slot is being released, on the releaser's token
     /// (a token's top bit is otherwise 0: pids are below 2^22).</summary>
     public const long Releasing = long.MinValue;
 
-    public static int PidOf(long token) => (int)((token & ~Releasing) >> 32);
+    public static int PidOf(long token) => (int)((token & ~Releasing & ~NamespaceBits) >> 32);
 
     /// <summary>This process's pid namespace (the inode of /proc/self/ns/pid): a pid means a
     /// process only inside the namespace that gave it.</summary>
@@ -51,10 +62,8 @@ internal static class ProcessIdentity
         if (pidNamespace == 0 || pidNamespace != PidNamespace || !s_procIsOurs.Value) return true;
         int pid = PidOf(token);
         if (pid == Environment.ProcessId) return token == Current;
-        return StartTime(pid.ToString(CultureInfo.InvariantCulture), out bool certain) is { } start ? ((long)pid << 32 | (long)(uint)start) == token : !certain;
+        return StartTime(pid.ToString(CultureInfo.InvariantCulture), out bool certain) is { } start ? ((long)pid << 32 | (long)(uint)start) == (token & ~NamespaceBits) : !certain;
     }
-
-    public static long? TokenFor(int pid) => StartTime(pid.ToString(CultureInfo.InvariantCulture), out _) is { } start ? ((long)pid << 32) | (long)(uint)start : null;
 
     // The start time, or null with certain = true when the process is gone (no /proc entry, a
     // zombie) and certain = false when /proc cannot say.

@@ -78,8 +78,9 @@ internal static class TableFuzz
     }
 
     // Values a fuzzer tries first (as AFL does): a free slot, the releasing mark, a token of a
-    // pid the kernel never gives (a holder that is certainly gone), anything.
-    private static readonly long[] s_interesting = [0, -1, (4_194_305L << 32) | 12345, long.MaxValue];
+    // pid this machine never gives, marked with this namespace (a holder that is certainly gone),
+    // anything.
+    private static readonly long[] s_interesting = [0, -1, (4_194_303L << 32) | 12345 | SockShim.Stack.Claims.ProcessIdentity.NamespaceMark(SockShim.Stack.Claims.ProcessIdentity.PidNamespace), long.MaxValue];
 
     public static int Table(string path, double seconds)
     {

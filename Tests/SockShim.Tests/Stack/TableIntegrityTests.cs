@@ -32,8 +32,11 @@ public class TableIntegrityTests
 
     private static long OwnerOffset(int slot) => 64 + 64L * slot;
 
-    // A pid the kernel never gives (above pid_max's ceiling of 2^22): certainly not running.
-    private const long DeadToken = (4_194_305L << 32) | 12345;
+    // The highest pid a token holds (2^22 - 1), above this machine's pid_max: not running.
+    private const long DeadToken = (4_194_303L << 32) | 12345;
+    private static long Marked(long token, long pidNamespace) => token | ProcessIdentity.NamespaceMark(pidNamespace);
+    private static long SealOffset(int slot) => 64 + 64L * slot + 56;
+    private static long PidNamespaceOffset(int slot) => 64 + 64L * slot + 48;
 
     [Test]
     public void A_dead_token_written_over_a_live_claim_is_not_reclaimed()
@@ -124,5 +127,44 @@ public class TableIntegrityTests
         table.SetExpiry(slot, DeadToken, 3_000);
         Assert.That(table.DhcpOf(slot), Is.Null, "another owner's journal write does not touch it");
         Assert.That(table.IsSound(slot, me), Is.True);
+    }
+
+    // What a process killed between a claim's (or a release's) first write and its seal leaves:
+    // the owner word set, no seal. Judged by the owner when it carries this namespace's mark.
+    [TestCase(false, TestName = "A claim cut short by a kill is reclaimed")]
+    [TestCase(true, TestName = "A release cut short by a kill before its seal is reclaimed")]
+    public void A_slot_left_half_written_by_a_dead_process_is_reclaimed(bool releasing)
+    {
+        using var table = LeaseTable.Open(TablePath, Slots);
+        long dead = Marked(DeadToken, ProcessIdentity.PidNamespace) | (releasing ? ProcessIdentity.Releasing : 0);
+        Write(OwnerOffset(1), dead);
+        Write(PidNamespaceOffset(1), 0);
+        Assert.That(table.MayBeHeld(1), Is.True);
+        Assert.That(table.HolderMayRun(1, dead), Is.False, "a half-written slot of a dead process of this namespace");
+        Assert.That(table.ReclaimDead(), Is.EqualTo(new[] { 1 }));
+        Assert.That(table.MayBeHeld(1), Is.False);
+    }
+
+    [Test]
+    public void A_half_written_slot_of_another_namespace_or_a_live_process_is_left_alone()
+    {
+        using var table = LeaseTable.Open(TablePath, Slots);
+        long otherNamespace = ProcessIdentity.PidNamespace + 1;
+        while (ProcessIdentity.NamespaceMark(otherNamespace) == ProcessIdentity.NamespaceMark(ProcessIdentity.PidNamespace)) otherNamespace++;
+        Write(OwnerOffset(0), Marked(DeadToken, otherNamespace));
+        Write(OwnerOffset(1), ProcessIdentity.Current);
+        Assert.That(table.ReclaimDead(), Is.Empty, "another namespace's pid means nothing here; a live claimer is alive");
+        Assert.That(table.HolderMayRun(0, Marked(DeadToken, otherNamespace)), Is.True);
+    }
+
+    [Test]
+    public void A_forged_owner_over_a_sealed_claim_is_still_left_alone_even_with_this_namespaces_mark()
+    {
+        using var table = LeaseTable.Open(TablePath, Slots);
+        int slot = table.Claim(AllocationStrategy.Sequential, ProcessIdentity.Current);
+        Write(OwnerOffset(slot), Marked(DeadToken, ProcessIdentity.PidNamespace));
+        Assert.That(table.ReclaimDead(), Is.Empty, "the live claim's seal is still there and does not match");
+        Write(SealOffset(slot), 0x5A5A5A5A5A5A5A5A);
+        Assert.That(table.ReclaimDead(), Is.Empty);
     }
 }
