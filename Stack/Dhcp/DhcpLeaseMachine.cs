@@ -35,24 +35,6 @@ internal readonly record struct DhcpOutput(DhcpMessage? Send, DhcpSendTo To, Dhc
     public static DhcpOutput Ignore(string why) => new(null, DhcpSendTo.Broadcast, DhcpLeaseEvent.Ignored, why);
 }
 
-/// <summary>Retransmission and acquisition limits. RFC 2131 suggests a first retransmission after
-/// 4 s and renewal retries no closer than 60 s; a socket waiting on its address and leases of a
-/// few seconds (tests, short-lived pools) need tighter values, so they are settings.</summary>
-internal sealed record DhcpTiming
-{
-    public TimeSpan FirstRetransmit { get; init; } = TimeSpan.FromSeconds(1);
-    public TimeSpan MaxRetransmit { get; init; } = TimeSpan.FromSeconds(16);
-    /// <summary>How long a socket waits for an address before its creation fails.</summary>
-    public TimeSpan AcquireTimeout { get; init; } = TimeSpan.FromSeconds(15);
-    public TimeSpan MinRenewRetransmit { get; init; } = TimeSpan.FromSeconds(1);
-    /// <summary>REQUESTs without an answer before DISCOVER starts over.</summary>
-    public int RequestAttempts { get; init; } = 4;
-    /// <summary>Pause before starting over after a NAK or a DECLINE (RFC 2131 asks 10 s after a DECLINE).</summary>
-    public TimeSpan RestartDelay { get; init; } = TimeSpan.FromMilliseconds(200);
-    /// <summary>Option 51 in DISCOVER and REQUEST; null lets the server choose.</summary>
-    public uint? RequestedLeaseSeconds { get; init; }
-}
-
 /// <summary>
 /// One lease's DHCPv4 client state machine (RFC 2131 §4.4). It does no I/O and reads the time
 /// only from the injected <see cref="TimeProvider"/>: the driver feeds it received messages and
@@ -75,6 +57,7 @@ internal sealed class DhcpLeaseMachine
     private DateTimeOffset? _acquireDeadline;
     private DateTimeOffset _requestSentAt;
     private int _attempt;
+    private int _restarts; // since the last bind: the restart backoff's exponent
     private IPAddress? _offered;
 
     public DhcpLeaseMachine(byte[] clientId, byte[] mac, TimeProvider time, DhcpTiming timing, Func<uint> nextXid, Random? random = null)
@@ -243,6 +226,15 @@ internal sealed class DhcpLeaseMachine
     private DhcpOutput Bind(DhcpMessage ack, DhcpLeaseEvent ev)
     {
         if (ack.LeaseSeconds is not { } lease) return DhcpOutput.Ignore("an ACK without a lease time");
+        // Under the floor the lease is not used at all (see DhcpTiming.MinLease): acquisition
+        // fails with the reason at once, a renewal loses the lease. Nothing is released: the
+        // server's binding ends within the floor by itself.
+        if (_timing.TooShort(lease) is { } tooShort)
+        {
+            return ev == DhcpLeaseEvent.Bound
+                ? Fail($"server {ack.ServerId} leased {ack.YourAddress} for {tooShort}")
+                : Lose($"server {ack.ServerId} renewed {Address} for only {tooShort}");
+        }
         // Times count from when the REQUEST went out (RFC 2131 §4.4.1), not from the ACK.
         var start = _requestSentAt;
         Address = ack.YourAddress;
@@ -254,23 +246,24 @@ internal sealed class DhcpLeaseMachine
         }
         else
         {
-            double t2 = Math.Min(ack.RebindingSeconds ?? lease * 0.875, lease);
-            double t1 = Math.Min(ack.RenewalSeconds ?? lease * 0.5, t2);
+            var (t1, t2) = _timing.Timers(lease, ack.RenewalSeconds, ack.RebindingSeconds, _random);
             ExpiresAt = start + TimeSpan.FromSeconds(lease);
             RebindAt = start + TimeSpan.FromSeconds(t2);
             RenewAt = start + TimeSpan.FromSeconds(t1);
         }
         State = DhcpLeaseState.Bound;
         _acquireDeadline = null;
+        _restarts = 0;
         NextDeadline = RenewAt;
         return new(null, DhcpSendTo.Broadcast, ev);
     }
 
-    private DhcpOutput Restart(string why)
+    // Each restart of this machine waits longer (DhcpTiming.RestartDelay), a DECLINE at least 10 s.
+    private DhcpOutput Restart(string why, bool declined = false)
     {
         State = DhcpLeaseState.Init;
         Address = Server = _offered = null;
-        NextDeadline = Now + _timing.RestartDelay;
+        NextDeadline = Now + _timing.RestartAfter(++_restarts, declined, _random);
         if (_acquireDeadline is { } d && d < NextDeadline) NextDeadline = d;
         return new(null, DhcpSendTo.Broadcast, DhcpLeaseEvent.Restarted, why);
     }
@@ -343,12 +336,12 @@ internal sealed class DhcpLeaseMachine
         return new(m, to, DhcpLeaseEvent.None);
     }
 
-    private DhcpOutput Fail()
+    private DhcpOutput Fail(string? why = null)
     {
         State = DhcpLeaseState.Failed;
         NextDeadline = DateTimeOffset.MaxValue;
         string got = _offered is null ? "no DHCPOFFER" : $"an offer of {_offered} from {Server} but no DHCPACK";
-        return new(null, DhcpSendTo.Broadcast, DhcpLeaseEvent.Failed, $"{got} within {_timing.AcquireTimeout.TotalSeconds:0.#} s");
+        return new(null, DhcpSendTo.Broadcast, DhcpLeaseEvent.Failed, why ?? $"{got} within {_timing.AcquireTimeout.TotalSeconds:0.#} s");
     }
 
     /// <summary>DHCPRELEASE of a held lease (unicast, ciaddr set: dnsmasq ignores a release
@@ -373,7 +366,8 @@ internal sealed class DhcpLeaseMachine
         ClientId = clientId,
     };
 
-    /// <summary>DHCPDECLINE: the address turned out to be in use. Starts over after the restart delay.</summary>
+    /// <summary>DHCPDECLINE: the address turned out to be in use. Starts over after at least
+    /// <see cref="DhcpTiming.DeclineDelay"/> (RFC 2131 §3.1 step 5: 10 s).</summary>
     public DhcpOutput Decline(string why)
     {
         if (State != DhcpLeaseState.Bound) throw new InvalidOperationException($"only a just-bound lease can be declined, not one in state {State}");
@@ -387,7 +381,7 @@ internal sealed class DhcpLeaseMachine
             ClientId = _clientId,
             Text = why.Length > 200 ? why[..200] : why,
         };
-        var restart = Restart($"declined {Address}: {why}");
+        var restart = Restart($"declined {Address}: {why}", declined: true);
         return restart with { Send = m, To = DhcpSendTo.Broadcast };
     }
 }

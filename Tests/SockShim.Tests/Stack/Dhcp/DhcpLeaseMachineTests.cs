@@ -71,8 +71,10 @@ public class DhcpLeaseMachineTests
         Assert.That(bound.Event, Is.EqualTo(DhcpLeaseEvent.Bound));
         Assert.That(m.Address, Is.EqualTo(Leased));
         Assert.That(m.ExpiresAt, Is.EqualTo(start + TimeSpan.FromSeconds(100)), "times count from the REQUEST");
-        Assert.That(m.RenewAt, Is.EqualTo(start + TimeSpan.FromSeconds(50)));
-        Assert.That(m.RebindAt, Is.EqualTo(start + TimeSpan.FromSeconds(87.5)));
+        // RFC 2131 §4.4.5 defaults, fuzzed earlier by up to a tenth, one factor for both.
+        Assert.That(m.RenewAt, Is.InRange(start + TimeSpan.FromSeconds(45), start + TimeSpan.FromSeconds(50)));
+        Assert.That(m.RebindAt, Is.InRange(start + TimeSpan.FromSeconds(78.75), start + TimeSpan.FromSeconds(87.5)));
+        Assert.That((m.RebindAt - start) / (m.RenewAt - start), Is.EqualTo(1.75).Within(1e-6), "one fuzz factor keeps T2/T1");
         Assert.That(m.NextDeadline, Is.EqualTo(m.RenewAt));
     }
 
