@@ -43,7 +43,8 @@ internal readonly record struct DhcpOutput(DhcpMessage? Send, DhcpSendTo To, Dhc
 /// </summary>
 internal sealed class DhcpLeaseMachine
 {
-    private static readonly byte[] Parameters = [1, 51, 54, 58, 59];
+    // 1 and 3 (mask, routers) let the holder judge the address (OfferCheck).
+    private static readonly byte[] Parameters = [1, 3, 51, 54, 58, 59];
     private const ushort MaxMessage = 1500;
 
     private readonly byte[] _clientId;
@@ -76,6 +77,11 @@ internal sealed class DhcpLeaseMachine
     public IPAddress? Address { get; private set; }
     public IPAddress? Server { get; private set; }
     public DateTimeOffset LeaseStart { get; private set; }
+    /// <summary>The ACK the lease was bound or last extended with (its mask and routers).</summary>
+    public DhcpMessage? Ack { get; private set; }
+    /// <summary>Judges an OFFER (message, source) in SELECTING: a reason refuses it, so another
+    /// server's offer can still win (RFC 2131 §4.4.1: the client may choose among offers).</summary>
+    public Func<DhcpMessage, IPAddress, string?>? Vet { get; init; }
     public DateTimeOffset RenewAt { get; private set; } = DateTimeOffset.MaxValue;
     public DateTimeOffset RebindAt { get; private set; } = DateTimeOffset.MaxValue;
     public DateTimeOffset ExpiresAt { get; private set; } = DateTimeOffset.MaxValue;
@@ -186,6 +192,7 @@ internal sealed class DhcpLeaseMachine
         {
             case (DhcpLeaseState.Selecting, DhcpMessageType.Offer):
                 if (m.YourAddress.Equals(IPAddress.Any)) return DhcpOutput.Ignore("an offer without an address");
+                if (Vet?.Invoke(m, source) is { } refused) return DhcpOutput.Ignore($"an offer of {m.YourAddress} from {source} naming server {sid}, refused: {refused}");
                 _offered = m.YourAddress;
                 Server = sid;
                 State = DhcpLeaseState.Requesting;
@@ -238,6 +245,7 @@ internal sealed class DhcpLeaseMachine
         // Times count from when the REQUEST went out (RFC 2131 §4.4.1), not from the ACK.
         var start = _requestSentAt;
         Address = ack.YourAddress;
+        Ack = ack;
         Server = ack.ServerId!; // checked by Receive
         LeaseStart = start;
         if (lease == uint.MaxValue)

@@ -51,6 +51,8 @@ internal sealed class DhcpSource : IAddressSource
     private readonly ConcurrentQueue<Held> _ready = new();
     private readonly Queue<Waiter> _waiters = new(); // client thread only
     private int _inFlight;                            // client thread only
+    // Offers refused per acquisition (count, the last reason), for its error if none is left.
+    private readonly ConcurrentDictionary<DhcpLeaseMachine, (int Count, string Last)> _refused = new();
     private int _disposed;
 
     private DhcpSource(HostAddresses host, DhcpClient client, byte[] mac, DhcpTiming timing, int prefetch, TimeProvider time)
@@ -162,7 +164,39 @@ internal sealed class DhcpSource : IAddressSource
         }
     }
 
-    private DhcpLeaseMachine NewMachine(uint iaid) => new(ClientIdentifier.For(iaid, _mac), _mac, _time, _timing, _client.NextXid);
+    private DhcpLeaseMachine NewMachine(uint iaid)
+    {
+        DhcpLeaseMachine? machine = null;
+        machine = new(ClientIdentifier.For(iaid, _mac), _mac, _time, _timing, _client.NextXid)
+        {
+            Vet = (offer, source) => VetOffer(machine!, offer, source),
+        };
+        return machine;
+    }
+
+    // Client thread: an OFFER in SELECTING. A refused one is ignored, so the acquisition goes on
+    // and another server's offer can win; refusing here rather than declining the ACK means a
+    // rogue that answers first never gets a REQUEST, and the real server is not asked to mark
+    // an address as declined that it never offered (RFC 2131 §4.4.1 leaves the choice of
+    // offer to the client; DHCPDECLINE, §3.1, is for an address found in use after the ACK).
+    private string? VetOffer(DhcpLeaseMachine machine, Wire.DhcpMessage offer, IPAddress source)
+    {
+        var (reason, why) = OfferCheck.Judge(OfferFacts.Of(offer, source), _host.Addresses, HostView.Read());
+        if (reason == OfferRejection.None) return null;
+        Refused(reason, $"refusing the offer of {offer.YourAddress} from {source} (server {offer.ServerId}): {why}");
+        _refused.AddOrUpdate(machine, (1, $"{offer.YourAddress} from server {offer.ServerId}: {why}"), (_, c) => (c.Count + 1, $"{offer.YourAddress} from server {offer.ServerId}: {why}"));
+        return why;
+    }
+
+    // Counted by reason and logged: a refusal is the sign of a rogue or misconfigured server.
+    private void Refused(OfferRejection reason, string message) => Refused(OfferCheck.Tag(reason), message);
+
+    private void Refused(string tag, string message)
+    {
+        StackMetrics.DhcpDeclined.Add(1, new KeyValuePair<string, object?>("pool", Pool), new KeyValuePair<string, object?>("interface", Interface),
+            new KeyValuePair<string, object?>("reason", tag));
+        _log.LogWarning("pool {Pool}: {Message}", Pool, message);
+    }
 
     private void OnEvent(DhcpClient.Entry entry, DhcpOutput output)
     {
@@ -174,7 +208,11 @@ internal sealed class DhcpSource : IAddressSource
                 _client.Probe(address, conflict =>
                 {
                     if (!conflict) Establish(entry);
-                    else if (entry.Machine.State == DhcpLeaseState.Bound) _client.Apply(entry, entry.Machine.Decline($"{address} answered an ARP probe from another station"));
+                    else if (entry.Machine.State == DhcpLeaseState.Bound)
+                    {
+                        Refused("arp-conflict", $"declining {address} from {entry.Machine.Server}: it answered an ARP probe from another station");
+                        _client.Apply(entry, entry.Machine.Decline($"{address} answered an ARP probe from another station"));
+                    }
                     else
                     {
                         // Renewing already (a probe wait longer than T1): give it back instead.
@@ -198,7 +236,9 @@ internal sealed class DhcpSource : IAddressSource
                 break;
             case DhcpLeaseEvent.Failed:
                 _inFlight--;
-                FailWaiter(new StackError(StackErrorCode.ProvisionFailed, $"pool '{Pool}': no DHCP lease on interface {Interface}: {output.Reason}"));
+                string refused = _refused.TryRemove(entry.Machine, out var r)
+                    ? $"; {r.Count} offer{(r.Count == 1 ? " was" : "s were")} refused, the last: {r.Last}" : "";
+                FailWaiter(new StackError(StackErrorCode.ProvisionFailed, $"pool '{Pool}': no DHCP lease on interface {Interface}: {output.Reason}{refused}"));
                 break;
             case DhcpLeaseEvent.Lost:
                 if (entry.Tag is Held lost) Lose(lost, output.Reason!);
@@ -211,6 +251,17 @@ internal sealed class DhcpSource : IAddressSource
     {
         var m = entry.Machine;
         var address = m.Address!;
+        _refused.TryRemove(m, out _);
+        // The offer was judged; the ACK is judged again: its mask and routers may differ, and the
+        // host may have gained the address meanwhile. Declined, so the server marks it and the
+        // acquisition starts over.
+        var (reason, why) = OfferCheck.Judge(OfferFacts.Of(m.Ack!, null), _host.Addresses, HostView.Read());
+        if (reason is not (OfferRejection.None or OfferRejection.OutsidePool))
+        {
+            Refused(reason, $"declining {address} from {m.Server}: {why}");
+            _client.Apply(entry, m.Decline(why));
+            return;
+        }
         int slot = _host.Addresses.IndexOf(address);
         if (slot < 0)
         {
@@ -225,7 +276,7 @@ internal sealed class DhcpSource : IAddressSource
         {
             if (error.Code == StackErrorCode.AddressInUse)
             {
-                _log.LogWarning("pool {Pool}: declining {Address} from {Server}: {Why}", Pool, address, m.Server, error.Message);
+                Refused("in-use", $"declining {address} from {m.Server}: {error.Message}");
                 _client.Apply(entry, m.Decline(error.Message));
                 return;
             }

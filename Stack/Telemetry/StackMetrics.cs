@@ -32,4 +32,7 @@ internal static class StackMetrics
         s_meter.CreateCounter<long>("sockshim.dhcp.restarts", "{acquisition}", "DHCP acquisitions started over after a NAK, a DECLINE or an unanswered REQUEST");
     public static readonly Counter<long> DhcpDiscarded =
         s_meter.CreateCounter<long>("sockshim.dhcp.discarded", "{packet}", "Packets on port 68 dropped as malformed or not for this client");
+    public static readonly Counter<long> DhcpDeclined =
+        s_meter.CreateCounter<long>("sockshim.dhcp.declined", "{address}",
+            "Offered or leased addresses refused, by reason: host-address, router, server, network-address, broadcast-address, outside-pool, in-use, arp-conflict");
 }

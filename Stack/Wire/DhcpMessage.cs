@@ -26,7 +26,7 @@ internal sealed class DhcpMessage
     public const int MaxEmitLength = 576;
 
     // Option codes (RFC 2132).
-    private const byte OptPad = 0, OptSubnetMask = 1, OptRequestedAddress = 50, OptLeaseTime = 51, OptOverload = 52,
+    private const byte OptPad = 0, OptSubnetMask = 1, OptRouter = 3, OptRequestedAddress = 50, OptLeaseTime = 51, OptOverload = 52,
         OptMessageType = 53, OptServerId = 54, OptParameterRequest = 55, OptMessage = 56, OptMaxMessageSize = 57,
         OptRenewalTime = 58, OptRebindingTime = 59, OptClientId = 61, OptEnd = 255;
 
@@ -45,6 +45,8 @@ internal sealed class DhcpMessage
     public IPAddress? ServerId { get; set; }
     public IPAddress? RequestedAddress { get; set; }
     public IPAddress? SubnetMask { get; set; }
+    /// <summary>Option 3: the routers of the client's subnet, in order of preference.</summary>
+    public IPAddress[]? Routers { get; set; }
     public uint? LeaseSeconds { get; set; }
     public uint? RenewalSeconds { get; set; }
     public uint? RebindingSeconds { get; set; }
@@ -99,6 +101,12 @@ internal sealed class DhcpMessage
                 case OptServerId: if (!Address(v, code, out var s, out error)) return false; ServerId = s; break;
                 case OptRequestedAddress: if (!Address(v, code, out var r, out error)) return false; RequestedAddress = r; break;
                 case OptSubnetMask: if (!Address(v, code, out var m, out error)) return false; SubnetMask = m; break;
+                case OptRouter:
+                    if (len == 0 || len % 4 != 0) { error = $"option 3 (router) is {len} bytes, not a list of IPv4 addresses"; return false; }
+                    var routers = new IPAddress[len / 4];
+                    for (int k = 0; k < routers.Length; k++) routers[k] = new IPAddress(v.Slice(4 * k, 4));
+                    Routers = routers;
+                    break;
                 case OptLeaseTime: if (!Seconds32(v, code, out var l, out error)) return false; LeaseSeconds = l; break;
                 case OptRenewalTime: if (!Seconds32(v, code, out var t1, out error)) return false; RenewalSeconds = t1; break;
                 case OptRebindingTime: if (!Seconds32(v, code, out var t2, out error)) return false; RebindingSeconds = t2; break;
@@ -171,6 +179,12 @@ internal sealed class DhcpMessage
         if (RequestedAddress is { } req) { WriteAddress(four, req); Option(b, OptRequestedAddress, four); }
         if (ServerId is { } sid) { WriteAddress(four, sid); Option(b, OptServerId, four); }
         if (SubnetMask is { } mask) { WriteAddress(four, mask); Option(b, OptSubnetMask, four); }
+        if (Routers is { Length: > 0 } routerList)
+        {
+            Span<byte> list = stackalloc byte[4 * Math.Min(routerList.Length, 63)];
+            for (int r = 0; r < list.Length / 4; r++) WriteAddress(list[(4 * r)..], routerList[r]);
+            Option(b, OptRouter, list);
+        }
         if (LeaseSeconds is { } lease) { BinaryPrimitives.WriteUInt32BigEndian(four, lease); Option(b, OptLeaseTime, four); }
         if (RenewalSeconds is { } t1) { BinaryPrimitives.WriteUInt32BigEndian(four, t1); Option(b, OptRenewalTime, four); }
         if (RebindingSeconds is { } t2) { BinaryPrimitives.WriteUInt32BigEndian(four, t2); Option(b, OptRebindingTime, four); }

@@ -1,0 +1,123 @@
+using System.Globalization;
+using System.Net;
+using System.Net.NetworkInformation;
+using System.Net.Sockets;
+using SockShim.Stack.Addressing;
+using SockShim.Stack.Configuration;
+using SockShim.Stack.Wire;
+
+namespace SockShim.Stack.Dhcp;
+
+/// <summary>Why an offered or leased address is refused; the metric's "reason" tag.</summary>
+internal enum OfferRejection { None, HostAddress, Router, Server, NetworkAddress, BroadcastAddress, OutsidePool }
+
+/// <summary>What an OFFER or ACK says about the address it hands out.</summary>
+internal readonly record struct OfferFacts(IPAddress Address, IPAddress? ServerId, IPAddress? Source, IPAddress? SubnetMask, IReadOnlyList<IPAddress> Routers)
+{
+    public static OfferFacts Of(DhcpMessage m, IPAddress? source) =>
+        new(m.YourAddress, m.ServerId, source, m.SubnetMask, m.Routers ?? []);
+}
+
+/// <summary>What the host already uses: its addresses (every interface) and the gateways of its routes.</summary>
+internal readonly record struct HostView(IReadOnlyCollection<IPAddress> Addresses, IReadOnlyCollection<IPAddress> Gateways)
+{
+    /// <summary>Read now: getifaddrs for the addresses, /proc/net/route for the IPv4 gateways.
+    /// Once per offer, which is rare next to the round trips of an acquisition.</summary>
+    public static HostView Read()
+    {
+        var addresses = new HashSet<IPAddress>();
+        try
+        {
+            foreach (var nic in NetworkInterface.GetAllNetworkInterfaces())
+                foreach (var a in nic.GetIPProperties().UnicastAddresses) addresses.Add(a.Address);
+        }
+        catch (NetworkInformationException) { }
+        var gateways = new HashSet<IPAddress>();
+        try
+        {
+            // Iface Destination Gateway Flags ...; the gateway in hex, in the host's byte order.
+            foreach (var line in File.ReadLines("/proc/net/route").Skip(1))
+            {
+                var f = line.Split('\t', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+                if (f.Length > 2 && uint.TryParse(f[2], NumberStyles.HexNumber, CultureInfo.InvariantCulture, out uint g) && g != 0)
+                    gateways.Add(new IPAddress(g));
+            }
+        }
+        catch (IOException) { }
+        return new HostView(addresses, gateways);
+    }
+}
+
+/// <summary>
+/// Which addresses a DHCP server may give a socket. Any host of the link can answer a DISCOVER
+/// first, and nothing in DHCPv4 authenticates it, so the offer is judged by what it would do on
+/// this host: an address the host or its router already uses would take their traffic (and with
+/// --announce SockShim would claim it on the link by gratuitous ARP), the subnet's network and
+/// broadcast addresses are not a host's, the server's own address is its own, and an address
+/// outside the pool was never this pool's to use. A pure function of the offer, the pool and
+/// what the host holds, so each rule is tested alone.
+/// </summary>
+internal static class OfferCheck
+{
+    public static string Tag(OfferRejection r) => r switch
+    {
+        OfferRejection.HostAddress => "host-address",
+        OfferRejection.Router => "router",
+        OfferRejection.Server => "server",
+        OfferRejection.NetworkAddress => "network-address",
+        OfferRejection.BroadcastAddress => "broadcast-address",
+        OfferRejection.OutsidePool => "outside-pool",
+        _ => "none",
+    };
+
+    /// <summary>Accepts (None, "") or names the first rule the address breaks, with the reason in
+    /// words. The most specific rules come first, so an address that is the host's own and also
+    /// outside the pool is reported as the host's.</summary>
+    public static (OfferRejection Reason, string Why) Judge(OfferFacts offer, PoolDefinition pool, HostView host)
+    {
+        var a = offer.Address;
+        if (a.AddressFamily != AddressFamily.InterNetwork || a.Equals(IPAddress.Any))
+            return (OfferRejection.OutsidePool, $"{a} is not an IPv4 host address");
+        if (host.Addresses.Contains(a))
+            return (OfferRejection.HostAddress, $"{a} is already an address of this host");
+        if (offer.Routers.Contains(a))
+            return (OfferRejection.Router, $"{a} is the subnet's router (option 3 of the same reply)");
+        if (host.Gateways.Contains(a))
+            return (OfferRejection.Router, $"{a} is the gateway of one of this host's routes");
+        if (a.Equals(offer.ServerId) || a.Equals(offer.Source))
+            return (OfferRejection.Server, $"{a} is the DHCP server's own address");
+        if (Reserved(a, offer.SubnetMask, pool) is { } reserved) return reserved;
+        if (pool.IndexOf(a) < 0)
+            return (OfferRejection.OutsidePool, $"{a} is outside the pool's ranges ({string.Join(", ", pool.Ranges)}" +
+                (pool.Exclusions.Count > 0 ? $" less {string.Join(", ", pool.Exclusions)}" : "") + "); set the pool's ranges to the server's subnet");
+        return (OfferRejection.None, "");
+    }
+
+    // The network and broadcast addresses of the subnet: from the reply's mask (option 1) when
+    // it is a contiguous mask shorter than /31 (a /31 or /32 has neither, RFC 3021), and from
+    // each pool range that is exactly one such prefix.
+    private static (OfferRejection, string)? Reserved(IPAddress a, IPAddress? mask, PoolDefinition pool)
+    {
+        uint n = (uint)AddressMath.ToNumber(a);
+        if (mask is not null && mask.AddressFamily == AddressFamily.InterNetwork)
+        {
+            uint m = (uint)AddressMath.ToNumber(mask);
+            bool contiguous = (~m & (~m + 1)) == 0;
+            int bits = System.Numerics.BitOperations.PopCount(m);
+            if (contiguous && bits is > 0 and < 31)
+            {
+                if ((n & ~m) == 0) return (OfferRejection.NetworkAddress, $"{a} is the network address of its subnet {a}/{bits} (option 1)");
+                if ((n | ~m) == n) return (OfferRejection.BroadcastAddress, $"{a} is the broadcast address of its subnet {AddressMath.FromNumber(n & m, AddressFamily.InterNetwork)}/{bits} (option 1)");
+            }
+        }
+        foreach (var r in pool.Ranges)
+        {
+            if (r.Family != AddressFamily.InterNetwork || !r.Contains(a)) continue;
+            UInt128 size = r.Count;
+            if (size <= 2 || !UInt128.IsPow2(size) || (r.First & (size - 1)) != 0) continue;
+            if (n == r.First) return (OfferRejection.NetworkAddress, $"{a} is the network address of the pool's {r}");
+            if (n == r.Last) return (OfferRejection.BroadcastAddress, $"{a} is the broadcast address of the pool's {r}");
+        }
+        return null;
+    }
+}
