@@ -1,0 +1,65 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using SockShim.Stack.Wire;
+
+/// <summary>
+/// A rogue DHCP server that answers every DISCOVER at once with one bad address: OFFER names
+/// SERVERID, carries MASK (option 1) and ROUTER (option 3), lease 600 s. A REQUEST naming its
+/// server id is ACKed with the same; one naming another server is left to that server, as a
+/// real server does. Prints "serving", then "offered ADDRESS xid X" and "acked ADDRESS xid X";
+/// when stdin closes, "offers N acks M".
+/// </summary>
+internal static class RogueDhcpServer
+{
+    public static int Run(string device, IPAddress serverId, IPAddress offer, IPAddress mask, IPAddress router)
+    {
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.Broadcast, true);
+        socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+        socket.SetRawSocketOption(1 /* SOL_SOCKET */, 25 /* SO_BINDTODEVICE */, Encoding.ASCII.GetBytes(device + "\0"));
+        socket.Bind(new IPEndPoint(IPAddress.Any, DhcpMessage.ServerPort));
+        socket.ReceiveTimeout = 200;
+        var broadcast = new IPEndPoint(IPAddress.Broadcast, DhcpMessage.ClientPort);
+        var buffer = new byte[1500];
+        var send = new byte[DhcpMessage.MaxEmitLength];
+        int offers = 0, acks = 0;
+        bool stop = false;
+        _ = Task.Run(() => { Console.In.ReadToEnd(); stop = true; });
+        Console.WriteLine("serving");
+        Console.Out.Flush();
+        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(5);
+        while (!stop && DateTime.UtcNow < deadline)
+        {
+            int n;
+            try { n = socket.Receive(buffer); }
+            catch (SocketException) { continue; }
+            if (!DhcpMessage.TryParse(buffer.AsSpan(0, n), out var request, out _) || request.IsReply) continue;
+            DhcpMessageType type;
+            if (request.MessageType == DhcpMessageType.Discover) type = DhcpMessageType.Offer;
+            else if (request.MessageType == DhcpMessageType.Request && serverId.Equals(request.ServerId)) type = DhcpMessageType.Ack;
+            else continue;
+            var reply = new DhcpMessage
+            {
+                Op = 2,
+                MessageType = type,
+                TransactionId = request.TransactionId,
+                Flags = request.Flags,
+                YourAddress = offer,
+                HardwareAddress = request.HardwareAddress,
+                ClientId = request.ClientId,
+                ServerId = serverId,
+                LeaseSeconds = 600,
+                SubnetMask = mask,
+                Routers = [router],
+            };
+            int len = reply.Emit(send);
+            socket.SendTo(send.AsSpan(0, len), SocketFlags.None, broadcast);
+            if (type == DhcpMessageType.Offer) offers++; else acks++;
+            Console.WriteLine($"{(type == DhcpMessageType.Offer ? "offered" : "acked")} {offer} xid {request.TransactionId:x8}");
+            Console.Out.Flush();
+        }
+        Console.WriteLine($"offers {offers} acks {acks}");
+        return 0;
+    }
+}
