@@ -94,7 +94,8 @@ internal static class FakeDhcpServer
         return 0;
     }
 
-    private static DhcpMessage Reply(DhcpMessage request, DhcpMessageType type, IPAddress yiaddr, IPAddress serverId) => new()
+    /// <summary>A server's reply to <paramref name="request"/> (a /24 unless another mask is given).</summary>
+    internal static DhcpMessage Reply(DhcpMessage request, DhcpMessageType type, IPAddress yiaddr, IPAddress serverId, IPAddress? mask = null, IPAddress[]? routers = null) => new()
     {
         Op = 2,
         MessageType = type,
@@ -105,6 +106,7 @@ internal static class FakeDhcpServer
         ClientId = request.ClientId,
         ServerId = serverId,
         LeaseSeconds = 600,
-        SubnetMask = IPAddress.Parse("255.255.255.0"),
+        SubnetMask = mask ?? IPAddress.Parse("255.255.255.0"),
+        Routers = routers,
     };
 }

@@ -39,20 +39,7 @@ internal static class RogueDhcpServer
             if (request.MessageType == DhcpMessageType.Discover) type = DhcpMessageType.Offer;
             else if (request.MessageType == DhcpMessageType.Request && serverId.Equals(request.ServerId)) type = DhcpMessageType.Ack;
             else continue;
-            var reply = new DhcpMessage
-            {
-                Op = 2,
-                MessageType = type,
-                TransactionId = request.TransactionId,
-                Flags = request.Flags,
-                YourAddress = offer,
-                HardwareAddress = request.HardwareAddress,
-                ClientId = request.ClientId,
-                ServerId = serverId,
-                LeaseSeconds = 600,
-                SubnetMask = mask,
-                Routers = [router],
-            };
+            var reply = FakeDhcpServer.Reply(request, type, offer, serverId, mask, [router]);
             int len = reply.Emit(send);
             socket.SendTo(send.AsSpan(0, len), SocketFlags.None, broadcast);
             if (type == DhcpMessageType.Offer) offers++; else acks++;
