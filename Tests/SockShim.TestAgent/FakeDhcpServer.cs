@@ -13,12 +13,7 @@ internal static class FakeDhcpServer
 {
     public static int Run(string device, IPAddress serverId, IPAddress first, int dropPercent)
     {
-        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
-        socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.Broadcast, true);
-        socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-        socket.SetRawSocketOption(1 /* SOL_SOCKET */, 25 /* SO_BINDTODEVICE */, Encoding.ASCII.GetBytes(device + "\0"));
-        socket.Bind(new IPEndPoint(IPAddress.Any, DhcpMessage.ServerPort));
-        socket.ReceiveTimeout = 200;
+        using var socket = FakeDhcpServer.ServerSocket(device);
         var random = new Random(7);
         var leases = new Dictionary<string, IPAddress>();
         var nakked = new HashSet<string>();
@@ -92,6 +87,19 @@ internal static class FakeDhcpServer
         }
         Console.WriteLine($"naks {naks} dropped {dropped} junk {junk} acks {acks} releases {releases}");
         return 0;
+    }
+
+    /// <summary>A DHCP server's socket on <paramref name="device"/>: port 67, broadcasts allowed,
+    /// receives that time out every 200 ms so the server can notice it should stop.</summary>
+    internal static Socket ServerSocket(string device)
+    {
+        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.Broadcast, true);
+        socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+        socket.SetRawSocketOption(1 /* SOL_SOCKET */, 25 /* SO_BINDTODEVICE */, Encoding.ASCII.GetBytes(device + "\0"));
+        socket.Bind(new IPEndPoint(IPAddress.Any, DhcpMessage.ServerPort));
+        socket.ReceiveTimeout = 200;
+        return socket;
     }
 
     /// <summary>A server's reply to <paramref name="request"/> (a /24 unless another mask is given).</summary>

@@ -14,12 +14,7 @@ internal static class RogueDhcpServer
 {
     public static int Run(string device, IPAddress serverId, IPAddress offer, IPAddress mask, IPAddress router)
     {
-        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
-        socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.Broadcast, true);
-        socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-        socket.SetRawSocketOption(1 /* SOL_SOCKET */, 25 /* SO_BINDTODEVICE */, Encoding.ASCII.GetBytes(device + "\0"));
-        socket.Bind(new IPEndPoint(IPAddress.Any, DhcpMessage.ServerPort));
-        socket.ReceiveTimeout = 200;
+        using var socket = FakeDhcpServer.ServerSocket(device);
         var broadcast = new IPEndPoint(IPAddress.Broadcast, DhcpMessage.ClientPort);
         var buffer = new byte[1500];
         var send = new byte[DhcpMessage.MaxEmitLength];
