@@ -55,7 +55,7 @@ public static class HostSweep
             foreach (var (slot, owner) in table.HeldSlots())
                 holders.Add(new Holder(settings.Name, settings.Provisioner.ToString().ToLowerInvariant(), settings.Interface, definition.AddressAt(slot), ProcessIdentity.PidOf(owner),
                     table.HolderMayRun(slot, owner), Timestamp(table.AcquiredAtUnixMs(slot)), table.SocketOf(slot),
-                    table.DhcpOf(slot) is { } dhcp ? Timestamp(dhcp.ExpiresUnixMs) : null, table.IsSound(slot, owner)));
+                    table.DhcpOf(slot) is { ExpiresUnixMs: not LeaseTable.ExpiryNotYetKnown } dhcp ? Timestamp(dhcp.ExpiresUnixMs) : null, table.IsSound(slot, owner)));
         }
         return holders;
     }

@@ -201,6 +201,10 @@ internal unsafe class LeaseTable : IDisposable
         Reseal(slot, owner);
     }
 
+    /// <summary>The expiry journalled with a lease that is requested and not bound yet: the server
+    /// may bind it for any time, so whoever finds it left by a dead holder releases it.</summary>
+    public const long ExpiryNotYetKnown = long.MaxValue;
+
     /// <summary>The journal record of a DHCP lease, or null for a static address.</summary>
     public (uint Server, uint Iaid, long ExpiresUnixMs)? DhcpOf(int slot)
     {

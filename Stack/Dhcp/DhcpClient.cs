@@ -132,6 +132,7 @@ internal sealed class DhcpClient : IDisposable
         int length = first.Send!.Emit(buffer);
         int error = _transport.Send(_transport.BroadcastSocket, buffer.AsSpan(0, length), Broadcast);
         if (error != 0) _log.LogWarning("dhcp {Interface}: sending {Message} failed (errno {Error}); it will be retransmitted", Interface, first.Send, error);
+        CrashPoints.Reached(CrashPoint.AfterDiscover);
         return entry;
     }
 
@@ -210,6 +211,8 @@ internal sealed class DhcpClient : IDisposable
             int error = fd < 0 ? -1 : _transport.Send(fd, _sendBuffer.AsSpan(0, length), destination);
             if (error != 0) _log.LogWarning("dhcp {Interface}: sending {Message} to {Destination} failed (errno {Error}); it will be retransmitted", Interface, message, destination, error);
             else if (_log.IsEnabled(LogLevel.Trace)) _log.LogTrace("dhcp {Interface}: sent {Message} to {Destination}", Interface, message, destination);
+            if (m.State == DhcpLeaseState.Selecting) CrashPoints.Reached(CrashPoint.AfterDiscover);
+            else if (m.State == DhcpLeaseState.Requesting) CrashPoints.Reached(CrashPoint.AfterRequest);
         }
         if (m.State is not (DhcpLeaseState.Renewing or DhcpLeaseState.Rebinding)) CloseLeaseSocket(entry);
         Track(entry);

@@ -53,6 +53,10 @@ internal sealed class DhcpSource : IAddressSource
     private int _inFlight;                            // client thread only
     // Offers refused per acquisition (count, the last reason), for its error if none is left.
     private readonly ConcurrentDictionary<DhcpLeaseMachine, (int Count, string Last)> _refused = new();
+    // Slots claimed and journalled for an offer this process requests, until the lease is
+    // established or the acquisition moves on (client thread only).
+    private readonly Dictionary<DhcpLeaseMachine, int> _requesting = new();
+    private bool _exiting; // client thread only: the requested leases were released for exit
     private int _disposed;
 
     private DhcpSource(HostAddresses host, DhcpClient client, byte[] mac, DhcpTiming timing, int prefetch, TimeProvider time)
@@ -169,7 +173,7 @@ internal sealed class DhcpSource : IAddressSource
         DhcpLeaseMachine? machine = null;
         machine = new(ClientIdentifier.For(iaid, _mac), _mac, _time, _timing, _client.NextXid)
         {
-            Vet = (offer, source) => VetOffer(machine!, offer, source),
+            Vet = (offer, source) => VetOffer(machine!, iaid, offer, source),
         };
         return machine;
     }
@@ -179,13 +183,38 @@ internal sealed class DhcpSource : IAddressSource
     // rogue that answers first never gets a REQUEST, and the real server is not asked to mark
     // an address as declined that it never offered (RFC 2131 §4.4.1 leaves the choice of
     // offer to the client; DHCPDECLINE, §3.1, is for an address found in use after the ACK).
-    private string? VetOffer(DhcpLeaseMachine machine, Wire.DhcpMessage offer, IPAddress source)
+    //
+    // An accepted offer is journalled before its REQUEST goes out (see HostAddresses.ClaimForRequest).
+    // An address another live process of this host holds is still requested, unjournalled, and
+    // declined at the ACK as before: refusing it here would have a server that offers the same
+    // address again (dnsmasq hashes the client) retry it until the acquisition times out.
+    private string? VetOffer(DhcpLeaseMachine machine, uint iaid, Wire.DhcpMessage offer, IPAddress source)
     {
+        // SELECTING again: an earlier REQUEST of this acquisition went unanswered, and the server
+        // may have bound it all the same.
+        Unjournal(machine, release: true);
         var (reason, why) = OfferCheck.Judge(OfferFacts.Of(offer, source), _host.Addresses, HostView.Read());
-        if (reason == OfferRejection.None) return null;
+        if (reason == OfferRejection.None)
+        {
+            int slot = _host.Addresses.IndexOf(offer.YourAddress);
+            if (slot >= 0 && _host.ClaimForRequest(slot, ServerWord(offer.ServerId!), iaid)) _requesting[machine] = slot;
+            return null;
+        }
         Refused(reason, $"refusing the offer of {offer.YourAddress} from {source} (server {offer.ServerId}): {why}");
         _refused.AddOrUpdate(machine, (1, $"{offer.YourAddress} from server {offer.ServerId}: {why}"), (_, c) => (c.Count + 1, $"{offer.YourAddress} from server {offer.ServerId}: {why}"));
         return why;
+    }
+
+    // Client thread: the journalled slot of an acquisition that did not become this process's
+    // lease is freed; with release, its lease is released at the server first (it may have
+    // bound it: an unanswered REQUEST, an acquisition given up or cut short by exit). Not after a
+    // NAK (nothing is bound) or a DECLINE (a release would undo it).
+    private void Unjournal(DhcpLeaseMachine machine, bool release)
+    {
+        if (!_requesting.Remove(machine, out int slot)) return;
+        if (release && ReleaseOrphan(_host.Table, _host.Addresses, slot, _client, _mac, _time) is { } address && _log.IsEnabled(LogLevel.Debug))
+            _log.LogDebug("pool {Pool}: releasing {Address}, requested and not used", Pool, address);
+        _host.Table.Release(slot, _host.Owner);
     }
 
     // Counted by reason and logged: a refusal is the sign of a rogue or misconfigured server.
@@ -203,6 +232,7 @@ internal sealed class DhcpSource : IAddressSource
         switch (output.Event)
         {
             case DhcpLeaseEvent.Bound:
+                CrashPoints.Reached(CrashPoint.AfterAck);
                 // RFC 2131 4.4.1: check the address on the link before using it (when configured).
                 var address = entry.Machine.Address!;
                 _client.Probe(address, conflict =>
@@ -211,12 +241,14 @@ internal sealed class DhcpSource : IAddressSource
                     else if (entry.Machine.State == DhcpLeaseState.Bound)
                     {
                         Refused("arp-conflict", $"declining {address} from {entry.Machine.Server}: it answered an ARP probe from another station");
+                        Unjournal(entry.Machine, release: false);
                         _client.Apply(entry, entry.Machine.Decline($"{address} answered an ARP probe from another station"));
                     }
                     else
                     {
                         // Renewing already (a probe wait longer than T1): give it back instead.
                         _inFlight--;
+                        Unjournal(entry.Machine, release: false);
                         _client.Release(entry);
                     }
                 });
@@ -232,9 +264,11 @@ internal sealed class DhcpSource : IAddressSource
                 if (_log.IsEnabled(LogLevel.Debug)) _log.LogDebug("pool {Pool}: renewed {Address} until {Expiry:O}", Pool, entry.Machine.Address, entry.Machine.ExpiresAt);
                 break;
             case DhcpLeaseEvent.Restarted:
+                Unjournal(entry.Machine, release: false); // a NAK; a DECLINE has unjournalled already
                 _log.LogInformation("pool {Pool}: DHCP acquisition starts over: {Why}", Pool, output.Reason);
                 break;
             case DhcpLeaseEvent.Failed:
+                Unjournal(entry.Machine, release: true);
                 _inFlight--;
                 string refused = _refused.TryRemove(entry.Machine, out var r)
                     ? $"; {r.Count} offer{(r.Count == 1 ? " was" : "s were")} refused, the last: {r.Last}" : "";
@@ -242,6 +276,7 @@ internal sealed class DhcpSource : IAddressSource
                 break;
             case DhcpLeaseEvent.Lost:
                 if (entry.Tag is Held lost) Lose(lost, output.Reason!);
+                else Unjournal(entry.Machine, release: false); // lost while its address was probed
                 break;
         }
     }
@@ -252,17 +287,31 @@ internal sealed class DhcpSource : IAddressSource
         var m = entry.Machine;
         var address = m.Address!;
         _refused.TryRemove(m, out _);
+        if (_exiting)
+        {
+            _inFlight--;
+            _client.Release(entry);
+            return;
+        }
+        // The slot journalled when the offer was requested: the ACK is for the offered address.
+        bool journalled = _requesting.Remove(m, out int requested);
         // The offer was judged; the ACK is judged again: its mask and routers may differ, and the
         // host may have gained the address meanwhile. Declined, so the server marks it and the
         // acquisition starts over.
         var (reason, why) = OfferCheck.Judge(OfferFacts.Of(m.Ack!, null), _host.Addresses, HostView.Read());
         if (reason is not (OfferRejection.None or OfferRejection.OutsidePool))
         {
+            if (journalled) _host.Table.Release(requested, _host.Owner);
             Refused(reason, $"declining {address} from {m.Server}: {why}");
             _client.Apply(entry, m.Decline(why));
             return;
         }
         int slot = _host.Addresses.IndexOf(address);
+        if (journalled && requested != slot)
+        {
+            _host.Table.Release(requested, _host.Owner);
+            journalled = false;
+        }
         if (slot < 0)
         {
             _inFlight--;
@@ -271,7 +320,7 @@ internal sealed class DhcpSource : IAddressSource
                 $"pool '{Pool}': DHCP server {m.Server} on {Interface} leased {address}, which is outside the pool's ranges ({string.Join(", ", _host.Addresses.Ranges)}); set the pool's ranges to the server's subnet"));
             return;
         }
-        var error = _host.ClaimProvisioned(slot, address, Remaining(m));
+        var error = journalled ? _host.Provision(slot, address, Remaining(m)) : _host.ClaimProvisioned(slot, address, Remaining(m));
         if (error is not null)
         {
             if (error.Code == StackErrorCode.AddressInUse)
@@ -285,6 +334,7 @@ internal sealed class DhcpSource : IAddressSource
             FailWaiter(error);
             return;
         }
+        CrashPoints.Reached(CrashPoint.AfterProvision);
         _host.Table.SetDhcp(slot, _host.Owner, ServerWord(m.Server!), (uint)entry.Tag!, m.ExpiresAt.ToUnixTimeMilliseconds());
         var held = new Held(entry, slot, address);
         entry.Tag = held;
@@ -378,9 +428,11 @@ internal sealed class DhcpSource : IAddressSource
         return address;
     }
 
-    /// <summary>Gives back the prefetched leases no socket took, and waits until every release is sent.</summary>
+    /// <summary>Gives back the prefetched leases no socket took and those requested for sockets
+    /// still waiting (exit), and waits until every release is sent.</summary>
     public void ReleaseReady()
     {
+        ReleaseRequested();
         while (_ready.TryDequeue(out var held))
         {
             if (Interlocked.CompareExchange(ref held.State, 2, 0) != 0) continue;
@@ -390,6 +442,20 @@ internal sealed class DhcpSource : IAddressSource
     }
 
     public int ReclaimDead() => _host.ReclaimDead();
+
+    // Exit with acquisitions under way: each one requested may be bound at the server by now. An
+    // ACK that arrives after this is released at once (Establish).
+    private void ReleaseRequested()
+    {
+        var done = new TaskCompletionSource();
+        _client.Post(() =>
+        {
+            _exiting = true;
+            foreach (var machine in _requesting.Keys.ToList()) Unjournal(machine, release: true);
+            done.SetResult();
+        });
+        done.Task.Wait(TimeSpan.FromSeconds(2));
+    }
 
     public void Dispose()
     {

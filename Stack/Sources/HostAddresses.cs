@@ -85,12 +85,32 @@ internal sealed class HostAddresses(string pool, PoolDefinition addresses, IAddr
     public StackError? ClaimProvisioned(int slot, IPAddress address, TimeSpan? lifetime)
     {
         if (Damaged() is { } damaged) return damaged;
-        if (!Table.TryClaimSlot(slot, Owner) && !(ReclaimDead() > 0 && Table.TryClaimSlot(slot, Owner)))
-            return new StackError(StackErrorCode.AddressInUse, $"{address} is held by another process of this host");
+        if (!TryClaim(slot)) return new StackError(StackErrorCode.AddressInUse, $"{address} is held by another process of this host");
+        return Provision(slot, address, lifetime);
+    }
+
+    /// <summary>Puts the address of a slot this process has claimed on the host for
+    /// <paramref name="lifetime"/>; the slot is freed when that fails.</summary>
+    public StackError? Provision(int slot, IPAddress address, TimeSpan? lifetime)
+    {
         var error = Provisioner.Provision(address, Pool, lifetime);
         if (error is not null) Table.Release(slot, Owner);
         return error;
     }
+
+    /// <summary>Journal before the wire: claims the slot of an offered address and records the
+    /// lease about to be requested (server, IAID, expiry not yet known) before the REQUEST goes
+    /// out, so a crash from then on leaves a record gc or the next process releases at the
+    /// server. False when the table is damaged or another live process of the host holds it.</summary>
+    public bool ClaimForRequest(int slot, uint server, uint iaid)
+    {
+        if (Damaged() is not null || !TryClaim(slot)) return false;
+        Table.SetDhcp(slot, Owner, server, iaid, LeaseTable.ExpiryNotYetKnown);
+        return true;
+    }
+
+    // A slot whose holder died is taken after the dead are reclaimed.
+    private bool TryClaim(int slot) => Table.TryClaimSlot(slot, Owner) || (ReclaimDead() > 0 && Table.TryClaimSlot(slot, Owner));
 
     /// <summary>Takes the address off the host, then frees its slot, only when the slot is still
     /// this process's: it is marked as being released first, so no one can claim it while its
