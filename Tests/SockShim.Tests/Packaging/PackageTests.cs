@@ -77,6 +77,21 @@ public class PackageTests
         var (exit, output, error) = Run(Path.Combine(bin, "sockshim"), ["--help"], dir, TimeSpan.FromMinutes(1));
         Assert.That(exit, Is.Zero, error);
         Assert.That(output, Does.Contain("run").And.Contain("serve").And.Contain("prepare").And.Contain("compare"));
+
+        // The service unit the package ships, checked by systemd against this installed command:
+        // the same file but for the command's path (the unit names /usr/local/bin/sockshim).
+        string shipped = Directory.GetFiles(Path.Combine(bin, ".store"), "sockshim.service", SearchOption.AllDirectories).Single();
+        string text = File.ReadAllText(shipped);
+        Assert.That(text, Is.EqualTo(File.ReadAllText(Path.Combine(RepoPaths.Root, "Interceptor/service/sockshim.service"))), "the package carries the repository's unit");
+        Assert.That(text, Does.Contain("ExecStart=/usr/local/bin/sockshim serve "));
+        if (!File.Exists("/usr/bin/systemd-analyze")) Assert.Fail("missing precondition: needs systemd-analyze (`apt-get install systemd`); .ci/run installs it");
+        Write(dir, "unit/sockshim.service", text.Replace("/usr/local/bin/sockshim", Path.Combine(bin, "sockshim")));
+        var verify = Run("systemd-analyze", ["verify", Path.Combine(dir, "unit/sockshim.service")], dir, TimeSpan.FromMinutes(1));
+        Assert.That((verify.Exit, verify.Err.Trim()), Is.EqualTo((0, "")), "systemd-analyze verify: no problem");
+        // And it does fail, so the check above means something: a unit naming a command that is not there.
+        Write(dir, "unit/broken.service", text.Replace("/usr/local/bin/sockshim", Path.Combine(bin, "no-such-command")));
+        var broken = Run("systemd-analyze", ["verify", Path.Combine(dir, "unit/broken.service")], dir, TimeSpan.FromMinutes(1));
+        Assert.That(broken.Exit, Is.Not.Zero, broken.Err);
     }
 
     [Test]
