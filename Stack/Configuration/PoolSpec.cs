@@ -8,7 +8,7 @@ namespace SockShim.Stack.Configuration;
 public enum PoolField
 {
     Name, Ranges, Exclude, Family, Strategy, Provisioner, Interface, Announce, AnyIpAddRoute, MaxAddresses,
-    Source, Prefetch, LeaseSeconds, DhcpTimeout, DhcpProbe, Helper, Dscp,
+    Source, Prefetch, LeaseSeconds, DhcpTimeout, DhcpProbe, DhcpRate, Helper, Dscp,
 }
 
 /// <summary>How a pool's addresses become usable on the host.</summary>
@@ -48,8 +48,8 @@ public sealed record NetlinkProvisionerSpec(string Interface, bool Announce) : P
 /// <summary><paramref name="AddRoute"/>: SockShim may add the prefix's missing local route.</summary>
 public sealed record AnyIpProvisionerSpec(bool AddRoute) : ProvisionerSpec(ProvisionerKind.AnyIp);
 
-/// <summary>A DHCP pool's timing, as configured.</summary>
-public sealed record DhcpSpec(TimeSpan AcquireTimeout, uint? RequestedLeaseSeconds, TimeSpan ProbeWait);
+/// <summary>A DHCP pool's timing, as configured; <paramref name="Rate"/>: transactions a second on its interface.</summary>
+public sealed record DhcpSpec(TimeSpan AcquireTimeout, uint? RequestedLeaseSeconds, TimeSpan ProbeWait, double Rate);
 
 /// <summary>
 /// One pool as configuration yields it: immutable, every value parsed and checked, no I/O done.

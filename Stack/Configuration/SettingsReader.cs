@@ -97,6 +97,7 @@ internal sealed class SettingsReader(IConfigurationRoot root, string? file)
             LeaseSeconds = ReadInt(Text("LeaseSeconds"), Key("LeaseSeconds")) ?? p.LeaseSeconds,
             DhcpTimeout = ReadDouble(Text("DhcpTimeout"), Key("DhcpTimeout")) ?? p.DhcpTimeout,
             DhcpProbe = ReadInt(Text("DhcpProbe"), Key("DhcpProbe")) ?? p.DhcpProbe,
+            DhcpRate = ReadDouble(Text("DhcpRate"), Key("DhcpRate")) ?? p.DhcpRate,
             Helper = Text("Helper") ?? p.Helper,
             Dscp = Text("Dscp") ?? p.Dscp,
             // Naming a helper makes it the source, as naming a DHCP source would.

@@ -88,6 +88,10 @@ internal static class SpecBuilder
         return rules;
     }
 
+    // One transaction every 10 s at the least (slower leaves a socket's 15 s wait no second try);
+    // at most what a bare exchange with a server on the same host reaches (bench/dhcp.sh).
+    private const double MinDhcpRate = 0.1, MaxDhcpRate = 10_000;
+
     // sockaddr_un.sun_path holds 108 bytes with its terminating NUL.
     private const int MaxUnixSocketPath = 107;
 
@@ -163,8 +167,11 @@ internal static class SpecBuilder
             problems.Add(new(where.Of(P.DhcpTimeout), pool.DhcpTimeout.ToString(System.Globalization.CultureInfo.InvariantCulture), "the DHCP timeout is from 0 to 3600 seconds", "15"));
         if (pool.DhcpProbe is < 0 or > 10_000)
             problems.Add(new(where.Of(P.DhcpProbe), pool.DhcpProbe.ToString(), "the ARP probe wait is from 0 (no probe) to 10000 milliseconds", "200"));
+        if (pool.DhcpRate is not (>= MinDhcpRate and <= MaxDhcpRate))
+            problems.Add(new(where.Of(P.DhcpRate), pool.DhcpRate.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                $"the DHCP rate is from {MinDhcpRate} to {MaxDhcpRate} transactions a second (a switch with DHCP snooping may shut a port that sends more than 15 DHCP packets a second)", "4"));
         return problems.Count > before ? null
-            : new DhcpSpec(TimeSpan.FromSeconds(pool.DhcpTimeout), pool.LeaseSeconds is { } s ? (uint)s : null, TimeSpan.FromMilliseconds(pool.DhcpProbe));
+            : new DhcpSpec(TimeSpan.FromSeconds(pool.DhcpTimeout), pool.LeaseSeconds is { } s ? (uint)s : null, TimeSpan.FromMilliseconds(pool.DhcpProbe), pool.DhcpRate);
     }
 
     private static void CheckFamily(PoolSettings pool, AddressFamily? family, List<(AddressRange Range, int Index, int? Prefix)> list, PoolField field, string what, SettingOrigins where, List<SettingProblem> problems)

@@ -88,6 +88,10 @@ public sealed class PoolSettings
     /// (RFC 5227; an answer means the address is in use: it is declined); 0 skips the probe.</summary>
     public int DhcpProbe { get; init; }
 
+    /// <summary>DHCP: new transactions (DISCOVERs, retransmissions) a second on the interface,
+    /// so a switch with DHCP snooping does not shut the port (see Dhcp/DiscoverPace).</summary>
+    public double DhcpRate { get; init; } = Dhcp.DiscoverPace.DefaultRate;
+
     /// <summary>Source <c>helper</c>: the Unix socket of `sockshim serve`, which owns the pool
     /// named <see cref="Name"/> and hands its addresses to this unprivileged process.</summary>
     public string? Helper { get; init; }

@@ -9,8 +9,12 @@ namespace SockShim.Stack.Dhcp;
 /// <summary>
 /// Runs every lease machine of one interface on one thread: it feeds them what arrives on port
 /// 68, calls them at their deadlines, sends what they return, and paces DHCPRELEASEs (an
-/// unpaced burst of releases is partly dropped by dnsmasq). Other threads talk to it only
-/// through <see cref="Post"/>; the machines and their sockets are touched by this thread alone.
+/// unpaced burst of releases is partly dropped by dnsmasq). New transactions and acquisition
+/// retransmissions go out at the pace of <see cref="Pace"/> (a snooping switch shuts a port that
+/// sends DHCP faster): what finds no token waits, a socket's own acquisition before the prefetch
+/// refill, which also waits out the pace's hold after repeated lost leases. Other threads talk to
+/// it only through <see cref="Post"/>; the machines and their sockets are touched by this thread
+/// alone.
 /// </summary>
 internal sealed class DhcpClient : IDisposable
 {
@@ -50,9 +54,12 @@ internal sealed class DhcpClient : IDisposable
     private int _unsentReleases;
     private volatile bool _stopping;
     private readonly TransactionIds _xids = new();
+    // Machines waiting for a token to start (client thread only): a waiting socket's first.
+    private readonly Queue<Entry> _socketStarts = new(), _refillStarts = new();
 
-    private DhcpClient(string interfaceName, DhcpTransport transport, ConflictProbe? probe, TimeSpan probeWait, bool freeBind, TimeSpan releaseGap, TimeProvider time, string pool)
+    private DhcpClient(string interfaceName, DhcpTransport transport, ConflictProbe? probe, TimeSpan probeWait, bool freeBind, TimeSpan releaseGap, TimeProvider time, string pool, double rate)
     {
+        Pace = new DiscoverPace(rate, time);
         Interface = interfaceName;
         _transport = transport;
         _probe = probe;
@@ -67,14 +74,18 @@ internal sealed class DhcpClient : IDisposable
 
     public string Interface { get; }
 
+    /// <summary>The pace of new transactions and acquisition retransmissions on this interface.</summary>
+    public DiscoverPace Pace { get; }
+
     /// <summary>Messages on port 68 dropped as malformed or not for a lease of this process.</summary>
     public long Discarded => Interlocked.Read(ref _discarded);
     private long _discarded;
 
     /// <summary>Opens the client's socket on <paramref name="interfaceName"/> (and, with a probe
-    /// wait, its ARP socket for conflict detection) and starts its thread.</summary>
+    /// wait, its ARP socket for conflict detection) and starts its thread; <paramref name="rate"/>:
+    /// transactions a second (<see cref="DiscoverPace"/>).</summary>
     public static DhcpClient? Open(string interfaceName, bool freeBind, TimeSpan releaseGap, TimeProvider time, string pool, out string why,
-        TimeSpan probeWait = default, byte[]? mac = null)
+        TimeSpan probeWait = default, byte[]? mac = null, double rate = DiscoverPace.DefaultRate)
     {
         ConflictProbe? probe = null;
         if (probeWait > TimeSpan.Zero && (probe = ConflictProbe.Open(interfaceName, mac!, out why)) is null) return null;
@@ -84,7 +95,7 @@ internal sealed class DhcpClient : IDisposable
             probe?.Dispose();
             return null;
         }
-        return new DhcpClient(interfaceName, transport, probe, probeWait, freeBind, releaseGap, time, pool);
+        return new DhcpClient(interfaceName, transport, probe, probeWait, freeBind, releaseGap, time, pool, rate);
     }
 
     /// <summary>Client thread: checks that no other station uses <paramref name="address"/> before
@@ -109,21 +120,48 @@ internal sealed class DhcpClient : IDisposable
         _transport.Wake();
     }
 
-    /// <summary>Client thread: starts a machine and reports its events to <paramref name="onEvent"/>.</summary>
+    /// <summary>Client thread: starts a machine for the prefetch and reports its events to
+    /// <paramref name="onEvent"/>: at once if the pace allows, else in turn.</summary>
     public Entry Start(DhcpLeaseMachine machine, Action<Entry, DhcpOutput> onEvent)
     {
         var entry = new Entry(machine, onEvent);
-        _entries.Add(entry);
-        Apply(entry, machine.Start());
+        _refillStarts.Enqueue(entry);
+        StartQueued(_time.GetUtcNow(), out _);
         return entry;
     }
 
+    // Client thread: starts queued machines while there are tokens (the refill's only after the
+    // pace's hold); when one has to wait, the time to look again.
+    private void StartQueued(DateTimeOffset now, out DateTimeOffset retryAt)
+    {
+        retryAt = DateTimeOffset.MaxValue;
+        while (_socketStarts.Count > 0 || (_refillStarts.Count > 0 && now >= Pace.HoldUntil))
+        {
+            if (!Pace.TryTake(out retryAt)) return;
+            var entry = _socketStarts.Count > 0 ? _socketStarts.Dequeue() : _refillStarts.Dequeue();
+            _entries.Add(entry);
+            Apply(entry, entry.Machine.Start());
+        }
+        if (_refillStarts.Count > 0) retryAt = Pace.HoldUntil;
+    }
+
+    // A due step of a machine that sends a paced message: a DISCOVER (new, restarted or
+    // retransmitted) or a retransmitted REQUEST; past the acquisition deadline it only fails.
+    private static bool Paced(DhcpLeaseMachine m, DateTimeOffset now) =>
+        m.State is DhcpLeaseState.Init or DhcpLeaseState.Selecting or DhcpLeaseState.Requesting && !(m.AcquireDeadline <= now);
+
     /// <summary>Any thread: starts a machine and sends its DISCOVER from the calling thread, so a
     /// socket waiting for its lease does not also wait for this thread to wake first; the machine
-    /// is this thread's from then on (adopted on the next turn, or when its first reply arrives).</summary>
+    /// is this thread's from then on (adopted on the next turn, or when its first reply arrives).
+    /// Without a token it is started by this thread in turn, before any refill.</summary>
     public Entry StartHere(DhcpLeaseMachine machine, Action<Entry, DhcpOutput> onEvent, object? tag)
     {
         var entry = new Entry(machine, onEvent) { Tag = tag };
+        if (!Pace.TryTake(out _))
+        {
+            Post(() => _socketStarts.Enqueue(entry));
+            return entry;
+        }
         var first = machine.Start();
         _arriving[machine.TransactionId] = entry;
         Routed(machine.TransactionId, true);
@@ -222,8 +260,14 @@ internal sealed class DhcpClient : IDisposable
             case DhcpLeaseEvent.Ignored:
                 if (_log.IsEnabled(LogLevel.Trace)) _log.LogTrace("dhcp {Interface}: ignored a message: {Why}", Interface, output.Reason);
                 return;
-            case DhcpLeaseEvent.Renewed: StackMetrics.DhcpRenewals.Add(1, _tags); break;
-            case DhcpLeaseEvent.Lost: StackMetrics.DhcpExpiries.Add(1, _tags); break;
+            case DhcpLeaseEvent.Renewed:
+                StackMetrics.DhcpRenewals.Add(1, _tags);
+                Pace.LeaseKept();
+                break;
+            case DhcpLeaseEvent.Lost:
+                StackMetrics.DhcpExpiries.Add(1, _tags);
+                Pace.LeaseLost();
+                break;
             case DhcpLeaseEvent.Restarted: StackMetrics.DhcpRestarts.Add(1, _tags); break;
         }
         if (output.Event is DhcpLeaseEvent.Lost or DhcpLeaseEvent.Failed) Forget(entry);
@@ -301,6 +345,8 @@ internal sealed class DhcpClient : IDisposable
         // One pass finds what is due and the next deadline; the due ones run after it, since
         // running them changes the list. Held leases stay listed (they renew), so this is per turn.
         var next = now + TimeSpan.FromSeconds(1);
+        StartQueued(now, out var startAt);
+        if (startAt < next) next = startAt;
         _due.Clear();
         foreach (var entry in _entries)
         {
@@ -311,6 +357,12 @@ internal sealed class DhcpClient : IDisposable
         foreach (var entry in _due)
         {
             if (!_entries.Contains(entry)) continue;
+            // Without a token the step waits (its deadline stays past, so it is due again).
+            if (Paced(entry.Machine, now) && !Pace.TryTake(out var tokenAt))
+            {
+                if (tokenAt < next) next = tokenAt;
+                continue;
+            }
             Apply(entry, entry.Machine.Tick());
             if (entry.Machine.NextDeadline < next) next = entry.Machine.NextDeadline;
         }

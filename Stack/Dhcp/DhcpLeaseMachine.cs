@@ -85,6 +85,8 @@ internal sealed class DhcpLeaseMachine
     public DateTimeOffset RenewAt { get; private set; } = DateTimeOffset.MaxValue;
     public DateTimeOffset RebindAt { get; private set; } = DateTimeOffset.MaxValue;
     public DateTimeOffset ExpiresAt { get; private set; } = DateTimeOffset.MaxValue;
+    /// <summary>When an acquisition under way fails; null when none is.</summary>
+    public DateTimeOffset? AcquireDeadline => _acquireDeadline;
     /// <summary>When <see cref="Tick"/> has something to do; MaxValue when nothing is pending.</summary>
     public DateTimeOffset NextDeadline { get; private set; } = DateTimeOffset.MaxValue;
 

@@ -83,7 +83,7 @@ internal sealed class DhcpSource : IAddressSource
         var mac = HostFacts.HardwareAddress(iface);
         if (mac is null || mac.All(b => b == 0))
             throw new ConfigurationException(new SettingProblem(spec.Origins.Of(PoolField.Interface), iface, "has no Ethernet address to put in DHCP requests", "eth0"));
-        var client = DhcpClient.Open(iface, freeBind, ReleaseGap, time, spec.Name, out string why, spec.Dhcp.ProbeWait, mac)
+        var client = DhcpClient.Open(iface, freeBind, ReleaseGap, time, spec.Name, out string why, spec.Dhcp.ProbeWait, mac, spec.Dhcp.Rate)
             ?? throw new ConfigurationException(new SettingProblem(spec.Origins.Of(PoolField.Interface), iface, why, "an Ethernet interface on the DHCP server's link"));
         var timing = new DhcpTiming { AcquireTimeout = spec.Dhcp.AcquireTimeout, RequestedLeaseSeconds = spec.Dhcp.RequestedLeaseSeconds };
         return new DhcpSource(host, client, mac, timing, spec.Prefetch, time);
