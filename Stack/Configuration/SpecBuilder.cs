@@ -48,6 +48,9 @@ internal static class SpecBuilder
             problems.Add(new(where.Of(P.MaxAddresses), pool.MaxAddresses.ToString(), $"the table size must be from 1 to {PoolSettings.MaxTableAddresses}", "65536"));
         if (pool.Prefetch is < 0 or > 10_000)
             problems.Add(new(where.Of(P.Prefetch), pool.Prefetch.ToString(), "prefetch must be from 0 to 10000 addresses", "8"));
+        if (pool.DhcpRate is not (>= MinDhcpRate and <= MaxDhcpRate))
+            problems.Add(new(where.Of(P.DhcpRate), pool.DhcpRate.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                $"the DHCP rate is from {MinDhcpRate} to {MaxDhcpRate} transactions a second (a switch with DHCP snooping may shut a port that sends more than 15 DHCP packets a second)", "4"));
         int? dscp = null;
         if (pool.Dscp is { } d)
         {
@@ -167,9 +170,6 @@ internal static class SpecBuilder
             problems.Add(new(where.Of(P.DhcpTimeout), pool.DhcpTimeout.ToString(System.Globalization.CultureInfo.InvariantCulture), "the DHCP timeout is from 0 to 3600 seconds", "15"));
         if (pool.DhcpProbe is < 0 or > 10_000)
             problems.Add(new(where.Of(P.DhcpProbe), pool.DhcpProbe.ToString(), "the ARP probe wait is from 0 (no probe) to 10000 milliseconds", "200"));
-        if (pool.DhcpRate is not (>= MinDhcpRate and <= MaxDhcpRate))
-            problems.Add(new(where.Of(P.DhcpRate), pool.DhcpRate.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                $"the DHCP rate is from {MinDhcpRate} to {MaxDhcpRate} transactions a second (a switch with DHCP snooping may shut a port that sends more than 15 DHCP packets a second)", "4"));
         return problems.Count > before ? null
             : new DhcpSpec(TimeSpan.FromSeconds(pool.DhcpTimeout), pool.LeaseSeconds is { } s ? (uint)s : null, TimeSpan.FromMilliseconds(pool.DhcpProbe), pool.DhcpRate);
     }

@@ -152,9 +152,12 @@ internal sealed class DhcpLan : IDisposable
         TwoHosts.Ip($"-n {ns} -o -4 addr show dev {ClientLink}").Split('\n', StringSplitOptions.RemoveEmptyEntries)
             .Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries)).Where(f => f.Length > 3).Select(f => f[3].Split('/')[0]).ToList();
 
-    /// <summary>Settings of a DHCP pool on a client host's eth0.</summary>
-    public Dictionary<string, string> Pool(string name = "dhcp", int prefetch = 0) => new()
+    /// <summary>Settings of a DHCP pool on a client host's eth0. The tests' bridge has no DHCP
+    /// snooping, and tests take hundreds of leases at once, so the pace is 1000 transactions a
+    /// second unless a test sets its own (<paramref name="rate"/>).</summary>
+    public Dictionary<string, string> Pool(string name = "dhcp", int prefetch = 0, double rate = 1000) => new()
     {
+        ["SOCKSHIM_DHCPRATE"] = rate.ToString(System.Globalization.CultureInfo.InvariantCulture),
         ["SOCKSHIM_POOL"] = string.Join(",", Subnets.Select(s => s + ".0/24")),
         ["SOCKSHIM_EXCLUDE"] = "192.0.2.0-192.0.2.9,192.0.2.254",
         ["SOCKSHIM_POOLNAME"] = name,
