@@ -16,6 +16,8 @@ using SockShim.Stack.Pools;
 //   wildcard SERVER : sockets that bind the wildcard (see WildcardBinds).
 //   fake-dhcp-server DEV SERVERID FIRST DROP% : a hostile DHCP server (see FakeDhcpServer).
 //   rogue-dhcp-server DEV SERVERID OFFER MASK ROUTER : offers one bad address first (see RogueDhcpServer).
+//   short-lease-dhcp-server DEV SERVERID FIRST LEASE T1|- : leases of LEASE s with that T1 (see ShortLeaseDhcpServer).
+//   attempt-sockets SECONDS SERVER : UDP tuple sockets one after another for SECONDS (see SocketAttempts).
 //   hostile-dhcp DEV OWN SERVER OTHER SECONDS : forged answers to every renewal on the LAN (see HostileDhcpHost).
 //   unix-connections SOCKET N [partial] : N idle connections to a helper (see UnixConnections).
 //   sockets N SERVER [tcp|udp] [plain] : N AF_INET_TUPLE sockets (plain: ordinary sockets, for a run under the launcher), each connected (or sending a datagram) to
@@ -31,6 +33,8 @@ if (verb == "wildcard") return WildcardBinds.Run(IPEndPoint.Parse(args[1]));
 if (verb == "hostile-dhcp") return HostileDhcpHost.Run(args[1], IPAddress.Parse(args[2]), IPAddress.Parse(args[3]), IPAddress.Parse(args[4]), double.Parse(args[5]));
 if (verb == "unix-connections") return UnixConnections.Run(args[1], int.Parse(args[2]), args.ElementAtOrDefault(3) == "partial");
 if (verb == "rogue-dhcp-server") return RogueDhcpServer.Run(args[1], IPAddress.Parse(args[2]), IPAddress.Parse(args[3]), IPAddress.Parse(args[4]), IPAddress.Parse(args[5]));
+if (verb == "short-lease-dhcp-server") return ShortLeaseDhcpServer.Run(args[1], IPAddress.Parse(args[2]), IPAddress.Parse(args[3]), uint.Parse(args[4]), args[5] == "-" ? null : uint.Parse(args[5]));
+if (verb == "attempt-sockets") return SocketAttempts.Run(double.Parse(args[1]), IPEndPoint.Parse(args[2]));
 if (verb == "fake-dhcp-server") return FakeDhcpServer.Run(args[1], IPAddress.Parse(args[2]), IPAddress.Parse(args[3]), int.Parse(args[4]));
 int count = int.Parse(args.ElementAtOrDefault(1) ?? "0");
 if (verb == "berkeley-dhcp") return BerkeleyDhcp.Run(count, System.Net.IPEndPoint.Parse(args[2]));
