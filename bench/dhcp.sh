@@ -3,6 +3,9 @@
 # SockShim's DHCP pool one lease at a time (target <= 1.2x the bare exchange), and the pool
 # with prefetched leases (target <= 50 us). Two namespaces and a veth pair made for the run (root).
 # Usage: bash bench/dhcp.sh [leases=200]   (at most 240: the server's range is one documentation /24)
+#        SOCKSHIM_DHCPPROBE=MS bash bench/dhcp.sh 200   the pool with the ARP probe (its cost decided
+#        the default, 0: README's DHCP section); the bare exchange never probes.
+# The load average is printed before and after: on a shared machine it moves the floor itself.
 set -euo pipefail
 n=${1:-200}
 [ "$n" -ge 1 ] && [ "$n" -le 240 ] || { echo "leases must be from 1 to 240 (the server leases 198.51.100.10-250)" >&2; exit 2; }
@@ -20,7 +23,7 @@ cleanup() {
 }
 trap cleanup EXIT
 dotnet build Tests/SockShim.Bench -c Release -nologo -v q -o "$out/bench" > "$out/build.log" 2>&1 || { cat "$out/build.log"; exit 1; }
-echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r), $(date -u +%F)"
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r), $(date -u +%F); ARP probe ${SOCKSHIM_DHCPPROBE:-0} ms; load $(cut -d' ' -f1-3 /proc/loadavg)"
 ip netns add "$srv"; ip netns add "$cli"
 ip link add eth0 netns "$cli" type veth peer name vs netns "$srv"
 ip -n "$srv" addr add 198.51.100.254/24 dev vs
@@ -33,3 +36,4 @@ ip netns exec "$srv" /usr/sbin/dnsmasq --keep-in-foreground --conf-file=/dev/nul
 sleep 0.5
 ip netns exec "$cli" env SOCKSHIM_STATEDIR=/dev/shm/sockshim-bench-dhcp-$$ SOCKSHIM_POOL=198.51.100.0/24 SOCKSHIM_SOURCE=dhcp \
   SOCKSHIM_PROVISIONER=netlink SOCKSHIM_INTERFACE=eth0 SOCKSHIM_DHCPRATE=10000 dotnet "$out/bench/SockShim.Bench.dll" dhcp "$n" eth0
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
