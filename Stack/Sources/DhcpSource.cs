@@ -224,7 +224,7 @@ internal sealed class DhcpSource : IAddressSource
     {
         StackMetrics.DhcpDeclined.Add(1, new KeyValuePair<string, object?>("pool", Pool), new KeyValuePair<string, object?>("interface", Interface),
             new KeyValuePair<string, object?>("reason", tag));
-        _log.LogWarning("pool {Pool}: {Message}", Pool, message);
+        _log.LogWarning("pool {Pool}: {Message} (reason {Reason})", Pool, message, tag);
     }
 
     private void OnEvent(DhcpClient.Entry entry, DhcpOutput output)

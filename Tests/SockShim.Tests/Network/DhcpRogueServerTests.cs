@@ -69,6 +69,7 @@ public class DhcpRogueServerTests
             Assert.That(resume.Wait(35_000) && resume.Result, Is.True, $"{name}: the rogue answered while Kea was stopped");
             var onLink = lan.AddressesOf(host);
             var metrics = DhcpTests.Close(agent);
+            string refusals = agent.StandardError.ReadToEnd();
             var (offers, acks, log) = StopRogue(rogue);
             Assert.Multiple(() =>
             {
@@ -81,6 +82,10 @@ public class DhcpRogueServerTests
                 Assert.That(offers, Is.GreaterThanOrEqualTo(1), $"{name}: the rogue offered {offer}: {log}");
                 Assert.That(acks, Is.Zero, $"{name}: no REQUEST ever named the rogue: {log}");
                 Assert.That(metrics.GetValueOrDefault("sockshim.dhcp.declined"), Is.GreaterThanOrEqualTo(1), $"{name}: the refusal was counted");
+                // By the rule that should refuse it, not another one that happens to (the host's own
+                // address here is also outside the pool: only a working read of the host's addresses
+                // names it as the host's).
+                Assert.That(refusals, Does.Match($@"refusing the offer of {Regex.Escape(offer)} from .* \(reason {reason}\)"), $"{name}: refused as {reason}");
             });
             TestContext.Out.WriteLine($"{name}: socket {addresses.Single()}, rogue offered {offers}, declined {metrics.GetValueOrDefault("sockshim.dhcp.declined")}");
             got.Add(addresses.Single());
