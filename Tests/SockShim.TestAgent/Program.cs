@@ -24,6 +24,7 @@ using SockShim.Stack.Pools;
 //                 SERVER; prints "socket <local> lease-expires <time>" for each and "held"; then
 //                 waits for a line on stdin: "close" disposes them all, prints "closed" and exits;
 //                 "use" sends on each socket and prints "ok <local>" or "error <local> <SocketError> <message>".
+//   steps N SERVER : N ordinary connections opened and closed on command, for dotnet-counters (see Steps).
 //   fuzz-churn SECONDS PORT / fuzz-table PATH SECONDS : the table fuzz test (see TableFuzz).
 var verb = args.ElementAtOrDefault(0) ?? "";
 if (verb == "fuzz-churn") return TableFuzz.Churn(double.Parse(args[1]), int.Parse(args[2]));
@@ -35,6 +36,7 @@ if (verb == "unix-connections") return UnixConnections.Run(args[1], int.Parse(ar
 if (verb == "rogue-dhcp-server") return RogueDhcpServer.Run(args[1], IPAddress.Parse(args[2]), IPAddress.Parse(args[3]), IPAddress.Parse(args[4]), IPAddress.Parse(args[5]));
 if (verb == "short-lease-dhcp-server") return ShortLeaseDhcpServer.Run(args[1], IPAddress.Parse(args[2]), IPAddress.Parse(args[3]), uint.Parse(args[4]), args[5] == "-" ? null : uint.Parse(args[5]));
 if (verb == "attempt-sockets") return SocketAttempts.Run(double.Parse(args[1]), IPEndPoint.Parse(args[2]));
+if (verb == "steps") return Steps.Run(int.Parse(args[1]), IPEndPoint.Parse(args[2]));
 if (verb == "fake-dhcp-server") return FakeDhcpServer.Run(args[1], IPAddress.Parse(args[2]), IPAddress.Parse(args[3]), int.Parse(args[4]));
 int count = int.Parse(args.ElementAtOrDefault(1) ?? "0");
 if (verb == "berkeley-dhcp") return BerkeleyDhcp.Run(count, System.Net.IPEndPoint.Parse(args[2]));

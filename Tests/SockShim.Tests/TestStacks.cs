@@ -99,15 +99,27 @@ internal static class Programs
     }
 
     /// <summary>Runs to completion within <paramref name="timeout"/>; returns exit code and output.</summary>
-    public static (int Exit, string Out, string Err) Run(string name, IEnumerable<string> args, IDictionary<string, string>? env = null, TimeSpan? timeout = null, string? ns = null)
+    public static (int Exit, string Out, string Err) Run(string name, IEnumerable<string> args, IDictionary<string, string>? env = null, TimeSpan? timeout = null, string? ns = null) =>
+        Complete(Start(name, args, env, ns), $"{name} {string.Join(' ', args)}", timeout ?? TimeSpan.FromSeconds(60));
+
+    /// <summary>Runs a program by path (not one of the repository's) to completion within <paramref name="timeout"/>.</summary>
+    public static (int Exit, string Out, string Err) RunFile(string file, IEnumerable<string> args, TimeSpan timeout)
     {
-        using var p = Start(name, args, env, ns);
+        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        foreach (var key in psi.Environment.Keys.Where(k => k.StartsWith("SOCKSHIM_")).ToList()) psi.Environment.Remove(key);
+        return Complete(Process.Start(psi)!, $"{file} {string.Join(' ', args)}", timeout);
+    }
+
+    private static (int Exit, string Out, string Err) Complete(Process started, string what, TimeSpan timeout)
+    {
+        using var p = started;
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(timeout ?? TimeSpan.FromSeconds(60)))
+        if (!p.WaitForExit(timeout))
         {
             p.Kill(entireProcessTree: true);
-            Assert.Fail($"{name} {string.Join(' ', args)} did not finish in time; output so far: {stdout.Result}");
+            Assert.Fail($"{what} did not finish in time; output so far: {stdout.Result}");
         }
         p.WaitForExit();
         return (p.ExitCode, stdout.Result, stderr.Result);
