@@ -35,7 +35,9 @@ dotnet "$out/TupleClient/TupleClient.dll" --server "$target" --count "$n" | tail
 echo
 echo "2) an unmodified app under: ./sockshim run -- dotnet LegacyApp.dll $target"
 ./sockshim run -- dotnet "$out/LegacyApp/LegacyApp.dll" "$target"
-wait "$server" || true
+# The server exits 1 when it served fewer than it expected (by its timeout): so does the demo.
+server_status=0
+wait "$server" || server_status=$?
 server=""
 echo
 echo "the server saw (first 5 and last 3 of $((n + legacy_apis))):"
@@ -43,3 +45,7 @@ grep ' peer ' "$out/server.log" | head -n 5
 echo "  ..."
 grep ' peer ' "$out/server.log" | tail -n 3
 tail -n 1 "$out/server.log"
+if [ "$server_status" != 0 ]; then
+  echo "error: the echo server served fewer than the $((n + legacy_apis)) connections and datagrams it expected (exit $server_status)" >&2
+  exit 1
+fi

@@ -37,7 +37,10 @@ public class ReadmeTests
         var m = Regex.Match(stdout.Result, @"distinct source addresses: (\d+) in (\d+) served");
         Assert.That(m.Success, Is.True, stdout.Result);
         int distinct = int.Parse(m.Groups[1].Value), served = int.Parse(m.Groups[2].Value);
-        Assert.That(served, Is.GreaterThanOrEqualTo(10));
+        // Every connection the README promises: N tuple sockets, and LegacyApp's 11 APIs.
+        int tuples = int.Parse(Regex.Match(command, @"demo\.sh (\d+)").Groups[1].Value);
+        Assert.That(Readme, Does.Contain($"distinct source addresses: {tuples + 11} in {tuples + 11} served"), "the README says what the demo shows");
+        Assert.That(served, Is.EqualTo(tuples + 11), "every connection and datagram of both clients was served");
         Assert.That(distinct, Is.EqualTo(served), "one source address per connection");
         Assert.That(stdout.Result, Does.Match(@"peer 127\.100\.\d+\.\d+:\d+"), "from the embedded loopback pool");
     }
