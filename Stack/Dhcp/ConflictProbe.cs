@@ -1,11 +1,8 @@
-using System.Buffers.Binary;
 using System.Net;
 using System.Net.NetworkInformation;
 using Microsoft.Extensions.Logging;
 using SockShim.Stack.Provisioning;
 using SockShim.Stack.Wire;
-using Tmds.Linux;
-using static Tmds.Linux.LibC;
 
 namespace SockShim.Stack.Dhcp;
 
@@ -15,65 +12,38 @@ namespace SockShim.Stack.Dhcp;
 /// ARP from another station claiming it means the address is in use and is declined. A packet
 /// socket for ARP only, non-blocking, read from the DHCP client's own loop.
 /// </summary>
-internal sealed unsafe class ConflictProbe : IDisposable
+internal sealed class ConflictProbe : IDisposable
 {
     private const ushort EthPArp = 0x0806;
+    private readonly LinkSocket _link;
     private readonly PhysicalAddress _mac;
     private readonly byte[] _buffer = new byte[1514];
     private readonly string _interface;
     private readonly ILogger _log = Telemetry.StackLogging.For("SockShim.Dhcp");
     private readonly Dictionary<IPAddress, (DateTimeOffset Deadline, Action<bool> Done)> _probing = new();
 
-    private ConflictProbe(int fd, PhysicalAddress mac, string interfaceName)
+    private ConflictProbe(LinkSocket link, PhysicalAddress mac, string interfaceName)
     {
-        Descriptor = fd;
+        _link = link;
         _mac = mac;
         _interface = interfaceName;
     }
 
     /// <summary>The packet socket, for the client loop's poll.</summary>
-    public int Descriptor { get; }
+    public int Descriptor => _link.Descriptor;
 
     /// <summary>Opens the probe's socket on <paramref name="interfaceName"/>; null with a reason.</summary>
-    public static ConflictProbe? Open(string interfaceName, byte[] mac, out string why)
-    {
-        if (HostFacts.InterfaceIndex(interfaceName) is not { } index)
-        {
-            why = $"interface '{interfaceName}' does not exist";
-            return null;
-        }
-        ushort protocol = BinaryPrimitives.ReverseEndianness(EthPArp);
-        int fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
-        if (fd < 0)
-        {
-            why = $"an ARP socket for the conflict probe could not be opened (errno {errno}; it needs CAP_NET_RAW)";
-            return null;
-        }
-        sockaddr_ll link = default;
-        link.sll_family = (ushort)AF_PACKET;
-        link.sll_protocol = protocol;
-        link.sll_ifindex = (int)index;
-        if (bind(fd, (sockaddr*)&link, (uint)sizeof(sockaddr_ll)) != 0)
-        {
-            why = $"binding the ARP socket to {interfaceName} failed: errno {errno}";
-            close(fd);
-            return null;
-        }
-        why = "";
-        return new ConflictProbe(fd, new PhysicalAddress(mac), interfaceName);
-    }
+    public static ConflictProbe? Open(string interfaceName, byte[] mac, out string why) =>
+        LinkSocket.Open(interfaceName, EthPArp, "an ARP socket for the conflict probe", out why) is { } link ? new ConflictProbe(link, new PhysicalAddress(mac), interfaceName) : null;
 
     /// <summary>Probes <paramref name="address"/>: <paramref name="done"/> gets true when another
     /// station claims it, false when none has by <paramref name="deadline"/> (see <see cref="Settle"/>).</summary>
     public void Start(IPAddress address, DateTimeOffset deadline, Action<bool> done)
     {
-        var frame = ArpFrames.Request(_mac, IPAddress.Any, address);
-        long sent;
-        fixed (byte* p = frame) sent = send(Descriptor, p, frame.Length, 0);
-        if (sent != frame.Length)
+        if (_link.Send(ArpFrames.Request(_mac, IPAddress.Any, address)) is var error and not 0)
         {
             // Fail open: the server leased it, and the kernel still refuses a duplicate on this host.
-            _log.LogWarning("dhcp {Interface}: the ARP probe for {Address} could not be sent (errno {Error}); using it unchecked", _interface, address, errno);
+            _log.LogWarning("dhcp {Interface}: the ARP probe for {Address} could not be sent (errno {Error}); using it unchecked", _interface, address, error);
             done(false);
             return;
         }
@@ -103,10 +73,9 @@ internal sealed unsafe class ConflictProbe : IDisposable
     {
         for (int i = 0; i < 256; i++)
         {
-            long n;
-            fixed (byte* p = _buffer) n = recv(Descriptor, p, _buffer.Length, 0);
-            if (n <= 0) return;
-            if (!ArpFrames.TryReadSender(_buffer.AsSpan(0, (int)n), out var sender, out var senderMac)) continue;
+            int n = _link.Receive(_buffer);
+            if (n == 0) return;
+            if (!ArpFrames.TryReadSender(_buffer.AsSpan(0, n), out var sender, out var senderMac)) continue;
             // Our own frames come back on a packet socket; a probe's sender 0.0.0.0 claims nothing.
             if (senderMac.Equals(_mac) || sender.Equals(IPAddress.Any)) continue;
             if (!_probing.Remove(sender, out var probe)) continue;
@@ -115,5 +84,5 @@ internal sealed unsafe class ConflictProbe : IDisposable
         }
     }
 
-    public void Dispose() => close(Descriptor);
+    public void Dispose() => _link.Dispose();
 }

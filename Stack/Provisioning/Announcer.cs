@@ -1,94 +1,68 @@
+using System.Buffers.Binary;
 using System.Net;
 using System.Net.NetworkInformation;
 using System.Net.Sockets;
-using PacketDotNet;
-using PacketDotNet.Utils;
-using SharpPcap;
-using SharpPcap.LibPcap;
 
 namespace SockShim.Stack.Provisioning;
 
 /// <summary>
 /// Tells the link about an address just added, so neighbours learn its owner at once instead of
 /// at their next cache miss: a gratuitous ARP (IPv4) or an unsolicited neighbour advertisement
-/// with the override flag (IPv6), sent through libpcap on the interface.
+/// with the override flag (IPv6), sent on a packet socket of the interface.
 /// </summary>
 internal sealed class Announcer(string interfaceName) : IDisposable
 {
-    private readonly object _gate = new();
-    private LibPcapLiveDevice? _device;
-    private PhysicalAddress? _mac;
+    // Opened at the first announcement: making a provisioner does no I/O. It only sends (EtherType 0).
+    private readonly Lazy<(LinkSocket? Socket, string Why, PhysicalAddress Mac)> _link = new(() =>
+        (LinkSocket.Open(interfaceName, 0, "a packet socket for announcements", out string why), why,
+         new PhysicalAddress(HostFacts.HardwareAddress(interfaceName) ?? new byte[6])));
 
-    /// <summary>Sends the announcement; a failure (no libpcap, no CAP_NET_RAW) is returned, not thrown:
+    /// <summary>Sends the announcement; a failure (no CAP_NET_RAW) is returned, not thrown:
     /// the address works without it, neighbours just learn it later.</summary>
     public string? Announce(IPAddress address)
     {
-        try
-        {
-            lock (_gate)
-            {
-                if (_device is null)
-                {
-                    _mac = new PhysicalAddress(HostFacts.HardwareAddress(interfaceName) ?? new byte[6]);
-                    _device = LibPcapLiveDeviceList.New().FirstOrDefault(d => d.Name == interfaceName)
-                        ?? throw new InvalidOperationException($"libpcap does not list interface '{interfaceName}'");
-                    _device.Open(new DeviceConfiguration { Mode = DeviceModes.None, ReadTimeout = 100 });
-                }
-                _device.SendPacket(Frame(address, _mac!));
-            }
-            return null;
-        }
-        catch (Exception ex) when (ex is PcapException or DllNotFoundException or InvalidOperationException)
-        {
-            return $"announcing {address} on {interfaceName} failed: {ex.Message}";
-        }
+        var (link, why, mac) = _link.Value;
+        int error = link?.Send(Frame(address, mac)) ?? -1;
+        return error == 0 ? null : $"announcing {address} on {interfaceName} failed: {(link is null ? why : $"errno {error}")}";
     }
 
     /// <summary>The announcement frame for <paramref name="address"/> from <paramref name="mac"/>.</summary>
     public static byte[] Frame(IPAddress address, PhysicalAddress mac)
     {
-        if (address.AddressFamily == AddressFamily.InterNetwork)
-        {
-            // Gratuitous ARP: a request for the address by its own owner.
-            return Wire.ArpFrames.Request(mac, address, address);
-        }
+        // Gratuitous ARP: a request for the address by its own owner.
+        if (address.AddressFamily == AddressFamily.InterNetwork) return Wire.ArpFrames.Request(mac, address, address);
 
-        var allNodes = IPAddress.Parse("ff02::1");
-        var body = new byte[32];
+        // Written out: PacketDotNet 1.4.8 miscomputes the checksum of this message.
+        var frame = new byte[14 + 40 + 32];
+        // Ethernet, to the all-nodes group's multicast MAC (33:33 and the group's low 32 bits).
+        new byte[] { 0x33, 0x33, 0, 0, 0, 1 }.CopyTo(frame, 0);
+        mac.GetAddressBytes().CopyTo(frame, 6);
+        BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(12), 0x86DD);
+        // IPv6: version 6, 32 bytes of ICMPv6, hop limit 255 (RFC 4861 refuses anything else), to ff02::1.
+        frame[14] = 0x60;
+        frame[19] = 32;
+        frame[20] = 58;
+        frame[21] = 255;
+        address.GetAddressBytes().CopyTo(frame, 22);
+        IPAddress.Parse("ff02::1").GetAddressBytes().CopyTo(frame, 38);
+        var body = frame.AsSpan(54);
         body[0] = 136;          // neighbour advertisement
         body[4] = 0x20;         // override: replace what neighbours cached
-        address.GetAddressBytes().CopyTo(body, 8);
+        address.GetAddressBytes().CopyTo(body[8..]);
         body[24] = 2;           // option: target link-layer address
         body[25] = 1;           // length in units of 8 bytes
-        mac.GetAddressBytes().CopyTo(body, 26);
-        // PacketDotNet 1.4.8 miscomputes this checksum for a packet built this way: done here.
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(body.AsSpan(2), Icmpv6Checksum(address, allNodes, body));
-        var ipv6 = new IPv6Packet(address, allNodes) { HopLimit = 255, NextHeader = PacketDotNet.ProtocolType.IcmpV6 };
-        // The ICMPv6 header (type, code, checksum) as the packet's header, the rest as its payload.
-        ipv6.PayloadPacket = new IcmpV6Packet(new ByteArraySegment(body, 0, 4)) { PayloadData = body[4..] };
-        var frame = new EthernetPacket(mac, PhysicalAddress.Parse("33-33-00-00-00-01"), EthernetType.IPv6) { PayloadPacket = ipv6 };
-        return frame.Bytes;
-    }
-
-    /// <summary>RFC 4443: the one's-complement sum over the IPv6 pseudo-header and the message.</summary>
-    private static ushort Icmpv6Checksum(IPAddress source, IPAddress destination, byte[] message)
-    {
-        var pseudo = new byte[40 + message.Length];
-        source.GetAddressBytes().CopyTo(pseudo, 0);
-        destination.GetAddressBytes().CopyTo(pseudo, 16);
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(pseudo.AsSpan(32), (uint)message.Length);
-        pseudo[39] = 58; // next header: ICMPv6
-        message.CopyTo(pseudo, 40);
-        pseudo[42] = pseudo[43] = 0; // the checksum field itself counts as zero
-        uint sum = 0;
-        for (int i = 0; i + 1 < pseudo.Length; i += 2) sum += (uint)(pseudo[i] << 8 | pseudo[i + 1]);
-        if (pseudo.Length % 2 == 1) sum += (uint)(pseudo[^1] << 8);
+        mac.GetAddressBytes().CopyTo(body[26..]);
+        // RFC 4443: the one's-complement sum over the pseudo-header (the addresses, in place in
+        // the IPv6 header, the length and next header) and the message.
+        uint sum = 32 + 58;
+        for (int i = 22; i < frame.Length; i += 2) sum += (uint)(frame[i] << 8 | frame[i + 1]);
         while (sum >> 16 != 0) sum = (sum & 0xffff) + (sum >> 16);
-        return (ushort)~sum;
+        BinaryPrimitives.WriteUInt16BigEndian(body[2..], (ushort)~sum);
+        return frame;
     }
 
     public void Dispose()
     {
-        lock (_gate) _device?.Close();
+        if (_link.IsValueCreated) _link.Value.Socket?.Dispose();
     }
 }
