@@ -1,35 +1,20 @@
 using System.Buffers.Binary;
+using System.Runtime.InteropServices;
 using SockShim.Stack.Interop;
 
 namespace SockShim.Stack.Wire;
 
-/// <summary>nlmsghdr: the 16-byte header of every netlink message (host byte order).</summary>
+// Netlink speaks the host's byte order, and each struct below has its C layout (sequential,
+// naturally aligned; checked against the headers by a test), so each is read and written whole.
+
+/// <summary>nlmsghdr: the 16-byte header of every netlink message.</summary>
 internal readonly record struct NetlinkHeader(uint Length, ushort Type, ushort Flags, uint Sequence, uint PortId)
 {
-    private const int OffLength = 0, OffType = 4, OffFlags = 6, OffSeq = 8, OffPid = 12;
-
-    public static bool TryParse(ReadOnlySpan<byte> buffer, out NetlinkHeader header)
-    {
-        header = default;
-        if (buffer.Length < netlink.NLMSG_HDRLEN) return false;
-        header = new NetlinkHeader(
-            BinaryPrimitives.ReadUInt32LittleEndian(buffer[OffLength..]),
-            BinaryPrimitives.ReadUInt16LittleEndian(buffer[OffType..]),
-            BinaryPrimitives.ReadUInt16LittleEndian(buffer[OffFlags..]),
-            BinaryPrimitives.ReadUInt32LittleEndian(buffer[OffSeq..]),
-            BinaryPrimitives.ReadUInt32LittleEndian(buffer[OffPid..]));
+    public static bool TryParse(ReadOnlySpan<byte> buffer, out NetlinkHeader header) =>
         // A length shorter than the header or past the buffer is a malformed message.
-        return header.Length >= netlink.NLMSG_HDRLEN && header.Length <= buffer.Length;
-    }
+        MemoryMarshal.TryRead(buffer, out header) && header.Length >= netlink.NLMSG_HDRLEN && header.Length <= buffer.Length;
 
-    public void Emit(Span<byte> buffer)
-    {
-        BinaryPrimitives.WriteUInt32LittleEndian(buffer[OffLength..], Length);
-        BinaryPrimitives.WriteUInt16LittleEndian(buffer[OffType..], Type);
-        BinaryPrimitives.WriteUInt16LittleEndian(buffer[OffFlags..], Flags);
-        BinaryPrimitives.WriteUInt32LittleEndian(buffer[OffSeq..], Sequence);
-        BinaryPrimitives.WriteUInt32LittleEndian(buffer[OffPid..], PortId);
-    }
+    public void Emit(Span<byte> buffer) => MemoryMarshal.Write(buffer, in this);
 }
 
 /// <summary>Builds one netlink request: header, a fixed payload, then attributes, each aligned.</summary>
@@ -101,63 +86,25 @@ internal ref struct RouteAttributeReader(ReadOnlySpan<byte> attributes)
 /// <summary>ifaddrmsg: family, prefix length, flags, scope, interface index.</summary>
 internal readonly record struct IfAddrMessage(byte Family, byte PrefixLength, byte Flags, byte Scope, uint Index)
 {
-    public static bool TryParse(ReadOnlySpan<byte> payload, out IfAddrMessage message)
-    {
-        message = default;
-        if (payload.Length < if_addr.IFADDRMSG_SIZE) return false;
-        message = new IfAddrMessage(payload[0], payload[1], payload[2], payload[3], BinaryPrimitives.ReadUInt32LittleEndian(payload[4..]));
-        return true;
-    }
+    public static bool TryParse(ReadOnlySpan<byte> payload, out IfAddrMessage message) => MemoryMarshal.TryRead(payload, out message);
 
-    public void Emit(Span<byte> payload)
-    {
-        payload[0] = Family;
-        payload[1] = PrefixLength;
-        payload[2] = Flags;
-        payload[3] = Scope;
-        BinaryPrimitives.WriteUInt32LittleEndian(payload[4..], Index);
-    }
+    public void Emit(Span<byte> payload) => MemoryMarshal.Write(payload, in this);
 }
 
 /// <summary>struct ifa_cacheinfo, the IFA_CACHEINFO attribute: an address's preferred and valid
 /// lifetimes in seconds. The two timestamps are the kernel's to fill in (it ignores them on a
 /// request), so they are written as 0.</summary>
-internal readonly record struct IfAddrCacheInfo(uint Preferred, uint Valid)
+internal readonly record struct IfAddrCacheInfo(uint Preferred, uint Valid, uint Created = 0, uint Updated = 0)
 {
-    private const int OffPreferred = 0, OffValid = 4, OffCreated = 8, OffUpdated = 12;
+    public void Emit(Span<byte> value) => MemoryMarshal.Write(value, in this);
 
-    public void Emit(Span<byte> value)
-    {
-        BinaryPrimitives.WriteUInt32LittleEndian(value[OffPreferred..], Preferred);
-        BinaryPrimitives.WriteUInt32LittleEndian(value[OffValid..], Valid);
-        BinaryPrimitives.WriteUInt32LittleEndian(value[OffCreated..], 0);
-        BinaryPrimitives.WriteUInt32LittleEndian(value[OffUpdated..], 0);
-    }
-
-    public static bool TryParse(ReadOnlySpan<byte> value, out IfAddrCacheInfo info)
-    {
-        info = default;
-        if (value.Length < if_addr.IFA_CACHEINFO_SIZE) return false;
-        info = new IfAddrCacheInfo(BinaryPrimitives.ReadUInt32LittleEndian(value[OffPreferred..]), BinaryPrimitives.ReadUInt32LittleEndian(value[OffValid..]));
-        return true;
-    }
+    public static bool TryParse(ReadOnlySpan<byte> value, out IfAddrCacheInfo info) => MemoryMarshal.TryRead(value, out info);
 }
 
 /// <summary>rtmsg: the fixed part of a route message.</summary>
 internal readonly record struct RouteMessage(byte Family, byte DestinationLength, byte SourceLength, byte Tos, byte Table, byte Protocol, byte Scope, byte Type, uint Flags)
 {
-    public static bool TryParse(ReadOnlySpan<byte> payload, out RouteMessage message)
-    {
-        message = default;
-        if (payload.Length < rtnetlink.RTMSG_SIZE) return false;
-        message = new RouteMessage(payload[0], payload[1], payload[2], payload[3], payload[4], payload[5], payload[6], payload[7], BinaryPrimitives.ReadUInt32LittleEndian(payload[8..]));
-        return true;
-    }
+    public static bool TryParse(ReadOnlySpan<byte> payload, out RouteMessage message) => MemoryMarshal.TryRead(payload, out message);
 
-    public void Emit(Span<byte> payload)
-    {
-        payload[0] = Family; payload[1] = DestinationLength; payload[2] = SourceLength; payload[3] = Tos;
-        payload[4] = Table; payload[5] = Protocol; payload[6] = Scope; payload[7] = Type;
-        BinaryPrimitives.WriteUInt32LittleEndian(payload[8..], Flags);
-    }
+    public void Emit(Span<byte> payload) => MemoryMarshal.Write(payload, in this);
 }

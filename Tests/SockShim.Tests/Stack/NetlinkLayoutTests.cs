@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.NetworkInformation;
+using System.Runtime.CompilerServices;
 using SockShim.Stack.Interop;
 using SockShim.Stack.Provisioning;
 using SockShim.Stack.Wire;
@@ -43,6 +44,9 @@ public class NetlinkLayoutTests
             var lines = run.StandardOutput.ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries);
             run.WaitForExit();
             Assert.That(lines[0], Is.EqualTo($"{netlink.NLMSG_HDRLEN} {netlink.SOCKADDR_NL_SIZE} {if_addr.IFADDRMSG_SIZE} {rtnetlink.RTMSG_SIZE} {rtnetlink.RTATTR_HDRLEN}"));
+            // The structs are read and written whole: their sizes are the C ones.
+            Assert.That(lines[0], Is.EqualTo($"{Unsafe.SizeOf<NetlinkHeader>()} {netlink.SOCKADDR_NL_SIZE} {Unsafe.SizeOf<IfAddrMessage>()} {Unsafe.SizeOf<RouteMessage>()} {rtnetlink.RTATTR_HDRLEN}"));
+            Assert.That(lines[5].Split(' ')[0], Is.EqualTo($"{Unsafe.SizeOf<IfAddrCacheInfo>()}"));
             Assert.That(lines[1], Is.EqualTo($"{rtnetlink.RTM_NEWADDR} {rtnetlink.RTM_DELADDR} {rtnetlink.RTM_GETADDR} {rtnetlink.RTM_NEWROUTE} {rtnetlink.RTM_GETROUTE} {netlink.NETLINK_ROUTE}"));
             Assert.That(lines[2], Is.EqualTo($"{netlink.NLM_F_REQUEST} {netlink.NLM_F_ACK} {netlink.NLM_F_EXCL} {netlink.NLM_F_CREATE} {netlink.NLM_F_DUMP} {netlink.NLMSG_ERROR} {netlink.NLMSG_DONE}"));
             Assert.That(lines[3], Is.EqualTo($"{if_addr.IFA_ADDRESS} {if_addr.IFA_LOCAL} {if_addr.IFA_FLAGS} {if_addr.IFA_PROTO} {if_addr.IFA_F_NODAD} {if_addr.IFA_F_PERMANENT} {rtnetlink.RTN_LOCAL} {rtnetlink.RTA_DST}"));
@@ -64,6 +68,9 @@ public class NetlinkLayoutTests
         var message = w.Finish().ToArray();
         Assert.That(message, Has.Length.EqualTo(16 + 8 + 8));
         Assert.That(message, Does.Not.Contain((byte)0xA5), "no field left unwritten");
+        // In the host's byte order (little-endian here), at the C offsets: nlmsghdr, then ifaddrmsg.
+        Assert.That(message[..16], Is.EqualTo(new byte[] { 32, 0, 0, 0, 20, 0, 5, 0, 7, 0, 0, 0, 0, 0, 0, 0 }));
+        Assert.That(message[16..24], Is.EqualTo(new byte[] { 2, 32, 0, 0, 3, 0, 0, 0 }));
         Assert.That(NetlinkHeader.TryParse(message, out var header), Is.True);
         Assert.That(header, Is.EqualTo(new NetlinkHeader(32, rtnetlink.RTM_NEWADDR, netlink.NLM_F_REQUEST | netlink.NLM_F_ACK, 7, 0)));
         Assert.That(IfAddrMessage.TryParse(message.AsSpan(16), out var ifa) && ifa.Index == 3 && ifa.PrefixLength == 32, Is.True);
