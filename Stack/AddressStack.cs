@@ -72,7 +72,7 @@ public sealed class AddressStack : IDisposable
         var local = (LocalPoolSpec)spec;
         if (local.Provisioner is AnyIpProvisionerSpec { AddRoute: true } && AnyIpProvisioner.AddMissingRoutes(local.Addresses) is { } routeProblem)
             throw new ConfigurationException(new SettingProblem(local.Origins.Of(PoolField.AnyIpAddRoute), "true", routeProblem, "false, with the route added by hand"));
-        var provisioner = Provisioners.Create(local.Provisioner);
+        var provisioner = IAddressProvisioner.Create(local.Provisioner);
         string path = StateDirectory.TablePath(stateDirectory, local.Name, local.Addresses.Fingerprint);
         // The description first: gc and status refuse a table whose description they cannot read
         // (they could not tell its addresses), so none may appear without one, even for a moment.

@@ -1,8 +1,6 @@
-using System.Net;
 using System.Net.Sockets;
 using SockShim.Stack.Addressing;
 using SockShim.Stack.Configuration;
-using SockShim.Stack.Errors;
 using SockShim.Stack.Interop;
 using SockShim.Stack.Provisioning.Netlink;
 
@@ -19,12 +17,6 @@ internal sealed class AnyIpProvisioner : IAddressProvisioner
     public ProvisionerKind Kind => ProvisionerKind.AnyIp;
 
     public bool FreeBind => true;
-
-    public string? CheckDestination(IPAddress destination, string pool) => null;
-
-    public StackError? Provision(IPAddress address, string pool, TimeSpan? lifetime = null) => null;
-
-    public void Deprovision(IPAddress address) { }
 
     public static string RouteCommand(AddressRange range) =>
         $"ip{(range.Family == AddressFamily.InterNetworkV6 ? " -6" : "")} route add local {range} dev lo";

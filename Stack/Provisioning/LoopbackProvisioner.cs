@@ -1,6 +1,5 @@
 using System.Net;
 using SockShim.Stack.Configuration;
-using SockShim.Stack.Errors;
 
 namespace SockShim.Stack.Provisioning;
 
@@ -11,13 +10,9 @@ internal sealed class LoopbackProvisioner : IAddressProvisioner
 {
     public ProvisionerKind Kind => ProvisionerKind.Loopback;
 
-    public StackError? Provision(IPAddress address, string pool, TimeSpan? lifetime = null) => null;
-
     // The kernel refuses (EINVAL) to route from a 127.x source to any other host; say why instead.
     public string? CheckDestination(IPAddress destination, string pool) =>
         IPAddress.IsLoopback(destination.IsIPv4MappedToIPv6 ? destination.MapToIPv4() : destination)
             ? null
             : $"pool '{pool}' holds loopback addresses, which reach only loopback destinations, and {destination} is not one; use a pool on a real interface for other destinations";
-
-    public void Deprovision(IPAddress address) { }
 }

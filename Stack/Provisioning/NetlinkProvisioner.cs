@@ -29,8 +29,6 @@ internal sealed class NetlinkProvisioner(string interfaceName, Announcer? announ
     // has already said whether the interface exists.
     private uint Index => _index != 0 ? _index : _index = HostFacts.InterfaceIndex(interfaceName) ?? 0;
 
-    public string? CheckDestination(IPAddress destination, string pool) => null;
-
     public StackError? Provision(IPAddress address, string pool, TimeSpan? lifetime = null)
     {
         var (socket, openError) = _netlink.Value;

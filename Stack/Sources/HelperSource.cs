@@ -191,7 +191,4 @@ internal sealed class HelperProvisioned : IAddressProvisioner
 {
     public ProvisionerKind Kind => ProvisionerKind.Netlink;
     public string Name => "helper";
-    public StackError? Provision(IPAddress address, string pool, TimeSpan? lifetime = null) => null;
-    public string? CheckDestination(IPAddress destination, string pool) => null;
-    public void Deprovision(IPAddress address) { }
 }
