@@ -45,7 +45,7 @@ public sealed class AddressStack : IDisposable
         try
         {
             // A helper's pools keep their tables with the helper: the state directory is for local ones.
-            if (spec.Pools.Any(p => p is LocalPoolSpec)) StateDirectory.Ensure(spec.StateDirectory);
+            if (spec.Pools.Any(p => p is LocalPoolSpec)) HostFiles.EnsureDirectory(spec.StateDirectory);
             foreach (var pool in spec.Pools) stack._pools.Add(Open(pool, spec.StateDirectory, time));
         }
         catch
@@ -98,13 +98,9 @@ public sealed class AddressStack : IDisposable
     {
         if (Spec.Destinations.Count > 0) return new(Spec.Destinations);
         // Unset: what every pool can reach. Loopback addresses reach only loopback destinations.
-        if (_pools.Count > 0 && _pools.All(p => p.Provisioner is LoopbackProvisioner))
-        {
-            DestinationFilter.TryParseRule("127.0.0.0/8", out var v4, out _);
-            DestinationFilter.TryParseRule("::1", out var v6, out _);
-            return new([v4, v6]);
-        }
-        return DestinationFilter.Any;
+        return _pools.Count > 0 && _pools.All(p => p.Provisioner is LoopbackProvisioner)
+            ? new([new(AddressRange.Loopback, 0, 65535), new(new AddressRange(AddressFamily.InterNetworkV6, 1, 1), 0, 65535)])
+            : DestinationFilter.Any;
     }
 
     /// <summary>Loads configuration from the environment (and SOCKSHIM_CONFIG) and builds the stack.</summary>

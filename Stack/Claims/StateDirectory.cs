@@ -3,10 +3,6 @@ namespace SockShim.Stack.Claims;
 /// <summary>Where lease tables live: one file per pool and network namespace.</summary>
 internal static class StateDirectory
 {
-    /// <summary>Makes the state directory (this account's, mode 0755) or checks the one there:
-    /// another account's, a link, or a directory others can write is refused.</summary>
-    public static void Ensure(string path) => HostFiles.EnsureDirectory(path);
-
     /// <summary>A table is per pool definition and per network namespace: addresses are unique
     /// within a namespace, and two namespaces may use the same pool independently.</summary>
     public static string TablePath(string directory, string pool, string fingerprint)

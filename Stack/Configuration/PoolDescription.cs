@@ -38,11 +38,7 @@ internal sealed record PoolDescription
         Name = pool.Name,
         Source = pool.Source,
         Provisioner = pool.Provisioner.Kind,
-        Interface = pool switch
-        {
-            DhcpPoolSpec d => d.Interface,
-            _ => (pool.Provisioner as NetlinkProvisionerSpec)?.Interface,
-        },
+        Interface = (pool as DhcpPoolSpec)?.Interface ?? (pool.Provisioner as NetlinkProvisionerSpec)?.Interface,
         Ranges = pool.Addresses.Ranges.Select(r => r.ToString()).ToList(),
         Exclude = pool.Addresses.Exclusions.Select(r => r.ToString()).ToList(),
         Strategy = pool.Addresses.Strategy,

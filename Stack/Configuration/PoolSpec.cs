@@ -58,7 +58,7 @@ public sealed record DhcpSpec(TimeSpan AcquireTimeout, uint? RequestedLeaseSecon
 /// </summary>
 public abstract record PoolSpec(string Name, SettingOrigins Origins)
 {
-    public abstract SourceKind Source { get; }
+    public SourceKind Source => this switch { DhcpPoolSpec => SourceKind.Dhcp, HelperPoolSpec => SourceKind.Helper, _ => SourceKind.Static };
 }
 
 /// <summary>A pool whose addresses this process claims and provisions itself.</summary>
@@ -69,23 +69,14 @@ public abstract record LocalPoolSpec(string Name, SettingOrigins Origins, PoolDe
 }
 
 public sealed record StaticPoolSpec(string Name, SettingOrigins Origins, PoolDefinition Addresses, ProvisionerSpec Provisioner, int? Dscp, int Prefetch)
-    : LocalPoolSpec(Name, Origins, Addresses, Provisioner, Dscp, Prefetch)
-{
-    public override SourceKind Source => SourceKind.Static;
-}
+    : LocalPoolSpec(Name, Origins, Addresses, Provisioner, Dscp, Prefetch);
 
 /// <summary>A DHCP pool: its ranges are the server's subnet, which every lease must fall in.</summary>
 public sealed record DhcpPoolSpec(string Name, SettingOrigins Origins, PoolDefinition Addresses, ProvisionerSpec Provisioner, int? Dscp, int Prefetch, string Interface, DhcpSpec Dhcp)
-    : LocalPoolSpec(Name, Origins, Addresses, Provisioner, Dscp, Prefetch)
-{
-    public override SourceKind Source => SourceKind.Dhcp;
-}
+    : LocalPoolSpec(Name, Origins, Addresses, Provisioner, Dscp, Prefetch);
 
 /// <summary>A pool described by `sockshim serve` at <paramref name="SocketPath"/>.</summary>
-public sealed record HelperPoolSpec(string Name, SettingOrigins Origins, string SocketPath) : PoolSpec(Name, Origins)
-{
-    public override SourceKind Source => SourceKind.Helper;
-}
+public sealed record HelperPoolSpec(string Name, SettingOrigins Origins, string SocketPath) : PoolSpec(Name, Origins);
 
 /// <summary>The whole configuration, typed.</summary>
 public sealed record StackSpec(IReadOnlyList<PoolSpec> Pools, AllocationTime Allocation, string StateDirectory, InterceptMode Mode,

@@ -27,9 +27,9 @@ internal sealed class SettingsReader(IConfigurationRoot root, string? file)
 
         var rules = SpecBuilder.Destinations(ReadList(root.GetSection(SettingsLoader.DestinationsKey)), Where(SettingsLoader.DestinationsKey), _problems);
 
-        var pools = root.GetSection("Pools").GetChildren().Select(ReadPool).ToList();
+        var pools = root.GetSection("Pools").GetChildren().Select((_, i) => Overlay(new PoolSettings { Name = $"pool{i}" }, $"Pools:{i}", builtIn: false)).ToList();
         var first = pools.Count > 0 ? pools[0] : StackSettings.DefaultPool;
-        var flat = ApplyFlatKeys(first, builtIn: pools.Count == 0);
+        var flat = Overlay(first, section: null, builtIn: pools.Count == 0);
         if (pools.Count > 0) pools[0] = flat; else pools.Add(flat);
 
         var names = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
@@ -66,10 +66,6 @@ internal sealed class SettingsReader(IConfigurationRoot root, string? file)
 
     // The flat key of a pool field: --pool and SOCKSHIM_POOL are its ranges, --pool-name its name.
     private static string FlatKey(string field) => field switch { "Name" => SettingsLoader.PoolNameKey, "Ranges" => SettingsLoader.PoolKey, _ => field };
-
-    private PoolSettings ReadPool(IConfigurationSection s, int i) => Overlay(new PoolSettings { Name = $"pool{i}" }, $"Pools:{i}", builtIn: false);
-
-    private PoolSettings ApplyFlatKeys(PoolSettings p, bool builtIn) => Overlay(p, section: null, builtIn);
 
     /// <summary>One reader for a pool's keys, whether a file's pool (<c>Pools:N:Key</c>) or the
     /// flat keys that shape the first pool (SOCKSHIM_POOL, --pool).</summary>

@@ -14,9 +14,7 @@ internal static class StackLogging
 
     private static readonly Lazy<ILoggerFactory> s_factory = new(Create);
 
-    public static ILoggerFactory Factory => s_factory.Value;
-
-    public static ILogger For(string category) => Factory.CreateLogger(category);
+    public static ILogger For(string category) => s_factory.Value.CreateLogger(category);
 
     private static ILoggerFactory Create()
     {
