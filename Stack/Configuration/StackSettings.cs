@@ -38,13 +38,11 @@ public sealed class StackSettings
     }
 
     /// <summary>The embedded default: a /16 of loopback addresses (its network and broadcast
-    /// addresses left out, as of every CIDR).</summary>
+    /// addresses left out, as of every CIDR), least recently released first, loopback provisioner.</summary>
     public static PoolSettings DefaultPool => new()
     {
         Name = "loopback",
         Ranges = ["127.100.0.0/16"],
-        Strategy = AllocationStrategy.LeastRecentlyReleased,
-        Provisioner = "loopback",
     };
 }
 
