@@ -5,7 +5,7 @@ using PacketDotNet;
 namespace SockShim.Stack.Wire;
 
 /// <summary>The ARP requests SockShim sends, built with PacketDotNet: a gratuitous ARP (sender
-/// and target the address itself) and an RFC 5227 probe (sender 0.0.0.0).</summary>
+/// and target the address itself) and an RFC 5227 probe (sender 0.0.0.0); and who sent one.</summary>
 internal static class ArpFrames
 {
     private static readonly PhysicalAddress Broadcast = PhysicalAddress.Parse("FF-FF-FF-FF-FF-FF");
@@ -18,25 +18,18 @@ internal static class ArpFrames
             PayloadPacket = new ArpPacket(ArpOperation.Request, Unknown, target, mac, sender),
         }.Bytes;
 
+    // Ethernet type ARP (offset 12), then ARP's hardware type Ethernet, protocol type IPv4, and
+    // their address lengths (offset 14): the frames of RFC 826 this reads, 42 bytes at least.
+    private static ReadOnlySpan<byte> ArpOverEthernet => [0x08, 0x06, 0, 1, 0x08, 0x00, 6, 4];
+    private const int SenderMac = 22, SenderAddress = 28, Length = 42;
+
     /// <summary>The sender of an ARP frame (request or reply) and its hardware address, or false
     /// for anything else; never throws on a short or foreign frame.</summary>
     public static bool TryReadSender(ReadOnlySpan<byte> frame, out IPAddress sender, out PhysicalAddress senderMac)
     {
-        sender = IPAddress.None;
-        senderMac = Unknown;
-        // Ethernet (14) + ARP for IPv4 over Ethernet (28).
-        if (frame.Length < 42) return false;
-        try
-        {
-            if (Packet.ParsePacket(LinkLayers.Ethernet, frame.ToArray()).Extract<ArpPacket>() is not { } arp) return false;
-            if (arp.ProtocolAddressType != EthernetType.IPv4 || arp.HardwareAddressLength != 6) return false;
-            sender = arp.SenderProtocolAddress;
-            senderMac = arp.SenderHardwareAddress;
-            return true;
-        }
-        catch (Exception ex) when (ex is ArgumentException or IndexOutOfRangeException or InvalidOperationException or NotSupportedException)
-        {
-            return false;
-        }
+        bool arp = frame.Length >= Length && frame[12..20].SequenceEqual(ArpOverEthernet);
+        sender = arp ? new IPAddress(frame.Slice(SenderAddress, 4)) : IPAddress.None;
+        senderMac = arp ? new PhysicalAddress(frame.Slice(SenderMac, 6).ToArray()) : Unknown;
+        return arp;
     }
 }

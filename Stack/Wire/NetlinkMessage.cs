@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using SockShim.Stack.Interop;
 
@@ -43,23 +42,18 @@ internal ref struct NetlinkRequestWriter
     {
         int len = rtnetlink.RTATTR_HDRLEN + value.Length;
         if (_length + rtnetlink.RTA_ALIGN(len) > _buffer.Length) throw new ArgumentException("netlink request buffer too small");
-        BinaryPrimitives.WriteUInt16LittleEndian(_buffer[_length..], (ushort)len);
-        BinaryPrimitives.WriteUInt16LittleEndian(_buffer[(_length + 2)..], type);
+        MemoryMarshal.Write(_buffer[_length..], (ushort)len);
+        MemoryMarshal.Write(_buffer[(_length + 2)..], type);
         value.CopyTo(_buffer[(_length + rtnetlink.RTATTR_HDRLEN)..]);
         _length += rtnetlink.RTA_ALIGN(len);
     }
 
-    public void Attribute(ushort type, uint value)
-    {
-        Span<byte> v = stackalloc byte[4];
-        BinaryPrimitives.WriteUInt32LittleEndian(v, value);
-        Attribute(type, v);
-    }
+    public void Attribute(ushort type, uint value) => Attribute(type, MemoryMarshal.AsBytes(new ReadOnlySpan<uint>(in value)));
 
     /// <summary>Writes the final length into the header; returns the message.</summary>
     public Span<byte> Finish()
     {
-        BinaryPrimitives.WriteUInt32LittleEndian(_buffer, (uint)_length);
+        MemoryMarshal.Write(_buffer, (uint)_length);
         return _buffer[.._length];
     }
 }
@@ -74,9 +68,9 @@ internal ref struct RouteAttributeReader(ReadOnlySpan<byte> attributes)
         type = 0;
         value = default;
         if (_rest.Length < rtnetlink.RTATTR_HDRLEN) return false;
-        int len = BinaryPrimitives.ReadUInt16LittleEndian(_rest);
+        int len = MemoryMarshal.Read<ushort>(_rest);
         if (len < rtnetlink.RTATTR_HDRLEN || len > _rest.Length) return false;
-        type = BinaryPrimitives.ReadUInt16LittleEndian(_rest[2..]);
+        type = MemoryMarshal.Read<ushort>(_rest[2..]);
         value = _rest[rtnetlink.RTATTR_HDRLEN..len];
         _rest = _rest[Math.Min(rtnetlink.RTA_ALIGN(len), _rest.Length)..];
         return true;

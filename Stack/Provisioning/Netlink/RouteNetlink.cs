@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
@@ -29,7 +28,7 @@ internal unsafe class RouteNetlink : IDisposable
         if (fd < 0) { error = errno; return null; }
         Span<byte> local = stackalloc byte[netlink.SOCKADDR_NL_SIZE];
         local.Clear();
-        BinaryPrimitives.WriteUInt16LittleEndian(local, (ushort)(int)AF_NETLINK);
+        MemoryMarshal.Write(local, (ushort)(int)AF_NETLINK);
         fixed (byte* p = local)
         {
             if (bind(fd, (sockaddr*)p, (uint)local.Length) != 0)
@@ -161,7 +160,7 @@ internal unsafe class RouteNetlink : IDisposable
     /// <summary>Sends one request and reads until its ACK, error or end of dump.</summary>
     private int Request(ReadOnlySpan<byte> message, MessageHandler? onMessage)
     {
-        uint sequence = BinaryPrimitives.ReadUInt32LittleEndian(message[8..]);
+        uint sequence = MemoryMarshal.Read<NetlinkHeader>(message).Sequence;
         lock (_gate)
         {
             fixed (byte* p = message)
@@ -185,7 +184,7 @@ internal unsafe class RouteNetlink : IDisposable
                     // Replies to other requests (none, with one request at a time) are not ours.
                     if (header.Sequence != sequence) continue;
                     if (header.Type == netlink.NLMSG_ERROR)
-                        return payload.Length >= 4 ? -BinaryPrimitives.ReadInt32LittleEndian(payload) : EPROTO;
+                        return payload.Length >= 4 ? -MemoryMarshal.Read<int>(payload) : EPROTO;
                     if (header.Type == netlink.NLMSG_DONE) return 0;
                     onMessage?.Invoke(header, payload);
                     if ((header.Flags & netlink.NLM_F_MULTI) == 0 && onMessage is not null) return 0;

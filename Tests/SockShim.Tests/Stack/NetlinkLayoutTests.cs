@@ -150,6 +150,24 @@ public class NetlinkLayoutTests
     }
 
     [Test]
+    public void The_sender_of_an_arp_frame_is_read_and_anything_else_refused()
+    {
+        // An ARP reply as on the wire: 192.0.2.20 is at 02:00:00:00:00:14 (to 192.0.2.10), padded to 60 bytes.
+        var reply = Convert.FromHexString("02000000000a020000000014" + "0806" + "0001080006040002" + "020000000014c0000214" + "02000000000ac000020a" + new string('0', 36));
+        Assert.That(ArpFrames.TryReadSender(reply, out var sender, out var mac), Is.True);
+        Assert.That((sender, mac), Is.EqualTo((IPAddress.Parse("192.0.2.20"), PhysicalAddress.Parse("02-00-00-00-00-14"))));
+        var probe = ArpFrames.Request(PhysicalAddress.Parse("02-00-00-00-00-07"), IPAddress.Any, IPAddress.Parse("192.0.2.9"));
+        Assert.That(ArpFrames.TryReadSender(probe, out sender, out mac) && sender.Equals(IPAddress.Any) && mac.Equals(PhysicalAddress.Parse("02-00-00-00-00-07")), Is.True);
+        Assert.That(ArpFrames.TryReadSender(reply.AsSpan(0, 41), out _, out _), Is.False, "short");
+        var ipv4 = (byte[])reply.Clone();
+        ipv4[13] = 0x00;
+        Assert.That(ArpFrames.TryReadSender(ipv4, out _, out _), Is.False, "an IPv4 frame");
+        var longAddresses = (byte[])reply.Clone();
+        longAddresses[18] = 8;
+        Assert.That(ArpFrames.TryReadSender(longAddresses, out _, out _), Is.False, "hardware addresses of 8 bytes");
+    }
+
+    [Test]
     public void An_unsolicited_neighbour_advertisement_has_a_valid_checksum_and_the_override_flag()
     {
         var address = IPAddress.Parse("2001:db8:a::100");
