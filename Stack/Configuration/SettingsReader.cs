@@ -102,22 +102,13 @@ internal sealed class SettingsReader(IConfigurationRoot root, string? file)
     }
 
     /// <summary>A setting of a closed set of words: compared once, one way (trimmed, any case).</summary>
-    private T Word<T>(string key, T unset, string reason, string example, params (string Word, T Value)[] known) where T : struct, Enum
-    {
-        if (root[key] is not { } text) return unset;
-        if (SpecBuilder.TryWord(text, out T value, known)) return value;
-        _problems.Add(new(Where(key), text, reason, example));
-        return unset;
-    }
+    private T Word<T>(string key, T unset, string reason, string example, params (string Word, T Value)[] known) where T : struct, Enum =>
+        Read(root[key], key, (string t, out T value) => SpecBuilder.TryWord(t, out value, known), reason, example) ?? unset;
 
-    private AllocationStrategy? ReadStrategy(string? text, string key)
-    {
-        if (text is null) return null;
-        if (SpecBuilder.TryWord(text.Replace("-", "").Replace("_", ""), out AllocationStrategy s, ("sequential", AllocationStrategy.Sequential), ("random", AllocationStrategy.Random),
-                ("lrr", AllocationStrategy.LeastRecentlyReleased), ("leastrecentlyreleased", AllocationStrategy.LeastRecentlyReleased))) return s;
-        _problems.Add(new(Where(key), text, "unknown allocation strategy (known: sequential, random, lrr = least-recently-released)", "lrr"));
-        return null;
-    }
+    private AllocationStrategy? ReadStrategy(string? text, string key) => Read(text, key, (string t, out AllocationStrategy s) =>
+        SpecBuilder.TryWord(t.Replace("-", "").Replace("_", ""), out s, ("sequential", AllocationStrategy.Sequential), ("random", AllocationStrategy.Random),
+            ("lrr", AllocationStrategy.LeastRecentlyReleased), ("leastrecentlyreleased", AllocationStrategy.LeastRecentlyReleased)),
+        "unknown allocation strategy (known: sequential, random, lrr = least-recently-released)", "lrr");
 
     private delegate bool Parser<T>(string text, out T value);
 

@@ -94,8 +94,9 @@ public sealed class AddressPool : IDisposable
         if (Volatile.Read(ref _disposed) == 0) Table.SetSocket(slot, descriptor);
     }
 
-    /// <summary>The source lost the lease under its socket; the address has left the host.</summary>
-    internal void Forfeited(Lease lease)
+    /// <summary>The lease is no longer live here: given back, or lost under its socket (the
+    /// source has already taken the address off the host).</summary>
+    internal void Forget(Lease lease)
     {
         _live.TryRemove(lease, out _);
         StackMetrics.LiveLeases.Add(-1, Tags());
@@ -103,11 +104,9 @@ public sealed class AddressPool : IDisposable
 
     internal void Return(Lease lease)
     {
-        _live.TryRemove(lease, out _);
-        var tags = Tags();
+        Forget(lease);
         if (_log.IsEnabled(LogLevel.Debug)) _log.LogDebug("pool {Pool}: released {Address}", Name, lease.Address);
-        StackMetrics.Releases.Add(1, tags);
-        StackMetrics.LiveLeases.Add(-1, tags);
+        StackMetrics.Releases.Add(1, Tags());
         // A finalizer may run after the stack was disposed; the table is unmapped by then and
         // the slot was already freed by ReleaseAll.
         if (Volatile.Read(ref _disposed) != 0) return;

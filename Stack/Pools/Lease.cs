@@ -51,7 +51,7 @@ public sealed class Lease
     {
         if (Interlocked.Exchange(ref _released, 1) != 0) return;
         _lostReason = reason;
-        Pool.Forfeited(this);
+        Pool.Forget(this);
         if (Interlocked.Exchange(ref _onLost, null) is { } h) h(this, reason);
     }
     internal int Slot => Sourced.Slot;

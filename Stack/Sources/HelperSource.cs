@@ -111,8 +111,7 @@ internal sealed class HelperSource : IAddressSource
                     code = "connection";
                     return false;
                 }
-                _reader.Dispose();
-                _stream.Dispose();
+                _reader.Dispose(); // and its stream
                 _stream = new NetworkStream(socket, ownsSocket: true);
                 _reader = new StreamReader(_stream, Encoding.ASCII);
                 if (Exchange(request) is { } again) return Parse(again, out payload, out code);
