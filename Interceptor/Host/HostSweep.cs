@@ -69,7 +69,7 @@ public static class HostSweep
     public static Report Collect(string stateDirectory)
     {
         // Nothing to compare the interfaces against is no reason to remove what is on them.
-        if (!StateDirectory.Exists(stateDirectory))
+        if (!Exists(stateDirectory))
             throw new UntrustedStateException($"state directory {stateDirectory} does not exist, so gc cannot tell which marked addresses are live; name the one in use with --state-dir or SOCKSHIM_STATEDIR");
         var problems = new List<string>();
         var unreadable = new List<string>();
@@ -198,9 +198,13 @@ public static class HostSweep
 
     private static IEnumerable<(string Path, PoolDescription Settings, PoolDefinition Definition)> Open(string stateDirectory, List<string> problems)
     {
-        foreach (var (path, text) in StateDirectory.Tables(stateDirectory))
+        // Nothing there: no tables yet. Anything else there (a file, a link) is refused by the
+        // check, with a message naming it, rather than read as "no tables".
+        if (!Exists(stateDirectory)) yield break;
+        HostFiles.CheckDirectory(stateDirectory);
+        foreach (var path in Directory.GetFiles(stateDirectory, "*" + StateDirectory.TableSuffix))
         {
-            if (PoolDescription.FromJson(text) is not { } description || description.Definition() is not { } definition)
+            if (PoolDescription.FromJson(Description(path)) is not { } description || description.Definition() is not { } definition)
             {
                 problems.Add($"{path}: its pool description cannot be read; left alone");
                 continue;
@@ -208,4 +212,18 @@ public static class HostSweep
             yield return (path, description, definition);
         }
     }
+
+    // The description written beside a table (see StateDirectory.WriteDescription), or null.
+    private static string? Description(string tablePath)
+    {
+        try
+        {
+            using var file = HostFiles.OpenExisting(tablePath + ".pool.json", size: null);
+            return file is null ? null : new StreamReader(file).ReadToEnd();
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { return null; }
+    }
+
+    /// <summary>Whether anything, even a dangling link, is at <paramref name="path"/>.</summary>
+    private static bool Exists(string path) => Path.Exists(path) || new FileInfo(path).LinkTarget is not null;
 }

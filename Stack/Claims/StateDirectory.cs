@@ -8,7 +8,7 @@ internal static class StateDirectory
     public static string TablePath(string directory, string pool, string fingerprint)
     {
         string safeName = string.Concat(pool.Select(c => char.IsLetterOrDigit(c) || c is '-' or '_' ? c : '_'));
-        return Path.Combine(directory, $"{safeName}.{fingerprint}.{NetworkNamespaceId()}.{LeaseTable.FileVersion}.leases");
+        return Path.Combine(directory, $"{safeName}.{fingerprint}{TableSuffix}");
     }
 
     /// <summary>Writes, beside a table, the description (text) of the pool it was made for, so
@@ -21,30 +21,8 @@ internal static class StateDirectory
         HostFiles.Publish(path, fs => fs.Write(System.Text.Encoding.UTF8.GetBytes(json)), replace: true);
     }
 
-    /// <summary>The tables of this network namespace in <paramref name="directory"/>, with the
-    /// description written beside each (null when it cannot be read).</summary>
-    public static IEnumerable<(string TablePath, string? Description)> Tables(string directory)
-    {
-        // Nothing there: no tables yet. Anything else there (a file, a link) is refused by the
-        // check, with a message naming it, rather than read as "no tables".
-        if (!Exists(directory)) yield break;
-        HostFiles.CheckDirectory(directory);
-        string suffix = $".{NetworkNamespaceId()}.{LeaseTable.FileVersion}.leases";
-        foreach (var table in Directory.GetFiles(directory, "*" + suffix))
-        {
-            string? description = null;
-            try
-            {
-                using var file = HostFiles.OpenExisting(table + ".pool.json", size: null);
-                if (file is not null) description = new StreamReader(file).ReadToEnd();
-            }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { }
-            yield return (table, description);
-        }
-    }
-
-    /// <summary>Whether anything, even a dangling link, is at <paramref name="path"/>.</summary>
-    public static bool Exists(string path) => Path.Exists(path) || new FileInfo(path).LinkTarget is not null;
+    /// <summary>How the name of each table of this network namespace ends.</summary>
+    public static string TableSuffix => $".{NetworkNamespaceId()}.{LeaseTable.FileVersion}.leases";
 
     private static string NetworkNamespaceId()
     {
