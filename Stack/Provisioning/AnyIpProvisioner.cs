@@ -22,7 +22,7 @@ internal sealed class AnyIpProvisioner : IAddressProvisioner
         $"ip{(range.Family == AddressFamily.InterNetworkV6 ? " -6" : "")} route add local {range} dev lo";
 
     /// <summary>The pool's ranges that are not routed to this host as local (read only).</summary>
-    public static List<AddressRange>? Unrouted(RouteNetlink netlink, PoolDefinition pool) =>
+    public static List<AddressRange> Unrouted(RouteNetlink netlink, PoolDefinition pool) =>
         pool.Ranges.Where(r => !IsLocal(netlink, r)).ToList();
 
     /// <summary>Adds the local route of each unrouted range (the pool's anyipAddRoute): the one
@@ -31,13 +31,11 @@ internal sealed class AnyIpProvisioner : IAddressProvisioner
     {
         using var netlink = RouteNetlink.Open(out int openError);
         if (netlink is null) return $"a NETLINK_ROUTE socket could not be opened (errno {openError})";
-        foreach (var range in Unrouted(netlink, pool)!)
+        foreach (var range in Unrouted(netlink, pool))
         {
-            string prefix = range.ToString();
-            int bits = int.Parse(prefix[(prefix.IndexOf('/') + 1)..]);
-            int error = netlink.AddLocalRoute(range, bits, HostFacts.InterfaceIndex("lo") ?? 1);
+            int error = netlink.AddLocalRoute(range, HostFacts.InterfaceIndex("lo") ?? 1);
             if (error != 0 && error != Tmds.Linux.LibC.EEXIST) return $"adding `{RouteCommand(range)}` failed: errno {error}";
-            if (!IsLocal(netlink, range)) return $"after adding the local route for {prefix}, its addresses are still not local; check with `ip route get {range.FirstAddress}`";
+            if (!IsLocal(netlink, range)) return $"after adding the local route for {range}, its addresses are still not local; check with `ip route get {range.FirstAddress}`";
         }
         return null;
     }

@@ -58,7 +58,7 @@ internal static class HostChecks
             problems.Add(new(where.Of(P.Provisioner), "anyip", $"a NETLINK_ROUTE socket could not be opened (errno {openError}) to check pool '{pool.Name}' routes", "loopback"));
             return;
         }
-        foreach (var range in AnyIpProvisioner.Unrouted(netlink, pool.Addresses)!)
+        foreach (var range in AnyIpProvisioner.Unrouted(netlink, pool.Addresses))
         {
             string command = AnyIpProvisioner.RouteCommand(range);
             if (!anyIp.AddRoute)

@@ -137,9 +137,10 @@ internal unsafe class RouteNetlink : IDisposable
     }
 
     /// <summary>Adds <c>local PREFIX dev lo</c> to the local table: the kernel then takes the whole
-    /// prefix as this host's (AnyIP).</summary>
-    public int AddLocalRoute(Addressing.AddressRange prefix, int prefixLength, uint loopbackIndex)
+    /// prefix as this host's (AnyIP). The configuration allows only prefixes here (a CIDR).</summary>
+    public int AddLocalRoute(Addressing.AddressRange prefix, uint loopbackIndex)
     {
+        int prefixLength = Addressing.AddressMath.Bits(prefix.Family) - (int)UInt128.Log2(prefix.Count);
         bool v6 = prefix.Family == AddressFamily.InterNetworkV6;
         Span<byte> bytes = stackalloc byte[16];
         prefix.FirstAddress.TryWriteBytes(bytes, out int length);
