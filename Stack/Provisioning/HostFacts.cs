@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Net.NetworkInformation;
 
 namespace SockShim.Stack.Provisioning;
 
@@ -22,11 +23,7 @@ internal static class HostFacts
     /// <summary>The interface's hardware address (6 bytes), or null.</summary>
     public static byte[]? HardwareAddress(string name)
     {
-        try
-        {
-            var parts = File.ReadAllText($"/sys/class/net/{name}/address").Trim().Split(':');
-            return parts.Length == 6 ? parts.Select(p => byte.Parse(p, NumberStyles.HexNumber, CultureInfo.InvariantCulture)).ToArray() : null;
-        }
+        try { return PhysicalAddress.TryParse(File.ReadAllText($"/sys/class/net/{name}/address").Trim(), out var mac) && mac.GetAddressBytes() is { Length: 6 } bytes ? bytes : null; }
         catch (IOException) { return null; }
     }
 

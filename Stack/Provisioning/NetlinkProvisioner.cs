@@ -82,8 +82,7 @@ internal sealed class NetlinkProvisioner(string interfaceName, Announcer? announ
         var socket = _netlink.Value.Socket;
         var present = new List<(uint Index, IPAddress Address, byte PrefixLength, byte Protocol)>();
         if (socket is null || socket.ListAddresses(present) != 0) return;
-        byte hostPrefix = (byte)(address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? 128 : 32);
-        if (present.Any(a => a.Index == Index && a.Address.Equals(address) && a.PrefixLength == hostPrefix && a.Protocol == Mark))
+        if (present.Any(a => a.Index == Index && a.Address.Equals(address) && a.PrefixLength == Addressing.AddressMath.Bits(address.AddressFamily) && a.Protocol == Mark))
             socket.ChangeAddress(add: false, Index, address, Mark);
     }
 
