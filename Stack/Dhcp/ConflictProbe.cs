@@ -68,18 +68,24 @@ internal sealed class ConflictProbe : IDisposable
     }
 
     /// <summary>Reads what arrived: an address being probed that another station claims (as an
-    /// ARP sender) is a conflict.</summary>
+    /// ARP sender), or probes for at the same time, is a conflict.</summary>
     public void Drain()
     {
         for (int i = 0; i < 256; i++)
         {
             int n = _link.Receive(_buffer);
             if (n == 0) return;
-            if (!ArpFrames.TryReadSender(_buffer.AsSpan(0, n), out var sender, out var senderMac)) continue;
-            // Our own frames come back on a packet socket; a probe's sender 0.0.0.0 claims nothing.
-            if (senderMac.Equals(_mac) || sender.Equals(IPAddress.Any)) continue;
-            if (!_probing.Remove(sender, out var probe)) continue;
-            _log.LogWarning("dhcp {Interface}: {Address} is in use by {Mac} on the link: declining it", _interface, sender, senderMac);
+            if (!ArpFrames.TryRead(_buffer.AsSpan(0, n), out var sender, out var senderMac, out var target)) continue;
+            // Our own frames come back on a packet socket.
+            if (senderMac.Equals(_mac)) continue;
+            // RFC 5227 §2.1.1: another station's probe (sender 0.0.0.0) for the address counts as
+            // a conflict too: two hosts about to use one address both back off. An ordinary
+            // request for it (a station's own address as sender) only asks who has it.
+            bool probing = sender.Equals(IPAddress.Any);
+            var address = probing ? target : sender;
+            if (!_probing.Remove(address, out var probe)) continue;
+            _log.LogWarning(probing ? "dhcp {Interface}: {Address} is being probed for by {Mac} on the link too: declining it"
+                : "dhcp {Interface}: {Address} is in use by {Mac} on the link: declining it", _interface, address, senderMac);
             probe.Done(true);
         }
     }
