@@ -193,7 +193,7 @@ internal sealed class DhcpSource : IAddressSource
         // SELECTING again: an earlier REQUEST of this acquisition went unanswered, and the server
         // may have bound it all the same.
         Unjournal(machine, release: true);
-        var (reason, why) = OfferCheck.Judge(OfferFacts.Of(offer, source), _host.Addresses, HostView.Read());
+        var (reason, why) = OfferCheck.Judge(OfferFacts.Of(offer, source), _host.Addresses, HostView.Read(offer.YourAddress));
         if (reason == OfferRejection.None)
         {
             int slot = _host.Addresses.IndexOf(offer.YourAddress);
@@ -298,7 +298,7 @@ internal sealed class DhcpSource : IAddressSource
         // The offer was judged; the ACK is judged again: its mask and routers may differ, and the
         // host may have gained the address meanwhile. Declined, so the server marks it and the
         // acquisition starts over.
-        var (reason, why) = OfferCheck.Judge(OfferFacts.Of(m.Ack!, null), _host.Addresses, HostView.Read());
+        var (reason, why) = OfferCheck.Judge(OfferFacts.Of(m.Ack!, null), _host.Addresses, HostView.Read(m.Ack!.YourAddress));
         if (reason is not (OfferRejection.None or OfferRejection.OutsidePool))
         {
             if (journalled) _host.Table.Release(requested, _host.Owner);
