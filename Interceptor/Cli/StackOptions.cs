@@ -20,7 +20,7 @@ internal sealed class StackOptions
         (new("--helper") { Description = "take addresses from `sockshim serve` on this Unix socket (the pool named by --pool-name); the app needs no capability" }, SettingsLoader.HelperKey),
         (new("--prefetch") { Description = "addresses kept ready so a socket need not wait: DHCP leases, or a static pool's addresses already on the interface (default 0)" }, SettingsLoader.PrefetchKey),
         (new("--dhcp-probe") { Description = "DHCP: milliseconds to wait for an answer to an ARP probe of each leased address before using it; an answer declines it (default 0: no probe)" }, SettingsLoader.DhcpProbeKey),
-        (new("--dhcp-rate") { Description = "DHCP: new transactions (DISCOVERs, retransmissions) a second on the interface, so a switch with DHCP snooping does not shut the port (default 4)" }, SettingsLoader.DhcpRateKey),
+        (new("--dhcp-rate") { Description = "DHCP: acquisition packets (DISCOVERs, REQUESTs, retransmissions) a second on the interface, so a switch with DHCP snooping does not shut the port (default 8)" }, SettingsLoader.DhcpRateKey),
         (new("--dscp") { Description = "mark the pool's sockets with this DiffServ class: EF (voice), AF41, CS3 or 0-63" }, SettingsLoader.DscpKey),
         (new("--announce") { Description = "true: announce each added address with a gratuitous ARP / unsolicited neighbour advertisement" }, SettingsLoader.AnnounceKey),
         (new("--anyip-add-route") { Description = "true: the anyip provisioner adds the missing local route for the pool's prefix" }, SettingsLoader.AnyIpAddRouteKey),

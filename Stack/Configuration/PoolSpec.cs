@@ -8,7 +8,9 @@ namespace SockShim.Stack.Configuration;
 public enum PoolField
 {
     Name, Ranges, Exclude, Family, Strategy, Provisioner, Interface, Announce, AnyIpAddRoute, MaxAddresses,
-    Source, Prefetch, LeaseSeconds, DhcpTimeout, DhcpProbe, DhcpRate, Helper, Dscp,
+    Source, Prefetch, LeaseSeconds, DhcpTimeout, DhcpProbe, Helper, Dscp,
+    // Added later: at the end, so the values above keep their numbers.
+    DhcpRate,
 }
 
 /// <summary>How a pool's addresses become usable on the host.</summary>

@@ -56,6 +56,8 @@ internal sealed class DhcpClient : IDisposable
     private readonly TransactionIds _xids = new();
     // Machines waiting for a token to start (client thread only): a waiting socket's first.
     private readonly Queue<Entry> _socketStarts = new(), _refillStarts = new();
+    // REQUESTs answering an OFFER that found no token: sent first when one comes (client thread).
+    private readonly Queue<(Entry Entry, DhcpOutput Output, uint Xid)> _requests = new();
 
     private DhcpClient(string interfaceName, DhcpTransport transport, ConflictProbe? probe, TimeSpan probeWait, bool freeBind, TimeSpan releaseGap, TimeProvider time, string pool, double rate)
     {
@@ -135,6 +137,13 @@ internal sealed class DhcpClient : IDisposable
     private void StartQueued(DateTimeOffset now, out DateTimeOffset retryAt)
     {
         retryAt = DateTimeOffset.MaxValue;
+        while (_requests.Count > 0)
+        {
+            if (!Pace.TryTake(out retryAt)) return;
+            var (waiting, output, xid) = _requests.Dequeue();
+            // Still waiting to request what it was offered (not given up, restarted or released).
+            if (_entries.Contains(waiting) && waiting.Machine.State == DhcpLeaseState.Requesting && waiting.Machine.TransactionId == xid) Apply(waiting, output);
+        }
         while (_socketStarts.Count > 0 || (_refillStarts.Count > 0 && now >= Pace.HoldUntil))
         {
             if (!Pace.TryTake(out retryAt)) return;
@@ -426,6 +435,14 @@ internal sealed class DhcpClient : IDisposable
             if (_log.IsEnabled(LogLevel.Trace)) _log.LogTrace("dhcp {Interface}: received {Message} from {Source}", Interface, message, source);
             var output = entry.Machine.Receive(message, source);
             if (output.Event == DhcpLeaseEvent.Ignored) Discard(output.Reason!);
+            // An OFFER taken: its REQUEST is paced like the DISCOVER (see DiscoverPace); without a
+            // token it waits its turn, first in line (its retransmission timer runs meanwhile).
+            if (output.Send is not null && entry.Machine.State == DhcpLeaseState.Requesting && (_requests.Count > 0 || !Pace.TryTake(out _)))
+            {
+                _requests.Enqueue((entry, output, entry.Machine.TransactionId));
+                Apply(entry, output with { Send = null });
+                continue;
+            }
             Apply(entry, output);
         }
     }

@@ -92,6 +92,11 @@ internal sealed class DhcpLeaseMachine
 
     public bool Holds => State is DhcpLeaseState.Bound or DhcpLeaseState.Renewing or DhcpLeaseState.Rebinding;
 
+    /// <summary>Failed with a REQUEST unanswered: the server may hold a lease for it (which a
+    /// release ends). False for a failure the server answered (a lease under the floor ends
+    /// by itself, a NAK binds nothing).</summary>
+    public bool RequestUnanswered { get; private set; }
+
     private DateTimeOffset Now => _time.GetUtcNow();
 
     /// <summary>INIT → SELECTING: the first DISCOVER.</summary>
@@ -349,6 +354,8 @@ internal sealed class DhcpLeaseMachine
     private DhcpOutput Fail(string? why = null)
     {
         State = DhcpLeaseState.Failed;
+        // Given up while a REQUEST was out: the server may have bound it without the ACK reaching us.
+        RequestUnanswered = _offered is not null && why is null;
         NextDeadline = DateTimeOffset.MaxValue;
         string got = _offered is null ? "no DHCPOFFER" : $"an offer of {_offered} from {Server} but no DHCPACK";
         return new(null, DhcpSendTo.Broadcast, DhcpLeaseEvent.Failed, why ?? $"{got} within {_timing.AcquireTimeout.TotalSeconds:0.#} s");

@@ -268,7 +268,7 @@ internal sealed class DhcpSource : IAddressSource
                 _log.LogInformation("pool {Pool}: DHCP acquisition starts over: {Why}", Pool, output.Reason);
                 break;
             case DhcpLeaseEvent.Failed:
-                Unjournal(entry.Machine, release: true);
+                Unjournal(entry.Machine, release: entry.Machine.RequestUnanswered);
                 _inFlight--;
                 string refused = _refused.TryRemove(entry.Machine, out var r)
                     ? $"; {r.Count} offer{(r.Count == 1 ? " was" : "s were")} refused, the last: {r.Last}" : "";

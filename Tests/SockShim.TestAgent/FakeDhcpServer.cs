@@ -20,19 +20,10 @@ internal static class FakeDhcpServer
         uint next = BitConverter.ToUInt32(first.GetAddressBytes().Reverse().ToArray());
         int naks = 0, dropped = 0, junk = 0, acks = 0, releases = 0;
         var broadcast = new IPEndPoint(IPAddress.Broadcast, DhcpMessage.ClientPort);
-        var buffer = new byte[1500];
         var send = new byte[DhcpMessage.MaxEmitLength];
-        bool stop = false;
-        var stdin = Task.Run(() => { Console.In.ReadToEnd(); stop = true; });
-        Console.WriteLine("serving");
-        Console.Out.Flush();
-        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(3);
-        while (!stop && DateTime.UtcNow < deadline)
+        foreach (var request in ClientRequests(socket, TimeSpan.FromMinutes(3)))
         {
-            int n;
-            try { n = socket.Receive(buffer); }
-            catch (SocketException) { continue; }
-            if (!DhcpMessage.TryParse(buffer.AsSpan(0, n), out var request, out _) || request.IsReply || request.ClientId is null) continue;
+            if (request.ClientId is null) continue;
             string client = Convert.ToHexString(request.ClientId);
 
             // Noise first: random bytes, a reply cut short, and a well-formed reply for someone else.
@@ -87,6 +78,25 @@ internal static class FakeDhcpServer
         }
         Console.WriteLine($"naks {naks} dropped {dropped} junk {junk} acks {acks} releases {releases}");
         return 0;
+    }
+
+    /// <summary>Prints "serving", then yields each client message that parses (not a reply) until
+    /// stdin closes or <paramref name="limit"/> passes; the socket's receive timeout wakes it to look.</summary>
+    internal static IEnumerable<DhcpMessage> ClientRequests(Socket socket, TimeSpan limit)
+    {
+        var buffer = new byte[1500];
+        bool stop = false;
+        _ = Task.Run(() => { Console.In.ReadToEnd(); stop = true; });
+        Console.WriteLine("serving");
+        Console.Out.Flush();
+        var deadline = DateTime.UtcNow + limit;
+        while (!stop && DateTime.UtcNow < deadline)
+        {
+            int n;
+            try { n = socket.Receive(buffer); }
+            catch (SocketException) { continue; }
+            if (DhcpMessage.TryParse(buffer.AsSpan(0, n), out var request, out _) && !request.IsReply) yield return request;
+        }
     }
 
     /// <summary>A DHCP server's socket on <paramref name="device"/>: port 67, broadcasts allowed,

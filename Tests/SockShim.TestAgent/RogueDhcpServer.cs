@@ -16,20 +16,10 @@ internal static class RogueDhcpServer
     {
         using var socket = FakeDhcpServer.ServerSocket(device);
         var broadcast = new IPEndPoint(IPAddress.Broadcast, DhcpMessage.ClientPort);
-        var buffer = new byte[1500];
         var send = new byte[DhcpMessage.MaxEmitLength];
         int offers = 0, acks = 0;
-        bool stop = false;
-        _ = Task.Run(() => { Console.In.ReadToEnd(); stop = true; });
-        Console.WriteLine("serving");
-        Console.Out.Flush();
-        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(5);
-        while (!stop && DateTime.UtcNow < deadline)
+        foreach (var request in FakeDhcpServer.ClientRequests(socket, TimeSpan.FromMinutes(5)))
         {
-            int n;
-            try { n = socket.Receive(buffer); }
-            catch (SocketException) { continue; }
-            if (!DhcpMessage.TryParse(buffer.AsSpan(0, n), out var request, out _) || request.IsReply) continue;
             DhcpMessageType type;
             if (request.MessageType == DhcpMessageType.Discover) type = DhcpMessageType.Offer;
             else if (request.MessageType == DhcpMessageType.Request && serverId.Equals(request.ServerId)) type = DhcpMessageType.Ack;

@@ -18,19 +18,10 @@ internal static class ShortLeaseDhcpServer
         var leases = new Dictionary<string, IPAddress>();
         uint next = BitConverter.ToUInt32(first.GetAddressBytes().Reverse().ToArray());
         int offers = 0, acks = 0;
-        var buffer = new byte[1500];
         var send = new byte[DhcpMessage.MaxEmitLength];
-        bool stop = false;
-        _ = Task.Run(() => { Console.In.ReadToEnd(); stop = true; });
-        Console.WriteLine("serving");
-        Console.Out.Flush();
-        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(3);
-        while (!stop && DateTime.UtcNow < deadline)
+        foreach (var request in FakeDhcpServer.ClientRequests(socket, TimeSpan.FromMinutes(3)))
         {
-            int n;
-            try { n = socket.Receive(buffer); }
-            catch (SocketException) { continue; }
-            if (!DhcpMessage.TryParse(buffer.AsSpan(0, n), out var request, out _) || request.IsReply || request.ClientId is null) continue;
+            if (request.ClientId is null) continue;
             string client = Convert.ToHexString(request.ClientId);
             if (!leases.TryGetValue(client, out var address))
                 leases[client] = address = new IPAddress(BitConverter.GetBytes(next++).Reverse().ToArray());

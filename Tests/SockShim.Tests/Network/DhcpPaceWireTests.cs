@@ -22,15 +22,18 @@ public class DhcpPaceWireTests
     /// OFFER, lands in a second whose cause was sent up to this much earlier.</summary>
     private static readonly TimeSpan RoundTrip = TimeSpan.FromMilliseconds(500);
 
-    /// <summary>The most client messages of acquisition in any second: the DISCOVERs the bucket
-    /// lets out in it, and the REQUESTs answering offers to DISCOVERs sent up to a round trip
-    /// before it.</summary>
-    private static double ClientBound(DiscoverPace pace) => Math.Floor(pace.MostIn(Second) + pace.MostIn(Second + RoundTrip));
+    /// <summary>The most client messages of acquisition in any second: every one of them (DISCOVER,
+    /// the REQUEST answering an OFFER, retransmissions) takes a token, so what the bucket lets out
+    /// in a second, however late the server answers; and, since a capture stamps a packet when it
+    /// is seen, not when its token was taken, in a quarter second more (a loaded machine's lag
+    /// between the two). At the default that is 14, still under a snooping switch's 15.</summary>
+    private static double ClientBound(DiscoverPace pace) => Math.Floor(pace.MostIn(Second + SendLag));
 
-    /// <summary>With the server's answers (each message answered at most once): OFFERs to the
-    /// DISCOVERs of the second and a round trip before, ACKs to REQUESTs caused up to two round trips before.</summary>
-    private static double AllBound(DiscoverPace pace) =>
-        Math.Floor(pace.MostIn(Second) + 2 * pace.MostIn(Second + RoundTrip) + pace.MostIn(Second + 2 * RoundTrip));
+    private static readonly TimeSpan SendLag = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>With the server's answers (each message answered at most once): answers to what the
+    /// client sent in the second and up to two round trips before it.</summary>
+    private static double AllBound(DiscoverPace pace) => Math.Floor(pace.MostIn(Second) + pace.MostIn(Second + 2 * RoundTrip));
 
     [SetUp]
     public void Root() => TwoHosts.RequireRoot();
@@ -120,7 +123,7 @@ public class DhcpPaceWireTests
             Assert.That(MostInASecond(packets.Where(FromClient)), Is.LessThanOrEqualTo(ClientBound(pace)), () => Rates(packets));
             Assert.That(MostInASecond(packets), Is.LessThanOrEqualTo(AllBound(pace)), () => Rates(packets));
             // Not quiet for another reason: the pace was used, close to its rate, all along.
-            Assert.That(packets.Count(p => p.Type == Discover), Is.GreaterThanOrEqualTo(0.8 * pace.Rate * (Observed.TotalSeconds - 5)), () => Rates(packets));
+            Assert.That(packets.Count(p => p.Type is Discover or Request), Is.GreaterThanOrEqualTo(0.8 * pace.Rate * (Observed.TotalSeconds - 5)), () => Rates(packets));
         });
     }
 
@@ -167,7 +170,7 @@ public class DhcpPaceWireTests
 
     /// <summary>`--prefetch 500` against dnsmasq at a pace of 10 a second: no second of the 30
     /// holds more DISCOVERs than the bucket allows (burst + rate), and the prefetch fills at that
-    /// pace: dnsmasq has leased at least 80% of rate × time.</summary>
+    /// pace: dnsmasq has leased at least 80% of rate × time / 2 (a DISCOVER and a REQUEST a lease).</summary>
     [Test]
     [CancelAfter(100_000)]
     public void A_prefetch_of_500_goes_out_at_the_configured_pace_and_fills_at_it()
@@ -189,7 +192,8 @@ public class DhcpPaceWireTests
         Assert.Multiple(() =>
         {
             Assert.That(MostInASecond(discovers), Is.LessThanOrEqualTo(pace.MostIn(Second)), () => Rates(packets));
-            Assert.That(leased, Is.GreaterThanOrEqualTo(0.8 * Rate * elapsed).And.LessThan(500), () => $"{Rates(packets)}; leased {leased} in {elapsed:0.0} s");
+            // Two tokens a lease: its DISCOVER and its REQUEST.
+            Assert.That(leased, Is.GreaterThanOrEqualTo(0.8 * Rate / 2 * elapsed).And.LessThan(500), () => $"{Rates(packets)}; leased {leased} in {elapsed:0.0} s");
             Assert.That(elapsed, Is.GreaterThan(Observed.TotalSeconds - 5), "the DISCOVERs went on for the whole capture");
         });
     }

@@ -39,10 +39,7 @@ public class PackageTests
     [CancelAfter(600_000)]
     public void The_local_tool_from_a_manifest_gives_an_unmodified_apps_sockets_their_own_addresses()
     {
-        string dir = NewFolder("tool-user");
-        Write(dir, ".config/dotnet-tools.json", """{ "version": 1, "isRoot": true, "tools": {} }""");
-        Dotnet(dir, ["tool", "install", "--local", "SockShim.Tool", "--version", Version]);
-        Assert.That(File.ReadAllText(Path.Combine(dir, ".config/dotnet-tools.json")), Does.Contain("\"sockshim\""), "the manifest names the command");
+        string dir = WithLocalTool(NewFolder("tool-user"));
 
         string app = App(dir, "Plain", "", """
             using System.Net;
@@ -98,9 +95,7 @@ public class PackageTests
     [CancelAfter(600_000)]
     public void The_library_package_weaves_marked_methods_with_no_import_and_serves_TupleSocket()
     {
-        string dir = NewFolder("library-user");
-        Write(dir, ".config/dotnet-tools.json", """{ "version": 1, "isRoot": true, "tools": {} }""");
-        Dotnet(dir, ["tool", "install", "--local", "SockShim.Tool", "--version", Version]);
+        string dir = WithLocalTool(NewFolder("library-user"));
         string app = App(dir, "Library", $"""<PackageReference Include="SockShim" Version="{Version}" />""", """
             using System.Net;
             using System.Net.Sockets;
@@ -156,6 +151,15 @@ public class PackageTests
               </packageSources>
             </configuration>
             """);
+        return dir;
+    }
+
+    // A tool manifest in the folder, and the tool installed from it as a local tool.
+    private string WithLocalTool(string dir)
+    {
+        Write(dir, ".config/dotnet-tools.json", """{ "version": 1, "isRoot": true, "tools": {} }""");
+        Dotnet(dir, ["tool", "install", "--local", "SockShim.Tool", "--version", Version]);
+        Assert.That(File.ReadAllText(Path.Combine(dir, ".config/dotnet-tools.json")), Does.Contain("\"sockshim\""), "the manifest names the command");
         return dir;
     }
 

@@ -32,14 +32,14 @@ public class DiscoverPaceTests
     }
 
     [Test]
-    public void The_default_lets_a_burst_of_two_go_then_four_a_second()
+    public void The_default_lets_a_burst_of_four_go_then_eight_a_second()
     {
         var pace = new DiscoverPace(DiscoverPace.DefaultRate, _time);
-        Assert.That((pace.Rate, pace.Burst), Is.EqualTo((4.0, 2.0)));
-        Assert.That(pace.TryTake(out _) && pace.TryTake(out _), Is.True, "the burst goes at once");
-        Assert.That(pace.TryTake(out var retryAt), Is.False, "the third waits");
-        Assert.That(retryAt, Is.EqualTo(T0 + TimeSpan.FromMilliseconds(250)), "for a quarter of a second");
-        _time.Advance(TimeSpan.FromMilliseconds(249));
+        Assert.That((pace.Rate, pace.Burst), Is.EqualTo((8.0, 4.0)));
+        Assert.That(Enumerable.Range(0, 4).All(i => pace.TryTake(out _)), Is.True, "the burst goes at once");
+        Assert.That(pace.TryTake(out var retryAt), Is.False, "the fifth waits");
+        Assert.That(retryAt, Is.EqualTo(T0 + TimeSpan.FromMilliseconds(125)), "for an eighth of a second");
+        _time.Advance(TimeSpan.FromMilliseconds(124));
         Assert.That(pace.TryTake(out _), Is.False, "not a tick early");
         _time.Advance(TimeSpan.FromMilliseconds(1));
         Assert.That(pace.TryTake(out _), Is.True);
