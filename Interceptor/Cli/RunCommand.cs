@@ -21,6 +21,12 @@ internal static class RunCommand
         {
             var given = LaunchPlan.WithRunDefaults(stack.Given(parse));
             Stack.Configuration.SettingsLoader.Load(given); // a bad setting stops here, before the app starts
+            // An app that would run unpatched with nothing inside it to say so is refused before it starts.
+            if (DeploymentCheck.Problem(parse.GetValue(command)!) is { } unservable)
+            {
+                error.WriteLine($"sockshim: not starting the app: {unservable} (exit code {DeploymentCheck.RefusedExitCode})");
+                return DeploymentCheck.RefusedExitCode;
+            }
 
             LaunchPlan.CheckToolDirectory(AppContext.BaseDirectory); // before anything is woven for it
             var store = CacheOption.Store(parse, cache);

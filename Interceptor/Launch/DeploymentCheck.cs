@@ -1,0 +1,159 @@
+using System.Buffers.Binary;
+using System.Text.Json.Nodes;
+
+namespace SockShim.Interceptor.Launch;
+
+/// <summary>
+/// What `sockshim run` can tell from the files of the command before starting it: an app that
+/// would run unpatched without the startup hook ever saying so (startup hooks switched off, as
+/// PublishTrimmed does; a Native AOT binary with no IL to weave) is refused here, since no check
+/// inside such an app would run. Self-contained and single-file apps with hooks on are left to
+/// the startup hook, which refuses them at start with what it loaded.
+/// </summary>
+public static class DeploymentCheck
+{
+    /// <summary>The startup hook's exit code for an app SockShim refused to start.</summary>
+    public const int RefusedExitCode = 97;
+
+    private const string HooksSwitch = "System.StartupHookProvider.IsSupported";
+
+    /// <summary>The hosting layer's bundle signature (SHA-256 of ".net core bundle"), which every
+    /// apphost carries; the 8 bytes before it are the bundle header's offset, 0 when nothing is
+    /// bundled.</summary>
+    private static ReadOnlySpan<byte> BundleSignature =>
+    [
+        0x8b, 0x12, 0x02, 0xb9, 0x6a, 0x61, 0x20, 0x38, 0x72, 0x7b, 0x93, 0x02, 0x14, 0xd7, 0xa0, 0x32,
+        0x13, 0xf5, 0xb9, 0xe6, 0xef, 0xae, 0x33, 0x18, 0xee, 0x3b, 0x2d, 0xce, 0x24, 0xb3, 0x6a, 0xae,
+    ];
+
+    /// <summary>The apphost is the front of a bundle, so its marker lies within the first
+    /// megabytes; the bundled files after it (tens of MB) are not read.</summary>
+    private const int MarkerSearchBytes = 4 << 20;
+
+    /// <summary>Why <paramref name="command"/> cannot be served, as one line, or null when nothing
+    /// in its files says so (including commands that are not a .NET app at all).</summary>
+    public static string? Problem(IReadOnlyList<string> command)
+    {
+        if (command.Count == 0) return null;
+        if (Path.GetFileName(command[0]) == "dotnet")
+            return EntryAssembly(command) is { } dll ? HooksOff(Path.ChangeExtension(dll, ".runtimeconfig.json")) : null;
+        if (Resolve(command[0]) is not { } file) return null;
+        return Apphost(file);
+    }
+
+    /// <summary>The app of `dotnet app.dll` or `dotnet exec [options] app.dll`; null for SDK verbs.</summary>
+    private static string? EntryAssembly(IReadOnlyList<string> command)
+    {
+        if (command.Count < 2) return null;
+        if (command[1].EndsWith(".dll", StringComparison.OrdinalIgnoreCase)) return command[1];
+        if (command[1] != "exec") return null;
+        for (int i = 2; i < command.Count; i++)
+        {
+            if (command[i].EndsWith(".dll", StringComparison.OrdinalIgnoreCase)) return command[i];
+            if (command[i].StartsWith("--")) i++; // every exec option takes a value
+        }
+        return null;
+    }
+
+    private static string? Resolve(string name)
+    {
+        if (name.Contains('/')) return File.Exists(name) ? Path.GetFullPath(name) : null;
+        foreach (var dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries))
+        {
+            string candidate = Path.Combine(dir, name);
+            if (File.Exists(candidate)) return candidate;
+        }
+        return null;
+    }
+
+    private static string? Apphost(string file)
+    {
+        string runtimeConfig = file + ".runtimeconfig.json"; // an apphost's name is its app's
+
+        if (File.Exists(runtimeConfig)) return HooksOff(runtimeConfig);
+
+        byte[] head;
+        try
+        {
+            using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+            head = new byte[(int)Math.Min(stream.Length, MarkerSearchBytes)];
+            stream.ReadExactly(head);
+            if (!IsElf(head)) return null; // a script or other file: the startup hook still checks what it starts
+            if (BundleOffset(head) is > 0) return null; // single-file: the hook refuses or serves it at start
+            if (File.Exists(file + ".dll")) return null;
+            if (HasSection(stream, "__managedcode"))
+                return $"{file} is a Native AOT app (an ELF binary with compiled managed code, no IL assembly beside it, no bundle): " +
+                       "there is no IL of System.Net.Sockets to weave, so SockShim cannot give its sockets addresses. " +
+                       "A later version will serve Native AOT apps; publish without PublishAot.";
+        }
+        catch (IOException) { return null; } // unreadable here: starting it will say why
+        catch (UnauthorizedAccessException) { return null; }
+        return null;
+    }
+
+    /// <summary>An app whose runtimeconfig switches startup hooks off: the hook that installs
+    /// SockShim and refuses a bypass would never run.</summary>
+    private static string? HooksOff(string runtimeConfig)
+    {
+        JsonNode? root;
+        try { root = JsonNode.Parse(File.ReadAllText(runtimeConfig)); }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or System.Text.Json.JsonException) { return null; }
+        var options = root?["runtimeOptions"];
+        var value = options?["configProperties"]?[HooksSwitch];
+        bool off = value?.GetValueKind() switch
+        {
+            System.Text.Json.JsonValueKind.False => true,
+            System.Text.Json.JsonValueKind.String => string.Equals(value.GetValue<string>(), "false", StringComparison.OrdinalIgnoreCase),
+            _ => false,
+        };
+        if (!off) return null;
+        bool selfContained = options?["includedFrameworks"] is not null;
+        return selfContained
+            ? $"{runtimeConfig} sets {HooksSwitch}=false, as a trimmed (PublishTrimmed) self-contained app does: without its startup hook SockShim can " +
+              "neither install itself nor check that its woven System.Net.Sockets was loaded, so the app would run unpatched. " +
+              "Publish it without PublishTrimmed and framework-dependent (--self-contained false)."
+            : $"{runtimeConfig} sets {HooksSwitch}=false (StartupHookSupport=false or PublishTrimmed): without its startup hook SockShim can " +
+              "neither install itself nor check that its woven System.Net.Sockets was loaded, so the app would run unpatched. " +
+              "Publish it without StartupHookSupport=false and without PublishTrimmed, or remove that setting from the file.";
+    }
+
+    private static bool IsElf(ReadOnlySpan<byte> head) => head.Length >= 64 && head[..4].SequenceEqual((ReadOnlySpan<byte>)[0x7f, (byte)'E', (byte)'L', (byte)'F']);
+
+    private static long? BundleOffset(ReadOnlySpan<byte> head)
+    {
+        int at = head.IndexOf(BundleSignature);
+        return at >= 8 ? BinaryPrimitives.ReadInt64LittleEndian(head[(at - 8)..]) : null;
+    }
+
+    /// <summary>Whether a 64-bit little-endian ELF file has a section of this name (section
+    /// headers survive `strip`).</summary>
+    private static bool HasSection(FileStream elf, string name)
+    {
+        Span<byte> header = stackalloc byte[64];
+        elf.Position = 0;
+        elf.ReadExactly(header);
+        if (header[4] != 2 || header[5] != 1) return false; // ELFCLASS64, ELFDATA2LSB
+        long sectionsAt = BinaryPrimitives.ReadInt64LittleEndian(header[0x28..]);
+        int entrySize = BinaryPrimitives.ReadUInt16LittleEndian(header[0x3A..]);
+        int count = BinaryPrimitives.ReadUInt16LittleEndian(header[0x3C..]);
+        int namesIndex = BinaryPrimitives.ReadUInt16LittleEndian(header[0x3E..]);
+        if (entrySize < 64 || count == 0 || namesIndex >= count || sectionsAt <= 0 || sectionsAt + (long)entrySize * count > elf.Length) return false;
+        var sections = new byte[entrySize * count];
+        elf.Position = sectionsAt;
+        elf.ReadExactly(sections);
+        var names = sections.AsSpan(namesIndex * entrySize, entrySize);
+        long namesAt = BinaryPrimitives.ReadInt64LittleEndian(names[0x18..]);
+        long namesSize = BinaryPrimitives.ReadInt64LittleEndian(names[0x20..]);
+        if (namesAt <= 0 || namesSize <= 0 || namesSize > 1 << 20 || namesAt + namesSize > elf.Length) return false;
+        var table = new byte[namesSize];
+        elf.Position = namesAt;
+        elf.ReadExactly(table);
+        byte[] wanted = [.. System.Text.Encoding.ASCII.GetBytes(name), 0];
+        for (int i = 0; i < count; i++)
+        {
+            int offset = BinaryPrimitives.ReadInt32LittleEndian(sections.AsSpan(i * entrySize));
+            if (offset >= 0 && offset + wanted.Length <= table.Length && table.AsSpan(offset, wanted.Length).SequenceEqual(wanted)) return true;
+        }
+        return false;
+    }
+}
