@@ -25,7 +25,7 @@ internal static class EnvCommand
                 error.WriteLine($"sockshim: cannot weave this runtime's System.Net.Sockets: {ex.Message}");
                 return 3;
             }
-            var plan = LaunchPlan.For(["app"], given, store, AppContext.BaseDirectory);
+            var plan = LaunchPlan.For(["app"], given, store, AppContext.BaseDirectory, launched: false);
             foreach (var (k, v) in plan.Environment)
                 output.WriteLine($"export {k}='{v!.Replace("'", "'\\''")}'");
             return 0;

@@ -65,6 +65,10 @@ internal static class HookContract
         return new string(name);
     }
 
+    /// <summary>Set by `sockshim run` (and compare), not printed by `sockshim env`: a refusal
+    /// tells the user to start the app with `sockshim run` only when it was not.</summary>
+    public const string LauncherVariable = "SOCKSHIM_LAUNCHER";
+
     /// <summary>Bumped whenever the woven code changes, so caches are rebuilt.</summary>
     public const string CurrentWeaverVersion = "5";
 

@@ -50,7 +50,7 @@ public sealed class LaunchPlan
 
     public static string StartupHookPath(string toolDirectory) => Path.Combine(toolDirectory, "SockShim.StartupHook.dll");
 
-    public static LaunchPlan For(IReadOnlyList<string> command, IReadOnlyDictionary<string, string?> settings, WovenStore store, string toolDirectory, bool verbose = false)
+    public static LaunchPlan For(IReadOnlyList<string> command, IReadOnlyDictionary<string, string?> settings, WovenStore store, string toolDirectory, bool verbose = false, bool launched = true)
     {
         CheckToolDirectory(toolDirectory);
         var plan = new LaunchPlan { Command = command.ToList() };
@@ -67,6 +67,7 @@ public sealed class LaunchPlan
         }
 
         if (verbose) hook["SOCKSHIM_LOG"] = "debug";
+        if (launched) hook[Contract.HookContract.LauncherVariable] = "run";
 
         if (IsDotnetVerb(command, "test"))
         {

@@ -24,12 +24,15 @@ internal static class StartupHook
         string? recordedPath = null;
         if (record is not null && WovenRecord.Check(record, out recordedPath) is { } changed) Refuse(changed);
         var recordChecked = clock.Elapsed;
-        string? problem = CheckWovenAssembly(out var slots, out string location);
+        // Telling a user who did start the app with `sockshim run` to do so would send them in circles.
+        bool launched = Environment.GetEnvironmentVariable(HookContract.LauncherVariable) is not null;
+        string? problem = CheckWovenAssembly(out var slots, out string location, launched);
         if (problem is null && recordedPath is null)
-            problem = $"the woven System.Net.Sockets ({location}) was loaded without the launcher's record of the copy it checked ({recordVariable}). " +
-                      "Start the app with `sockshim run`, or with every variable `sockshim env` prints.";
+            problem = $"the woven System.Net.Sockets ({location}) was loaded without the launcher's record of the copy it checked ({recordVariable})." +
+                      (launched ? " The launcher set no record for this runtime version, or it was removed from the environment." : " Start the app with `sockshim run`, or with every variable `sockshim env` prints.");
         else if (problem is null && location != recordedPath)
-            problem = $"the loaded System.Net.Sockets ({location}) is not the woven copy the launcher checked ({recordedPath}). Start the app with `sockshim run`.";
+            problem = $"the loaded System.Net.Sockets ({location}) is not the woven copy the launcher checked ({recordedPath})." +
+                      (launched ? " A changed DOTNET_SHARED_STORE/DOTNET_ADDITIONAL_DEPS points elsewhere." : " Start the app with `sockshim run`.");
         if (problem is not null) Refuse(problem);
         Trampolines.Install(slots!, LoadHooks);
         if (trace) Console.Error.WriteLine($"sockshim: woven assembly checked and slots set in {clock.Elapsed.TotalMilliseconds:F1} ms (its record in {recordChecked.TotalMicroseconds:F0} us)");
@@ -57,14 +60,17 @@ internal static class StartupHook
         ex.GetType().Name == "ConfigurationException" ? ex.Message : $"the hooks could not be installed: {ex.GetType().Name}: {ex.Message}";
 
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
-    private static string? CheckWovenAssembly(out Type? hooks, out string location)
+    private static string? CheckWovenAssembly(out Type? hooks, out string location, bool launched)
     {
         var sockets = typeof(System.Net.Sockets.Socket).Assembly;
-        location = sockets.Location;
+        // An assembly loaded from inside a single-file bundle has no path of its own.
+        location = sockets.Location is { Length: > 0 } path ? path : "its own copy, from inside its single-file bundle";
         hooks = sockets.GetType(HookContract.FullTypeName);
         if (hooks is null)
-            return $"the woven System.Net.Sockets was not loaded (the app loaded {sockets.Location}). " +
-                   "Start the app with `sockshim run`; a self-contained app, or a changed DOTNET_ADDITIONAL_DEPS/DOTNET_SHARED_STORE, bypasses the woven copy.";
+            return $"the woven System.Net.Sockets was not loaded (the app loaded {location}). " +
+                   (launched ? "A" : "Start the app with `sockshim run`; a") +
+                   " self-contained app (single-file or not), or a changed DOTNET_ADDITIONAL_DEPS/DOTNET_SHARED_STORE, bypasses the woven copy" +
+                   (launched ? ": publish the app framework-dependent (--self-contained false)." : ".");
 
         string wovenFrom = Literal(hooks, HookContract.SourceRuntimeVersion);
         string running = Environment.Version.ToString();
@@ -72,7 +78,7 @@ internal static class StartupHook
         bool sameFile = stock.Exists && Literal(hooks, HookContract.SourceFileLength) == stock.Length.ToString() &&
                         Literal(hooks, HookContract.SourceFileTime) == stock.LastWriteTimeUtc.Ticks.ToString();
         if (wovenFrom != running || !sameFile)
-            return $"the loaded System.Net.Sockets ({sockets.Location}) was woven from runtime {wovenFrom} (MVID {Literal(hooks, HookContract.SourceMvid)}), " +
+            return $"the loaded System.Net.Sockets ({location}) was woven from runtime {wovenFrom} (MVID {Literal(hooks, HookContract.SourceMvid)}), " +
                    $"but this app runs on {running}{(wovenFrom == running ? ", whose System.Net.Sockets.dll has changed since" : "")}. Run `sockshim prepare` to weave this runtime.";
         return null;
     }
