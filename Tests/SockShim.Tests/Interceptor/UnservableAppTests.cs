@@ -1,0 +1,133 @@
+namespace SockShim.Tests.Interceptor;
+
+/// <summary>LegacyApp published the ways no startup-hook check inside the app could catch:
+/// trimmed self-contained, startup hooks switched off, Native AOT. `sockshim run` refuses each
+/// before starting it (exit 97, one line naming the file and setting, why, what to change), and
+/// an echo server of their own proves the app never ran; the same binaries started plainly do
+/// reach it, so that proof can fail.</summary>
+[NonParallelizable]
+public class UnservableAppTests
+{
+    private TestStack _pool = null!;
+    private DirectoryInfo _work = null!;
+    private string _trimmed = "", _hooksOff = "", _aot = "";
+
+    /// <summary>Publishing is the slow part (about a minute for all three here), done once.
+    /// LegacyApp's source is copied into a private (0700) temporary directory so its obj/bin
+    /// never meet the repository's builds; no Directory.Build.* or nuget.config above it (in a
+    /// directory other accounts can write) is imported: only the config written here is used.</summary>
+    [OneTimeSetUp]
+    public void Publish()
+    {
+        _pool = new TestStack("127.108.0.0/24", name: "unservable");
+        _work = Directory.CreateTempSubdirectory("sockshim-unservable-");
+        string project = Path.Combine(_work.FullName, "src");
+        Directory.CreateDirectory(project);
+        File.Copy(Path.Combine(RepoPaths.Root, "Examples", "LegacyApp", "Program.cs"), Path.Combine(project, "Program.cs"));
+        File.WriteAllText(Path.Combine(project, "LegacyApp.csproj"), """
+            <Project Sdk="Microsoft.NET.Sdk">
+              <PropertyGroup>
+                <OutputType>Exe</OutputType>
+                <TargetFramework>net10.0</TargetFramework>
+                <ImplicitUsings>enable</ImplicitUsings>
+                <Nullable>enable</Nullable>
+                <InvariantGlobalization>true</InvariantGlobalization>
+              </PropertyGroup>
+            </Project>
+            """);
+        string config = Path.Combine(_work.FullName, "nuget.config");
+        File.WriteAllText(config, """
+            <configuration><packageSources><clear /><add key="nuget.org" value="https://api.nuget.org/v3/index.json" /></packageSources></configuration>
+            """);
+        _trimmed = Path.Combine(PublishTo("trimmed", project, config, "--self-contained", "true", "-p:PublishTrimmed=true"), "LegacyApp");
+        _hooksOff = Path.Combine(PublishTo("hooks-off", project, config, "--self-contained", "false", "-p:StartupHookSupport=false"), "LegacyApp.dll");
+        _aot = Path.Combine(PublishTo("aot", project, config, "-p:PublishAot=true"), "LegacyApp");
+    }
+
+    private string PublishTo(string name, string project, string config, params string[] options)
+    {
+        string output = Path.Combine(_work.FullName, name);
+        var (exit, stdout, stderr) = Programs.RunFile("dotnet", ["publish", project, "-c", "Release", "-r", "linux-x64", "-nologo", "-v", "q",
+            "--configfile", config, "-o", output, "-p:BaseIntermediateOutputPath=" + Path.Combine(_work.FullName, "obj-" + name) + "/",
+            "-p:ImportDirectoryBuildProps=false", "-p:ImportDirectoryBuildTargets=false", "-p:ImportDirectoryPackagesProps=false", .. options], TimeSpan.FromMinutes(4));
+        Assert.That(exit, Is.Zero, $"publishing LegacyApp {name} ({string.Join(' ', options)}): {stdout}{stderr}");
+        return output;
+    }
+
+    [OneTimeTearDown]
+    public void Remove()
+    {
+        _pool?.Dispose();
+        _work?.Delete(recursive: true);
+    }
+
+    /// <summary>An echo server of this test's own; what it printed once stopped (a line
+    /// "tcp peer ..." / "udp peer ..." for everything it served).</summary>
+    private (int Exit, string AppOut, string AppErr, string ServerSaw) AgainstServer(Func<string, (int, string, string)> run)
+    {
+        var (server, endpoint) = Programs.StartEcho(_pool.StateDirectory, timeoutSeconds: 120);
+        File.Delete(Path.Combine(_pool.StateDirectory, "echo-ready"));
+        using (server)
+        {
+            var (exit, stdout, stderr) = run(endpoint);
+            server.Kill();
+            Assert.That(server.WaitForExit(TimeSpan.FromSeconds(20)), Is.True, "the echo server stopped");
+            return (exit, stdout, stderr, server.StandardOutput.ReadToEnd());
+        }
+    }
+
+    private (int, string, string) UnderLauncher(string[] command, string endpoint) =>
+        Programs.Run("SockShim.Interceptor", ["run", "--", .. command, endpoint], _pool.Environment, TimeSpan.FromMinutes(3));
+
+    private void AssertRefusedBeforeStart(string[] command, string file, params string[] says)
+    {
+        var (plainExit, plainOut, _, plainSaw) = AgainstServer(endpoint => Programs.RunFile(command[0], [.. command[1..], endpoint], TimeSpan.FromMinutes(1)));
+        Assert.That(plainExit, Is.Zero, plainOut);
+        Assert.That(plainOut, Does.Contain("api=socket-sync local=127.0.0.1:"), "started plainly, the binary runs unpatched");
+        Assert.That(plainSaw, Does.Contain("tcp peer 127.0.0.1:"), "and the server sees it: the check below can fail");
+
+        var (exit, stdout, stderr, saw) = AgainstServer(endpoint => UnderLauncher(command, endpoint));
+        Assert.That(exit, Is.EqualTo(97), stdout + stderr);
+        var lines = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.That(lines, Has.Length.EqualTo(1), "one line: " + stderr);
+        Assert.That(lines[0], Does.StartWith("sockshim: not starting the app: " + file));
+        foreach (var text in says) Assert.That(lines[0], Does.Contain(text));
+        Assert.That(lines[0], Does.EndWith("(exit code 97)"));
+        Assert.That(stdout, Is.Empty, "the app printed nothing: it never ran");
+        Assert.That(saw, Does.Not.Contain(" peer "), "the server saw nothing from it");
+    }
+
+    [Test, CancelAfter(300_000)]
+    public void A_trimmed_self_contained_app_is_refused_before_it_starts()
+    {
+        AssertRefusedBeforeStart([_trimmed], _trimmed + ".runtimeconfig.json",
+            "System.StartupHookProvider.IsSupported=false", "PublishTrimmed", "would run unpatched",
+            "Publish it without PublishTrimmed and framework-dependent (--self-contained false)");
+    }
+
+    [Test, CancelAfter(300_000)]
+    public void An_app_with_startup_hooks_switched_off_is_refused_before_it_starts()
+    {
+        AssertRefusedBeforeStart(["dotnet", _hooksOff], Path.ChangeExtension(_hooksOff, ".runtimeconfig.json"),
+            "System.StartupHookProvider.IsSupported=false", "would run unpatched",
+            "Publish it without StartupHookSupport=false", "or remove that setting from the file");
+    }
+
+    [Test, CancelAfter(300_000)]
+    public void A_native_AOT_app_is_refused_before_it_starts()
+    {
+        AssertRefusedBeforeStart([_aot], _aot + " is a Native AOT app",
+            "no IL of System.Net.Sockets to weave", "A later version will serve Native AOT apps; publish without PublishAot.");
+    }
+
+    /// <summary>The detection leaves alone what the startup hook serves: the framework-dependent
+    /// LegacyApp (hooks on) still runs, every socket from the pool.</summary>
+    [Test, CancelAfter(300_000)]
+    public void A_framework_dependent_app_with_hooks_on_still_runs_patched()
+    {
+        var (exit, stdout, stderr, saw) = AgainstServer(endpoint => UnderLauncher(["dotnet", Programs.PathOf("LegacyApp")], endpoint));
+        Assert.That(exit, Is.Zero, stdout + stderr);
+        Assert.That(saw, Does.Contain("tcp peer 127.108.0."), "served from the pool");
+        Assert.That(saw, Does.Not.Contain("tcp peer 127.0.0.1:"));
+    }
+}
