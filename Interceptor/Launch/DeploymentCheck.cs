@@ -26,9 +26,8 @@ public static class DeploymentCheck
         0x13, 0xf5, 0xb9, 0xe6, 0xef, 0xae, 0x33, 0x18, 0xee, 0x3b, 0x2d, 0xce, 0x24, 0xb3, 0x6a, 0xae,
     ];
 
-    /// <summary>The apphost is the front of a bundle, so its marker lies within the first
-    /// megabytes; the bundled files after it (tens of MB) are not read.</summary>
-    private const int MarkerSearchBytes = 4 << 20;
+    /// <summary>An apphost's .data is a few kB, a single-file host's some hundred kB.</summary>
+    private const int MaxDataBytes = 16 << 20;
 
     /// <summary>Why <paramref name="command"/> cannot be served, as one line, or null when nothing
     /// in its files says so (including commands that are not a .NET app at all).</summary>
@@ -72,21 +71,21 @@ public static class DeploymentCheck
 
         if (File.Exists(runtimeConfig)) return HooksOff(runtimeConfig);
 
-        byte[] head;
         try
         {
             using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-            head = new byte[(int)Math.Min(stream.Length, MarkerSearchBytes)];
-            stream.ReadExactly(head);
-            if (!IsElf(head)) return null; // a script or other file: the startup hook still checks what it starts
-            if (BundleOffset(head) is > 0) return null; // single-file: the hook refuses or serves it at start
+            if (Sections(stream) is not { } sections) return null; // a script or other file: the startup hook still checks what it starts
+            // Single-file: its runtimeconfig is inside the bundle; with hooks on, the hook
+            // refuses or serves it at start.
+            if (BundleOffset(stream, sections) is > 0 and long bundle)
+                return BundledRuntimeConfig(stream, bundle) is { } json ? HooksOff($"{file} (its bundled runtimeconfig.json)", json) : null;
             if (File.Exists(file + ".dll")) return null;
-            if (HasSection(stream, "__managedcode"))
+            if (sections.ContainsKey("__managedcode"))
                 return $"{file} is a Native AOT app (an ELF binary with compiled managed code, no IL assembly beside it, no bundle): " +
                        "there is no IL of System.Net.Sockets to weave, so SockShim cannot give its sockets addresses. " +
                        "A later version will serve Native AOT apps; publish without PublishAot.";
         }
-        catch (IOException) { return null; } // unreadable here: starting it will say why
+        catch (IOException) { return null; } // unreadable here (or truncated): starting it will say why
         catch (UnauthorizedAccessException) { return null; }
         return null;
     }
@@ -95,9 +94,17 @@ public static class DeploymentCheck
     /// SockShim and refuses a bypass would never run.</summary>
     private static string? HooksOff(string runtimeConfig)
     {
+        string json;
+        try { json = File.ReadAllText(runtimeConfig); }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { return null; }
+        return HooksOff(runtimeConfig, json);
+    }
+
+    private static string? HooksOff(string runtimeConfig, string json)
+    {
         JsonNode? root;
-        try { root = JsonNode.Parse(File.ReadAllText(runtimeConfig)); }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or System.Text.Json.JsonException) { return null; }
+        try { root = JsonNode.Parse(json); }
+        catch (System.Text.Json.JsonException) { return null; }
         var options = root?["runtimeOptions"];
         var value = options?["configProperties"]?[HooksSwitch];
         bool off = value?.GetValueKind() switch
@@ -117,43 +124,77 @@ public static class DeploymentCheck
               "Publish it without StartupHookSupport=false and without PublishTrimmed, or remove that setting from the file.";
     }
 
-    private static bool IsElf(ReadOnlySpan<byte> head) => head.Length >= 64 && head[..4].SequenceEqual((ReadOnlySpan<byte>)[0x7f, (byte)'E', (byte)'L', (byte)'F']);
-
-    private static long? BundleOffset(ReadOnlySpan<byte> head)
+    /// <summary>The bundle header's offset, which sits before the signature in the apphost's
+    /// .data section (more than 10 MB into a self-contained single-file host, so only that
+    /// section is read, not the file); 0 in an apphost with nothing bundled.</summary>
+    private static long? BundleOffset(FileStream file, Dictionary<string, (long Offset, long Size)> sections)
     {
-        int at = head.IndexOf(BundleSignature);
-        return at >= 8 ? BinaryPrimitives.ReadInt64LittleEndian(head[(at - 8)..]) : null;
+        if (!sections.TryGetValue(".data", out var data) || data.Size > MaxDataBytes) return null;
+        var bytes = new byte[data.Size];
+        file.Position = data.Offset;
+        file.ReadExactly(bytes);
+        int at = bytes.AsSpan().IndexOf(BundleSignature);
+        return at >= 8 ? BinaryPrimitives.ReadInt64LittleEndian(bytes.AsSpan(at - 8)) : null;
     }
 
-    /// <summary>Whether a 64-bit little-endian ELF file has a section of this name (section
-    /// headers survive `strip`).</summary>
-    private static bool HasSection(FileStream elf, string name)
+    /// <summary>The runtimeconfig.json a single-file bundle carries, from its header (the
+    /// hosting layer's format: major, minor, file count, bundle id, then from version 2 the
+    /// deps.json and runtimeconfig.json offset and size); null if there is none or it is unreadable.</summary>
+    private static string? BundledRuntimeConfig(FileStream file, long headerAt)
+    {
+        if (headerAt + 12 > file.Length) return null;
+        using var reader = new BinaryReader(file, System.Text.Encoding.UTF8, leaveOpen: true);
+        file.Position = headerAt;
+        uint major = reader.ReadUInt32();
+        reader.ReadUInt32(); // minor
+        reader.ReadInt32();  // file count
+        reader.ReadString(); // bundle id, 7-bit length prefixed as BinaryWriter writes it
+        if (major < 2) return null;
+        reader.ReadInt64(); reader.ReadInt64(); // deps.json
+        long at = reader.ReadInt64(), size = reader.ReadInt64();
+        if (at <= 0 || size <= 0 || size > 1 << 20 || at + size > file.Length) return null;
+        var bytes = new byte[size];
+        file.Position = at;
+        file.ReadExactly(bytes);
+        return System.Text.Encoding.UTF8.GetString(bytes);
+    }
+
+    /// <summary>The sections (file offset and size by name) of a 64-bit little-endian ELF file
+    /// (section headers survive `strip`); null for anything else.</summary>
+    private static Dictionary<string, (long Offset, long Size)>? Sections(FileStream elf)
     {
         Span<byte> header = stackalloc byte[64];
+        if (elf.Length < header.Length) return null;
         elf.Position = 0;
         elf.ReadExactly(header);
-        if (header[4] != 2 || header[5] != 1) return false; // ELFCLASS64, ELFDATA2LSB
+        if (!header[..4].SequenceEqual((ReadOnlySpan<byte>)[0x7f, (byte)'E', (byte)'L', (byte)'F'])) return null;
+        if (header[4] != 2 || header[5] != 1) return null; // ELFCLASS64, ELFDATA2LSB
         long sectionsAt = BinaryPrimitives.ReadInt64LittleEndian(header[0x28..]);
         int entrySize = BinaryPrimitives.ReadUInt16LittleEndian(header[0x3A..]);
         int count = BinaryPrimitives.ReadUInt16LittleEndian(header[0x3C..]);
         int namesIndex = BinaryPrimitives.ReadUInt16LittleEndian(header[0x3E..]);
-        if (entrySize < 64 || count == 0 || namesIndex >= count || sectionsAt <= 0 || sectionsAt + (long)entrySize * count > elf.Length) return false;
-        var sections = new byte[entrySize * count];
+        if (entrySize < 64 || count == 0 || namesIndex >= count || sectionsAt <= 0 || sectionsAt + (long)entrySize * count > elf.Length) return null;
+        var table = new byte[entrySize * count];
         elf.Position = sectionsAt;
-        elf.ReadExactly(sections);
-        var names = sections.AsSpan(namesIndex * entrySize, entrySize);
+        elf.ReadExactly(table);
+        var names = table.AsSpan(namesIndex * entrySize, entrySize);
         long namesAt = BinaryPrimitives.ReadInt64LittleEndian(names[0x18..]);
         long namesSize = BinaryPrimitives.ReadInt64LittleEndian(names[0x20..]);
-        if (namesAt <= 0 || namesSize <= 0 || namesSize > 1 << 20 || namesAt + namesSize > elf.Length) return false;
-        var table = new byte[namesSize];
+        if (namesAt <= 0 || namesSize <= 0 || namesSize > 1 << 20 || namesAt + namesSize > elf.Length) return null;
+        var text = new byte[namesSize];
         elf.Position = namesAt;
-        elf.ReadExactly(table);
-        byte[] wanted = [.. System.Text.Encoding.ASCII.GetBytes(name), 0];
+        elf.ReadExactly(text);
+        var sections = new Dictionary<string, (long, long)>();
         for (int i = 0; i < count; i++)
         {
-            int offset = BinaryPrimitives.ReadInt32LittleEndian(sections.AsSpan(i * entrySize));
-            if (offset >= 0 && offset + wanted.Length <= table.Length && table.AsSpan(offset, wanted.Length).SequenceEqual(wanted)) return true;
+            var entry = table.AsSpan(i * entrySize, entrySize);
+            int name = BinaryPrimitives.ReadInt32LittleEndian(entry);
+            if (name < 0 || name >= text.Length) continue;
+            int length = text.AsSpan(name).IndexOf((byte)0);
+            if (length <= 0) continue;
+            sections.TryAdd(System.Text.Encoding.ASCII.GetString(text, name, length),
+                (BinaryPrimitives.ReadInt64LittleEndian(entry[0x18..]), BinaryPrimitives.ReadInt64LittleEndian(entry[0x20..])));
         }
-        return false;
+        return sections;
     }
 }

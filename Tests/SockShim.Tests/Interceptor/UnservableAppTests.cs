@@ -10,7 +10,7 @@ public class UnservableAppTests
 {
     private TestStack _pool = null!;
     private DirectoryInfo _work = null!;
-    private string _trimmed = "", _hooksOff = "", _aot = "";
+    private string _trimmed = "", _hooksOff = "", _aot = "", _singleTrimmed = "", _single = "";
 
     /// <summary>Publishing is the slow part (about a minute for all three here), done once.
     /// LegacyApp's source is copied into a private (0700) temporary directory so its obj/bin
@@ -42,6 +42,8 @@ public class UnservableAppTests
         _trimmed = Path.Combine(PublishTo("trimmed", project, config, "--self-contained", "true", "-p:PublishTrimmed=true"), "LegacyApp");
         _hooksOff = Path.Combine(PublishTo("hooks-off", project, config, "--self-contained", "false", "-p:StartupHookSupport=false"), "LegacyApp.dll");
         _aot = Path.Combine(PublishTo("aot", project, config, "-p:PublishAot=true"), "LegacyApp");
+        _singleTrimmed = Path.Combine(PublishTo("single-trimmed", project, config, "--self-contained", "true", "-p:PublishSingleFile=true", "-p:PublishTrimmed=true"), "LegacyApp");
+        _single = Path.Combine(PublishTo("single", project, config, "--self-contained", "true", "-p:PublishSingleFile=true"), "LegacyApp");
     }
 
     private string PublishTo(string name, string project, string config, params string[] options)
@@ -103,6 +105,29 @@ public class UnservableAppTests
         AssertRefusedBeforeStart([_trimmed], _trimmed + ".runtimeconfig.json",
             "System.StartupHookProvider.IsSupported=false", "PublishTrimmed", "would run unpatched",
             "Publish it without PublishTrimmed and framework-dependent (--self-contained false)");
+    }
+
+    /// <summary>Its runtimeconfig is inside the bundle (read from the bundle header).</summary>
+    [Test, CancelAfter(300_000)]
+    public void A_trimmed_single_file_app_is_refused_before_it_starts()
+    {
+        AssertRefusedBeforeStart([_singleTrimmed], _singleTrimmed + " (its bundled runtimeconfig.json) sets System.StartupHookProvider.IsSupported=false",
+            "PublishTrimmed", "would run unpatched", "Publish it without PublishTrimmed and framework-dependent (--self-contained false)");
+    }
+
+    /// <summary>A self-contained single-file app with hooks on is still refused by the startup
+    /// hook, as before, now naming where it loaded System.Net.Sockets from (it used to print
+    /// "the app loaded )") and not telling a user who used `sockshim run` to use it.</summary>
+    [Test, CancelAfter(300_000)]
+    public void A_self_contained_single_file_app_is_refused_by_the_hook_saying_what_it_loaded()
+    {
+        var (exit, stdout, stderr, saw) = AgainstServer(endpoint => UnderLauncher([_single], endpoint));
+        Assert.That(exit, Is.EqualTo(97), stdout + stderr);
+        Assert.That(stderr, Does.Contain("the woven System.Net.Sockets was not loaded (the app loaded its own copy, from inside its single-file bundle)"));
+        Assert.That(stderr, Does.Contain("publish the app framework-dependent (--self-contained false)"));
+        Assert.That(stderr, Does.Not.Contain("loaded )").And.Not.Contain("Start the app with `sockshim run`"));
+        Assert.That(stdout, Does.Not.Contain("api="), "the app's Main never ran");
+        Assert.That(saw, Does.Not.Contain(" peer "), "the server saw nothing from it");
     }
 
     [Test, CancelAfter(300_000)]
