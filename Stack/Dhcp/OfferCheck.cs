@@ -31,10 +31,10 @@ internal readonly record struct HostView(IReadOnlyCollection<IPAddress> Addresse
     /// them all cost 0.1-0.4 ms a read with the pool's 200 on the interface (an address dump),
     /// and 3.2 ms through NetworkInterface.GetAllNetworkInterfaces, which is left as the
     /// fallback when netlink cannot be opened.</summary>
-    public static HostView Read(IPAddress offered)
+    public static HostView Read(IPAddress offered, RouteNetlink? netlink = null)
     {
         var addresses = new HashSet<IPAddress>();
-        if (IsLocal(offered) is not { } local)
+        if (IsLocal(offered, netlink) is not { } local)
         {
             try
             {
@@ -59,12 +59,14 @@ internal readonly record struct HostView(IReadOnlyCollection<IPAddress> Addresse
         return new HostView(addresses, gateways);
     }
 
-    // Null when the kernel cannot be asked.
-    private static bool? IsLocal(IPAddress address)
+    // Null when the kernel cannot be asked. On the caller's socket when it has one (a socket of
+    // its own costs about as much as the question).
+    private static bool? IsLocal(IPAddress address, RouteNetlink? netlink)
     {
-        using var netlink = RouteNetlink.Open(out _);
-        if (netlink is null) return null;
-        int error = netlink.RouteTypeOf(address, out byte type);
+        using var own = netlink is null ? RouteNetlink.Open(out _) : null;
+        var socket = netlink ?? own;
+        if (socket is null) return null;
+        int error = socket.RouteTypeOf(address, out byte type);
         // No route at all (ENETUNREACH) is an answer too: then it is surely not local.
         if (error != 0 && error != Tmds.Linux.LibC.ENETUNREACH) return null;
         return error == 0 && type == Interop.rtnetlink.RTN_LOCAL;

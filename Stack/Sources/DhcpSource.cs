@@ -7,6 +7,7 @@ using SockShim.Stack.Configuration;
 using SockShim.Stack.Dhcp;
 using SockShim.Stack.Errors;
 using SockShim.Stack.Provisioning;
+using SockShim.Stack.Provisioning.Netlink;
 using SockShim.Stack.Telemetry;
 
 namespace SockShim.Stack.Sources;
@@ -57,6 +58,10 @@ internal sealed class DhcpSource : IAddressSource
     // established or the acquisition moves on (client thread only).
     private readonly Dictionary<DhcpLeaseMachine, int> _requesting = new();
     private bool _exiting; // client thread only: the requested leases were released for exit
+    // What the host looked like when each requested offer was judged (client thread only), and
+    // the route socket the judging asks on (opened at the first offer).
+    private readonly Dictionary<DhcpLeaseMachine, HostView> _offerViews = new();
+    private RouteNetlink? _routes;
     private int _disposed;
 
     private DhcpSource(HostAddresses host, DhcpClient client, byte[] mac, DhcpTiming timing, int prefetch, TimeProvider time)
@@ -193,9 +198,11 @@ internal sealed class DhcpSource : IAddressSource
         // SELECTING again: an earlier REQUEST of this acquisition went unanswered, and the server
         // may have bound it all the same.
         Unjournal(machine, release: true);
-        var (reason, why) = OfferCheck.Judge(OfferFacts.Of(offer, source), _host.Addresses, HostView.Read(offer.YourAddress));
+        var view = HostView.Read(offer.YourAddress, _routes ??= RouteNetlink.Open(out _));
+        var (reason, why) = OfferCheck.Judge(OfferFacts.Of(offer, source), _host.Addresses, view);
         if (reason == OfferRejection.None)
         {
+            _offerViews[machine] = view;
             int slot = _host.Addresses.IndexOf(offer.YourAddress);
             if (slot >= 0 && _host.ClaimForRequest(slot, ServerWord(offer.ServerId!), iaid)) _requesting[machine] = slot;
             return null;
@@ -211,6 +218,7 @@ internal sealed class DhcpSource : IAddressSource
     // NAK (nothing is bound) or a DECLINE (a release would undo it).
     private void Unjournal(DhcpLeaseMachine machine, bool release)
     {
+        _offerViews.Remove(machine);
         if (!_requesting.Remove(machine, out int slot)) return;
         if (release && ReleaseOrphan(_host.Table, _host.Addresses, slot, _client, _mac, _time) is { } address && _log.IsEnabled(LogLevel.Debug))
             _log.LogDebug("pool {Pool}: releasing {Address}, requested and not used", Pool, address);
@@ -295,10 +303,13 @@ internal sealed class DhcpSource : IAddressSource
         }
         // The slot journalled when the offer was requested: the ACK is for the offered address.
         bool journalled = _requesting.Remove(m, out int requested);
-        // The offer was judged; the ACK is judged again: its mask and routers may differ, and the
-        // host may have gained the address meanwhile. Declined, so the server marks it and the
-        // acquisition starts over.
-        var (reason, why) = OfferCheck.Judge(OfferFacts.Of(m.Ack!, null), _host.Addresses, HostView.Read(m.Ack!.YourAddress));
+        // The offer was judged; the ACK is judged again, its mask and routers may differ, against
+        // the host as it was a round trip ago: reading it again cost 0.1-0.2 ms a lease, and the
+        // host gaining the address meanwhile is caught by the provisioner, which never adds an
+        // address already local (AddressInUse: declined below). Declined, so the server marks it
+        // and the acquisition starts over.
+        var view = _offerViews.Remove(m, out var offered) ? offered : HostView.Read(address, _routes ??= RouteNetlink.Open(out _));
+        var (reason, why) = OfferCheck.Judge(OfferFacts.Of(m.Ack!, null), _host.Addresses, view);
         if (reason is not (OfferRejection.None or OfferRejection.OutsidePool))
         {
             if (journalled) _host.Table.Release(requested, _host.Owner);
@@ -462,6 +473,7 @@ internal sealed class DhcpSource : IAddressSource
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         ReleaseReady();
         _client.Dispose();
+        _routes?.Dispose();
         Table.Dispose();
     }
 }
