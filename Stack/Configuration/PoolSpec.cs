@@ -50,7 +50,7 @@ public sealed record NetlinkProvisionerSpec(string Interface, bool Announce) : P
 /// <summary><paramref name="AddRoute"/>: SockShim may add the prefix's missing local route.</summary>
 public sealed record AnyIpProvisionerSpec(bool AddRoute) : ProvisionerSpec(ProvisionerKind.AnyIp);
 
-/// <summary>A DHCP pool's timing, as configured; <paramref name="Rate"/>: transactions a second on its interface.</summary>
+/// <summary>A DHCP pool's timing, as configured; <paramref name="Rate"/>: acquisition packets a second on its interface.</summary>
 public sealed record DhcpSpec(TimeSpan AcquireTimeout, uint? RequestedLeaseSeconds, TimeSpan ProbeWait, double Rate);
 
 /// <summary>

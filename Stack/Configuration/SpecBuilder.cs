@@ -50,7 +50,7 @@ internal static class SpecBuilder
             problems.Add(new(where.Of(P.Prefetch), pool.Prefetch.ToString(), "prefetch must be from 0 to 10000 addresses", "8"));
         if (pool.DhcpRate is not (>= MinDhcpRate and <= MaxDhcpRate))
             problems.Add(new(where.Of(P.DhcpRate), pool.DhcpRate.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                $"the DHCP rate is from {MinDhcpRate} to {MaxDhcpRate} transactions a second (a switch with DHCP snooping may shut a port that sends more than 15 DHCP packets a second)", "4"));
+                $"the DHCP rate is from {MinDhcpRate} to {MaxDhcpRate} acquisition packets a second (a switch with DHCP snooping may shut a port that sends more than 15 DHCP packets a second)", "8"));
         int? dscp = null;
         if (pool.Dscp is { } d)
         {

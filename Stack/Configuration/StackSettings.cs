@@ -86,7 +86,7 @@ public sealed class PoolSettings
     /// (RFC 5227; an answer means the address is in use: it is declined); 0 skips the probe.</summary>
     public int DhcpProbe { get; init; }
 
-    /// <summary>DHCP: new transactions (DISCOVERs, retransmissions) a second on the interface,
+    /// <summary>DHCP: acquisition packets (DISCOVERs, REQUESTs, retransmissions) a second on the interface,
     /// so a switch with DHCP snooping does not shut the port (see Dhcp/DiscoverPace).</summary>
     public double DhcpRate { get; init; } = Dhcp.DiscoverPace.DefaultRate;
 

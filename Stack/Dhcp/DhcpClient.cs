@@ -9,8 +9,8 @@ namespace SockShim.Stack.Dhcp;
 /// <summary>
 /// Runs every lease machine of one interface on one thread: it feeds them what arrives on port
 /// 68, calls them at their deadlines, sends what they return, and paces DHCPRELEASEs (an
-/// unpaced burst of releases is partly dropped by dnsmasq). New transactions and acquisition
-/// retransmissions go out at the pace of <see cref="Pace"/> (a snooping switch shuts a port that
+/// unpaced burst of releases is partly dropped by dnsmasq). Every packet of an acquisition
+/// (DISCOVER, the REQUEST answering an OFFER, retransmissions) goes out at the pace of <see cref="Pace"/> (a snooping switch shuts a port that
 /// sends DHCP faster): what finds no token waits, a socket's own acquisition before the prefetch
 /// refill, which also waits out the pace's hold after repeated lost leases. Other threads talk to
 /// it only through <see cref="Post"/>; the machines and their sockets are touched by this thread
@@ -76,7 +76,7 @@ internal sealed class DhcpClient : IDisposable
 
     public string Interface { get; }
 
-    /// <summary>The pace of new transactions and acquisition retransmissions on this interface.</summary>
+    /// <summary>The pace of acquisition packets on this interface.</summary>
     public DiscoverPace Pace { get; }
 
     /// <summary>Messages on port 68 dropped as malformed or not for a lease of this process.</summary>
@@ -85,7 +85,7 @@ internal sealed class DhcpClient : IDisposable
 
     /// <summary>Opens the client's socket on <paramref name="interfaceName"/> (and, with a probe
     /// wait, its ARP socket for conflict detection) and starts its thread; <paramref name="rate"/>:
-    /// transactions a second (<see cref="DiscoverPace"/>).</summary>
+    /// acquisition packets a second (<see cref="DiscoverPace"/>).</summary>
     public static DhcpClient? Open(string interfaceName, bool freeBind, TimeSpan releaseGap, TimeProvider time, string pool, out string why,
         TimeSpan probeWait = default, byte[]? mac = null, double rate = DiscoverPace.DefaultRate)
     {

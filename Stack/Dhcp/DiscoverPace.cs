@@ -53,7 +53,7 @@ internal sealed class DiscoverPace
 
     public DiscoverPace(double rate, TimeProvider time)
     {
-        if (!(rate > 0) || double.IsInfinity(rate)) throw new ArgumentOutOfRangeException(nameof(rate), rate, "a pace is a positive number of transactions a second");
+        if (!(rate > 0) || double.IsInfinity(rate)) throw new ArgumentOutOfRangeException(nameof(rate), rate, "a pace is a positive number of packets a second");
         Rate = rate;
         // Half a second's worth, at least one: a socket alone never waits, a burst stays small.
         Burst = Math.Max(1, Math.Floor(rate / 2));

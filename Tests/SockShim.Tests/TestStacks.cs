@@ -102,6 +102,21 @@ internal static class Programs
     public static (int Exit, string Out, string Err) Run(string name, IEnumerable<string> args, IDictionary<string, string>? env = null, TimeSpan? timeout = null, string? ns = null) =>
         Complete(Start(name, args, env, ns), $"{name} {string.Join(' ', args)}", timeout ?? TimeSpan.FromSeconds(60));
 
+    /// <summary>The project file of a user's console app (outside the repository, so none of its
+    /// build files apply), with extra <paramref name="properties"/> and <paramref name="items"/>.</summary>
+    public static string ConsoleProject(string properties = "", string items = "") => $"""
+        <Project Sdk="Microsoft.NET.Sdk">
+          <PropertyGroup>
+            <OutputType>Exe</OutputType>
+            <TargetFramework>net10.0</TargetFramework>
+            <ImplicitUsings>enable</ImplicitUsings>
+            <Nullable>enable</Nullable>
+            {properties}
+          </PropertyGroup>
+          <ItemGroup>{items}</ItemGroup>
+        </Project>
+        """;
+
     /// <summary>Runs a program by path (not one of the repository's) to completion within <paramref name="timeout"/>.</summary>
     public static (int Exit, string Out, string Err) RunFile(string file, IEnumerable<string> args, TimeSpan timeout)
     {
@@ -111,7 +126,8 @@ internal static class Programs
         return Complete(Process.Start(psi)!, $"{file} {string.Join(' ', args)}", timeout);
     }
 
-    private static (int Exit, string Out, string Err) Complete(Process started, string what, TimeSpan timeout)
+    /// <summary>Waits for a started program with redirected output, killing it past <paramref name="timeout"/>.</summary>
+    public static (int Exit, string Out, string Err) Complete(Process started, string what, TimeSpan timeout)
     {
         using var p = started;
         var stdout = p.StandardOutput.ReadToEndAsync();

@@ -24,17 +24,7 @@ public class UnservableAppTests
         string project = Path.Combine(_work.FullName, "src");
         Directory.CreateDirectory(project);
         File.Copy(Path.Combine(RepoPaths.Root, "Examples", "LegacyApp", "Program.cs"), Path.Combine(project, "Program.cs"));
-        File.WriteAllText(Path.Combine(project, "LegacyApp.csproj"), """
-            <Project Sdk="Microsoft.NET.Sdk">
-              <PropertyGroup>
-                <OutputType>Exe</OutputType>
-                <TargetFramework>net10.0</TargetFramework>
-                <ImplicitUsings>enable</ImplicitUsings>
-                <Nullable>enable</Nullable>
-                <InvariantGlobalization>true</InvariantGlobalization>
-              </PropertyGroup>
-            </Project>
-            """);
+        File.WriteAllText(Path.Combine(project, "LegacyApp.csproj"), Programs.ConsoleProject(properties: "<InvariantGlobalization>true</InvariantGlobalization>"));
         string config = Path.Combine(_work.FullName, "nuget.config");
         File.WriteAllText(config, """
             <configuration><packageSources><clear /><add key="nuget.org" value="https://api.nuget.org/v3/index.json" /></packageSources></configuration>

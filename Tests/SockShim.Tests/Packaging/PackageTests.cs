@@ -167,17 +167,7 @@ public class PackageTests
     private string App(string dir, string name, string references, string program)
     {
         string project = Path.Combine(dir, name);
-        Write(project, $"{name}.csproj", $"""
-            <Project Sdk="Microsoft.NET.Sdk">
-              <PropertyGroup>
-                <OutputType>Exe</OutputType>
-                <TargetFramework>net10.0</TargetFramework>
-                <ImplicitUsings>enable</ImplicitUsings>
-                <Nullable>enable</Nullable>
-              </PropertyGroup>
-              <ItemGroup>{references}</ItemGroup>
-            </Project>
-            """);
+        Write(project, $"{name}.csproj", Programs.ConsoleProject(items: references));
         Write(project, "Program.cs", program);
         Dotnet(project, ["build", "-v", "q", "-nologo"]);
         return Path.Combine(project, "bin", "Debug", "net10.0", $"{name}.dll");
@@ -215,16 +205,7 @@ public class PackageTests
         else psi.Environment.Remove("NUGET_PACKAGES");
         psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
         psi.Environment["DOTNET_NOLOGO"] = "1";
-        using var p = Process.Start(psi)!;
-        var output = p.StandardOutput.ReadToEndAsync();
-        var error = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(timeout))
-        {
-            p.Kill(entireProcessTree: true);
-            Assert.Fail($"{file} {string.Join(' ', args)} did not finish within {timeout}");
-        }
-        p.WaitForExit();
-        return (p.ExitCode, output.Result, error.Result);
+        return Programs.Complete(Process.Start(psi)!, $"{file} {string.Join(' ', args)} in {dir}", timeout);
     }
 
     /// <summary>A TCP server on 127.0.0.1 that records each connection's source address, in order.</summary>

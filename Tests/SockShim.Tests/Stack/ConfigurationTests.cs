@@ -81,7 +81,7 @@ public class ConfigurationTests
     [TestCase("StateDir", "relative/dir", "absolute path")]
     [TestCase("DhcpProbe", "200", "addresses leased by a DHCP server")]
     [TestCase("Prefetch", "-1", "prefetch must be from 0 to 10000")]
-    [TestCase("DhcpRate", "0", "the DHCP rate is from 0.1 to 10000 transactions a second")]
+    [TestCase("DhcpRate", "0", "the DHCP rate is from 0.1 to 10000 acquisition packets a second")]
     public void Unknown_words_are_refused_with_what_is_known(string key, string value, string why)
     {
         var ex = Fails(options: new() { [key] = value });
