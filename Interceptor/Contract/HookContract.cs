@@ -69,6 +69,10 @@ internal static class HookContract
     /// tells the user to start the app with `sockshim run` only when it was not.</summary>
     public const string LauncherVariable = "SOCKSHIM_LAUNCHER";
 
+    /// <summary>The exit code of an app SockShim refused to run unpatched: the startup hook's at
+    /// start, and `sockshim run`'s for an app it refuses before starting.</summary>
+    public const int RefusedExitCode = 97;
+
     /// <summary>Bumped whenever the woven code changes, so caches are rebuilt.</summary>
     public const string CurrentWeaverVersion = "5";
 

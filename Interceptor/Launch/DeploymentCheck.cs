@@ -12,8 +12,8 @@ namespace SockShim.Interceptor.Launch;
 /// </summary>
 public static class DeploymentCheck
 {
-    /// <summary>The startup hook's exit code for an app SockShim refused to start.</summary>
-    public const int RefusedExitCode = 97;
+    /// <summary>The startup hook's exit code for an app SockShim refused to start (the hook contract's).</summary>
+    public const int RefusedExitCode = Contract.HookContract.RefusedExitCode;
 
     private const string HooksSwitch = "System.StartupHookProvider.IsSupported";
 

@@ -10,8 +10,6 @@ using SockShim.Interceptor.Contract;
 /// </summary>
 internal static class StartupHook
 {
-    /// <summary>Exit code of an app SockShim refused to start.</summary>
-    public const int RefusedExitCode = 97;
 
     public static void Initialize()
     {
@@ -44,7 +42,7 @@ internal static class StartupHook
     {
         Console.Error.WriteLine("sockshim: " + problem);
         Console.Error.WriteLine("sockshim: refusing to run the app without its per-socket addresses (exit code 97).");
-        Environment.Exit(RefusedExitCode);
+        Environment.Exit(HookContract.RefusedExitCode);
     }
 
     /// <summary>Loads SockShim's hooks into their own context and lets them fill the slots;
