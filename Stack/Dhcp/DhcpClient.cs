@@ -162,23 +162,33 @@ internal sealed class DhcpClient : IDisposable
     /// <summary>Any thread: starts a machine and sends its DISCOVER from the calling thread, so a
     /// socket waiting for its lease does not also wait for this thread to wake first; the machine
     /// is this thread's from then on (adopted on the next turn, or when its first reply arrives).
-    /// Without a token it is started by this thread in turn, before any refill.</summary>
-    public Entry StartHere(DhcpLeaseMachine machine, Action<Entry, DhcpOutput> onEvent, object? tag)
+    /// Without a token it is started by this thread in turn, before any refill. <paramref
+    /// name="first"/> runs on this thread before the machine is adopted, in the same post (one
+    /// wake, after the DISCOVER is on its way).</summary>
+    public Entry StartHere(DhcpLeaseMachine machine, Action<Entry, DhcpOutput> onEvent, object? tag, Action first)
     {
         var entry = new Entry(machine, onEvent) { Tag = tag };
         if (!Pace.TryTake(out _))
         {
-            Post(() => _socketStarts.Enqueue(entry));
+            Post(() =>
+            {
+                first();
+                _socketStarts.Enqueue(entry);
+            });
             return entry;
         }
-        var first = machine.Start();
+        var discover = machine.Start();
         _arriving[machine.TransactionId] = entry;
         Routed(machine.TransactionId, true);
-        Post(() => Adopt(entry));
         var buffer = new byte[DhcpMessage.MaxEmitLength];
-        int length = first.Send!.Emit(buffer);
+        int length = discover.Send!.Emit(buffer);
         int error = _transport.Send(_transport.BroadcastSocket, buffer.AsSpan(0, length), Broadcast);
-        if (error != 0) _log.LogWarning("dhcp {Interface}: sending {Message} failed (errno {Error}); it will be retransmitted", Interface, first.Send, error);
+        Post(() =>
+        {
+            first();
+            Adopt(entry);
+        });
+        if (error != 0) _log.LogWarning("dhcp {Interface}: sending {Message} failed (errno {Error}); it will be retransmitted", Interface, discover.Send, error);
         CrashPoints.Reached(CrashPoint.AfterDiscover);
         return entry;
     }

@@ -36,10 +36,36 @@ internal sealed class DhcpSource : IAddressSource
         internal bool GivenBack;
     }
 
+    // A socket thread waiting for its lease: decided once, by the first of the client thread
+    // (a lease, or the error) and the socket's own timeout. The wait blocks without spinning:
+    // a lease takes a server round trip or two (about a millisecond), and a spinning waiter on a
+    // small host takes the core the client thread and a local server need (measured: 2 cores).
     private sealed class Waiter
     {
-        public readonly TaskCompletionSource<Held> Done = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        public StackError? Error;
+        private readonly ManualResetEventSlim _signal = new(false, spinCount: 0);
+        private int _state; // 0 waiting, 1 decided, 2 given up
+        public Held? Lease { get; private set; }
+        public StackError? Error { get; private set; }
+        public bool Waiting => Volatile.Read(ref _state) == 0;
+
+        public bool TryServe(Held lease) => TryDecide(lease, null);
+        public bool TryFail(StackError error) => TryDecide(null, error);
+
+        private bool TryDecide(Held? lease, StackError? error)
+        {
+            if (Interlocked.CompareExchange(ref _state, 1, 0) != 0) return false;
+            (Lease, Error) = (lease, error);
+            _signal.Set();
+            return true;
+        }
+
+        /// <summary>Socket thread: the lease, or null (the error, or none in time: then no later
+        /// lease is given to this waiter).</summary>
+        public Held? Wait(TimeSpan timeout)
+        {
+            _signal.Wait(timeout);
+            return Interlocked.CompareExchange(ref _state, 2, 0) == 0 ? null : Lease;
+        }
     }
 
     private readonly HostAddresses _host;
@@ -127,30 +153,28 @@ internal sealed class DhcpSource : IAddressSource
             return true;
         }
         var waiter = new Waiter();
-        // The waiter is queued (a post, in order) before the machine started for it is adopted.
-        _client.Post(() =>
+        uint iaid = _host.Table.NextIaid();
+        // The waiter is queued on the client thread (in the same post, before) when the machine
+        // started for it is adopted.
+        _client.StartHere(NewMachine(iaid), OnEvent, iaid, () =>
         {
             _inFlight++;
             // A lease made ready meanwhile (prefetch) serves this socket at once.
             while (_ready.TryDequeue(out var ready))
                 if (Interlocked.CompareExchange(ref ready.State, 1, 0) == 0)
                 {
-                    if (waiter.Done.TrySetResult(ready)) return;
+                    if (waiter.TryServe(ready)) return;
                     Volatile.Write(ref ready.State, 0);
                     _ready.Enqueue(ready);
                     return;
                 }
             _waiters.Enqueue(waiter);
         });
-        uint iaid = _host.Table.NextIaid();
-        _client.StartHere(NewMachine(iaid), OnEvent, iaid);
-        try { waiter.Done.Task.Wait(_timing.AcquireTimeout + TimeSpan.FromSeconds(2)); }
-        catch (AggregateException) { }
         // Too late for this socket: a lease bound after this goes to the ready queue instead.
-        waiter.Done.TrySetCanceled();
-        if (waiter.Done.Task.IsCompletedSuccessfully)
+        var lease = waiter.Wait(_timing.AcquireTimeout + TimeSpan.FromSeconds(2));
+        if (lease is not null)
         {
-            taken = waiter.Done.Task.Result;
+            taken = lease;
             error = null;
             return true;
         }
@@ -163,7 +187,7 @@ internal sealed class DhcpSource : IAddressSource
     private void Refill()
     {
         if (Volatile.Read(ref _disposed) != 0) return;
-        int waiting = _waiters.Count(w => !w.Done.Task.IsCompleted);
+        int waiting = _waiters.Count(w => w.Waiting);
         int want = _prefetch + waiting - ReadyCount - _inFlight;
         for (int i = 0; i < want; i++)
         {
@@ -352,7 +376,7 @@ internal sealed class DhcpSource : IAddressSource
         _inFlight--;
         while (_waiters.TryDequeue(out var w))
         {
-            if (Interlocked.CompareExchange(ref held.State, 1, 0) == 0 && w.Done.TrySetResult(held)) return;
+            if (Interlocked.CompareExchange(ref held.State, 1, 0) == 0 && w.TryServe(held)) return;
             Volatile.Write(ref held.State, 0);
         }
         _ready.Enqueue(held);
@@ -367,10 +391,7 @@ internal sealed class DhcpSource : IAddressSource
     private void FailWaiter(StackError error)
     {
         while (_waiters.TryDequeue(out var w))
-        {
-            w.Error = error;
-            if (w.Done.TrySetException(new InvalidOperationException(error.Message))) return;
-        }
+            if (w.TryFail(error)) return;
         _log.LogWarning("{Error}", error.Message);
     }
 

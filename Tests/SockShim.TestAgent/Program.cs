@@ -25,6 +25,8 @@ using SockShim.Stack.Pools;
 //                 waits for a line on stdin: "close" disposes them all, prints "closed" and exits;
 //                 "use" sends on each socket and prints "ok <local>" or "error <local> <SocketError> <message>".
 //   steps N SERVER : N ordinary connections opened and closed on command, for dotnet-counters (see Steps).
+//   host-view ADDRESS...: what the DHCP offer check reads of this host (its network namespace):
+//                 "gateway G" for each route's gateway, then "local A true|false" for each address.
 //   fuzz-churn SECONDS PORT / fuzz-table PATH SECONDS : the table fuzz test (see TableFuzz).
 var verb = args.ElementAtOrDefault(0) ?? "";
 if (verb == "fuzz-churn") return TableFuzz.Churn(double.Parse(args[1]), int.Parse(args[2]));
@@ -37,6 +39,13 @@ if (verb == "rogue-dhcp-server") return RogueDhcpServer.Run(args[1], IPAddress.P
 if (verb == "short-lease-dhcp-server") return ShortLeaseDhcpServer.Run(args[1], IPAddress.Parse(args[2]), IPAddress.Parse(args[3]), uint.Parse(args[4]), args[5] == "-" ? null : uint.Parse(args[5]));
 if (verb == "attempt-sockets") return SocketAttempts.Run(double.Parse(args[1]), IPEndPoint.Parse(args[2]));
 if (verb == "steps") return Steps.Run(int.Parse(args[1]), IPEndPoint.Parse(args[2]));
+if (verb == "host-view")
+{
+    var asked = args.Skip(1).Select(IPAddress.Parse).ToList();
+    foreach (var g in SockShim.Stack.Dhcp.HostView.Read(asked[0]).Gateways.Select(g => g.ToString()).Order()) Console.WriteLine($"gateway {g}");
+    foreach (var address in asked) Console.WriteLine($"local {address} {SockShim.Stack.Dhcp.HostView.Read(address).Addresses.Contains(address).ToString().ToLowerInvariant()}");
+    return 0;
+}
 if (verb == "fake-dhcp-server") return FakeDhcpServer.Run(args[1], IPAddress.Parse(args[2]), IPAddress.Parse(args[3]), int.Parse(args[4]));
 int count = int.Parse(args.ElementAtOrDefault(1) ?? "0");
 if (verb == "berkeley-dhcp") return BerkeleyDhcp.Run(count, System.Net.IPEndPoint.Parse(args[2]));

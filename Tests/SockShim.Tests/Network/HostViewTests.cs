@@ -1,0 +1,32 @@
+namespace SockShim.Tests.Network;
+
+/// <summary>
+/// What the DHCP offer check reads of the host, read in a namespace made for the test and
+/// compared with what `ip` says there: every gateway of the main table's routes (parsed from
+/// /proc/net/route), and whether an address is the host's own (the kernel's route lookup).
+/// </summary>
+[NonParallelizable]
+public class HostViewTests
+{
+    [Test]
+    [CancelAfter(120_000)]
+    public void The_offer_check_sees_every_route_gateway_and_the_hosts_own_addresses()
+    {
+        TwoHosts.RequireRoot();
+        using var hosts = new TwoHosts();
+        // Gateways on A's link: a default route and two more, one of them a host route.
+        TwoHosts.Ip($"-n {hosts.A} route add default via 192.0.2.254");
+        TwoHosts.Ip($"-n {hosts.A} route add 198.51.100.0/24 via 192.0.2.77");
+        TwoHosts.Ip($"-n {hosts.A} route add 203.0.113.9/32 via 192.0.2.78");
+        var expected = TwoHosts.Ip($"-n {hosts.A} -4 route show table main").Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(l => l.Split(' ')).Where(f => f.Contains("via")).Select(f => "gateway " + f[Array.IndexOf(f, "via") + 1]).Order().ToList();
+        Assert.That(expected, Has.Count.EqualTo(3), "ip lists the three routes with a gateway");
+
+        var (exit, output, error) = TwoHosts.RunIn(hosts.A, "SockShim.TestAgent", ["host-view", "192.0.2.1", "192.0.2.5", "198.51.100.7"], timeout: TimeSpan.FromSeconds(60));
+        Assert.That(exit, Is.Zero, error);
+        var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries).ToList();
+        Assert.That(lines.Where(l => l.StartsWith("gateway ")), Is.EqualTo(expected), "every gateway ip lists, no other");
+        Assert.That(lines.Where(l => l.StartsWith("local ")), Is.EqualTo(new[] { "local 192.0.2.1 true", "local 192.0.2.5 false", "local 198.51.100.7 false" }),
+            "A's own address is local; a neighbour and an address behind a gateway are not");
+    }
+}
