@@ -51,6 +51,14 @@ internal static class RunCommand
 
     private static async Task<int> Run(LaunchPlan plan, CancellationToken ct)
     {
+        // The command becomes this process. Not `dotnet test`: its runsettings file is removed
+        // after the run, so the launcher stays to wait for it.
+        if (!plan.NeedsCleanup)
+        {
+            int failed = Exec.Replace(plan.Command, plan.Environment, out string why);
+            Console.Error.WriteLine($"sockshim: {why}");
+            return failed;
+        }
         var psi = LaunchPlan.StartInfo(plan.Command, plan.Environment);
         Process child;
         try { child = Process.Start(psi)!; }

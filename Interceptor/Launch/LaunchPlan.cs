@@ -128,6 +128,10 @@ public sealed class LaunchPlan
         if (_tempFile is not null) yield return $"(in runsettings {_tempFile})";
     }
 
+    /// <summary>Whether something of the launch is left to remove after the command ends (the
+    /// runsettings file of `dotnet test`).</summary>
+    public bool NeedsCleanup => _tempFile is not null;
+
     public void Cleanup()
     {
         if (_tempFile is not null) File.Delete(_tempFile);

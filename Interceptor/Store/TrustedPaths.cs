@@ -150,18 +150,39 @@ internal static unsafe class TrustedPaths
     /// the one hashed. As root, a file another account owns or can write is refused.</summary>
     public static (string Sha256, string Identity) Hash(string path)
     {
+        using var handle = OpenChecked(path, out stat before);
+        using var stream = new FileStream(handle, FileAccess.Read);
+        string sha = Convert.ToHexString(SHA256.HashData(stream)).ToLowerInvariant();
+        stat after;
+        if (fstat((int)handle.DangerousGetHandle(), &after) != 0 || Identity(after) != Identity(before)) throw new IOException($"{path} changed while it was read");
+        return (sha, Identity(after));
+    }
+
+    /// <summary>The identity <see cref="Hash"/> reports, with the same checks, without reading
+    /// the file: when it equals the identity recorded with a hash, the bytes are still the ones
+    /// hashed (rewriting them would have changed the change time).</summary>
+    public static string IdentityOf(string path)
+    {
+        using var handle = OpenChecked(path, out stat st);
+        return Identity(st);
+    }
+
+    private static SafeFileHandle OpenChecked(string path, out stat st)
+    {
         int fd;
         fixed (byte* p = Bytes(path)) fd = open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0) throw new IOException($"{path} cannot be opened: {Strerror(errno)}");
-        using var stream = new FileStream(new SafeFileHandle(fd, ownsHandle: true), FileAccess.Read);
-        stat before, after;
-        if (fstat(fd, &before) != 0) throw new IOException($"{path} cannot be read: {Strerror(errno)}");
-        if (((uint)before.st_mode & (uint)S_IFMT) != (uint)S_IFREG) throw new IOException($"{path} is not a regular file");
-        if (AsRoot && ((uint)before.st_uid != 0 || ((uint)before.st_mode & 0b000_010_010) != 0))
-            throw new Stack.Claims.UntrustedStateException($"{path} is owned by uid {(uint)before.st_uid} with mode {Convert.ToString((uint)before.st_mode & 0xFFF, 8)}; as root SockShim loads only files root owns and no other account can write");
-        string sha = Convert.ToHexString(SHA256.HashData(stream)).ToLowerInvariant();
-        if (fstat(fd, &after) != 0 || Identity(after) != Identity(before)) throw new IOException($"{path} changed while it was read");
-        return (sha, Identity(after));
+        var handle = new SafeFileHandle(fd, ownsHandle: true);
+        stat s;
+        if (fstat(fd, &s) != 0) { handle.Dispose(); throw new IOException($"{path} cannot be read: {Strerror(errno)}"); }
+        if (((uint)s.st_mode & (uint)S_IFMT) != (uint)S_IFREG) { handle.Dispose(); throw new IOException($"{path} is not a regular file"); }
+        if (AsRoot && ((uint)s.st_uid != 0 || ((uint)s.st_mode & 0b000_010_010) != 0))
+        {
+            handle.Dispose();
+            throw new Stack.Claims.UntrustedStateException($"{path} is owned by uid {(uint)s.st_uid} with mode {Convert.ToString((uint)s.st_mode & 0xFFF, 8)}; as root SockShim loads only files root owns and no other account can write");
+        }
+        st = s;
+        return handle;
     }
 
     private static string Identity(stat st) => $"{(ulong)st.st_ino}:{(long)st.st_size}:{(long)st.st_ctim.tv_sec}.{(long)st.st_ctim.tv_nsec:D9}";

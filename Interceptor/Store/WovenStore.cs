@@ -82,11 +82,16 @@ public sealed class WovenStore(string root)
         string target = AssemblyPath(runtime, mvid);
         string marker = target + ".ok";
         string? changed = null;
-        if (ReadMarker(marker) is var (kind, recorded))
+        if (ReadMarker(marker) is var (kind, recorded, recordedIdentity))
         {
-            var (sha, identity) = HashOrNothing(target);
+            // The file as it was hashed (same inode, size and change time) is not read again:
+            // hashing it cost every launch about 40 ms (OpenSSL's start and the read).
+            var (sha, identity) = recordedIdentity is not null && IdentityOrNothing(target) == recordedIdentity ? (recorded, recordedIdentity) : HashOrNothing(target);
             if (sha == recorded)
             {
+                // Same bytes, another identity (touched, or a marker from before identities):
+                // recorded now, so the next launch need not hash it.
+                if (identity != recordedIdentity) WriteMarker(marker, kind, sha, identity);
                 WriteDeps(runtime, mvid);
                 bool r2r = kind == "readytorun";
                 return Remember(new Prepared(runtime, target, r2r, FromCache: true, r2r ? null : "cached IL-only copy (crossgen2 was not available when it was woven)", sha, identity));
@@ -117,7 +122,7 @@ public sealed class WovenStore(string root)
             Directory.CreateDirectory(Path.GetDirectoryName(target)!);
             File.Move(compiled, target, overwrite: true);
             var (sha, identity) = TrustedPaths.Hash(target);
-            TrustedPaths.Replace(marker, $"{(warning is null ? "readytorun" : "il-only")}\nsha256 {sha}\n", 0b110_100_100);
+            WriteMarker(marker, warning is null ? "readytorun" : "il-only", sha, identity);
             WriteDeps(runtime, mvid);
             progress?.Invoke($"ready: {target}");
             string? told = changed is null ? warning : warning is null ? changed : $"{changed}; {warning}";
@@ -128,14 +133,25 @@ public sealed class WovenStore(string root)
 
     private Prepared Remember(Prepared prepared) => _verified[prepared.Runtime.Version] = prepared;
 
-    /// <summary>The kind and SHA-256 a marker records; null when there is none, or it is from a
-    /// version that recorded no hash (then the copy is woven again).</summary>
-    private static (string Kind, string Sha256)? ReadMarker(string marker)
+    /// <summary>The kind, SHA-256 and file identity a marker records; null when there is none, or
+    /// it is from a version that recorded no hash (then the copy is woven again). The identity
+    /// is null in markers written before it was recorded (then the file is hashed).</summary>
+    private static (string Kind, string Sha256, string? Identity)? ReadMarker(string marker)
     {
         if (!File.Exists(marker)) return null;
         var lines = File.ReadAllLines(marker);
         string? sha = lines.FirstOrDefault(l => l.StartsWith("sha256 "))?[7..].Trim();
-        return sha is { Length: 64 } ? (lines[0].Trim(), sha) : null;
+        string? identity = lines.FirstOrDefault(l => l.StartsWith("identity "))?[9..].Trim();
+        return sha is { Length: 64 } ? (lines[0].Trim(), sha, identity) : null;
+    }
+
+    private static void WriteMarker(string marker, string kind, string sha, string identity) =>
+        TrustedPaths.Replace(marker, $"{kind}\nsha256 {sha}\nidentity {identity}\n", 0b110_100_100);
+
+    private static string? IdentityOrNothing(string path)
+    {
+        try { return TrustedPaths.IdentityOf(path); }
+        catch (IOException) { return null; }
     }
 
     private static (string? Sha256, string Identity) HashOrNothing(string path)

@@ -60,6 +60,33 @@ public class LauncherTests
         Assert.That(_pool.HeldSlots(), Is.Zero, "every address released when the app ended");
     }
 
+    // The command replaces the launcher (execve): the pid that was started is the app's, a
+    // signal sent to it reaches the app itself, and the exit status is the app's own.
+    [Test]
+    [CancelAfter(120_000)]
+    public void The_command_keeps_the_launchers_pid_gets_its_signals_and_its_exit_code()
+    {
+        // A script that says its pid, exits 42 on SIGTERM, and otherwise gives up after 30 s.
+        const string script = "trap 'echo got-term; exit 42' TERM; echo \"pid $$\"; for i in $(seq 600); do sleep 0.05; done; echo timed-out";
+        using var launcher = Programs.Start("SockShim.Interceptor", ["run", "--", "bash", "-c", script], PoolEnvironment());
+        string? first = Programs.Line(launcher);
+        Assert.That(first, Is.EqualTo($"pid {launcher.Id}"), "the app runs in the launcher's own process");
+        Assert.That(Tmds.Linux.LibC.kill(launcher.Id, Tmds.Linux.LibC.SIGTERM), Is.Zero);
+        var (exit, output, error) = Programs.Complete(launcher, "sockshim run -- bash", TimeSpan.FromSeconds(60));
+        Assert.That(output.Trim(), Is.EqualTo("got-term"), "SIGTERM reached the app's own handler: " + error);
+        Assert.That(exit, Is.EqualTo(42), "the exit status is the app's");
+    }
+
+    [Test]
+    [CancelAfter(120_000)]
+    public void A_command_started_under_the_launcher_dies_of_a_broken_pipe_as_from_a_shell()
+    {
+        // .NET ignores SIGPIPE for itself; a command it execs must not inherit that.
+        var (exit, output, error) = Sockshim("run", "--", "bash", "-c", "yes | head -1 > /dev/null; echo \"${PIPESTATUS[0]}\"");
+        Assert.That(exit, Is.Zero, error);
+        Assert.That(output.Trim(), Is.EqualTo("141"), "yes ended by SIGPIPE (128 + 13), not by a write error");
+    }
+
     [Test]
     public void Without_the_launcher_the_same_binary_uses_the_common_address()
     {

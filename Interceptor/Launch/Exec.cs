@@ -1,0 +1,103 @@
+using System.Runtime.InteropServices;
+using System.Text;
+using Tmds.Linux;
+using static Tmds.Linux.LibC;
+
+namespace SockShim.Interceptor.Launch;
+
+/// <summary>
+/// Replaces the launcher's process with the command (execve), so the app keeps the pid that
+/// was started, gets every signal sent to it directly (no forwarding that can miss one, or
+/// one sent to the launcher's process group twice), and its exit status is the command's
+/// without a launcher waiting in between. Returns only when the command cannot be started.
+/// </summary>
+internal static unsafe class Exec
+{
+    /// <summary>Runs <paramref name="command"/> (looked up on PATH like a shell does, unless it
+    /// names a path) in place of this process with <paramref name="changes"/> applied to this
+    /// process's environment (null removes). Returns the shell's exit code for a command that
+    /// cannot be run (127 not found, 126 not executable) with the reason.</summary>
+    public static int Replace(IReadOnlyList<string> command, IReadOnlyDictionary<string, string?> changes, out string why)
+    {
+        string? path = Resolve(command[0], Environment.GetEnvironmentVariable("PATH"));
+        if (path is null)
+        {
+            why = $"'{command[0]}' was not found (not a path, and in no directory of PATH)";
+            return 127;
+        }
+        var environment = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        foreach (System.Collections.DictionaryEntry e in Environment.GetEnvironmentVariables()) environment[(string)e.Key] = (string?)e.Value ?? "";
+        foreach (var (k, v) in changes)
+        {
+            if (v is null) environment.Remove(k);
+            else environment[k] = v;
+        }
+        Console.Out.Flush();
+        Console.Error.Flush();
+        RestoreSignals();
+        var strings = new List<IntPtr>();
+        try
+        {
+            byte* file = Native(path, strings);
+            byte** argv = Array(command, strings);
+            byte** envp = Array(environment.Select(e => $"{e.Key}={e.Value}").ToList(), strings);
+            execve(file, argv, envp);
+            int error = errno;
+            why = $"cannot start '{command[0]}' ({path}): {Marshal.GetPInvokeErrorMessage(error)}";
+            return error == ENOENT ? 127 : 126;
+        }
+        finally
+        {
+            foreach (var p in strings) NativeMemory.Free((void*)p);
+        }
+    }
+
+    // What a process gets from the one that starts it: .NET ignores SIGPIPE for itself (a write
+    // to a closed socket is an exception there), and a command started from a shell expects it
+    // to kill (`app | head`); handled signals go back to their default by execve itself, and
+    // nothing is blocked.
+    private static void RestoreSignals()
+    {
+        sigaction dfl = default;
+        dfl.sa_handler = (void*)0; // SIG_DFL
+        sigaction(SIGPIPE, &dfl, null);
+        sigset_t none;
+        sigemptyset(&none);
+        pthread_sigmask(SIG_SETMASK, &none, null);
+    }
+
+    /// <summary>A shell's lookup: a name with a slash is a path; otherwise the first executable
+    /// regular file of that name in PATH (an empty entry is the current directory).</summary>
+    internal static string? Resolve(string name, string? pathVariable)
+    {
+        if (name.Contains('/')) return name;
+        foreach (var directory in (pathVariable ?? "/usr/local/bin:/usr/bin:/bin").Split(':'))
+        {
+            string candidate = Path.Combine(directory.Length == 0 ? "." : directory, name);
+            if (!File.Exists(candidate)) continue;
+            fixed (byte* c = Encoding.UTF8.GetBytes(candidate + "\0"))
+                if (access(c, X_OK) == 0) return candidate;
+        }
+        return null;
+    }
+
+    private static byte* Native(string s, List<IntPtr> owned)
+    {
+        int length = Encoding.UTF8.GetByteCount(s);
+        byte* p = (byte*)NativeMemory.Alloc((nuint)length + 1);
+        Encoding.UTF8.GetBytes(s, new Span<byte>(p, length));
+        p[length] = 0;
+        owned.Add((IntPtr)p);
+        return p;
+    }
+
+    // A NULL-terminated array of C strings, as execve takes its argv and envp.
+    private static byte** Array(IReadOnlyList<string> items, List<IntPtr> owned)
+    {
+        byte** a = (byte**)NativeMemory.Alloc((nuint)(items.Count + 1), (nuint)sizeof(byte*));
+        for (int i = 0; i < items.Count; i++) a[i] = Native(items[i], owned);
+        a[items.Count] = null;
+        owned.Add((IntPtr)a);
+        return a;
+    }
+}
