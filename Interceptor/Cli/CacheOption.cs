@@ -9,5 +9,7 @@ internal static class CacheOption
     public static Option<string?> Create() =>
         new("--cache") { Description = "where woven assemblies are kept (default $SOCKSHIM_CACHE or ~/.cache/sockshim)" };
 
-    public static WovenStore Store(ParseResult parse, Option<string?> option) => new(parse.GetValue(option) ?? WovenStore.DefaultRoot);
+    /// <summary>The store the option names; <paramref name="weaver"/> null: one that only uses
+    /// the cache (the fast launcher's).</summary>
+    public static WovenStore Store(ParseResult parse, Option<string?> option, WovenStore.Weaver? weaver) => new(parse.GetValue(option) ?? WovenStore.DefaultRoot, weaver);
 }

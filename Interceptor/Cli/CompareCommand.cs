@@ -28,7 +28,7 @@ internal static class CompareCommand
                 Interfaces = parse.GetValue(interfaces)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries),
                 Filter = parse.GetValue(filter)!,
                 Timeout = TimeSpan.FromSeconds(parse.GetValue(timeout)),
-                Store = CacheOption.Store(parse, cache),
+                Store = CacheOption.Store(parse, cache, StoreWeaver.Weave),
             };
             Stack.Configuration.SettingsLoader.Load(Launch.LaunchPlan.WithRunDefaults(new(options.Settings)));
             ComparisonReport report;

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using SockShim.Interceptor.Weaving;
 using SockShim.Interceptor.Launch;
 using SockShim.Interceptor.Store;
 
@@ -18,7 +19,7 @@ internal static class EnvCommand
             var given = Launch.LaunchPlan.WithRunDefaults(stack.Given(parse));
             Stack.Configuration.SettingsLoader.Load(given);
             LaunchPlan.CheckToolDirectory(AppContext.BaseDirectory); // before anything is woven for it
-            var store = CacheOption.Store(parse, cache);
+            var store = CacheOption.Store(parse, cache, StoreWeaver.Weave);
             try { store.PrepareAll(); }
             catch (Weaving.WeaveException ex)
             {

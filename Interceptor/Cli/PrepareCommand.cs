@@ -15,7 +15,7 @@ internal static class PrepareCommand
         {
             try
             {
-                foreach (var prepared in CacheOption.Store(parse, cache).PrepareAll(line => output.WriteLine(line)))
+                foreach (var prepared in CacheOption.Store(parse, cache, StoreWeaver.Weave).PrepareAll(line => output.WriteLine(line)))
                     output.WriteLine($"runtime {prepared.Runtime.Version}: {(prepared.ReadyToRun ? "ReadyToRun" : "IL-only")}{(prepared.FromCache ? " (cached)" : "")} {prepared.AssemblyPath}");
             }
             catch (WeaveException ex)

@@ -10,7 +10,7 @@ namespace SockShim.Interceptor.Cli;
 /// <summary><c>sockshim run [options] -- command [args]</c>: runs any .NET command with per-socket addresses.</summary>
 internal static class RunCommand
 {
-    public static Command Create(StackOptions stack, TextWriter output, TextWriter error)
+    public static Command Create(StackOptions stack, TextWriter output, TextWriter error, WovenStore.Weaver? weaver)
     {
         var cache = CacheOption.Create();
         var verbose = new Option<bool>("--verbose") { Description = "say what the launcher prepares and sets, and log each address the app takes and gives back (SOCKSHIM_LOG=debug)" };
@@ -29,7 +29,7 @@ internal static class RunCommand
             }
 
             LaunchPlan.CheckToolDirectory(AppContext.BaseDirectory); // before anything is woven for it
-            var store = CacheOption.Store(parse, cache);
+            var store = CacheOption.Store(parse, cache, weaver);
             TextWriter? log = parse.GetValue(verbose) ? error : null;
             try { LaunchPlan.Prepare(store, log is null ? null : log.WriteLine, error.WriteLine); }
             catch (WeaveException ex)
@@ -38,6 +38,7 @@ internal static class RunCommand
                 return 3;
             }
 
+            log?.WriteLine(weaver is null ? "sockshim: launcher: native (every runtime's woven copy is in the cache)" : "sockshim: launcher: the managed tool");
             var launch = LaunchPlan.For(parse.GetValue(command)!, given, store, AppContext.BaseDirectory, verbose: parse.GetValue(verbose));
             foreach (var line in launch.Describe()) log?.WriteLine("sockshim: " + line);
             try

@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Linq.Expressions;
 using System.Net;
 using System.Net.Sockets;
@@ -80,6 +81,7 @@ internal static class HookContract
     public static IEnumerable<MethodInfo> Slots => typeof(ISocketHooks).GetMethods();
 
     /// <summary>The delegate type of a slot: Action&lt;...&gt; or Func&lt;..., TResult&gt;.</summary>
+    [RequiresDynamicCode("makes Action<...>/Func<...> types at run time: the JIT'd app and the weaver only")]
     public static Type DelegateType(MethodInfo slot)
     {
         var types = slot.GetParameters().Select(p => p.ParameterType);
@@ -89,7 +91,9 @@ internal static class HookContract
     /// <summary>Puts <paramref name="hooks"/>' methods in every slot of the woven type. The
     /// delegates bind the implementing class's own methods, not the interface's, so a call
     /// through a slot is a direct call.</summary>
-    public static void Fill(Type slots, ISocketHooks hooks)
+    [RequiresDynamicCode("makes delegate types at run time: the JIT'd app only")]
+    [RequiresUnreferencedCode("reads the implementing class's interface map")]
+    public static void Fill([DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicFields)] Type slots, ISocketHooks hooks)
     {
         var map = hooks.GetType().GetInterfaceMap(typeof(ISocketHooks));
         for (int i = 0; i < map.InterfaceMethods.Length; i++)
@@ -102,6 +106,6 @@ internal static class HookContract
     }
 
     /// <summary>What slot <paramref name="name"/> holds now.</summary>
-    public static T Current<T>(Type slots, string name) where T : Delegate =>
+    public static T Current<T>([DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicFields)] Type slots, string name) where T : Delegate =>
         (T)slots.GetField(name, BindingFlags.Public | BindingFlags.Static)!.GetValue(null)!;
 }

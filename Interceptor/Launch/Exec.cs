@@ -34,6 +34,7 @@ internal static unsafe class Exec
         }
         Console.Out.Flush();
         Console.Error.Flush();
+        RemoveDiagnosticsSocket();
         RestoreSignals();
         var strings = new List<IntPtr>();
         try
@@ -49,6 +50,29 @@ internal static unsafe class Exec
         finally
         {
             foreach (var p in strings) NativeMemory.Free((void*)p);
+        }
+    }
+
+    // The .NET runtime of this process listens for diagnostics tools (dotnet-counters, -trace)
+    // on $TMPDIR/dotnet-diagnostic-PID-KEY-socket, KEY being the process's start time; execve
+    // keeps both, so the app's runtime would find the name taken and have no diagnostics
+    // server at all. Only a socket of this pid that this account owns is removed, never
+    // followed (the directory is shared).
+    private static void RemoveDiagnosticsSocket()
+    {
+        string prefix = $"dotnet-diagnostic-{Environment.ProcessId}-";
+        string directory = Path.GetTempPath();
+        IEnumerable<string> names;
+        try { names = Directory.EnumerateFiles(directory, prefix + "*-socket").ToList(); }
+        catch (IOException) { return; }
+        catch (UnauthorizedAccessException) { return; }
+        foreach (var name in names)
+        {
+            fixed (byte* p = Encoding.UTF8.GetBytes(name + "\0"))
+            {
+                stat st;
+                if (lstat(p, &st) == 0 && ((uint)st.st_mode & (uint)S_IFMT) == (uint)S_IFSOCK && (uint)st.st_uid == geteuid()) unlink(p);
+            }
         }
     }
 

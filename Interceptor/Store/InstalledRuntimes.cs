@@ -29,9 +29,14 @@ public static class InstalledRuntimes
     {
         if (Environment.GetEnvironmentVariable("DOTNET_ROOT") is { Length: > 0 } root && Directory.Exists(Path.Combine(root, "shared")))
             return root;
+        // The framework this process runs on (the host names its deps file):
         // .../shared/Microsoft.NETCore.App/<version>/ → the installation root.
-        var runtimeDir = Path.GetDirectoryName(typeof(object).Assembly.Location)!;
-        return Path.GetFullPath(Path.Combine(runtimeDir, "..", "..", ".."));
+        if (AppContext.GetData("FX_DEPS_FILE") is string deps && Path.GetDirectoryName(deps) is { Length: > 0 } runtimeDir)
+            return Path.GetFullPath(Path.Combine(runtimeDir, "..", "..", ".."));
+        // None in a Native AOT process (the fast launcher): the installation of the `dotnet` on
+        // PATH, the one it hands the managed tool to and apps are started with.
+        string? dotnet = Launch.Exec.Resolve("dotnet", Environment.GetEnvironmentVariable("PATH"));
+        return dotnet is null ? "/usr/share/dotnet" : Path.GetDirectoryName(new FileInfo(dotnet).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? Path.GetFullPath(dotnet))!;
     }
 
     public static IReadOnlyList<InstalledRuntime> Find(string? dotnetRoot = null)

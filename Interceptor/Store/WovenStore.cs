@@ -11,8 +11,14 @@ namespace SockShim.Interceptor.Store;
 /// the framework's. The host compares the versions written in deps files, not the files, so
 /// the woven copy wins only because its deps entry says 10.0.65535.0.
 /// </summary>
-public sealed class WovenStore(string root)
+public sealed class WovenStore(string root, WovenStore.Weaver? weaver)
 {
+    /// <summary>Weaves <paramref name="runtime"/>'s System.Net.Sockets into <paramref
+    /// name="compiled"/> inside the private <paramref name="work"/> directory; null, or the
+    /// warning that it is IL only. Passed in, so a launcher that must start in milliseconds
+    /// (Native AOT, without Mono.Cecil) can use the cache and leave weaving to the tool.</summary>
+    public delegate string? Weaver(InstalledRuntime runtime, Guid mvid, string work, string compiled, Action<string>? progress);
+
     public const string PackageId = "sockshim.woven.sockets";
     public const string WovenFileVersion = "65535";
 
@@ -101,24 +107,12 @@ public sealed class WovenStore(string root)
             File.Delete(marker);
         }
 
+        if (weaver is null) throw new WeavingNeededException($"runtime {runtime.Version}'s System.Net.Sockets is not woven in {Root} yet{(changed is null ? "" : $" ({changed})")}");
         string work = TrustedPaths.NewPrivateDirectory(PrivateDirectory, "weave-");
         try
         {
-            string il = Path.Combine(work, "System.Net.Sockets.il.dll");
-            progress?.Invoke($"weaving {runtime.SocketsPath} (runtime {runtime.Version}, MVID {mvid})");
-            SocketsWeaver.Weave(runtime.SocketsPath, il, runtime.Version, step => progress?.Invoke($"  step: {step}"));
-
             string compiled = Path.Combine(work, "System.Net.Sockets.dll");
-            string? warning = null;
-            progress?.Invoke($"compiling ReadyToRun with crossgen2 {runtime.Version}");
-            var crossgen = Crossgen.Find(runtime.Version, PrivateDirectory, out var why);
-            if (crossgen is null || !Crossgen.Compile(crossgen, il, compiled, runtime, out why))
-            {
-                warning = $"using the IL-only woven assembly, which makes start-up slower (about 30 ms): {why}";
-                progress?.Invoke("warning: " + warning);
-                File.Copy(il, compiled, overwrite: true);
-            }
-
+            string? warning = weaver(runtime, mvid, work, compiled, progress);
             Directory.CreateDirectory(Path.GetDirectoryName(target)!);
             File.Move(compiled, target, overwrite: true);
             var (sha, identity) = TrustedPaths.Hash(target);
@@ -194,3 +188,7 @@ public sealed class WovenStore(string root)
         if (!File.Exists(path) || File.ReadAllText(path) != text) TrustedPaths.Replace(path, text, 0b110_100_100);
     }
 }
+
+/// <summary>A copy has to be woven, and this store was made without a weaver (the fast
+/// launcher): the managed tool does it.</summary>
+public sealed class WeavingNeededException(string message) : Exception(message);

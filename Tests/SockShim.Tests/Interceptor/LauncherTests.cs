@@ -191,7 +191,7 @@ public class LauncherTests
     {
         var runtime = SockShim.Interceptor.Store.InstalledRuntimes.Find().Single(r => r.Version == Environment.Version.ToString());
         string root = Path.Combine(_pool.StateDirectory, "stale-store");
-        var store = new SockShim.Interceptor.Store.WovenStore(root);
+        var store = new SockShim.Interceptor.Store.WovenStore(root, SockShim.Interceptor.Weaving.StoreWeaver.Weave);
         var prepared = store.Prepare(runtime);
         // Replace the good copy by one stamped as woven from another runtime version.
         SockShim.Interceptor.Weaving.SocketsWeaver.Weave(runtime.SocketsPath, prepared.AssemblyPath, "10.0.1");

@@ -137,7 +137,7 @@ public class WeaverTests
     [Test]
     public void The_store_caches_by_runtime_and_mvid_and_writes_a_deps_file_that_outranks_the_framework()
     {
-        var store = new WovenStore(Path.Combine(_dir, "cache"));
+        var store = new WovenStore(Path.Combine(_dir, "cache"), SockShim.Interceptor.Weaving.StoreWeaver.Weave);
         var first = store.Prepare(Runtime);
         var second = store.Prepare(Runtime);
         Assert.That(first.FromCache, Is.False);

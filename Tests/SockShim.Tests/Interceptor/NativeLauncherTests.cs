@@ -1,0 +1,99 @@
+using System.Diagnostics;
+using System.Net;
+using System.Text.RegularExpressions;
+
+namespace SockShim.Tests.Interceptor;
+
+/// <summary>
+/// The clone's ./sockshim as a user types it: the script runs the Native AOT launcher, which
+/// on a warm cache does `run` itself and execs the command (the app keeps the pid the user
+/// started); a cache without the woven copy is handed to the managed tool, which weaves it. The
+/// echo server in another process says which addresses the app's sockets came from.
+/// </summary>
+[NonParallelizable]
+public class NativeLauncherTests
+{
+    private TestStack _pool = null!;
+    private Process _server = null!;
+    private string _serverEndpoint = "";
+    private static string Script => Path.Combine(RepoPaths.Root, "sockshim");
+
+    [OneTimeSetUp]
+    public void StartServer()
+    {
+        _pool = new TestStack("127.104.0.0/24", name: "native");
+        (_server, _serverEndpoint) = Programs.StartEcho(_pool.StateDirectory);
+        // Builds the tool and the launcher if the clone has not yet, and weaves this machine's
+        // runtimes into the default cache: the warm state the tests below start from.
+        var (exit, output, error) = Programs.Complete(StartScript(["prepare"]), "./sockshim prepare", TimeSpan.FromMinutes(8));
+        Assert.That(exit, Is.Zero, output + error);
+        Assert.That(File.Exists(Path.Combine(RepoPaths.Root, ".artifacts", "sockshim", "sockshim")), Is.True,
+            "the script built the native launcher (its build log: .artifacts/sockshim.build.log)");
+    }
+
+    [OneTimeTearDown]
+    public void StopServer()
+    {
+        _server.Kill();
+        _server.Dispose();
+        _pool.Dispose();
+    }
+
+    private Process StartScript(IEnumerable<string> args, IDictionary<string, string>? extra = null)
+    {
+        var psi = new ProcessStartInfo(Script) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        foreach (var key in psi.Environment.Keys.Where(k => k.StartsWith("SOCKSHIM_")).ToList()) psi.Environment.Remove(key);
+        if (_pool is not null) foreach (var (k, v) in _pool.Environment) psi.Environment[k] = v;
+        if (extra is not null) foreach (var (k, v) in extra) psi.Environment[k] = v;
+        return Process.Start(psi)!;
+    }
+
+    private List<IPAddress> SeenAddresses(string output)
+    {
+        var seen = Regex.Matches(output, @"^api=\S+ local=\S+ seen=(\S+)$", RegexOptions.Multiline).Select(m => IPEndPoint.Parse(m.Groups[1].Value).Address).ToList();
+        Assert.That(seen, Has.Count.EqualTo(11), output);
+        Assert.That(seen.All(_pool.Pool.Definition.Contains), Is.True, $"every socket from the pool: {output}");
+        Assert.That(seen.Distinct().Count(), Is.EqualTo(seen.Count), "one address per socket");
+        return seen;
+    }
+
+    [Test]
+    [CancelAfter(180_000)]
+    public void On_a_warm_cache_the_native_launcher_runs_the_app_in_the_process_the_user_started()
+    {
+        using var shell = StartScript(["run", "--verbose", "--", "bash", "-c", "echo \"pid $$\""]);
+        int pid = shell.Id;
+        var (exit, output, error) = Programs.Complete(shell, "./sockshim run -- bash", TimeSpan.FromMinutes(2));
+        Assert.That(exit, Is.Zero, error);
+        Assert.That(output.Trim(), Is.EqualTo($"pid {pid}"), "script, launcher and command are one process");
+        Assert.That(error, Does.Contain("sockshim: launcher: native"), "no managed start-up on a warm cache");
+
+        var app = Programs.Complete(StartScript(["run", "--mode", "all", "--verbose", "--", "dotnet", Programs.PathOf("LegacyApp"), _serverEndpoint]), "./sockshim run -- LegacyApp", TimeSpan.FromMinutes(2));
+        Assert.That(app.Exit, Is.Zero, app.Out + app.Err);
+        Assert.That(app.Err, Does.Contain("sockshim: launcher: native"));
+        SeenAddresses(app.Out);
+        Assert.That(_pool.HeldSlots(), Is.Zero, "every address released when the app ended");
+    }
+
+    [Test]
+    [CancelAfter(600_000)]
+    public void A_cache_without_the_woven_copy_is_handed_to_the_managed_tool_which_weaves_it()
+    {
+        var cache = Directory.CreateTempSubdirectory("sockshim-native-cache-");
+        try
+        {
+            var app = Programs.Complete(StartScript(["run", "--mode", "all", "--verbose", "--", "dotnet", Programs.PathOf("LegacyApp"), _serverEndpoint],
+                new Dictionary<string, string> { ["SOCKSHIM_CACHE"] = cache.FullName }), "./sockshim run with an empty cache", TimeSpan.FromMinutes(8));
+            Assert.That(app.Exit, Is.Zero, app.Out + app.Err);
+            Assert.That(app.Err, Does.Contain("is not woven in").And.Contain("the managed tool weaves it"), "the native launcher said why it handed over");
+            Assert.That(app.Err, Does.Contain("sockshim: weaving ").And.Contain("sockshim: launcher: the managed tool"));
+            SeenAddresses(app.Out);
+            Assert.That(Directory.EnumerateFiles(cache.FullName, "System.Net.Sockets.dll.ok", SearchOption.AllDirectories).Count(), Is.GreaterThan(0), "the copy is now in that cache");
+        }
+        finally
+        {
+            cache.Delete(recursive: true);
+        }
+    }
+}
