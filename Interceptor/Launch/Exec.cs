@@ -60,6 +60,9 @@ internal static unsafe class Exec
     // followed (the directory is shared).
     private static void RemoveDiagnosticsSocket()
     {
+        // A Native AOT process (the launcher) has no diagnostics server, and reading a shared
+        // /tmp of thousands of entries would cost it milliseconds.
+        if (!System.Runtime.CompilerServices.RuntimeFeature.IsDynamicCodeSupported) return;
         string prefix = $"dotnet-diagnostic-{Environment.ProcessId}-";
         string directory = Path.GetTempPath();
         IEnumerable<string> names;

@@ -94,16 +94,14 @@ public sealed class LaunchPlan
     }
 
     /// <summary>As root, the hooks loaded into apps must come from a directory that root owns
-    /// and no other account can write, nor any directory above it; so must every assembly in it
-    /// (the hooks' load context takes SockShim's dependencies from there).</summary>
+    /// and no other account can write, nor any directory above it; so must everything in it
+    /// (the hooks' load context takes SockShim's dependencies from there, the tool's deps file
+    /// says what the managed tool loads, the native launcher is exec'd).</summary>
     internal static void CheckToolDirectory(string toolDirectory)
     {
         if (!TrustedPaths.AsRoot) return;
         string directory = TrustedPaths.Canonical(toolDirectory) ?? toolDirectory;
-        Untrusted? problem = TrustedPaths.Problem(directory);
-        if (problem is null)
-            foreach (var file in Directory.GetFiles(directory, "*.dll"))
-                if ((problem = TrustedPaths.Problem(file, leafIsFile: true)) is not null) break;
+        Untrusted? problem = TrustedPaths.Problem(directory) ?? TrustedPaths.EntriesProblem(directory);
         if (problem is not null)
             throw new Stack.Claims.UntrustedStateException(
                 $"tool directory {directory}: {problem}; as root SockShim loads its hooks into apps only from files that root owns and no other account can write, " +

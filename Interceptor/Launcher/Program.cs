@@ -2,6 +2,7 @@ using System.CommandLine;
 using SockShim.Interceptor.Cli;
 using SockShim.Interceptor.Launch;
 using SockShim.Interceptor.Store;
+using SockShim.Launcher;
 
 // The fast `sockshim` (Native AOT). `run` is handled here when every runtime's woven copy is in
 // the cache: the same checks as the tool's (settings, the app's deployment, the trust of the
@@ -9,6 +10,24 @@ using SockShim.Interceptor.Store;
 // this process. Any other verb, and a `run` that needs weaving, is handed over whole to the
 // managed tool beside this file (dotnet SockShim.Interceptor.dll, same arguments), which does
 // the heavy work (Mono.Cecil, crossgen2, compare, serve).
+
+// Started by a clone's ./sockshim: a source changed since the build goes back to the script,
+// which rebuilds (once: it says so when it execs this launcher again).
+string? clone = Environment.GetEnvironmentVariable(LauncherVariables.Clone);
+bool rebuilt = Environment.GetEnvironmentVariable(LauncherVariables.Rebuilt) == "1";
+Environment.SetEnvironmentVariable(LauncherVariables.Clone, null);
+Environment.SetEnvironmentVariable(LauncherVariables.Rebuilt, null);
+if (clone is { Length: > 0 } && !rebuilt && CloneSources.ChangedSince(clone, Path.Combine(AppContext.BaseDirectory, ".built")))
+    return Hand(["bash", Path.Combine(clone, "sockshim"), .. args], new() { [LauncherVariables.Rebuild] = "1" });
+
+// As root, nothing beside this launcher runs or is loaded before all of it is checked.
+try { LaunchPlan.CheckToolDirectory(AppContext.BaseDirectory); }
+catch (SockShim.Stack.Claims.UntrustedStateException ex)
+{
+    Console.Error.WriteLine("sockshim: " + ex.Message);
+    return 2;
+}
+
 if (args.Length > 0 && args[0] == "run")
 {
     try
@@ -23,7 +42,17 @@ if (args.Length > 0 && args[0] == "run")
         if (args.TakeWhile(a => a != "--").Contains("--verbose")) Console.Error.WriteLine($"sockshim: {ex.Message}: the managed tool weaves it");
     }
 }
-string tool = Path.Combine(AppContext.BaseDirectory, "SockShim.Interceptor.dll");
-int failed = Exec.Replace(["dotnet", tool, .. args], new Dictionary<string, string?>(), out string why);
-Console.Error.WriteLine($"sockshim: {why}; the managed tool is started with `dotnet` from PATH");
-return failed;
+return Hand(["dotnet", Path.Combine(AppContext.BaseDirectory, "SockShim.Interceptor.dll"), .. args], new());
+
+static int Hand(string[] command, Dictionary<string, string?> environment)
+{
+    int failed = Exec.Replace(command, environment, out string why);
+    Console.Error.WriteLine($"sockshim: {why}");
+    return failed;
+}
+
+/// <summary>What the clone's script and this launcher tell each other; never passed on.</summary>
+internal static class LauncherVariables
+{
+    public const string Clone = "SOCKSHIM_CLONE", Rebuild = "SOCKSHIM_REBUILD", Rebuilt = "SOCKSHIM_REBUILT";
+}

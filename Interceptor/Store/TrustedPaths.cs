@@ -64,6 +64,29 @@ internal static unsafe class TrustedPaths
         return null;
     }
 
+    /// <summary>The first entry under <paramref name="directory"/> (itself already checked with
+    /// <see cref="Problem"/>) that is not a regular file or directory of root or this account
+    /// that no other account can write; one lstat each, links never followed.</summary>
+    public static Untrusted? EntriesProblem(string directory)
+    {
+        uint me = geteuid();
+        foreach (var entry in Directory.EnumerateFileSystemEntries(directory))
+        {
+            stat st;
+            int result;
+            fixed (byte* p = Bytes(entry)) result = lstat(p, &st);
+            if (result != 0) return new(entry, $"unreadable ({Strerror(errno)})");
+            uint mode = (uint)st.st_mode, uid = (uint)st.st_uid, type = mode & (uint)S_IFMT;
+            string octal = Convert.ToString(mode & 0xFFF, 8);
+            if (type == (uint)S_IFLNK) return new(entry, $"a symbolic link (owner uid {uid})");
+            if (type != (uint)S_IFREG && type != (uint)S_IFDIR) return new(entry, "not a regular file or directory");
+            if (uid != 0 && uid != me) return new(entry, $"owned by uid {uid} ({UserName(uid)}), mode {octal}");
+            if ((mode & 0b000_010_010) != 0) return new(entry, $"writable by other accounts (mode {octal}, owner uid {uid})");
+            if (type == (uint)S_IFDIR && EntriesProblem(entry) is { } inner) return inner;
+        }
+        return null;
+    }
+
     /// <summary>Makes <paramref name="path"/> and the directories missing above it (mode
     /// <paramref name="mode"/>), and returns its canonical name. With <paramref name="check"/>,
     /// what exists already is checked before anything is made in it, and what is made after:

@@ -76,6 +76,23 @@ public class NativeLauncherTests
         Assert.That(_pool.HeldSlots(), Is.Zero, "every address released when the app ended");
     }
 
+    // The launcher, not the script, looks for changed sources (in its own process): a source
+    // newer than the build sends the run back to the script, which rebuilds, then runs it.
+    [Test]
+    [CancelAfter(600_000)]
+    public void A_source_changed_after_the_build_is_built_before_the_command_runs()
+    {
+        string stamp = Path.Combine(RepoPaths.Root, ".artifacts", "sockshim", ".built");
+        var before = File.GetLastWriteTimeUtc(stamp);
+        File.SetLastWriteTimeUtc(Path.Combine(RepoPaths.Root, "Stack", "AddressStack.cs"), DateTime.UtcNow);
+        var (exit, output, error) = Programs.Complete(StartScript(["run", "--", "bash", "-c", "echo ran"]), "./sockshim run after a source changed", TimeSpan.FromMinutes(8));
+        Assert.That(exit, Is.Zero, error);
+        Assert.That(output.Trim(), Is.EqualTo("ran"));
+        Assert.That(File.GetLastWriteTimeUtc(stamp), Is.GreaterThan(before), "the tool was built again");
+        var again = Programs.Complete(StartScript(["run", "--verbose", "--", "true"]), "./sockshim run once more", TimeSpan.FromMinutes(2));
+        Assert.That(again.Err, Does.Contain("sockshim: launcher: native"), "and the rebuilt launcher runs the next command");
+    }
+
     [Test]
     [CancelAfter(600_000)]
     public void A_cache_without_the_woven_copy_is_handed_to_the_managed_tool_which_weaves_it()

@@ -208,6 +208,56 @@ public partial class TrustTests
         }
     }
 
+    /// <summary>Attack 3 through the native launcher: a built clone (root's) in which one file
+    /// beside the launcher is the attacker's, a file that is not an assembly (the tool's deps
+    /// file says what the managed tool loads), is refused by the launcher before the command or
+    /// the managed tool runs; a launcher binary the attacker owns is refused by the script before
+    /// it is exec'd.</summary>
+    [Test]
+    [CancelAfter(600_000)]
+    public void As_root_the_native_launcher_runs_nothing_beside_it_that_another_account_owns()
+    {
+        string built = Path.Combine(RepoPaths.Root, ".artifacts", "sockshim");
+        var prepare = Run("bash", [Path.Combine(RepoPaths.Root, "sockshim"), "prepare"]);
+        Assert.That(prepare.Exit, Is.Zero, prepare.Out + prepare.Err);
+        Assert.That(File.Exists(Path.Combine(built, "sockshim")), Is.True, "the clone's script built the native launcher");
+        string clone = $"/dev/shm/sockshim-test-builtclone-{_id}";
+        string ran = $"/dev/shm/sockshim-test-ran-{_id}";
+        try
+        {
+            Directory.CreateDirectory(Path.Combine(clone, ".artifacts"));
+            File.Copy(Path.Combine(RepoPaths.Root, "sockshim"), Path.Combine(clone, "sockshim"));
+            TwoHosts.Run("cp", ["-a", built, Path.Combine(clone, ".artifacts")]);
+            var fine = Run("bash", [Path.Combine(clone, "sockshim"), "run", "--", "sh", "-c", $"touch {ran}"]);
+            Assert.That(fine.Exit, Is.Zero, fine.Out + fine.Err);
+            Assert.That(File.Exists(ran), Is.True, "the copy as root built it runs commands");
+            File.Delete(ran);
+
+            string deps = Path.Combine(clone, ".artifacts", "sockshim", "SockShim.Interceptor.deps.json");
+            TwoHosts.Run("chown", [_user, deps]);
+            foreach (var verb in new[] { new[] { "run", "--", "sh", "-c", $"touch {ran}" }, new[] { "status" } })
+            {
+                var (exit, stdout, stderr) = Run("bash", [Path.Combine(clone, "sockshim"), .. verb]);
+                Assert.That(exit, Is.EqualTo(2), $"{verb[0]}: {stdout}{stderr}");
+                Assert.That(stderr, Does.Contain($"{deps} is owned by uid {_uid} ({_user})").And.Not.Contain("   at "), verb[0]);
+                Assert.That(File.Exists(ran), Is.False, "the command never ran");
+            }
+            TwoHosts.Run("chown", ["root", deps]);
+
+            string launcher = Path.Combine(clone, ".artifacts", "sockshim", "sockshim");
+            TwoHosts.Run("chown", [_user, launcher]);
+            var refused = Run("bash", [Path.Combine(clone, "sockshim"), "run", "--", "sh", "-c", $"touch {ran}"]);
+            Assert.That(refused.Exit, Is.EqualTo(2), refused.Out + refused.Err);
+            Assert.That(refused.Err, Does.Contain($"sockshim: {launcher} is owned by uid {_uid}").And.Contain("clone it as root"));
+            Assert.That(File.Exists(ran), Is.False, "the launcher was not exec'd");
+        }
+        finally
+        {
+            if (Directory.Exists(clone)) Directory.Delete(clone, true);
+            if (File.Exists(ran)) File.Delete(ran);
+        }
+    }
+
     private static (int Exit, string Out, string Err) Run(string file, IEnumerable<string> args)
     {
         var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
