@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Launcher overhead, measured side by side in one run and printed as ratios next to targets:
 #   start-up of a small app with SockShim's woven System.Net.Sockets + startup hook vs plain
-#   (target <= 1.05x), and per-connection connect+close on loopback under `sockshim run
-#   --mode all` (every connection gets its own address) vs unpatched (target <= 1.10x).
+#   (target <= 1.05x); the whole command a user types, `./sockshim run -- dotnet app.dll` and
+#   `./sockshim run -- ./apphost`, vs the plain command (target <= 1.10x); and per-connection
+#   connect+close on loopback under `sockshim run --mode all` (every connection gets its own
+#   address) vs unpatched (target <= 1.10x).
 # Usage: bash bench/launcher.sh [runs=21] [connections=20000]
 set -euo pipefail
 runs=${1:-21}

@@ -94,12 +94,16 @@ internal static unsafe class Exec
     }
 
     /// <summary>A shell's lookup: a name with a slash is a path; otherwise the first executable
-    /// regular file of that name in PATH (an empty entry is the current directory).</summary>
+    /// regular file of that name in PATH (an empty entry is the current directory). As root a
+    /// relative entry, the current directory included, is skipped: what root runs is never found
+    /// wherever it happens to stand.</summary>
     internal static string? Resolve(string name, string? pathVariable)
     {
         if (name.Contains('/')) return name;
+        bool root = geteuid() == 0;
         foreach (var directory in (pathVariable ?? "/usr/local/bin:/usr/bin:/bin").Split(':'))
         {
+            if (root && !directory.StartsWith('/')) continue;
             string candidate = Path.Combine(directory.Length == 0 ? "." : directory, name);
             if (!File.Exists(candidate)) continue;
             fixed (byte* c = Encoding.UTF8.GetBytes(candidate + "\0"))

@@ -11,21 +11,31 @@ using SockShim.Launcher;
 // managed tool beside this file (dotnet SockShim.Interceptor.dll, same arguments), which does
 // the heavy work (Mono.Cecil, crossgen2, compare, serve).
 
-// Started by a clone's ./sockshim: a source changed since the build goes back to the script,
-// which rebuilds (once: it says so when it execs this launcher again).
-string? clone = Environment.GetEnvironmentVariable(LauncherVariables.Clone);
-bool rebuilt = Environment.GetEnvironmentVariable(LauncherVariables.Rebuilt) == "1";
-Environment.SetEnvironmentVariable(LauncherVariables.Clone, null);
-Environment.SetEnvironmentVariable(LauncherVariables.Rebuilt, null);
-if (clone is { Length: > 0 } && !rebuilt && CloneSources.ChangedSince(clone, Path.Combine(AppContext.BaseDirectory, ".built")))
-    return Hand(["bash", Path.Combine(clone, "sockshim"), .. args], new() { [LauncherVariables.Rebuild] = "1" });
-
 // As root, nothing beside this launcher runs or is loaded before all of it is checked.
 try { LaunchPlan.CheckToolDirectory(AppContext.BaseDirectory); }
 catch (SockShim.Stack.Claims.UntrustedStateException ex)
 {
     Console.Error.WriteLine("sockshim: " + ex.Message);
     return 2;
+}
+
+// Started by a clone's ./sockshim (the variable says so; which clone is where this launcher
+// lives, never a path from the environment): a source changed since the build goes back to
+// the script, which rebuilds (once: it says so when it execs this launcher again).
+bool fromClone = Environment.GetEnvironmentVariable(LauncherVariables.Clone) is { Length: > 0 };
+bool rebuilt = Environment.GetEnvironmentVariable(LauncherVariables.Rebuilt) == "1";
+Environment.SetEnvironmentVariable(LauncherVariables.Clone, null);
+Environment.SetEnvironmentVariable(LauncherVariables.Rebuilt, null);
+string clone = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "..", ".."));
+string script = Path.Combine(clone, "sockshim");
+if (fromClone && !rebuilt && File.Exists(script) && CloneSources.ChangedSince(clone, Path.Combine(AppContext.BaseDirectory, ".built")))
+{
+    if (TrustedPaths.AsRoot && TrustedPaths.Problem(script, leafIsFile: true) is { } untrusted)
+    {
+        Console.Error.WriteLine($"sockshim: {untrusted}; as root the clone's script runs only when root owns it and no other account can write it");
+        return 2;
+    }
+    return Hand(["bash", script, .. args], new() { [LauncherVariables.Rebuild] = "1" });
 }
 
 if (args.Length > 0 && args[0] == "run")

@@ -42,24 +42,14 @@ internal static unsafe class TrustedPaths
     /// <paramref name="toMakeIn"/> it is a directory something will be made in, and may be sticky.</summary>
     public static Untrusted? Problem(string canonical, bool leafIsFile = false, bool toMakeIn = false)
     {
-        uint me = geteuid();
         var components = new List<string> { canonical };
         for (string? up = Path.GetDirectoryName(canonical); up is not null; up = Path.GetDirectoryName(up)) components.Add(up);
         for (int i = components.Count - 1; i >= 0; i--)
         {
-            string component = components[i];
             bool leaf = i == 0 && !toMakeIn;
-            stat st;
-            int result;
-            fixed (byte* p = Bytes(component)) result = lstat(p, &st);
-            if (result != 0) return new(component, $"unreadable ({Strerror(errno)})");
-            uint mode = (uint)st.st_mode, uid = (uint)st.st_uid, type = mode & (uint)S_IFMT;
-            string octal = Convert.ToString(mode & 0xFFF, 8);
-            if (type == (uint)S_IFLNK) return new(component, $"a symbolic link (owner uid {uid})");
-            if (type != (uint)S_IFDIR && !(leaf && leafIsFile && type == (uint)S_IFREG)) return new(component, $"not a {(leaf && leafIsFile ? "regular file" : "directory")}");
-            if (uid != 0 && uid != me) return new(component, $"owned by uid {uid} ({UserName(uid)}), mode {octal}");
-            bool othersWrite = (mode & 0b000_010_010) != 0, sticky = (mode & 0b1_000_000_000) != 0;
-            if (othersWrite && !(sticky && uid == 0 && !leaf)) return new(component, $"writable by other accounts (mode {octal}, owner uid {uid})");
+            // Above the leaf a root-owned sticky directory (/tmp) is fine: no one else can
+            // rename what root owns in it.
+            if (Judge(components[i], fileAllowed: leaf && leafIsFile, stickyAllowed: !leaf, out _) is { } problem) return problem;
         }
         return null;
     }
@@ -69,21 +59,31 @@ internal static unsafe class TrustedPaths
     /// that no other account can write; one lstat each, links never followed.</summary>
     public static Untrusted? EntriesProblem(string directory)
     {
-        uint me = geteuid();
         foreach (var entry in Directory.EnumerateFileSystemEntries(directory))
         {
-            stat st;
-            int result;
-            fixed (byte* p = Bytes(entry)) result = lstat(p, &st);
-            if (result != 0) return new(entry, $"unreadable ({Strerror(errno)})");
-            uint mode = (uint)st.st_mode, uid = (uint)st.st_uid, type = mode & (uint)S_IFMT;
-            string octal = Convert.ToString(mode & 0xFFF, 8);
-            if (type == (uint)S_IFLNK) return new(entry, $"a symbolic link (owner uid {uid})");
-            if (type != (uint)S_IFREG && type != (uint)S_IFDIR) return new(entry, "not a regular file or directory");
-            if (uid != 0 && uid != me) return new(entry, $"owned by uid {uid} ({UserName(uid)}), mode {octal}");
-            if ((mode & 0b000_010_010) != 0) return new(entry, $"writable by other accounts (mode {octal}, owner uid {uid})");
-            if (type == (uint)S_IFDIR && EntriesProblem(entry) is { } inner) return inner;
+            if (Judge(entry, fileAllowed: true, stickyAllowed: false, out bool isDirectory) is { } problem) return problem;
+            if (isDirectory && EntriesProblem(entry) is { } inner) return inner;
         }
+        return null;
+    }
+
+    // One path, not followed: a directory (or, when allowed, a regular file) of root or this
+    // account that no other account can write.
+    private static Untrusted? Judge(string path, bool fileAllowed, bool stickyAllowed, out bool isDirectory)
+    {
+        isDirectory = false;
+        stat st;
+        int result;
+        fixed (byte* p = Bytes(path)) result = lstat(p, &st);
+        if (result != 0) return new(path, $"unreadable ({Strerror(errno)})");
+        uint mode = (uint)st.st_mode, uid = (uint)st.st_uid, type = mode & (uint)S_IFMT;
+        string octal = Convert.ToString(mode & 0xFFF, 8);
+        if (type == (uint)S_IFLNK) return new(path, $"a symbolic link (owner uid {uid})");
+        isDirectory = type == (uint)S_IFDIR;
+        if (!isDirectory && !(fileAllowed && type == (uint)S_IFREG)) return new(path, fileAllowed ? "not a regular file or directory" : "not a directory");
+        if (uid != 0 && uid != geteuid()) return new(path, $"owned by uid {uid} ({UserName(uid)}), mode {octal}");
+        bool othersWrite = (mode & 0b000_010_010) != 0, sticky = (mode & 0b1_000_000_000) != 0;
+        if (othersWrite && !(stickyAllowed && sticky && uid == 0)) return new(path, $"writable by other accounts (mode {octal}, owner uid {uid})");
         return null;
     }
 

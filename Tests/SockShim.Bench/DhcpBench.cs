@@ -18,12 +18,16 @@ using SockShim.Stack.Wire;
 ///   prefetch : the same pool with N leases kept ready, so a socket takes one without the server.
 /// Bare and pool alternate in rounds (each round holds its leases, then releases them and waits
 /// until the server has them back), so a machine whose pace drifts during the run moves both;
-/// each is warmed up first (its first lease in a process costs tens of milliseconds of JIT and
-/// opened sockets, printed apart), and the ratio is of the per-lease medians.
+/// each is warmed up first, past tiered compilation (its first lease in a process costs tens of
+/// milliseconds of JIT and opened sockets, printed apart), and the ratio is of the per-lease
+/// medians.
 /// </summary>
 internal static class DhcpBench
 {
-    private const int Rounds = 4, WarmUp = 3;
+    // The warm-up takes each path past .NET's tiering (a method is recompiled optimised after
+    // 30 calls, in the background): the figures are of the steady state, the first lease of a
+    // process is printed apart.
+    private const int Rounds = 4, WarmUp = 40;
 
     public static int Run(int n, string iface)
     {
@@ -38,6 +42,7 @@ internal static class DhcpBench
             Settle();
             Bare(WarmUp, iface, mac, new List<double>(), 0x6100_0000u);
             Pool(stack, WarmUp);
+            Settle();
             for (int r = 0; r < Rounds; r++)
             {
                 int count = n / Rounds + (r < n % Rounds ? 1 : 0);
