@@ -54,28 +54,28 @@ internal static unsafe class Exec
     }
 
     // The .NET runtime of this process listens for diagnostics tools (dotnet-counters, -trace)
-    // on $TMPDIR/dotnet-diagnostic-PID-KEY-socket, KEY being the process's start time; execve
-    // keeps both, so the app's runtime would find the name taken and have no diagnostics
-    // server at all. Only a socket of this pid that this account owns is removed, never
-    // followed (the directory is shared).
+    // on $TMPDIR/dotnet-diagnostic-PID-KEY-socket, KEY being the process's start time (field 22
+    // of /proc/self/stat); execve keeps both, so the app's runtime would find the name taken and
+    // have no diagnostics server at all. Only that name is removed, when it is a socket this
+    // account owns, never followed (the directory is shared): the same pid with another KEY is
+    // another process, in another pid namespace sharing this /tmp (a container's pid 1), or gone.
     private static void RemoveDiagnosticsSocket()
     {
-        // A Native AOT process (the launcher) has no diagnostics server, and reading a shared
-        // /tmp of thousands of entries would cost it milliseconds.
+        // A Native AOT process (the launcher) has no diagnostics server.
         if (!System.Runtime.CompilerServices.RuntimeFeature.IsDynamicCodeSupported) return;
-        string prefix = $"dotnet-diagnostic-{Environment.ProcessId}-";
-        string directory = Path.GetTempPath();
-        IEnumerable<string> names;
-        try { names = Directory.EnumerateFiles(directory, prefix + "*-socket").ToList(); }
+        string text;
+        try { text = File.ReadAllText("/proc/self/stat"); }
         catch (IOException) { return; }
         catch (UnauthorizedAccessException) { return; }
-        foreach (var name in names)
+        // The command name (field 2) may hold spaces and parentheses: fields count from the last ')'.
+        int close = text.LastIndexOf(')');
+        var fields = close < 0 || close + 2 > text.Length ? [] : text[(close + 2)..].Split(' ');
+        if (fields.Length < 20 || !ulong.TryParse(fields[19], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out ulong start)) return;
+        string name = Path.Combine(Path.GetTempPath(), $"dotnet-diagnostic-{Environment.ProcessId}-{start}-socket");
+        fixed (byte* p = Encoding.UTF8.GetBytes(name + "\0"))
         {
-            fixed (byte* p = Encoding.UTF8.GetBytes(name + "\0"))
-            {
-                stat st;
-                if (lstat(p, &st) == 0 && ((uint)st.st_mode & (uint)S_IFMT) == (uint)S_IFSOCK && (uint)st.st_uid == geteuid()) unlink(p);
-            }
+            stat st;
+            if (lstat(p, &st) == 0 && ((uint)st.st_mode & (uint)S_IFMT) == (uint)S_IFSOCK && (uint)st.st_uid == geteuid()) unlink(p);
         }
     }
 

@@ -197,6 +197,45 @@ public partial class TrustTests
         }
     }
 
+    /// <summary>Before it execs the command, `sockshim run` (the managed tool) removes its own
+    /// .NET diagnostics socket, so the app's runtime can bind the same name. A .NET process with
+    /// the same pid in another pid namespace sharing the temporary directory (two containers'
+    /// pid 1) has a socket of that pid too, with another start time in its name: it stays.</summary>
+    [Test]
+    public void The_diagnostics_socket_of_another_pid_namespaces_process_with_the_same_pid_stays()
+    {
+        string tmp = $"/dev/shm/sockshim-test-diagtmp-{_id}";
+        try
+        {
+            Directory.CreateDirectory(tmp);
+            File.SetUnixFileMode(tmp, (UnixFileMode)0b111_000_000);
+            // The other namespace's pid 1, a .NET app, started at jiffy 1 (no process of a new
+            // namespace can have started then): its diagnostics socket, listening as its
+            // runtime's does while the app lives (a disposed .NET socket removes its file).
+            string others = Path.Combine(tmp, "dotnet-diagnostic-1-1-socket");
+            using var listening = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+            listening.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(others));
+            listening.Listen();
+            Assert.That(File.Exists(others), Is.True, "the other process's socket is there before the run");
+
+            var psi = new ProcessStartInfo("unshare") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            foreach (var a in new[] { "--pid", "--fork", "--mount-proc", "dotnet", Programs.PathOf("SockShim.Interceptor"), "run", "--", "sh", "-c", "echo \"pid $$\"; ls \"$TMPDIR\"" })
+                psi.ArgumentList.Add(a);
+            foreach (var key in psi.Environment.Keys.Where(k => k.StartsWith("SOCKSHIM_")).ToList()) psi.Environment.Remove(key);
+            psi.Environment["TMPDIR"] = tmp;
+            var (exit, output, error) = Programs.Complete(Process.Start(psi)!, "sockshim run as pid 1 of a pid namespace", TimeSpan.FromMinutes(5));
+            Assert.That(exit, Is.Zero, output + error);
+            Assert.That(output, Does.StartWith("pid 1\n"), "the command runs as the launcher's pid 1: " + output);
+            Assert.That(File.Exists(others), Is.True, "the other process's diagnostics socket was not removed: " + output);
+            var sockets = output.Split('\n').Where(l => l.StartsWith("dotnet-diagnostic-")).ToList();
+            Assert.That(sockets, Is.EqualTo(new[] { "dotnet-diagnostic-1-1-socket" }), "the launcher's own socket was removed before the exec, and only it");
+        }
+        finally
+        {
+            if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
+        }
+    }
+
     /// <summary>A process killed in the middle of a release (its slot marked as being released,
     /// not yet free) leaves a slot that names it as the releaser: the next process sees it gone
     /// and reclaims the slot, so the address is not lost to the pool.</summary>
