@@ -56,9 +56,12 @@ internal static unsafe class Exec
     // The .NET runtime of this process listens for diagnostics tools (dotnet-counters, -trace)
     // on $TMPDIR/dotnet-diagnostic-PID-KEY-socket, KEY being the process's start time (field 22
     // of /proc/self/stat); execve keeps both, so the app's runtime would find the name taken and
-    // have no diagnostics server at all. Only that name is removed, when it is a socket this
-    // account owns, never followed (the directory is shared): the same pid with another KEY is
-    // another process, in another pid namespace sharing this /tmp (a container's pid 1), or gone.
+    // have no diagnostics server at all. Its debugger's two FIFOs, clr-debug-pipe-PID-KEY-in and
+    // -out, would never be removed (the runtime removes them when it exits, and it never does):
+    // two more files in /tmp each time a command that is not .NET is run. Only these names are
+    // removed, each when it is a socket (a FIFO) this account owns, never followed (the directory
+    // is shared): the same pid with another KEY is another process, in another pid namespace
+    // sharing this /tmp (a container's pid 1), or gone.
     private static void RemoveDiagnosticsSocket()
     {
         // A Native AOT process (the launcher) has no diagnostics server.
@@ -71,11 +74,19 @@ internal static unsafe class Exec
         int close = text.LastIndexOf(')');
         var fields = close < 0 || close + 2 > text.Length ? [] : text[(close + 2)..].Split(' ');
         if (fields.Length < 20 || !ulong.TryParse(fields[19], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out ulong start)) return;
-        string name = Path.Combine(Path.GetTempPath(), $"dotnet-diagnostic-{Environment.ProcessId}-{start}-socket");
-        fixed (byte* p = Encoding.UTF8.GetBytes(name + "\0"))
+        string directory = Path.GetTempPath();
+        string key = $"{Environment.ProcessId}-{start}";
+        RemoveOwn(Path.Combine(directory, $"dotnet-diagnostic-{key}-socket"), (uint)S_IFSOCK);
+        RemoveOwn(Path.Combine(directory, $"clr-debug-pipe-{key}-in"), (uint)S_IFIFO);
+        RemoveOwn(Path.Combine(directory, $"clr-debug-pipe-{key}-out"), (uint)S_IFIFO);
+    }
+
+    private static void RemoveOwn(string path, uint type)
+    {
+        fixed (byte* p = Encoding.UTF8.GetBytes(path + "\0"))
         {
             stat st;
-            if (lstat(p, &st) == 0 && ((uint)st.st_mode & (uint)S_IFMT) == (uint)S_IFSOCK && (uint)st.st_uid == geteuid()) unlink(p);
+            if (lstat(p, &st) == 0 && ((uint)st.st_mode & (uint)S_IFMT) == type && (uint)st.st_uid == geteuid()) unlink(p);
         }
     }
 

@@ -198,7 +198,8 @@ public partial class TrustTests
     }
 
     /// <summary>Before it execs the command, `sockshim run` (the managed tool) removes its own
-    /// .NET diagnostics socket, so the app's runtime can bind the same name. A .NET process with
+    /// .NET diagnostics socket, so the app's runtime can bind the same name, and its debugger's
+    /// FIFOs, which its runtime would have removed at exit. A .NET process with
     /// the same pid in another pid namespace sharing the temporary directory (two containers'
     /// pid 1) has a socket of that pid too, with another start time in its name: it stays.</summary>
     [Test]
@@ -229,6 +230,9 @@ public partial class TrustTests
             Assert.That(File.Exists(others), Is.True, "the other process's diagnostics socket was not removed: " + output);
             var sockets = output.Split('\n').Where(l => l.StartsWith("dotnet-diagnostic-")).ToList();
             Assert.That(sockets, Is.EqualTo(new[] { "dotnet-diagnostic-1-1-socket" }), "the launcher's own socket was removed before the exec, and only it");
+            // Nor does the launcher's runtime leave its debugger's FIFOs behind (it never exits).
+            Assert.That(output, Does.Not.Contain("clr-debug-pipe-"), "the launcher's debugger FIFOs were removed before the exec");
+            Assert.That(Directory.EnumerateFileSystemEntries(tmp).Select(Path.GetFileName), Is.EqualTo(new[] { "dotnet-diagnostic-1-1-socket" }), "nothing of the launcher's is left");
         }
         finally
         {
