@@ -31,6 +31,13 @@ internal static class CompareCommand
                 Store = CacheOption.Store(parse, cache, StoreWeaver.Weave),
             };
             Stack.Configuration.SettingsLoader.Load(Launch.LaunchPlan.WithRunDefaults(new(options.Settings)));
+            // An app `run` refuses is not compared: its patched run would be the unpatched one
+            // (a trimmed app) and the report would say "the same".
+            if (Launch.DeploymentCheck.Problem(options.Command) is { } unservable)
+            {
+                error.WriteLine($"sockshim compare: not starting the app: {unservable} (exit code {Launch.DeploymentCheck.RefusedExitCode})");
+                return Launch.DeploymentCheck.RefusedExitCode;
+            }
             ComparisonReport report;
             try { report = Comparison.Run(options, log: error); }
             catch (CompareException ex)

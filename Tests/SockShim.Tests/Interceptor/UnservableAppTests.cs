@@ -97,6 +97,20 @@ public class UnservableAppTests
             "Publish it without PublishTrimmed and framework-dependent (--self-contained false)");
     }
 
+    /// <summary>`compare` refuses what `run` refuses: the trimmed app's patched run would be
+    /// unpatched, and the report would call the two runs the same.</summary>
+    [Test, CancelAfter(300_000)]
+    public void Compare_refuses_a_trimmed_app_before_it_starts()
+    {
+        var (exit, stdout, stderr, saw) = AgainstServer(endpoint =>
+            Programs.Run("SockShim.Interceptor", ["compare", "--", _trimmed, endpoint], _pool.Environment, TimeSpan.FromMinutes(3)));
+        Assert.That(exit, Is.EqualTo(97), stdout + stderr);
+        Assert.That(stderr.Trim(), Does.StartWith("sockshim compare: not starting the app: " + _trimmed + ".runtimeconfig.json")
+            .And.Contain("PublishTrimmed").And.EndWith("(exit code 97)"));
+        Assert.That(stdout, Is.Empty, "no report");
+        Assert.That(saw, Does.Not.Contain(" peer "), "the app never ran, in either run");
+    }
+
     /// <summary>Its runtimeconfig is inside the bundle (read from the bundle header).</summary>
     [Test, CancelAfter(300_000)]
     public void A_trimmed_single_file_app_is_refused_before_it_starts()

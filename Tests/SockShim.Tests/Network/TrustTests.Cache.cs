@@ -258,11 +258,50 @@ public partial class TrustTests
         }
     }
 
-    private static (int Exit, string Out, string Err) Run(string file, IEnumerable<string> args)
+    /// <summary>Root's environment may carry another account's SOCKSHIM_* variables (sudo's
+    /// env_keep for the settings). SOCKSHIM_CLONE naming that account's directory, with a source
+    /// there newer than the build, must not make root's launcher run that directory's script
+    /// "to rebuild": the launcher only rebuilds the clone it was built in.</summary>
+    [Test]
+    public void As_root_the_native_launcher_never_runs_the_script_of_a_clone_its_environment_names()
+    {
+        string built = Path.Combine(RepoPaths.Root, ".artifacts", "sockshim");
+        var prepare = Run("bash", [Path.Combine(RepoPaths.Root, "sockshim"), "prepare"]);
+        Assert.That(prepare.Exit, Is.Zero, prepare.Out + prepare.Err);
+        Assert.That(File.Exists(Path.Combine(built, "sockshim")), Is.True, "the clone's script built the native launcher");
+        string clone = $"/dev/shm/sockshim-test-builtclone-{_id}";
+        string evil = $"/dev/shm/sockshim-test-evilclone-{_id}";
+        string pwned = $"/dev/shm/sockshim-test-pwned-{_id}";
+        string ran = $"/dev/shm/sockshim-test-ran-{_id}";
+        try
+        {
+            Directory.CreateDirectory(Path.Combine(clone, ".artifacts"));
+            File.Copy(Path.Combine(RepoPaths.Root, "sockshim"), Path.Combine(clone, "sockshim"));
+            TwoHosts.Run("cp", ["-a", built, Path.Combine(clone, ".artifacts")]);
+            var (planted, output) = AsAttacker(
+                $"mkdir -p {evil}/Interceptor && touch {evil}/Interceptor/Changed.cs && " +
+                $"printf '#!/bin/sh\nid -u > {pwned}\n' > {evil}/sockshim && chmod 755 {evil}/sockshim");
+            Assert.That(planted, Is.Zero, output);
+
+            string launcher = Path.Combine(clone, ".artifacts", "sockshim", "sockshim");
+            var (exit, stdout, stderr) = Run(launcher, ["run", "--", "sh", "-c", $"touch {ran}"], new() { ["SOCKSHIM_CLONE"] = evil });
+            Assert.That(File.Exists(pwned), Is.False, $"root ran the other account's script: {stdout}{stderr}");
+            Assert.That(exit, Is.Zero, stdout + stderr);
+            Assert.That(File.Exists(ran), Is.True, "the launcher ran the command itself");
+        }
+        finally
+        {
+            foreach (var d in new[] { clone, evil }) if (Directory.Exists(d)) Directory.Delete(d, true);
+            foreach (var f in new[] { pwned, ran }) if (File.Exists(f)) File.Delete(f);
+        }
+    }
+
+    private static (int Exit, string Out, string Err) Run(string file, IEnumerable<string> args, Dictionary<string, string>? extra = null)
     {
         var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in args) psi.ArgumentList.Add(a);
         foreach (var key in psi.Environment.Keys.Where(k => k.StartsWith("SOCKSHIM_")).ToList()) psi.Environment.Remove(key);
+        if (extra is not null) foreach (var (k, v) in extra) psi.Environment[k] = v;
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
