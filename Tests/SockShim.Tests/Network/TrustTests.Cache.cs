@@ -217,17 +217,11 @@ public partial class TrustTests
     [CancelAfter(600_000)]
     public void As_root_the_native_launcher_runs_nothing_beside_it_that_another_account_owns()
     {
-        string built = Path.Combine(RepoPaths.Root, ".artifacts", "sockshim");
-        var prepare = Run("bash", [Path.Combine(RepoPaths.Root, "sockshim"), "prepare"]);
-        Assert.That(prepare.Exit, Is.Zero, prepare.Out + prepare.Err);
-        Assert.That(File.Exists(Path.Combine(built, "sockshim")), Is.True, "the clone's script built the native launcher");
         string clone = $"/dev/shm/sockshim-test-builtclone-{_id}";
         string ran = $"/dev/shm/sockshim-test-ran-{_id}";
         try
         {
-            Directory.CreateDirectory(Path.Combine(clone, ".artifacts"));
-            File.Copy(Path.Combine(RepoPaths.Root, "sockshim"), Path.Combine(clone, "sockshim"));
-            TwoHosts.Run("cp", ["-a", built, Path.Combine(clone, ".artifacts")]);
+            CopyBuiltClone(clone);
             var fine = Run("bash", [Path.Combine(clone, "sockshim"), "run", "--", "sh", "-c", $"touch {ran}"]);
             Assert.That(fine.Exit, Is.Zero, fine.Out + fine.Err);
             Assert.That(File.Exists(ran), Is.True, "the copy as root built it runs commands");
@@ -265,19 +259,13 @@ public partial class TrustTests
     [Test]
     public void As_root_the_native_launcher_never_runs_the_script_of_a_clone_its_environment_names()
     {
-        string built = Path.Combine(RepoPaths.Root, ".artifacts", "sockshim");
-        var prepare = Run("bash", [Path.Combine(RepoPaths.Root, "sockshim"), "prepare"]);
-        Assert.That(prepare.Exit, Is.Zero, prepare.Out + prepare.Err);
-        Assert.That(File.Exists(Path.Combine(built, "sockshim")), Is.True, "the clone's script built the native launcher");
         string clone = $"/dev/shm/sockshim-test-builtclone-{_id}";
         string evil = $"/dev/shm/sockshim-test-evilclone-{_id}";
         string pwned = $"/dev/shm/sockshim-test-pwned-{_id}";
         string ran = $"/dev/shm/sockshim-test-ran-{_id}";
         try
         {
-            Directory.CreateDirectory(Path.Combine(clone, ".artifacts"));
-            File.Copy(Path.Combine(RepoPaths.Root, "sockshim"), Path.Combine(clone, "sockshim"));
-            TwoHosts.Run("cp", ["-a", built, Path.Combine(clone, ".artifacts")]);
+            CopyBuiltClone(clone);
             var (planted, output) = AsAttacker(
                 $"mkdir -p {evil}/Interceptor && touch {evil}/Interceptor/Changed.cs && " +
                 $"printf '#!/bin/sh\nid -u > {pwned}\n' > {evil}/sockshim && chmod 755 {evil}/sockshim");
@@ -294,6 +282,19 @@ public partial class TrustTests
             foreach (var d in new[] { clone, evil }) if (Directory.Exists(d)) Directory.Delete(d, true);
             foreach (var f in new[] { pwned, ran }) if (File.Exists(f)) File.Delete(f);
         }
+    }
+
+    // A root-owned copy of this clone as its script builds it (the tool, the native launcher
+    // and the stamp), at <paramref name="clone"/>: what root's ./sockshim would run there.
+    private static void CopyBuiltClone(string clone)
+    {
+        string built = Path.Combine(RepoPaths.Root, ".artifacts", "sockshim");
+        var prepare = Run("bash", [Path.Combine(RepoPaths.Root, "sockshim"), "prepare"]);
+        Assert.That(prepare.Exit, Is.Zero, prepare.Out + prepare.Err);
+        Assert.That(File.Exists(Path.Combine(built, "sockshim")), Is.True, "the clone's script built the native launcher");
+        Directory.CreateDirectory(Path.Combine(clone, ".artifacts"));
+        File.Copy(Path.Combine(RepoPaths.Root, "sockshim"), Path.Combine(clone, "sockshim"));
+        TwoHosts.Run("cp", ["-a", built, Path.Combine(clone, ".artifacts")]);
     }
 
     private static (int Exit, string Out, string Err) Run(string file, IEnumerable<string> args, Dictionary<string, string>? extra = null)
