@@ -7,14 +7,15 @@ using System.Text;
 // common socket API once and prints, for each, the local endpoint it sees and what the server
 // saw ("you are ..."). Under `sockshim run` each of them should arrive from its own address.
 //   LegacyApp <server ip:port> [--tuple]   one line per API, then "done"
-//   LegacyApp --connect-loop N [--bind-distinct]
+//   LegacyApp --connect-loop N [--bind-distinct] [--cold]
 //                                          N connect+close on loopback, prints ns per connection;
 //                                          --bind-distinct binds each socket to its own 127.107.x.y
-//                                          by hand first (the kernel's cost of distinct sources)
+//                                          by hand first (the kernel's cost of distinct sources);
+//                                          --cold times the first N of a fresh process (no warm-up)
 //   LegacyApp --start                      creates one socket and exits (start-up timing)
 if (args.Length == 0) { Console.Error.WriteLine("usage: LegacyApp <server ip:port> [--tuple] | --connect-loop N | --start"); return 2; }
 if (args[0] == "--start") { new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp).Dispose(); return 0; }
-if (args[0] == "--connect-loop") return ConnectLoop(int.Parse(args[1]), args.Contains("--bind-distinct"));
+if (args[0] == "--connect-loop") return ConnectLoop(int.Parse(args[1]), args.Contains("--bind-distinct"), args.Contains("--cold"));
 if (!IPEndPoint.TryParse(args[0], out var server)) { Console.Error.WriteLine($"error: '{args[0]}' is not ip:port"); return 2; }
 bool tuple = args.Contains("--tuple");
 var udpServer = server;
@@ -130,7 +131,7 @@ void Fail(string name, Exception ex)
     Console.WriteLine($"api={name} error={(ex as SocketException)?.SocketErrorCode.ToString() ?? ex.GetType().Name}: {ex.Message}");
 }
 
-static int ConnectLoop(int n, bool bindDistinct)
+static int ConnectLoop(int n, bool bindDistinct, bool cold)
 {
     using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
     listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
@@ -159,7 +160,8 @@ static int ConnectLoop(int n, bool bindDistinct)
     }
     var warm = Stopwatch.StartNew();
     int warmed = 0;
-    while (warmed < 1000 || warm.Elapsed < warmUpFor) { Once(); warmed++; }
+    // Cold: what a short-lived crawler or load generator pays, JIT and set-up included.
+    while (!cold && (warmed < 1000 || warm.Elapsed < warmUpFor)) { Once(); warmed++; }
     var sw = Stopwatch.StartNew();
     for (int i = 0; i < n; i++) Once();
     sw.Stop();
