@@ -155,6 +155,23 @@ public class LauncherTests
         Assert.That(seen.Select(e => e.Address).Distinct().Count(), Is.EqualTo(3));
     }
 
+    // `dotnet run` under the launcher (which execs it): the app it builds and starts gets its
+    // addresses, one per socket, and gives them back when it ends.
+    [Test]
+    [CancelAfter(300_000)]
+    public void An_app_started_with_dotnet_run_under_the_launcher_gets_per_socket_addresses()
+    {
+        string project = Path.Combine(RepoPaths.Root, "Examples", "LegacyApp");
+        var (exit, output, error) = Programs.Run("SockShim.Interceptor", ["run", "--mode", "all", "--", "dotnet", "run", "--project", project, "--", _serverEndpoint],
+            PoolEnvironment(), TimeSpan.FromMinutes(4));
+        Assert.That(exit, Is.Zero, output + error);
+        var results = Results(output);
+        Assert.That(results.Select(r => r.Api), Is.EquivalentTo(Apis), output);
+        Assert.That(results.All(r => r.Seen is not null && _pool.Pool.Definition.Contains(r.Seen.Address)), Is.True, output);
+        Assert.That(results.Select(r => r.Seen!.Address).Distinct().Count(), Is.EqualTo(Apis.Length), "one address per socket");
+        Assert.That(_pool.HeldSlots(), Is.Zero, "every address released when the app ended");
+    }
+
     [Test]
     public void The_wrapped_command_exit_code_is_passed_through()
     {
