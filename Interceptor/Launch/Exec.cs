@@ -34,7 +34,7 @@ internal static unsafe class Exec
         }
         Console.Out.Flush();
         Console.Error.Flush();
-        RemoveDiagnosticsSocket();
+        RemoveRuntimeEndpoints();
         RestoreSignals();
         var strings = new List<IntPtr>();
         try
@@ -62,7 +62,7 @@ internal static unsafe class Exec
     // removed, each when it is a socket (a FIFO) this account owns, never followed (the directory
     // is shared): the same pid with another KEY is another process, in another pid namespace
     // sharing this /tmp (a container's pid 1), or gone.
-    private static void RemoveDiagnosticsSocket()
+    private static void RemoveRuntimeEndpoints()
     {
         // A Native AOT process (the launcher) has no diagnostics server.
         if (!System.Runtime.CompilerServices.RuntimeFeature.IsDynamicCodeSupported) return;

@@ -205,11 +205,10 @@ public partial class TrustTests
     [Test]
     public void The_diagnostics_socket_of_another_pid_namespaces_process_with_the_same_pid_stays()
     {
-        string tmp = $"/dev/shm/sockshim-test-diagtmp-{_id}";
+        // A private temporary directory of its own (made exclusively, mode 0700), as TMPDIR.
+        string tmp = Directory.CreateTempSubdirectory("sockshim-test-diagtmp-").FullName;
         try
         {
-            Directory.CreateDirectory(tmp);
-            File.SetUnixFileMode(tmp, (UnixFileMode)0b111_000_000);
             // The other namespace's pid 1, a .NET app, started at jiffy 1 (no process of a new
             // namespace can have started then): its diagnostics socket, listening as its
             // runtime's does while the app lives (a disposed .NET socket removes its file).
