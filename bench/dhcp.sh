@@ -2,7 +2,8 @@
 # Time per DHCP lease against dnsmasq, in one run: a bare DISCOVER->ACK exchange (the floor),
 # SockShim's DHCP pool one lease at a time (target <= 1.2x the bare exchange), and the pool
 # with prefetched leases (target <= 50 us). Bare and pool alternate in rounds after a warm-up; the
-# ratio is of per-lease medians. Two namespaces and a veth pair made for the run (root).
+# ratio is of per-lease medians, each lease started from an idle millisecond (why: DhcpBench's
+# remarks); back-to-back rounds are printed beside it. Two namespaces and a veth pair (root).
 # Usage: bash bench/dhcp.sh [leases=200]   (at most 240: the server's range is one documentation /24)
 #        SOCKSHIM_DHCPPROBE=MS bash bench/dhcp.sh 200   the pool with the ARP probe (its cost decided
 #        the default, 0: README's DHCP section); the bare exchange never probes.

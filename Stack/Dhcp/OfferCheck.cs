@@ -25,15 +25,16 @@ internal readonly record struct OfferFacts(IPAddress Address, IPAddress? ServerI
 /// interface), and the gateways of its routes.</summary>
 internal readonly record struct HostView(IReadOnlyCollection<IPAddress> Addresses, IReadOnlyCollection<IPAddress> Gateways)
 {
-    /// <summary>Read now, twice per acquisition (the offer, then the ACK): whether
-    /// <paramref name="offered"/> is already local to the host (one RTM_GETROUTE: the kernel's
-    /// own answer, RTN_LOCAL, for an address on any interface or inside a local route), and
-    /// /proc/net/route for the IPv4 gateways. Not cached: an address added a moment ago must
-    /// count. Asking about the one address costs the same however many the host has; listing
-    /// them all cost 0.1-0.4 ms a read with the pool's 200 on the interface (an address dump),
-    /// and 3.2 ms through NetworkInterface.GetAllNetworkInterfaces, which is left as the
-    /// fallback when netlink cannot be opened.</summary>
-    public static HostView Read(IPAddress offered, RouteNetlink? netlink = null)
+    /// <summary>Read at an offer: whether <paramref name="offered"/> is already local to the host
+    /// (one RTM_GETROUTE: the kernel's own answer, RTN_LOCAL, for an address on any interface or
+    /// inside a local route), and the IPv4 gateways of its routes, <paramref name="gateways"/> when
+    /// the caller read them during this acquisition (see <see cref="ReadGateways"/>). Not cached
+    /// across acquisitions: an address added a moment ago must count. Asking about the one address
+    /// costs the same however many the host has; listing them all cost 0.1-0.4 ms a read with the
+    /// pool's 200 on the interface (an address dump), and 3.2 ms through
+    /// NetworkInterface.GetAllNetworkInterfaces, which is left as the fallback when netlink
+    /// cannot be opened.</summary>
+    public static HostView Read(IPAddress offered, RouteNetlink? netlink = null, IReadOnlyCollection<IPAddress>? gateways = null)
     {
         var addresses = new HashSet<IPAddress>();
         if (IsLocal(offered, netlink) is not { } local)
@@ -46,13 +47,16 @@ internal readonly record struct HostView(IReadOnlyCollection<IPAddress> Addresse
             catch (NetworkInformationException) { }
         }
         else if (local) addresses.Add(offered);
-        return new HostView(addresses, ReadGateways());
+        return new HostView(addresses, gateways ?? ReadGateways());
     }
 
-    // /proc/net/route read with three system calls into one buffer and parsed in place: through
-    // File.ReadLines (a stream, the flock that emulates FileShare, a string per line and per
-    // field) it cost 0.09 ms of each acquisition. Unreadable: no gateways known.
-    private static unsafe HashSet<IPAddress> ReadGateways()
+    /// <summary>The IPv4 gateways of the host's routes, from /proc/net/route (unreadable: none
+    /// known). A DHCP pool reads them while its DISCOVER is on the wire, so the offer is judged
+    /// without this read (35 us of the 0.2 ms a lease cost beyond the bare exchange); they are then
+    /// one server round trip old, as the view the ACK is judged against already is.</summary>
+    // Three system calls into one buffer, parsed in place: through File.ReadLines (a stream, the
+    // flock that emulates FileShare, a string per line and per field) it cost 0.09 ms.
+    public static unsafe HashSet<IPAddress> ReadGateways()
     {
         var gateways = new HashSet<IPAddress>();
         int fd;

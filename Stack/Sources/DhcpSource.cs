@@ -47,6 +47,10 @@ internal sealed class DhcpSource : IAddressSource
         public Held? Lease { get; private set; }
         public StackError? Error { get; private set; }
         public bool Waiting => Volatile.Read(ref _state) == 0;
+        /// <summary>The host's gateways, read by the socket's thread while its DISCOVER is on the
+        /// wire; null until then (the offer's judge reads them itself).</summary>
+        public IReadOnlyCollection<IPAddress>? Gateways { get => Volatile.Read(ref _gateways); set => Volatile.Write(ref _gateways, value); }
+        private IReadOnlyCollection<IPAddress>? _gateways;
 
         public bool TryServe(Held lease) => TryDecide(lease, null);
         public bool TryFail(StackError error) => TryDecide(null, error);
@@ -87,6 +91,10 @@ internal sealed class DhcpSource : IAddressSource
     // What the host looked like when each requested offer was judged (client thread only), and
     // the route socket the judging asks on (opened at the first offer).
     private readonly Dictionary<DhcpLeaseMachine, HostView> _offerViews = new();
+    // The waiting socket whose thread reads the gateways while its DISCOVER is on the wire,
+    // taken by the first offer (client thread only). Prefetch reads them at the offer: its
+    // DISCOVERs wait for the pace, and no socket waits for them.
+    private readonly Dictionary<DhcpLeaseMachine, Waiter> _offerGateways = new();
     private RouteNetlink? _routes;
     private int _disposed;
 
@@ -156,8 +164,10 @@ internal sealed class DhcpSource : IAddressSource
         uint iaid = _host.Table.NextIaid();
         // The waiter is queued on the client thread (in the same post, before) when the machine
         // started for it is adopted.
-        _client.StartHere(NewMachine(iaid), OnEvent, iaid, () =>
+        var machine = NewMachine(iaid);
+        _client.StartHere(machine, OnEvent, iaid, () =>
         {
+            _offerGateways[machine] = waiter;
             _inFlight++;
             // A lease made ready meanwhile (prefetch) serves this socket at once.
             while (_ready.TryDequeue(out var ready))
@@ -169,7 +179,10 @@ internal sealed class DhcpSource : IAddressSource
                     return;
                 }
             _waiters.Enqueue(waiter);
-        });
+        }, out bool sent);
+        // The DISCOVER is on the wire: this thread reads what the offer is judged against while
+        // it waits for the server anyway (one waiting for the pace would read them long before).
+        if (sent) waiter.Gateways = HostView.ReadGateways();
         // Too late for this socket: a lease bound after this goes to the ready queue instead.
         var lease = waiter.Wait(_timing.AcquireTimeout + TimeSpan.FromSeconds(2));
         if (lease is not null)
@@ -219,10 +232,13 @@ internal sealed class DhcpSource : IAddressSource
     // address again (dnsmasq hashes the client) retry it until the acquisition times out.
     private string? VetOffer(DhcpLeaseMachine machine, uint iaid, Wire.DhcpMessage offer, IPAddress source)
     {
+        // Read as its DISCOVER went out; the first offer of an acquisition takes them (a restart
+        // sends a new DISCOVER seconds later and reads them again).
+        var gateways = _offerGateways.Remove(machine, out var waiting) ? waiting.Gateways : null;
         // SELECTING again: an earlier REQUEST of this acquisition went unanswered, and the server
         // may have bound it all the same.
         Unjournal(machine, release: true);
-        var view = HostView.Read(offer.YourAddress, _routes ??= RouteNetlink.Open(out _));
+        var view = HostView.Read(offer.YourAddress, _routes ??= RouteNetlink.Open(out _), gateways);
         var (reason, why) = OfferCheck.Judge(OfferFacts.Of(offer, source), _host.Addresses, view);
         if (reason == OfferRejection.None)
         {
@@ -243,6 +259,7 @@ internal sealed class DhcpSource : IAddressSource
     private void Unjournal(DhcpLeaseMachine machine, bool release)
     {
         _offerViews.Remove(machine);
+        _offerGateways.Remove(machine);
         if (!_requesting.Remove(machine, out int slot)) return;
         if (release && ReleaseOrphan(_host.Table, _host.Addresses, slot, _client, _mac, _time) is { } address && _log.IsEnabled(LogLevel.Debug))
             _log.LogDebug("pool {Pool}: releasing {Address}, requested and not used", Pool, address);

@@ -93,6 +93,43 @@ public class DhcpPaceWireTests
     /// go on for 30 s, and the client's packets in any second stay within the bucket's DISCOVERs
     /// and the REQUESTs of their offers, all packets within those and their answers.
     /// An unpaced client sends the 100 DISCOVERs of its prefetch at once.</summary>
+    /// <summary>A socket's DISCOVER that nobody answers is sent again on its lease machine's timer.
+    /// The client thread is not woken when a socket starts an acquisition: it takes the machine
+    /// over at the first reply, or by itself in time for the machine's first timer, and with no
+    /// server only the timer brings it. The capture on the bridge sees the DISCOVER and its
+    /// retransmission one FirstRetransmit apart (within its jitter); a server started only then
+    /// still gives the socket its lease.</summary>
+    [Test]
+    [CancelAfter(100_000)]
+    public void A_discover_nobody_answers_is_sent_again_on_time_and_the_socket_gets_its_lease()
+    {
+        using var lan = new DhcpLan(clients: 1);
+        var capture = Capture(lan);
+        DhcpTests.Echo(lan, 0);
+        var agent = lan.Track(TwoHosts.StartIn(lan.Clients[0], "SockShim.TestAgent", ["sockets", "1", Peer, "tcp"], lan.Pool(), redirectInput: true));
+        // The capture streams what it sees; it ends by itself after its 30 s, so this read ends.
+        var discovers = new List<double>();
+        string? line;
+        while (discovers.Count < 2 && (line = capture.StandardOutput.ReadLine()) is not null)
+        {
+            var m = Regex.Match(line, @"^dhcp (\S+) (\d+) (\S+)$");
+            if (m.Success && int.Parse(m.Groups[2].Value) == Discover) discovers.Add(double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture));
+        }
+        Assert.That(discovers, Has.Count.EqualTo(2), "with no server, the socket's DISCOVER went out and was sent again");
+        var timing = new DhcpTiming();
+        double gap = discovers[1] - discovers[0], first = timing.FirstRetransmit.TotalSeconds;
+        // The machine's jitter is a quarter of the wait either way; a loaded machine's turn and
+        // the capture's stamping may add a little.
+        Assert.That(gap, Is.InRange(first * 0.75 - 0.05, first * 1.25 + SendLag.TotalSeconds),
+            "the retransmission followed the machine's first timer, not the client thread's idle turn");
+        lan.StartDnsmasq();
+        var addresses = DhcpTests.Held(lan, agent, lan.Clients[0], 1);
+        Assert.That(lan.Leases().Select(l => l.Address), Is.EquivalentTo(addresses), "dnsmasq leased the socket's address");
+        var metrics = DhcpTests.Close(agent);
+        Assert.That(metrics.GetValueOrDefault("sockshim.leases.acquired"), Is.EqualTo(1));
+        capture.StandardInput.Close();
+    }
+
     [Test]
     [CancelAfter(100_000)]
     public void Leases_of_0_s_are_refused_with_the_reason_and_the_client_keeps_to_its_pace()

@@ -20,7 +20,7 @@ public class DhcpTests
         return (agent, Held(lan, agent, ns, count));
     }
 
-    private static List<string> Held(DhcpLan lan, Process agent, string ns, int count)
+    internal static List<string> Held(DhcpLan lan, Process agent, string ns, int count)
     {
         var addresses = new List<string>();
         var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(3);
