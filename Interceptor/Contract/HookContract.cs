@@ -66,6 +66,15 @@ internal static class HookContract
         return new string(name);
     }
 
+    /// <summary>The variable naming SockShim's wiring assembly (the startup hook's own file): when
+    /// it is set, the woven type's static constructor, which runs at the first use of any slot,
+    /// loads that assembly and calls <see cref="WireTypeName"/>.<see cref="WireMethodName"/>(the
+    /// woven type). `sockshim run` sets it instead of DOTNET_STARTUP_HOOKS where it has proved
+    /// that the app will load the woven copy; an app that never uses a socket then pays nothing.</summary>
+    public const string WireVariable = "SOCKSHIM_WIRE";
+    public const string WireTypeName = "SockShimWire";
+    public const string WireMethodName = "Wire";
+
     /// <summary>Set by `sockshim run` (and compare), not printed by `sockshim env`: a refusal
     /// tells the user to start the app with `sockshim run` only when it was not.</summary>
     public const string LauncherVariable = "SOCKSHIM_LAUNCHER";
@@ -75,7 +84,7 @@ internal static class HookContract
     public const int RefusedExitCode = 97;
 
     /// <summary>Bumped whenever the woven code changes, so caches are rebuilt.</summary>
-    public const string CurrentWeaverVersion = "5";
+    public const string CurrentWeaverVersion = "6";
 
     /// <summary>Every slot: its name and the parameter and return types of its delegate.</summary>
     public static IEnumerable<MethodInfo> Slots => typeof(ISocketHooks).GetMethods();

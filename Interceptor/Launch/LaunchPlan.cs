@@ -24,6 +24,10 @@ public sealed class LaunchPlan
     /// <summary>Variables to set (null: remove) in the child's environment.</summary>
     public Dictionary<string, string?> Environment { get; } = new();
     public Dictionary<string, string> HookVariables { get; } = new();
+    /// <summary>Started without the startup hook: the woven copy wires itself (see <see cref="HooklessProof"/>).</summary>
+    public bool WithoutHook { get; private set; }
+    /// <summary>Why the startup hook stays, when it does.</summary>
+    public string? HookReason { get; private set; }
     private string? _tempFile;
 
     /// <summary>Weaves (or finds cached) every installed runtime's System.Net.Sockets before a
@@ -57,7 +61,12 @@ public sealed class LaunchPlan
         var hook = plan.HookVariables;
         hook["DOTNET_SHARED_STORE"] = Prepend(store.StoreDirectory, "DOTNET_SHARED_STORE");
         hook["DOTNET_ADDITIONAL_DEPS"] = Prepend(store.DepsDirectory, "DOTNET_ADDITIONAL_DEPS");
-        hook["DOTNET_STARTUP_HOOKS"] = Prepend(StartupHookPath(toolDirectory), "DOTNET_STARTUP_HOOKS");
+        // Where the woven copy is proved to be the one loaded, it wires itself at the first
+        // socket and the app pays no startup hook; elsewhere the hook checks it at start.
+        plan.HookReason = HooklessProof.WhyNot(command, store);
+        plan.WithoutHook = plan.HookReason is null;
+        if (plan.WithoutHook) hook[Contract.HookContract.WireVariable] = StartupHookPath(toolDirectory);
+        else hook["DOTNET_STARTUP_HOOKS"] = Prepend(StartupHookPath(toolDirectory), "DOTNET_STARTUP_HOOKS");
         foreach (var (version, prepared) in store.Verified)
             hook[Contract.HookContract.WovenRecordVariable(version)] = $"{prepared.Identity}:{prepared.AssemblyPath}";
         foreach (var (key, value) in settings)
@@ -81,6 +90,8 @@ public sealed class LaunchPlan
         else
         {
             foreach (var (k, v) in hook) plan.Environment[k] = v;
+            // An inherited wiring variable (a nested launch) would wire a second time after the hook.
+            if (!plan.WithoutHook) plan.Environment[Contract.HookContract.WireVariable] = null;
             if (IsDotnetVerb(command, "run") || IsDotnetVerb(command, "build"))
             {
                 // The build half of `dotnet run` must not leave long-lived build servers behind
@@ -122,6 +133,8 @@ public sealed class LaunchPlan
     public IEnumerable<string> Describe()
     {
         yield return "command: " + string.Join(' ', Command);
+        yield return WithoutHook ? "start: no startup hook (the woven System.Net.Sockets is proved to be the one loaded; it wires itself at the first socket)"
+            : $"start: with the startup hook ({HookReason})";
         foreach (var (k, v) in HookVariables) yield return $"{k}={v}";
         if (_tempFile is not null) yield return $"(in runsettings {_tempFile})";
     }

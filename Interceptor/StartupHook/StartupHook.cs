@@ -11,7 +11,14 @@ using SockShim.Interceptor.Contract;
 internal static class StartupHook
 {
 
-    public static void Initialize()
+    /// <summary>DOTNET_STARTUP_HOOKS' entry: before the app's Main.</summary>
+    public static void Initialize() => Connect(wovenType: null);
+
+    /// <summary>Checks that the loaded System.Net.Sockets is the woven copy the launcher checked,
+    /// and puts the trampolines in its slots. <paramref name="wovenType"/> is the woven type when
+    /// its own static constructor calls (<see cref="SockShimWire"/>): then the woven copy is loaded
+    /// by definition, and only its record is checked.</summary>
+    internal static void Connect(Type? wovenType)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
         bool trace = Environment.GetEnvironmentVariable("SOCKSHIM_TRACE_STARTUP") == "1";
@@ -32,8 +39,9 @@ internal static class StartupHook
             problem = $"the loaded System.Net.Sockets ({location}) is not the woven copy the launcher checked ({recordedPath})." +
                       (launched ? " A changed DOTNET_SHARED_STORE/DOTNET_ADDITIONAL_DEPS points elsewhere." : " Start the app with `sockshim run`.");
         if (problem is not null) Refuse(problem);
+        if (wovenType is not null && wovenType != slots) Refuse($"the woven type that asked to be wired ({wovenType.Assembly.Location}) is not the one System.Net.Sockets.Socket uses ({location})");
         Trampolines.Install(slots!, LoadHooks);
-        if (trace) Console.Error.WriteLine($"sockshim: woven assembly checked and slots set in {clock.Elapsed.TotalMilliseconds:F1} ms (its record in {recordChecked.TotalMicroseconds:F0} us)");
+        if (trace) Console.Error.WriteLine($"sockshim: woven assembly checked and slots set {(wovenType is null ? "by the startup hook" : "at the first use of a socket")} in {clock.Elapsed.TotalMilliseconds:F1} ms (its record in {recordChecked.TotalMicroseconds:F0} us)");
         // SOCKSHIM_EAGER_HOOKS=1 loads the hooks now, so a broken installation shows at start-up.
         if (Environment.GetEnvironmentVariable("SOCKSHIM_EAGER_HOOKS") == "1" && LoadHooks() is { } failed) Refuse(failed);
     }
