@@ -27,8 +27,9 @@ internal static class EnvCommand
                 return 3;
             }
             var plan = LaunchPlan.For(["app"], given, store, AppContext.BaseDirectory, launched: false);
+            // What the plan removes (an inherited wiring variable) is not the printed set's business.
             foreach (var (k, v) in plan.Environment)
-                output.WriteLine($"export {k}='{v!.Replace("'", "'\\''")}'");
+                if (v is not null) output.WriteLine($"export {k}='{v.Replace("'", "'\\''")}'");
             return 0;
         });
         return command;

@@ -1,5 +1,4 @@
 using System.Diagnostics.CodeAnalysis;
-using System.Linq.Expressions;
 using System.Net;
 using System.Net.Sockets;
 using System.Reflection;
@@ -68,9 +67,13 @@ internal static class HookContract
 
     /// <summary>The variable naming SockShim's wiring assembly (the startup hook's own file): when
     /// it is set, the woven type's static constructor, which runs at the first use of any slot,
-    /// loads that assembly and calls <see cref="WireTypeName"/>.<see cref="WireMethodName"/>(the
-    /// woven type). `sockshim run` sets it instead of DOTNET_STARTUP_HOOKS where it has proved
-    /// that the app will load the woven copy; an app that never uses a socket then pays nothing.</summary>
+    /// loads that assembly, calls <see cref="WireTypeName"/>.<see cref="WireMethodName"/>(the
+    /// woven type, its AddressScope, then its source runtime version, file length, file time and
+    /// MVID) and stores the delegates it returns in the slots (<see cref="SlotNames"/>' order).
+    /// `sockshim run` sets it instead of DOTNET_STARTUP_HOOKS where it has proved that the app
+    /// will load the woven copy; an app that never uses a socket then pays nothing. The identity
+    /// comes as arguments and the slots are stored by the woven code, so the wiring uses no
+    /// reflection beyond finding its entry.</summary>
     public const string WireVariable = "SOCKSHIM_WIRE";
     public const string WireTypeName = "SockShimWire";
     public const string WireMethodName = "Wire";
@@ -84,23 +87,33 @@ internal static class HookContract
     public const int RefusedExitCode = 97;
 
     /// <summary>Bumped whenever the woven code changes, so caches are rebuilt.</summary>
-    public const string CurrentWeaverVersion = "6";
+    public const string CurrentWeaverVersion = "7";
 
     /// <summary>Every slot: its name and the parameter and return types of its delegate.</summary>
-    public static IEnumerable<MethodInfo> Slots => typeof(ISocketHooks).GetMethods();
+    public static IEnumerable<MethodInfo> Slots => SlotNames.Select(name => typeof(ISocketHooks).GetMethod(name)!);
 
-    /// <summary>The delegate type of a slot: Action&lt;...&gt; or Func&lt;..., TResult&gt;.</summary>
-    [RequiresDynamicCode("makes Action<...>/Func<...> types at run time: the JIT'd app and the weaver only")]
-    public static Type DelegateType(MethodInfo slot)
-    {
-        var types = slot.GetParameters().Select(p => p.ParameterType);
-        return slot.ReturnType == typeof(void) ? Expression.GetActionType([.. types]) : Expression.GetFuncType([.. types, slot.ReturnType]);
-    }
+    /// <summary>The slots in a fixed order: the wiring entry returns its delegates in this order
+    /// and the woven static constructor stores them in it (reflection's order of the interface's
+    /// methods is not promised). The weaver stops when this and the interface differ.</summary>
+    public static readonly string[] SlotNames =
+    [
+        nameof(ISocketHooks.MapFamily), nameof(ISocketHooks.Created), nameof(ISocketHooks.Binding), nameof(ISocketHooks.Connecting),
+        nameof(ISocketHooks.SendingTo), nameof(ISocketHooks.Disposed), nameof(ISocketHooks.UsedAfterClose),
+    ];
+
+    /// <summary>The delegates of <paramref name="hooks"/>, one per slot in <see cref="SlotNames"/>'
+    /// order, made without reflection: what the wiring entry hands the woven type.</summary>
+    public static Delegate[] Delegates(ISocketHooks hooks) =>
+    [
+        new Func<AddressFamily, AddressFamily>(hooks.MapFamily), new Action<Socket, AddressFamily>(hooks.Created),
+        new Func<Socket, EndPoint, EndPoint>(hooks.Binding), new Action<Socket, EndPoint>(hooks.Connecting),
+        new Action<Socket, object>(hooks.SendingTo), new Action<Socket>(hooks.Disposed), new Action<Socket>(hooks.UsedAfterClose),
+    ];
 
     /// <summary>Puts <paramref name="hooks"/>' methods in every slot of the woven type. The
     /// delegates bind the implementing class's own methods, not the interface's, so a call
-    /// through a slot is a direct call.</summary>
-    [RequiresDynamicCode("makes delegate types at run time: the JIT'd app only")]
+    /// through a slot is a direct call. Each is of its field's own type, the one the weaver
+    /// made (making Action/Func types here loaded System.Linq.Expressions into every app).</summary>
     [RequiresUnreferencedCode("reads the implementing class's interface map")]
     public static void Fill([DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicFields)] Type slots, ISocketHooks hooks)
     {
@@ -110,7 +123,7 @@ internal static class HookContract
             var slot = map.InterfaceMethods[i];
             var field = slots.GetField(slot.Name, BindingFlags.Public | BindingFlags.Static)
                 ?? throw new InvalidOperationException($"the woven System.Net.Sockets has no slot {slot.Name}");
-            field.SetValue(null, Delegate.CreateDelegate(DelegateType(slot), hooks, map.TargetMethods[i]));
+            field.SetValue(null, Delegate.CreateDelegate(field.FieldType, hooks, map.TargetMethods[i]));
         }
     }
 

@@ -9,12 +9,14 @@ using SockShim.Interceptor.Contract;
 /// </summary>
 public static class SockShimWire
 {
-    /// <summary>Called once, from the static constructor of <paramref name="wovenType"/>
-    /// (HookContract.WireTypeName / WireMethodName name this).</summary>
-    public static void Wire(Type wovenType)
+    /// <summary>Called once, from the static constructor of <paramref name="wovenType"/>, with its
+    /// AddressScope and the identity it was stamped with; returns the trampolines, one per slot
+    /// in HookContract.SlotNames' order, which the caller stores (HookContract.WireTypeName /
+    /// WireMethodName name this).</summary>
+    public static Delegate[] Wire(Type wovenType, object? addressScope, string sourceRuntimeVersion, string sourceFileLength, string sourceFileTime, string sourceMvid)
     {
-        if (wovenType.FullName != HookContract.FullTypeName)
-            StartupHook.Refuse($"{HookContract.WireVariable} wiring was asked for by {wovenType.FullName}, not the woven {HookContract.FullTypeName}");
-        StartupHook.Connect(wovenType);
+        if (wovenType.FullName != HookContract.FullTypeName || wovenType != typeof(System.Net.Sockets.Socket).Assembly.GetType(HookContract.FullTypeName))
+            StartupHook.Refuse($"{HookContract.WireVariable} wiring was asked for by {wovenType.AssemblyQualifiedName}, not the woven type that System.Net.Sockets.Socket uses");
+        return StartupHook.Wire(wovenType, addressScope as AsyncLocal<bool>, sourceRuntimeVersion, sourceFileLength, sourceFileTime, sourceMvid);
     }
 }

@@ -12,39 +12,61 @@ internal static class StartupHook
 {
 
     /// <summary>DOTNET_STARTUP_HOOKS' entry: before the app's Main.</summary>
-    public static void Initialize() => Connect(wovenType: null);
-
-    /// <summary>Checks that the loaded System.Net.Sockets is the woven copy the launcher checked,
-    /// and puts the trampolines in its slots. <paramref name="wovenType"/> is the woven type when
-    /// its own static constructor calls (<see cref="SockShimWire"/>): then the woven copy is loaded
-    /// by definition, and only its record is checked.</summary>
-    internal static void Connect(Type? wovenType)
+    public static void Initialize()
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        bool trace = Environment.GetEnvironmentVariable("SOCKSHIM_TRACE_STARTUP") == "1";
-        string recordVariable = HookContract.WovenRecordVariable(Environment.Version.ToString());
-        string? record = Environment.GetEnvironmentVariable(recordVariable);
-        // Before anything of System.Net.Sockets is touched: the file must still be the one the
-        // launcher checked against the SHA-256 recorded when it was woven.
-        string? recordedPath = null;
-        if (record is not null && WovenRecord.Check(record, out recordedPath) is { } changed) Refuse(changed);
-        var recordChecked = clock.Elapsed;
-        // Telling a user who did start the app with `sockshim run` to do so would send them in circles.
         bool launched = Environment.GetEnvironmentVariable(HookContract.LauncherVariable) is not null;
-        string? problem = CheckWovenAssembly(out var slots, out string location, launched);
-        if (problem is null && recordedPath is null)
-            problem = $"the woven System.Net.Sockets ({location}) was loaded without the launcher's record of the copy it checked ({recordVariable})." +
-                      (launched ? " The launcher set no record for this runtime version, or it was removed from the environment." : " Start the app with `sockshim run`, or with every variable `sockshim env` prints.");
-        else if (problem is null && location != recordedPath)
-            problem = $"the loaded System.Net.Sockets ({location}) is not the woven copy the launcher checked ({recordedPath})." +
-                      (launched ? " A changed DOTNET_SHARED_STORE/DOTNET_ADDITIONAL_DEPS points elsewhere." : " Start the app with `sockshim run`.");
+        string? recordedPath = CheckRecord(out string recordVariable);
+        string? problem = CheckWovenAssembly(out var slots, out string location, launched) ?? CheckRecordedPath(location, recordedPath, recordVariable, launched);
         if (problem is not null) Refuse(problem);
-        if (wovenType is not null && wovenType != slots) Refuse($"the woven type that asked to be wired ({wovenType.Assembly.Location}) is not the one System.Net.Sockets.Socket uses ({location})");
-        Trampolines.Install(slots!, LoadHooks);
-        if (trace) Console.Error.WriteLine($"sockshim: woven assembly checked and slots set {(wovenType is null ? "by the startup hook" : "at the first use of a socket")} in {clock.Elapsed.TotalMilliseconds:F1} ms (its record in {recordChecked.TotalMicroseconds:F0} us)");
-        // SOCKSHIM_EAGER_HOOKS=1 loads the hooks now, so a broken installation shows at start-up.
+        Trampolines.Configure(slots!, LoadHooks, slots!.GetField(HookContract.AddressScope, BindingFlags.Public | BindingFlags.Static)?.GetValue(null) as AsyncLocal<bool>);
+        HookContract.Fill(slots!, new Trampolines());
+        Started("by the startup hook", clock);
+    }
+
+    /// <summary>SockShimWire's: at the first use of a socket, from the woven type's static
+    /// constructor, which passes what the startup hook reads by reflection (its AddressScope and
+    /// the identity StampIdentity wrote) and stores the trampolines returned in its slots.</summary>
+    internal static Delegate[] Wire(Type woven, AsyncLocal<bool>? scope, string wovenFrom, string sourceLength, string sourceTime, string sourceMvid)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        bool launched = Environment.GetEnvironmentVariable(HookContract.LauncherVariable) is not null;
+        string location = woven.Assembly.Location;
+        string? recordedPath = CheckRecord(out string recordVariable);
+        string? problem = CheckIdentity(location, wovenFrom, sourceLength, sourceTime, sourceMvid) ?? CheckRecordedPath(location, recordedPath, recordVariable, launched);
+        if (problem is not null) Refuse(problem);
+        Trampolines.Configure(woven, LoadHooks, scope);
+        var wired = HookContract.Delegates(new Trampolines());
+        Started("at the first use of a socket", clock);
+        return wired;
+    }
+
+    private static void Started(string how, System.Diagnostics.Stopwatch clock)
+    {
+        if (Environment.GetEnvironmentVariable("SOCKSHIM_TRACE_STARTUP") == "1")
+            Console.Error.WriteLine($"sockshim: woven assembly checked and slots set {how} in {clock.Elapsed.TotalMilliseconds:F2} ms");
+        // SOCKSHIM_EAGER_HOOKS=1 loads the hooks now, so a broken installation shows at once.
         if (Environment.GetEnvironmentVariable("SOCKSHIM_EAGER_HOOKS") == "1" && LoadHooks() is { } failed) Refuse(failed);
     }
+
+    /// <summary>Before anything of System.Net.Sockets is used: the file must still be the one
+    /// the launcher checked against the SHA-256 recorded when it was woven (refused here when it
+    /// changed). Its path, or null when there is no record.</summary>
+    private static string? CheckRecord(out string recordVariable)
+    {
+        recordVariable = HookContract.WovenRecordVariable(Environment.Version.ToString());
+        if (Environment.GetEnvironmentVariable(recordVariable) is not { } record) return null;
+        if (WovenRecord.Check(record, out string? recordedPath) is { } changed) Refuse(changed);
+        return recordedPath;
+    }
+
+    private static string? CheckRecordedPath(string location, string? recordedPath, string recordVariable, bool launched) =>
+        recordedPath is null
+            ? $"the woven System.Net.Sockets ({location}) was loaded without the launcher's record of the copy it checked ({recordVariable})." +
+              (launched ? " The launcher set no record for this runtime version, or it was removed from the environment." : " Start the app with `sockshim run`, or with every variable `sockshim env` prints.")
+        : location == recordedPath ? null
+        : $"the loaded System.Net.Sockets ({location}) is not the woven copy the launcher checked ({recordedPath})." +
+          (launched ? " A changed DOTNET_SHARED_STORE/DOTNET_ADDITIONAL_DEPS points elsewhere." : " Start the app with `sockshim run`.");
 
     internal static void Refuse(string problem)
     {
@@ -77,14 +99,19 @@ internal static class StartupHook
                    (launched ? "A" : "Start the app with `sockshim run`; a") +
                    " self-contained app (single-file or not), or a changed DOTNET_ADDITIONAL_DEPS/DOTNET_SHARED_STORE, bypasses the woven copy" +
                    (launched ? ": publish the app framework-dependent (--self-contained false)." : ".");
+        return CheckIdentity(location, Literal(hooks, HookContract.SourceRuntimeVersion), Literal(hooks, HookContract.SourceFileLength),
+            Literal(hooks, HookContract.SourceFileTime), Literal(hooks, HookContract.SourceMvid));
+    }
 
-        string wovenFrom = Literal(hooks, HookContract.SourceRuntimeVersion);
+    /// <summary>The woven copy was made from this very runtime's System.Net.Sockets.dll: same
+    /// version, and the file still as long and as old as when it was woven.</summary>
+    private static string? CheckIdentity(string location, string wovenFrom, string sourceLength, string sourceTime, string sourceMvid)
+    {
         string running = Environment.Version.ToString();
         var stock = new FileInfo(Path.Combine(Path.GetDirectoryName(typeof(object).Assembly.Location)!, "System.Net.Sockets.dll"));
-        bool sameFile = stock.Exists && Literal(hooks, HookContract.SourceFileLength) == stock.Length.ToString() &&
-                        Literal(hooks, HookContract.SourceFileTime) == stock.LastWriteTimeUtc.Ticks.ToString();
+        bool sameFile = stock.Exists && sourceLength == stock.Length.ToString() && sourceTime == stock.LastWriteTimeUtc.Ticks.ToString();
         if (wovenFrom != running || !sameFile)
-            return $"the loaded System.Net.Sockets ({location}) was woven from runtime {wovenFrom} (MVID {Literal(hooks, HookContract.SourceMvid)}), " +
+            return $"the loaded System.Net.Sockets ({location}) was woven from runtime {wovenFrom} (MVID {sourceMvid}), " +
                    $"but this app runs on {running}{(wovenFrom == running ? ", whose System.Net.Sockets.dll has changed since" : "")}. Run `sockshim prepare` to weave this runtime.";
         return null;
     }

@@ -20,7 +20,9 @@ internal sealed class Trampolines : ISocketHooks
     private static bool s_modeAll, s_modeAttribute, s_ownWildcardBinds;
     private static AsyncLocal<bool>? s_scope;
 
-    public static void Install(Type slots, Func<string?> load)
+    /// <summary>Reads the mode once; the trampolines then go into the slots (by the startup
+    /// hook, or returned to the woven type's static constructor).</summary>
+    public static void Configure(Type slots, Func<string?> load, AsyncLocal<bool>? scope)
     {
         s_slots = slots;
         s_load = load;
@@ -28,8 +30,7 @@ internal sealed class Trampolines : ISocketHooks
         s_modeAll = string.Equals(mode, "all", StringComparison.OrdinalIgnoreCase);
         s_modeAttribute = string.Equals(mode, "attribute", StringComparison.OrdinalIgnoreCase);
         s_ownWildcardBinds = (s_modeAll || s_modeAttribute) && string.Equals(Environment.GetEnvironmentVariable("SOCKSHIM_WILDCARDBIND")?.Trim(), "own", StringComparison.OrdinalIgnoreCase);
-        s_scope = slots.GetField(HookContract.AddressScope, BindingFlags.Public | BindingFlags.Static)?.GetValue(null) as AsyncLocal<bool>;
-        HookContract.Fill(slots, new Trampolines());
+        s_scope = scope;
     }
 
     // What the installer put in a slot once the hooks are loaded.

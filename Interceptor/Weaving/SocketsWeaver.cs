@@ -9,7 +9,6 @@ public static class SocketsWeaver
     public static IReadOnlyList<IWeaveStep> Steps(string runtimeVersion, FileInfo source) =>
     [
         new AddHookSlots(),
-        new WireOnFirstUse(),
         new HookConstructor(),
         new HookBind(),
         new HookSyncConnect(),
@@ -18,6 +17,7 @@ public static class SocketsWeaver
         new HookDispose(),
         new HookUseAfterClose(),
         new StampIdentity(runtimeVersion, source),
+        new WireOnFirstUse(),
     ];
 
     /// <summary>Reads <paramref name="source"/>, applies every step, writes <paramref name="output"/>.

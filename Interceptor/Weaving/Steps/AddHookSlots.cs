@@ -29,6 +29,9 @@ public sealed class AddHookSlots : IWeaveStep
             : t == typeof(System.Net.EndPoint) ? c.EndPoint
             : t == typeof(object) ? c.Module.TypeSystem.Object
             : throw new WeaveException($"slot {slot} of the hook contract uses {t.Name}, which the weaver does not map to the woven module's types");
+        var declared = typeof(ISocketHooks).GetMethods().Select(m => m.Name).Order();
+        if (!declared.SequenceEqual(HookContract.SlotNames.Order()))
+            throw new WeaveException($"HookContract.SlotNames ({string.Join(", ", HookContract.SlotNames)}) does not list exactly the methods of ISocketHooks ({string.Join(", ", declared)})");
         foreach (var slot in HookContract.Slots)
         {
             var types = slot.GetParameters().Select(p => Map(p.ParameterType, slot.Name)).ToList();
