@@ -151,3 +151,29 @@ internal static class TestPools
         return new AddressPool(definition, provisioner, new SockShim.Stack.Sources.StaticSource(host, prefetch), null, new PoolDescription(), TimeProvider.System);
     }
 }
+
+/// <summary>
+/// A fixture whose tests run apps against an echo server in another process, with a loopback
+/// pool of the fixture's own: what the server reports is where each socket came from.
+/// </summary>
+public abstract class EchoServerFixture(string range, string name)
+{
+    private protected TestStack _pool = null!;
+    private protected Process _server = null!;
+    private protected string _serverEndpoint = "";
+
+    [OneTimeSetUp]
+    public void StartPoolAndEchoServer()
+    {
+        _pool = new TestStack(range, name: name);
+        (_server, _serverEndpoint) = Programs.StartEcho(_pool.StateDirectory);
+    }
+
+    [OneTimeTearDown]
+    public void StopPoolAndEchoServer()
+    {
+        _server?.Kill();
+        _server?.Dispose();
+        _pool?.Dispose();
+    }
+}

@@ -9,27 +9,8 @@ namespace SockShim.Tests.Examples;
 /// (SockShim.Attributes.targets) and run unmodified under `sockshim run --mode attribute`; the
 /// echo server in another process reports where each connection came from.</summary>
 [NonParallelizable]
-public class AttributeExampleTests
+public class AttributeExampleTests() : EchoServerFixture("127.105.0.0/24", "attribute")
 {
-    private TestStack _pool = null!;
-    private Process _server = null!;
-    private string _endpoint = "";
-
-    [OneTimeSetUp]
-    public void StartServer()
-    {
-        _pool = new TestStack("127.105.0.0/24", name: "attribute");
-        (_server, _endpoint) = Programs.StartEcho(_pool.StateDirectory);
-    }
-
-    [OneTimeTearDown]
-    public void Stop()
-    {
-        _server.Kill();
-        _server.Dispose();
-        _pool.Dispose();
-    }
-
     private static Dictionary<string, string> Sockets(string output) =>
         Regex.Matches(output, @"^(.+): (\S+)$", RegexOptions.Multiline).ToDictionary(m => m.Groups[1].Value, m => m.Groups[2].Value);
 
@@ -37,7 +18,7 @@ public class AttributeExampleTests
     public void Sockets_made_in_marked_flows_get_their_own_addresses_and_others_keep_the_hosts()
     {
         var (exit, output, error) = Programs.Run("SockShim.Interceptor",
-            ["run", "--mode", "attribute", "--", "dotnet", Programs.PathOf("AttributeApp"), _endpoint], _pool.Environment, TimeSpan.FromMinutes(2));
+            ["run", "--mode", "attribute", "--", "dotnet", Programs.PathOf("AttributeApp"), _serverEndpoint], _pool.Environment, TimeSpan.FromMinutes(2));
         Assert.That(exit, Is.Zero, output + error);
         var sockets = Sockets(output);
         var marked = sockets.Where(s => s.Key.StartsWith("marked")).ToList();
@@ -54,7 +35,7 @@ public class AttributeExampleTests
     [Test]
     public void Without_the_launcher_every_socket_keeps_the_hosts_address()
     {
-        var (exit, output, _) = Programs.Run("AttributeApp", [_endpoint], _pool.Environment);
+        var (exit, output, _) = Programs.Run("AttributeApp", [_serverEndpoint], _pool.Environment);
         Assert.That(exit, Is.Zero);
         var sockets = Sockets(output);
         Assert.That(sockets, Has.Count.EqualTo(7));

@@ -7,34 +7,19 @@ namespace SockShim.Tests.Examples;
 /// <summary>`sockshim compare` on each example (SharpPcap on loopback, so root), and on a command
 /// that really does differ. The tables come from the CLI; the assertions from the API tests use.</summary>
 [NonParallelizable]
-public class CompareTests
+public class CompareTests() : EchoServerFixture("127.106.0.0/24", "compare")
 {
-    private TestStack _pool = null!;
-    private Process _server = null!;
-    private string _endpoint = "";
 
+    // The captures need root; the pool and the echo server are the base fixture's.
     [OneTimeSetUp]
-    public void StartServer()
-    {
-        Network.TwoHosts.RequireRoot();
-        _pool = new TestStack("127.106.0.0/24", name: "compare");
-        (_server, _endpoint) = Programs.StartEcho(_pool.StateDirectory);
-    }
-
-    [OneTimeTearDown]
-    public void Stop()
-    {
-        _server?.Kill();
-        _server?.Dispose();
-        _pool?.Dispose();
-    }
+    public void Root() => Network.TwoHosts.RequireRoot();
 
     private ComparisonReport Compare(string[] command, Dictionary<string, string?>? settings = null) =>
         Comparison.Run(new ComparisonOptions
         {
             Command = command,
             Settings = new(settings ?? new()) { ["Pool"] = "127.106.0.0/24", ["StateDir"] = _pool.StateDirectory, ["PoolName"] = "compare" },
-            Filter = $"port {_endpoint.Split(':')[1]}",
+            Filter = $"port {_serverEndpoint.Split(':')[1]}",
         });
 
     private static string[] Dotnet(string program, params string[] args) => ["dotnet", Programs.PathOf(program), .. args];
@@ -42,7 +27,7 @@ public class CompareTests
     [Test]
     public void Tuple_sockets_same_behaviour_ten_addresses_against_one()
     {
-        var r = Compare(Dotnet("TupleClient", "--server", _endpoint, "--count", "10"));
+        var r = Compare(Dotnet("TupleClient", "--server", _serverEndpoint, "--count", "10"));
         Assert.That(r.Differences, Is.Empty);
         Assert.That((r.Unpatched.DistinctLocalAddresses, r.Patched.DistinctLocalAddresses), Is.EqualTo((1, 10)));
         Assert.That((r.Unpatched.Connections, r.Patched.Connections), Is.EqualTo((10, 10)));
@@ -51,7 +36,7 @@ public class CompareTests
     [Test]
     public void The_unmodified_app_same_behaviour_eleven_addresses_against_one()
     {
-        var r = Compare(Dotnet("LegacyApp", _endpoint));
+        var r = Compare(Dotnet("LegacyApp", _serverEndpoint));
         Assert.That(r.Differences, Is.Empty);
         Assert.That((r.Unpatched.DistinctLocalAddresses, r.Patched.DistinctLocalAddresses), Is.EqualTo((1, 11)));
         Assert.That(r.Patched.Datagrams, Is.EqualTo(3));
@@ -60,7 +45,7 @@ public class CompareTests
     [Test]
     public void The_attribute_example_same_behaviour_and_only_marked_sockets_move()
     {
-        var r = Compare(Dotnet("AttributeApp", _endpoint), new() { ["Mode"] = "attribute" });
+        var r = Compare(Dotnet("AttributeApp", _serverEndpoint), new() { ["Mode"] = "attribute" });
         Assert.That(r.Differences, Is.Empty);
         // Five marked sockets with their own addresses, two from the host's.
         Assert.That((r.Unpatched.DistinctLocalAddresses, r.Patched.DistinctLocalAddresses), Is.EqualTo((1, 6)));
@@ -70,7 +55,7 @@ public class CompareTests
     [Test]
     public void The_voip_calls_carry_ef_on_the_wire_from_their_own_addresses()
     {
-        var r = Compare(Dotnet("VoipCalls", _endpoint, "--calls", "4", "--packets", "10"), new() { ["Mode"] = "attribute", ["Dscp"] = "EF" });
+        var r = Compare(Dotnet("VoipCalls", _serverEndpoint, "--calls", "4", "--packets", "10"), new() { ["Mode"] = "attribute", ["Dscp"] = "EF" });
         Assert.That(r.Differences, Is.Empty);
         var media = r.Patched.Flows.Where(f => f.Protocol == "udp").ToList();
         Assert.That(media, Has.Count.EqualTo(4));
@@ -85,9 +70,9 @@ public class CompareTests
     public void A_real_difference_is_reported_and_the_cli_exits_1_with_json()
     {
         // Output that depends on something other than the address: a random number per run.
-        string[] command = ["bash", "-c", $"echo draw $RANDOM$RANDOM; exec dotnet {Programs.PathOf("TupleClient")} --server {_endpoint} --count 2"];
+        string[] command = ["bash", "-c", $"echo draw $RANDOM$RANDOM; exec dotnet {Programs.PathOf("TupleClient")} --server {_serverEndpoint} --count 2"];
         var (exit, output, error) = Programs.Run("SockShim.Interceptor",
-            ["compare", "--json", "--filter", $"port {_endpoint.Split(':')[1]}", "--pool", "127.106.0.0/24", "--state-dir", _pool.StateDirectory, "--", .. command]);
+            ["compare", "--json", "--filter", $"port {_serverEndpoint.Split(':')[1]}", "--pool", "127.106.0.0/24", "--state-dir", _pool.StateDirectory, "--", .. command]);
         Assert.That(exit, Is.EqualTo(1), error);
         using var json = JsonDocument.Parse(output);
         var differences = json.RootElement.GetProperty("differences").EnumerateArray().Select(e => e.GetString()).ToList();

@@ -13,29 +13,15 @@ namespace SockShim.Tests.Interceptor;
 /// process says where each socket came from.
 /// </summary>
 [NonParallelizable]
-public class HooklessStartTests
+public class HooklessStartTests() : EchoServerFixture("127.107.0.0/24", "hookless")
 {
-    private TestStack _pool = null!;
-    private Process _server = null!;
-    private string _serverEndpoint = "";
     private string _scratch = "";
 
     [OneTimeSetUp]
-    public void StartServer()
-    {
-        _pool = new TestStack("127.104.0.0/24", name: "hookless");
-        (_server, _serverEndpoint) = Programs.StartEcho(_pool.StateDirectory);
-        _scratch = Directory.CreateTempSubdirectory("sockshim-hookless-").FullName;
-    }
+    public void MakeScratch() => _scratch = Directory.CreateTempSubdirectory("sockshim-hookless-").FullName;
 
     [OneTimeTearDown]
-    public void StopServer()
-    {
-        _server.Kill();
-        _server.Dispose();
-        _pool.Dispose();
-        Directory.Delete(_scratch, recursive: true);
-    }
+    public void RemoveScratch() => Directory.Delete(_scratch, recursive: true);
 
     private (int Exit, string Out, string Err) Sockshim(IEnumerable<string> args, Dictionary<string, string>? extra = null)
     {

@@ -7,26 +7,8 @@ namespace SockShim.Tests.Interceptor;
 /// <summary>`sockshim run` on the unmodified LegacyApp, each a separate process, against the
 /// echo server in another process: what the server reports is the truth.</summary>
 [NonParallelizable]
-public class LauncherTests
+public class LauncherTests() : EchoServerFixture("127.103.0.0/24", "launcher")
 {
-    private TestStack _pool = null!;
-    private Process _server = null!;
-    private string _serverEndpoint = "";
-
-    [OneTimeSetUp]
-    public void StartServer()
-    {
-        _pool = new TestStack("127.103.0.0/24", name: "launcher");
-        (_server, _serverEndpoint) = Programs.StartEcho(_pool.StateDirectory);
-    }
-
-    [OneTimeTearDown]
-    public void StopServer()
-    {
-        _server.Kill();
-        _server.Dispose();
-        _pool.Dispose();
-    }
 
     private Dictionary<string, string> PoolEnvironment() => _pool.Environment;
 

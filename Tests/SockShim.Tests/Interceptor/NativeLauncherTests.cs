@@ -11,32 +11,19 @@ namespace SockShim.Tests.Interceptor;
 /// echo server in another process says which addresses the app's sockets came from.
 /// </summary>
 [NonParallelizable]
-public class NativeLauncherTests
+public class NativeLauncherTests() : EchoServerFixture("127.104.0.0/24", "native")
 {
-    private TestStack _pool = null!;
-    private Process _server = null!;
-    private string _serverEndpoint = "";
     private static string Script => Path.Combine(RepoPaths.Root, "sockshim");
 
     [OneTimeSetUp]
-    public void StartServer()
+    public void WarmTheTool()
     {
-        _pool = new TestStack("127.104.0.0/24", name: "native");
-        (_server, _serverEndpoint) = Programs.StartEcho(_pool.StateDirectory);
         // Builds the tool and the launcher if the clone has not yet, and weaves this machine's
         // runtimes into the default cache: the warm state the tests below start from.
         var (exit, output, error) = Programs.Complete(StartScript(["prepare"]), "./sockshim prepare", TimeSpan.FromMinutes(8));
         Assert.That(exit, Is.Zero, output + error);
         Assert.That(File.Exists(Path.Combine(RepoPaths.Root, ".artifacts", "sockshim", "sockshim")), Is.True,
             "the script built the native launcher (its build log: .artifacts/sockshim.build.log)");
-    }
-
-    [OneTimeTearDown]
-    public void StopServer()
-    {
-        _server.Kill();
-        _server.Dispose();
-        _pool.Dispose();
     }
 
     private Process StartScript(IEnumerable<string> args, IDictionary<string, string>? extra = null)
