@@ -1,5 +1,6 @@
+using System.Buffers;
+using System.Text;
 using System.Text.Json;
-using System.Text.Json.Serialization;
 using SockShim.Stack.Addressing;
 
 namespace SockShim.Stack.Configuration;
@@ -21,16 +22,93 @@ internal sealed record PoolDescription
     public int MaxAddresses { get; init; }
     public int? Dscp { get; init; }
 
-    private static readonly JsonSerializerOptions s_json = new() { Converters = { new JsonStringEnumConverter() } };
+    // Written and read with Utf8JsonWriter and JsonDocument, not JsonSerializer: the reflection
+    // serializer JIT-compiled about 200 methods (its converters, accessors emitted for this type)
+    // in every app at its first socket that needed the stack, tens of milliseconds that
+    // ReadyToRun cannot precompile. The text is the same as the serializer's (PascalCase names,
+    // enums as their names, nulls written), so descriptions written before still read.
 
-    public string ToJson() => JsonSerializer.Serialize(this, s_json);
+    public string ToJson()
+    {
+        var buffer = new ArrayBufferWriter<byte>(512);
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            w.WriteStartObject();
+            w.WriteString(nameof(Name), Name);
+            w.WriteString(nameof(Source), Source.ToString());
+            w.WriteString(nameof(Provisioner), Provisioner.ToString());
+            if (Interface is null) w.WriteNull(nameof(Interface));
+            else w.WriteString(nameof(Interface), Interface);
+            WriteList(w, nameof(Ranges), Ranges);
+            WriteList(w, nameof(Exclude), Exclude);
+            w.WriteString(nameof(Strategy), Strategy.ToString());
+            w.WriteNumber(nameof(MaxAddresses), MaxAddresses);
+            if (Dscp is { } dscp) w.WriteNumber(nameof(Dscp), dscp);
+            else w.WriteNull(nameof(Dscp));
+            w.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(buffer.WrittenSpan);
 
-    /// <summary>The description in <paramref name="json"/>, or null when it is not one.</summary>
+        static void WriteList(Utf8JsonWriter w, string name, List<string> values)
+        {
+            w.WriteStartArray(name);
+            foreach (var v in values) w.WriteStringValue(v);
+            w.WriteEndArray();
+        }
+    }
+
+    /// <summary>The description in <paramref name="json"/>, or null when it is not one: not an
+    /// object, a property of the wrong kind, an enum name that is not one of its values, a list
+    /// with anything but strings. (It comes from files and a socket other accounts may write.)</summary>
     public static PoolDescription? FromJson(string? json)
     {
         if (json is null) return null;
-        try { return JsonSerializer.Deserialize<PoolDescription>(json, s_json); }
+        try
+        {
+            using var document = JsonDocument.Parse(json);
+            var root = document.RootElement;
+            if (root.ValueKind != JsonValueKind.Object) return null;
+            var d = new PoolDescription();
+            foreach (var p in root.EnumerateObject())
+            {
+                var v = p.Value;
+                switch (p.Name)
+                {
+                    case nameof(Name) when v.ValueKind == JsonValueKind.String: d = d with { Name = v.GetString()! }; break;
+                    case nameof(Source) when Enum(v, typeof(SourceKind)) is SourceKind source: d = d with { Source = source }; break;
+                    case nameof(Provisioner) when Enum(v, typeof(ProvisionerKind)) is ProvisionerKind provisioner: d = d with { Provisioner = provisioner }; break;
+                    case nameof(Interface) when v.ValueKind is JsonValueKind.String or JsonValueKind.Null: d = d with { Interface = v.GetString() }; break;
+                    case nameof(Ranges) when Strings(v) is { } ranges: d = d with { Ranges = ranges }; break;
+                    case nameof(Exclude) when Strings(v) is { } exclude: d = d with { Exclude = exclude }; break;
+                    case nameof(Strategy) when Enum(v, typeof(AllocationStrategy)) is AllocationStrategy strategy: d = d with { Strategy = strategy }; break;
+                    case nameof(MaxAddresses) when v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int max): d = d with { MaxAddresses = max }; break;
+                    case nameof(Dscp) when v.ValueKind == JsonValueKind.Null: d = d with { Dscp = null }; break;
+                    case nameof(Dscp) when v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int dscp): d = d with { Dscp = dscp }; break;
+                    case nameof(Name) or nameof(Source) or nameof(Provisioner) or nameof(Interface) or nameof(Ranges) or nameof(Exclude)
+                        or nameof(Strategy) or nameof(MaxAddresses) or nameof(Dscp):
+                        return null; // a known property with a value it cannot have
+                }
+            }
+            return d;
+        }
         catch (JsonException) { return null; }
+
+        // A name of the enum (any case, as the serializer's converter read them), not a number.
+        static object? Enum(JsonElement v, Type type) =>
+            v.ValueKind == JsonValueKind.String && v.GetString() is { Length: > 0 } name && !char.IsAsciiDigit(name[0]) && name[0] != '-' &&
+            System.Enum.TryParse(type, name, ignoreCase: true, out var value) && System.Enum.IsDefined(type, value!) ? value : null;
+
+        static List<string>? Strings(JsonElement v)
+        {
+            if (v.ValueKind != JsonValueKind.Array) return null;
+            var list = new List<string>(v.GetArrayLength());
+            foreach (var item in v.EnumerateArray())
+            {
+                if (item.ValueKind != JsonValueKind.String) return null;
+                list.Add(item.GetString()!);
+            }
+            return list;
+        }
     }
 
     public static PoolDescription Of(LocalPoolSpec pool) => new()
