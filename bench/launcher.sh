@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Launcher overhead, measured side by side in one run and printed as ratios next to targets:
-#   start-up of a small app that opens one socket, with the variables `sockshim run` sets for it
-#   (the woven System.Net.Sockets, wired at that socket; no startup hook) vs plain (target
+#   start-up of a small app that opens one socket, with the variables `sockshim run --no-startup-hook`
+#   sets for it (the woven System.Net.Sockets, wired at that socket; no startup hook) vs plain (target
 #   <= 1.02x); the whole command a user types, `./sockshim run -- dotnet app.dll` and
 #   `./sockshim run -- ./apphost`, vs the plain command (target <= 1.10x); and per-connection
 #   connect+close on loopback under `sockshim run --mode all` (every connection gets its own
@@ -27,12 +27,12 @@ printf '<Project Sdk="Microsoft.NET.Sdk"><PropertyGroup><TargetFramework>net10.0
 echo 'internal static class StartupHook { public static void Initialize() { } }' > "$out/empty/Hook.cs"
 dotnet publish "$out/empty" -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true -nologo -v q -o "$out/empty/bin" > "$out/build2.log" 2>&1 || { cat "$out/build2.log"; exit 1; }
 
-# The variables sockshim run sets for this very command (its --verbose lists them), applied
-# directly, so the launcher's own start-up is not counted in the app's (it is reported on its
-# own line below). For `dotnet app.dll` that is the start without a startup hook.
+# The variables `sockshim run --no-startup-hook` sets for this very command (its --verbose lists
+# them), applied directly, so the launcher's own start-up is not counted in the app's (it is
+# reported on its own line below): for a proved `dotnet app.dll`, the start without a startup hook.
 env_file="$out/env"
-./sockshim run --verbose -- dotnet "$app" --start 2>&1 >/dev/null | sed -n 's/^sockshim: \([A-Z_][A-Z0-9_]*\)=\(.*\)$/export \1='"'"'\2'"'"'/p' | grep -v "^export SOCKSHIM_LOG=" > "$env_file" # --verbose's own debug log is not the app's
-grep -q "SOCKSHIM_WIRE=" "$env_file" || { echo "sockshim run did not choose the start without a startup hook:" >&2; ./sockshim run --verbose -- dotnet "$app" --start 2>&1 | grep "start:" >&2; exit 1; }
+./sockshim run --verbose --no-startup-hook -- dotnet "$app" --start 2>&1 >/dev/null | sed -n 's/^sockshim: \([A-Z_][A-Z0-9_]*\)=\(.*\)$/export \1='"'"'\2'"'"'/p' | grep -v "^export SOCKSHIM_LOG=" > "$env_file" # --verbose's own debug log is not the app's
+grep -q "SOCKSHIM_WIRE=" "$env_file" || { echo "sockshim run did not choose the start without a startup hook:" >&2; ./sockshim run --verbose --no-startup-hook -- dotnet "$app" --start 2>&1 | grep "start:" >&2; exit 1; }
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r), .NET $(dotnet --list-runtimes | awk '/NETCore.App/ {v=$2} END {print v}'), $(date -u +%F)"
 for i in $(seq 3); do dotnet "$app" --start; (source "$env_file"; dotnet "$app" --start); done # warm the page cache

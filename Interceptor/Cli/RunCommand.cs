@@ -14,8 +14,14 @@ internal static class RunCommand
     {
         var cache = CacheOption.Create();
         var verbose = new Option<bool>("--verbose") { Description = "say what the launcher prepares and sets, and log each address the app takes and gives back (SOCKSHIM_LOG=debug)" };
+        var noHook = new Option<bool>("--no-startup-hook")
+        {
+            Description = "start `dotnet app.dll` without a startup hook where the launcher proves the woven System.Net.Sockets is what the app loads " +
+                          "(it wires itself at the first socket; an app that never opens one loads nothing of SockShim). Child processes the app starts are not proved: " +
+                          "one that bypasses the woven copy runs unpatched. Without the proof the hook stays",
+        };
         var command = new Argument<string[]>("command") { Description = "the command to run, after --", Arity = ArgumentArity.OneOrMore };
-        var run = new Command("run", "Run a .NET command (an apphost, dotnet app.dll, dotnet run, dotnet test) so that its sockets get their own addresses") { cache, verbose, command };
+        var run = new Command("run", "Run a .NET command (an apphost, dotnet app.dll, dotnet run, dotnet test) so that its sockets get their own addresses") { cache, verbose, noHook, command };
         stack.AddTo(run, forRun: true);
         run.SetAction(async (parse, ct) =>
         {
@@ -39,7 +45,7 @@ internal static class RunCommand
             }
 
             log?.WriteLine(weaver is null ? "sockshim: launcher: native (every runtime's woven copy is in the cache)" : "sockshim: launcher: the managed tool");
-            var launch = LaunchPlan.For(parse.GetValue(command)!, given, store, AppContext.BaseDirectory, verbose: parse.GetValue(verbose));
+            var launch = LaunchPlan.For(parse.GetValue(command)!, given, store, AppContext.BaseDirectory, verbose: parse.GetValue(verbose), tryWithoutHook: parse.GetValue(noHook));
             foreach (var line in launch.Describe()) log?.WriteLine("sockshim: " + line);
             try
             {

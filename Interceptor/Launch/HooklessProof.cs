@@ -4,31 +4,35 @@ using SockShim.Interceptor.Store;
 namespace SockShim.Interceptor.Launch;
 
 /// <summary>
-/// Whether `sockshim run` can start a command without the startup hook: only where it proves,
-/// from the command's files and the environment, that the app will load the woven
-/// System.Net.Sockets, so no check inside the app is needed to refuse a bypass (the woven copy
-/// then wires itself at the first socket, see HookContract.WireVariable). The proof, for a
-/// direct launch (`dotnet app.dll`, or an apphost with its app.dll beside it):
+/// Whether `sockshim run --no-startup-hook` can start a command without the startup hook: only
+/// where it proves, from the command's files and the environment, that the app will load the
+/// woven System.Net.Sockets, so no check inside the app is needed to refuse a bypass (the woven
+/// copy then wires itself at the first socket, see HookContract.WireVariable). The proof covers
+/// `dotnet app.dll` only:
 /// <list type="bullet">
-/// <item>the app is framework-dependent (its runtimeconfig.json names frameworks, not included ones);</item>
-/// <item>every Microsoft.NETCore.App version of every installation the host may choose is one the
-///   store has verified, so whatever version it rolls forward to is woven (roll-forward settings
-///   need no reading: no candidate is left unwoven);</item>
-/// <item>nothing of the app outranks the framework's copy: no System.Net.Sockets.dll beside it,
-///   none in its deps.json;</item>
+/// <item>`dotnet` is a real muxer (an ELF file with host/fxr beside it, found through its real
+/// path), and every Microsoft.NETCore.App version of its installation (at least one) is one the
+/// store has verified for this launch, so whatever version the app rolls forward to is woven
+/// (roll-forward settings need no reading: no candidate is left unwoven);</item>
+/// <item>the app, found through its real path (every link and `..` resolved by the kernel), is
+/// framework-dependent (its runtimeconfig.json names frameworks, not included ones);</item>
+/// <item>nothing of the app can outrank the framework's copy: no file of its folder is named
+/// System.Net.Sockets.dll or .exe in any case (without a deps.json the host lists them all),
+/// and its deps.json, parsed, names no System.Net.Sockets anywhere (keys and values, decoded);</item>
 /// <item>no DOTNET_ADDITIONAL_DEPS or DOTNET_SHARED_STORE of the user's is combined with the store's.</item>
 /// </list>
-/// Anything else (SDK commands such as `dotnet run` and `dotnet test`, `dotnet exec` with options,
-/// scripts, single-file and self-contained apps) keeps the startup hook, which checks at start.
+/// An apphost is not proved: the app it runs is a path written inside it, which may name another
+/// folder or another app than its own name says. Anything else (apphosts, SDK commands such as
+/// `dotnet run` and `dotnet test`, `dotnet exec` with options, scripts) keeps the startup hook,
+/// which checks at start. What cannot be read is not proved.
 /// </summary>
 public static class HooklessProof
 {
-    /// <summary>Null when proved; otherwise why not, in words (said with --verbose). What cannot
-    /// be read is not proved: the startup hook stays.</summary>
+    /// <summary>Null when proved; otherwise why not, in words (said with --verbose).</summary>
     public static string? WhyNot(IReadOnlyList<string> command, WovenStore store)
     {
         try { return Prove(command, store); }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException)
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException or JsonException)
         {
             return $"the command's files cannot be read: {ex.Message}";
         }
@@ -36,91 +40,82 @@ public static class HooklessProof
 
     private static string? Prove(IReadOnlyList<string> command, WovenStore store)
     {
-        if (command.Count < 1) return "no command";
-        string path = Environment.GetEnvironmentVariable("PATH") ?? "";
-        string app;
-        IReadOnlyList<string> roots;
-        if (Path.GetFileName(command[0]) == "dotnet")
-        {
-            if (command.Count < 2 || !command[1].EndsWith(".dll", StringComparison.OrdinalIgnoreCase))
-                return "not `dotnet app.dll` (an SDK command, or `dotnet exec` with options, decides itself what the app loads)";
-            if (Exec.Resolve(command[0], path) is not { } muxer) return $"{command[0]} is not found";
-            app = Path.GetFullPath(command[1]);
-            // The muxer's own installation, where it finds hostfxr and the frameworks.
-            roots = [Path.GetDirectoryName(RealPath(muxer))!];
-        }
-        else
-        {
-            if (Exec.Resolve(command[0], path) is not { } host || !File.Exists(host)) return $"{command[0]} is not found";
-            // The apphost finds its app beside its own real path (/proc/self/exe).
-            string real = RealPath(host);
-            app = real + ".dll";
-            if (!File.Exists(app)) return $"{real} is not an apphost with its app beside it (a script, a single-file app or a native program)";
-            if (File.Exists(Path.Combine(Path.GetDirectoryName(real)!, "libhostfxr.so"))) return "a self-contained app (its own hostfxr beside it)";
-            roots = ApphostRoots();
-        }
+        if (command.Count < 2 || Path.GetFileName(command[0]) != "dotnet" || !command[1].EndsWith(".dll", StringComparison.OrdinalIgnoreCase))
+            return "only `dotnet app.dll` is proved (an apphost runs the app path written inside it; an SDK command, `dotnet exec` with options or a script decides itself what loads)";
+        if ((User("DOTNET_ADDITIONAL_DEPS") ?? User("DOTNET_SHARED_STORE")) is { } given)
+            return $"the environment already sets {given}, which the host combines with the store's";
+
+        if (Exec.Resolve(command[0], Environment.GetEnvironmentVariable("PATH")) is not { } found || RealPath(found) is not { } muxer)
+            return $"{command[0]} is not found";
+        string root = Path.GetDirectoryName(muxer)!;
+        if (!IsElf(muxer) || !Directory.Exists(Path.Combine(root, "host", "fxr")))
+            return $"{found} is not the .NET muxer itself ({muxer}: no ELF file with host/fxr beside it; a wrapper or a shim decides itself which installation runs)";
+        var runtimes = InstalledRuntimes.Find(root);
+        if (runtimes.Count == 0) return $"{root} has no Microsoft.NETCore.App runtime";
+        foreach (var runtime in runtimes)
+            if (!store.Verified.TryGetValue(runtime.Version, out var prepared) || !SamePath(prepared.Runtime.Directory, runtime.Directory))
+                return $"runtime {runtime.Version} in {root} has no woven copy checked for this launch";
+
+        if (RealPath(command[1]) is not { } app) return $"{command[1]} is not found";
         string dir = Path.GetDirectoryName(app)!;
-        if ((User("DOTNET_ADDITIONAL_DEPS") ?? User("DOTNET_SHARED_STORE")) is { } given) return $"the environment already sets {given}, which the host combines with the store's";
-        if (File.Exists(Path.Combine(dir, "System.Net.Sockets.dll"))) return $"{dir} has a System.Net.Sockets.dll of its own";
-        if (Problem(Path.ChangeExtension(app, ".runtimeconfig.json"), Path.ChangeExtension(app, ".deps.json")) is { } problem) return problem;
-        foreach (var root in roots)
-            foreach (var runtime in InstalledRuntimes.Find(root))
-                if (!store.Verified.TryGetValue(runtime.Version, out var prepared) || !SameRuntime(prepared, runtime))
-                    return $"runtime {runtime.Version} in {root} has no woven copy checked for this launch";
+        foreach (var file in Directory.EnumerateFiles(dir))
+        {
+            string name = Path.GetFileName(file);
+            if (name.Equals("System.Net.Sockets.dll", StringComparison.OrdinalIgnoreCase) || name.Equals("System.Net.Sockets.exe", StringComparison.OrdinalIgnoreCase))
+                return $"{dir} has a System.Net.Sockets of its own ({name})";
+        }
+        string runtimeConfig = Path.ChangeExtension(app, ".runtimeconfig.json"), deps = Path.ChangeExtension(app, ".deps.json");
+        using (var config = JsonDocument.Parse(File.ReadAllText(runtimeConfig), new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true }))
+        {
+            if (config.RootElement.ValueKind != JsonValueKind.Object || !config.RootElement.TryGetProperty("runtimeOptions", out var options) || options.ValueKind != JsonValueKind.Object)
+                return $"{runtimeConfig} has no runtimeOptions";
+            if (Names(config.RootElement).Count(n => n == "runtimeOptions") > 1 || Names(options).Any(n => n == "includedFrameworks"))
+                return "a self-contained app (its runtimeconfig.json includes its frameworks), or one whose runtimeconfig.json says it twice";
+            if (!options.TryGetProperty("framework", out _) && !options.TryGetProperty("frameworks", out _)) return $"{runtimeConfig} names no framework";
+        }
+        // An app-local System.Net.Sockets (a package's runtime asset, in any folder) would outrank
+        // the framework's: every name and value of the parsed file, escapes decoded.
+        if (File.Exists(deps))
+        {
+            using var document = JsonDocument.Parse(File.ReadAllText(deps));
+            if (Mentions(document.RootElement, "System.Net.Sockets")) return $"{deps} lists a System.Net.Sockets of the app's own";
+        }
         return null;
 
         static string? User(string variable) => Environment.GetEnvironmentVariable(variable) is { Length: > 0 } ? variable : null;
     }
 
-    // The store's verified copy was woven from this very installation's runtime of that version.
-    private static bool SameRuntime(WovenStore.Prepared prepared, InstalledRuntime runtime) =>
-        string.Equals(Path.GetFullPath(prepared.Runtime.Directory), Path.GetFullPath(runtime.Directory), StringComparison.Ordinal);
+    private static IEnumerable<string> Names(JsonElement o) => o.ValueKind == JsonValueKind.Object ? o.EnumerateObject().Select(p => p.Name) : [];
 
-    private static string? Problem(string runtimeConfig, string deps)
+    private static bool Mentions(JsonElement e, string what) => e.ValueKind switch
     {
-        try
-        {
-            using (var config = JsonDocument.Parse(File.ReadAllText(runtimeConfig)))
-            {
-                if (!config.RootElement.TryGetProperty("runtimeOptions", out var options)) return $"{runtimeConfig} has no runtimeOptions";
-                if (options.TryGetProperty("includedFrameworks", out _)) return "a self-contained app (its runtimeconfig.json includes its frameworks)";
-                if (!options.TryGetProperty("framework", out _) && !options.TryGetProperty("frameworks", out _)) return $"{runtimeConfig} names no framework";
-            }
-            // An app-local System.Net.Sockets (a package's runtime asset) would outrank the framework's.
-            if (File.Exists(deps) && File.ReadAllText(deps).Contains("System.Net.Sockets.dll", StringComparison.OrdinalIgnoreCase))
-                return $"{deps} lists a System.Net.Sockets.dll of the app's own";
-            return null;
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or JsonException)
-        {
-            return $"{runtimeConfig} cannot be read: {ex.Message}";
-        }
+        JsonValueKind.Object => e.EnumerateObject().Any(p => p.Name.Contains(what, StringComparison.OrdinalIgnoreCase) || Mentions(p.Value, what)),
+        JsonValueKind.Array => e.EnumerateArray().Any(v => Mentions(v, what)),
+        JsonValueKind.String => e.GetString()!.Contains(what, StringComparison.OrdinalIgnoreCase),
+        _ => false,
+    };
+
+    // Two runtime folders are the same when their System.Net.Sockets.dll is the same file.
+    private static bool SamePath(string a, string b) =>
+        RealPath(Path.Combine(a, "System.Net.Sockets.dll")) is { } ra && ra == RealPath(Path.Combine(b, "System.Net.Sockets.dll"));
+
+    /// <summary>The kernel's own path of an existing file (every link and `..` resolved as a
+    /// lookup resolves them: `..` after a link is the link target's parent), or null. Opened with
+    /// open(2) on the path as given: .NET's file APIs remove `..` from the text first.</summary>
+    private static unsafe string? RealPath(string file)
+    {
+        var bytes = System.Text.Encoding.UTF8.GetBytes(file + "\0");
+        int fd;
+        fixed (byte* p = bytes) fd = Tmds.Linux.LibC.open(p, Tmds.Linux.LibC.O_PATH | Tmds.Linux.LibC.O_CLOEXEC, 0);
+        if (fd < 0) return null;
+        try { return new FileInfo($"/proc/self/fd/{fd}").LinkTarget; }
+        finally { Tmds.Linux.LibC.close(fd); }
     }
 
-    /// <summary>Every installation an apphost may use (hosting layer's order: DOTNET_ROOT_X64,
-    /// DOTNET_ROOT, /etc/dotnet/install_location[_x64], the default /usr/share/dotnet), and the
-    /// `dotnet` on PATH: all of them, since which one wins is not read here, and each must be
-    /// woven throughout. An apphost built with an app-relative search (AppHostRelativeDotNet) is
-    /// not seen here.</summary>
-    private static IReadOnlyList<string> ApphostRoots()
+    private static bool IsElf(string path)
     {
-        var roots = new List<string>();
-        foreach (var variable in new[] { "DOTNET_ROOT_X64", "DOTNET_ROOT" })
-            if (Environment.GetEnvironmentVariable(variable) is { Length: > 0 } root) roots.Add(root);
-        foreach (var file in new[] { "/etc/dotnet/install_location_x64", "/etc/dotnet/install_location" })
-        {
-            try { if (File.Exists(file) && File.ReadLines(file).FirstOrDefault()?.Trim() is { Length: > 0 } line) roots.Add(line); }
-            catch (IOException) { }
-        }
-        roots.Add("/usr/share/dotnet");
-        roots.Add("/usr/lib/dotnet");
-        if (Exec.Resolve("dotnet", Environment.GetEnvironmentVariable("PATH")) is { } muxer) roots.Add(Path.GetDirectoryName(RealPath(muxer))!);
-        return roots.Select(r => Directory.Exists(r) ? RealPath(r) : r).Distinct().ToList();
-    }
-
-    private static string RealPath(string path)
-    {
-        var info = new FileInfo(path);
-        return info.ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? Path.GetFullPath(path);
+        Span<byte> magic = stackalloc byte[4];
+        using var file = File.OpenHandle(path, FileMode.Open, FileAccess.Read);
+        return RandomAccess.Read(file, magic, 0) == 4 && magic.SequenceEqual((ReadOnlySpan<byte>)[0x7f, (byte)'E', (byte)'L', (byte)'F']);
     }
 }

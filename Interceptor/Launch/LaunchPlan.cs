@@ -54,16 +54,18 @@ public sealed class LaunchPlan
 
     public static string StartupHookPath(string toolDirectory) => Path.Combine(toolDirectory, "SockShim.StartupHook.dll");
 
-    public static LaunchPlan For(IReadOnlyList<string> command, IReadOnlyDictionary<string, string?> settings, WovenStore store, string toolDirectory, bool verbose = false, bool launched = true)
+    public static LaunchPlan For(IReadOnlyList<string> command, IReadOnlyDictionary<string, string?> settings, WovenStore store, string toolDirectory, bool verbose = false, bool launched = true, bool tryWithoutHook = false)
     {
         CheckToolDirectory(toolDirectory);
         var plan = new LaunchPlan { Command = command.ToList() };
         var hook = plan.HookVariables;
         hook["DOTNET_SHARED_STORE"] = Prepend(store.StoreDirectory, "DOTNET_SHARED_STORE");
         hook["DOTNET_ADDITIONAL_DEPS"] = Prepend(store.DepsDirectory, "DOTNET_ADDITIONAL_DEPS");
-        // Where the woven copy is proved to be the one loaded, it wires itself at the first
-        // socket and the app pays no startup hook; elsewhere the hook checks it at start.
-        plan.HookReason = HooklessProof.WhyNot(command, store);
+        // Asked for (--no-startup-hook) and where the woven copy is proved to be the one loaded, it
+        // wires itself at the first socket and the app pays no startup hook; elsewhere the hook
+        // checks it at start. Not the default: the app's own children get no hook either, and
+        // nothing proves what they load.
+        plan.HookReason = tryWithoutHook ? HooklessProof.WhyNot(command, store) : "the default; --no-startup-hook starts a proved `dotnet app.dll` without it";
         plan.WithoutHook = plan.HookReason is null;
         if (plan.WithoutHook) hook[Contract.HookContract.WireVariable] = StartupHookPath(toolDirectory);
         else hook["DOTNET_STARTUP_HOOKS"] = Prepend(StartupHookPath(toolDirectory), "DOTNET_STARTUP_HOOKS");

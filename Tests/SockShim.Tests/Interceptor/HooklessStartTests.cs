@@ -6,11 +6,13 @@ using System.Text.RegularExpressions;
 namespace SockShim.Tests.Interceptor;
 
 /// <summary>
-/// `sockshim run` without a startup hook (issue 20): where the launcher proves that the app will
-/// load the woven System.Net.Sockets, the woven copy wires itself at the first socket and the app
-/// starts as it would plainly; where it cannot, the startup hook stays and still refuses a bypass.
-/// SOCKSHIM_TRACE_STARTUP=1 makes the wiring say which way it ran; the echo server in another
-/// process says where each socket came from.
+/// `sockshim run --no-startup-hook` (issue 20): where the launcher proves that `dotnet app.dll`
+/// will load the woven System.Net.Sockets, the woven copy wires itself at the first socket and the
+/// app starts as it would plainly; where it cannot, the startup hook stays and still refuses a
+/// bypass. The bypasses an attacker review found (a copy named in another case, a deps.json key
+/// written with an escape, `..` after a link, a wrapper named dotnet, an apphost whose app is
+/// another) each keep the hook. SOCKSHIM_TRACE_STARTUP=1 makes the wiring say which way it ran;
+/// the echo server in another process says where each socket came from.
 /// </summary>
 [NonParallelizable]
 public class HooklessStartTests() : EchoServerFixture("127.107.0.0/24", "hookless")
@@ -40,7 +42,7 @@ public class HooklessStartTests() : EchoServerFixture("127.107.0.0/24", "hookles
     [Test]
     public void Dotnet_app_dll_starts_without_the_hook_and_every_api_still_gets_its_own_address()
     {
-        var (exit, output, error) = Sockshim(["run", "--verbose", "--mode", "all", "--", "dotnet", Programs.PathOf("LegacyApp"), _serverEndpoint]);
+        var (exit, output, error) = Sockshim(["run", "--verbose", "--no-startup-hook", "--mode", "all", "--", "dotnet", Programs.PathOf("LegacyApp"), _serverEndpoint]);
         Assert.That(exit, Is.Zero, output + error);
         Assert.That(error, Does.Contain(NoHook), "the launcher proved the woven copy loads");
         Assert.That(error, Does.Not.Contain("DOTNET_STARTUP_HOOKS="), "no startup hook was set");
@@ -53,13 +55,24 @@ public class HooklessStartTests() : EchoServerFixture("127.107.0.0/24", "hookles
     }
 
     [Test]
-    public void An_apphost_starts_without_the_hook_too()
+    public void Without_the_option_the_startup_hook_stays()
+    {
+        var (exit, output, error) = Sockshim(["run", "--verbose", "--mode", "all", "--", "dotnet", Programs.PathOf("LegacyApp"), _serverEndpoint]);
+        Assert.That(exit, Is.Zero, output + error);
+        Assert.That(error, Does.Contain("start: with the startup hook (the default").And.Contain(WiredByHook).And.Contain("DOTNET_STARTUP_HOOKS="));
+        Assert.That(Seen(output).All(_pool.Pool.Definition.Contains), Is.True, output);
+    }
+
+    /// <summary>An apphost runs the app path written inside it, which may be another folder's or
+    /// another name's than its own: not proved, so the hook stays.</summary>
+    [Test]
+    public void An_apphost_keeps_the_hook()
     {
         string apphost = Path.ChangeExtension(Programs.PathOf("LegacyApp"), null);
         Assert.That(File.Exists(apphost), Is.True, "LegacyApp's apphost is built beside the tests");
-        var (exit, output, error) = Sockshim(["run", "--verbose", "--mode", "all", "--", apphost, _serverEndpoint]);
+        var (exit, output, error) = Sockshim(["run", "--verbose", "--no-startup-hook", "--mode", "all", "--", apphost, _serverEndpoint]);
         Assert.That(exit, Is.Zero, output + error);
-        Assert.That(error, Does.Contain(NoHook).And.Contain(WiredAtFirstSocket));
+        Assert.That(error, Does.Contain("start: with the startup hook (only `dotnet app.dll` is proved").And.Contain(WiredByHook));
         var seen = Seen(output);
         Assert.That(seen, Has.Count.EqualTo(11), output);
         Assert.That(seen.All(_pool.Pool.Definition.Contains) && seen.Distinct().Count() == seen.Count, Is.True, output);
@@ -69,7 +82,7 @@ public class HooklessStartTests() : EchoServerFixture("127.107.0.0/24", "hookles
     public void An_app_that_opens_no_socket_never_loads_sockshim()
     {
         // LegacyApp without arguments prints its usage and exits 2, before any socket.
-        var (exit, output, error) = Sockshim(["run", "--verbose", "--", "dotnet", Programs.PathOf("LegacyApp")]);
+        var (exit, output, error) = Sockshim(["run", "--verbose", "--no-startup-hook", "--", "dotnet", Programs.PathOf("LegacyApp")]);
         Assert.That(exit, Is.EqualTo(2), output + error);
         Assert.That(error, Does.Contain(NoHook));
         Assert.That(error, Does.Not.Contain(WiredAtFirstSocket).And.Not.Contain(WiredByHook), "nothing of SockShim ran in the app");
@@ -92,18 +105,14 @@ public class HooklessStartTests() : EchoServerFixture("127.107.0.0/24", "hookles
         runtime["System.Net.Sockets.dll"] = new JsonObject { ["assemblyVersion"] = "99.0.0.0", ["fileVersion"] = "99.0.0.0" };
         File.WriteAllText(deps, json.ToJsonString());
 
-        var (exit, output, error) = Sockshim(["run", "--verbose", "--", "dotnet", Path.Combine(app, "LegacyApp.dll"), _serverEndpoint]);
-        Assert.That(error, Does.Contain("start: with the startup hook (").And.Contain("has a System.Net.Sockets.dll of its own"), error);
-        Assert.That(exit, Is.EqualTo(97), output + error);
-        Assert.That(error, Does.Contain("the woven System.Net.Sockets was not loaded"));
-        Assert.That(Seen(output), Is.Empty, "no socket left unpatched");
+        RefusedByTheHook(Path.Combine(app, "LegacyApp.dll"), "has a System.Net.Sockets of its own (System.Net.Sockets.dll)");
     }
 
     [Test]
     public void A_users_own_additional_deps_keep_the_hook_and_the_app_is_served()
     {
         string empty = Directory.CreateDirectory(Path.Combine(_scratch, "deps")).FullName;
-        var (exit, output, error) = Sockshim(["run", "--verbose", "--mode", "all", "--", "dotnet", Programs.PathOf("LegacyApp"), _serverEndpoint],
+        var (exit, output, error) = Sockshim(["run", "--verbose", "--no-startup-hook", "--mode", "all", "--", "dotnet", Programs.PathOf("LegacyApp"), _serverEndpoint],
             new() { ["DOTNET_ADDITIONAL_DEPS"] = empty });
         Assert.That(exit, Is.Zero, output + error);
         Assert.That(error, Does.Contain("start: with the startup hook (the environment already sets DOTNET_ADDITIONAL_DEPS"));
@@ -117,10 +126,86 @@ public class HooklessStartTests() : EchoServerFixture("127.107.0.0/24", "hookles
         string script = Path.Combine(_scratch, "start.sh");
         File.WriteAllText(script, $"#!/bin/sh\nexec dotnet '{Programs.PathOf("LegacyApp")}' \"$@\"\n");
         File.SetUnixFileMode(script, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        var (exit, output, error) = Sockshim(["run", "--verbose", "--mode", "all", "--", script, _serverEndpoint]);
+        var (exit, output, error) = Sockshim(["run", "--verbose", "--no-startup-hook", "--mode", "all", "--", script, _serverEndpoint]);
         Assert.That(exit, Is.Zero, output + error);
         Assert.That(error, Does.Contain("start: with the startup hook (").And.Contain(WiredByHook));
         Assert.That(Seen(output).All(_pool.Pool.Definition.Contains), Is.True, output);
+    }
+
+    /// <summary>Without a deps.json the host lists every .dll of the folder in its own spelling, and
+    /// the runtime matches names in any case: a copy named SYSTEM.NET.SOCKETS.dll was loaded.</summary>
+    [Test]
+    public void A_copy_named_in_another_case_keeps_the_hook_which_refuses()
+    {
+        string app = CopyOfLegacyApp("case");
+        File.Delete(Path.Combine(app, "LegacyApp.deps.json"));
+        File.Copy(FrameworkSockets, Path.Combine(app, "SYSTEM.NET.SOCKETS.dll"));
+        RefusedByTheHook(Path.Combine(app, "LegacyApp.dll"), "has a System.Net.Sockets of its own (SYSTEM.NET.SOCKETS.dll)");
+    }
+
+    /// <summary>The host decodes deps.json: a key written with an escape (System.Net.Sock\u0065ts.dll)
+    /// in a subfolder is still the app's own System.Net.Sockets.</summary>
+    [Test]
+    public void A_deps_json_that_names_it_with_an_escape_keeps_the_hook_which_refuses()
+    {
+        string app = CopyOfLegacyApp("escape");
+        string asset = "runtimes/linux-x64/lib/net10.0/System.Net.Sockets.dll";
+        Directory.CreateDirectory(Path.Combine(app, Path.GetDirectoryName(asset)!));
+        File.Copy(FrameworkSockets, Path.Combine(app, asset));
+        string deps = Path.Combine(app, "LegacyApp.deps.json");
+        var json = JsonNode.Parse(File.ReadAllText(deps))!;
+        var self = json["targets"]!.AsObject().First().Value!.AsObject().First(p => p.Key.StartsWith("LegacyApp/")).Value!.AsObject();
+        self["runtimeTargets"] = new JsonObject
+        {
+            ["PLACEHOLDER"] = new JsonObject { ["rid"] = "linux-x64", ["assetType"] = "runtime", ["assemblyVersion"] = "99.0.0.0", ["fileVersion"] = "99.0.0.0" },
+        };
+        File.WriteAllText(deps, json.ToJsonString().Replace("PLACEHOLDER", asset.Replace("Sockets", "Sock\\u0065ts")));
+        Assert.That(File.ReadAllText(deps), Does.Contain("Sock\\u0065ts.dll").And.Not.Contain("System.Net.Sockets.dll"), "the file names it only through the escape");
+        RefusedByTheHook(Path.Combine(app, "LegacyApp.dll"), "lists a System.Net.Sockets of the app's own");
+    }
+
+    /// <summary>`..` after a link leads where the link points, not back: L/../decoy is deep/decoy
+    /// when L links to deep/x. The proof reads the folder the host will run from.</summary>
+    [Test]
+    public void A_path_with_dot_dot_after_a_link_is_judged_where_it_leads()
+    {
+        string clean = CopyOfLegacyApp("decoy");
+        string deep = Directory.CreateDirectory(Path.Combine(_scratch, "deep")).FullName;
+        Directory.CreateDirectory(Path.Combine(deep, "x"));
+        string armed = Directory.CreateDirectory(Path.Combine(deep, "decoy")).FullName;
+        foreach (var file in Directory.GetFiles(clean)) File.Copy(file, Path.Combine(armed, Path.GetFileName(file)));
+        File.Copy(FrameworkSockets, Path.Combine(armed, "System.Net.Sockets.dll"));
+        File.CreateSymbolicLink(Path.Combine(_scratch, "L"), Path.Combine(deep, "x"));
+        RefusedByTheHook(Path.Combine(_scratch, "L", "..", "decoy", "LegacyApp.dll"), "has a System.Net.Sockets of its own");
+    }
+
+    /// <summary>A script named dotnet decides itself which installation runs: not the muxer, so
+    /// not proved (its installation could have runtimes the store never wove).</summary>
+    [Test]
+    public void A_wrapper_named_dotnet_keeps_the_hook()
+    {
+        string muxer = new FileInfo(Environment.ProcessPath!).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? Environment.ProcessPath!;
+        string wrapper = Path.Combine(Directory.CreateDirectory(Path.Combine(_scratch, "wrap")).FullName, "dotnet");
+        File.WriteAllText(wrapper, $"#!/bin/sh\nexec '{muxer}' \"$@\"\n");
+        File.SetUnixFileMode(wrapper, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var (exit, output, error) = Sockshim(["run", "--verbose", "--no-startup-hook", "--mode", "all", "--", wrapper, Programs.PathOf("LegacyApp"), _serverEndpoint]);
+        Assert.That(exit, Is.Zero, output + error);
+        Assert.That(error, Does.Contain("is not the .NET muxer itself").And.Contain(WiredByHook));
+        Assert.That(Seen(output).All(_pool.Pool.Definition.Contains), Is.True, output);
+    }
+
+    private static string FrameworkSockets => Path.Combine(Path.GetDirectoryName(typeof(object).Assembly.Location)!, "System.Net.Sockets.dll");
+
+    /// <summary>Asked to start without the hook, the launcher keeps it for <paramref name="app"/>
+    /// (--verbose names <paramref name="reason"/>), and the hook finds the plain copy loaded and
+    /// refuses: exit 97, not one socket opened.</summary>
+    private void RefusedByTheHook(string app, string reason)
+    {
+        var (exit, output, error) = Sockshim(["run", "--verbose", "--no-startup-hook", "--", "dotnet", app, _serverEndpoint]);
+        Assert.That(error, Does.Contain("start: with the startup hook (").And.Contain(reason), error);
+        Assert.That(exit, Is.EqualTo(97), output + error);
+        Assert.That(error, Does.Contain("the woven System.Net.Sockets was not loaded"));
+        Assert.That(Seen(output), Is.Empty, "no socket left unpatched");
     }
 
     private string CopyOfLegacyApp(string name)
