@@ -50,11 +50,17 @@ public static class HooklessProof
         string root = Path.GetDirectoryName(muxer)!;
         if (!IsElf(muxer) || !Directory.Exists(Path.Combine(root, "host", "fxr")))
             return $"{found} is not the .NET muxer itself ({muxer}: no ELF file with host/fxr beside it; a wrapper or a shim decides itself which installation runs)";
-        var runtimes = InstalledRuntimes.Find(root);
-        if (runtimes.Count == 0) return $"{root} has no Microsoft.NETCore.App runtime";
-        foreach (var runtime in runtimes)
-            if (!store.Verified.TryGetValue(runtime.Version, out var prepared) || !SamePath(prepared.Runtime.Directory, runtime.Directory))
-                return $"runtime {runtime.Version} in {root} has no woven copy checked for this launch";
+        // Every folder the host could take for a runtime, not only those the store's search reads
+        // as versions (a name such as 10.0.13+build is still a candidate to the host).
+        string frameworks = Path.Combine(root, "shared", "Microsoft.NETCore.App");
+        var candidates = Directory.Exists(frameworks) ? Directory.GetDirectories(frameworks) : [];
+        if (candidates.Length == 0) return $"{root} has no Microsoft.NETCore.App runtime";
+        foreach (var candidate in candidates)
+        {
+            string version = Path.GetFileName(candidate);
+            if (!store.Verified.TryGetValue(version, out var prepared) || !SamePath(prepared.Runtime.Directory, candidate))
+                return $"runtime {version} in {root} has no woven copy checked for this launch";
+        }
 
         if (RealPath(command[1]) is not { } app) return $"{command[1]} is not found";
         string dir = Path.GetDirectoryName(app)!;
