@@ -1,7 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
-using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using SockShim.Stack;
 using SockShim.Stack.Configuration;
@@ -320,7 +319,7 @@ public sealed class HelperServer : IDisposable
                 // A pool's ranges are no secret; whether this user may take from it is decided per ACQUIRE,
                 // so a refusal reaches the app as a SocketException at its socket rather than at start-up.
                 if (Refusal(peer, request.Argument, out var pool, checkGrant: false) is { } refused) return refused;
-                return HelperMessage.Ok(JsonSerializer.Serialize(pool!.Description));
+                return HelperMessage.Ok(pool!.Description.ToJson());
             }
             case HelperMessage.Acquire:
             {

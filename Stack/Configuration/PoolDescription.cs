@@ -93,10 +93,17 @@ internal sealed record PoolDescription
         }
         catch (JsonException) { return null; }
 
-        // A name of the enum (any case, as the serializer's converter read them), not a number.
-        static object? Enum(JsonElement v, Type type) =>
-            v.ValueKind == JsonValueKind.String && v.GetString() is { Length: > 0 } name && !char.IsAsciiDigit(name[0]) && name[0] != '-' &&
-            System.Enum.TryParse(type, name, ignoreCase: true, out var value) && System.Enum.IsDefined(type, value!) ? value : null;
+        // A name of the enum (any case), or one of its values as a number: what the serializer's
+        // converter read (a helper of the last version sent numbers).
+        static object? Enum(JsonElement v, Type type)
+        {
+            object? value = null;
+            if (v.ValueKind == JsonValueKind.String && v.GetString() is { Length: > 0 } name && !char.IsAsciiDigit(name[0]) && name[0] != '-')
+                System.Enum.TryParse(type, name, ignoreCase: true, out value);
+            else if (v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int number))
+                value = System.Enum.ToObject(type, number);
+            return value is not null && System.Enum.IsDefined(type, value) ? value : null;
+        }
 
         static List<string>? Strings(JsonElement v)
         {

@@ -40,6 +40,9 @@ public class PoolDescriptionTests
         Assert.That(old?.Interface, Is.EqualTo("eth0"));
         Assert.That(old?.Dscp, Is.EqualTo(46));
         Assert.That(old?.Source, Is.EqualTo(SourceKind.Dhcp));
+        // A helper of the last version sent enums as numbers (the serializer without its converter).
+        var numbers = PoolDescription.FromJson(JsonSerializer.Serialize(Samples[1]));
+        Assert.That((numbers?.Source, numbers?.Provisioner, numbers?.Strategy), Is.EqualTo(((SourceKind?)SourceKind.Dhcp, (ProvisionerKind?)ProvisionerKind.Netlink, (AllocationStrategy?)AllocationStrategy.Sequential)));
     }
 
     [TestCase("not json")]
@@ -48,7 +51,8 @@ public class PoolDescriptionTests
     [TestCase("{\"Ranges\": [\"127.0.0.0/8\", 7]}")]
     [TestCase("{\"Source\": \"Bogus\"}")]
     [TestCase("{\"Source\": \"1\"}")]
-    [TestCase("{\"Source\": 1}")]
+    [TestCase("{\"Source\": 99}")]
+    [TestCase("{\"Source\": 1.5}")]
     [TestCase("{\"MaxAddresses\": \"7\"}")]
     [TestCase("{\"MaxAddresses\": 1e40}")]
     [TestCase("{\"Name\": null}")]
