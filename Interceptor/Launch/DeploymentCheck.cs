@@ -54,16 +54,9 @@ public static class DeploymentCheck
         return null;
     }
 
-    private static string? Resolve(string name)
-    {
-        if (name.Contains('/')) return File.Exists(name) ? Path.GetFullPath(name) : null;
-        foreach (var dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries))
-        {
-            string candidate = Path.Combine(dir, name);
-            if (File.Exists(candidate)) return candidate;
-        }
-        return null;
-    }
+    // The file the exec will run (the same lookup as Exec's), as a full path, or null.
+    private static string? Resolve(string name) =>
+        Exec.Resolve(name, Environment.GetEnvironmentVariable("PATH")) is { } found && File.Exists(found) ? Path.GetFullPath(found) : null;
 
     private static string? Apphost(string file)
     {
