@@ -45,7 +45,7 @@ internal static class RunCommand
             }
 
             log?.WriteLine(weaver is null ? "sockshim: launcher: native (every runtime's woven copy is in the cache)" : "sockshim: launcher: the managed tool");
-            var launch = LaunchPlan.For(parse.GetValue(command)!, given, store, AppContext.BaseDirectory, verbose: parse.GetValue(verbose), tryWithoutHook: parse.GetValue(noHook));
+            var launch = LaunchPlan.For(parse.GetValue(command)!, given, store, AppContext.BaseDirectory, verbose: parse.GetValue(verbose), tryWithoutHook: parse.GetValue(noHook), progress: log is null ? null : line => log.WriteLine("sockshim: " + line));
             foreach (var line in launch.Describe()) log?.WriteLine("sockshim: " + line);
             try
             {

@@ -29,6 +29,8 @@ public sealed class LaunchPlan
     /// <summary>Why the startup hook stays, when it does.</summary>
     public string? HookReason { get; private set; }
     private string? _tempFile;
+    /// <summary>The copy of a self-contained app it is started from, or null.</summary>
+    public AppOverlay? Overlay { get; private set; }
 
     /// <summary>Weaves (or finds cached) every installed runtime's System.Net.Sockets before a
     /// launch; a warning (IL-only, no crossgen) is told once, when the copy is first made.</summary>
@@ -54,13 +56,27 @@ public sealed class LaunchPlan
 
     public static string StartupHookPath(string toolDirectory) => Path.Combine(toolDirectory, "SockShim.StartupHook.dll");
 
-    public static LaunchPlan For(IReadOnlyList<string> command, IReadOnlyDictionary<string, string?> settings, WovenStore store, string toolDirectory, bool verbose = false, bool launched = true, bool tryWithoutHook = false)
+    public static LaunchPlan For(IReadOnlyList<string> command, IReadOnlyDictionary<string, string?> settings, WovenStore store, string toolDirectory, bool verbose = false, bool launched = true, bool tryWithoutHook = false, Action<string>? progress = null)
     {
         CheckToolDirectory(toolDirectory);
         var plan = new LaunchPlan { Command = command.ToList() };
         var hook = plan.HookVariables;
-        hook["DOTNET_SHARED_STORE"] = Prepend(store.StoreDirectory, "DOTNET_SHARED_STORE");
-        hook["DOTNET_ADDITIONAL_DEPS"] = Prepend(store.DepsDirectory, "DOTNET_ADDITIONAL_DEPS");
+        // A self-contained app carries its own runtime, which the store cannot reach: it is
+        // started from its overlay in the cache instead, with its own System.Net.Sockets woven.
+        var selfContained = DeploymentCheck.SelfContained(command);
+        WovenStore.Prepared? own = null;
+        if (selfContained is not null)
+        {
+            var overlay = AppOverlay.For(store, selfContained, progress);
+            plan.Command = [overlay.Executable, .. command.Skip(1)];
+            plan.Overlay = overlay;
+            own = overlay.Sockets;
+        }
+        else
+        {
+            hook["DOTNET_SHARED_STORE"] = Prepend(store.StoreDirectory, "DOTNET_SHARED_STORE");
+            hook["DOTNET_ADDITIONAL_DEPS"] = Prepend(store.DepsDirectory, "DOTNET_ADDITIONAL_DEPS");
+        }
         // Asked for (--no-startup-hook) and where the woven copy is proved to be the one loaded, it
         // wires itself at the first socket and the app pays no startup hook; elsewhere the hook
         // checks it at start. Not the default: the app's own children get no hook either, and
@@ -71,6 +87,7 @@ public sealed class LaunchPlan
         else hook["DOTNET_STARTUP_HOOKS"] = Prepend(StartupHookPath(toolDirectory), "DOTNET_STARTUP_HOOKS");
         foreach (var (version, prepared) in store.Verified)
             hook[Contract.HookContract.WovenRecordVariable(version)] = $"{prepared.Identity}:{prepared.AssemblyPath}";
+        if (own is not null) hook[Contract.HookContract.WovenRecordVariable(own.Runtime.Version)] = $"{own.Identity}:{own.AssemblyPath}";
         foreach (var (key, value) in settings)
         {
             if (value is null) continue;
@@ -134,6 +151,9 @@ public sealed class LaunchPlan
 
     public IEnumerable<string> Describe()
     {
+        if (Overlay is not null)
+            yield return $"self-contained app: started from its overlay {Path.GetDirectoryName(Overlay.Executable)}{(Overlay.FromCache ? " (cached)" : "")}, " +
+                         $"its own runtime {Overlay.Sockets.Runtime.Version}'s System.Net.Sockets woven";
         yield return "command: " + string.Join(' ', Command);
         yield return WithoutHook ? "start: no startup hook (the woven System.Net.Sockets is proved to be the one loaded; it wires itself at the first socket)"
             : $"start: with the startup hook ({HookReason})";

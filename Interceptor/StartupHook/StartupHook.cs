@@ -31,9 +31,9 @@ internal static class StartupHook
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
         bool launched = Environment.GetEnvironmentVariable(HookContract.LauncherVariable) is not null;
-        string location = woven.Assembly.Location;
+        string location = LoadedFrom(woven.Assembly, out bool bundled);
         string? recordedPath = CheckRecord(out string recordVariable);
-        string? problem = CheckIdentity(location, wovenFrom, sourceLength, sourceTime, sourceMvid) ?? CheckRecordedPath(location, recordedPath, recordVariable, launched);
+        string? problem = CheckIdentity(location, bundled, wovenFrom, sourceLength, sourceTime, sourceMvid) ?? CheckRecordedPath(location, recordedPath, recordVariable, launched);
         if (problem is not null) Refuse(problem);
         Trampolines.Configure(woven, LoadHooks, scope);
         var wired = HookContract.Delegates(new Trampolines());
@@ -91,29 +91,47 @@ internal static class StartupHook
     private static string? CheckWovenAssembly(out Type? hooks, out string location, bool launched)
     {
         var sockets = typeof(System.Net.Sockets.Socket).Assembly;
-        // An assembly loaded from inside a single-file bundle has no path of its own.
-        location = sockets.Location is { Length: > 0 } path ? path : "its own copy, from inside its single-file bundle";
+        location = LoadedFrom(sockets, out bool bundled);
         hooks = sockets.GetType(HookContract.FullTypeName);
         if (hooks is null)
-            return $"the woven System.Net.Sockets was not loaded (the app loaded {location}). " +
+            return $"the woven System.Net.Sockets was not loaded (the app loaded {(bundled ? "its own copy, from inside its single-file bundle" : location)}). " +
                    (launched ? "A" : "Start the app with `sockshim run`; a") +
                    " self-contained app (single-file or not), or a changed DOTNET_ADDITIONAL_DEPS/DOTNET_SHARED_STORE, bypasses the woven copy" +
                    (launched ? ": publish the app framework-dependent (--self-contained false)." : ".");
-        return CheckIdentity(location, Literal(hooks, HookContract.SourceRuntimeVersion), Literal(hooks, HookContract.SourceFileLength),
+        return CheckIdentity(location, bundled, Literal(hooks, HookContract.SourceRuntimeVersion), Literal(hooks, HookContract.SourceFileLength),
             Literal(hooks, HookContract.SourceFileTime), Literal(hooks, HookContract.SourceMvid));
     }
 
     /// <summary>The woven copy was made from this very runtime's System.Net.Sockets.dll: same
     /// version, and the file still as long and as old as when it was woven.</summary>
-    private static string? CheckIdentity(string location, string wovenFrom, string sourceLength, string sourceTime, string sourceMvid)
+    private static string? CheckIdentity(string location, bool bundled, string wovenFrom, string sourceLength, string sourceTime, string sourceMvid)
     {
         string running = Environment.Version.ToString();
-        var stock = new FileInfo(Path.Combine(Path.GetDirectoryName(typeof(object).Assembly.Location)!, "System.Net.Sockets.dll"));
+        // Inside a single-file bundle nothing has a file of its own: the bundle the launcher made
+        // (and checked, by the record) is the app's, rebundled with the copy woven from its own.
+        if (bundled)
+            return wovenFrom == running ? null
+                : $"the bundled System.Net.Sockets was woven from runtime {wovenFrom} (MVID {sourceMvid}), but this app runs on {running}. Start it again with `sockshim run`, which makes its bundle again.";
+        string coreLib = typeof(object).Assembly.Location;
+        var stock = new FileInfo(Path.Combine(Path.GetDirectoryName(coreLib)!, "System.Net.Sockets.dll"));
+        // A self-contained app started from its overlay: the woven copy sits in the runtime's own
+        // directory, whose other entries link to the app's files; the file it was woven from is
+        // the one beside the app's System.Private.CoreLib.
+        if (stock.FullName == location && new FileInfo(coreLib).LinkTarget is { } appCoreLib && Path.IsPathRooted(appCoreLib))
+            stock = new FileInfo(Path.Combine(Path.GetDirectoryName(appCoreLib)!, "System.Net.Sockets.dll"));
         bool sameFile = stock.Exists && sourceLength == stock.Length.ToString() && sourceTime == stock.LastWriteTimeUtc.Ticks.ToString();
         if (wovenFrom != running || !sameFile)
             return $"the loaded System.Net.Sockets ({location}) was woven from runtime {wovenFrom} (MVID {sourceMvid}), " +
                    $"but this app runs on {running}{(wovenFrom == running ? ", whose System.Net.Sockets.dll has changed since" : "")}. Run `sockshim prepare` to weave this runtime.";
         return null;
+    }
+
+    /// <summary>Where <paramref name="assembly"/> was loaded from: its file, or for one inside a
+    /// single-file bundle (no path of its own) the bundle, this process's executable.</summary>
+    private static string LoadedFrom(Assembly assembly, out bool bundled)
+    {
+        bundled = assembly.Location.Length == 0;
+        return bundled ? Environment.ProcessPath ?? "" : assembly.Location;
     }
 
     private static string Literal(Type hooks, string name) => hooks.GetField(name)?.GetRawConstantValue() as string ?? "?";
@@ -137,10 +155,16 @@ internal static class StartupHook
         // milliseconds) is read only for one that is not there, as in a build output folder.
         private AssemblyDependencyResolver? _resolver;
 
+        private static readonly string? RuntimeDirectory = Path.GetDirectoryName(typeof(object).Assembly.Location) is { Length: > 0 } d ? d : null;
+
         protected override Assembly? Load(AssemblyName name)
         {
-            if (IsFramework(name)) return null;
             string path = Path.Combine(directory, name.Name + ".dll");
+            // In a single-file app the framework is inside the bundle, with no directory to look
+            // in (nor a host to resolve a deps file with): what SockShim does not carry beside
+            // itself is the framework's, from the default context.
+            if (RuntimeDirectory is null) return (File.Exists(path) ? path : RidSpecific(name)) is { } found ? LoadFromAssemblyPath(found) : null;
+            if (IsFramework(name)) return null;
             if (!File.Exists(path))
             {
                 _resolver ??= new AssemblyDependencyResolver(Path.Combine(directory, "SockShim.Interceptor.dll"));
@@ -149,7 +173,20 @@ internal static class StartupHook
             return path.Length > 0 ? LoadFromAssemblyPath(path) : null;
         }
 
-        private static bool IsFramework(AssemblyName name) =>
-            File.Exists(Path.Combine(Path.GetDirectoryName(typeof(object).Assembly.Location)!, name.Name + ".dll"));
+        /// <summary>A build output's RID-specific dependency (runtimes/RID/lib/TFM/, as the deps
+        /// file would name it), for a single-file app, where no resolver can read the deps file.</summary>
+        private string? RidSpecific(AssemblyName name)
+        {
+            foreach (var rid in (string[])[System.Runtime.InteropServices.RuntimeInformation.RuntimeIdentifier, "linux-x64", "linux", "unix"])
+            {
+                string lib = Path.Combine(directory, "runtimes", rid, "lib");
+                if (!Directory.Exists(lib)) continue;
+                foreach (var tfm in Directory.GetDirectories(lib).Order(StringComparer.Ordinal).Reverse())
+                    if (Path.Combine(tfm, name.Name + ".dll") is var candidate && File.Exists(candidate)) return candidate;
+            }
+            return null;
+        }
+
+        private static bool IsFramework(AssemblyName name) => File.Exists(Path.Combine(RuntimeDirectory!, name.Name + ".dll"));
     }
 }

@@ -12,6 +12,17 @@ public sealed record InstalledRuntime(string Version, string Directory)
     /// so it (with the version) keys the woven cache.</summary>
     public Guid SocketsMvid => ReadMvid(SocketsPath);
 
+    /// <summary>What the weaver stamps of the source file besides version and MVID (its length
+    /// and last write time), shortened: two copies of one build can differ in it.</summary>
+    public string SourceStamp
+    {
+        get
+        {
+            var file = new FileInfo(SocketsPath);
+            return Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.ASCII.GetBytes($"{file.Length}:{file.LastWriteTimeUtc.Ticks}")))[..8].ToLowerInvariant();
+        }
+    }
+
     public static Guid ReadMvid(string path)
     {
         using var stream = File.OpenRead(path);

@@ -57,7 +57,10 @@ public sealed class WovenStore(string root, WovenStore.Weaver? weaver)
         : Path.Combine(Environment.GetEnvironmentVariable("XDG_CACHE_HOME") is { Length: > 0 } x ? x
             : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache"), "sockshim");
 
-    private static string PackageVersion(InstalledRuntime runtime, Guid mvid) => $"{runtime.Version}-{mvid.ToString("N")[..12]}-w{HookContract.CurrentWeaverVersion}";
+    // The woven copy carries its source's version, MVID, length and change time (StampIdentity),
+    // which the startup hook compares with the file beside the app's runtime: a self-contained
+    // app's copy of the same build may differ from the installed runtime's in time alone.
+    private static string PackageVersion(InstalledRuntime runtime, Guid mvid) => $"{runtime.Version}-{mvid.ToString("N")[..12]}-{runtime.SourceStamp}-w{HookContract.CurrentWeaverVersion}";
 
     public string AssemblyPath(InstalledRuntime runtime, Guid mvid, string tfm = "net10.0") =>
         Path.Combine(StoreDirectory, "x64", tfm, PackageId, PackageVersion(runtime, mvid), "lib", "net10.0", "System.Net.Sockets.dll");
@@ -84,6 +87,16 @@ public sealed class WovenStore(string root, WovenStore.Weaver? weaver)
     /// otherwise it is woven again, with a warning.</summary>
     public Prepared Prepare(InstalledRuntime runtime, Action<string>? progress = null)
     {
+        var prepared = Woven(runtime, progress);
+        WriteDeps(runtime, runtime.SocketsMvid);
+        return Remember(prepared);
+    }
+
+    /// <summary>The woven copy of <paramref name="runtime"/>'s System.Net.Sockets, checked or
+    /// made, keyed by its version and MVID; nothing points the host at it yet. A self-contained
+    /// app's own runtime (its directory) is woven through this too: see <see cref="AppOverlay"/>.</summary>
+    public Prepared Woven(InstalledRuntime runtime, Action<string>? progress = null)
+    {
         var mvid = runtime.SocketsMvid;
         string target = AssemblyPath(runtime, mvid);
         string marker = target + ".ok";
@@ -98,9 +111,8 @@ public sealed class WovenStore(string root, WovenStore.Weaver? weaver)
                 // Same bytes, another identity (touched, or a marker from before identities):
                 // recorded now, so the next launch need not hash it.
                 if (identity != recordedIdentity) WriteMarker(marker, kind, sha, identity);
-                WriteDeps(runtime, mvid);
                 bool r2r = kind == "readytorun";
-                return Remember(new Prepared(runtime, target, r2r, FromCache: true, r2r ? null : "cached IL-only copy (crossgen2 was not available when it was woven)", sha, identity));
+                return new Prepared(runtime, target, r2r, FromCache: true, r2r ? null : "cached IL-only copy (crossgen2 was not available when it was woven)", sha, identity);
             }
             changed = $"the cached {target} is not what was woven (SHA-256 {recorded[..16]}... recorded, {(sha is null ? "file unreadable" : sha[..16] + "... found")}): woven again";
             progress?.Invoke("warning: " + changed);
@@ -117,10 +129,9 @@ public sealed class WovenStore(string root, WovenStore.Weaver? weaver)
             File.Move(compiled, target, overwrite: true);
             var (sha, identity) = TrustedPaths.Hash(target);
             WriteMarker(marker, warning is null ? "readytorun" : "il-only", sha, identity);
-            WriteDeps(runtime, mvid);
             progress?.Invoke($"ready: {target}");
             string? told = changed is null ? warning : warning is null ? changed : $"{changed}; {warning}";
-            return Remember(new Prepared(runtime, target, warning is null, FromCache: false, told, sha, identity));
+            return new Prepared(runtime, target, warning is null, FromCache: false, told, sha, identity);
         }
         finally { Directory.Delete(work, recursive: true); }
     }

@@ -1,16 +1,22 @@
+using System.Security.Cryptography;
+
 namespace SockShim.Tests.Interceptor;
 
-/// <summary>LegacyApp published the ways no startup-hook check inside the app could catch:
-/// trimmed self-contained, startup hooks switched off, Native AOT. `sockshim run` refuses each
-/// before starting it (exit 97, one line naming the file and setting, why, what to change), and
-/// an echo server of their own proves the app never ran; the same binaries started plainly do
-/// reach it, so that proof can fail.</summary>
+/// <summary>LegacyApp published every way .NET apps ship, each under `sockshim run`. Those it
+/// serves — framework-dependent, self-contained, single-file (framework-dependent and
+/// self-contained) — get a pool address for every API, as the echo server in another process
+/// sees, and their published files are byte for byte what they were. Those no check inside the
+/// app could catch — trimmed self-contained, startup hooks switched off, Native AOT — are
+/// refused before they start (exit 97, one line naming the file and setting, why, what to
+/// change), and the echo server proves the app never ran. The same binaries started plainly
+/// reach the server from 127.0.0.1, so every check here can fail.</summary>
 [NonParallelizable]
-public class UnservableAppTests
+public class DeploymentKindsTests
 {
     private TestStack _pool = null!;
     private DirectoryInfo _work = null!;
     private string _trimmed = "", _hooksOff = "", _aot = "", _singleTrimmed = "", _single = "";
+    private string _frameworkDependent = "", _selfContained = "", _singleFrameworkDependent = "";
 
     /// <summary>Publishing is the slow part (about a minute for all three here), done once.
     /// LegacyApp's source is copied into a private (0700) temporary directory so its obj/bin
@@ -19,8 +25,8 @@ public class UnservableAppTests
     [OneTimeSetUp]
     public void Publish()
     {
-        _pool = new TestStack("127.108.0.0/24", name: "unservable");
-        _work = Directory.CreateTempSubdirectory("sockshim-unservable-");
+        _pool = new TestStack("127.108.0.0/24", name: "deployments");
+        _work = Directory.CreateTempSubdirectory("sockshim-deployments-");
         string project = Path.Combine(_work.FullName, "src");
         Directory.CreateDirectory(project);
         File.Copy(Path.Combine(RepoPaths.Root, "Examples", "LegacyApp", "Program.cs"), Path.Combine(project, "Program.cs"));
@@ -34,6 +40,9 @@ public class UnservableAppTests
         _aot = Path.Combine(PublishTo("aot", project, config, "-p:PublishAot=true"), "LegacyApp");
         _singleTrimmed = Path.Combine(PublishTo("single-trimmed", project, config, "--self-contained", "true", "-p:PublishSingleFile=true", "-p:PublishTrimmed=true"), "LegacyApp");
         _single = Path.Combine(PublishTo("single", project, config, "--self-contained", "true", "-p:PublishSingleFile=true"), "LegacyApp");
+        _frameworkDependent = Path.Combine(PublishTo("framework-dependent", project, config, "--self-contained", "false"), "LegacyApp");
+        _selfContained = Path.Combine(PublishTo("self-contained", project, config, "--self-contained", "true"), "LegacyApp");
+        _singleFrameworkDependent = Path.Combine(PublishTo("single-framework-dependent", project, config, "--self-contained", "false", "-p:PublishSingleFile=true"), "LegacyApp");
     }
 
     private string PublishTo(string name, string project, string config, params string[] options)
@@ -119,20 +128,48 @@ public class UnservableAppTests
             "PublishTrimmed", "would run unpatched", "Publish it without PublishTrimmed and framework-dependent (--self-contained false)");
     }
 
-    /// <summary>A self-contained single-file app with hooks on is still refused by the startup
-    /// hook, as before, now naming where it loaded System.Net.Sockets from (it used to print
-    /// "the app loaded )") and not telling a user who used `sockshim run` to use it.</summary>
-    [Test, CancelAfter(300_000)]
-    public void A_self_contained_single_file_app_is_refused_by_the_hook_saying_what_it_loaded()
+    /// <summary>The SHA-256 of every file under <paramref name="directory"/>, by relative path.</summary>
+    private static SortedDictionary<string, string> Hashes(string directory) =>
+        new(Directory.EnumerateFiles(directory, "*", SearchOption.AllDirectories)
+            .ToDictionary(f => Path.GetRelativePath(directory, f), f => Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(f)))), StringComparer.Ordinal);
+
+    /// <summary>Started plainly the app reaches the server from 127.0.0.1; under the launcher
+    /// every one of its APIs from its own pool address, none from 127.0.0.1, and its published
+    /// files are unchanged.</summary>
+    private void AssertServed(string app, string kind)
     {
-        var (exit, stdout, stderr, saw) = AgainstServer(endpoint => UnderLauncher([_single], endpoint));
-        Assert.That(exit, Is.EqualTo(97), stdout + stderr);
-        Assert.That(stderr, Does.Contain("the woven System.Net.Sockets was not loaded (the app loaded its own copy, from inside its single-file bundle)"));
-        Assert.That(stderr, Does.Contain("publish the app framework-dependent (--self-contained false)"));
-        Assert.That(stderr, Does.Not.Contain("loaded )").And.Not.Contain("Start the app with `sockshim run`"));
-        Assert.That(stdout, Does.Not.Contain("api="), "the app's Main never ran");
-        Assert.That(saw, Does.Not.Contain(" peer "), "the server saw nothing from it");
+        string published = Path.GetDirectoryName(app)!;
+        var before = Hashes(published);
+
+        var (plainExit, plainOut, _, plainSaw) = AgainstServer(endpoint => Programs.RunFile(app, [endpoint], TimeSpan.FromMinutes(1)));
+        Assert.That(plainExit, Is.Zero, plainOut);
+        Assert.That(plainSaw, Does.Contain("tcp peer 127.0.0.1:"), $"{kind} started plainly reaches the server from 127.0.0.1: the checks below can fail");
+
+        var (exit, stdout, stderr, saw) = AgainstServer(endpoint => UnderLauncher([app], endpoint));
+        Assert.That(exit, Is.Zero, $"{kind} under the launcher: {stdout}{stderr}");
+        var apis = stdout.Split('\n').Where(l => l.StartsWith("api=")).ToList();
+        Assert.That(apis, Has.Count.EqualTo(11).And.All.Not.Contain("error="), stdout);
+        var peers = saw.Split('\n').Where(l => l.Contains(" peer ")).Select(l => l.Split(' ')[2].Split(':')[0]).ToList();
+        Assert.That(peers, Has.Count.EqualTo(11), $"the server saw every API of {kind}: {saw}");
+        Assert.That(peers, Is.All.StartWith("127.108.0."), $"every socket of {kind} from the pool, none from 127.0.0.1: {saw}");
+        Assert.That(peers.Distinct().Count(), Is.EqualTo(11), $"each API its own address: {saw}");
+
+        Assert.That(Hashes(published), Is.EqualTo(before), $"the published files of {kind} are byte for byte unchanged");
     }
+
+    [Test, CancelAfter(300_000)]
+    public void A_framework_dependent_app_gets_an_address_per_socket() => AssertServed(_frameworkDependent, "the framework-dependent apphost");
+
+    /// <summary>Started from its overlay in the cache with its own runtime's System.Net.Sockets woven.</summary>
+    [Test, CancelAfter(300_000)]
+    public void A_self_contained_app_gets_an_address_per_socket() => AssertServed(_selfContained, "the self-contained app");
+
+    [Test, CancelAfter(300_000)]
+    public void A_framework_dependent_single_file_app_gets_an_address_per_socket() => AssertServed(_singleFrameworkDependent, "the framework-dependent single-file app");
+
+    /// <summary>Started from a rebundled copy in the cache whose System.Net.Sockets is woven.</summary>
+    [Test, CancelAfter(300_000)]
+    public void A_self_contained_single_file_app_gets_an_address_per_socket() => AssertServed(_single, "the self-contained single-file app");
 
     [Test, CancelAfter(300_000)]
     public void An_app_with_startup_hooks_switched_off_is_refused_before_it_starts()

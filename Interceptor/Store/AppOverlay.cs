@@ -1,0 +1,195 @@
+using System.Security.Cryptography;
+using System.Text;
+using Tmds.Linux;
+using static Tmds.Linux.LibC;
+
+namespace SockShim.Interceptor.Store;
+
+/// <summary>
+/// A self-contained app started with a woven copy of its own System.Net.Sockets, its files
+/// untouched: a directory in the cache where every entry of the app's directory is a link to
+/// the app's file, except three copies. The app's System.Net.Sockets.dll is the woven copy; the
+/// apphost and the app's main dll are copied because the host finds the app's directory from
+/// their real paths (a link would lead it back to the app's own directory, and its runtime).
+/// The runtime itself then reads every other file through the links.
+///
+/// An overlay is keyed by what it was made from: the app directory's real path, its list of
+/// names, the identity (device, inode, size, change time) of the three files it copies, and the
+/// woven copy's SHA-256. A changed app gets a new overlay; one never changes after it is made.
+/// </summary>
+public sealed unsafe class AppOverlay
+{
+    public const string SocketsFile = "System.Net.Sockets.dll";
+    private const string Marker = ".sockshim-overlay";
+
+    /// <summary>The apphost to exec in place of the app's.</summary>
+    public string Executable { get; }
+    /// <summary>The woven copy the app loads, as checked: what the launcher records for the startup hook.</summary>
+    public WovenStore.Prepared Sockets { get; }
+    public bool FromCache { get; }
+
+    private AppOverlay(string executable, WovenStore.Prepared sockets, bool fromCache) => (Executable, Sockets, FromCache) = (executable, sockets, fromCache);
+
+    /// <summary>The overlay of the self-contained <paramref name="app"/> (its executable by real
+    /// path, the version of the runtime it carries), found in <paramref name="store"/>'s cache or
+    /// made there (weaving the app's System.Net.Sockets when no copy of that build is woven yet).</summary>
+    public static AppOverlay For(WovenStore store, Launch.DeploymentCheck.SelfContainedApp app, Action<string>? progress = null)
+    {
+        string parent = TrustedPaths.EnsureDirectory(Path.Combine(store.Root, "apps"), 0b111_101_101, check: TrustedPaths.AsRoot, out var problem);
+        if (problem is not null) throw new Stack.Claims.UntrustedStateException($"overlay directory {parent}: {problem}");
+        return app.SingleFile ? Rebundled(store, parent, app, progress) : Linked(store, parent, app, progress);
+    }
+
+    /// <summary>A directory of links to the app's files, with the three copies.</summary>
+    private static AppOverlay Linked(WovenStore store, string parent, Launch.DeploymentCheck.SelfContainedApp app, Action<string>? progress)
+    {
+        string appDirectory = Path.GetDirectoryName(app.Executable)!;
+        string name = Path.GetFileName(app.Executable);
+        string[] copied = [name, name + ".dll", SocketsFile];
+        foreach (var file in copied)
+            if (!File.Exists(Path.Combine(appDirectory, file)))
+                throw new IOException($"{Path.Combine(appDirectory, file)} is missing: {app.Executable} is not a self-contained app as `dotnet publish` lays one out");
+
+        var woven = store.Woven(new InstalledRuntime(app.RuntimeVersion, appDirectory), progress);
+        string overlay = Path.Combine(parent, Key($"linked {appDirectory}\nwoven {woven.Sha256}", appDirectory, copied));
+        return Found(overlay, SocketsFile, name, woven) ?? Made(store, overlay, SocketsFile, name, woven, progress, stage =>
+        {
+            foreach (var entry in Directory.EnumerateFileSystemEntries(appDirectory))
+                if (!copied.Contains(Path.GetFileName(entry)))
+                    File.CreateSymbolicLink(Path.Combine(stage, Path.GetFileName(entry)), entry);
+            File.Copy(app.Executable, Path.Combine(stage, name));
+            File.SetUnixFileMode(Path.Combine(stage, name), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            File.Copy(Path.Combine(appDirectory, name + ".dll"), Path.Combine(stage, name + ".dll"));
+            File.Copy(woven.AssemblyPath, Path.Combine(stage, SocketsFile));
+        });
+    }
+
+    /// <summary>A single-file app: a copy of its bundle whose System.Net.Sockets is the woven
+    /// copy of the bundled one (appended; the header rewritten and re-pointed), under a bundle id
+    /// of its own, so nothing the original extracted is shared.</summary>
+    private static AppOverlay Rebundled(WovenStore store, string parent, Launch.DeploymentCheck.SelfContainedApp app, Action<string>? progress)
+    {
+        string name = Path.GetFileName(app.Executable);
+        string overlay = Path.Combine(parent, Key($"rebundled {app.Executable}", Path.GetDirectoryName(app.Executable)!, [name], names: false));
+        string? marker = RecordedSha(overlay);
+        // Found by what it was made from: the bundle is not read or woven again.
+        var known = new WovenStore.Prepared(new InstalledRuntime(app.RuntimeVersion, Path.GetDirectoryName(app.Executable)!), "", ReadyToRun: true, FromCache: true, Warning: null);
+        if (marker is not null && Found(overlay, name, name, known, marker) is { } found) return found;
+
+        string work = TrustedPaths.NewPrivateDirectory(store.PrivateDirectory, "bundle-");
+        try
+        {
+            using var source = new FileStream(app.Executable, FileMode.Open, FileAccess.Read, FileShare.Read);
+            var bundle = (Launch.SingleFileBundle.ElfSections(source) is { } sections ? Launch.SingleFileBundle.Read(source, sections) : null)
+                ?? throw new IOException($"{app.Executable} is no longer a single-file bundle");
+            // The weaver resolves System.Net.Sockets' references from the directory it is in: the
+            // bundled assemblies are written out for it, in this account's private directory.
+            string runtime = Directory.CreateDirectory(Path.Combine(work, "runtime")).FullName;
+            progress?.Invoke($"reading the bundle of {app.Executable} ({bundle.Files.Count} files)");
+            foreach (var entry in bundle.Files)
+            {
+                if (entry.Type != Launch.SingleFileBundle.FileType.Assembly || entry.Path.Contains('/') || entry.Path is "." or ".." || !entry.Path.EndsWith(".dll")) continue;
+                File.WriteAllBytes(Path.Combine(runtime, entry.Path), Launch.SingleFileBundle.Contents(source, entry));
+            }
+            if (!File.Exists(Path.Combine(runtime, SocketsFile))) throw new IOException($"{app.Executable} bundles no {SocketsFile}");
+            // The weaver stamps the source's time: the bundle's, so one bundle weaves to one copy.
+            File.SetLastWriteTimeUtc(Path.Combine(runtime, SocketsFile), File.GetLastWriteTimeUtc(app.Executable));
+            var woven = store.Woven(new InstalledRuntime(app.RuntimeVersion, runtime), progress);
+            byte[] replacement = File.ReadAllBytes(woven.AssemblyPath);
+            if (Convert.ToHexString(SHA256.HashData(replacement)).ToLowerInvariant() != woven.Sha256) throw new IOException($"{woven.AssemblyPath} changed while it was read");
+            return Made(store, overlay, name, name, woven, progress, stage =>
+            {
+                string copy = Path.Combine(stage, name);
+                using (var target = new FileStream(copy, FileMode.CreateNew, FileAccess.ReadWrite))
+                    bundle.Write(source, target, SocketsFile, replacement, $"{bundle.BundleId}-sockshim-{woven.Sha256[..8]}");
+                File.SetUnixFileMode(copy, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            });
+        }
+        finally { if (Directory.Exists(work)) Directory.Delete(work, recursive: true); }
+    }
+
+    /// <summary>An overlay made before and still as it was made, or null.</summary>
+    private static AppOverlay? Found(string overlay, string checkedFile, string executable, WovenStore.Prepared woven, string? sha256 = null)
+    {
+        sha256 ??= woven.Sha256;
+        if (Check(overlay, sha256, checkedFile) is not { } identity) return null;
+        var prepared = woven with
+        {
+            AssemblyPath = Path.Combine(overlay, checkedFile), Identity = identity, Sha256 = sha256, FromCache = true,
+        };
+        return new AppOverlay(Path.Combine(overlay, executable), prepared, fromCache: true);
+    }
+
+    /// <summary>Makes an overlay in a private directory (<paramref name="fill"/> writes its files),
+    /// records the checked file's hash, and moves it into place.</summary>
+    private static AppOverlay Made(WovenStore store, string overlay, string checkedFile, string executable, WovenStore.Prepared woven, Action<string>? progress, Action<string> fill)
+    {
+        if (Directory.Exists(overlay)) Directory.Delete(overlay, recursive: true); // not what it should be: made again
+        progress?.Invoke($"overlay: {overlay}");
+        string work = TrustedPaths.NewPrivateDirectory(store.PrivateDirectory, "overlay-");
+        try
+        {
+            fill(work);
+            var (sha, identity) = TrustedPaths.Hash(Path.Combine(work, checkedFile));
+            TrustedPaths.WriteNew(Path.Combine(work, Marker), $"sockshim overlay\nsha256 {sha}\nidentity {identity}\nwoven {woven.Sha256}\n", 0b110_000_000);
+            try { Directory.Move(work, overlay); }
+            catch (IOException) when (Found(overlay, checkedFile, executable, woven, sha) is { } theirs)
+            {
+                return theirs; // another launch made it first, and it checks out
+            }
+            work = "";
+            return new AppOverlay(Path.Combine(overlay, executable), woven with { AssemblyPath = Path.Combine(overlay, checkedFile), Identity = identity, Sha256 = sha, FromCache = false }, fromCache: false);
+        }
+        finally
+        {
+            if (work.Length > 0 && Directory.Exists(work)) Directory.Delete(work, recursive: true);
+        }
+    }
+
+    private static string? RecordedSha(string overlay)
+    {
+        string marker = Path.Combine(overlay, Marker);
+        return File.Exists(marker) ? File.ReadLines(marker).FirstOrDefault(l => l.StartsWith("sha256 "))?[7..].Trim() : null;
+    }
+
+    /// <summary>The woven copy's identity in a complete overlay whose copy still has
+    /// <paramref name="sha256"/>: unchanged since the marker recorded it (same identity), or
+    /// hashed again when the identity moved; null when the overlay is missing or not what it
+    /// should be.</summary>
+    private static string? Check(string overlay, string sha256, string checkedFile)
+    {
+        string marker = Path.Combine(overlay, Marker), copy = Path.Combine(overlay, checkedFile);
+        if (!File.Exists(marker)) return null;
+        var lines = File.ReadAllLines(marker);
+        if (lines.FirstOrDefault(l => l.StartsWith("sha256 "))?[7..].Trim() != sha256) return null;
+        string? recorded = lines.FirstOrDefault(l => l.StartsWith("identity "))?[9..].Trim();
+        try
+        {
+            if (recorded is not null && TrustedPaths.IdentityOf(copy) == recorded) return recorded;
+            return TrustedPaths.Hash(copy) is var (sha, identity) && sha == sha256 ? identity : null;
+        }
+        catch (IOException) { return null; }
+    }
+
+    /// <summary>What the overlay depends on, hashed: the app directory, its names, the files it
+    /// copies by identity, the woven copy by content, and the weaver's version.</summary>
+    private static string Key(string what, string appDirectory, string[] copied, bool names = true)
+    {
+        var text = new StringBuilder($"sockshim overlay 1 w{Contract.HookContract.CurrentWeaverVersion}\n{what}\n");
+        foreach (var file in copied) text.Append($"{file} {Identity(Path.Combine(appDirectory, file))}\n");
+        if (names)
+            foreach (var entry in Directory.EnumerateFileSystemEntries(appDirectory).Select(Path.GetFileName).Order(StringComparer.Ordinal)) text.Append(entry).Append('\n');
+        return Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString())))[..32].ToLowerInvariant();
+    }
+
+    /// <summary>Device, inode, size and change time of the file a name leads to: rewriting or
+    /// replacing it changes one of them (the change time only root can set back).</summary>
+    private static string Identity(string path)
+    {
+        stat st;
+        int result;
+        fixed (byte* p = Encoding.UTF8.GetBytes(path + "\0")) result = LibC.stat(p, &st);
+        if (result != 0) throw new IOException($"{path} cannot be read: {System.Runtime.InteropServices.Marshal.GetPInvokeErrorMessage(errno)}");
+        return $"{(ulong)st.st_dev}:{(ulong)st.st_ino}:{(long)st.st_size}:{(long)st.st_ctim.tv_sec}.{(long)st.st_ctim.tv_nsec:D9}";
+    }
+}
