@@ -1,27 +1,63 @@
 using System.CommandLine;
+using SockShim.Interceptor.Launch;
 using SockShim.Interceptor.Store;
 using SockShim.Interceptor.Weaving;
 
 namespace SockShim.Interceptor.Cli;
 
-/// <summary><c>sockshim prepare</c>: weaves every installed runtime's System.Net.Sockets ahead of time.</summary>
+/// <summary><c>sockshim prepare [APP]</c>: weaves ahead of time, so the first `run` starts at
+/// once: every installed runtime's System.Net.Sockets, and for a self-contained APP (single-file
+/// or not) the copy it is started from.</summary>
 internal static class PrepareCommand
 {
     public static Command Create(TextWriter output, TextWriter error)
     {
         var cache = CacheOption.Create();
-        var command = new Command("prepare", "Weave System.Net.Sockets of every installed .NET runtime ahead of time (sockshim run does it on first use)") { cache };
+        var app = new Argument<string?>("app")
+        {
+            Description = "an app as `sockshim run` would start it (its apphost, single-file executable or path): its own copy is prepared too",
+            Arity = ArgumentArity.ZeroOrOne,
+        };
+        var command = new Command("prepare", "Weave System.Net.Sockets of every installed .NET runtime, and of a self-contained APP, ahead of time (sockshim run does it on first use)") { cache, app };
         command.SetAction(parse =>
         {
+            var store = CacheOption.Store(parse, cache, StoreWeaver.Weave);
+            string? given = parse.GetValue(app);
+            if (given is not null && !File.Exists(given))
+            {
+                error.WriteLine($"error: APP '{given}' is not a file; give the app's executable, as `sockshim run -- APP` would start it (example: sockshim prepare ./bin/publish/MyApp)");
+                return 2;
+            }
+            // Given as a path, never looked up on PATH.
+            string[]? started = given is null ? null : [Path.GetFullPath(given)];
+            if (started is not null && DeploymentCheck.Problem(started) is { } unservable)
+            {
+                error.WriteLine($"sockshim: not preparing the app: {unservable} (exit code {DeploymentCheck.RefusedExitCode})");
+                return DeploymentCheck.RefusedExitCode;
+            }
             try
             {
-                foreach (var prepared in CacheOption.Store(parse, cache, StoreWeaver.Weave).PrepareAll(line => output.WriteLine(line)))
+                foreach (var prepared in store.PrepareAll(line => output.WriteLine(line)))
                     output.WriteLine($"runtime {prepared.Runtime.Version}: {(prepared.ReadyToRun ? "ReadyToRun" : "IL-only")}{(prepared.FromCache ? " (cached)" : "")} {prepared.AssemblyPath}");
+                if (started is null) return 0;
+                if (DeploymentCheck.SelfContained(started) is not { } selfContained)
+                {
+                    output.WriteLine($"app {started[0]}: runs on the installed runtimes above (framework-dependent)");
+                    return 0;
+                }
+                var overlay = AppOverlay.For(store, selfContained, line => output.WriteLine(line));
+                output.WriteLine($"app {started[0]}: {(selfContained.SingleFile ? "single-file" : "self-contained")} on its own runtime {selfContained.RuntimeVersion}, " +
+                                 $"started from {overlay.Executable}{(overlay.FromCache ? " (cached)" : "")}");
             }
             catch (WeaveException ex)
             {
                 error.WriteLine($"error: cannot weave: {ex.Message}");
                 return 3;
+            }
+            catch (InvalidDataException ex)
+            {
+                error.WriteLine($"error: {given}: {ex.Message}");
+                return 2;
             }
             return 0;
         });

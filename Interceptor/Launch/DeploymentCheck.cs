@@ -137,9 +137,14 @@ public static class DeploymentCheck
         if (!off) return null;
         bool selfContained = options?["includedFrameworks"] is not null;
         return selfContained
+            // Tried: the overlay cannot swap in the untrimmed framework, since trimmed code is bound
+            // to its trimmed framework (LegacyApp's async state machine lost SetStateMachine, and
+            // loading it against the full System.Private.CoreLib fails with TypeLoadException), and
+            // the trimmed framework lacks what SockShim's hooks call.
             ? $"{runtimeConfig} sets {HooksSwitch}=false, as a trimmed (PublishTrimmed) self-contained app does: without its startup hook SockShim can " +
-              "neither install itself nor check that its woven System.Net.Sockets was loaded, so the app would run unpatched. " +
-              "Publish it without PublishTrimmed and framework-dependent (--self-contained false)."
+              "neither install itself nor check that its woven System.Net.Sockets was loaded, so the app would run unpatched; and a trimmed app's code runs only on " +
+              "its own trimmed framework, which lacks what SockShim's hooks need. " +
+              "Publish it without PublishTrimmed (self-contained, single-file or framework-dependent are all served)."
             : $"{runtimeConfig} sets {HooksSwitch}=false (StartupHookSupport=false or PublishTrimmed): without its startup hook SockShim can " +
               "neither install itself nor check that its woven System.Net.Sockets was loaded, so the app would run unpatched. " +
               "Publish it without StartupHookSupport=false and without PublishTrimmed, or remove that setting from the file.";

@@ -95,9 +95,9 @@ internal static class StartupHook
         hooks = sockets.GetType(HookContract.FullTypeName);
         if (hooks is null)
             return $"the woven System.Net.Sockets was not loaded (the app loaded {(bundled ? "its own copy, from inside its single-file bundle" : location)}). " +
-                   (launched ? "A" : "Start the app with `sockshim run`; a") +
-                   " self-contained app (single-file or not), or a changed DOTNET_ADDITIONAL_DEPS/DOTNET_SHARED_STORE, bypasses the woven copy" +
-                   (launched ? ": publish the app framework-dependent (--self-contained false)." : ".");
+                   "A self-contained app (single-file or not) started other than by `sockshim run` itself (by another program under it, say), " +
+                   "or a changed DOTNET_ADDITIONAL_DEPS/DOTNET_SHARED_STORE, bypasses the woven copy: start that app with `sockshim run`, " +
+                   "which gives a self-contained app a copy with its own System.Net.Sockets woven.";
         return CheckIdentity(location, bundled, Literal(hooks, HookContract.SourceRuntimeVersion), Literal(hooks, HookContract.SourceFileLength),
             Literal(hooks, HookContract.SourceFileTime), Literal(hooks, HookContract.SourceMvid));
     }

@@ -103,7 +103,7 @@ public class DeploymentKindsTests
     {
         AssertRefusedBeforeStart([_trimmed], _trimmed + ".runtimeconfig.json",
             "System.StartupHookProvider.IsSupported=false", "PublishTrimmed", "would run unpatched",
-            "Publish it without PublishTrimmed and framework-dependent (--self-contained false)");
+            "Publish it without PublishTrimmed (self-contained, single-file or framework-dependent are all served)");
     }
 
     /// <summary>`compare` refuses what `run` refuses: the trimmed app's patched run would be
@@ -125,7 +125,7 @@ public class DeploymentKindsTests
     public void A_trimmed_single_file_app_is_refused_before_it_starts()
     {
         AssertRefusedBeforeStart([_singleTrimmed], _singleTrimmed + " (its bundled runtimeconfig.json) sets System.StartupHookProvider.IsSupported=false",
-            "PublishTrimmed", "would run unpatched", "Publish it without PublishTrimmed and framework-dependent (--self-contained false)");
+            "PublishTrimmed", "would run unpatched", "Publish it without PublishTrimmed (self-contained, single-file or framework-dependent are all served)");
     }
 
     /// <summary>The SHA-256 of every file under <paramref name="directory"/>, by relative path.</summary>
@@ -170,6 +170,28 @@ public class DeploymentKindsTests
     /// <summary>Started from a rebundled copy in the cache whose System.Net.Sockets is woven.</summary>
     [Test, CancelAfter(300_000)]
     public void A_self_contained_single_file_app_gets_an_address_per_socket() => AssertServed(_single, "the self-contained single-file app");
+
+    /// <summary>`sockshim prepare APP` makes the app's copy ahead of time, saying what it does; a
+    /// later run with the same cache weaves nothing and starts the copy it made.</summary>
+    [Test, CancelAfter(900_000)]
+    public void Prepare_makes_a_single_file_apps_copy_ahead_and_run_then_starts_it_from_the_cache()
+    {
+        string cache = Path.Combine(_work.FullName, "prepare-cache");
+        var (exit, stdout, stderr) = Programs.Run("SockShim.Interceptor", ["prepare", "--cache", cache, _single], timeout: TimeSpan.FromMinutes(8));
+        Assert.That(exit, Is.Zero, stdout + stderr);
+        Assert.That(stdout, Does.Contain($"reading the bundle of {_single} (").And.Contain("weaving ").And.Contain("compiling ReadyToRun").And.Contain("overlay: " + cache));
+        string last = stdout.Trim().Split('\n')[^1];
+        Assert.That(last, Does.StartWith($"app {_single}: single-file on its own runtime ").And.Contain(" started from " + cache));
+        string copy = last[(last.IndexOf(" started from ") + " started from ".Length)..];
+        Assert.That(File.Exists(copy), Is.True, copy);
+
+        var (runExit, runOut, runErr, saw) = AgainstServer(endpoint =>
+            Programs.Run("SockShim.Interceptor", ["run", "--cache", cache, "--verbose", "--", _single, endpoint], _pool.Environment, TimeSpan.FromMinutes(3)));
+        Assert.That(runExit, Is.Zero, runOut + runErr);
+        Assert.That(runErr, Does.Contain($"started from its overlay {Path.GetDirectoryName(copy)} (cached)").And.Contain("command: " + copy));
+        Assert.That(runErr, Does.Not.Contain("weaving "), "nothing is woven again");
+        Assert.That(saw.Split('\n').Count(l => l.Contains(" peer 127.108.0.")), Is.EqualTo(11), saw);
+    }
 
     [Test, CancelAfter(300_000)]
     public void An_app_with_startup_hooks_switched_off_is_refused_before_it_starts()
