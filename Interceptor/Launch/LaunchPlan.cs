@@ -63,7 +63,7 @@ public sealed class LaunchPlan
         var hook = plan.HookVariables;
         // A self-contained app carries its own runtime, which the store cannot reach: it is
         // started from its overlay in the cache instead, with its own System.Net.Sockets woven.
-        var selfContained = DeploymentCheck.SelfContained(command);
+        var selfContained = launched ? DeploymentCheck.SelfContained(command) : null; // `env` names no app
         WovenStore.Prepared? own = null;
         if (selfContained is not null)
         {

@@ -193,6 +193,44 @@ public class DeploymentKindsTests
         Assert.That(saw.Split('\n').Count(l => l.Contains(" peer 127.108.0.")), Is.EqualTo(11), saw);
     }
 
+    /// <summary>An overlay is made from what the app is: republished (its main dll rewritten) it
+    /// gets a new one; an overlay whose woven copy was changed after it was made is not used but
+    /// made again; either way the app is still served.</summary>
+    [Test, CancelAfter(600_000)]
+    public void A_changed_app_or_a_changed_overlay_gets_a_new_overlay()
+    {
+        string copy = Path.Combine(_work.FullName, "republished");
+        Directory.CreateDirectory(copy);
+        foreach (var file in Directory.EnumerateFiles(Path.GetDirectoryName(_selfContained)!))
+            File.Copy(file, Path.Combine(copy, Path.GetFileName(file)));
+        File.SetUnixFileMode(Path.Combine(copy, "LegacyApp"), File.GetUnixFileMode(_selfContained));
+        string app = Path.Combine(copy, "LegacyApp");
+
+        string Overlay(string because)
+        {
+            var (exit, stdout, stderr, saw) = AgainstServer(endpoint => Programs.Run("SockShim.Interceptor", ["run", "--verbose", "--", app, endpoint], _pool.Environment, TimeSpan.FromMinutes(3)));
+            Assert.That(exit, Is.Zero, $"{because}: {stdout}{stderr}");
+            Assert.That(saw.Split('\n').Count(l => l.Contains(" peer 127.108.0.")), Is.EqualTo(11), $"{because}: served from the pool: {saw}");
+            var line = stderr.Split('\n').Single(l => l.Contains("self-contained app: started from its overlay "));
+            return line[(line.IndexOf("its overlay ") + "its overlay ".Length)..].Split(' ')[0].TrimEnd(',');
+        }
+
+        string first = Overlay("first run");
+        Assert.That(new FileInfo(Path.Combine(first, "System.Private.CoreLib.dll")).LinkTarget, Is.EqualTo(Path.Combine(copy, "System.Private.CoreLib.dll")), "the overlay links to the app's files");
+        Assert.That(Overlay("second run"), Is.EqualTo(first), "the same app: the same overlay");
+
+        File.WriteAllBytes(Path.Combine(copy, "LegacyApp.dll"), File.ReadAllBytes(Path.Combine(copy, "LegacyApp.dll"))); // republished: same name, new file
+        string second = Overlay("after the app's dll was rewritten");
+        Assert.That(second, Is.Not.EqualTo(first), "a changed app gets a new overlay");
+
+        string woven = Path.Combine(second, "System.Net.Sockets.dll");
+        var bytes = File.ReadAllBytes(woven);
+        bytes[^1] ^= 0xff;
+        File.WriteAllBytes(woven, bytes);
+        Assert.That(Overlay("after the overlay's woven copy was changed"), Is.EqualTo(second), "made again in its place");
+        Assert.That(File.ReadAllBytes(woven)[^1], Is.EqualTo((byte)(bytes[^1] ^ 0xff)), "the changed copy was replaced by the woven one");
+    }
+
     [Test, CancelAfter(300_000)]
     public void An_app_with_startup_hooks_switched_off_is_refused_before_it_starts()
     {
