@@ -40,6 +40,11 @@ ip netns exec "$ns" sysctl -qw net.ipv6.conf.dummy0.force_mld_version=0
 # for the next socket while the reserve has room, so this loop does no netlink work.
 run SOCKSHIM_POOL=198.51.100.1-198.51.100.254 SOCKSHIM_PROVISIONER=netlink SOCKSHIM_INTERFACE=dummy0 SOCKSHIM_PREFETCH=16 dotnet "$bench" acquire-release "$nl" "netlink IPv4 prefetch" 30000
 run SOCKSHIM_POOL=2001:db8:f::/112 SOCKSHIM_PROVISIONER=netlink SOCKSHIM_INTERFACE=dummy0 SOCKSHIM_PREFETCH=16 dotnet "$bench" acquire-release "$nl" "netlink IPv6 prefetch" 30000
+# Conflict detection for a static pool shared by hosts (--conflict-probe 200: an RFC 5227 ARP
+# probe and a 200 ms wait before each add; nobody answers on this link): without prefetch every
+# socket waits; with prefetch the reserve's addresses were probed ahead, and a released one stays.
+run SOCKSHIM_POOL=198.51.100.1-198.51.100.254 SOCKSHIM_PROVISIONER=netlink SOCKSHIM_INTERFACE=dummy0 SOCKSHIM_CONFLICTPROBE=200 dotnet "$bench" acquire-release 10 "netlink IPv4 probe 200"
+run SOCKSHIM_POOL=198.51.100.1-198.51.100.254 SOCKSHIM_PROVISIONER=netlink SOCKSHIM_INTERFACE=dummy0 SOCKSHIM_CONFLICTPROBE=200 SOCKSHIM_PREFETCH=16 dotnet "$bench" acquire-release "$nl" "netlink IPv4 probe 200 prefetch" 30000
 # A DHCP renewal sets its address's lifetime again (NLM_F_REPLACE): per address, against how
 # many addresses the interface has (the kernel walks them to find the one to replace).
 run dotnet "$bench" refresh dummy0 198.51.100.1 250

@@ -19,6 +19,7 @@ internal sealed class StackOptions
         (new("--source") { Description = "static (the pool's ranges) or dhcp (a lease per socket from the DHCP server on --interface)" }, SettingsLoader.SourceKey),
         (new("--helper") { Description = "take addresses from `sockshim serve` on this Unix socket (the pool named by --pool-name); the app needs no capability" }, SettingsLoader.HelperKey),
         (new("--prefetch") { Description = "addresses kept ready so a socket need not wait: DHCP leases, or a static pool's addresses already on the interface (default 0)" }, SettingsLoader.PrefetchKey),
+        (new("--conflict-probe") { Description = "static netlink pools shared by hosts: milliseconds an RFC 5227 ARP probe of each address waits for another station claiming it; a claimed address is skipped (default 0: no probe; IPv4)" }, SettingsLoader.ConflictProbeKey),
         (new("--dhcp-probe") { Description = "DHCP: milliseconds to wait for an answer to an ARP probe of each leased address before using it; an answer declines it (default 0: no probe)" }, SettingsLoader.DhcpProbeKey),
         (new("--dhcp-rate") { Description = "DHCP: acquisition packets (DISCOVERs, REQUESTs, retransmissions) a second on the interface, so a switch with DHCP snooping does not shut the port (default 8)" }, SettingsLoader.DhcpRateKey),
         (new("--dscp") { Description = "mark the pool's sockets with this DiffServ class: EF (voice), AF41, CS3 or 0-63" }, SettingsLoader.DscpKey),

@@ -10,7 +10,7 @@ public enum PoolField
     Name, Ranges, Exclude, Family, Strategy, Provisioner, Interface, Announce, AnyIpAddRoute, MaxAddresses,
     Source, Prefetch, LeaseSeconds, DhcpTimeout, DhcpProbe, Helper, Dscp,
     // Added later: at the end, so the values above keep their numbers.
-    DhcpRate,
+    DhcpRate, ConflictProbe,
 }
 
 /// <summary>How a pool's addresses become usable on the host.</summary>
@@ -44,8 +44,10 @@ public abstract record ProvisionerSpec(ProvisionerKind Kind)
 public sealed record LoopbackProvisionerSpec() : ProvisionerSpec(ProvisionerKind.Loopback);
 
 /// <summary>Addresses on <paramref name="Interface"/>; <paramref name="Announce"/>: a gratuitous
-/// ARP / unsolicited neighbour advertisement for each.</summary>
-public sealed record NetlinkProvisionerSpec(string Interface, bool Announce) : ProvisionerSpec(ProvisionerKind.Netlink);
+/// ARP / unsolicited neighbour advertisement for each; <paramref name="ConflictProbe"/>: how long
+/// an RFC 5227 ARP probe waits for another station claiming an address before it is added
+/// (zero: no probe).</summary>
+public sealed record NetlinkProvisionerSpec(string Interface, bool Announce, TimeSpan ConflictProbe = default) : ProvisionerSpec(ProvisionerKind.Netlink);
 
 /// <summary><paramref name="AddRoute"/>: SockShim may add the prefix's missing local route.</summary>
 public sealed record AnyIpProvisionerSpec(bool AddRoute) : ProvisionerSpec(ProvisionerKind.AnyIp);

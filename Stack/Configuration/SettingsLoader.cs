@@ -22,7 +22,7 @@ public static class SettingsLoader
         MaxAddressesKey = "MaxAddresses", FamilyKey = "Family", PoolNameKey = "PoolName",
         ModeKey = "Mode", DestinationsKey = "Destinations", InterfaceKey = "Interface", AnnounceKey = "Announce",
         AnyIpAddRouteKey = "AnyIpAddRoute", SourceKey = "Source", PrefetchKey = "Prefetch", LeaseSecondsKey = "LeaseSeconds",
-        DhcpTimeoutKey = "DhcpTimeout", DhcpProbeKey = "DhcpProbe", DhcpRateKey = "DhcpRate", HelperKey = "Helper", DscpKey = "Dscp", WildcardBindKey = "WildcardBind";
+        DhcpTimeoutKey = "DhcpTimeout", DhcpProbeKey = "DhcpProbe", ConflictProbeKey = "ConflictProbe", DhcpRateKey = "DhcpRate", HelperKey = "Helper", DscpKey = "Dscp", WildcardBindKey = "WildcardBind";
 
     /// <summary>Loads and validates. <paramref name="options"/> maps flat keys to values given as
     /// command-line options; <paramref name="environment"/> defaults to the process's.</summary>

@@ -93,6 +93,7 @@ internal sealed class SettingsReader(IConfigurationRoot root, string? file)
             LeaseSeconds = ReadInt(Text("LeaseSeconds"), Key("LeaseSeconds")) ?? p.LeaseSeconds,
             DhcpTimeout = ReadDouble(Text("DhcpTimeout"), Key("DhcpTimeout")) ?? p.DhcpTimeout,
             DhcpProbe = ReadInt(Text("DhcpProbe"), Key("DhcpProbe")) ?? p.DhcpProbe,
+            ConflictProbe = ReadInt(Text("ConflictProbe"), Key("ConflictProbe")) ?? p.ConflictProbe,
             DhcpRate = ReadDouble(Text("DhcpRate"), Key("DhcpRate")) ?? p.DhcpRate,
             Helper = Text("Helper") ?? p.Helper,
             Dscp = Text("Dscp") ?? p.Dscp,

@@ -62,6 +62,12 @@ internal static class SpecBuilder
         DhcpSpec? dhcp = source == SourceKind.Dhcp ? Dhcp(pool, family, provisioner, where, problems) : null;
         if (source == SourceKind.Static && pool.DhcpProbe != 0)
             problems.Add(new(where.Of(P.DhcpProbe), pool.DhcpProbe.ToString(), "the ARP probe checks addresses leased by a DHCP server", "0, or source dhcp"));
+        if (pool.ConflictProbe != 0 && provisioner is not null && (source != SourceKind.Static || provisioner is not NetlinkProvisionerSpec))
+            problems.Add(new(where.Of(P.ConflictProbe), pool.ConflictProbe.ToString(),
+                "the conflict probe checks a static pool's addresses before the netlink provisioner adds them to a shared link (a DHCP pool's leases are probed with DhcpProbe)", "0, or provisioner netlink with source static"));
+        else if (pool.ConflictProbe != 0 && family == AddressFamily.InterNetworkV6)
+            problems.Add(new(where.Of(P.ConflictProbe), pool.ConflictProbe.ToString(),
+                "the conflict probe is an ARP probe (IPv4); duplicate address detection for IPv6 static pools is not served yet", "0, or an IPv4 pool"));
         if (problems.Count > before || source is null || provisioner is null) return null;
 
         var definition = new PoolDefinition(pool.Name, ranges.Select(r => r.Range).ToList(), [.. exclusions.Select(e => e.Range), .. Reserved(ranges)], pool.Strategy, pool.MaxAddresses);
@@ -136,7 +142,12 @@ internal static class SpecBuilder
                     problems.Add(new(where.Of(P.Interface), pool.Interface ?? "", $"the netlink provisioner needs the interface to put pool '{pool.Name}' addresses on: {why}", "eth0 (with SOCKSHIM_INTERFACE or --interface)"));
                     return null;
                 }
-                return new NetlinkProvisionerSpec(pool.Interface!.Trim(), pool.Announce);
+                if (pool.ConflictProbe is < 0 or > 10_000)
+                {
+                    problems.Add(new(where.Of(P.ConflictProbe), pool.ConflictProbe.ToString(), "the conflict probe waits from 0 (no probe) to 10000 milliseconds", "200"));
+                    return null;
+                }
+                return new NetlinkProvisionerSpec(pool.Interface!.Trim(), pool.Announce, TimeSpan.FromMilliseconds(pool.ConflictProbe));
             case ProvisionerKind.AnyIp:
                 if (pool.AnyIpAddRoute && ranges.Where(r => r.Prefix is null).Select(r => r.Range).FirstOrDefault() is var single && ranges.Any(r => r.Prefix is null))
                 {

@@ -84,6 +84,9 @@ public sealed class PoolSettings
 
     /// <summary>DHCP: milliseconds to wait for an answer to the ARP probe of each bound lease
     /// (RFC 5227; an answer means the address is in use: it is declined); 0 skips the probe.</summary>
+    /// <summary>Static netlink pools shared by hosts: milliseconds an ARP probe of each address
+    /// waits for another station claiming it before it is added (0: no probe).</summary>
+    public int ConflictProbe { get; init; }
     public int DhcpProbe { get; init; }
 
     /// <summary>DHCP: acquisition packets (DISCOVERs, REQUESTs, retransmissions) a second on the interface,

@@ -46,7 +46,7 @@ internal interface IAddressProvisioner
     /// <summary>The provisioner a pool's spec names. Making one does no I/O.</summary>
     static IAddressProvisioner Create(ProvisionerSpec spec) => spec switch
     {
-        NetlinkProvisionerSpec n => new NetlinkProvisioner(n.Interface, n.Announce ? new Announcer(n.Interface) : null),
+        NetlinkProvisionerSpec n => new NetlinkProvisioner(n.Interface, n.Announce ? new Announcer(n.Interface) : null, n.ConflictProbe > TimeSpan.Zero ? new ArpProbe(n.Interface, n.ConflictProbe) : null),
         AnyIpProvisionerSpec => new AnyIpProvisioner(),
         _ => new LoopbackProvisioner(),
     };

@@ -14,7 +14,7 @@ namespace SockShim.Stack.Provisioning;
 /// given a lifetime (a DHCP lease's) is removed by the kernel when it runs out, whether or not
 /// this process is still there to do it.
 /// </summary>
-internal sealed class NetlinkProvisioner(string interfaceName, Announcer? announcer = null) : IAddressProvisioner, IDisposable
+internal sealed class NetlinkProvisioner(string interfaceName, Announcer? announcer = null, ArpProbe? conflictProbe = null) : IAddressProvisioner, IDisposable
 {
     /// <summary>The IFA_PROTO value marking addresses SockShim added ('S').</summary>
     public const byte Mark = 0x53;
@@ -39,6 +39,12 @@ internal sealed class NetlinkProvisioner(string interfaceName, Announcer? announ
         if (socket.RouteTypeOf(address, out byte type) == 0 && type == Interop.rtnetlink.RTN_LOCAL)
             return new StackError(StackErrorCode.AddressInUse,
                 $"address {address} of pool '{pool}' is already local to this host (on an interface, under some prefix, or in a local route); SockShim leaves it alone");
+        // A static pool shared by hosts: another station answering for the address (or probing
+        // for it now) means another host uses it. Asked before the add, so the address is never
+        // on this host while it is in use elsewhere; a DHCP lease (a lifetime) was probed by its client.
+        if (conflictProbe is not null && lifetime is null && address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork
+            && conflictProbe.Conflict(address, pool) is { } conflict)
+            return new StackError(StackErrorCode.AddressInUse, $"address {address} of pool '{pool}' cannot be used: {conflict}");
         int error = socket.ChangeAddress(add: true, Index, address, Mark, Seconds(lifetime));
         if (error != 0) return Failed(error, address, pool);
         if (address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6) WaitForLocalRoute(socket, address);

@@ -35,4 +35,8 @@ internal static class StackMetrics
     public static readonly Counter<long> DhcpDeclined =
         s_meter.CreateCounter<long>("sockshim.dhcp.declined", "{address}",
             "Offered or leased addresses refused, by reason: host-address, router, server, network-address, broadcast-address, outside-pool, in-use, arp-conflict");
+
+    // Static pools shared by hosts (RFC 5227 probe before use), tagged with the pool.
+    public static readonly Counter<long> Conflicts =
+        s_meter.CreateCounter<long>("sockshim.conflicts", "{address}", "Pool addresses skipped because another station on the link answered or probed for them");
 }

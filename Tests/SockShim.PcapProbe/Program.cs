@@ -6,7 +6,7 @@ using SharpPcap.LibPcap;
 // line per packet the tests care about, until its standard input closes or time runs out:
 //   syn <source> <destination> dscp N  a TCP SYN and its DiffServ class
 //   tcp <source> <destination> dscp N  a TCP segment carrying data, and its DiffServ class
-//   arp <operation> <sender-ip>       an ARP packet
+//   arp <operation> <sender-ip> <target-ip>  an ARP packet
 //   na <target>                       an ICMPv6 neighbour advertisement
 //   udp <source> <destination> dscp N  a UDP datagram and its DiffServ class
 //   dhcp <seconds> <type> <source>     with the fourth argument `dhcp`: a DHCP message (to or from
@@ -33,7 +33,7 @@ device.OnPacketArrival += (_, e) =>
     else if (packet.Extract<TcpPacket>() is { PayloadData.Length: > 0 } data && data.ParentPacket is IPPacket dip)
         lines.Add($"tcp {dip.SourceAddress} {dip.DestinationAddress} dscp {Dscp(dip)}");
     else if (packet.Extract<ArpPacket>() is { } arp)
-        lines.Add($"arp {arp.Operation} {arp.SenderProtocolAddress}");
+        lines.Add($"arp {arp.Operation} {arp.SenderProtocolAddress} {arp.TargetProtocolAddress}");
     else if (packet.Extract<IcmpV6Packet>() is { Type: IcmpV6Type.NeighborAdvertisement } && packet is EthernetPacket)
         // Ethernet (14) + IPv6 header (40; an NA carries no extension headers) + 8: the target.
         lines.Add($"na {new System.Net.IPAddress(e.GetPacket().Data.AsSpan(14 + 40 + 8, 16))}");

@@ -82,11 +82,23 @@ public class ConfigurationTests
     [TestCase("DhcpProbe", "200", "addresses leased by a DHCP server")]
     [TestCase("Prefetch", "-1", "prefetch must be from 0 to 10000")]
     [TestCase("DhcpRate", "0", "the DHCP rate is from 0.1 to 10000 acquisition packets a second")]
+    [TestCase("ConflictProbe", "200", "the conflict probe checks a static pool's addresses before the netlink provisioner adds them")]
     public void Unknown_words_are_refused_with_what_is_known(string key, string value, string why)
     {
         var ex = Fails(options: new() { [key] = value });
         Assert.That(ex.Message, Does.Contain(why));
         Assert.That(ex.Problems.Single().Source, Does.StartWith("--"));
+    }
+
+    /// <summary>The conflict probe is an ARP probe: an IPv6 static pool is told it is not served
+    /// (no silent run without detection), and the wait is bounded.</summary>
+    [TestCase("2001:db8:5::/120", "200", "duplicate address detection for IPv6 static pools is not served yet")]
+    [TestCase("192.0.2.0/29", "20000", "the conflict probe waits from 0 (no probe) to 10000 milliseconds")]
+    public void The_conflict_probe_is_refused_where_it_cannot_work(string pool, string wait, string why)
+    {
+        var ex = Fails(options: new() { ["Pool"] = pool, ["Provisioner"] = "netlink", ["Interface"] = "eth0", ["ConflictProbe"] = wait });
+        Assert.That(ex.Message, Does.Contain(why));
+        Assert.That(ex.Problems.Single().Source, Is.EqualTo("--conflict-probe"));
     }
 
     [Test]

@@ -1,0 +1,117 @@
+using System.Diagnostics;
+
+namespace SockShim.Tests.Network;
+
+/// <summary>
+/// Two hosts (namespaces A and B, each with a state directory of its own, so nothing but the
+/// link coordinates them) run the same static netlink pool on one link. With the conflict probe
+/// (RFC 5227 ARP probe before an address is added) B skips what A holds: no address is live on
+/// both, by `ip addr` on each host, and a capture on the link shows B's probes and A's answers.
+/// Without it B takes the very addresses A holds: the collision the probe prevents, so the test
+/// can fail.
+/// </summary>
+[NonParallelizable]
+public class SharedPoolTests
+{
+    private const string Range = "192.0.2.10-192.0.2.15";
+    private TwoHosts _hosts = null!;
+    private string _stateA = "", _stateB = "";
+    private readonly List<Process> _agents = [];
+
+    [SetUp]
+    public void Hosts()
+    {
+        TwoHosts.RequireRoot();
+        _hosts = new TwoHosts();
+        string id = Guid.NewGuid().ToString("N")[..8];
+        _stateA = $"/dev/shm/sockshim-test-shared-a-{id}";
+        _stateB = $"/dev/shm/sockshim-test-shared-b-{id}";
+    }
+
+    [TearDown]
+    public void Remove()
+    {
+        foreach (var agent in _agents)
+        {
+            try { agent.Kill(entireProcessTree: true); agent.WaitForExit(10_000); } catch (InvalidOperationException) { }
+            agent.Dispose();
+        }
+        _agents.Clear();
+        _hosts?.Dispose(); // the links go with the namespaces, and every address on them
+        foreach (var dir in new[] { _stateA, _stateB })
+            if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
+    }
+
+    private static Dictionary<string, string> Pool(string state, string link, int probeMilliseconds) => new()
+    {
+        ["SOCKSHIM_POOL"] = Range,
+        ["SOCKSHIM_POOLNAME"] = "shared",
+        ["SOCKSHIM_PROVISIONER"] = "netlink",
+        ["SOCKSHIM_INTERFACE"] = link,
+        ["SOCKSHIM_STATEDIR"] = state,
+        ["SOCKSHIM_STRATEGY"] = "sequential",
+        ["SOCKSHIM_CONFLICTPROBE"] = probeMilliseconds.ToString(),
+    };
+
+    /// <summary>An agent in <paramref name="ns"/> that takes <paramref name="count"/> addresses and
+    /// holds them; the addresses it reports once it holds them all.</summary>
+    private List<string> Hold(string ns, int count, Dictionary<string, string> env)
+    {
+        var agent = TwoHosts.StartIn(ns, "SockShim.TestAgent", ["hold", count.ToString()], env);
+        _agents.Add(agent);
+        var leases = new List<string>();
+        while (Programs.Line(agent) is { } line && line != "held")
+        {
+            Assert.That(line, Does.StartWith("lease "), () => line + agent.StandardError.ReadToEnd());
+            leases.Add(line["lease ".Length..]);
+        }
+        Assert.That(leases, Has.Count.EqualTo(count));
+        return leases;
+    }
+
+    private static List<string> PoolAddressesOn(string ns, string link) =>
+        TwoHosts.Ip($"-n {ns} -o -4 addr show dev {link}").Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[3].Split('/')[0])
+            .Where(a => a.StartsWith("192.0.2.1") && a.Length == "192.0.2.10".Length).Order().ToList();
+
+    [Test, CancelAfter(120_000)]
+    public void With_the_conflict_probe_two_hosts_sharing_a_static_pool_never_hold_one_address()
+    {
+        using var capture = TwoHosts.StartIn(_hosts.B, "SockShim.PcapProbe", [TwoHosts.LinkB, "arp", "60"], redirectInput: true);
+        Assert.That(Programs.Line(capture), Is.EqualTo("ready"));
+
+        var a = Hold(_hosts.A, 3, Pool(_stateA, TwoHosts.LinkA, 200));
+        var clock = Stopwatch.StartNew();
+        var b = Hold(_hosts.B, 3, Pool(_stateB, TwoHosts.LinkB, 200));
+        var took = clock.Elapsed;
+
+        var onA = PoolAddressesOn(_hosts.A, TwoHosts.LinkA);
+        var onB = PoolAddressesOn(_hosts.B, TwoHosts.LinkB);
+        Assert.That(onA, Is.EqualTo(a.Order().ToList()), "ip addr on A shows what A's sockets hold");
+        Assert.That(onB, Is.EqualTo(b.Order().ToList()), "ip addr on B shows what B's sockets hold");
+        Assert.That(onA.Intersect(onB), Is.Empty, $"no address live on both hosts: A {string.Join(",", onA)}, B {string.Join(",", onB)}");
+
+        capture.StandardInput.Close();
+        string wire = capture.StandardOutput.ReadToEnd();
+        Assert.That(capture.WaitForExit(20_000), Is.True);
+        foreach (var held in a)
+        {
+            Assert.That(wire, Does.Contain($"arp Request 0.0.0.0 {held}"), $"B probed {held} on the link: {wire}");
+            Assert.That(wire, Does.Contain($"arp Response {held} "), $"and A answered for it: {wire}");
+        }
+        foreach (var taken in b) Assert.That(wire, Does.Contain($"arp Request 0.0.0.0 {taken}"), $"B probed what it took, {taken}, before adding it: {wire}");
+        TestContext.Out.WriteLine($"B took its 3 addresses in {took.TotalMilliseconds:F0} ms, skipping A's 3 (200 ms probes)");
+    }
+
+    [Test, CancelAfter(120_000)]
+    public void Without_the_conflict_probe_the_second_host_takes_addresses_the_first_holds()
+    {
+        var a = Hold(_hosts.A, 3, Pool(_stateA, TwoHosts.LinkA, 0));
+        var b = Hold(_hosts.B, 3, Pool(_stateB, TwoHosts.LinkB, 0));
+        var onA = PoolAddressesOn(_hosts.A, TwoHosts.LinkA);
+        var onB = PoolAddressesOn(_hosts.B, TwoHosts.LinkB);
+        Assert.That(onA, Is.EqualTo(a.Order().ToList()));
+        Assert.That(onB, Is.EqualTo(b.Order().ToList()));
+        Assert.That(onA.Intersect(onB), Is.Not.Empty, $"the collision the probe prevents: A {string.Join(",", onA)}, B {string.Join(",", onB)}");
+    }
+}
