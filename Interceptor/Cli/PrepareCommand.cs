@@ -54,7 +54,7 @@ internal static class PrepareCommand
                 error.WriteLine($"error: cannot weave: {ex.Message}");
                 return 3;
             }
-            catch (InvalidDataException ex)
+            catch (Exception ex) when (ex is InvalidDataException or IOException) // a file of the app missing, or its bundle damaged
             {
                 error.WriteLine($"error: {given}: {ex.Message}");
                 return 2;

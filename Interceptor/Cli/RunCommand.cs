@@ -45,7 +45,15 @@ internal static class RunCommand
             }
 
             log?.WriteLine(weaver is null ? "sockshim: launcher: native (every runtime's woven copy is in the cache)" : "sockshim: launcher: the managed tool");
-            var launch = LaunchPlan.For(parse.GetValue(command)!, given, store, AppContext.BaseDirectory, verbose: parse.GetValue(verbose), tryWithoutHook: parse.GetValue(noHook), progress: log is null ? null : line => log.WriteLine("sockshim: " + line));
+            LaunchPlan launch;
+            try { launch = LaunchPlan.For(parse.GetValue(command)!, given, store, AppContext.BaseDirectory, verbose: parse.GetValue(verbose), tryWithoutHook: parse.GetValue(noHook), progress: log is null ? null : line => log.WriteLine("sockshim: " + line)); }
+            catch (Exception ex) when (ex is IOException or InvalidDataException)
+            {
+                // A self-contained app's copy could not be made from its files (one missing, a
+                // damaged bundle): one line naming it, as for any other bad input.
+                error.WriteLine($"sockshim: cannot start {parse.GetValue(command)![0]} from a copy with its System.Net.Sockets woven: {ex.Message}");
+                return 2;
+            }
             foreach (var line in launch.Describe()) log?.WriteLine("sockshim: " + line);
             try
             {

@@ -47,7 +47,8 @@ public static class DeploymentCheck
             if (SingleFileBundle.ElfSections(stream) is not { } sections || SingleFileBundle.Read(stream, sections) is not { } bundle) return null;
             return bundle.RuntimeConfig(stream) is { } json && RuntimeVersion(json) is { } bundled ? new SelfContainedApp(file, bundled, SingleFile: true) : null;
         }
-        catch (IOException) { return null; } // unreadable or malformed (InvalidDataException): starting it says why
+        catch (IOException) { return null; } // unreadable: starting it says why
+        catch (InvalidDataException) { return null; } // a damaged bundle: Problem names it
         catch (UnauthorizedAccessException) { return null; }
     }
 
@@ -108,6 +109,11 @@ public static class DeploymentCheck
         }
         catch (IOException) { return null; } // unreadable here (or truncated): starting it will say why
         catch (UnauthorizedAccessException) { return null; }
+        catch (InvalidDataException ex)
+        {
+            // Not an IOException: without this, a forged header was a stack trace.
+            return $"{file} is a damaged single-file bundle ({ex.Message}), which the .NET host would not start either: publish it again";
+        }
         return null;
     }
 

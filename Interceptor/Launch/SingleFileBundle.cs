@@ -34,6 +34,11 @@ public sealed class SingleFileBundle
     /// <summary>An apphost's .data is a few kB, a single-file host's some hundred kB.</summary>
     private const int MaxDataBytes = 16 << 20;
     private const int MaxFiles = 65536;
+    /// <summary>The host's own limit for the bundle id and a bundled file's path (PATH_MAX): a
+    /// longer length prefix is damage, never read (a sparse file could make it gigabytes).</summary>
+    private const int MaxStringBytes = 4096;
+    /// <summary>ELF64's section header size: any other would make the table's size the file's word.</summary>
+    private const int ElfSectionHeaderBytes = 64;
 
     /// <summary>Where in the host the header's offset is written (patched by <see cref="Write"/>).</summary>
     public long HeaderOffsetAt { get; private init; }
@@ -65,7 +70,7 @@ public sealed class SingleFileBundle
         file.Position = headerAt;
         uint major = reader.ReadUInt32(), minor = reader.ReadUInt32();
         int count = reader.ReadInt32();
-        string id = reader.ReadString();
+        string id = ReadString(reader, "the bundle id");
         if (major < 2) throw new InvalidDataException($"bundle format {major}.{minor} is older than .NET 5's, which SockShim does not read");
         if (count < 0 || count > MaxFiles) throw new InvalidDataException($"bundle claims {count} files");
         var deps = (reader.ReadInt64(), reader.ReadInt64());
@@ -77,9 +82,9 @@ public sealed class SingleFileBundle
             long offset = reader.ReadInt64(), size = reader.ReadInt64();
             long compressed = major >= 6 ? reader.ReadInt64() : 0;
             var type = (FileType)reader.ReadByte();
-            string path = reader.ReadString();
+            string path = ReadString(reader, $"the path of bundled file {i}");
             long stored = compressed > 0 ? compressed : size;
-            if (offset < 0 || size < 0 || compressed < 0 || offset + stored > headerAt)
+            if (offset < 0 || size < 0 || compressed < 0 || offset > headerAt || stored > headerAt - offset) // no sum that could wrap
                 throw new InvalidDataException($"bundle entry {path} ({offset}+{stored}) lies outside the bundled files");
             files.Add(new Entry(offset, size, compressed, type, path));
         }
@@ -90,22 +95,58 @@ public sealed class SingleFileBundle
         };
     }
 
-    /// <summary>The bytes of <paramref name="entry"/>, inflated when it was stored compressed.</summary>
-    public static byte[] Contents(FileStream file, Entry entry, long maxBytes = 1L << 30)
+    /// <summary>A BinaryWriter string (7-bit encoded length, UTF-8) of at most
+    /// <see cref="MaxStringBytes"/>, with no NUL (which no path can hold).</summary>
+    private static string ReadString(BinaryReader reader, string what)
     {
-        if (entry.Size > maxBytes) throw new InvalidDataException($"bundled {entry.Path} is {entry.Size} bytes, more than {maxBytes}");
-        var bytes = new byte[entry.Size];
+        int length;
+        try { length = reader.Read7BitEncodedInt(); }
+        catch (FormatException) { throw new InvalidDataException($"the length of {what} is not a 7-bit encoded number"); }
+        if (length < 0 || length > MaxStringBytes) throw new InvalidDataException($"{what} is {length} bytes long (at most {MaxStringBytes})");
+        var bytes = reader.ReadBytes(length);
+        if (bytes.Length != length) throw new InvalidDataException($"{what} runs past the end of the file");
+        if (bytes.AsSpan().Contains((byte)0)) throw new InvalidDataException($"{what} holds a NUL byte");
+        return Encoding.UTF8.GetString(bytes);
+    }
+
+    /// <summary>Writes the bytes of <paramref name="entry"/> (inflated when it was stored
+    /// compressed) to <paramref name="target"/>, a buffer at a time: what the header declares is
+    /// what is written, never more, so neither memory nor disk follows a forged size further
+    /// than the caller allowed by looking at <see cref="Entry.Size"/> first.</summary>
+    public static void Extract(FileStream file, Entry entry, Stream target)
+    {
         file.Position = entry.Offset;
-        if (entry.CompressedSize == 0) file.ReadExactly(bytes);
-        else
+        if (entry.CompressedSize == 0)
         {
-            var stored = new byte[entry.CompressedSize];
-            file.ReadExactly(stored);
-            using var slice = new MemoryStream(stored);
-            using var inflate = new System.IO.Compression.DeflateStream(slice, System.IO.Compression.CompressionMode.Decompress);
-            inflate.ReadExactly(bytes);
+            CopyBytes(file, target, entry.Size);
+            return;
         }
-        return bytes;
+        using var slice = new Slice(file, entry.CompressedSize);
+        using var inflate = new System.IO.Compression.DeflateStream(slice, System.IO.Compression.CompressionMode.Decompress);
+        try { CopyBytes(inflate, target, entry.Size); }
+        catch (EndOfStreamException) { throw new InvalidDataException($"bundled {entry.Path} inflates to less than the {entry.Size} bytes its entry declares"); }
+    }
+
+    /// <summary>The next <c>length</c> bytes of a stream, read-only, for the inflater: it never
+    /// reads past the entry's compressed bytes.</summary>
+    private sealed class Slice(Stream inner, long length) : Stream
+    {
+        private long _left = length;
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override int Read(byte[] buffer, int offset, int count)
+        {
+            int n = inner.Read(buffer, offset, (int)Math.Min(count, _left));
+            _left -= n;
+            return n;
+        }
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
     /// <summary>Writes a copy of the bundle in <paramref name="source"/> to <paramref name="target"/>
@@ -168,7 +209,7 @@ public sealed class SingleFileBundle
         int entrySize = BinaryPrimitives.ReadUInt16LittleEndian(header[0x3A..]);
         int count = BinaryPrimitives.ReadUInt16LittleEndian(header[0x3C..]);
         int namesIndex = BinaryPrimitives.ReadUInt16LittleEndian(header[0x3E..]);
-        if (entrySize < 64 || count == 0 || namesIndex >= count || sectionsAt <= 0 || sectionsAt + (long)entrySize * count > elf.Length) return null;
+        if (entrySize != ElfSectionHeaderBytes || count == 0 || namesIndex >= count || sectionsAt <= 0 || sectionsAt + (long)entrySize * count > elf.Length) return null;
         var table = new byte[entrySize * count];
         elf.Position = sectionsAt;
         elf.ReadExactly(table);

@@ -21,6 +21,9 @@ public sealed unsafe class AppOverlay
 {
     public const string SocketsFile = "System.Net.Sockets.dll";
     private const string Marker = ".sockshim-overlay";
+    /// <summary>The framework's largest assembly (System.Private.CoreLib) is some 15 MB, all of
+    /// it some 70 MB: bounds for what a bundle's header may make root write out.</summary>
+    private const long MaxExtractedAssembly = 64L << 20, MaxExtracted = 1L << 30;
 
     /// <summary>The apphost to exec in place of the app's.</summary>
     public string Executable { get; }
@@ -86,11 +89,16 @@ public sealed unsafe class AppOverlay
             // bundled assemblies are written out for it, in this account's private directory.
             string runtime = Directory.CreateDirectory(Path.Combine(work, "runtime")).FullName;
             progress?.Invoke($"reading the bundle of {app.Executable} ({bundle.Files.Count} files)");
-            foreach (var entry in bundle.Files)
-            {
-                if (entry.Type != Launch.SingleFileBundle.FileType.Assembly || entry.Path.Contains('/') || entry.Path is "." or ".." || !entry.Path.EndsWith(".dll")) continue;
-                File.WriteAllBytes(Path.Combine(runtime, entry.Path), Launch.SingleFileBundle.Contents(source, entry));
-            }
+            // What the header declares is checked before anything is written: a forged size (a
+            // sparse file, or a deflate stream inflating a thousandfold) must not fill root's
+            // disk. An assembly larger than any of the framework's is not one the weaver needs.
+            var needed = bundle.Files.Where(e => e.Type == Launch.SingleFileBundle.FileType.Assembly && !e.Path.Contains('/') && e.Path is not ("." or "..")
+                                                 && e.Path.EndsWith(".dll") && e.Size <= MaxExtractedAssembly).ToList();
+            if (needed.Sum(e => e.Size) is var total && total > MaxExtracted)
+                throw new InvalidDataException($"its bundled assemblies declare {total} bytes, more than SockShim writes out to weave one ({MaxExtracted}): a damaged or forged bundle");
+            foreach (var entry in needed)
+                using (var file = new FileStream(Path.Combine(runtime, entry.Path), FileMode.Create, FileAccess.Write))
+                    Launch.SingleFileBundle.Extract(source, entry, file);
             if (!File.Exists(Path.Combine(runtime, SocketsFile))) throw new IOException($"{app.Executable} bundles no {SocketsFile}");
             // The weaver stamps the source's time: the bundle's, so one bundle weaves to one copy.
             File.SetLastWriteTimeUtc(Path.Combine(runtime, SocketsFile), File.GetLastWriteTimeUtc(app.Executable));
