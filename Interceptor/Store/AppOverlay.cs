@@ -53,7 +53,7 @@ public sealed unsafe class AppOverlay
             if (!File.Exists(Path.Combine(appDirectory, file)))
                 throw new IOException($"{Path.Combine(appDirectory, file)} is missing: {app.Executable} is not a self-contained app as `dotnet publish` lays one out");
 
-        var woven = store.Woven(new InstalledRuntime(app.RuntimeVersion, appDirectory), progress);
+        var woven = WovenOwn(store, app.RuntimeVersion, appDirectory, progress);
         string overlay = Path.Combine(parent, Key($"linked {appDirectory}\nwoven {woven.Sha256}", appDirectory, copied));
         return Found(overlay, SocketsFile, name, woven) ?? Made(store, overlay, SocketsFile, name, woven, progress, stage =>
         {
@@ -102,7 +102,7 @@ public sealed unsafe class AppOverlay
             if (!File.Exists(Path.Combine(runtime, SocketsFile))) throw new IOException($"{app.Executable} bundles no {SocketsFile}");
             // The weaver stamps the source's time: the bundle's, so one bundle weaves to one copy.
             File.SetLastWriteTimeUtc(Path.Combine(runtime, SocketsFile), File.GetLastWriteTimeUtc(app.Executable));
-            var woven = store.Woven(new InstalledRuntime(app.RuntimeVersion, runtime), progress);
+            var woven = store.Woven(new InstalledRuntime(app.RuntimeVersion, runtime) { SourceSha256 = TrustedPaths.Hash(Path.Combine(runtime, SocketsFile)).Sha256 }, progress);
             byte[] replacement = File.ReadAllBytes(woven.AssemblyPath);
             if (Convert.ToHexString(SHA256.HashData(replacement)).ToLowerInvariant() != woven.Sha256) throw new IOException($"{woven.AssemblyPath} changed while it was read");
             return Made(store, overlay, name, name, woven, progress, stage =>
@@ -114,6 +114,29 @@ public sealed unsafe class AppOverlay
             });
         }
         finally { if (Directory.Exists(work)) Directory.Delete(work, recursive: true); }
+    }
+
+    /// <summary>The woven copy of the System.Net.Sockets.dll in the app's <paramref name="directory"/>,
+    /// keyed by its content. The app's owner can give a file of theirs any version, MVID, length
+    /// and time, those of another app's file included: keyed by those alone, a copy woven from
+    /// their file was what root's later run of that other app got. It is woven from a private
+    /// copy of the bytes hashed (the app's file could change between a hash and the weaver's
+    /// read); the references the weaver and crossgen2 resolve against are links to the app's.</summary>
+    private static WovenStore.Prepared WovenOwn(WovenStore store, string version, string directory, Action<string>? progress)
+    {
+        string source = TrustedPaths.NewPrivateDirectory(store.PrivateDirectory, "source-");
+        try
+        {
+            string copy = Path.Combine(source, SocketsFile), original = Path.Combine(directory, SocketsFile);
+            File.Copy(original, copy);
+            File.SetUnixFileMode(copy, UnixFileMode.UserRead | UnixFileMode.UserWrite); // File.Copy kept the owner's mode, which may let others write
+            // The weaver stamps the source's time, which the startup hook compares with the app's file.
+            File.SetLastWriteTimeUtc(copy, File.GetLastWriteTimeUtc(original));
+            foreach (var reference in Directory.EnumerateFiles(directory, "*.dll"))
+                if (Path.GetFileName(reference) != SocketsFile) File.CreateSymbolicLink(Path.Combine(source, Path.GetFileName(reference)), reference);
+            return store.Woven(new InstalledRuntime(version, source) { SourceSha256 = TrustedPaths.Hash(copy).Sha256 }, progress);
+        }
+        finally { Directory.Delete(source, recursive: true); }
     }
 
     /// <summary>An overlay made before and still as it was made, or null.</summary>

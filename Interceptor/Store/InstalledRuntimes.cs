@@ -12,14 +12,21 @@ public sealed record InstalledRuntime(string Version, string Directory)
     /// so it (with the version) keys the woven cache.</summary>
     public Guid SocketsMvid => ReadMvid(SocketsPath);
 
+    /// <summary>The SHA-256 of an app's own System.Net.Sockets.dll (see <see cref="AppOverlay"/>):
+    /// version, MVID, length and time are all the file's own word, which its owner can give any
+    /// value, so a copy woven from an app's file is found again only by its content.</summary>
+    public string? SourceSha256 { get; init; }
+
     /// <summary>What the weaver stamps of the source file besides version and MVID (its length
-    /// and last write time), shortened: two copies of one build can differ in it.</summary>
+    /// and last write time), and for an app's own runtime its content, shortened: two copies of
+    /// one build can differ in it.</summary>
     public string SourceStamp
     {
         get
         {
             var file = new FileInfo(SocketsPath);
-            return Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.ASCII.GetBytes($"{file.Length}:{file.LastWriteTimeUtc.Ticks}")))[..8].ToLowerInvariant();
+            string stamp = $"{file.Length}:{file.LastWriteTimeUtc.Ticks}" + (SourceSha256 is null ? "" : ":" + SourceSha256);
+            return Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.ASCII.GetBytes(stamp)))[..(SourceSha256 is null ? 8 : 16)].ToLowerInvariant();
         }
     }
 

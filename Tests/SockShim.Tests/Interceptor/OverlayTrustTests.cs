@@ -1,0 +1,95 @@
+using System.Diagnostics;
+using System.Text;
+
+namespace SockShim.Tests.Interceptor;
+
+/// <summary>
+/// Root serving a self-contained app of another account must not let that account choose what a
+/// later run of root's own app loads. The account's app directory is theirs: every byte, name and
+/// time in it is their word. LegacyApp is published self-contained once, in a private directory
+/// (as DeploymentKindsTests does).
+/// </summary>
+[NonParallelizable]
+public class OverlayTrustTests
+{
+    private DirectoryInfo _work = null!;
+    private string _published = "";
+    private static readonly string Original = "DOTNET_SYSTEM_NET_SOCKETS_THREAD_COUNT", Planted = "MALLORY_WAS_HERE_MALLORY_WAS_HERE_MALL";
+
+    [OneTimeSetUp]
+    public void Publish()
+    {
+        SockShim.Tests.Network.TwoHosts.RequireRoot();
+        _work = Directory.CreateTempSubdirectory("sockshim-overlay-trust-");
+        string project = Path.Combine(_work.FullName, "src");
+        Directory.CreateDirectory(project);
+        File.Copy(Path.Combine(RepoPaths.Root, "Examples", "LegacyApp", "Program.cs"), Path.Combine(project, "Program.cs"));
+        File.WriteAllText(Path.Combine(project, "LegacyApp.csproj"), Programs.ConsoleProject(properties: "<InvariantGlobalization>true</InvariantGlobalization>"));
+        string config = Path.Combine(_work.FullName, "nuget.config");
+        File.WriteAllText(config, """
+            <configuration><packageSources><clear /><add key="nuget.org" value="https://api.nuget.org/v3/index.json" /></packageSources></configuration>
+            """);
+        _published = Path.Combine(_work.FullName, "published");
+        var (exit, stdout, stderr) = Programs.RunFile("dotnet", ["publish", project, "-c", "Release", "-r", "linux-x64", "-nologo", "-v", "q",
+            "--configfile", config, "-o", _published, "-p:BaseIntermediateOutputPath=" + Path.Combine(_work.FullName, "obj") + "/",
+            "-p:ImportDirectoryBuildProps=false", "-p:ImportDirectoryBuildTargets=false", "-p:ImportDirectoryPackagesProps=false", "--self-contained", "true"], TimeSpan.FromMinutes(4));
+        Assert.That(exit, Is.Zero, $"publishing LegacyApp self-contained: {stdout}{stderr}");
+    }
+
+    [OneTimeTearDown]
+    public void Remove() => _work?.Delete(recursive: true);
+
+    private string CopyOfPublished(string name)
+    {
+        string target = Path.Combine(_work.FullName, name);
+        Assert.That(Process.Start("cp", ["-a", _published, target])!.WaitForExit(60_000), Is.True);
+        return target;
+    }
+
+    private static bool Holds(string file, string text) => File.ReadAllBytes(file).AsSpan().IndexOf(Encoding.Unicode.GetBytes(text)) >= 0;
+
+    /// <summary>The overlay a `prepare` printed as the app's copy.</summary>
+    private static string Prepare(string cache, string app)
+    {
+        var (exit, stdout, stderr) = Programs.Run("SockShim.Interceptor", ["prepare", "--cache", cache, app], timeout: TimeSpan.FromMinutes(4));
+        Assert.That(exit, Is.Zero, stdout + stderr);
+        string last = stdout.Trim().Split('\n')[^1];
+        Assert.That(last, Does.StartWith($"app {app}: self-contained on its own runtime ").And.Contain(" started from "));
+        return Path.GetDirectoryName(last[(last.IndexOf(" started from ") + " started from ".Length)..].Replace(" (cached)", ""))!;
+    }
+
+    /// <summary>Root's app (copied without its times, so its System.Net.Sockets.dll differs from
+    /// the installed runtime's in time alone) and another account's app whose
+    /// System.Net.Sockets.dll has the same version, MVID, length and time but other bytes (a
+    /// string literal of the same length replaced, standing for any code). Root prepares the
+    /// other account's app first, then its own: its own overlay carries the copy woven from its
+    /// own bytes, not the other's (keyed by version, MVID, length and time, it carried theirs, and
+    /// the startup hook, comparing those, passed it).</summary>
+    [Test, CancelAfter(600_000)]
+    public void Another_accounts_app_cannot_choose_the_woven_copy_roots_own_app_loads()
+    {
+        var time = new DateTime(2026, 1, 2, 3, 4, 5, DateTimeKind.Utc);
+        string victim = CopyOfPublished("victim");
+        File.SetLastWriteTimeUtc(Path.Combine(victim, "System.Net.Sockets.dll"), time);
+
+        string mallory = CopyOfPublished("mallory");
+        string planted = Path.Combine(mallory, "System.Net.Sockets.dll");
+        byte[] bytes = File.ReadAllBytes(planted);
+        int at = bytes.AsSpan().IndexOf(Encoding.Unicode.GetBytes(Original));
+        Assert.That(at, Is.GreaterThan(0), "the literal to replace is in the app's System.Net.Sockets.dll");
+        Encoding.Unicode.GetBytes(Planted).CopyTo(bytes, at);
+        File.WriteAllBytes(planted, bytes);
+        File.SetLastWriteTimeUtc(planted, time);
+        Assert.That(Process.Start("chown", ["-R", "nobody", mallory])!.WaitForExit(60_000), Is.True);
+
+        string cache = Path.Combine(_work.FullName, "cache");
+        string theirs = Prepare(cache, Path.Combine(mallory, "LegacyApp"));
+        Assert.That(Holds(Path.Combine(theirs, "System.Net.Sockets.dll"), Planted), Is.True, "their bytes were woven into their own copy: the check below can fail");
+
+        string ours = Prepare(cache, Path.Combine(victim, "LegacyApp"));
+        string loaded = Path.Combine(ours, "System.Net.Sockets.dll");
+        Assert.That(Holds(loaded, Planted), Is.False, "root's own app loads nothing woven from the other account's file");
+        Assert.That(Holds(loaded, Original), Is.True, "it loads the copy woven from its own");
+        Assert.That(Holds(planted, Planted), Is.True, "their file is as they left it");
+    }
+}
