@@ -46,7 +46,12 @@ root.SetAction(async (parse, ct) =>
     }
 
     Console.WriteLine($"listening {bound}");
-    if (parse.GetValue(readyFile) is { } f) File.WriteAllText(f, bound.ToString());
+    if (parse.GetValue(readyFile) is { } f)
+    {
+        // Whole or not at all: a reader that sees the name must not read it half written.
+        File.WriteAllText(f + ".part", bound.ToString());
+        File.Move(f + ".part", f, overwrite: true);
+    }
 
     async Task AcceptLoop()
     {

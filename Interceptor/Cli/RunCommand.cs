@@ -47,6 +47,11 @@ internal static class RunCommand
             log?.WriteLine(weaver is null ? "sockshim: launcher: native (every runtime's woven copy is in the cache)" : "sockshim: launcher: the managed tool");
             LaunchPlan launch;
             try { launch = LaunchPlan.For(parse.GetValue(command)!, given, store, AppContext.BaseDirectory, verbose: parse.GetValue(verbose), tryWithoutHook: parse.GetValue(noHook), progress: log is null ? null : line => log.WriteLine("sockshim: " + line)); }
+            catch (AppRefusedException ex)
+            {
+                error.WriteLine($"sockshim: not starting the app: {ex.Message} (exit code {DeploymentCheck.RefusedExitCode})");
+                return DeploymentCheck.RefusedExitCode;
+            }
             catch (Exception ex) when (ex is IOException or InvalidDataException)
             {
                 // A self-contained app's copy could not be made from its files (one missing, a

@@ -156,3 +156,7 @@ public static class DeploymentCheck
               "Publish it without StartupHookSupport=false and without PublishTrimmed, or remove that setting from the file.";
     }
 }
+
+/// <summary>An app found unservable only once its copy was made (its files changed after the
+/// first check): refused as <see cref="DeploymentCheck.Problem"/> refuses, exit 97.</summary>
+public sealed class AppRefusedException(string message) : Exception(message);

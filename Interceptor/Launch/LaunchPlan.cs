@@ -68,6 +68,8 @@ public sealed class LaunchPlan
         if (selfContained is not null)
         {
             var overlay = AppOverlay.For(store, selfContained, progress);
+            // What starts is the overlay: its own runtimeconfig copy is what the host reads.
+            if (DeploymentCheck.Problem([overlay.Executable]) is { } changed) throw new AppRefusedException(changed);
             plan.Command = [overlay.Executable, .. command.Skip(1)];
             plan.Overlay = overlay;
             own = overlay.Sockets;

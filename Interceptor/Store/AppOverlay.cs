@@ -43,26 +43,37 @@ public sealed unsafe class AppOverlay
         return app.SingleFile ? Rebundled(store, parent, app, progress) : Linked(store, parent, app, progress);
     }
 
-    /// <summary>A directory of links to the app's files, with the three copies.</summary>
+    /// <summary>A directory of links to the app's files, with the copies. Found again by what it
+    /// was made from (the app's folder, names and copied files' identities), so a cached launch
+    /// neither hashes nor weaves; the woven copy in it is checked by its recorded hash.</summary>
     private static AppOverlay Linked(WovenStore store, string parent, Launch.DeploymentCheck.SelfContainedApp app, Action<string>? progress)
     {
         string appDirectory = Path.GetDirectoryName(app.Executable)!;
         string name = Path.GetFileName(app.Executable);
-        string[] copied = [name, name + ".dll", SocketsFile];
+        // The runtimeconfig is copied, not linked: it was checked for startup hooks switched off
+        // before the start, and a link would let the app's owner switch them off after the check.
+        string[] copied = [name, name + ".dll", SocketsFile, name + ".runtimeconfig.json"];
         foreach (var file in copied)
             if (!File.Exists(Path.Combine(appDirectory, file)))
                 throw new IOException($"{Path.Combine(appDirectory, file)} is missing: {app.Executable} is not a self-contained app as `dotnet publish` lays one out");
 
+        string overlay = Path.Combine(parent, Key($"linked {appDirectory}", appDirectory, copied));
+        var known = new WovenStore.Prepared(new InstalledRuntime(app.RuntimeVersion, appDirectory), "", ReadyToRun: true, FromCache: true, Warning: null);
+        if (RecordedSha(overlay) is { } recorded && Found(overlay, SocketsFile, name, known, recorded) is { } found) return found;
+
         var woven = WovenOwn(store, app.RuntimeVersion, appDirectory, progress);
-        string overlay = Path.Combine(parent, Key($"linked {appDirectory}\nwoven {woven.Sha256}", appDirectory, copied));
-        return Found(overlay, SocketsFile, name, woven) ?? Made(store, overlay, SocketsFile, name, woven, progress, stage =>
+        return Made(store, overlay, SocketsFile, name, woven, progress, stage =>
         {
             foreach (var entry in Directory.EnumerateFileSystemEntries(appDirectory))
                 if (!copied.Contains(Path.GetFileName(entry)))
                     File.CreateSymbolicLink(Path.Combine(stage, Path.GetFileName(entry)), entry);
             File.Copy(app.Executable, Path.Combine(stage, name));
             File.SetUnixFileMode(Path.Combine(stage, name), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-            File.Copy(Path.Combine(appDirectory, name + ".dll"), Path.Combine(stage, name + ".dll"));
+            foreach (var file in (string[])[name + ".dll", name + ".runtimeconfig.json"])
+            {
+                File.Copy(Path.Combine(appDirectory, file), Path.Combine(stage, file));
+                File.SetUnixFileMode(Path.Combine(stage, file), UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            }
             File.Copy(woven.AssemblyPath, Path.Combine(stage, SocketsFile));
         });
     }

@@ -93,7 +93,8 @@ internal static class Programs
         string ready = Path.Combine(stateDirectory, "echo-ready");
         var server = Start("EchoServer", ["--listen", "127.0.0.1:0", "--timeout", timeoutSeconds.ToString(), "--ready-file", ready]);
         var sw = Stopwatch.StartNew();
-        while (!File.Exists(ready) && sw.Elapsed < TimeSpan.FromSeconds(20)) Thread.Sleep(50);
+        // Written whole (a rename), but wait for content too: an empty file is not ready.
+        while (!(File.Exists(ready) && new FileInfo(ready).Length > 0) && sw.Elapsed < TimeSpan.FromSeconds(20)) Thread.Sleep(50);
         Assert.That(File.Exists(ready), Is.True, "the echo server started");
         return (server, File.ReadAllText(ready));
     }

@@ -218,6 +218,8 @@ public class DeploymentKindsTests
         string first = Overlay("first run");
         Assert.That(new FileInfo(Path.Combine(first, "System.Private.CoreLib.dll")).LinkTarget, Is.EqualTo(Path.Combine(copy, "System.Private.CoreLib.dll")), "the overlay links to the app's files");
         Assert.That(Overlay("second run"), Is.EqualTo(first), "the same app: the same overlay");
+        Assert.That(new FileInfo(Path.Combine(first, "LegacyApp.runtimeconfig.json")).LinkTarget, Is.Null,
+            "the runtimeconfig is a copy, the one checked for startup hooks switched off: the app's owner cannot switch them off after the check");
 
         File.WriteAllBytes(Path.Combine(copy, "LegacyApp.dll"), File.ReadAllBytes(Path.Combine(copy, "LegacyApp.dll"))); // republished: same name, new file
         string second = Overlay("after the app's dll was rewritten");
