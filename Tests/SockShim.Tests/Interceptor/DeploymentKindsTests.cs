@@ -18,41 +18,21 @@ public class DeploymentKindsTests
     private string _trimmed = "", _hooksOff = "", _aot = "", _singleTrimmed = "", _single = "";
     private string _frameworkDependent = "", _selfContained = "", _singleFrameworkDependent = "";
 
-    /// <summary>Publishing is the slow part (about a minute for all three here), done once.
-    /// LegacyApp's source is copied into a private (0700) temporary directory so its obj/bin
-    /// never meet the repository's builds; no Directory.Build.* or nuget.config above it (in a
-    /// directory other accounts can write) is imported: only the config written here is used.</summary>
+    /// <summary>Publishing is the slow part, done once (<see cref="LegacyAppPublish"/>).</summary>
     [OneTimeSetUp]
     public void Publish()
     {
         _pool = new TestStack("127.108.0.0/24", name: "deployments");
         _work = Directory.CreateTempSubdirectory("sockshim-deployments-");
-        string project = Path.Combine(_work.FullName, "src");
-        Directory.CreateDirectory(project);
-        File.Copy(Path.Combine(RepoPaths.Root, "Examples", "LegacyApp", "Program.cs"), Path.Combine(project, "Program.cs"));
-        File.WriteAllText(Path.Combine(project, "LegacyApp.csproj"), Programs.ConsoleProject(properties: "<InvariantGlobalization>true</InvariantGlobalization>"));
-        string config = Path.Combine(_work.FullName, "nuget.config");
-        File.WriteAllText(config, """
-            <configuration><packageSources><clear /><add key="nuget.org" value="https://api.nuget.org/v3/index.json" /></packageSources></configuration>
-            """);
-        _trimmed = Path.Combine(PublishTo("trimmed", project, config, "--self-contained", "true", "-p:PublishTrimmed=true"), "LegacyApp");
-        _hooksOff = Path.Combine(PublishTo("hooks-off", project, config, "--self-contained", "false", "-p:StartupHookSupport=false"), "LegacyApp.dll");
-        _aot = Path.Combine(PublishTo("aot", project, config, "-p:PublishAot=true"), "LegacyApp");
-        _singleTrimmed = Path.Combine(PublishTo("single-trimmed", project, config, "--self-contained", "true", "-p:PublishSingleFile=true", "-p:PublishTrimmed=true"), "LegacyApp");
-        _single = Path.Combine(PublishTo("single", project, config, "--self-contained", "true", "-p:PublishSingleFile=true"), "LegacyApp");
-        _frameworkDependent = Path.Combine(PublishTo("framework-dependent", project, config, "--self-contained", "false"), "LegacyApp");
-        _selfContained = Path.Combine(PublishTo("self-contained", project, config, "--self-contained", "true"), "LegacyApp");
-        _singleFrameworkDependent = Path.Combine(PublishTo("single-framework-dependent", project, config, "--self-contained", "false", "-p:PublishSingleFile=true"), "LegacyApp");
-    }
-
-    private string PublishTo(string name, string project, string config, params string[] options)
-    {
-        string output = Path.Combine(_work.FullName, name);
-        var (exit, stdout, stderr) = Programs.RunFile("dotnet", ["publish", project, "-c", "Release", "-r", "linux-x64", "-nologo", "-v", "q",
-            "--configfile", config, "-o", output, "-p:BaseIntermediateOutputPath=" + Path.Combine(_work.FullName, "obj-" + name) + "/",
-            "-p:ImportDirectoryBuildProps=false", "-p:ImportDirectoryBuildTargets=false", "-p:ImportDirectoryPackagesProps=false", .. options], TimeSpan.FromMinutes(4));
-        Assert.That(exit, Is.Zero, $"publishing LegacyApp {name} ({string.Join(' ', options)}): {stdout}{stderr}");
-        return output;
+        var publish = new LegacyAppPublish(_work.FullName);
+        _trimmed = Path.Combine(publish.To("trimmed", "--self-contained", "true", "-p:PublishTrimmed=true"), "LegacyApp");
+        _hooksOff = Path.Combine(publish.To("hooks-off", "--self-contained", "false", "-p:StartupHookSupport=false"), "LegacyApp.dll");
+        _aot = Path.Combine(publish.To("aot", "-p:PublishAot=true"), "LegacyApp");
+        _singleTrimmed = Path.Combine(publish.To("single-trimmed", "--self-contained", "true", "-p:PublishSingleFile=true", "-p:PublishTrimmed=true"), "LegacyApp");
+        _single = Path.Combine(publish.To("single", "--self-contained", "true", "-p:PublishSingleFile=true"), "LegacyApp");
+        _frameworkDependent = Path.Combine(publish.To("framework-dependent", "--self-contained", "false"), "LegacyApp");
+        _selfContained = Path.Combine(publish.To("self-contained", "--self-contained", "true"), "LegacyApp");
+        _singleFrameworkDependent = Path.Combine(publish.To("single-framework-dependent", "--self-contained", "false", "-p:PublishSingleFile=true"), "LegacyApp");
     }
 
     [OneTimeTearDown]

@@ -21,19 +21,7 @@ public class OverlayTrustTests
     {
         SockShim.Tests.Network.TwoHosts.RequireRoot();
         _work = Directory.CreateTempSubdirectory("sockshim-overlay-trust-");
-        string project = Path.Combine(_work.FullName, "src");
-        Directory.CreateDirectory(project);
-        File.Copy(Path.Combine(RepoPaths.Root, "Examples", "LegacyApp", "Program.cs"), Path.Combine(project, "Program.cs"));
-        File.WriteAllText(Path.Combine(project, "LegacyApp.csproj"), Programs.ConsoleProject(properties: "<InvariantGlobalization>true</InvariantGlobalization>"));
-        string config = Path.Combine(_work.FullName, "nuget.config");
-        File.WriteAllText(config, """
-            <configuration><packageSources><clear /><add key="nuget.org" value="https://api.nuget.org/v3/index.json" /></packageSources></configuration>
-            """);
-        _published = Path.Combine(_work.FullName, "published");
-        var (exit, stdout, stderr) = Programs.RunFile("dotnet", ["publish", project, "-c", "Release", "-r", "linux-x64", "-nologo", "-v", "q",
-            "--configfile", config, "-o", _published, "-p:BaseIntermediateOutputPath=" + Path.Combine(_work.FullName, "obj") + "/",
-            "-p:ImportDirectoryBuildProps=false", "-p:ImportDirectoryBuildTargets=false", "-p:ImportDirectoryPackagesProps=false", "--self-contained", "true"], TimeSpan.FromMinutes(4));
-        Assert.That(exit, Is.Zero, $"publishing LegacyApp self-contained: {stdout}{stderr}");
+        _published = new LegacyAppPublish(_work.FullName).To("published", "--self-contained", "true");
     }
 
     [OneTimeTearDown]
