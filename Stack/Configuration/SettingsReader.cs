@@ -74,7 +74,7 @@ internal sealed class SettingsReader(IConfigurationRoot root, string? file)
         string Key(string field) => section is not null ? $"{section}:{field}" : FlatKey(field);
         string? Text(string field) => root[Key(field)];
         List<string>? List(string field) => root.GetSection(Key(field)) is var s && (s.Value is not null || s.GetChildren().Any()) ? ReadList(s) : null;
-        var ranges = List("Ranges");
+        var ranges = section is not null ? HostRanges(section, List("Ranges")) : List("Ranges");
         return new PoolSettings
         {
             // The built-in pool is "loopback"; given other ranges it is no longer that pool.
@@ -100,6 +100,33 @@ internal sealed class SettingsReader(IConfigurationRoot root, string? file)
             // Naming a helper makes it the source, as naming a DHCP source would.
             Source = Text("Source") ?? (Text("Helper") is not null ? "helper" : p.Source),
         };
+    }
+
+    /// <summary>A pool shared by hosts, partitioned in one file: <c>"RangesByHost": { "web1":
+    /// ["192.0.2.10-192.0.2.19"], "web2": [...] }</c> gives each host (by its name, any case) its
+    /// own ranges, so no two hosts hand out one address and no probe is needed. The ranges of
+    /// this host, <paramref name="ranges"/> when the pool is not partitioned.</summary>
+    private List<string>? HostRanges(string section, List<string>? ranges)
+    {
+        var byHost = root.GetSection($"{section}:RangesByHost");
+        var hosts = byHost.GetChildren().ToList();
+        if (hosts.Count == 0) return ranges;
+        string host = Environment.MachineName, where = Where($"{section}:RangesByHost");
+        string listed = string.Join(", ", hosts.Select(h => h.Key));
+        if (ranges is not null)
+        {
+            _problems.Add(new(where, listed, "a pool has Ranges (every host) or RangesByHost (each host its own), not both", $"\"RangesByHost\": {{ \"{host}\": [\"192.0.2.10-192.0.2.19\"] }}"));
+            return ranges;
+        }
+        var mine = hosts.Where(h => string.Equals(h.Key, host, StringComparison.OrdinalIgnoreCase)).ToList();
+        if (mine.Count != 1)
+        {
+            _problems.Add(new(where, listed, mine.Count == 0
+                ? $"the pool's ranges are partitioned by host name, and this host, '{host}', has none"
+                : $"this host, '{host}', is listed {mine.Count} times (names compare in any case)", $"\"{host}\": [\"192.0.2.10-192.0.2.19\"]"));
+            return null;
+        }
+        return ReadList(mine[0]);
     }
 
     /// <summary>A setting of a closed set of words: compared once, one way (trimmed, any case).</summary>

@@ -47,6 +47,28 @@ public class ConfigurationTests
         finally { File.Delete(file); }
     }
 
+    /// <summary>One file for every host of a shared pool, each host its own part of it by name.</summary>
+    [Test]
+    public void A_pool_partitioned_by_host_name_gives_this_host_its_own_ranges()
+    {
+        string file = Path.GetTempFileName();
+        string host = Environment.MachineName;
+        try
+        {
+            File.WriteAllText(file, $$"""{ "pools": [ { "name": "shared", "rangesByHost": { "{{host.ToUpperInvariant()}}": ["127.51.0.0/29"], "other-host": ["127.51.0.8/29"] } } ] }""");
+            var s = Load(env: new() { ["SOCKSHIM_CONFIG"] = file });
+            Assert.That(((LocalPoolSpec)s.Pools[0]).Addresses.Ranges.Select(r => r.ToString()), Is.EqualTo(new[] { "127.51.0.0/29" }), "this host's part, its name in any case");
+
+            File.WriteAllText(file, """{ "pools": [ { "name": "shared", "rangesByHost": { "web1": ["127.51.0.0/29"], "web2": ["127.51.0.8/29"] } } ] }""");
+            var ex = Fails(env: new() { ["SOCKSHIM_CONFIG"] = file });
+            Assert.That(ex.Message, Does.Contain($"this host, '{host}', has none").And.Contain("web1, web2").And.Contain(file));
+
+            File.WriteAllText(file, $$"""{ "pools": [ { "name": "shared", "ranges": ["127.51.0.0/28"], "rangesByHost": { "{{host}}": ["127.51.0.0/29"] } } ] }""");
+            Assert.That(Fails(env: new() { ["SOCKSHIM_CONFIG"] = file }).Message, Does.Contain("not both"));
+        }
+        finally { File.Delete(file); }
+    }
+
     [TestCase("127.100.0.300/24", "SOCKSHIM_POOL", "not an IP address")]
     [TestCase("127.100.0.0/40", "SOCKSHIM_POOL", "prefix length")]
     [TestCase("127.100.0.9-127.100.0.1", "SOCKSHIM_POOL", "range is empty")]
