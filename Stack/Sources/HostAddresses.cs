@@ -73,7 +73,7 @@ internal sealed class HostAddresses(string pool, PoolDefinition addresses, IAddr
 
     private StackError Exhausted(List<int>? skipped) => skipped is { Count: > 0 }
         ? new StackError(StackErrorCode.PoolExhausted,
-            $"pool '{Pool}' has no usable address: those not held by live sockets are in use already, on this host or (with the conflict probe) by another station on the link " +
+            $"pool '{Pool}' has no usable address: those not held by live sockets are already present on this host, or (with the conflict probe) claimed by another station on the link " +
             $"({string.Join(", ", skipped.Take(5).Select(Addresses.AddressAt))}), and SockShim never takes over an address it did not add; free them or widen the pool")
         : new StackError(StackErrorCode.PoolExhausted,
             $"pool '{Pool}' is exhausted: all {Addresses.Count} addresses are held by live sockets on this host " +
