@@ -82,10 +82,13 @@ internal unsafe class RouteNetlink : IDisposable
         if (lifetimeSeconds is { } lifetime)
         {
             // No duplicate address detection: the address is usable at once, and the pool
-            // already guarantees it is unique on this host. Permanent only when it never runs
-            // out: the kernel derives IFA_F_PERMANENT from the lifetime anyway.
+            // already guarantees it is unique on this host. No prefix route for IPv6: the
+            // kernel would put a /128 route in the main table beside the address's local one,
+            // which already routes it, and on deleting a permanent address walk every address
+            // of the interface to see whether another still needs that route. Permanent only
+            // when it never runs out: the kernel derives IFA_F_PERMANENT from the lifetime anyway.
             uint permanent = lifetime == if_addr.INFINITY_LIFE_TIME ? if_addr.IFA_F_PERMANENT : 0;
-            w.Attribute(if_addr.IFA_FLAGS, (v6 ? if_addr.IFA_F_NODAD : 0) | permanent);
+            w.Attribute(if_addr.IFA_FLAGS, (v6 ? if_addr.IFA_F_NODAD | if_addr.IFA_F_NOPREFIXROUTE : 0) | permanent);
             w.Attribute(if_addr.IFA_PROTO, stackalloc byte[] { protocol });
             // Preferred = valid: the address is fully usable until it goes, never "deprecated".
             Span<byte> cacheInfo = stackalloc byte[if_addr.IFA_CACHEINFO_SIZE];

@@ -98,6 +98,9 @@ public class SharedNicTests
         var before = _hosts.AddressesOnA();
         var (saw, wire, capture) = Run("[2001:db8:a::2]:7000", 1000, Pool("2001:db8:b::/112", "netlink", "nic6"));
         AssertFromPool(saw, wire, 1000, a => a.ToString().StartsWith("2001:db8:b::"), capture);
+        // Each connect starts right after its address is added: had the address's local route
+        // not been in place yet, the SYN-ACK would have been dropped and the SYN sent again.
+        Assert.That(wire, Has.Count.EqualTo(1000), "one SYN per socket: none resent for want of the new address's local route");
         Assert.That(_hosts.AddressesOnA(), Is.EquivalentTo(before), "none of the pool's addresses remains on vA");
     }
 

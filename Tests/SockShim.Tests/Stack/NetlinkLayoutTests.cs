@@ -33,6 +33,7 @@ public class NetlinkLayoutTests
                   printf("%zu %zu %zu\n", offsetof(struct ifaddrmsg, ifa_index), offsetof(struct rtmsg, rtm_type), offsetof(struct nlmsghdr, nlmsg_seq));
                   printf("%zu %zu %zu %zu %zu %d %d\n", sizeof(struct ifa_cacheinfo), offsetof(struct ifa_cacheinfo, ifa_prefered), offsetof(struct ifa_cacheinfo, ifa_valid),
                          offsetof(struct ifa_cacheinfo, cstamp), offsetof(struct ifa_cacheinfo, tstamp), IFA_CACHEINFO, NLM_F_REPLACE);
+                  printf("%d\n", IFA_F_NOPREFIXROUTE);
                   return 0;
                 }
                 """);
@@ -53,6 +54,7 @@ public class NetlinkLayoutTests
             Assert.That(lines[4], Is.EqualTo("4 7 8"));
             // IfAddrCacheInfo writes preferred at 0, valid at 4, the two timestamps at 8 and 12.
             Assert.That(lines[5], Is.EqualTo($"{if_addr.IFA_CACHEINFO_SIZE} 0 4 8 12 {if_addr.IFA_CACHEINFO} {netlink.NLM_F_REPLACE}"));
+            Assert.That(lines[6], Is.EqualTo($"{if_addr.IFA_F_NOPREFIXROUTE}"));
         }
         finally { Directory.Delete(dir, true); }
     }
@@ -86,11 +88,15 @@ public class NetlinkLayoutTests
     [TestCase(true, false, 10u, (ushort)(0x01 | 0x04 | 0x400 | 0x200), 0u, 10u)]
     [TestCase(false, true, 7u, (ushort)(0x01 | 0x04 | 0x100), 0u, 7u)]
     [TestCase(true, false, 0xFFFFFFFFu, (ushort)(0x01 | 0x04 | 0x400 | 0x200), 0x80u, 0xFFFFFFFFu)]
-    public void An_address_request_carries_its_lifetime_and_the_right_flags(bool add, bool refresh, uint lifetime, ushort flags, uint ifaFlags, uint lft)
+    // IPv6: no DAD (0x02) and no prefix route (0x200), on a lease and on a static pool's address.
+    [TestCase(true, false, 10u, (ushort)(0x01 | 0x04 | 0x400 | 0x200), 0x02u | 0x200u, 10u, "2001:db8::10")]
+    [TestCase(false, true, 7u, (ushort)(0x01 | 0x04 | 0x100), 0x02u | 0x200u, 7u, "2001:db8::10")]
+    [TestCase(true, false, 0xFFFFFFFFu, (ushort)(0x01 | 0x04 | 0x400 | 0x200), 0x02u | 0x200u | 0x80u, 0xFFFFFFFFu, "2001:db8::10")]
+    public void An_address_request_carries_its_lifetime_and_the_right_flags(bool add, bool refresh, uint lifetime, ushort flags, uint ifaFlags, uint lft, string address = "203.0.113.10")
     {
         var buffer = new byte[SockShim.Stack.Provisioning.Netlink.RouteNetlink.AddressMessageSize];
         ushort extra = add ? (ushort)(netlink.NLM_F_CREATE | netlink.NLM_F_EXCL) : netlink.NLM_F_REPLACE;
-        var message = SockShim.Stack.Provisioning.Netlink.RouteNetlink.AddressMessage(buffer, rtnetlink.RTM_NEWADDR, extra, 9, 3, IPAddress.Parse("203.0.113.10"), NetlinkProvisioner.Mark, lifetime).ToArray();
+        var message = SockShim.Stack.Provisioning.Netlink.RouteNetlink.AddressMessage(buffer, rtnetlink.RTM_NEWADDR, extra, 9, 3, IPAddress.Parse(address), NetlinkProvisioner.Mark, lifetime).ToArray();
         Assert.That(NetlinkHeader.TryParse(message, out var header), Is.True);
         Assert.That(header.Flags, Is.EqualTo(flags));
         Assert.That(refresh, Is.EqualTo((header.Flags & netlink.NLM_F_REPLACE) != 0));
