@@ -10,6 +10,12 @@ public sealed class PoolDefinition
 {
     private readonly AddressRange[] _segments;
     private readonly UInt128[] _startIndex; // index of each segment's first address
+    // Distance between consecutive addresses of a segment: 1, or 2^24 for one solicited-node group.
+    private readonly UInt128 _step = 1;
+
+    /// <summary>The distance between the addresses of a pool that keeps them in one solicited-node
+    /// group: the group is made of an address's low 24 bits (RFC 4291 2.7.1).</summary>
+    internal static readonly UInt128 SolicitedNodeStep = (UInt128)1 << 24;
 
     public string Name { get; }
     public AddressFamily Family { get; }
@@ -35,17 +41,22 @@ public sealed class PoolDefinition
         Ranges = ranges;
         Exclusions = exclusions;
         _segments = Subtract(Merge(ranges), Merge(exclusions));
+        if (strategy == AllocationStrategy.OneSolicitedNodeGroup && Family == AddressFamily.InterNetworkV6 && _segments.Length > 0)
+        {
+            _step = SolicitedNodeStep;
+            _segments = OneGroup(_segments, _segments[0].First % _step, _step);
+        }
         _startIndex = new UInt128[_segments.Length];
         UInt128 total = 0;
         for (int i = 0; i < _segments.Length; i++)
         {
             _startIndex[i] = total;
-            total += _segments[i].Count;
+            total += (_segments[i].Last - _segments[i].First) / _step + 1;
         }
         Count = (int)UInt128.Min(total, (UInt128)maxAddresses);
         MaxAddresses = maxAddresses;
         TotalAddresses = total;
-        Fingerprint = Fnv1a64($"{Family}|{string.Join(',', _segments)}|{Count}").ToString("x16");
+        Fingerprint = Fnv1a64($"{Family}|{string.Join(',', _segments)}|{Count}{(_step == 1 ? "" : $"|step {_step}")}").ToString("x16");
     }
 
     /// <summary>The table size the pool was given.</summary>
@@ -68,7 +79,7 @@ public sealed class PoolDefinition
         if ((uint)index >= (uint)Count) throw new ArgumentOutOfRangeException(nameof(index));
         int seg = Array.BinarySearch(_startIndex, (UInt128)index);
         if (seg < 0) seg = ~seg - 1;
-        return AddressMath.FromNumber(_segments[seg].First + ((UInt128)index - _startIndex[seg]), Family);
+        return AddressMath.FromNumber(_segments[seg].First + ((UInt128)index - _startIndex[seg]) * _step, Family);
     }
 
     /// <summary>The slot index of an address of this pool, or -1.</summary>
@@ -79,9 +90,9 @@ public sealed class PoolDefinition
         var n = AddressMath.ToNumber(address);
         for (int i = 0; i < _segments.Length; i++)
         {
-            if (n >= _segments[i].First && n <= _segments[i].Last)
+            if (n >= _segments[i].First && n <= _segments[i].Last && (n - _segments[i].First) % _step == 0)
             {
-                var index = _startIndex[i] + (n - _segments[i].First);
+                var index = _startIndex[i] + (n - _segments[i].First) / _step;
                 return index < (UInt128)Count ? (int)index : -1;
             }
         }
@@ -93,6 +104,25 @@ public sealed class PoolDefinition
     public override string ToString() =>
         $"{Name} ({AddressMath.FamilyName(Family)} {string.Join(", ", Ranges)}" +
         (Exclusions.Count > 0 ? $" except {string.Join(", ", Exclusions)}" : "") + $", {Count} addresses)";
+
+    // Each segment cut down to its addresses whose low bits are `low`, from the first such
+    // address to the last (a segment holding none is dropped).
+    private static AddressRange[] OneGroup(AddressRange[] segments, UInt128 low, UInt128 step)
+    {
+        var result = new List<AddressRange>();
+        foreach (var r in segments)
+        {
+            UInt128 first = r.First - r.First % step + low;
+            if (first < r.First)
+            {
+                if (first > UInt128.MaxValue - step) continue;
+                first += step;
+            }
+            if (first > r.Last) continue;
+            result.Add(r with { First = first, Last = first + (r.Last - first) / step * step });
+        }
+        return result.ToArray();
+    }
 
     private static List<AddressRange> Merge(IReadOnlyList<AddressRange> ranges)
     {

@@ -135,8 +135,9 @@ internal sealed class SettingsReader(IConfigurationRoot root, string? file)
 
     private AllocationStrategy? ReadStrategy(string? text, string key) => Read(text, key, (string t, out AllocationStrategy s) =>
         SpecBuilder.TryWord(t.Replace("-", "").Replace("_", ""), out s, ("sequential", AllocationStrategy.Sequential), ("random", AllocationStrategy.Random),
-            ("lrr", AllocationStrategy.LeastRecentlyReleased), ("leastrecentlyreleased", AllocationStrategy.LeastRecentlyReleased)),
-        "unknown allocation strategy (known: sequential, random, lrr = least-recently-released)", "lrr");
+            ("lrr", AllocationStrategy.LeastRecentlyReleased), ("leastrecentlyreleased", AllocationStrategy.LeastRecentlyReleased),
+            ("onegroup", AllocationStrategy.OneSolicitedNodeGroup), ("onesolicitednodegroup", AllocationStrategy.OneSolicitedNodeGroup)),
+        "unknown allocation strategy (known: sequential, random, lrr = least-recently-released, one-group = IPv6 addresses in one solicited-node group)", "lrr");
 
     private delegate bool Parser<T>(string text, out T value);
 

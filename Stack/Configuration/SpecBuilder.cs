@@ -71,6 +71,14 @@ internal static class SpecBuilder
         if (problems.Count > before || source is null || provisioner is null) return null;
 
         var definition = new PoolDefinition(pool.Name, ranges.Select(r => r.Range).ToList(), [.. exclusions.Select(e => e.Range), .. Reserved(ranges)], pool.Strategy, pool.MaxAddresses);
+        if (pool.Strategy == AllocationStrategy.OneSolicitedNodeGroup && (family != AddressFamily.InterNetworkV6 || source != SourceKind.Static || definition.Count < 2))
+        {
+            string why = family != AddressFamily.InterNetworkV6 ? "IPv4 has no solicited-node groups"
+                : source != SourceKind.Static ? "a DHCP server picks the addresses, not the pool"
+                : $"{string.Join(", ", pool.Ranges)} has {definition.Count} address{(definition.Count == 1 ? "" : "es")} sharing the low 24 bits of its first (a prefix of /104 or wider has many)";
+            problems.Add(new(where.Of(P.Strategy), "one-group", $"pool '{pool.Name}': the one-group strategy keeps a static IPv6 pool's addresses in one solicited-node group; {why}", "lrr, or an IPv6 prefix such as 2001:db8:1::/64"));
+            return null;
+        }
         if (definition.Count == 0)
         {
             problems.Add(new(where.Of(P.Exclude), string.Join(",", pool.Exclude), $"pool '{pool.Name}' is empty: its exclusions cover every address of {string.Join(", ", pool.Ranges)}", "exclude only a few addresses, such as 127.100.0.0"));

@@ -61,6 +61,8 @@ public class BadInputTests
     [TestCase("serve --config {d}/null-grant.json --socket {d}/helper.sock --state-dir {d}/state", "key 'grants' = 'null'", "grant 2: null", "Example of a good value: {\"user\"")]
     [TestCase("serve --config {d}/null-pool.json --socket {d}/helper.sock --state-dir {d}/state", "\"pools\": [null]", "its pools hold null", "Example of a good value: {\"user\"")]
     [TestCase("serve --config {d}/ok.json --socket {d}/helper.sock --idle-timeout 0", "--idle-timeout = '0'", "must be at least 1", "--help")]
+    [TestCase("config --pool 2001:db8:d::/112 --provisioner netlink --interface lo --strategy one-group", "--strategy = 'one-group'", "2001:db8:d::/112 has 1 address sharing the low 24 bits", "Example of a good value: lrr, or an IPv6 prefix")]
+    [TestCase("config --pool 198.51.100.0/24 --provisioner netlink --interface lo --strategy one-group", "--strategy = 'one-group'", "IPv4 has no solicited-node groups", "Example of a good value: lrr, or an IPv6 prefix")]
     [CancelAfter(90_000)]
     public void A_bad_value_is_one_line_naming_it_and_what_is_right_with_exit_2(string command, string names, string wrong, string right)
     {

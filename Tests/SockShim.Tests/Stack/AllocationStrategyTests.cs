@@ -44,6 +44,33 @@ public class AllocationStrategyTests
         finally { Directory.Delete(dir, true); }
     }
 
+    /// <summary>one-group: a pool hands out only the addresses that share the low 24 bits of its
+    /// first one (one solicited-node group), every one of them, and nothing else; an address maps
+    /// back to its slot.</summary>
+    [Test]
+    public void One_group_hands_out_exactly_the_addresses_of_one_solicited_node_group()
+    {
+        // A /100 holds 2^28 addresses, 16 of them with the low 24 bits of ::1 (its ::0 is reserved).
+        var spec = (LocalPoolSpec)SettingsLoader.Load(new Dictionary<string, string?> { ["Pool"] = "2001:db8:9::/100", ["Provisioner"] = "netlink", ["Interface"] = "lo", ["Strategy"] = "one-group" },
+            new Dictionary<string, string>()).Pools[0];
+        var expected = Enumerable.Range(0, 16).Select(i => $"2001:db8:9::{(i == 0 ? "" : $"{i:x}00:")}1").ToList();
+        Assert.That(spec.Addresses.Count, Is.EqualTo(16));
+        string dir = Path.Combine("/dev/shm", "sockshim-test-onegroup-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(dir);
+        var provisioner = new RecordingProvisioner();
+        try
+        {
+            using var pool = TestPools.Static(spec.Addresses, provisioner, LeaseTable.Open(Path.Combine(dir, "p.leases"), spec.Addresses.Count));
+            var handed = new List<string>();
+            for (int i = 0; i < 40 && pool.TryAcquire("one-group", out var lease, out _); i++) handed.Add(lease.Address.ToString());
+            Assert.That(handed, Is.EquivalentTo(expected), "every address the pool handed out before it was exhausted");
+            Assert.That(handed.Select(a => IPAddress.Parse(a).GetAddressBytes()[13..]), Is.All.EqualTo(new byte[] { 0, 0, 1 }), "all with the low 24 bits of ::1");
+        }
+        finally { Directory.Delete(dir, true); }
+        for (int slot = 0; slot < 16; slot++) Assert.That(spec.Addresses.IndexOf(spec.Addresses.AddressAt(slot)), Is.EqualTo(slot));
+        Assert.That(spec.Addresses.IndexOf(IPAddress.Parse("2001:db8:9::2")), Is.EqualTo(-1), "an address of the prefix outside the group is not the pool's");
+    }
+
     [Test]
     public void Least_recently_released_does_not_reissue_a_just_released_address_while_others_are_free()
     {
