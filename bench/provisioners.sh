@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Per-socket acquire+release cost of each provisioner, side by side in one run, next to its
-# target: the loopback pool (<= 1 us), netlink (<= 30 us, IPv4 and IPv6), AnyIP (no target:
+# target: the loopback pool (<= 1 us), netlink (<= 30 us, IPv4 and IPv6; IPv6 also <= 1.2x the
+# kernel's own add+del of the same addresses, timed just before it), AnyIP (no target:
 # nothing per address), netlink IPv6 with the interface in MLDv1 mode, netlink with prefetch, and
 # the lifetime refresh a DHCP renewal does per address.
 # netlink and AnyIP run in a network namespace made for the run (root).
@@ -30,9 +31,30 @@ ip -n "$ns" route add local 203.0.113.0/24 dev lo
 ip -n "$ns" -6 route add local 2001:db8:1::/64 dev lo
 run() { ip netns exec "$ns" env SOCKSHIM_STATEDIR=$state "$@"; }
 run SOCKSHIM_POOL=198.51.100.1-198.51.100.254 SOCKSHIM_PROVISIONER=netlink SOCKSHIM_INTERFACE=dummy0 dotnet "$bench" acquire-release "$nl" "netlink IPv4" 30000
-run SOCKSHIM_POOL=2001:db8:d::/112 SOCKSHIM_PROVISIONER=netlink SOCKSHIM_INTERFACE=dummy0 dotnet "$bench" acquire-release "$nl" "netlink IPv6" 30000
-# Each removed IPv6 address leaves an MLDv2 record of its solicited-node group for about two
-# seconds, and the kernel walks those records on every add: with MLDv1 there are none.
+# IPv6 beside the kernel's own add+del of the same addresses in the same order (raw-netlink),
+# and the same with the wait for the local route that a usable address needs. Each run starts
+# after 3 s of quiet: a removed address's MLDv2 record of its solicited-node group leaves only
+# once the interface has had no group change for 2 jiffies, so records left by the run before
+# would otherwise weigh on the next (the kernel walks them on every add).
+v6() {  # POOL STRATEGY LABEL: raw, raw until usable, then SockShim with its ratio to raw
+  local pool=$1 strategy=$2 label=$3 raw
+  nlrun() { run SOCKSHIM_POOL="$pool" SOCKSHIM_STRATEGY="$strategy" SOCKSHIM_PROVISIONER=netlink SOCKSHIM_INTERFACE=dummy0 dotnet "$bench" "$@"; }
+  sleep 3
+  raw=$(nlrun raw-netlink "$nl")
+  echo "$raw"
+  sleep 3
+  nlrun raw-netlink "$nl" usable
+  sleep 3
+  nlrun acquire-release "$nl" "$label" 30000 "$(sed -n 's/.*(median \([0-9]*\) ns).*/\1/p' <<< "$raw")"
+}
+# A /112: every address its own solicited-node group (RFC 4291 2.7.1, the low 24 bits), so each
+# add joins a group and each delete leaves one.
+v6 2001:db8:d::/112 lrr "netlink IPv6"
+# The one-group strategy on a /64: addresses 2^24 apart, one solicited-node group for them all.
+v6 2001:db8:d::/64 one-group "netlink IPv6 one-group"
+# Each removed IPv6 address leaves an MLDv2 record of its solicited-node group, cleared by the
+# interface's report work, which every group change puts off by 2 jiffies: under steady churn
+# they pile up, and the kernel walks them on every add. With MLDv1 there are none.
 ip netns exec "$ns" sysctl -qw net.ipv6.conf.dummy0.force_mld_version=1
 run SOCKSHIM_POOL=2001:db8:e::/112 SOCKSHIM_PROVISIONER=netlink SOCKSHIM_INTERFACE=dummy0 dotnet "$bench" acquire-release "$nl" "netlink IPv6 MLDv1" 30000
 ip netns exec "$ns" sysctl -qw net.ipv6.conf.dummy0.force_mld_version=0

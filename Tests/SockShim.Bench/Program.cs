@@ -5,13 +5,16 @@ using SockShim.Stack.Errors;
 
 // Per-socket cost of taking an address and giving it back, with the pool and provisioner that
 // SOCKSHIM_* configure (bench/provisioners.sh runs it for each provisioner).
-//   SockShim.Bench acquire-release N [label] [target-ns]
+//   SockShim.Bench acquire-release N [label] [target-ns] [raw-ns] : raw-ns, the raw-netlink median of
+//     the same run, adds the ratio to it (target <= 1.2x)
 //   SockShim.Bench dhcp N IFACE : time per lease against the DHCP server on IFACE (bench/dhcp.sh)
+//   SockShim.Bench raw-netlink N [usable] : the kernel's add+del of the same pool's addresses, nothing of SockShim around it (bench/provisioners.sh)
 //   SockShim.Bench refresh IFACE FIRST-ADDRESS COUNT : a renewal's lifetime refresh per address (bench/provisioners.sh)
 //   SockShim.Bench allocator SECONDS THREADS [PROCESSES] : claims+releases per second, duplicates checked
 //   SockShim.Bench bulk SECONDS : one loopback TCP connection's throughput (run plain and under sockshim run)
 //   SockShim.Bench scale-server LISTEN / scale-client SERVER N : the 100,000-connection run (bench/scale.sh)
 if (args.ElementAtOrDefault(0) == "dhcp") return DhcpBench.Run(int.Parse(args[1]), args[2]);
+if (args.ElementAtOrDefault(0) == "raw-netlink") return RawNetlinkBench.Run(int.Parse(args[1]), args.ElementAtOrDefault(2) == "usable");
 if (args.ElementAtOrDefault(0) == "refresh") return RefreshBench.Run(args[1], System.Net.IPAddress.Parse(args[2]), int.Parse(args[3]));
 if (args.ElementAtOrDefault(0) is "allocator" or "allocator-worker") return AllocatorBench.Run(args);
 if (args.ElementAtOrDefault(0) == "bulk") return BulkBench.Run(double.Parse(args[1]));
@@ -24,6 +27,7 @@ if (args.Length < 2 || args[0] != "acquire-release" || !int.TryParse(args[1], ou
 }
 string label = args.ElementAtOrDefault(2) ?? "pool";
 double? target = args.Length > 3 ? double.Parse(args[3]) : null;
+double? raw = args.Length > 4 ? double.Parse(args[4]) : null;
 using var stack = AddressStack.Create(SettingsLoader.Load());
 var pool = stack.Pools[0];
 
@@ -47,6 +51,7 @@ for (int run = 0; run < 5; run++)
 samples.Sort();
 double median = samples[2];
 string verdict = target is { } t ? $" (target <= {Format(t)}: {median / t:F2}x, {(median <= t ? "MET" : "MISSED")})" : "";
+if (raw is { } r) verdict += $"; {median / r:F2}x the raw kernel add+del above (target <= 1.2x: {(median <= 1.2 * r ? "MET" : "MISSED")})";
 Console.WriteLine($"{label,-22} acquire+release {Format(median)} per socket, median of 5 x {n}{verdict}");
 return 0;
 
