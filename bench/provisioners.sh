@@ -36,17 +36,19 @@ run SOCKSHIM_POOL=198.51.100.1-198.51.100.254 SOCKSHIM_PROVISIONER=netlink SOCKS
 # after 3 s of quiet: a removed address's MLDv2 record of its solicited-node group leaves only
 # once the interface has had no group change for 2 jiffies, so records left by the run before
 # would otherwise weigh on the next (the kernel walks them on every add).
-v6() {  # POOL STRATEGY LABEL: raw, raw until usable, then SockShim with its ratio to raw
-  local pool=$1 strategy=$2 label=$3 raw
+v6() {  # POOL STRATEGY LABEL: raw, raw until usable, then SockShim with its ratios to both
+  local pool=$1 strategy=$2 label=$3 raw usable
   nlrun() { run SOCKSHIM_POOL="$pool" SOCKSHIM_STRATEGY="$strategy" SOCKSHIM_PROVISIONER=netlink SOCKSHIM_INTERFACE=dummy0 dotnet "$bench" "$@"; }
   sleep 3
   raw=$(nlrun raw-netlink "$nl")
   echo "$raw"
   sleep 3
-  nlrun raw-netlink "$nl" usable
+  usable=$(nlrun raw-netlink "$nl" usable)
+  echo "$usable"
   sleep 3
-  nlrun acquire-release "$nl" "$label" 30000 "$(sed -n 's/.*(median \([0-9]*\) ns).*/\1/p' <<< "$raw")"
+  nlrun acquire-release "$nl" "$label" 30000 "$(median "$raw")" "$(median "$usable")"
 }
+median() { sed -n 's/.*(median \([0-9]*\) ns).*/\1/p' <<< "$1"; }
 # A /112: every address its own solicited-node group (RFC 4291 2.7.1, the low 24 bits), so each
 # add joins a group and each delete leaves one.
 v6 2001:db8:d::/112 lrr "netlink IPv6"

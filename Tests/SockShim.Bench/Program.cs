@@ -5,8 +5,8 @@ using SockShim.Stack.Errors;
 
 // Per-socket cost of taking an address and giving it back, with the pool and provisioner that
 // SOCKSHIM_* configure (bench/provisioners.sh runs it for each provisioner).
-//   SockShim.Bench acquire-release N [label] [target-ns] [raw-ns] : raw-ns, the raw-netlink median of
-//     the same run, adds the ratio to it (target <= 1.2x)
+//   SockShim.Bench acquire-release N [label] [target-ns] [raw-ns [usable-ns]] : the raw-netlink medians
+//     of the same run add the ratios to them (target <= 1.2x of the bare add+del)
 //   SockShim.Bench dhcp N IFACE : time per lease against the DHCP server on IFACE (bench/dhcp.sh)
 //   SockShim.Bench raw-netlink N [usable] : the kernel's add+del of the same pool's addresses, nothing of SockShim around it (bench/provisioners.sh)
 //   SockShim.Bench refresh IFACE FIRST-ADDRESS COUNT : a renewal's lifetime refresh per address (bench/provisioners.sh)
@@ -28,6 +28,7 @@ if (args.Length < 2 || args[0] != "acquire-release" || !int.TryParse(args[1], ou
 string label = args.ElementAtOrDefault(2) ?? "pool";
 double? target = args.Length > 3 ? double.Parse(args[3]) : null;
 double? raw = args.Length > 4 ? double.Parse(args[4]) : null;
+double? usable = args.Length > 5 ? double.Parse(args[5]) : null;
 using var stack = AddressStack.Create(SettingsLoader.Load());
 var pool = stack.Pools[0];
 
@@ -52,6 +53,7 @@ samples.Sort();
 double median = samples[2];
 string verdict = target is { } t ? $" (target <= {Format(t)}: {median / t:F2}x, {(median <= t ? "MET" : "MISSED")})" : "";
 if (raw is { } r) verdict += $"; {median / r:F2}x the raw kernel add+del above (target <= 1.2x: {(median <= 1.2 * r ? "MET" : "MISSED")})";
+if (usable is { } u) verdict += $", {median / u:F2}x the raw add, route, del";
 Console.WriteLine($"{label,-22} acquire+release {Format(median)} per socket, median of 5 x {n}{verdict}");
 return 0;
 
