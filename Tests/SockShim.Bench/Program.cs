@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using SockShim.Stack;
 using SockShim.Stack.Configuration;
 using SockShim.Stack.Errors;
@@ -41,16 +40,7 @@ void Round(int count)
     }
 }
 
-Round(Math.Min(n, 1000)); // JIT, first touches of the table
-var samples = new List<double>();
-for (int run = 0; run < 5; run++)
-{
-    var sw = Stopwatch.StartNew();
-    Round(n);
-    samples.Add(sw.Elapsed.TotalNanoseconds / n);
-}
-samples.Sort();
-double median = samples[2];
+double median = Median.OfFive(Round, n);
 string verdict = target is { } t ? $" (target <= {Format(t)}: {median / t:F2}x, {(median <= t ? "MET" : "MISSED")})" : "";
 if (raw is { } r) verdict += $"; {median / r:F2}x the raw kernel add+del above (target <= 1.2x: {(median <= 1.2 * r ? "MET" : "MISSED")})";
 if (usable is { } u) verdict += $", {median / u:F2}x the raw add, route, del";

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net;
 using SockShim.Stack.Configuration;
 using SockShim.Stack.Provisioning;
@@ -55,17 +54,9 @@ internal static class RawNetlinkBench
             }
         }
 
-        Round(Math.Min(n, 1000));
-        var samples = new List<double>();
-        for (int run = 0; run < 5; run++)
-        {
-            var sw = Stopwatch.StartNew();
-            Round(n);
-            samples.Add(sw.Elapsed.TotalNanoseconds / n);
-        }
-        samples.Sort();
+        double median = Median.OfFive(Round, n);
         string what = usable ? "raw add, route, del" : "raw add+del";
-        Console.WriteLine($"{what,-22} {(usable ? "until usable  " : "kernel alone  ")}  {samples[2] / 1000:F2} us per address, median of 5 x {n} (median {samples[2]:F0} ns)");
+        Console.WriteLine($"{what,-22} {(usable ? "until usable  " : "kernel alone  ")}  {median / 1000:F2} us per address, median of 5 x {n} (median {median:F0} ns)");
         return 0;
     }
 }
