@@ -24,6 +24,7 @@ public class DeploymentKindsTests
     {
         _pool = new TestStack("127.108.0.0/24", name: "deployments");
         _work = Directory.CreateTempSubdirectory("sockshim-deployments-");
+        _overlaysBefore = Directory.Exists(Overlays) ? Directory.GetDirectories(Overlays) : [];
         var publish = new LegacyAppPublish(_work.FullName);
         _trimmed = Path.Combine(publish.To("trimmed", "--self-contained", "true", "-p:PublishTrimmed=true"), "LegacyApp");
         _hooksOff = Path.Combine(publish.To("hooks-off", "--self-contained", "false", "-p:StartupHookSupport=false"), "LegacyApp.dll");
@@ -40,7 +41,15 @@ public class DeploymentKindsTests
     {
         _pool?.Dispose();
         _work?.Delete(recursive: true);
+        // The overlays these runs made in the account's cache (a rebundled copy is some 70 MB):
+        // the fixture runs alone, so every overlay that was not there before is one of them.
+        if (Directory.Exists(Overlays))
+            foreach (var made in Directory.GetDirectories(Overlays).Except(_overlaysBefore))
+                Directory.Delete(made, recursive: true);
     }
+
+    private static string Overlays => Path.Combine(SockShim.Interceptor.Store.WovenStore.DefaultRoot, "apps");
+    private string[] _overlaysBefore = [];
 
     /// <summary>An echo server of this test's own; what it printed once stopped (a line
     /// "tcp peer ..." / "udp peer ..." for everything it served).</summary>
