@@ -48,9 +48,12 @@ root.SetAction(async (parse, ct) =>
     Console.WriteLine($"listening {bound}");
     if (parse.GetValue(readyFile) is { } f)
     {
-        // Whole or not at all: a reader that sees the name must not read it half written.
-        File.WriteAllText(f + ".part", bound.ToString());
-        File.Move(f + ".part", f, overwrite: true);
+        // Whole or not at all: a reader that sees the name must not read it half written. The
+        // part file has a name nobody can guess and must be new (no link is followed into it).
+        string part = $"{f}.{Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8))}.part";
+        using (var stream = new FileStream(part, FileMode.CreateNew, FileAccess.Write))
+            stream.Write(Encoding.UTF8.GetBytes(bound.ToString()));
+        File.Move(part, f, overwrite: true);
     }
 
     async Task AcceptLoop()
