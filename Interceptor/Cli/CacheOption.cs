@@ -11,5 +11,5 @@ internal static class CacheOption
 
     /// <summary>The store the option names; <paramref name="weaver"/> null: one that only uses
     /// the cache (the fast launcher's).</summary>
-    public static WovenStore Store(ParseResult parse, Option<string?> option, WovenStore.Weaver? weaver) => new(parse.GetValue(option) ?? WovenStore.DefaultRoot, weaver);
+    public static WovenStore Store(ParseResult parse, Option<string?> option, WovenStore.Tools? weaver) => new(parse.GetValue(option) ?? WovenStore.DefaultRoot, weaver);
 }

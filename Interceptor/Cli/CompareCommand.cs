@@ -28,7 +28,7 @@ internal static class CompareCommand
                 Interfaces = parse.GetValue(interfaces)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries),
                 Filter = parse.GetValue(filter)!,
                 Timeout = TimeSpan.FromSeconds(parse.GetValue(timeout)),
-                Store = CacheOption.Store(parse, cache, StoreWeaver.Weave),
+                Store = CacheOption.Store(parse, cache, StoreWeaver.Tools),
             };
             Stack.Configuration.SettingsLoader.Load(Launch.LaunchPlan.WithRunDefaults(new(options.Settings)));
             // An app `run` refuses is not compared: its patched run would be the unpatched one

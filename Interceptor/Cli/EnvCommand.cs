@@ -19,7 +19,7 @@ internal static class EnvCommand
             var given = Launch.LaunchPlan.WithRunDefaults(stack.Given(parse));
             Stack.Configuration.SettingsLoader.Load(given);
             LaunchPlan.CheckToolDirectory(AppContext.BaseDirectory); // before anything is woven for it
-            var store = CacheOption.Store(parse, cache, StoreWeaver.Weave);
+            var store = CacheOption.Store(parse, cache, StoreWeaver.Tools);
             try { store.PrepareAll(); }
             catch (Weaving.WeaveException ex)
             {

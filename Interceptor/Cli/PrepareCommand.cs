@@ -21,7 +21,7 @@ internal static class PrepareCommand
         var command = new Command("prepare", "Weave System.Net.Sockets of every installed .NET runtime, and of a self-contained APP, ahead of time (sockshim run does it on first use)") { cache, app };
         command.SetAction(parse =>
         {
-            var store = CacheOption.Store(parse, cache, StoreWeaver.Weave);
+            var store = CacheOption.Store(parse, cache, StoreWeaver.Tools);
             string? given = parse.GetValue(app);
             if (given is not null && !File.Exists(given))
             {
@@ -46,13 +46,20 @@ internal static class PrepareCommand
                     return 0;
                 }
                 var overlay = AppOverlay.For(store, selfContained, line => output.WriteLine(line));
-                output.WriteLine($"app {started[0]}: {(selfContained.SingleFile ? "single-file" : "self-contained")} on its own runtime {selfContained.RuntimeVersion}, " +
-                                 $"started from {overlay.Executable}{(overlay.FromCache ? " (cached)" : "")}");
+                output.WriteLine(overlay.RunsOn is { } runtime
+                    ? $"app {started[0]}: trimmed, its code on the installed runtime {runtime.Version}, started from {overlay.Executable}{(overlay.FromCache ? " (cached)" : "")}"
+                    : $"app {started[0]}: {(selfContained.SingleFile ? "single-file" : "self-contained")} on its own runtime {selfContained.RuntimeVersion}, " +
+                      $"started from {overlay.Executable}{(overlay.FromCache ? " (cached)" : "")}");
             }
             catch (WeaveException ex)
             {
                 error.WriteLine($"error: cannot weave: {ex.Message}");
                 return 3;
+            }
+            catch (AppRefusedException ex) // a trimmed app with no installed runtime of its version
+            {
+                error.WriteLine($"sockshim: not preparing the app: {ex.Message} (exit code {DeploymentCheck.RefusedExitCode})");
+                return DeploymentCheck.RefusedExitCode;
             }
             catch (Exception ex) when (ex is InvalidDataException or IOException) // a file of the app missing, or its bundle damaged
             {

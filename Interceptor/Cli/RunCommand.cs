@@ -10,7 +10,7 @@ namespace SockShim.Interceptor.Cli;
 /// <summary><c>sockshim run [options] -- command [args]</c>: runs any .NET command with per-socket addresses.</summary>
 internal static class RunCommand
 {
-    public static Command Create(StackOptions stack, TextWriter output, TextWriter error, WovenStore.Weaver? weaver)
+    public static Command Create(StackOptions stack, TextWriter output, TextWriter error, WovenStore.Tools? weaver)
     {
         var cache = CacheOption.Create();
         var verbose = new Option<bool>("--verbose") { Description = "say what the launcher prepares and sets, and log each address the app takes and gives back (SOCKSHIM_LOG=debug)" };

@@ -14,7 +14,7 @@ public static class SockShimCli
         root.Subcommands.Add(StatusCommand.Create(stack, output));
         root.Subcommands.Add(GcCommand.Create(stack, output, error));
         root.Subcommands.Add(PrepareCommand.Create(output, error));
-        root.Subcommands.Add(RunCommand.Create(stack, output, error, Weaving.StoreWeaver.Weave));
+        root.Subcommands.Add(RunCommand.Create(stack, output, error, Weaving.StoreWeaver.Tools));
         root.Subcommands.Add(EnvCommand.Create(stack, output, error));
         root.Subcommands.Add(ServeCommand.Create(stack, output, error));
         root.Subcommands.Add(WeaveAttributesCommand.Create(output, error));

@@ -42,7 +42,7 @@ public static class Comparison
     /// <summary>Runs both; <paramref name="log"/> hears a warning about the woven copy (IL-only), if any.</summary>
     public static ComparisonReport Run(ComparisonOptions options, TextWriter? log = null)
     {
-        var store = options.Store ?? new WovenStore(WovenStore.DefaultRoot, Weaving.StoreWeaver.Weave);
+        var store = options.Store ?? new WovenStore(WovenStore.DefaultRoot, Weaving.StoreWeaver.Tools);
         LaunchPlan.Prepare(store, progress: null, warn: line => log?.WriteLine(line));
 
         var plain = new Dictionary<string, string?>();

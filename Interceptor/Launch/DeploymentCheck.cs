@@ -5,10 +5,10 @@ namespace SockShim.Interceptor.Launch;
 /// <summary>
 /// What `sockshim run` can tell from the files of the command before starting it. A
 /// self-contained app (its runtime beside it, or bundled into one file) is found here and
-/// started from its overlay (<see cref="Store.AppOverlay"/>). An app that would run unpatched
-/// without the startup hook ever saying so (startup hooks switched off, as PublishTrimmed does;
-/// a Native AOT binary with no IL to weave) is refused here, since no check inside such an app
-/// would run.
+/// started from its overlay (<see cref="Store.AppOverlay"/>); a trimmed one, its code on the
+/// installed runtime. An app that would run unpatched without the startup hook ever saying so
+/// (startup hooks switched off in a framework-dependent or single-file app; a Native AOT binary
+/// with no IL to weave) is refused here, since no check inside such an app would run.
 /// </summary>
 public static class DeploymentCheck
 {
@@ -23,14 +23,16 @@ public static class DeploymentCheck
     {
         if (command.Count == 0) return null;
         if (Path.GetFileName(command[0]) == "dotnet")
-            return EntryAssembly(command) is { } dll ? HooksOff(Path.ChangeExtension(dll, ".runtimeconfig.json")) : null;
+            return EntryAssembly(command) is { } dll ? HooksOff(Path.ChangeExtension(dll, ".runtimeconfig.json"), folder: false) : null;
         if (Resolve(command[0]) is not { } file) return null;
         return Apphost(file);
     }
 
     /// <summary>A self-contained app (its own runtime beside it, or bundled into one file):
     /// started through a copy of it in the cache with its own System.Net.Sockets woven.</summary>
-    public sealed record SelfContainedApp(string Executable, string RuntimeVersion, bool SingleFile);
+    /// <remarks><paramref name="Trimmed"/>: its runtimeconfig switches startup hooks off, as
+    /// PublishTrimmed does; its code is started on the installed runtime of its version.</remarks>
+    public sealed record SelfContainedApp(string Executable, string RuntimeVersion, bool SingleFile, bool Trimmed = false);
 
     /// <summary>The self-contained app <paramref name="command"/> starts, by the real path of its
     /// executable (the host finds the app's files from it), or null for anything else.</summary>
@@ -42,7 +44,8 @@ public static class DeploymentCheck
         try
         {
             if (File.Exists(runtimeConfig))
-                return RuntimeVersion(File.ReadAllText(runtimeConfig)) is { } version && File.Exists(file + ".dll") ? new SelfContainedApp(file, version, SingleFile: false) : null;
+                return File.ReadAllText(runtimeConfig) is var text && RuntimeVersion(text) is { } version && File.Exists(file + ".dll")
+                    ? new SelfContainedApp(file, version, SingleFile: false, Trimmed: SwitchesHooksOff(text) == true) : null;
             using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
             if (SingleFileBundle.ElfSections(stream) is not { } sections || SingleFileBundle.Read(stream, sections) is not { } bundle) return null;
             return bundle.RuntimeConfig(stream) is { } json && RuntimeVersion(json) is { } bundled ? new SelfContainedApp(file, bundled, SingleFile: true) : null;
@@ -92,7 +95,7 @@ public static class DeploymentCheck
     {
         string runtimeConfig = file + ".runtimeconfig.json"; // an apphost's name is its app's
 
-        if (File.Exists(runtimeConfig)) return HooksOff(runtimeConfig);
+        if (File.Exists(runtimeConfig)) return HooksOff(runtimeConfig, folder: true);
 
         try
         {
@@ -100,7 +103,7 @@ public static class DeploymentCheck
             if (SingleFileBundle.ElfSections(stream) is not { } sections) return null; // a script or other file: the startup hook still checks what it starts
             // Single-file: its runtimeconfig is inside the bundle.
             if (SingleFileBundle.Read(stream, sections) is { } bundle)
-                return bundle.RuntimeConfig(stream) is { } json ? HooksOff($"{file} (its bundled runtimeconfig.json)", json) : null;
+                return bundle.RuntimeConfig(stream) is { } json ? HooksOff($"{file} (its bundled runtimeconfig.json)", json, folder: false) : null;
             if (File.Exists(file + ".dll")) return null;
             if (sections.ContainsKey("__managedcode"))
                 return $"{file} is a Native AOT app (an ELF binary with compiled managed code, no IL assembly beside it, no bundle): " +
@@ -118,16 +121,36 @@ public static class DeploymentCheck
     }
 
     /// <summary>An app whose runtimeconfig switches startup hooks off: the hook that installs
-    /// SockShim and refuses a bypass would never run.</summary>
-    private static string? HooksOff(string runtimeConfig)
+    /// SockShim and refuses a bypass would never run. Served all the same: a trimmed
+    /// self-contained app in a folder (<paramref name="folder"/>), whose code is started on the
+    /// installed runtime (<see cref="Store.AppOverlay"/>).</summary>
+    private static string? HooksOff(string runtimeConfig, bool folder)
     {
         string json;
         try { json = File.ReadAllText(runtimeConfig); }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { return null; }
-        return HooksOff(runtimeConfig, json);
+        return HooksOff(runtimeConfig, json, folder);
     }
 
-    private static string? HooksOff(string runtimeConfig, string json)
+    private static string? HooksOff(string runtimeConfig, string json, bool folder)
+    {
+        if (SwitchesHooksOff(json) is not { } selfContained) return null;
+        if (selfContained && folder) return null;
+        return selfContained
+            // A bundle's code could be started on the installed runtime too, but only from its
+            // extracted files, which a self-contained single-file app does not lay out.
+            ? $"{runtimeConfig} sets {HooksSwitch}=false, as a trimmed (PublishTrimmed) single-file app does: without its startup hook SockShim can " +
+              "neither install itself nor check that its woven System.Net.Sockets was loaded, so the app would run unpatched; a trimmed app is served by starting " +
+              "its code on the installed runtime, which SockShim does for an app published as a folder, not bundled into one file. " +
+              "Publish it without PublishSingleFile (trimmed in a folder is served), or without PublishTrimmed."
+            : $"{runtimeConfig} sets {HooksSwitch}=false (StartupHookSupport=false or PublishTrimmed): without its startup hook SockShim can " +
+              "neither install itself nor check that its woven System.Net.Sockets was loaded, so the app would run unpatched. " +
+              "Publish it without StartupHookSupport=false and without PublishTrimmed, or remove that setting from the file.";
+    }
+
+    /// <summary>Null when <paramref name="json"/> (a runtimeconfig) leaves startup hooks on or is
+    /// not JSON; otherwise whether the app that switches them off is self-contained.</summary>
+    private static bool? SwitchesHooksOff(string json)
     {
         JsonNode? root;
         try { root = JsonNode.Parse(json); }
@@ -140,20 +163,7 @@ public static class DeploymentCheck
             System.Text.Json.JsonValueKind.String => string.Equals(value.GetValue<string>(), "false", StringComparison.OrdinalIgnoreCase),
             _ => false,
         };
-        if (!off) return null;
-        bool selfContained = options?["includedFrameworks"] is not null;
-        return selfContained
-            // Tried: the overlay cannot swap in the untrimmed framework, since trimmed code is bound
-            // to its trimmed framework (LegacyApp's async state machine lost SetStateMachine, and
-            // loading it against the full System.Private.CoreLib fails with TypeLoadException), and
-            // the trimmed framework lacks what SockShim's hooks call.
-            ? $"{runtimeConfig} sets {HooksSwitch}=false, as a trimmed (PublishTrimmed) self-contained app does: without its startup hook SockShim can " +
-              "neither install itself nor check that its woven System.Net.Sockets was loaded, so the app would run unpatched; and a trimmed app's code runs only on " +
-              "its own trimmed framework, which lacks what SockShim's hooks need. " +
-              "Publish it without PublishTrimmed (self-contained, single-file or framework-dependent are all served)."
-            : $"{runtimeConfig} sets {HooksSwitch}=false (StartupHookSupport=false or PublishTrimmed): without its startup hook SockShim can " +
-              "neither install itself nor check that its woven System.Net.Sockets was loaded, so the app would run unpatched. " +
-              "Publish it without StartupHookSupport=false and without PublishTrimmed, or remove that setting from the file.";
+        return off ? options?["includedFrameworks"] is not null : null;
     }
 }
 

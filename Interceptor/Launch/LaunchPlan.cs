@@ -68,13 +68,17 @@ public sealed class LaunchPlan
         if (selfContained is not null)
         {
             var overlay = AppOverlay.For(store, selfContained, progress);
+            // A trimmed app's code is started on the installed runtime by its own `dotnet`.
+            string[] start = overlay.RunsOn is { } runtime
+                ? [Path.GetFullPath(Path.Combine(runtime.Directory, "..", "..", "..", "dotnet")), overlay.Executable]
+                : [overlay.Executable];
             // What starts is the overlay: its own runtimeconfig copy is what the host reads.
-            if (DeploymentCheck.Problem([overlay.Executable]) is { } changed) throw new AppRefusedException(changed);
-            plan.Command = [overlay.Executable, .. command.Skip(1)];
+            if (DeploymentCheck.Problem(start) is { } changed) throw new AppRefusedException(changed);
+            plan.Command = [.. start, .. command.Skip(1)];
             plan.Overlay = overlay;
-            own = overlay.Sockets;
+            if (overlay.RunsOn is null) own = overlay.Sockets;
         }
-        else
+        if (own is null)
         {
             hook["DOTNET_SHARED_STORE"] = Prepend(store.StoreDirectory, "DOTNET_SHARED_STORE");
             hook["DOTNET_ADDITIONAL_DEPS"] = Prepend(store.DepsDirectory, "DOTNET_ADDITIONAL_DEPS");
@@ -153,7 +157,10 @@ public sealed class LaunchPlan
 
     public IEnumerable<string> Describe()
     {
-        if (Overlay is not null)
+        if (Overlay is { RunsOn: { } runtime })
+            yield return $"trimmed self-contained app: its code started from the overlay {Path.GetDirectoryName(Overlay.Executable)}{(Overlay.FromCache ? " (cached)" : "")} " +
+                         $"on the installed runtime {runtime.Version} (its own trimmed framework lacks what SockShim's hooks need)";
+        else if (Overlay is not null)
             yield return $"self-contained app: started from its overlay {Path.GetDirectoryName(Overlay.Executable)}{(Overlay.FromCache ? " (cached)" : "")}, " +
                          $"its own runtime {Overlay.Sockets.Runtime.Version}'s System.Net.Sockets woven";
         yield return "command: " + string.Join(' ', Command);

@@ -17,7 +17,7 @@ namespace SockShim.Interceptor.Store;
 /// names, the identity (device, inode, size, change time) of the three files it copies, and the
 /// woven copy's SHA-256. A changed app gets a new overlay; one never changes after it is made.
 /// </summary>
-public sealed unsafe class AppOverlay
+public sealed unsafe partial class AppOverlay
 {
     public const string SocketsFile = "System.Net.Sockets.dll";
     private const string Marker = ".sockshim-overlay";
@@ -30,6 +30,10 @@ public sealed unsafe class AppOverlay
     /// <summary>The woven copy the app loads, as checked: what the launcher records for the startup hook.</summary>
     public WovenStore.Prepared Sockets { get; }
     public bool FromCache { get; }
+    /// <summary>For a trimmed app (see <see cref="Rehosted"/>): the installed runtime its code
+    /// runs on, started through that installation's `dotnet` with <see cref="Executable"/> the
+    /// app's dll; null for an overlay that starts on the app's own runtime.</summary>
+    public InstalledRuntime? RunsOn { get; private init; }
 
     private AppOverlay(string executable, WovenStore.Prepared sockets, bool fromCache) => (Executable, Sockets, FromCache) = (executable, sockets, fromCache);
 
@@ -40,7 +44,8 @@ public sealed unsafe class AppOverlay
     {
         string parent = TrustedPaths.EnsureDirectory(Path.Combine(store.Root, "apps"), 0b111_101_101, check: TrustedPaths.AsRoot, out var problem);
         if (problem is not null) throw new Stack.Claims.UntrustedStateException($"overlay directory {parent}: {problem}");
-        return app.SingleFile ? Rebundled(store, parent, app, progress) : Linked(store, parent, app, progress);
+        return app.Trimmed ? Rehosted(store, parent, app, progress)
+            : app.SingleFile ? Rebundled(store, parent, app, progress) : Linked(store, parent, app, progress);
     }
 
     /// <summary>A directory of links to the app's files, with the copies. Found again by what it

@@ -11,13 +11,27 @@ namespace SockShim.Interceptor.Store;
 /// the framework's. The host compares the versions written in deps files, not the files, so
 /// the woven copy wins only because its deps entry says 10.0.65535.0.
 /// </summary>
-public sealed class WovenStore(string root, WovenStore.Weaver? weaver)
+public sealed class WovenStore(string root, WovenStore.Weaver? weaver, WovenStore.Rewriter? rewriter = null)
 {
     /// <summary>Weaves <paramref name="runtime"/>'s System.Net.Sockets into <paramref
     /// name="compiled"/> inside the private <paramref name="work"/> directory; null, or the
     /// warning that it is IL only. Passed in, so a launcher that must start in milliseconds
     /// (Native AOT, without Mono.Cecil) can use the cache and leave weaving to the tool.</summary>
     public delegate string? Weaver(InstalledRuntime runtime, Guid mvid, string work, string compiled, Action<string>? progress);
+
+    /// <summary>Writes a trimmed app's <paramref name="source"/> assembly to <paramref name="target"/>
+    /// so it loads on the full framework in <paramref name="frameworkDirectory"/>; the methods it
+    /// added (see <see cref="AppOverlay"/>'s rehosted apps). Null in the fast launcher, as the weaver is.</summary>
+    public delegate IReadOnlyList<string> Rewriter(string source, string frameworkDirectory, string target);
+
+    /// <summary>What a store may do besides using its cache: weave, and complete a trimmed app.</summary>
+    public sealed record Tools(Weaver Weave, Rewriter Rewrite);
+
+    /// <summary>A store with <paramref name="tools"/>, or (null) one that only uses the cache.</summary>
+    public WovenStore(string root, Tools? tools) : this(root, tools?.Weave, tools?.Rewrite) { }
+
+    /// <summary>The rewriter, or <see cref="WeavingNeededException"/> in a store made without one.</summary>
+    internal Rewriter RewriterOrHandOver(string why) => rewriter ?? throw new WeavingNeededException(why);
 
     public const string PackageId = "sockshim.woven.sockets";
     public const string WovenFileVersion = "65535";

@@ -7,6 +7,9 @@ namespace SockShim.Interceptor.Weaving;
 /// crossgen2 cannot be had).</summary>
 internal static class StoreWeaver
 {
+    /// <summary>Weaving, and completing a trimmed app's assemblies: the managed tool's store.</summary>
+    public static readonly WovenStore.Tools Tools = new(Weave, TrimmedMembers.Complete);
+
     public static string? Weave(InstalledRuntime runtime, Guid mvid, string work, string compiled, Action<string>? progress)
     {
         string il = Path.Combine(work, "System.Net.Sockets.il.dll");

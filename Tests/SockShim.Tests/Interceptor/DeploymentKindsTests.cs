@@ -4,10 +4,10 @@ namespace SockShim.Tests.Interceptor;
 
 /// <summary>LegacyApp published every way .NET apps ship, each under `sockshim run`. Those it
 /// serves — framework-dependent, self-contained, single-file (framework-dependent and
-/// self-contained) — get a pool address for every API, as the echo server in another process
-/// sees, and their published files are byte for byte what they were. Those no check inside the
-/// app could catch — trimmed self-contained, startup hooks switched off, Native AOT — are
-/// refused before they start (exit 97, one line naming the file and setting, why, what to
+/// self-contained), trimmed self-contained — get a pool address for every API, as the echo
+/// server in another process sees, and their published files are byte for byte what they were.
+/// Those no check inside the app could catch — trimmed single-file, a trimmed app of a runtime
+/// not installed, startup hooks switched off, Native AOT — are refused before they start (exit 97, one line naming the file and setting, why, what to
 /// change), and the echo server proves the app never ran. The same binaries started plainly
 /// reach the server from 127.0.0.1, so every check here can fail.</summary>
 [NonParallelizable]
@@ -87,23 +87,56 @@ public class DeploymentKindsTests
         Assert.That(saw, Does.Not.Contain(" peer "), "the server saw nothing from it");
     }
 
-    [Test, CancelAfter(300_000)]
-    public void A_trimmed_self_contained_app_is_refused_before_it_starts()
+    /// <summary>Its code runs on the installed runtime of its version, from an overlay whose
+    /// runtimeconfig names that runtime and whose LegacyApp.dll has bodies for the methods the
+    /// trimmer removed (without them it stops at its first await: TypeLoadException).</summary>
+    [Test, CancelAfter(600_000)]
+    public void A_trimmed_self_contained_app_gets_an_address_per_socket()
     {
-        AssertRefusedBeforeStart([_trimmed], _trimmed + ".runtimeconfig.json",
-            "System.StartupHookProvider.IsSupported=false", "PublishTrimmed", "would run unpatched",
-            "Publish it without PublishTrimmed (self-contained, single-file or framework-dependent are all served)");
+        AssertServed(_trimmed, "the trimmed self-contained app");
+        var (exit, _, stderr) = Programs.Run("SockShim.Interceptor", ["run", "--verbose", "--", _trimmed, "--start"], _pool.Environment, TimeSpan.FromMinutes(3));
+        Assert.That(exit, Is.Zero, stderr);
+        string runtime = Path.GetFileName(SockShim.Interceptor.Store.InstalledRuntimes.Find().Last().Directory);
+        Assert.That(stderr, Does.Contain("trimmed self-contained app: its code started from the overlay ").And.Contain($" on the installed runtime {runtime}"));
+        string overlay = stderr.Split('\n').Single(l => l.Contains("its code started from the overlay ")).Split("the overlay ")[1].Split(' ')[0];
+        Assert.That(File.ReadAllText(Path.Combine(overlay, "LegacyApp.runtimeconfig.json")), Does.Contain("\"System.StartupHookProvider.IsSupported\": true")
+            .And.Contain("\"framework\"").And.Not.Contain("includedFrameworks"), "framework-dependent, startup hooks on");
+        Assert.That(File.Exists(Path.Combine(overlay, "System.Private.CoreLib.dll")), Is.False, "the app's trimmed framework is left out");
     }
 
-    /// <summary>`compare` refuses what `run` refuses: the trimmed app's patched run would be
-    /// unpatched, and the report would call the two runs the same.</summary>
+    /// <summary>A trimmed app whose runtime version is not installed (its runtimeconfig says 9.0.5
+    /// here) is refused before it starts, naming the version to install.</summary>
     [Test, CancelAfter(300_000)]
-    public void Compare_refuses_a_trimmed_app_before_it_starts()
+    public void A_trimmed_app_of_a_runtime_not_installed_is_refused_before_it_starts()
+    {
+        string copy = Path.Combine(_work.FullName, "trimmed-9");
+        Directory.CreateDirectory(copy);
+        foreach (var file in Directory.EnumerateFiles(Path.GetDirectoryName(_trimmed)!))
+            File.Copy(file, Path.Combine(copy, Path.GetFileName(file)));
+        File.SetUnixFileMode(Path.Combine(copy, "LegacyApp"), File.GetUnixFileMode(_trimmed));
+        string config = Path.Combine(copy, "LegacyApp.runtimeconfig.json");
+        string version = SockShim.Interceptor.Store.InstalledRuntimes.Find().Last().Version;
+        File.WriteAllText(config, File.ReadAllText(config).Replace($"\"version\": \"{version}\"", "\"version\": \"9.0.5\""));
+        Assert.That(File.ReadAllText(config), Does.Contain("9.0.5"));
+        string app = Path.Combine(copy, "LegacyApp");
+        var (exit, stdout, stderr, saw) = AgainstServer(endpoint => UnderLauncher([app], endpoint));
+        Assert.That(exit, Is.EqualTo(97), stdout + stderr);
+        Assert.That(stderr.Trim(), Does.StartWith($"sockshim: not starting the app: {app} is trimmed (PublishTrimmed)")
+            .And.Contain("no 9.0.x is installed in").And.Contain("(it carries 9.0.5)").And.Contain("Install that runtime, or publish the app without PublishTrimmed").And.EndWith("(exit code 97)"));
+        Assert.That(stderr.Trim().Split('\n'), Has.Length.EqualTo(1), stderr);
+        Assert.That(stdout, Is.Empty, "the app never ran");
+        Assert.That(saw, Does.Not.Contain(" peer "), "the server saw nothing from it");
+    }
+
+    /// <summary>`compare` refuses what `run` refuses: the trimmed single-file app's patched run
+    /// would be unpatched, and the report would call the two runs the same.</summary>
+    [Test, CancelAfter(300_000)]
+    public void Compare_refuses_a_trimmed_single_file_app_before_it_starts()
     {
         var (exit, stdout, stderr, saw) = AgainstServer(endpoint =>
-            Programs.Run("SockShim.Interceptor", ["compare", "--", _trimmed, endpoint], _pool.Environment, TimeSpan.FromMinutes(3)));
+            Programs.Run("SockShim.Interceptor", ["compare", "--", _singleTrimmed, endpoint], _pool.Environment, TimeSpan.FromMinutes(3)));
         Assert.That(exit, Is.EqualTo(97), stdout + stderr);
-        Assert.That(stderr.Trim(), Does.StartWith("sockshim compare: not starting the app: " + _trimmed + ".runtimeconfig.json")
+        Assert.That(stderr.Trim(), Does.StartWith("sockshim compare: not starting the app: " + _singleTrimmed + " (its bundled runtimeconfig.json)")
             .And.Contain("PublishTrimmed").And.EndWith("(exit code 97)"));
         Assert.That(stdout, Is.Empty, "no report");
         Assert.That(saw, Does.Not.Contain(" peer "), "the app never ran, in either run");
@@ -114,7 +147,7 @@ public class DeploymentKindsTests
     public void A_trimmed_single_file_app_is_refused_before_it_starts()
     {
         AssertRefusedBeforeStart([_singleTrimmed], _singleTrimmed + " (its bundled runtimeconfig.json) sets System.StartupHookProvider.IsSupported=false",
-            "PublishTrimmed", "would run unpatched", "Publish it without PublishTrimmed (self-contained, single-file or framework-dependent are all served)");
+            "PublishTrimmed", "would run unpatched", "Publish it without PublishSingleFile (trimmed in a folder is served), or without PublishTrimmed.");
     }
 
     /// <summary>The SHA-256 of every file under <paramref name="directory"/>, by relative path.</summary>
