@@ -51,7 +51,13 @@ public sealed partial class AppOverlay
             }
             foreach (var assembly in assemblies)
             {
-                var added = rewrite(Path.Combine(appDirectory, assembly), runtime.Directory, Path.Combine(stage, assembly));
+                IReadOnlyList<string> added;
+                // The app's owner's bytes: what Mono.Cecil cannot read is one line, not a stack trace.
+                try { added = rewrite(Path.Combine(appDirectory, assembly), runtime.Directory, Path.Combine(stage, assembly)); }
+                catch (Exception ex) when (ex is BadImageFormatException or InvalidOperationException or ArgumentException or NotSupportedException or EndOfStreamException)
+                {
+                    throw new InvalidDataException($"{Path.Combine(appDirectory, assembly)} could not be read as the app's assembly ({ex.GetType().Name}: {ex.Message}): publish the app again");
+                }
                 progress?.Invoke($"{assembly}: {added.Count} method{(added.Count == 1 ? "" : "s")} the trimmer removed given a body that throws");
             }
             TrustedPaths.WriteNew(Path.Combine(stage, configFile), FrameworkDependent(config, runtime.Version), 0b110_000_000);
