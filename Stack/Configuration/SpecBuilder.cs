@@ -65,9 +65,6 @@ internal static class SpecBuilder
         if (pool.ConflictProbe != 0 && provisioner is not null && (source != SourceKind.Static || provisioner is not NetlinkProvisionerSpec))
             problems.Add(new(where.Of(P.ConflictProbe), pool.ConflictProbe.ToString(),
                 "the conflict probe checks a static pool's addresses before the netlink provisioner adds them to a shared link (a DHCP pool's leases are probed with DhcpProbe)", "0, or provisioner netlink with source static"));
-        else if (pool.ConflictProbe != 0 && family == AddressFamily.InterNetworkV6)
-            problems.Add(new(where.Of(P.ConflictProbe), pool.ConflictProbe.ToString(),
-                "the conflict probe is an ARP probe (IPv4); duplicate address detection for IPv6 static pools is not served yet", "0, or an IPv4 pool"));
         if (problems.Count > before || source is null || provisioner is null) return null;
 
         var definition = new PoolDefinition(pool.Name, ranges.Select(r => r.Range).ToList(), [.. exclusions.Select(e => e.Range), .. Reserved(ranges)], pool.Strategy, pool.MaxAddresses);

@@ -40,7 +40,7 @@ internal static class if_addr
 {
     public const int IFADDRMSG_SIZE = 8;
     public const ushort IFA_ADDRESS = 1, IFA_LOCAL = 2, IFA_LABEL = 3, IFA_CACHEINFO = 6, IFA_FLAGS = 8, IFA_PROTO = 11;
-    public const uint IFA_F_NODAD = 0x02, IFA_F_PERMANENT = 0x80, IFA_F_NOPREFIXROUTE = 0x200;
+    public const uint IFA_F_NODAD = 0x02, IFA_F_DADFAILED = 0x08, IFA_F_TENTATIVE = 0x40, IFA_F_PERMANENT = 0x80, IFA_F_NOPREFIXROUTE = 0x200;
     public const int IFA_CACHEINFO_SIZE = 16;
     /// <summary>A valid or preferred lifetime of this value never runs out (INFINITY_LIFE_TIME of the kernel).</summary>
     public const uint INFINITY_LIFE_TIME = 0xFFFFFFFF;

@@ -8,7 +8,8 @@ using static Tmds.Linux.LibC;
 namespace SockShim.Stack.Provisioning;
 
 /// <summary>
-/// RFC 5227 address conflict detection for a static pool shared by hosts: before an IPv4 address
+/// RFC 5227 address conflict detection for a static pool shared by hosts (IPv6 pools use the
+/// kernel's duplicate address detection instead: <see cref="NetlinkProvisioner"/>): before an IPv4 address
 /// goes on the interface, ARP probes for it (sender 0.0.0.0) and a wait; a station that answers
 /// for it, or probes for it at the same time (§2.1.1: both back off), means another host uses it
 /// and it is skipped. Two probes, at the start and half way: one lost frame does not hide a
@@ -31,7 +32,7 @@ internal sealed unsafe class ArpProbe(string interfaceName, TimeSpan wait)
     /// be made (then the address is not used either: without the probe nothing says it is free).</summary>
     public string? Conflict(IPAddress address, string pool)
     {
-        if (_claimed.TryGetValue(address, out var known) && Environment.TickCount64 < known.Until) return known.Why + " (probed in the last 30 s)";
+        if (Recalled(address) is { } known) return known;
         if (HostFacts.HardwareAddress(interfaceName) is not { } macBytes) return $"interface '{interfaceName}' has no hardware address to probe from";
         var mac = new PhysicalAddress(macBytes);
         using var link = LinkSocket.Open(interfaceName, EthPArp, "an ARP socket for the conflict probe", out string why);
@@ -58,10 +59,20 @@ internal sealed unsafe class ArpProbe(string interfaceName, TimeSpan wait)
                 Telemetry.StackMetrics.Conflicts.Add(1, new KeyValuePair<string, object?>("pool", pool));
                 _log.LogWarning(probing ? "pool {Pool}: {Address} is being probed for by {Mac} on {Interface} too: skipping it"
                     : "pool {Pool}: {Address} is in use by {Mac} on {Interface}: skipping it", pool, address, senderMac, interfaceName);
-                string claimed = $"{address} is {(probing ? "being probed for" : "in use")} by {senderMac} on {interfaceName}";
-                _claimed[address] = (Environment.TickCount64 + (long)Remembered.TotalMilliseconds, claimed);
-                return claimed;
+                return Remember(address, $"{address} is {(probing ? "being probed for" : "in use")} by {senderMac} on {interfaceName}");
             }
         }
+    }
+
+    /// <summary>Why <paramref name="address"/> was found claimed by another station in the last
+    /// 30 s (by this probe, or by IPv6 duplicate address detection), or null.</summary>
+    public string? Recalled(IPAddress address) =>
+        _claimed.TryGetValue(address, out var known) && Environment.TickCount64 < known.Until ? known.Why + " (found in the last 30 s)" : null;
+
+    /// <summary>Records that another station claims <paramref name="address"/>; <paramref name="why"/>.</summary>
+    public string Remember(IPAddress address, string why)
+    {
+        _claimed[address] = (Environment.TickCount64 + (long)Remembered.TotalMilliseconds, why);
+        return why;
     }
 }

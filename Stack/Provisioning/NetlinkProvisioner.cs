@@ -1,4 +1,5 @@
 using System.Net;
+using Microsoft.Extensions.Logging;
 using SockShim.Stack.Configuration;
 using SockShim.Stack.Errors;
 using SockShim.Stack.Provisioning.Netlink;
@@ -45,8 +46,20 @@ internal sealed class NetlinkProvisioner(string interfaceName, Announcer? announ
         if (conflictProbe is not null && lifetime is null && address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork
             && conflictProbe.Conflict(address, pool) is { } conflict)
             return new StackError(StackErrorCode.AddressInUse, $"address {address} of pool '{pool}' cannot be used: {conflict}");
-        int error = socket.ChangeAddress(add: true, Index, address, Mark, Seconds(lifetime));
+        // IPv6 on a shared link: the kernel's own duplicate address detection (RFC 4862 §5.4).
+        bool dad = conflictProbe is not null && lifetime is null && address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6;
+        if (dad && conflictProbe!.Recalled(address) is { } known)
+            return new StackError(StackErrorCode.AddressInUse, $"address {address} of pool '{pool}' cannot be used: {known}");
+        if (dad && DadOff() is { } off) return new StackError(StackErrorCode.ProvisionFailed, $"pool '{pool}': {off}");
+        int error = socket.ChangeAddress(add: true, Index, address, Mark, Seconds(lifetime), dad);
         if (error != 0) return Failed(error, address, pool);
+        if (dad && Duplicate(socket, address) is { } duplicate)
+        {
+            socket.ChangeAddress(add: false, Index, address, Mark);
+            Telemetry.StackMetrics.Conflicts.Add(1, new KeyValuePair<string, object?>("pool", pool));
+            Telemetry.StackLogging.For("SockShim.Pool").LogWarning("pool {Pool}: {Why}: skipping it", pool, duplicate);
+            return new StackError(StackErrorCode.AddressInUse, $"address {address} of pool '{pool}' cannot be used: {conflictProbe!.Remember(address, duplicate)}");
+        }
         if (address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6) WaitForLocalRoute(socket, address);
         // The address works without the announcement; neighbours then learn it at their next miss.
         announcer?.Announce(address);
@@ -64,6 +77,53 @@ internal sealed class NetlinkProvisioner(string interfaceName, Announcer? announ
         var deadline = Environment.TickCount64 + maxMilliseconds;
         while ((socket.RouteTypeOf(address, out byte type) != 0 || type != Interop.rtnetlink.RTN_LOCAL) && Environment.TickCount64 < deadline)
             Thread.Yield();
+    }
+
+    /// <summary>How long the kernel's duplicate address detection may take before the address is
+    /// given up as undecided (never used unchecked): with the default sysctls it waits up to
+    /// rtr_solicit_delay (1 s) at random, sends dad_transmits (1) solicitations retrans_time
+    /// (1 s) apart, and decides one retrans_time after the last.</summary>
+    internal static readonly TimeSpan DadLimit = TimeSpan.FromSeconds(5);
+
+    // Null when the kernel's DAD found no other node using the address; otherwise why it cannot
+    // be used: a node answered (IFA_F_DADFAILED), or no decision within DadLimit.
+    private string? Duplicate(RouteNetlink socket, IPAddress address)
+    {
+        long deadline = Environment.TickCount64 + (long)DadLimit.TotalMilliseconds;
+        while (Environment.TickCount64 < deadline)
+        {
+            uint? flags = socket.AddressFlags(Index, address);
+            if (flags is not { } f) return $"duplicate address detection: {address} left {interfaceName} while it was checked";
+            if ((f & Interop.if_addr.IFA_F_DADFAILED) != 0) return $"{address} is in use by another node on {interfaceName} (IPv6 duplicate address detection failed)";
+            if ((f & Interop.if_addr.IFA_F_TENTATIVE) == 0) return null;
+            // The decision comes a second or two after the add: polling every 20 ms costs
+            // nothing next to it (an address dump of one family).
+            Thread.Sleep(20);
+        }
+        return $"duplicate address detection did not decide about {address} on {interfaceName} within {DadLimit.TotalSeconds:0} s";
+    }
+
+    // The kernel skips DAD where accept_dad or dad_transmits is 0: the address would pass
+    // unchecked. Read once; null when DAD runs.
+    private string? DadOff()
+    {
+        if (!_dadRead) (_dadOff, _dadRead) = (ReadDadOff(), true);
+        return _dadOff;
+    }
+    private string? _dadOff;
+    private bool _dadRead;
+
+    private string? ReadDadOff()
+    {
+        foreach (var setting in (string[])["accept_dad", "dad_transmits"])
+        {
+            string path = $"/proc/sys/net/ipv6/conf/{interfaceName}/{setting}";
+            string? value = null;
+            try { value = File.ReadAllText(path).Trim(); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+            if (value != "1" && !(int.TryParse(value, out int n) && n > 0))
+                return $"duplicate address detection is off on {interfaceName} ({path} is {value ?? "unreadable"}), so the conflict probe of an IPv6 pool would check nothing; set net.ipv6.conf.{interfaceName}.{setting}=1";
+        }
+        return null;
     }
 
     // Runs on the DHCP client's thread at each renewal: one NLM_F_REPLACE request, acknowledged.

@@ -8,6 +8,7 @@ using SharpPcap.LibPcap;
 //   tcp <source> <destination> dscp N  a TCP segment carrying data, and its DiffServ class
 //   arp <operation> <sender-ip> <target-ip>  an ARP packet
 //   na <target>                       an ICMPv6 neighbour advertisement
+//   ns <source> <target>              an ICMPv6 neighbour solicitation (source :: for a DAD probe)
 //   udp <source> <destination> dscp N  a UDP datagram and its DiffServ class
 //   dhcp <seconds> <type> <source>     with the fourth argument `dhcp`: a DHCP message (to or from
 //                                      port 67), its capture time (Unix seconds) and its type (option 53)
@@ -37,6 +38,9 @@ device.OnPacketArrival += (_, e) =>
     else if (packet.Extract<IcmpV6Packet>() is { Type: IcmpV6Type.NeighborAdvertisement } && packet is EthernetPacket)
         // Ethernet (14) + IPv6 header (40; an NA carries no extension headers) + 8: the target.
         lines.Add($"na {new System.Net.IPAddress(e.GetPacket().Data.AsSpan(14 + 40 + 8, 16))}");
+    else if (packet.Extract<IcmpV6Packet>() is { Type: IcmpV6Type.NeighborSolicitation } && packet is EthernetPacket && packet.Extract<IPv6Packet>() is { } nsIp)
+        // The same layout: the target follows the ICMPv6 header and 4 reserved bytes.
+        lines.Add($"ns {nsIp.SourceAddress} {new System.Net.IPAddress(e.GetPacket().Data.AsSpan(14 + 40 + 8, 16))}");
     else if (packet.Extract<UdpPacket>() is { } udp && udp.ParentPacket is IPPacket uip)
         lines.Add($"udp {uip.SourceAddress} {uip.DestinationAddress} dscp {Dscp(uip)}");
 };

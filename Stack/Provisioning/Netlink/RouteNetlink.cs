@@ -46,11 +46,11 @@ internal unsafe class RouteNetlink : IDisposable
     /// /128, marked with <paramref name="protocol"/>; 0 or the kernel's errno. The add is
     /// exclusive (EEXIST when the address is there already); an address added with a finite
     /// <paramref name="lifetimeSeconds"/> is removed by the kernel itself when it runs out.</summary>
-    public int ChangeAddress(bool add, uint index, IPAddress address, byte protocol, uint lifetimeSeconds = if_addr.INFINITY_LIFE_TIME)
+    public int ChangeAddress(bool add, uint index, IPAddress address, byte protocol, uint lifetimeSeconds = if_addr.INFINITY_LIFE_TIME, bool dad = false)
     {
         Span<byte> buffer = stackalloc byte[AddressMessageSize];
         return Request(add
-            ? AddressMessage(buffer, rtnetlink.RTM_NEWADDR, netlink.NLM_F_CREATE | netlink.NLM_F_EXCL, NextSequence(), index, address, protocol, lifetimeSeconds)
+            ? AddressMessage(buffer, rtnetlink.RTM_NEWADDR, netlink.NLM_F_CREATE | netlink.NLM_F_EXCL, NextSequence(), index, address, protocol, lifetimeSeconds, dad)
             : AddressMessage(buffer, rtnetlink.RTM_DELADDR, 0, NextSequence(), index, address, protocol, null), null);
     }
 
@@ -68,7 +68,7 @@ internal unsafe class RouteNetlink : IDisposable
 
     /// <summary>The RTM_NEWADDR or RTM_DELADDR request for one host address; <paramref name="lifetimeSeconds"/>
     /// (valid and preferred alike) only for RTM_NEWADDR. Built apart from sending so the bytes can be checked.</summary>
-    internal static Span<byte> AddressMessage(Span<byte> buffer, ushort type, ushort flags, uint sequence, uint index, IPAddress address, byte protocol, uint? lifetimeSeconds)
+    internal static Span<byte> AddressMessage(Span<byte> buffer, ushort type, ushort flags, uint sequence, uint index, IPAddress address, byte protocol, uint? lifetimeSeconds, bool dad = false)
     {
         bool v6 = address.AddressFamily == AddressFamily.InterNetworkV6;
         Span<byte> bytes = stackalloc byte[16];
@@ -81,14 +81,16 @@ internal unsafe class RouteNetlink : IDisposable
         w.Attribute(if_addr.IFA_ADDRESS, bytes[..length]);
         if (lifetimeSeconds is { } lifetime)
         {
-            // No duplicate address detection: the address is usable at once, and the pool
-            // already guarantees it is unique on this host. No prefix route for IPv6: the
+            // No duplicate address detection unless asked for (a pool shared by hosts): the
+            // address is usable at once, and the pool already guarantees it is unique on this
+            // host. With it the kernel's DAD (RFC 4862 §5.4) decides, and the address stays
+            // tentative, unusable, until it has (see AddressFlags). No prefix route for IPv6: the
             // kernel would put a /128 route in the main table beside the address's local one,
             // which already routes it, and on deleting a permanent address walk every address
             // of the interface to see whether another still needs that route. Permanent only
             // when it never runs out: the kernel derives IFA_F_PERMANENT from the lifetime anyway.
             uint permanent = lifetime == if_addr.INFINITY_LIFE_TIME ? if_addr.IFA_F_PERMANENT : 0;
-            w.Attribute(if_addr.IFA_FLAGS, (v6 ? if_addr.IFA_F_NODAD | if_addr.IFA_F_NOPREFIXROUTE : 0) | permanent);
+            w.Attribute(if_addr.IFA_FLAGS, (v6 ? (dad ? 0 : if_addr.IFA_F_NODAD) | if_addr.IFA_F_NOPREFIXROUTE : 0) | permanent);
             w.Attribute(if_addr.IFA_PROTO, stackalloc byte[] { protocol });
             // Preferred = valid: the address is fully usable until it goes, never "deprecated".
             Span<byte> cacheInfo = stackalloc byte[if_addr.IFA_CACHEINFO_SIZE];
@@ -117,6 +119,31 @@ internal unsafe class RouteNetlink : IDisposable
             }
             if (address is not null) into.Add((msg.Index, address, msg.PrefixLength, protocol));
         });
+    }
+
+    /// <summary>The flags (IFA_FLAGS: tentative, DAD failed, ...) of <paramref name="address"/> on
+    /// interface <paramref name="index"/>; null when it is not there. An address dump of one
+    /// family: it answers while the kernel's duplicate address detection runs.</summary>
+    public uint? AddressFlags(uint index, IPAddress address)
+    {
+        Span<byte> buffer = stackalloc byte[64];
+        var w = new NetlinkRequestWriter(buffer, rtnetlink.RTM_GETADDR, netlink.NLM_F_REQUEST | netlink.NLM_F_DUMP, NextSequence());
+        new IfAddrMessage((byte)(address.AddressFamily == AddressFamily.InterNetworkV6 ? 10 : 2), 0, 0, 0, 0).Emit(w.Payload(if_addr.IFADDRMSG_SIZE));
+        uint? found = null;
+        Request(w.Finish(), (header, payload) =>
+        {
+            if (header.Type != rtnetlink.RTM_NEWADDR || !IfAddrMessage.TryParse(payload, out var msg) || msg.Index != index) return;
+            IPAddress? local = null;
+            uint flags = msg.Flags; // the low byte; IFA_FLAGS, when present, has them all
+            var attrs = new RouteAttributeReader(payload[if_addr.IFADDRMSG_SIZE..]);
+            while (attrs.Next(out var type, out var value))
+            {
+                if ((type == if_addr.IFA_LOCAL || (type == if_addr.IFA_ADDRESS && local is null)) && value.Length is 4 or 16) local = new IPAddress(value);
+                else if (type == if_addr.IFA_FLAGS && value.Length >= 4) flags = MemoryMarshal.Read<uint>(value); // host order, as netlink is
+            }
+            if (address.Equals(local)) found = flags;
+        });
+        return found;
     }
 
     /// <summary>The route type the kernel picks for <paramref name="destination"/> (RTN_LOCAL for

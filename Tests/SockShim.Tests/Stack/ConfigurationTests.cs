@@ -112,9 +112,7 @@ public class ConfigurationTests
         Assert.That(ex.Problems.Single().Source, Does.StartWith("--"));
     }
 
-    /// <summary>The conflict probe is an ARP probe: an IPv6 static pool is told it is not served
-    /// (no silent run without detection), and the wait is bounded.</summary>
-    [TestCase("2001:db8:5::/120", "200", "duplicate address detection for IPv6 static pools is not served yet")]
+    /// <summary>The wait of the conflict probe is bounded.</summary>
     [TestCase("192.0.2.0/29", "20000", "the conflict probe waits from 0 (no probe) to 10000 milliseconds")]
     public void The_conflict_probe_is_refused_where_it_cannot_work(string pool, string wait, string why)
     {

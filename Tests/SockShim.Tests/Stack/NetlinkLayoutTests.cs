@@ -33,7 +33,7 @@ public class NetlinkLayoutTests
                   printf("%zu %zu %zu\n", offsetof(struct ifaddrmsg, ifa_index), offsetof(struct rtmsg, rtm_type), offsetof(struct nlmsghdr, nlmsg_seq));
                   printf("%zu %zu %zu %zu %zu %d %d\n", sizeof(struct ifa_cacheinfo), offsetof(struct ifa_cacheinfo, ifa_prefered), offsetof(struct ifa_cacheinfo, ifa_valid),
                          offsetof(struct ifa_cacheinfo, cstamp), offsetof(struct ifa_cacheinfo, tstamp), IFA_CACHEINFO, NLM_F_REPLACE);
-                  printf("%d\n", IFA_F_NOPREFIXROUTE);
+                  printf("%d %d %d\n", IFA_F_NOPREFIXROUTE, IFA_F_DADFAILED, IFA_F_TENTATIVE);
                   return 0;
                 }
                 """);
@@ -54,7 +54,7 @@ public class NetlinkLayoutTests
             Assert.That(lines[4], Is.EqualTo("4 7 8"));
             // IfAddrCacheInfo writes preferred at 0, valid at 4, the two timestamps at 8 and 12.
             Assert.That(lines[5], Is.EqualTo($"{if_addr.IFA_CACHEINFO_SIZE} 0 4 8 12 {if_addr.IFA_CACHEINFO} {netlink.NLM_F_REPLACE}"));
-            Assert.That(lines[6], Is.EqualTo($"{if_addr.IFA_F_NOPREFIXROUTE}"));
+            Assert.That(lines[6], Is.EqualTo($"{if_addr.IFA_F_NOPREFIXROUTE} {if_addr.IFA_F_DADFAILED} {if_addr.IFA_F_TENTATIVE}"));
         }
         finally { Directory.Delete(dir, true); }
     }
