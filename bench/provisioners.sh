@@ -69,6 +69,10 @@ run SOCKSHIM_POOL=2001:db8:f::/112 SOCKSHIM_PROVISIONER=netlink SOCKSHIM_INTERFA
 # socket waits; with prefetch the reserve's addresses were probed ahead, and a released one stays.
 run SOCKSHIM_POOL=198.51.100.1-198.51.100.254 SOCKSHIM_PROVISIONER=netlink SOCKSHIM_INTERFACE=dummy0 SOCKSHIM_CONFLICTPROBE=200 dotnet "$bench" acquire-release 10 "netlink IPv4 probe 200"
 run SOCKSHIM_POOL=198.51.100.1-198.51.100.254 SOCKSHIM_PROVISIONER=netlink SOCKSHIM_INTERFACE=dummy0 SOCKSHIM_CONFLICTPROBE=200 SOCKSHIM_PREFETCH=16 dotnet "$bench" acquire-release "$nl" "netlink IPv4 probe 200 prefetch" 30000
+# IPv6: the probe is the kernel's duplicate address detection (a solicitation from ::, then its
+# wait: 1-2 s with the default sysctls), awaited before the address is used.
+run SOCKSHIM_POOL=2001:db8:b::/112 SOCKSHIM_PROVISIONER=netlink SOCKSHIM_INTERFACE=dummy0 SOCKSHIM_CONFLICTPROBE=1 dotnet "$bench" acquire-release 2 "netlink IPv6 DAD"
+run SOCKSHIM_POOL=2001:db8:b::/112 SOCKSHIM_PROVISIONER=netlink SOCKSHIM_INTERFACE=dummy0 SOCKSHIM_CONFLICTPROBE=1 SOCKSHIM_PREFETCH=16 dotnet "$bench" acquire-release "$nl" "netlink IPv6 DAD prefetch" 30000
 # A DHCP renewal sets its address's lifetime again (NLM_F_REPLACE): per address, against how
 # many addresses the interface has (the kernel walks them to find the one to replace).
 run dotnet "$bench" refresh dummy0 198.51.100.1 250
