@@ -156,8 +156,7 @@ public class SharedNicTests
         Assert.That(_hosts.AddressesOnA(), Is.SupersetOf(held));
 
         TwoHosts.Run("kill", ["-9", agent.Id.ToString()]);
-        agent.WaitForExit(10_000);
-        Thread.Sleep(300);
+        Assert.That(agent.WaitForExit(10_000), Is.True, "the client is gone");
         Assert.That(_hosts.AddressesOnA(), Is.SupersetOf(held), "SIGKILL leaves the addresses behind");
         TwoHosts.Ip($"-n {_hosts.A} addr add 198.51.100.250/32 dev {TwoHosts.LinkA}");
 
@@ -193,7 +192,8 @@ public class SharedNicTests
     {
         using var capture = TwoHosts.StartIn(_hosts.B, "SockShim.PcapProbe", [TwoHosts.LinkB, "arp or (icmp6 and ip6[40] == 136)", "60"], redirectInput: true);
         Assert.That(capture.StandardOutput.ReadLine(), Is.EqualTo("ready"));
-        var captured = capture.StandardOutput.ReadToEndAsync();
+        var lines = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var reader = Task.Run(() => { while (capture.StandardOutput.ReadLine() is { } l) lines.Enqueue(l); });
         var held = new List<string>();
         foreach (var (ranges, name) in new[] { ("198.51.100.0/24", "garp"), ("2001:db8:a::100-2001:db8:a::1ff", "unsolicited-na") })
         {
@@ -205,13 +205,18 @@ public class SharedNicTests
             agent.Kill();
             agent.WaitForExit(10_000);
         }
-        Thread.Sleep(500);
+        // Until the capture has shown every announcement (bounded): the frames were sent before
+        // the agents said "held", and only the capture's buffer stands between.
+        bool Announced(string a) => lines.Any(l => a.Contains(':') ? l == $"na {a}" : l.StartsWith($"arp Request {a} "));
+        SpinWait.SpinUntil(() => held.All(Announced), TimeSpan.FromSeconds(10));
         capture.StandardInput.Close();
-        capture.WaitForExit(20_000);
+        Assert.That(capture.WaitForExit(20_000), Is.True);
+        Assert.That(reader.Wait(TimeSpan.FromSeconds(10)), Is.True);
         TwoHosts.RunIn(_hosts.A, "SockShim.Interceptor", ["gc", "--state-dir", _hosts.StateDirectory]);
+        string captured = string.Join('\n', lines);
         Assert.That(held, Has.Count.EqualTo(4));
-        foreach (var v4 in held.Where(a => !a.Contains(':'))) Assert.That(captured.Result, Does.Contain($"arp Request {v4}"), captured.Result);
-        foreach (var v6 in held.Where(a => a.Contains(':'))) Assert.That(captured.Result, Does.Contain($"na {v6}"), captured.Result);
+        foreach (var v4 in held.Where(a => !a.Contains(':'))) Assert.That(captured, Does.Contain($"arp Request {v4}"), captured);
+        foreach (var v6 in held.Where(a => a.Contains(':'))) Assert.That(captured, Does.Contain($"na {v6}"), captured);
     }
 }
 
