@@ -20,7 +20,8 @@ namespace SockShim.Interceptor.Store;
 public sealed unsafe partial class AppOverlay
 {
     public const string SocketsFile = "System.Net.Sockets.dll";
-    private const string Marker = ".sockshim-overlay";
+    internal const string MarkerFile = ".sockshim-overlay";
+    private const string Marker = MarkerFile;
     /// <summary>The framework's largest assembly (System.Private.CoreLib) is some 15 MB, all of
     /// it some 70 MB: bounds for what a bundle's header may make root write out.</summary>
     private const long MaxExtractedAssembly = 64L << 20, MaxExtracted = 1L << 30;
@@ -160,6 +161,9 @@ public sealed unsafe partial class AppOverlay
     {
         sha256 ??= woven.Sha256;
         if (Check(overlay, sha256, checkedFile) is not { } identity) return null;
+        // Marked as used (one system call): `sockshim gc --overlays` keeps what a launch just chose.
+        try { File.SetLastWriteTimeUtc(Path.Combine(overlay, Marker), DateTime.UtcNow); }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { }
         var prepared = woven with
         {
             AssemblyPath = Path.Combine(overlay, checkedFile), Identity = identity, Sha256 = sha256, FromCache = true,
