@@ -109,11 +109,7 @@ public class DeploymentKindsTests
     [Test, CancelAfter(300_000)]
     public void A_trimmed_app_of_a_runtime_not_installed_is_refused_before_it_starts()
     {
-        string copy = Path.Combine(_work.FullName, "trimmed-9");
-        Directory.CreateDirectory(copy);
-        foreach (var file in Directory.EnumerateFiles(Path.GetDirectoryName(_trimmed)!))
-            File.Copy(file, Path.Combine(copy, Path.GetFileName(file)));
-        File.SetUnixFileMode(Path.Combine(copy, "LegacyApp"), File.GetUnixFileMode(_trimmed));
+        string copy = CopyOf(_trimmed, "trimmed-9");
         string config = Path.Combine(copy, "LegacyApp.runtimeconfig.json");
         string version = SockShim.Interceptor.Store.InstalledRuntimes.Find().Last().Version;
         File.WriteAllText(config, File.ReadAllText(config).Replace($"\"version\": \"{version}\"", "\"version\": \"9.0.5\""));
@@ -148,6 +144,17 @@ public class DeploymentKindsTests
     {
         AssertRefusedBeforeStart([_singleTrimmed], _singleTrimmed + " (its bundled runtimeconfig.json) sets System.StartupHookProvider.IsSupported=false",
             "PublishTrimmed", "would run unpatched", "Publish it without PublishSingleFile (trimmed in a folder is served), or without PublishTrimmed.");
+    }
+
+    /// <summary>A copy of the published folder of <paramref name="app"/> (an apphost named
+    /// LegacyApp) in the folder <paramref name="name"/>, the apphost still executable.</summary>
+    private string CopyOf(string app, string name)
+    {
+        string copy = Directory.CreateDirectory(Path.Combine(_work.FullName, name)).FullName;
+        foreach (var file in Directory.EnumerateFiles(Path.GetDirectoryName(app)!))
+            File.Copy(file, Path.Combine(copy, Path.GetFileName(file)));
+        File.SetUnixFileMode(Path.Combine(copy, "LegacyApp"), File.GetUnixFileMode(app));
+        return copy;
     }
 
     /// <summary>The SHA-256 of every file under <paramref name="directory"/>, by relative path.</summary>
@@ -221,11 +228,7 @@ public class DeploymentKindsTests
     [Test, CancelAfter(600_000)]
     public void A_changed_app_or_a_changed_overlay_gets_a_new_overlay()
     {
-        string copy = Path.Combine(_work.FullName, "republished");
-        Directory.CreateDirectory(copy);
-        foreach (var file in Directory.EnumerateFiles(Path.GetDirectoryName(_selfContained)!))
-            File.Copy(file, Path.Combine(copy, Path.GetFileName(file)));
-        File.SetUnixFileMode(Path.Combine(copy, "LegacyApp"), File.GetUnixFileMode(_selfContained));
+        string copy = CopyOf(_selfContained, "republished");
         string app = Path.Combine(copy, "LegacyApp");
 
         string Overlay(string because)
