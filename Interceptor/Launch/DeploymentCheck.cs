@@ -44,16 +44,30 @@ public static class DeploymentCheck
         try
         {
             if (File.Exists(runtimeConfig))
-                return File.ReadAllText(runtimeConfig) is var text && RuntimeVersion(text) is { } version && File.Exists(file + ".dll")
-                    ? new SelfContainedApp(file, version, SingleFile: false, Trimmed: SwitchesHooksOff(text) == true) : null;
+                return ReadConfig(runtimeConfig) is var text && RuntimeVersion(text) is { } version && File.Exists(file + ".dll")
+                    ? new SelfContainedApp(file, version, SingleFile: false, Trimmed: SwitchesHooksOff(Parse(text)) == true) : null;
             using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
             if (SingleFileBundle.ElfSections(stream) is not { } sections || SingleFileBundle.Read(stream, sections) is not { } bundle) return null;
             return bundle.RuntimeConfig(stream) is { } json && RuntimeVersion(json) is { } bundled ? new SelfContainedApp(file, bundled, SingleFile: true) : null;
         }
         catch (IOException) { return null; } // unreadable: starting it says why
         catch (InvalidDataException) { return null; } // a damaged bundle: Problem names it
+        catch (Exception ex) when (ex is System.Text.Json.JsonException or InvalidOperationException) { return null; } // Problem names it
         catch (UnauthorizedAccessException) { return null; }
     }
+
+    /// <summary>Far more than any runtimeconfig `dotnet publish` writes (a few kB), and a bound on
+    /// what another account's file makes root read.</summary>
+    public const int MaxConfigBytes = 1 << 20;
+
+    /// <summary>A runtimeconfig's text, read without blocking on a FIFO and at most <see cref="MaxConfigBytes"/>.</summary>
+    internal static string ReadConfig(string path) => System.Text.Encoding.UTF8.GetString(Store.TrustedPaths.ReadBounded(path, MaxConfigBytes));
+
+    /// <summary>JSON as `dotnet publish` writes it, strictly: comments, text after the value and a
+    /// name given twice are JsonException (the host reads the first two, and System.Text.Json
+    /// threw ArgumentException at the first read of a name given twice).</summary>
+    internal static JsonNode? Parse(string json) =>
+        JsonNode.Parse(json, documentOptions: new System.Text.Json.JsonDocumentOptions { AllowDuplicateProperties = false });
 
     /// <summary>The Microsoft.NETCore.App version a self-contained app's runtimeconfig.json says
     /// it carries (includedFrameworks); null for a framework-dependent app or unreadable text.</summary>
@@ -61,7 +75,7 @@ public static class DeploymentCheck
     {
         try
         {
-            if (JsonNode.Parse(json)?["runtimeOptions"]?["includedFrameworks"] is not JsonArray frameworks) return null;
+            if (Parse(json)?["runtimeOptions"]?["includedFrameworks"] is not JsonArray frameworks) return null;
             foreach (var framework in frameworks)
                 if (framework?["name"]?.GetValueKind() == System.Text.Json.JsonValueKind.String && framework["name"]!.GetValue<string>() == "Microsoft.NETCore.App"
                     && framework["version"]?.GetValueKind() == System.Text.Json.JsonValueKind.String && framework["version"]!.GetValue<string>() is { } version
@@ -127,14 +141,29 @@ public static class DeploymentCheck
     private static string? HooksOff(string runtimeConfig, bool folder)
     {
         string json;
-        try { json = File.ReadAllText(runtimeConfig); }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { return null; }
+        // The host reads it: what SockShim cannot read could switch startup hooks off unseen.
+        try { json = ReadConfig(runtimeConfig); }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return $"{runtimeConfig} cannot be read ({ex.Message}), so SockShim cannot tell whether it switches startup hooks off ({HooksSwitch}), " +
+                   $"without which the app would run unpatched. Make it a readable regular file of at most {MaxConfigBytes} bytes, as `dotnet publish` writes it";
+        }
         return HooksOff(runtimeConfig, json, folder);
     }
 
     private static string? HooksOff(string runtimeConfig, string json, bool folder)
     {
-        if (SwitchesHooksOff(json) is not { } selfContained) return null;
+        bool? switched;
+        try { switched = SwitchesHooksOff(Parse(json)); }
+        catch (Exception ex) when (ex is System.Text.Json.JsonException or InvalidOperationException)
+        {
+            // The host reads comments and ignores what follows the object: such a file (or one
+            // with a name twice) said "hooks on" here, and a trimmed app started unpatched.
+            return $"{runtimeConfig} is not plain JSON ({ex.Message}); the .NET host reads some such files (comments, text after the object), " +
+                   $"and SockShim cannot tell whether it switches startup hooks off ({HooksSwitch}), without which the app would run unpatched. " +
+                   "Write it as `dotnet publish` does: one JSON object, no comments, no name twice";
+        }
+        if (switched is not { } selfContained) return null;
         if (selfContained && folder) return null;
         return selfContained
             // A bundle's code could be started on the installed runtime too, but only from its
@@ -148,13 +177,11 @@ public static class DeploymentCheck
               "Publish it without StartupHookSupport=false and without PublishTrimmed, or remove that setting from the file.";
     }
 
-    /// <summary>Null when <paramref name="json"/> (a runtimeconfig) leaves startup hooks on or is
-    /// not JSON; otherwise whether the app that switches them off is self-contained.</summary>
-    private static bool? SwitchesHooksOff(string json)
+    /// <summary>Null when the runtimeconfig <paramref name="root"/> leaves startup hooks on;
+    /// otherwise whether the app that switches them off is self-contained. A shape other than
+    /// `dotnet publish` writes is InvalidOperationException.</summary>
+    private static bool? SwitchesHooksOff(JsonNode? root)
     {
-        JsonNode? root;
-        try { root = JsonNode.Parse(json); }
-        catch (System.Text.Json.JsonException) { return null; }
         var options = root?["runtimeOptions"];
         var value = options?["configProperties"]?[HooksSwitch];
         bool off = value?.GetValueKind() switch

@@ -190,6 +190,26 @@ internal static unsafe class TrustedPaths
         return Identity(st);
     }
 
+    /// <summary>The bytes of a file another account may own (an app's runtimeconfig, deps.json or
+    /// assembly): a regular file (a FIFO is not waited on, a device not read) of at most
+    /// <paramref name="max"/> bytes, else IOException naming it. Links are followed: the app's
+    /// files are read as the host would read them.</summary>
+    public static byte[] ReadBounded(string path, long max)
+    {
+        int fd;
+        fixed (byte* p = Bytes(path)) fd = open(p, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0) throw new IOException($"{path} cannot be opened: {Strerror(errno)}");
+        using var handle = new SafeFileHandle(fd, ownsHandle: true);
+        stat st;
+        if (fstat(fd, &st) != 0) throw new IOException($"{path} cannot be read: {Strerror(errno)}");
+        if (((uint)st.st_mode & (uint)S_IFMT) != (uint)S_IFREG) throw new IOException($"{path} is not a regular file");
+        if ((long)st.st_size > max) throw new IOException($"{path} is {(long)st.st_size} bytes, more than SockShim reads of such a file ({max})");
+        var bytes = new byte[(long)st.st_size];
+        int read = 0;
+        while (read < bytes.Length && RandomAccess.Read(handle, bytes.AsSpan(read), read) is var n && n > 0) read += n;
+        return read == bytes.Length ? bytes : bytes[..read]; // shrunk while read: what was there
+    }
+
     private static SafeFileHandle OpenChecked(string path, out stat st)
     {
         int fd;
