@@ -16,6 +16,8 @@ namespace SockShim.Interceptor.Store;
 public sealed partial class AppOverlay
 {
     private const string HooksSwitch = "System.StartupHookProvider.IsSupported";
+    /// <summary>A deps.json of a large app is some hundreds of kB: a bound on what the app's owner makes root read.</summary>
+    private const int MaxJsonBytes = 16 << 20;
 
     private static AppOverlay Rehosted(WovenStore store, string parent, DeploymentCheck.SelfContainedApp app, Action<string>? progress)
     {
@@ -24,8 +26,11 @@ public sealed partial class AppOverlay
         string configFile = name + ".runtimeconfig.json", depsFile = name + ".deps.json";
         if (!File.Exists(Path.Combine(appDirectory, depsFile)))
             throw new AppRefusedException($"{app.Executable} is a trimmed self-contained app without its {depsFile}, which alone tells its framework's files from its own: publish it again as `dotnet publish` lays it out");
+        // Read once: the overlay's runtimeconfig is made from this very object, whatever the
+        // file says by then (runtimeOptions gone after the first check was a NullReferenceException).
         var (config, included) = Json(Path.Combine(appDirectory, configFile), root =>
-            (root.AsObject(), (root["runtimeOptions"]?["includedFrameworks"] as JsonArray ?? []).Select(f => f?["name"]?.ToString()).ToList()));
+            (root.AsObject(), (root["runtimeOptions"] as JsonObject ?? throw new InvalidDataException("no runtimeOptions object"))["includedFrameworks"] is JsonArray frameworks
+                ? frameworks.Select(f => f?["name"]?.ToString()).ToList() : []));
         if (included.FirstOrDefault(f => f != "Microsoft.NETCore.App") is { } other)
             throw new AppRefusedException($"{app.Executable} is a trimmed self-contained app that carries {other}: SockShim runs a trimmed app's code on the installed runtime, and does so only for apps of Microsoft.NETCore.App alone. Publish it without PublishTrimmed");
         var runtime = RuntimeOf(app) ?? throw new AppRefusedException(
@@ -34,6 +39,11 @@ public sealed partial class AppOverlay
         var woven = store.Verified.TryGetValue(runtime.Version, out var verified) ? verified : store.Prepare(runtime, progress);
         var (framework, assemblies) = Files(Path.Combine(appDirectory, depsFile), appDirectory);
         if (!assemblies.Contains(entry)) throw new AppRefusedException($"{Path.Combine(appDirectory, depsFile)} does not list {entry} as the app's own: publish it again");
+        // Each is read whole and written out again into root's cache: bounded, as a bundle's are.
+        var sizes = assemblies.Select(a => (Path: Path.Combine(appDirectory, a), new FileInfo(Path.Combine(appDirectory, a)).Length)).ToList();
+        if (sizes.Sum(a => a.Length) is var total && total > MaxExtracted)
+            throw new InvalidDataException($"the assemblies {Path.Combine(appDirectory, depsFile)} lists as the app's own are {total} bytes (the largest, {sizes.MaxBy(a => a.Length).Path}, " +
+                                           $"{sizes.Max(a => a.Length)}), more than SockShim rewrites for one app ({MaxExtracted})");
 
         string[] keyed = [configFile, depsFile, .. assemblies.Order(StringComparer.Ordinal)];
         string overlay = Path.Combine(parent, Key($"rehosted {appDirectory} on {runtime.Version} {runtime.Directory}", appDirectory, keyed));
@@ -105,7 +115,7 @@ public sealed partial class AppOverlay
     /// owner's: text that is not JSON, or not of the shape `dotnet publish` writes, is one line.</summary>
     private static T Json<T>(string path, Func<JsonNode, T> read)
     {
-        try { return read(JsonNode.Parse(File.ReadAllText(path)) ?? throw new InvalidDataException("null")); }
+        try { return read(DeploymentCheck.Parse(System.Text.Encoding.UTF8.GetString(TrustedPaths.ReadBounded(path, MaxJsonBytes))) ?? throw new InvalidDataException("null")); }
         catch (Exception ex) when (ex is System.Text.Json.JsonException or InvalidOperationException or InvalidDataException)
         {
             throw new InvalidDataException($"{path} is not as `dotnet publish` writes it ({ex.Message})");

@@ -21,12 +21,12 @@ internal static class TrimmedMembers
     /// app's other assemblies from beside the source; the names of the methods added.</summary>
     public static IReadOnlyList<string> Complete(string source, string frameworkDirectory, string target)
     {
-        using var resolver = new DefaultAssemblyResolver();
+        using var resolver = new BoundedResolver();
         foreach (var directory in resolver.GetSearchDirectories()) resolver.RemoveSearchDirectory(directory);
         resolver.AddSearchDirectory(frameworkDirectory); // first: the framework's, not the app's trimmed copies
         resolver.AddSearchDirectory(Path.GetDirectoryName(Path.GetFullPath(source))!);
         // Read from memory: the app's file is not held open, nor read twice.
-        using var module = ModuleDefinition.ReadModule(new MemoryStream(File.ReadAllBytes(source)), new ReaderParameters { AssemblyResolver = resolver });
+        using var module = ModuleDefinition.ReadModule(new MemoryStream(Store.TrustedPaths.ReadBounded(source, MaxAssemblyBytes)), new ReaderParameters { AssemblyResolver = resolver });
         var added = new List<string>();
         foreach (var type in module.GetTypes().Where(t => t.IsClass && !t.IsInterface).ToList())
         {
@@ -45,6 +45,30 @@ internal static class TrimmedMembers
         }
         module.Write(target);
         return added;
+    }
+
+    /// <summary>Far above any assembly of the framework (System.Private.CoreLib: some 15 MB): a
+    /// bound on what one file of the app's owner makes root read into memory.</summary>
+    public const int MaxAssemblyBytes = 256 << 20;
+
+    /// <summary>Resolves as Cecil's default does, but reads a candidate (the app's owner's file,
+    /// beside the app) as <see cref="Complete"/> reads the source: a regular file, bounded, never
+    /// a FIFO waited on.</summary>
+    private sealed class BoundedResolver : DefaultAssemblyResolver
+    {
+        protected override AssemblyDefinition? SearchDirectory(AssemblyNameReference name, IEnumerable<string> directories, ReaderParameters parameters)
+        {
+            foreach (var directory in directories)
+                foreach (var extension in (string[])[".exe", ".dll"])
+                {
+                    string file = Path.Combine(directory, name.Name + extension);
+                    if (!File.Exists(file)) continue;
+                    parameters.AssemblyResolver ??= this;
+                    try { return ModuleDefinition.ReadModule(new MemoryStream(Store.TrustedPaths.ReadBounded(file, MaxAssemblyBytes)), parameters).Assembly; }
+                    catch (BadImageFormatException) { }
+                }
+            return null;
+        }
     }
 
     private static TypeDefinition? Resolve(TypeReference? type)

@@ -95,14 +95,48 @@ public class TrimmedAppTrustTests
         Assert.That(saw, Does.Not.Contain(" peer "), "the app never ran");
     }
 
-    /// <summary>A name twice in the runtimeconfig was an ArgumentException's
+    /// <summary>A name twice in the runtimeconfig or the deps.json was an ArgumentException's
     /// stack trace (System.Text.Json's dictionary); now one line naming the file.</summary>
     [TestCase("LegacyApp.runtimeconfig.json", "\"runtimeOptions\": {", "\"runtimeOptions\": { \"tfm\": \"x\",", 97)]
+    [TestCase("LegacyApp.deps.json", "\"libraries\": {", "\"libraries\": {}, \"libraries\": {", 2)]
     [CancelAfter(300_000)]
     public void A_name_given_twice_is_one_line(string file, string find, string replace, int expected)
     {
         string app = Hostile("twice-" + file, folder => Rewrite(Path.Combine(folder, file), text => text.Replace(find, replace)));
         var (exit, stdout, stderr) = Prepare(app);
         AssertOneLine(exit, stdout, stderr, expected, Path.Combine(Path.GetDirectoryName(app)!, file));
+    }
+
+    private static void Sparse(string file, long length)
+    {
+        using var stream = new FileStream(file, FileMode.Open);
+        stream.SetLength(length);
+    }
+
+    private static void Fifo(string file)
+    {
+        File.Delete(file);
+        Assert.That(Process.Start("mkfifo", [file])!.WaitForExit(10_000), Is.True);
+    }
+
+    /// <summary>Files of the app that root's launcher read whole, or waited on: a deps.json or an
+    /// assembly of 1.5 GB (sparse: it costs its owner no disk) ran the launcher out of its heap
+    /// ("Out of memory.", exit 134); a FIFO in their place held it forever. Each is now one line
+    /// naming the file, well within a minute.</summary>
+    [TestCase("LegacyApp.deps.json", "sparse", 2, "more than SockShim reads")]
+    [TestCase("LegacyApp.dll", "sparse", 2, "more than SockShim rewrites")]
+    [TestCase("LegacyApp.deps.json", "fifo", 2, "is not a regular file")]
+    [TestCase("LegacyApp.dll", "fifo", 2, "is not a regular file")]
+    [TestCase("LegacyApp.runtimeconfig.json", "fifo", 97, "is not a regular file")]
+    [CancelAfter(300_000)]
+    public void A_file_of_the_app_read_by_root_is_bounded(string file, string how, int expected, string says)
+    {
+        string app = Hostile($"{how}-{file}", folder =>
+        {
+            if (how == "fifo") Fifo(Path.Combine(folder, file));
+            else Sparse(Path.Combine(folder, file), 1536L << 20);
+        });
+        var (exit, stdout, stderr) = Programs.Run("SockShim.Interceptor", ["prepare", "--cache", _cache, app], SmallHeap, TimeSpan.FromSeconds(60));
+        AssertOneLine(exit, stdout, stderr, expected, Path.Combine(Path.GetDirectoryName(app)!, file), says);
     }
 }
