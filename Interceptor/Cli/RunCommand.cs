@@ -52,6 +52,13 @@ internal static class RunCommand
                 error.WriteLine($"sockshim: not starting the app: {ex.Message} (exit code {DeploymentCheck.RefusedExitCode})");
                 return DeploymentCheck.RefusedExitCode;
             }
+            catch (WeaveException ex)
+            {
+                // A self-contained app's own System.Net.Sockets the weaver cannot serve (one trimmed
+                // past a funnel point): never started unwoven.
+                error.WriteLine($"sockshim: not starting the app: its own System.Net.Sockets cannot be woven: {ex.Message} (exit code 3)");
+                return 3;
+            }
             catch (Exception ex) when (ex is IOException or InvalidDataException)
             {
                 // A self-contained app's copy could not be made from its files (one missing, a

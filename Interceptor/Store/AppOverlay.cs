@@ -67,6 +67,12 @@ public sealed unsafe partial class AppOverlay
         var known = new WovenStore.Prepared(new InstalledRuntime(app.RuntimeVersion, appDirectory), "", ReadyToRun: true, FromCache: true, Warning: null);
         if (RecordedSha(overlay) is { } recorded && Found(overlay, SocketsFile, name, known, recorded) is { } found) return found;
 
+        // Its runtimeconfig says startup hooks are on (else it would be rehosted), but that is the
+        // owner's word: a trimmed framework whose hook code is compiled out would start it with
+        // no check at all. Looked at when the overlay is made (a changed runtimeconfig changes its key).
+        if (StartupHooksCompiledOut(Path.Combine(appDirectory, "System.Private.CoreLib.dll")))
+            throw new Launch.AppRefusedException($"{app.Executable} runs on a trimmed System.Private.CoreLib without the startup hook's code, though its runtimeconfig.json does not " +
+                "switch startup hooks off (changed after publishing?): SockShim could neither install itself nor check that its woven System.Net.Sockets was loaded, so the app would run unpatched. Publish it again");
         var woven = WovenOwn(store, app.RuntimeVersion, appDirectory, progress);
         return Made(store, overlay, SocketsFile, name, woven, progress, stage =>
         {
@@ -117,6 +123,9 @@ public sealed unsafe partial class AppOverlay
                 using (var file = new FileStream(Path.Combine(runtime, entry.Path), FileMode.Create, FileAccess.Write))
                     Launch.SingleFileBundle.Extract(source, entry, file);
             if (!File.Exists(Path.Combine(runtime, SocketsFile))) throw new IOException($"{app.Executable} bundles no {SocketsFile}");
+            if (StartupHooksCompiledOut(Path.Combine(runtime, "System.Private.CoreLib.dll")))
+                throw new Launch.AppRefusedException($"{app.Executable} bundles a trimmed System.Private.CoreLib without the startup hook's code, though its runtimeconfig.json does not " +
+                    "switch startup hooks off: SockShim could neither install itself nor check that its woven System.Net.Sockets was loaded, so the app would run unpatched. Publish it again");
             // The weaver stamps the source's time: the bundle's, so one bundle weaves to one copy.
             File.SetLastWriteTimeUtc(Path.Combine(runtime, SocketsFile), File.GetLastWriteTimeUtc(app.Executable));
             var woven = store.Woven(new InstalledRuntime(app.RuntimeVersion, runtime) { SourceSha256 = TrustedPaths.Hash(Path.Combine(runtime, SocketsFile)).Sha256 }, progress);
@@ -154,6 +163,26 @@ public sealed unsafe partial class AppOverlay
             return store.Woven(new InstalledRuntime(version, source) { SourceSha256 = TrustedPaths.Hash(copy).Sha256 }, progress);
         }
         finally { Directory.Delete(source, recursive: true); }
+    }
+
+    /// <summary>Whether <paramref name="coreLib"/> (an app's own) was trimmed with startup hooks
+    /// switched off: the trimmer then removes StartupHookProvider.ProcessStartupHooks, which the
+    /// runtime calls to run them. Unreadable counts as compiled out (refused, not run unchecked).</summary>
+    internal static bool StartupHooksCompiledOut(string coreLib)
+    {
+        try
+        {
+            using var pe = new System.Reflection.PortableExecutable.PEReader(new MemoryStream(TrustedPaths.ReadBounded(coreLib, MaxExtractedAssembly)));
+            var md = System.Reflection.Metadata.PEReaderExtensions.GetMetadataReader(pe);
+            foreach (var handle in md.TypeDefinitions)
+            {
+                var type = md.GetTypeDefinition(handle);
+                if (md.GetString(type.Name) != "StartupHookProvider" || md.GetString(type.Namespace) != "System") continue;
+                return !type.GetMethods().Any(m => md.GetString(md.GetMethodDefinition(m).Name) == "ProcessStartupHooks");
+            }
+            return true;
+        }
+        catch (Exception ex) when (ex is IOException or BadImageFormatException or InvalidOperationException) { return true; }
     }
 
     /// <summary>An overlay made before and still as it was made, or null.</summary>

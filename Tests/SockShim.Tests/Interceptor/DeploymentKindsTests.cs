@@ -124,6 +124,22 @@ public class DeploymentKindsTests
         Assert.That(saw, Does.Not.Contain(" peer "), "the server saw nothing from it");
     }
 
+    /// <summary>A trimmed app whose runtimeconfig no longer says startup hooks are off (its owner
+    /// removed the line) would be taken for an untrimmed self-contained app, started on its own
+    /// framework whose hook code the trimmer removed: refused, since its CoreLib lacks that code.</summary>
+    [Test, CancelAfter(300_000)]
+    public void A_trimmed_app_whose_runtimeconfig_hides_it_is_refused_before_it_starts()
+    {
+        string copy = CopyOf(_trimmed, "trimmed-hidden");
+        string config = Path.Combine(copy, "LegacyApp.runtimeconfig.json");
+        var lines = File.ReadAllLines(config);
+        File.WriteAllLines(config, lines.Where(l => !l.Contains("System.StartupHookProvider.IsSupported")));
+        Assert.That(File.ReadAllLines(config), Has.Length.EqualTo(lines.Length - 1));
+        string app = Path.Combine(copy, "LegacyApp");
+        AssertRefusedBeforeStart([app], app + " runs on a trimmed System.Private.CoreLib without the startup hook's code",
+            "does not switch startup hooks off", "would run unpatched", "Publish it again");
+    }
+
     /// <summary>`compare` refuses what `run` refuses: the trimmed single-file app's patched run
     /// would be unpatched, and the report would call the two runs the same.</summary>
     [Test, CancelAfter(300_000)]
