@@ -7,15 +7,17 @@ using System.Text;
 // common socket API once and prints, for each, the local endpoint it sees and what the server
 // saw ("you are ..."). Under `sockshim run` each of them should arrive from its own address.
 //   LegacyApp <server ip:port> [--tuple]   one line per API, then "done"
-//   LegacyApp --connect-loop N [--bind-distinct] [--cold]
+//   LegacyApp --connect-loop N [--bind-distinct] [--cold] [--time-wait]
 //                                          N connect+close on loopback, prints ns per connection;
 //                                          --bind-distinct binds each socket to its own 127.107.x.y
 //                                          by hand first (the kernel's cost of distinct sources);
-//                                          --cold times the first N of a fresh process (no warm-up)
+//                                          --cold times the first N of a fresh process (no warm-up);
+//                                          --time-wait closes gracefully, so each connection leaves a
+//                                          TIME_WAIT behind and the ephemeral ports fill up
 //   LegacyApp --start                      creates one socket and exits (start-up timing)
 if (args.Length == 0) { Console.Error.WriteLine("usage: LegacyApp <server ip:port> [--tuple] | --connect-loop N | --start"); return 2; }
 if (args[0] == "--start") { new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp).Dispose(); return 0; }
-if (args[0] == "--connect-loop") return ConnectLoop(int.Parse(args[1]), args.Contains("--bind-distinct"), args.Contains("--cold"));
+if (args[0] == "--connect-loop") return ConnectLoop(int.Parse(args[1]), args.Contains("--bind-distinct"), args.Contains("--cold"), args.Contains("--time-wait"));
 if (!IPEndPoint.TryParse(args[0], out var server)) { Console.Error.WriteLine($"error: '{args[0]}' is not ip:port"); return 2; }
 bool tuple = args.Contains("--tuple");
 var udpServer = server;
@@ -131,7 +133,7 @@ void Fail(string name, Exception ex)
     Console.WriteLine($"api={name} error={(ex as SocketException)?.SocketErrorCode.ToString() ?? ex.GetType().Name}: {ex.Message}");
 }
 
-static int ConnectLoop(int n, bool bindDistinct, bool cold)
+static int ConnectLoop(int n, bool bindDistinct, bool cold, bool timeWait)
 {
     using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
     listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
@@ -150,7 +152,8 @@ static int ConnectLoop(int n, bool bindDistinct, bool cold)
     void Once()
     {
         using var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        s.LingerState = new LingerOption(true, 0); // RST on close: no TIME_WAIT pile-up in a loop
+        // RST on close: no TIME_WAIT pile-up in a loop, unless the pile-up is what is measured.
+        if (!timeWait) s.LingerState = new LingerOption(true, 0);
         if (bindDistinct)
         {
             int i = next++ % 60_000;
