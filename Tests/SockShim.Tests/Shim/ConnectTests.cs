@@ -59,6 +59,30 @@ public class ConnectTests
         Assert.That(t.HeldSlots(), Is.Zero);
     }
 
+    /// <summary>The binder reuses a thread's last reason string for the next connection to the
+    /// same destination: an app that changes the endpoint object it passed must still see each
+    /// lease say where its socket went.</summary>
+    [Test, CancelAfter(30_000)]
+    public void Each_lease_names_its_own_destination_when_the_app_reuses_one_endpoint_object()
+    {
+        using var t = new TestStack("127.101.24.0/28", allocation: AllocationTime.Lazy);
+        using var first = new Peer();
+        using var second = new Peer();
+        var target = new IPEndPoint(first.Tcp.Address, first.Tcp.Port);
+        using var a = new TupleSocket(t.Stack, AF_INET_TUPLE, SocketType.Stream, ProtocolType.Tcp);
+        a.Connect(target);
+        first.AcceptOne();
+        using var b = new TupleSocket(t.Stack, AF_INET_TUPLE, SocketType.Stream, ProtocolType.Tcp);
+        b.Connect(target);
+        first.AcceptOne();
+        target.Port = second.Tcp.Port;
+        using var c = new TupleSocket(t.Stack, AF_INET_TUPLE, SocketType.Stream, ProtocolType.Tcp);
+        c.Connect(target);
+        second.AcceptOne();
+        Assert.That(new[] { a.Lease!.Reason, b.Lease!.Reason, c.Lease!.Reason },
+            Is.EqualTo(new[] { $"connect to {first.Tcp}", $"connect to {first.Tcp}", $"connect to {second.Tcp}" }));
+    }
+
     [TestCase(AllocationTime.Eager)]
     [TestCase(AllocationTime.Lazy)]
     public void A_udp_tuple_socket_sends_from_its_own_address(AllocationTime allocation)
