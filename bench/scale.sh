@@ -61,7 +61,8 @@ sum_field() { grep -h "$2" "$1"* | awk -v f="$3" '{s += $f} END {print s + 0}'; 
 progress() { for f in "$out"/client-"$1"-*; do grep -E "^(progress|established)" "$f" | tail -1; done 2>/dev/null | awk '{s+=$2} END {print s+0}'; }
 accepted() { for f in "$out"/server-"$1"-*; do grep "^accepted" "$f" | tail -1; done | awk '{s+=$2} END {print s+0}'; }
 # Kernel memory: slab bytes per cache, and the TCP buffer pages of /proc/net/sockstat.
-slab() { awk 'NR > 2 {print $1, $3 * $4}' /proc/slabinfo | sort; }
+# (printf %.0f: mawk prints large products in exponent form and clamps %d at 2^31.)
+slab() { awk 'NR > 2 {printf "%s %.0f\n", $1, $3 * $4}' /proc/slabinfo | sort; }
 unreclaimable() { awk '/^SUnreclaim:/ {print $2}' /proc/meminfo; }
 # SLUB merges caches of one size: a cache is named with every name merged into it.
 slab_name() { local target; target=$(readlink "/sys/kernel/slab/$1" 2>/dev/null) || { echo "$1"; return; }
@@ -135,7 +136,7 @@ if [ "$done_clients" -gt 0 ]; then
     awk '{c+=$1; r+=$2; r0+=$3; m+=$4*$1} END {printf "  memory per connection, client processes (%d): private RSS %.0f B (%.0f MB in all; %.0f MB before their connections), of it managed objects %.0f B\n", NR, (r-r0)*1024/c, r/1024, r0/1024, m/c}'
 fi
 awk -v r0="$server_rss0" -v r1="$server_rss1" -v n="$server_total" -v w="$workers" 'BEGIN {printf "  memory per connection, server workers (%d): private RSS %.0f B (%.0f MB in all; %.0f MB idle)\n", w, (r1-r0)*1024/(n>0?n:1), r1/1024, r0/1024}'
-join "$out/slab0" "$out/slab1" | awk -v n="$n" '{d=$3-$2; t+=d; if (d > 0) print d, $1} END {printf "%d total\n", t}' | sort -rn > "$out/slabd"
+join "$out/slab0" "$out/slab1" | awk '{d=$3-$2; t+=d; if (d > 0) printf "%.0f %s\n", d, $1} END {printf "%.0f total\n", t}' | sort -rn > "$out/slabd"
 top=$(grep -v 'total$' "$out/slabd" | head -7 | while read -r bytes name; do echo "$(slab_name "$name") $(( bytes / n ))"; done | paste -sd, | sed 's/,/, /g')
 echo "  memory per connection, kernel (both sockets of it): slab $(awk -v n="$n" '/total$/ {printf "%.0f", $1/n}' "$out/slabd") B, of it unreclaimable $(( (unrec1 - unrec0) * 1024 / n )) B (by cache: $top); TCP buffer pages (sockstat mem) $(( (mem1 - mem0) * 4096 / n )) B"
 echo "  host: MemAvailable fell $(( (avail0 - avail1) / 1024 )) MB, $(( (avail0 - avail1) * 1024 / n )) B per connection (both ends, every process, the kernel); the claim table: $(du -k "$statedir"/*.leases 2>/dev/null | awk '{s+=$1} END {printf "%.0f MB", s/1024}') of /dev/shm, shared"
