@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every performance figure, each measured side by side in its own script and printed as a ratio
 # next to its target. Root adds the figures that need a namespace (netlink, AnyIP, DHCP).
-# Usage: bash bench/all.sh        (about 10 minutes; the 100,000-connection run is bench/scale.sh)
+# Usage: bash bench/all.sh        (about 10 minutes; the scale run, up to a million connections, is bench/scale.sh)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 echo "== BenchmarkDotNet: allocator, pool, DHCP wire"

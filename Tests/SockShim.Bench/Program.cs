@@ -11,7 +11,7 @@ using SockShim.Stack.Errors;
 //   SockShim.Bench refresh IFACE FIRST-ADDRESS COUNT : a renewal's lifetime refresh per address (bench/provisioners.sh)
 //   SockShim.Bench allocator SECONDS THREADS [PROCESSES] : claims+releases per second, duplicates checked
 //   SockShim.Bench bulk SECONDS : one loopback TCP connection's throughput (run plain and under sockshim run)
-//   SockShim.Bench scale-server LISTEN / scale-client SERVER N : the 100,000-connection run (bench/scale.sh)
+//   SockShim.Bench scale-server LISTEN / scale-client SERVER N : the scale run, up to a million connections (bench/scale.sh)
 if (args.ElementAtOrDefault(0) == "dhcp") return DhcpBench.Run(int.Parse(args[1]), args[2]);
 if (args.ElementAtOrDefault(0) == "raw-netlink") return RawNetlinkBench.Run(int.Parse(args[1]), args.ElementAtOrDefault(2) == "usable");
 if (args.ElementAtOrDefault(0) == "refresh") return RefreshBench.Run(args[1], System.Net.IPAddress.Parse(args[2]), int.Parse(args[3]));
