@@ -8,7 +8,8 @@
 # It prints what one held connection costs: each client's and each server worker's private memory
 # (RssAnon) per connection, and the kernel's (slab, and TCP buffer pages in /proc/net/sockstat),
 # measured around the patched run. The host's other work is protected: when MemAvailable falls
-# below SCALE_MIN_AVAILABLE_MB (3072) the clients are killed and the figure reached is printed.
+# below SCALE_MIN_AVAILABLE_MB (3072) the clients are frozen (SIGSTOP: no more connections, their
+# memory stays to be measured), the figure reached is printed, and then they are killed.
 # Usage: bash bench/scale.sh [connections=100000] [per-client=18000]
 set -euo pipefail
 total=${1:-100000}
@@ -77,7 +78,7 @@ start_servers() { # $1: phase
   done
   wait_lines "$out/server-$1-" "$workers" listening 120
 }
-stop() { exec 3>&- 4>&-; sleep 1; for pid in $(ip netns pids "$ns"); do kill "$pid" 2>/dev/null || true; done; sleep 1; }
+stop() { exec 3>&- 4>&-; sleep 1; for pid in $(ip netns pids "$ns"); do kill "$pid" 2>/dev/null || true; kill -CONT "$pid" 2>/dev/null || true; done; sleep 1; }
 
 run_clients() { # $1 phase, $2 processes, $3 per process (the last gets the rest of $total), rest: launcher prefix
   local phase=$1 procs=$2 each=$3; shift 3
@@ -95,9 +96,15 @@ run_clients() { # $1 phase, $2 processes, $3 per process (the last gets the rest
   local start=$SECONDS next=15
   while [ "$(grep -l established "$out/client-$phase-"* 2>/dev/null | wc -l)" -lt "$procs" ] && [ $((SECONDS - start)) -lt 600 ]; do
     if [ "$(avail)" -lt "$min_avail_kb" ]; then
-      reached=$(progress "$phase")
-      stopped="MemAvailable $(( $(avail) / 1024 )) MB, under the $(( min_avail_kb / 1024 )) MB floor, with $reached established and the servers at $(accepted "$server_phase")"
-      for pid in $(ip netns pids "$ns"); do grep -q scale-client "/proc/$pid/cmdline" 2>/dev/null && kill -9 "$pid" 2>/dev/null; done
+      clients=$(for pid in $(ip netns pids "$ns"); do grep -q scale-client "/proc/$pid/cmdline" 2>/dev/null && echo "$pid"; done)
+      # shellcheck disable=SC2086
+      kill -STOP $clients 2>/dev/null || true
+      stopped="MemAvailable $(( $(avail) / 1024 )) MB, under the $(( min_avail_kb / 1024 )) MB floor; the clients were frozen and then killed"
+      # What was established reaches the workers' accept queues; their count settles.
+      local last=-1 now tries=0; now=$(accepted "$server_phase")
+      while [ "$now" != "$last" ] && [ $tries -lt 20 ]; do last=$now; sleep 1.5; now=$(accepted "$server_phase"); tries=$((tries + 1)); done
+      reached=$now
+      clients_rss=$(for pid in $clients; do awk '/^RssAnon:/ {print $2}' "/proc/$pid/status" 2>/dev/null; done | awk '{s+=$1} END {print s+0}')
       break
     fi
     if [ $((SECONDS - start)) -ge $next ]; then echo "  ... $((SECONDS - start)) s: $(progress "$phase") established, MemAvailable $(( $(avail) / 1024 )) MB, load $(cut -d' ' -f1 /proc/loadavg)"; next=$((next + 15)); fi
@@ -109,7 +116,7 @@ run_clients() { # $1 phase, $2 processes, $3 per process (the last gets the rest
   errors=$(grep -h established "$out/client-$phase-"* | sed -E 's/.*errors ([0-9]+).*/\1/' | awk '{s+=$1} END {print s+0}')
   echo "$phase: established $established of $attempted attempted in $(printf %.1f "$elapsed") s ($(echo "$established / $elapsed" | bc) connections/s) by $procs processes, errors $errors"
   { grep -h "first:" "$out/client-$phase-"* || true; } | sed -E 's/.*\(first: ([^)]*)\).*/  first error: \1/' | sort -u | head -2
-  [ -z "$stopped" ] || echo "  STOPPED: $stopped"
+  [ -z "$stopped" ] || echo "  STOPPED: $stopped; largest figure reached: $reached connections (the servers' accepted count)"
 }
 
 start_servers plain
@@ -129,10 +136,12 @@ slab > "$out/slab1"; mem1=$(sockmem); avail1=$(avail); unrec1=$(unreclaimable)
 server_total=$(accepted patched)
 server_rss1=$(for f in "$out"/server-patched-*; do grep "^accepted" "$f" | tail -1; done | awk '{s+=$6} END {print s+0}')
 done_clients=$(grep -l established "$out"/client-sockshim-* 2>/dev/null | wc -l)
-echo "  distinct source addresses: $(grep -h "^established" "$out"/client-sockshim-* | sed -E 's/.*distinct source addresses ([0-9]+).*/\1/' | awk '{s+=$1} END {print s+0}')"
+echo "  distinct source addresses: $( { grep -h "^established" "$out"/client-sockshim-* || true; } | sed -E 's/.*distinct source addresses ([0-9]+).*/\1/' | awk '{s+=$1} END {print s+0}')${stopped:+ (counted by the clients that finished before the stop: $done_clients)}"
 echo "  the server workers accepted $server_total ($workers workers), errors $(for f in "$out"/server-patched-*; do grep "^accepted" "$f" | tail -1; done | awk '{s+=$4} END {print s+0}')"
 n=$(( established > 0 ? established : 1 ))
-if [ "$done_clients" -gt 0 ]; then
+if [ -n "$stopped" ]; then
+  awk -v r="$clients_rss" -v n="$n" 'BEGIN {printf "  memory per connection, client processes (frozen at the stop): private RSS %.0f B, their start-up included (%.0f MB in all)\n", r*1024/n, r/1024}'
+elif [ "$done_clients" -gt 0 ]; then
   grep -h "^established" "$out"/client-sockshim-* | sed -E 's/.* ([0-9]+) of .*, rss ([0-9]+) KB, rss after the first ([0-9]+) KB.*managed per connection ([0-9]+) B.*/\1 \2 \3 \4/' |
     awk '{c+=$1; r+=$2; r0+=$3; m+=$4*$1} END {printf "  memory per connection, client processes (%d): private RSS %.0f B (%.0f MB in all; %.0f MB before their connections), of it managed objects %.0f B\n", NR, (r-r0)*1024/c, r/1024, r0/1024, m/c}'
 fi
