@@ -92,13 +92,14 @@ run_clients() { # $1 phase, $2 processes, $3 per process (the last gets the rest
   done
   # Wait for every client's final line, watching the host's memory (bounded: 600 s).
   # (By the clock: under a load of 100 or more one pass of this loop takes seconds.)
-  stopped=""
+  stopped=""; stopped_at=""
   local start=$SECONDS next=15
   while [ "$(grep -l established "$out/client-$phase-"* 2>/dev/null | wc -l)" -lt "$procs" ] && [ $((SECONDS - start)) -lt 600 ]; do
     if [ "$(avail)" -lt "$min_avail_kb" ]; then
       clients=$(for pid in $(ip netns pids "$ns"); do grep -q scale-client "/proc/$pid/cmdline" 2>/dev/null && echo "$pid"; done)
       # shellcheck disable=SC2086
       kill -STOP $clients 2>/dev/null || true
+      stopped_at=$(date +%s.%N)
       stopped="MemAvailable $(( $(avail) / 1024 )) MB, under the $(( min_avail_kb / 1024 )) MB floor; the clients were frozen and then killed"
       # What was established reaches the workers' accept queues; their count settles.
       local last=-1 now tries=0; now=$(accepted "$server_phase")
@@ -110,10 +111,10 @@ run_clients() { # $1 phase, $2 processes, $3 per process (the last gets the rest
     if [ $((SECONDS - start)) -ge $next ]; then echo "  ... $((SECONDS - start)) s: $(progress "$phase") established, MemAvailable $(( $(avail) / 1024 )) MB, load $(cut -d' ' -f1 /proc/loadavg)"; next=$((next + 15)); fi
     sleep 0.2
   done
-  local t1; t1=$(date +%s.%N)
+  local t1; t1=${stopped_at:-$(date +%s.%N)}
   elapsed=$(echo "$t1 - $t0" | bc)
   if [ -n "$stopped" ]; then established=$reached; else established=$(sum_field "$out/client-$phase-" established 2); fi
-  errors=$(grep -h established "$out/client-$phase-"* | sed -E 's/.*errors ([0-9]+).*/\1/' | awk '{s+=$1} END {print s+0}')
+  errors=$( { grep -h established "$out/client-$phase-"* || true; } | sed -E 's/.*errors ([0-9]+).*/\1/' | awk '{s+=$1} END {print s+0}')
   echo "$phase: established $established of $attempted attempted in $(printf %.1f "$elapsed") s ($(echo "$established / $elapsed" | bc) connections/s) by $procs processes, errors $errors"
   { grep -h "first:" "$out/client-$phase-"* || true; } | sed -E 's/.*\(first: ([^)]*)\).*/  first error: \1/' | sort -u | head -2
   [ -z "$stopped" ] || echo "  STOPPED: $stopped; largest figure reached: $reached connections (the servers' accepted count)"
