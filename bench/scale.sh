@@ -136,21 +136,25 @@ sleep 1
 slab > "$out/slab1"; mem1=$(sockmem); avail1=$(avail); unrec1=$(unreclaimable)
 server_total=$(accepted patched)
 server_rss1=$(for f in "$out"/server-patched-*; do grep "^accepted" "$f" | tail -1; done | awk '{s+=$6} END {print s+0}')
-done_clients=$(grep -l established "$out"/client-sockshim-* 2>/dev/null | wc -l)
+done_clients=$( { grep -l established "$out"/client-sockshim-* 2>/dev/null || true; } | wc -l)
 echo "  distinct source addresses: $( { grep -h "^established" "$out"/client-sockshim-* || true; } | sed -E 's/.*distinct source addresses ([0-9]+).*/\1/' | awk '{s+=$1} END {print s+0}')${stopped:+ (counted by the clients that finished before the stop: $done_clients)}"
 echo "  the server workers accepted $server_total ($workers workers), errors $(for f in "$out"/server-patched-*; do grep "^accepted" "$f" | tail -1; done | awk '{s+=$4} END {print s+0}')"
 n=$(( established > 0 ? established : 1 ))
-if [ -n "$stopped" ]; then
-  awk -v r="$clients_rss" -v n="$n" 'BEGIN {printf "  memory per connection, client processes (frozen at the stop): private RSS %.0f B, their start-up included (%.0f MB in all)\n", r*1024/n, r/1024}'
-elif [ "$done_clients" -gt 0 ]; then
-  grep -h "^established" "$out"/client-sockshim-* | sed -E 's/.* ([0-9]+) of .*, rss ([0-9]+) KB, rss after the first ([0-9]+) KB.*managed per connection ([0-9]+) B.*/\1 \2 \3 \4/' |
-    awk '{c+=$1; r+=$2; r0+=$3; m+=$4*$1} END {printf "  memory per connection, client processes (%d): private RSS %.0f B (%.0f MB in all; %.0f MB before their connections), of it managed objects %.0f B\n", NR, (r-r0)*1024/c, r/1024, r0/1024, m/c}'
+if [ "$established" -gt 0 ]; then
+  if [ -n "$stopped" ]; then
+    awk -v r="$clients_rss" -v n="$n" 'BEGIN {printf "  memory per connection, client processes (frozen at the stop): private RSS %.0f B, their start-up included (%.0f MB in all)\n", r*1024/n, r/1024}'
+  elif [ "$done_clients" -gt 0 ]; then
+    grep -h "^established" "$out"/client-sockshim-* | sed -E 's/.* ([0-9]+) of .*, rss ([0-9]+) KB, rss after the first ([0-9]+) KB.*managed per connection ([0-9]+) B.*/\1 \2 \3 \4/' |
+      awk '{c+=$1; r+=$2; r0+=$3; m+=$4*$1} END {printf "  memory per connection, client processes (%d): private RSS %.0f B (%.0f MB in all; %.0f MB before their connections), of it managed objects %.0f B\n", NR, (r-r0)*1024/c, r/1024, r0/1024, m/c}'
+  fi
+  awk -v r0="$server_rss0" -v r1="$server_rss1" -v n="$server_total" -v w="$workers" 'BEGIN {printf "  memory per connection, server workers (%d): private RSS %.0f B (%.0f MB in all; %.0f MB idle)\n", w, (r1-r0)*1024/(n>0?n:1), r1/1024, r0/1024}'
+  join "$out/slab0" "$out/slab1" | awk '{d=$3-$2; t+=d; if (d > 0) printf "%.0f %s\n", d, $1} END {printf "%.0f total\n", t}' | sort -rn > "$out/slabd"
+  top=$(grep -v 'total$' "$out/slabd" | head -7 | while read -r bytes name; do echo "$(slab_name "$name") $(( bytes / n ))"; done | paste -sd, | sed 's/,/, /g')
+  echo "  memory per connection, kernel (both sockets of it): slab $(awk -v n="$n" '/total$/ {printf "%.0f", $1/n}' "$out/slabd") B, of it counted unreclaimable (SUnreclaim) $(( (unrec1 - unrec0) * 1024 / n )) B (by cache: $top); TCP buffer pages (sockstat mem) $(( (mem1 - mem0) * 4096 / n )) B"
+  echo "  host: MemAvailable fell $(( (avail0 - avail1) / 1024 )) MB, $(( (avail0 - avail1) * 1024 / n )) B per connection (both ends, every process, the kernel); the claim table: $(du -k "$statedir"/*.leases 2>/dev/null | awk '{s+=$1} END {printf "%.0f MB", s/1024}') of /dev/shm, shared"
+else
+  echo "  no connection held: no memory per connection to measure"
 fi
-awk -v r0="$server_rss0" -v r1="$server_rss1" -v n="$server_total" -v w="$workers" 'BEGIN {printf "  memory per connection, server workers (%d): private RSS %.0f B (%.0f MB in all; %.0f MB idle)\n", w, (r1-r0)*1024/(n>0?n:1), r1/1024, r0/1024}'
-join "$out/slab0" "$out/slab1" | awk '{d=$3-$2; t+=d; if (d > 0) printf "%.0f %s\n", d, $1} END {printf "%.0f total\n", t}' | sort -rn > "$out/slabd"
-top=$(grep -v 'total$' "$out/slabd" | head -7 | while read -r bytes name; do echo "$(slab_name "$name") $(( bytes / n ))"; done | paste -sd, | sed 's/,/, /g')
-echo "  memory per connection, kernel (both sockets of it): slab $(awk -v n="$n" '/total$/ {printf "%.0f", $1/n}' "$out/slabd") B, of it counted unreclaimable (SUnreclaim) $(( (unrec1 - unrec0) * 1024 / n )) B (by cache: $top); TCP buffer pages (sockstat mem) $(( (mem1 - mem0) * 4096 / n )) B"
-echo "  host: MemAvailable fell $(( (avail0 - avail1) / 1024 )) MB, $(( (avail0 - avail1) * 1024 / n )) B per connection (both ends, every process, the kernel); the claim table: $(du -k "$statedir"/*.leases 2>/dev/null | awk '{s+=$1} END {printf "%.0f MB", s/1024}') of /dev/shm, shared"
 [ -r /proc/sys/net/netfilter/nf_conntrack_count ] && echo "  nf_conntrack entries in the run's namespace: $(ip netns exec "$ns" cat /proc/sys/net/netfilter/nf_conntrack_count)"
 [ "$established" -ge "$total" ] && [ "$errors" = 0 ] && [ -z "$stopped" ] && echo "$total-connection target: MET ($established)" || echo "$total-connection target: MISSED ($established)"
 stop
