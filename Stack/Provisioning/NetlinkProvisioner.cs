@@ -103,8 +103,8 @@ internal sealed class NetlinkProvisioner(string interfaceName, Announcer? announ
         return $"duplicate address detection did not decide about {address} on {interfaceName} within {DadLimit.TotalSeconds:0} s";
     }
 
-    // The kernel skips DAD where accept_dad or dad_transmits is 0: the address would pass
-    // unchecked. Read once; null when DAD runs.
+    // The kernel skips DAD where accept_dad or dad_transmits is 0, and on a loopback or NOARP
+    // interface: the address would pass unchecked. Read once; null when DAD runs.
     private string? DadOff()
     {
         if (!_dadRead) (_dadOff, _dadRead) = (ReadDadOff(), true);
@@ -115,6 +115,14 @@ internal sealed class NetlinkProvisioner(string interfaceName, Announcer? announ
 
     private string? ReadDadOff()
     {
+        string flagsPath = $"/sys/class/net/{interfaceName}/flags";
+        string? flagsText = null;
+        try { flagsText = File.ReadAllText(flagsPath).Trim(); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        // IFF_LOOPBACK 0x8, IFF_NOARP 0x80 (linux/if.h): neither sends neighbour solicitations for DAD.
+        if (flagsText is null || !flagsText.StartsWith("0x") || !uint.TryParse(flagsText[2..], System.Globalization.NumberStyles.HexNumber, null, out uint ifFlags))
+            return $"duplicate address detection cannot be confirmed on {interfaceName} ({flagsPath} is {flagsText ?? "unreadable"}), so the conflict probe of an IPv6 pool would check nothing";
+        if ((ifFlags & 0x88) != 0)
+            return $"{interfaceName} is a {((ifFlags & 0x8) != 0 ? "loopback" : "NOARP")} interface, where the kernel does no duplicate address detection, so the conflict probe of an IPv6 pool would check nothing; use it on an Ethernet interface of the shared link";
         foreach (var setting in (string[])["accept_dad", "dad_transmits"])
         {
             string path = $"/proc/sys/net/ipv6/conf/{interfaceName}/{setting}";
