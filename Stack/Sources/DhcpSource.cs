@@ -22,9 +22,13 @@ namespace SockShim.Stack.Sources;
 internal sealed class DhcpSource : IAddressSource
 {
     /// <summary>A bound, provisioned lease, waiting for a socket or held by one.</summary>
-    internal sealed class Held(DhcpClient.Entry entry, int slot, IPAddress address) : SourcedAddress(slot, address)
+    internal sealed class Held(DhcpClient.Entry entry, int slot, IPAddress address, uint iaid) : SourcedAddress(slot, address)
     {
         public DhcpClient.Entry Entry { get; } = entry;
+        public uint Iaid { get; } = iaid;
+        /// <summary>The server the journal names (client thread only): rebinding can move the
+        /// lease to another one.</summary>
+        internal IPAddress JournalledServer = entry.Machine.Server!;
         public override DateTimeOffset? ExpiresAt => Entry.Machine.ExpiresAt;
         public override IPAddress? Server => Entry.Machine.Server;
         // 0 ready, 1 taken by a socket, 2 lost or given back while ready.
@@ -307,7 +311,17 @@ internal sealed class DhcpSource : IAddressSource
                     lock (renewed.Gate)
                         if (!renewed.GivenBack)
                         {
-                            _host.Table.SetExpiry(renewed.Slot, _host.Owner, renewed.Entry.Machine.ExpiresAt.ToUnixTimeMilliseconds());
+                            var m = renewed.Entry.Machine;
+                            long expires = m.ExpiresAt.ToUnixTimeMilliseconds();
+                            // Rebinding took another server's ACK (the first one died, or a
+                            // failover pair's standby took over): the journal names the server
+                            // that holds the lease now, so `sockshim gc` releases it there.
+                            if (m.Server!.Equals(renewed.JournalledServer)) _host.Table.SetExpiry(renewed.Slot, _host.Owner, expires);
+                            else
+                            {
+                                _host.Table.SetDhcp(renewed.Slot, _host.Owner, ServerWord(m.Server), renewed.Iaid, expires);
+                                renewed.JournalledServer = m.Server;
+                            }
                             _host.Provisioner.Refresh(renewed.Address, Remaining(renewed.Entry.Machine) ?? TimeSpan.MaxValue);
                         }
                 if (_log.IsEnabled(LogLevel.Debug)) _log.LogDebug("pool {Pool}: renewed {Address} until {Expiry:O}", Pool, entry.Machine.Address, entry.Machine.ExpiresAt);
@@ -387,8 +401,9 @@ internal sealed class DhcpSource : IAddressSource
             return;
         }
         CrashPoints.Reached(CrashPoint.AfterProvision);
-        _host.Table.SetDhcp(slot, _host.Owner, ServerWord(m.Server!), (uint)entry.Tag!, m.ExpiresAt.ToUnixTimeMilliseconds());
-        var held = new Held(entry, slot, address);
+        uint iaid = (uint)entry.Tag!;
+        _host.Table.SetDhcp(slot, _host.Owner, ServerWord(m.Server!), iaid, m.ExpiresAt.ToUnixTimeMilliseconds());
+        var held = new Held(entry, slot, address, iaid);
         entry.Tag = held;
         _inFlight--;
         while (_waiters.TryDequeue(out var w))

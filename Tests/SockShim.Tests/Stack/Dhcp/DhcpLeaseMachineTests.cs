@@ -322,6 +322,44 @@ public class DhcpLeaseMachineTests
         Assert.That((m.State, m.Server), Is.EqualTo((DhcpLeaseState.Bound, Other)), "the lease is now that server's");
     }
 
+    /// <summary>A failover pair (Kea HA): the bound server dies, its standby has the lease. The
+    /// renewal goes unanswered to the dead one until T2, the broadcast rebinding gets the
+    /// standby's ACK, and from then on the lease is the standby's: the next renewal is unicast
+    /// to it, the dead server's word no longer counts, and the release goes to the standby.</summary>
+    [Test]
+    public void After_the_bound_server_dies_rebinding_moves_the_lease_to_the_server_that_answers()
+    {
+        var m = BoundMachine();
+        var expires = m.ExpiresAt;
+        var unanswered = new List<(DhcpSendTo To, IPAddress? Server)>();
+        while (m.State != DhcpLeaseState.Rebinding)
+        {
+            _time.Advance(m.NextDeadline - _time.GetUtcNow());
+            var sent = m.Tick();
+            unanswered.Add((sent.To, m.Server));
+        }
+        Assert.That(unanswered.SkipLast(1), Has.All.EqualTo((DhcpSendTo.Server, Server)), "renewing: unicast to the bound server only");
+        Assert.That(unanswered.Last().To, Is.EqualTo(DhcpSendTo.Broadcast), "rebinding: broadcast at T2");
+        Assert.That(_time.GetUtcNow(), Is.LessThan(expires));
+
+        var rebindSentAt = _time.GetUtcNow();
+        _time.Advance(TimeSpan.FromMilliseconds(2));
+        var standby = m.Receive(Reply(m, DhcpMessageType.Ack, lease: 60, server: Other), Other);
+        Assert.That(standby.Event, Is.EqualTo(DhcpLeaseEvent.Renewed));
+        Assert.That((m.State, m.Server, m.Address), Is.EqualTo((DhcpLeaseState.Bound, Other, Leased)), "the same address, now the standby's");
+        Assert.That(m.ExpiresAt, Is.EqualTo(rebindSentAt + TimeSpan.FromSeconds(60)), "the lifetime counts from the rebinding REQUEST");
+
+        _time.Advance(m.RenewAt - _time.GetUtcNow());
+        var renew = m.Tick();
+        Assert.That((renew.To, m.Server, renew.Send!.ClientAddress), Is.EqualTo((DhcpSendTo.Server, Other, Leased)), "the next renewal is unicast to the standby");
+        Assert.That(m.Receive(Reply(m, DhcpMessageType.Nak, lease: null), Server).Event, Is.EqualTo(DhcpLeaseEvent.Ignored), "the old server's NAK, back from the dead");
+        Assert.That((m.State, m.Server), Is.EqualTo((DhcpLeaseState.Renewing, Other)), "the lease is unchanged");
+        Assert.That(m.Receive(Reply(m, DhcpMessageType.Ack, lease: 60, server: Other), Other).Event, Is.EqualTo(DhcpLeaseEvent.Renewed));
+
+        var release = m.Release();
+        Assert.That((release.To, release.Send!.ServerId, release.Send.ClientAddress), Is.EqualTo((DhcpSendTo.Server, Other, Leased)), "released where it is held");
+    }
+
     [Test]
     public void A_nak_with_the_right_server_id_while_rebinding_ends_the_lease()
     {
