@@ -57,6 +57,22 @@ internal sealed class DhcpLan : IDisposable
         }
     }
 
+    /// <summary>Another host on the bridge (a server of a fleet, say): namespace
+    /// <paramref name="prefix"/> + the LAN's id, its eth0 joined by a veth pair, with
+    /// <paramref name="address"/>/24; removed with the LAN.</summary>
+    public string AddHost(string prefix, string address)
+    {
+        string ns = prefix + _id, port = "h" + (_namespaces.Count + 1);
+        Add(ns);
+        TwoHosts.Ip($"link add {ClientLink} netns {ns} type veth peer name {port} netns {Server}");
+        TwoHosts.Ip($"-n {Server} link set {port} master {Bridge}");
+        TwoHosts.Ip($"-n {Server} link set {port} up");
+        TwoHosts.Ip($"-n {ns} addr add {address}/24 dev {ClientLink}");
+        TwoHosts.Ip($"-n {ns} link set {ClientLink} up");
+        TwoHosts.Ip($"-n {ns} link set lo up");
+        return ns;
+    }
+
     private void Add(string ns)
     {
         TwoHosts.Ip($"netns add {ns}");
@@ -90,7 +106,6 @@ internal sealed class DhcpLan : IDisposable
     /// dnsmasq, with its two-minute minimum, cannot give), and waits until it serves.</summary>
     public Process StartKea(int valid = 6, int renew = 2, int rebind = 4)
     {
-        if (!File.Exists("/usr/sbin/kea-dhcp4")) Assert.Fail("missing precondition: needs Kea (`apt-get install kea-dhcp4-server`); .ci/run installs it");
         string log = Path.Combine(Directory, "kea.log"), config = Path.Combine(Directory, "kea-dhcp4.json");
         // Listening on one address of the bridge: on all three, Kea's raw sockets see each packet three times.
         File.WriteAllText(config, $$"""
@@ -102,14 +117,27 @@ internal sealed class DhcpLan : IDisposable
                   "pools": [ { "pool": "203.0.113.10 - 203.0.113.250" } ] } ],
               "loggers": [ { "name": "kea-dhcp4", "severity": "INFO", "output_options": [ { "output": "{{log}}" } ] } ] } }
             """);
+        return RunKea(Server, config, log);
+    }
+
+    /// <summary>Starts kea-dhcp4 with <paramref name="config"/> in namespace <paramref name="ns"/>
+    /// and waits until its log (appended to, across restarts) says it started. Its lock and pid
+    /// files go to this LAN's directory, named after the config, so two servers can share it.</summary>
+    public Process RunKea(string ns, string config, string log)
+    {
+        if (!File.Exists("/usr/sbin/kea-dhcp4")) Assert.Fail("missing precondition: needs Kea (`apt-get install kea-dhcp4-server`); .ci/run installs it");
+        int started = KeaStarts(log);
         var psi = new ProcessStartInfo("ip") { UseShellExecute = false };
-        foreach (var a in new[] { "netns", "exec", Server, "/usr/sbin/kea-dhcp4", "-c", config }) psi.ArgumentList.Add(a);
+        foreach (var a in new[] { "netns", "exec", ns, "/usr/sbin/kea-dhcp4", "-c", config }) psi.ArgumentList.Add(a);
         psi.Environment["KEA_LOCKFILE_DIR"] = Directory;
         psi.Environment["KEA_PIDFILE_DIR"] = Directory;
         var p = Track(Process.Start(psi)!);
-        Assert.That(Eventually(() => File.Exists(log) && File.ReadAllText(log).Contains("DHCP4_STARTED"), TimeSpan.FromSeconds(15)), Is.True, "Kea started");
+        Assert.That(Eventually(() => KeaStarts(log) > started || p.HasExited, TimeSpan.FromSeconds(15)) && !p.HasExited, Is.True,
+            () => $"Kea started with {config}: {(File.Exists(log) ? string.Join("\n", File.ReadLines(log).TakeLast(10)) : "(no log)")}");
         return p;
     }
+
+    private static int KeaStarts(string log) => File.Exists(log) ? File.ReadLines(log).Count(l => l.Contains("DHCP4_STARTED")) : 0;
 
     /// <summary>Kea's lease rows (its memfile appends one per change): address, client id, expiry, lifetime.</summary>
     public List<(string Address, string ClientId, long Expire, long Lifetime)> KeaRows() =>
