@@ -7,12 +7,14 @@ using SockShim.Stack.Errors;
 //   SockShim.Bench acquire-release N [label] [target-ns] [raw-ns [usable-ns]] : the raw-netlink medians
 //     of the same run add the ratios to them (target <= 1.2x of the bare add+del)
 //   SockShim.Bench dhcp N IFACE : time per lease against the DHCP server on IFACE (bench/dhcp.sh)
+//   SockShim.Bench dhcp-rate N [PARALLEL=64] : leases per second for N clients, and one at a time (bench/dhcp-ha.sh)
 //   SockShim.Bench raw-netlink N [usable] : the kernel's add+del of the same pool's addresses, nothing of SockShim around it (bench/provisioners.sh)
 //   SockShim.Bench refresh IFACE FIRST-ADDRESS COUNT : a renewal's lifetime refresh per address (bench/provisioners.sh)
 //   SockShim.Bench allocator SECONDS THREADS [PROCESSES] : claims+releases per second, duplicates checked
 //   SockShim.Bench bulk SECONDS : one loopback TCP connection's throughput (run plain and under sockshim run)
 //   SockShim.Bench scale-server LISTEN / scale-client SERVER N : the scale run, up to a million connections (bench/scale.sh)
 if (args.ElementAtOrDefault(0) == "dhcp") return DhcpBench.Run(int.Parse(args[1]), args[2]);
+if (args.ElementAtOrDefault(0) == "dhcp-rate") return DhcpRateBench.Run(int.Parse(args[1]), args.Length > 2 ? int.Parse(args[2]) : 64);
 if (args.ElementAtOrDefault(0) == "raw-netlink") return RawNetlinkBench.Run(int.Parse(args[1]), args.ElementAtOrDefault(2) == "usable");
 if (args.ElementAtOrDefault(0) == "refresh") return RefreshBench.Run(args[1], System.Net.IPAddress.Parse(args[2]), int.Parse(args[3]));
 if (args.ElementAtOrDefault(0) is "allocator" or "allocator-worker") return AllocatorBench.Run(args);
