@@ -46,15 +46,20 @@ internal sealed class DhcpLan : IDisposable
         TwoHosts.Exec(Server, "sysctl", "-q", "-w", "net.core.somaxconn=65535");
         for (int i = 0; i < Clients.Count; i++)
         {
-            string ns = Clients[i], port = $"p{i + 1}";
-            Add(ns);
-            TwoHosts.Ip($"link add {ClientLink} netns {ns} type veth peer name {port} netns {Server}");
-            TwoHosts.Ip($"-n {Server} link set {port} master {Bridge}");
-            TwoHosts.Ip($"-n {Server} link set {port} up");
-            TwoHosts.Ip($"-n {ns} addr add 192.0.2.{i + 1}/24 dev {ClientLink}");
-            TwoHosts.Ip($"-n {ns} link set {ClientLink} up");
-            TwoHosts.Ip($"-n {ns} link set lo up");
+            Add(Clients[i]);
+            Join(Clients[i], $"p{i + 1}", $"192.0.2.{i + 1}");
         }
+    }
+
+    // A host's eth0 on the bridge: a veth pair whose server end is bridge port <port>.
+    private void Join(string ns, string port, string address)
+    {
+        TwoHosts.Ip($"link add {ClientLink} netns {ns} type veth peer name {port} netns {Server}");
+        TwoHosts.Ip($"-n {Server} link set {port} master {Bridge}");
+        TwoHosts.Ip($"-n {Server} link set {port} up");
+        TwoHosts.Ip($"-n {ns} addr add {address}/24 dev {ClientLink}");
+        TwoHosts.Ip($"-n {ns} link set {ClientLink} up");
+        TwoHosts.Ip($"-n {ns} link set lo up");
     }
 
     /// <summary>Another host on the bridge (a server of a fleet, say): namespace
@@ -62,14 +67,9 @@ internal sealed class DhcpLan : IDisposable
     /// <paramref name="address"/>/24; removed with the LAN.</summary>
     public string AddHost(string prefix, string address)
     {
-        string ns = prefix + _id, port = "h" + (_namespaces.Count + 1);
+        string ns = prefix + _id;
         Add(ns);
-        TwoHosts.Ip($"link add {ClientLink} netns {ns} type veth peer name {port} netns {Server}");
-        TwoHosts.Ip($"-n {Server} link set {port} master {Bridge}");
-        TwoHosts.Ip($"-n {Server} link set {port} up");
-        TwoHosts.Ip($"-n {ns} addr add {address}/24 dev {ClientLink}");
-        TwoHosts.Ip($"-n {ns} link set {ClientLink} up");
-        TwoHosts.Ip($"-n {ns} link set lo up");
+        Join(ns, "h" + _namespaces.Count, address);
         return ns;
     }
 

@@ -79,31 +79,14 @@ public class SharedPoolTests
     [Test, CancelAfter(120_000)]
     public void With_duplicate_address_detection_two_hosts_sharing_an_IPv6_pool_never_hold_one_address()
     {
-        using var capture = TwoHosts.StartIn(_hosts.B, "SockShim.PcapProbe", [TwoHosts.LinkB, "icmp6", "90"], redirectInput: true);
-        Assert.That(Programs.Line(capture), Is.EqualTo("ready"));
-
-        var a = Hold(_hosts.A, 3, Pool(_stateA, TwoHosts.LinkA, 200, v6: true));
-        var clock = Stopwatch.StartNew();
-        var b = Hold(_hosts.B, 3, Pool(_stateB, TwoHosts.LinkB, 200, v6: true));
-        var took = clock.Elapsed;
-
-        var onA = PoolAddressesOn(_hosts.A, TwoHosts.LinkA, v6: true);
-        var onB = PoolAddressesOn(_hosts.B, TwoHosts.LinkB, v6: true);
-        Assert.That(onA, Is.EqualTo(a.Order().ToList()), "ip addr on A shows what A's sockets hold");
-        Assert.That(onB, Is.EqualTo(b.Order().ToList()), "ip addr on B shows what B's sockets hold, none left tentative or failed");
-        Assert.That(onA.Intersect(onB), Is.Empty, $"no address live on both hosts: A {string.Join(",", onA)}, B {string.Join(",", onB)}");
+        var (a, b, wire) = ProbedOnBoth(v6: true, filter: "icmp6");
         Assert.That(TwoHosts.Ip($"-n {_hosts.B} -6 addr show dev {TwoHosts.LinkB}"), Does.Not.Contain("dadfailed").And.Not.Contain("tentative"), "B removed the addresses it could not use");
-
-        capture.StandardInput.Close();
-        string wire = capture.StandardOutput.ReadToEnd();
-        Assert.That(capture.WaitForExit(20_000), Is.True);
         foreach (var held in a)
         {
             Assert.That(wire, Does.Contain($"ns :: {held}"), $"B's kernel probed {held} (DAD, from ::): {wire}");
             Assert.That(wire, Does.Contain($"na {held}"), $"and A's answered for it: {wire}");
         }
         foreach (var taken in b) Assert.That(wire, Does.Contain($"ns :: {taken}"), $"B probed what it took, {taken}, before using it: {wire}");
-        TestContext.Out.WriteLine($"B took its 3 IPv6 addresses in {took.TotalMilliseconds:F0} ms, skipping A's 3 (the kernel's DAD)");
     }
 
     /// <summary>Where the kernel skips DAD (accept_dad 0, a NOARP interface) the probe of an IPv6
@@ -123,53 +106,53 @@ public class SharedPoolTests
     }
 
     [Test, CancelAfter(120_000)]
-    public void Without_duplicate_address_detection_the_second_host_takes_IPv6_addresses_the_first_holds()
-    {
-        var a = Hold(_hosts.A, 3, Pool(_stateA, TwoHosts.LinkA, 0, v6: true));
-        var b = Hold(_hosts.B, 3, Pool(_stateB, TwoHosts.LinkB, 0, v6: true));
-        var onA = PoolAddressesOn(_hosts.A, TwoHosts.LinkA, v6: true);
-        var onB = PoolAddressesOn(_hosts.B, TwoHosts.LinkB, v6: true);
-        Assert.That(onA, Is.EqualTo(a.Order().ToList()));
-        Assert.That(onB, Is.EqualTo(b.Order().ToList()));
-        Assert.That(onA.Intersect(onB), Is.Not.Empty, $"the collision DAD prevents: A {string.Join(",", onA)}, B {string.Join(",", onB)}");
-    }
+    public void Without_duplicate_address_detection_the_second_host_takes_IPv6_addresses_the_first_holds() => AssertCollision(v6: true);
 
     [Test, CancelAfter(120_000)]
     public void With_the_conflict_probe_two_hosts_sharing_a_static_pool_never_hold_one_address()
     {
-        using var capture = TwoHosts.StartIn(_hosts.B, "SockShim.PcapProbe", [TwoHosts.LinkB, "arp", "60"], redirectInput: true);
-        Assert.That(Programs.Line(capture), Is.EqualTo("ready"));
-
-        var a = Hold(_hosts.A, 3, Pool(_stateA, TwoHosts.LinkA, 200));
-        var clock = Stopwatch.StartNew();
-        var b = Hold(_hosts.B, 3, Pool(_stateB, TwoHosts.LinkB, 200));
-        var took = clock.Elapsed;
-
-        var onA = PoolAddressesOn(_hosts.A, TwoHosts.LinkA);
-        var onB = PoolAddressesOn(_hosts.B, TwoHosts.LinkB);
-        Assert.That(onA, Is.EqualTo(a.Order().ToList()), "ip addr on A shows what A's sockets hold");
-        Assert.That(onB, Is.EqualTo(b.Order().ToList()), "ip addr on B shows what B's sockets hold");
-        Assert.That(onA.Intersect(onB), Is.Empty, $"no address live on both hosts: A {string.Join(",", onA)}, B {string.Join(",", onB)}");
-
-        capture.StandardInput.Close();
-        string wire = capture.StandardOutput.ReadToEnd();
-        Assert.That(capture.WaitForExit(20_000), Is.True);
+        var (a, b, wire) = ProbedOnBoth(v6: false, filter: "arp");
         foreach (var held in a)
         {
             Assert.That(wire, Does.Contain($"arp Request 0.0.0.0 {held}"), $"B probed {held} on the link: {wire}");
             Assert.That(wire, Does.Contain($"arp Response {held} "), $"and A answered for it: {wire}");
         }
         foreach (var taken in b) Assert.That(wire, Does.Contain($"arp Request 0.0.0.0 {taken}"), $"B probed what it took, {taken}, before adding it: {wire}");
-        TestContext.Out.WriteLine($"B took its 3 addresses in {took.TotalMilliseconds:F0} ms, skipping A's 3 (200 ms probes)");
+    }
+
+    /// <summary>A takes three addresses of the shared pool, then B takes three, both with the probe
+    /// (200 ms; IPv6: the kernel's DAD), while B's link is captured with <paramref name="filter"/>:
+    /// `ip addr` on each host shows exactly its own holds and none is on both. What each took,
+    /// and what the capture saw.</summary>
+    private (List<string> A, List<string> B, string Wire) ProbedOnBoth(bool v6, string filter)
+    {
+        using var capture = TwoHosts.StartIn(_hosts.B, "SockShim.PcapProbe", [TwoHosts.LinkB, filter, "90"], redirectInput: true);
+        Assert.That(Programs.Line(capture), Is.EqualTo("ready"));
+        var a = Hold(_hosts.A, 3, Pool(_stateA, TwoHosts.LinkA, 200, v6));
+        var clock = Stopwatch.StartNew();
+        var b = Hold(_hosts.B, 3, Pool(_stateB, TwoHosts.LinkB, 200, v6));
+        TestContext.Out.WriteLine($"B took its 3 addresses in {clock.Elapsed.TotalMilliseconds:F0} ms, skipping A's 3");
+        var onA = PoolAddressesOn(_hosts.A, TwoHosts.LinkA, v6);
+        var onB = PoolAddressesOn(_hosts.B, TwoHosts.LinkB, v6);
+        Assert.That(onA, Is.EqualTo(a.Order().ToList()), "ip addr on A shows what A's sockets hold");
+        Assert.That(onB, Is.EqualTo(b.Order().ToList()), "ip addr on B shows what B's sockets hold");
+        Assert.That(onA.Intersect(onB), Is.Empty, $"no address live on both hosts: A {string.Join(",", onA)}, B {string.Join(",", onB)}");
+        capture.StandardInput.Close();
+        string wire = capture.StandardOutput.ReadToEnd();
+        Assert.That(capture.WaitForExit(20_000), Is.True);
+        return (a, b, wire);
     }
 
     [Test, CancelAfter(120_000)]
-    public void Without_the_conflict_probe_the_second_host_takes_addresses_the_first_holds()
+    public void Without_the_conflict_probe_the_second_host_takes_addresses_the_first_holds() => AssertCollision(v6: false);
+
+    // Without the probe B takes the very addresses A holds: the collision it prevents.
+    private void AssertCollision(bool v6)
     {
-        var a = Hold(_hosts.A, 3, Pool(_stateA, TwoHosts.LinkA, 0));
-        var b = Hold(_hosts.B, 3, Pool(_stateB, TwoHosts.LinkB, 0));
-        var onA = PoolAddressesOn(_hosts.A, TwoHosts.LinkA);
-        var onB = PoolAddressesOn(_hosts.B, TwoHosts.LinkB);
+        var a = Hold(_hosts.A, 3, Pool(_stateA, TwoHosts.LinkA, 0, v6));
+        var b = Hold(_hosts.B, 3, Pool(_stateB, TwoHosts.LinkB, 0, v6));
+        var onA = PoolAddressesOn(_hosts.A, TwoHosts.LinkA, v6);
+        var onB = PoolAddressesOn(_hosts.B, TwoHosts.LinkB, v6);
         Assert.That(onA, Is.EqualTo(a.Order().ToList()));
         Assert.That(onB, Is.EqualTo(b.Order().ToList()));
         Assert.That(onA.Intersect(onB), Is.Not.Empty, $"the collision the probe prevents: A {string.Join(",", onA)}, B {string.Join(",", onB)}");
