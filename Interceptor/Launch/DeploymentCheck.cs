@@ -15,7 +15,8 @@ public static class DeploymentCheck
     /// <summary>The startup hook's exit code for an app SockShim refused to start (the hook contract's).</summary>
     public const int RefusedExitCode = Contract.HookContract.RefusedExitCode;
 
-    private const string HooksSwitch = "System.StartupHookProvider.IsSupported";
+    /// <summary>The runtimeconfig property that switches startup hooks off (PublishTrimmed, StartupHookSupport=false).</summary>
+    internal const string HooksSwitch = "System.StartupHookProvider.IsSupported";
 
     /// <summary>Why <paramref name="command"/> cannot be served, as one line, or null when nothing
     /// in its files says so (including commands that are not a .NET app at all).</summary>
@@ -23,7 +24,7 @@ public static class DeploymentCheck
     {
         if (command.Count == 0) return null;
         if (Path.GetFileName(command[0]) == "dotnet")
-            return EntryAssembly(command) is { } dll ? HooksOff(Path.ChangeExtension(dll, ".runtimeconfig.json"), folder: false) : null;
+            return EntryAssembly(command) is { } dll ? HooksOff(RuntimeConfigOption(command) ?? Path.ChangeExtension(dll, ".runtimeconfig.json"), folder: false) : null;
         if (Resolve(command[0]) is not { } file) return null;
         return Apphost(file);
     }
@@ -101,6 +102,15 @@ public static class DeploymentCheck
         return null;
     }
 
+    // `dotnet exec --runtimeconfig FILE ...`: the file the host reads instead of the app's own.
+    private static string? RuntimeConfigOption(IReadOnlyList<string> command)
+    {
+        if (command.Count < 2 || command[1] != "exec") return null;
+        for (int i = 2; i + 1 < command.Count && command[i].StartsWith("--"); i += 2)
+            if (command[i] == "--runtimeconfig") return command[i + 1];
+        return null;
+    }
+
     // The file the exec will run (the same lookup as Exec's), as a full path, or null.
     private static string? Resolve(string name) =>
         Exec.Resolve(name, Environment.GetEnvironmentVariable("PATH")) is { } found && File.Exists(found) ? Path.GetFullPath(found) : null;
@@ -140,6 +150,8 @@ public static class DeploymentCheck
     /// installed runtime (<see cref="Store.AppOverlay"/>).</summary>
     private static string? HooksOff(string runtimeConfig, bool folder)
     {
+        // None at all (`dotnet lib.dll`): nothing switches startup hooks off; the host says the rest.
+        if (!File.Exists(runtimeConfig) && new FileInfo(runtimeConfig).LinkTarget is null) return null;
         string json;
         // The host reads it: what SockShim cannot read could switch startup hooks off unseen.
         try { json = ReadConfig(runtimeConfig); }

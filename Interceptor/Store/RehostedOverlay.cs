@@ -15,7 +15,6 @@ namespace SockShim.Interceptor.Store;
 /// </summary>
 public sealed partial class AppOverlay
 {
-    private const string HooksSwitch = "System.StartupHookProvider.IsSupported";
     /// <summary>A deps.json of a large app is some hundreds of kB: a bound on what the app's owner makes root read.</summary>
     private const int MaxJsonBytes = 16 << 20;
 
@@ -132,7 +131,7 @@ public sealed partial class AppOverlay
         options["framework"] = new JsonObject { ["name"] = "Microsoft.NETCore.App", ["version"] = version };
         options["rollForward"] = "Disable";
         if (options["configProperties"] is not JsonObject properties) options["configProperties"] = properties = new JsonObject();
-        properties[HooksSwitch] = true;
+        properties[DeploymentCheck.HooksSwitch] = true;
         return copy.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true });
     }
 }

@@ -282,6 +282,17 @@ public class DeploymentKindsTests
             "Publish it without StartupHookSupport=false", "or remove that setting from the file");
     }
 
+    /// <summary>`dotnet exec --runtimeconfig FILE app.dll`: the host reads FILE, not the app's own
+    /// runtimeconfig, so FILE is what is checked (the app's own says hooks on; checked alone, the
+    /// app ran with them off, unpatched).</summary>
+    [Test, CancelAfter(300_000)]
+    public void An_exec_with_a_runtimeconfig_that_switches_startup_hooks_off_is_refused_before_it_starts()
+    {
+        string hooksOffConfig = Path.ChangeExtension(_hooksOff, ".runtimeconfig.json");
+        AssertRefusedBeforeStart(["dotnet", "exec", "--runtimeconfig", hooksOffConfig, _frameworkDependent + ".dll"], hooksOffConfig,
+            "System.StartupHookProvider.IsSupported=false", "would run unpatched");
+    }
+
     [Test, CancelAfter(300_000)]
     public void A_native_AOT_app_is_refused_before_it_starts()
     {
