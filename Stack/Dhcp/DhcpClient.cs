@@ -181,13 +181,11 @@ internal sealed class DhcpClient : IDisposable
     /// <summary>Any thread: starts a machine and sends its DISCOVER from the calling thread, so a
     /// socket waiting for its lease does not also wait for this thread to wake first; the machine
     /// is this thread's from then on (adopted when its first reply arrives, or in time for its
-    /// first timer). <paramref name="sent"/> tells whether the DISCOVER went out now: without a
-    /// token the machine is started by this thread in turn, before any refill. <paramref
+    /// first timer). Without a token the machine is started by this thread in turn, before any refill. <paramref
     /// name="first"/> runs on this thread before the machine is adopted, in the same post.</summary>
-    public Entry StartHere(DhcpLeaseMachine machine, Action<Entry, DhcpOutput> onEvent, object? tag, Action first, out bool sent)
+    public Entry StartHere(DhcpLeaseMachine machine, Action<Entry, DhcpOutput> onEvent, object? tag, Action first)
     {
         var entry = new Entry(machine, onEvent) { Tag = tag };
-        sent = false;
         if (!Pace.TryTake(out _))
         {
             Post(() =>
@@ -203,7 +201,6 @@ internal sealed class DhcpClient : IDisposable
         var buffer = new byte[DhcpMessage.MaxEmitLength];
         int length = discover.Send!.Emit(buffer);
         int error = _transport.Send(_transport.BroadcastSocket, buffer.AsSpan(0, length), Broadcast);
-        sent = true;
         PostBy(() =>
         {
             first();

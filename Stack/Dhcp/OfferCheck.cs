@@ -1,10 +1,9 @@
-using System.Buffers;
-using System.Globalization;
 using System.Net;
 using System.Net.NetworkInformation;
 using System.Net.Sockets;
 using SockShim.Stack.Addressing;
 using SockShim.Stack.Configuration;
+using SockShim.Stack.Provisioning;
 using SockShim.Stack.Provisioning.Netlink;
 using SockShim.Stack.Wire;
 using Tmds.Linux;
@@ -27,9 +26,9 @@ internal readonly record struct HostView(IReadOnlyCollection<IPAddress> Addresse
 {
     /// <summary>Read at an offer: whether <paramref name="offered"/> is already local to the host
     /// (one RTM_GETROUTE: the kernel's own answer, RTN_LOCAL, for an address on any interface or
-    /// inside a local route), and the IPv4 gateways of its routes, <paramref name="gateways"/> when
-    /// the caller read them during this acquisition (see <see cref="ReadGateways"/>). Not cached
-    /// across acquisitions: an address added a moment ago must count. Asking about the one address
+    /// inside a local route), and the IPv4 gateways of its routes (<paramref name="gateways"/>,
+    /// kept by a <see cref="HostGateways"/>, or read now). Not cached across acquisitions: an
+    /// address added a moment ago must count. Asking about the one address
     /// costs the same however many the host has; listing them all cost 0.1-0.4 ms a read with the
     /// pool's 200 on the interface (an address dump), and 3.2 ms through
     /// NetworkInterface.GetAllNetworkInterfaces, which is left as the fallback when netlink
@@ -47,64 +46,7 @@ internal readonly record struct HostView(IReadOnlyCollection<IPAddress> Addresse
             catch (NetworkInformationException) { }
         }
         else if (local) addresses.Add(offered);
-        return new HostView(addresses, gateways ?? ReadGateways());
-    }
-
-    /// <summary>The IPv4 gateways of the host's routes, from /proc/net/route (unreadable: none
-    /// known). A DHCP pool reads them while its DISCOVER is on the wire, so the offer is judged
-    /// without this read (35 us of the 0.2 ms a lease cost beyond the bare exchange); they are then
-    /// one server round trip old, as the view the ACK is judged against already is.</summary>
-    // Three system calls into one buffer, parsed in place: through File.ReadLines (a stream, the
-    // flock that emulates FileShare, a string per line and per field) it cost 0.09 ms.
-    public static unsafe HashSet<IPAddress> ReadGateways()
-    {
-        var gateways = new HashSet<IPAddress>();
-        int fd;
-        fixed (byte* path = "/proc/net/route\0"u8) fd = LibC.open(path, LibC.O_RDONLY | LibC.O_CLOEXEC, 0);
-        if (fd < 0) return gateways;
-        var buffer = ArrayPool<byte>.Shared.Rent(16384);
-        try
-        {
-            int length = 0;
-            while (true)
-            {
-                if (length == buffer.Length)
-                {
-                    var larger = ArrayPool<byte>.Shared.Rent(buffer.Length * 2);
-                    buffer.AsSpan(0, length).CopyTo(larger);
-                    ArrayPool<byte>.Shared.Return(buffer);
-                    buffer = larger;
-                }
-                ssize_t got;
-                fixed (byte* b = buffer) got = LibC.read(fd, b + length, (size_t)(buffer.Length - length));
-                if (got < 0 && LibC.errno == LibC.EINTR) continue;
-                if (got <= 0) break;
-                length += (int)got;
-            }
-            // Iface Destination Gateway Flags ...: tab-separated, the gateway in hex in the
-            // host's byte order; the first line names the columns.
-            var lines = buffer.AsSpan(0, length);
-            int firstEnd = lines.IndexOf((byte)'\n');
-            lines = firstEnd < 0 ? default : lines[(firstEnd + 1)..];
-            foreach (var range in lines.Split((byte)'\n'))
-            {
-                var line = lines[range];
-                int field = 0;
-                foreach (var f in line.Split((byte)'\t'))
-                    if (field++ == 2)
-                    {
-                        if (uint.TryParse(line[f].Trim(" "u8), NumberStyles.HexNumber, CultureInfo.InvariantCulture, out uint g) && g != 0)
-                            gateways.Add(new IPAddress(g));
-                        break;
-                    }
-            }
-        }
-        finally
-        {
-            LibC.close(fd);
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
-        return gateways;
+        return new HostView(addresses, gateways ?? HostGateways.Read());
     }
 
     // Null when the kernel cannot be asked. On the caller's socket when it has one (a socket of

@@ -15,6 +15,8 @@ internal static class netlink
 
     public const int NLMSG_HDRLEN = 16;
     public const int SOCKADDR_NL_SIZE = 12;
+    /// <summary>offsetof(struct sockaddr_nl, nl_groups): the multicast groups a bind joins.</summary>
+    public const int SOCKADDR_NL_GROUPS = 8;
     public const int NLMSG_ALIGNTO = 4;
     public static int NLMSG_ALIGN(int len) => (len + NLMSG_ALIGNTO - 1) & ~(NLMSG_ALIGNTO - 1);
 }
@@ -34,6 +36,8 @@ internal static class rtnetlink
     public const byte RT_TABLE_MAIN = 254, RT_TABLE_LOCAL = 255;
     public const byte RT_SCOPE_UNIVERSE = 0, RT_SCOPE_HOST = 254;
     public const byte RTPROT_STATIC = 4;
+    /// <summary>The multicast group of IPv4 route changes (a bind's nl_groups bit).</summary>
+    public const uint RTMGRP_IPV4_ROUTE = 0x40;
 }
 
 internal static class if_addr

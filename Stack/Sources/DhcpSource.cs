@@ -51,10 +51,6 @@ internal sealed class DhcpSource : IAddressSource
         public Held? Lease { get; private set; }
         public StackError? Error { get; private set; }
         public bool Waiting => Volatile.Read(ref _state) == 0;
-        /// <summary>The host's gateways, read by the socket's thread while its DISCOVER is on the
-        /// wire; null until then (the offer's judge reads them itself).</summary>
-        public IReadOnlyCollection<IPAddress>? Gateways { get => Volatile.Read(ref _gateways); set => Volatile.Write(ref _gateways, value); }
-        private IReadOnlyCollection<IPAddress>? _gateways;
 
         public bool TryServe(Held lease) => TryDecide(lease, null);
         public bool TryFail(StackError error) => TryDecide(null, error);
@@ -95,15 +91,13 @@ internal sealed class DhcpSource : IAddressSource
     // What the host looked like when each requested offer was judged (client thread only), and
     // the route socket the judging asks on (opened at the first offer).
     private readonly Dictionary<DhcpLeaseMachine, HostView> _offerViews = new();
-    // The waiting socket whose thread reads the gateways while its DISCOVER is on the wire,
-    // taken by the first offer (client thread only). Prefetch reads them at the offer: its
-    // DISCOVERs wait for the pace, and no socket waits for them.
-    private readonly Dictionary<DhcpLeaseMachine, Waiter> _offerGateways = new();
     private RouteNetlink? _routes;
+    private readonly HostGateways _gateways;
     private int _disposed;
 
-    private DhcpSource(HostAddresses host, DhcpClient client, byte[] mac, DhcpTiming timing, int prefetch, TimeProvider time)
+    private DhcpSource(HostAddresses host, DhcpClient client, HostGateways gateways, byte[] mac, DhcpTiming timing, int prefetch, TimeProvider time)
     {
+        _gateways = gateways;
         _host = host;
         _client = client;
         _mac = mac;
@@ -129,7 +123,7 @@ internal sealed class DhcpSource : IAddressSource
         var client = DhcpClient.Open(iface, freeBind, ReleaseGap, time, spec.Name, out string why, spec.Dhcp.ProbeWait, mac, spec.Dhcp.Rate)
             ?? throw new ConfigurationException(new SettingProblem(spec.Origins.Of(PoolField.Interface), iface, why, "an Ethernet interface on the DHCP server's link"));
         var timing = new DhcpTiming { AcquireTimeout = spec.Dhcp.AcquireTimeout, RequestedLeaseSeconds = spec.Dhcp.RequestedLeaseSeconds };
-        return new DhcpSource(host, client, mac, timing, spec.Prefetch, time);
+        return new DhcpSource(host, client, HostGateways.Watch(), mac, timing, spec.Prefetch, time);
     }
 
     /// <summary>Starts prefetching (the client's thread leases <c>prefetch</c> addresses ahead).</summary>
@@ -171,7 +165,6 @@ internal sealed class DhcpSource : IAddressSource
         var machine = NewMachine(iaid);
         _client.StartHere(machine, OnEvent, iaid, () =>
         {
-            _offerGateways[machine] = waiter;
             _inFlight++;
             // A lease made ready meanwhile (prefetch) serves this socket at once.
             while (_ready.TryDequeue(out var ready))
@@ -183,10 +176,7 @@ internal sealed class DhcpSource : IAddressSource
                     return;
                 }
             _waiters.Enqueue(waiter);
-        }, out bool sent);
-        // The DISCOVER is on the wire: this thread reads what the offer is judged against while
-        // it waits for the server anyway (one waiting for the pace would read them long before).
-        if (sent) waiter.Gateways = HostView.ReadGateways();
+        });
         // Too late for this socket: a lease bound after this goes to the ready queue instead.
         var lease = waiter.Wait(_timing.AcquireTimeout + TimeSpan.FromSeconds(2));
         if (lease is not null)
@@ -236,13 +226,10 @@ internal sealed class DhcpSource : IAddressSource
     // address again (dnsmasq hashes the client) retry it until the acquisition times out.
     private string? VetOffer(DhcpLeaseMachine machine, uint iaid, Wire.DhcpMessage offer, IPAddress source)
     {
-        // Read as its DISCOVER went out; the first offer of an acquisition takes them (a restart
-        // sends a new DISCOVER seconds later and reads them again).
-        var gateways = _offerGateways.Remove(machine, out var waiting) ? waiting.Gateways : null;
         // SELECTING again: an earlier REQUEST of this acquisition went unanswered, and the server
         // may have bound it all the same.
         Unjournal(machine, release: true);
-        var view = HostView.Read(offer.YourAddress, _routes ??= RouteNetlink.Open(out _), gateways);
+        var view = HostView.Read(offer.YourAddress, _routes ??= RouteNetlink.Open(out _), _gateways.Current());
         var (reason, why) = OfferCheck.Judge(OfferFacts.Of(offer, source), _host.Addresses, view);
         if (reason == OfferRejection.None)
         {
@@ -263,7 +250,6 @@ internal sealed class DhcpSource : IAddressSource
     private void Unjournal(DhcpLeaseMachine machine, bool release)
     {
         _offerViews.Remove(machine);
-        _offerGateways.Remove(machine);
         if (!_requesting.Remove(machine, out int slot)) return;
         if (release && ReleaseOrphan(_host.Table, _host.Addresses, slot, _client, _mac, _time) is { } address && _log.IsEnabled(LogLevel.Debug))
             _log.LogDebug("pool {Pool}: releasing {Address}, requested and not used", Pool, address);
@@ -363,7 +349,7 @@ internal sealed class DhcpSource : IAddressSource
         // host gaining the address meanwhile is caught by the provisioner, which never adds an
         // address already local (AddressInUse: declined below). Declined, so the server marks it
         // and the acquisition starts over.
-        var view = _offerViews.Remove(m, out var offered) ? offered : HostView.Read(address, _routes ??= RouteNetlink.Open(out _));
+        var view = _offerViews.Remove(m, out var offered) ? offered : HostView.Read(address, _routes ??= RouteNetlink.Open(out _), _gateways.Current());
         var (reason, why) = OfferCheck.Judge(OfferFacts.Of(m.Ack!, null), _host.Addresses, view);
         if (reason is not (OfferRejection.None or OfferRejection.OutsidePool))
         {
@@ -527,6 +513,7 @@ internal sealed class DhcpSource : IAddressSource
         ReleaseReady();
         _client.Dispose();
         _routes?.Dispose();
+        _gateways.Dispose();
         Table.Dispose();
     }
 }

@@ -27,6 +27,8 @@ using SockShim.Stack.Pools;
 //   steps N SERVER : N ordinary connections opened and closed on command, for dotnet-counters (see Steps).
 //   host-view ADDRESS...: what the DHCP offer check reads of this host (its network namespace):
 //                 "gateway G" for each route's gateway, then "local A true|false" for each address.
+//   gateway-watch GATEWAY ADDRESS INTERFACE: a kept gateway view (HostGateways) read around `ip`
+//                 changes of this namespace: a route via GATEWAY added, ADDRESS added, the route removed.
 //   fuzz-churn SECONDS PORT / fuzz-table PATH SECONDS : the table fuzz test (see TableFuzz).
 var verb = args.ElementAtOrDefault(0) ?? "";
 if (verb == "fuzz-churn") return TableFuzz.Churn(double.Parse(args[1]), int.Parse(args[2]));
@@ -44,6 +46,23 @@ if (verb == "host-view")
     var asked = args.Skip(1).Select(IPAddress.Parse).ToList();
     foreach (var g in SockShim.Stack.Dhcp.HostView.Read(asked[0]).Gateways.Select(g => g.ToString()).Order()) Console.WriteLine($"gateway {g}");
     foreach (var address in asked) Console.WriteLine($"local {address} {SockShim.Stack.Dhcp.HostView.Read(address).Addresses.Contains(address).ToString().ToLowerInvariant()}");
+    return 0;
+}
+if (verb == "gateway-watch")
+{
+    // The kept view before and after this namespace's routes change (by `ip`, as an admin
+    // would), and after an address is added (a local-table route: no reason to read again).
+    using var watched = SockShim.Stack.Provisioning.HostGateways.Watch();
+    void Show(string when) => Console.WriteLine($"{when} reads={watched.Reads} gateways={string.Join(",", watched.Current().Select(g => g.ToString()).Order())} reads={watched.Reads}");
+    void Ip(string arguments) => System.Diagnostics.Process.Start("ip", arguments)!.WaitForExit();
+    Show("first");
+    Show("again");
+    Ip($"route add 203.0.113.0/24 via {args[1]}");
+    Show("added");
+    Ip($"addr add {args[2]}/32 dev {args[3]}");
+    Show("address");
+    Ip($"route del 203.0.113.0/24 via {args[1]}");
+    Show("removed");
     return 0;
 }
 if (verb == "fake-dhcp-server") return FakeDhcpServer.Run(args[1], IPAddress.Parse(args[2]), IPAddress.Parse(args[3]), int.Parse(args[4]));

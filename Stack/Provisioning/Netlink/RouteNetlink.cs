@@ -21,14 +21,17 @@ internal unsafe class RouteNetlink : IDisposable
 
     private RouteNetlink(int fd) => _fd = fd;
 
-    /// <summary>Opens the socket; null and an errno when that fails.</summary>
-    public static RouteNetlink? Open(out int error)
+    /// <summary>Opens the socket; null and an errno when that fails. With <paramref
+    /// name="groups"/> (RTMGRP_* bits) it also hears the kernel's notifications of those groups
+    /// (see <see cref="TakeNotifications"/>); such a socket is for watching, not for requests.</summary>
+    public static RouteNetlink? Open(out int error, uint groups = 0)
     {
         int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, netlink.NETLINK_ROUTE);
         if (fd < 0) { error = errno; return null; }
         Span<byte> local = stackalloc byte[netlink.SOCKADDR_NL_SIZE];
         local.Clear();
         MemoryMarshal.Write(local, (ushort)(int)AF_NETLINK);
+        MemoryMarshal.Write(local[netlink.SOCKADDR_NL_GROUPS..], groups);
         fixed (byte* p = local)
         {
             if (bind(fd, (sockaddr*)p, (uint)local.Length) != 0)
@@ -182,6 +185,36 @@ internal unsafe class RouteNetlink : IDisposable
         w.Attribute(rtnetlink.RTA_DST, bytes[..length]);
         w.Attribute(rtnetlink.RTA_OIF, loopbackIndex);
         return Request(w.Finish(), null);
+    }
+
+    public delegate bool MessageFilter(NetlinkHeader header, ReadOnlySpan<byte> payload);
+
+    /// <summary>Reads, without waiting, every notification queued on a watching socket: true when
+    /// one of them <paramref name="matters"/>, or when the kernel dropped some (ENOBUFS, a full
+    /// queue) or the socket failed, so the caller reads again what it watches.</summary>
+    public bool TakeNotifications(MessageFilter matters)
+    {
+        bool any = false;
+        lock (_gate)
+        {
+            while (true)
+            {
+                long got;
+                fixed (byte* p = _receive) got = recv(_fd, p, (uint)_receive.Length, MSG_DONTWAIT);
+                if (got > 0)
+                {
+                    var rest = _receive.AsSpan(0, (int)got);
+                    while (!any && NetlinkHeader.TryParse(rest, out var header) && header.Length >= netlink.NLMSG_HDRLEN && header.Length <= rest.Length)
+                    {
+                        any = matters(header, rest[netlink.NLMSG_HDRLEN..(int)header.Length]);
+                        rest = rest[Math.Min(netlink.NLMSG_ALIGN((int)header.Length), rest.Length)..];
+                    }
+                    continue;
+                }
+                if (got < 0 && errno == EINTR) continue;
+                return any || got == 0 || errno != EAGAIN;
+            }
+        }
     }
 
     private uint NextSequence() => Interlocked.Increment(ref _sequence);

@@ -29,4 +29,27 @@ public class HostViewTests
         Assert.That(lines.Where(l => l.StartsWith("local ")), Is.EqualTo(new[] { "local 192.0.2.1 true", "local 192.0.2.5 false", "local 198.51.100.7 false" }),
             "A's own address is local; a neighbour and an address behind a gateway are not");
     }
+
+    [Test]
+    [CancelAfter(120_000)]
+    public void The_kept_gateway_view_follows_route_changes_and_reads_the_table_only_after_one()
+    {
+        TwoHosts.RequireRoot();
+        using var hosts = new TwoHosts();
+        TwoHosts.Ip($"-n {hosts.A} route add default via 192.0.2.254");
+        var (exit, output, error) = TwoHosts.RunIn(hosts.A, "SockShim.TestAgent", ["gateway-watch", "192.0.2.77", "192.0.2.40", TwoHosts.LinkA], timeout: TimeSpan.FromSeconds(60));
+        Assert.That(exit, Is.Zero, error);
+        var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.That(lines, Is.EqualTo(new[]
+        {
+            "first reads=0 gateways=192.0.2.254 reads=1",
+            // Nothing changed: the kept view, no read.
+            "again reads=1 gateways=192.0.2.254 reads=1",
+            // A route through a new gateway: read again, and seen.
+            "added reads=1 gateways=192.0.2.254,192.0.2.77 reads=2",
+            // An address (its route is in the local table, never with a gateway): no read.
+            "address reads=2 gateways=192.0.2.254,192.0.2.77 reads=2",
+            "removed reads=2 gateways=192.0.2.254 reads=3",
+        }), "what the DHCP offer check sees, and when it read the route table");
+    }
 }
