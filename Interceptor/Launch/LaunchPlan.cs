@@ -133,16 +133,22 @@ public sealed class LaunchPlan
     /// and no other account can write, nor any directory above it; so must everything in it
     /// (the hooks' load context takes SockShim's dependencies from there, the tool's deps file
     /// says what the managed tool loads, the native launcher is exec'd).</summary>
+    // Walked once a process: the launcher, `run` and the plan each ask, and what only root can
+    // change cannot turn untrusted in between (a walk cost a millisecond of every launch).
     internal static void CheckToolDirectory(string toolDirectory)
     {
         if (!TrustedPaths.AsRoot) return;
         string directory = TrustedPaths.Canonical(toolDirectory) ?? toolDirectory;
+        if (Volatile.Read(ref s_trustedToolDirectory) == directory) return;
         Untrusted? problem = TrustedPaths.Problem(directory) ?? TrustedPaths.EntriesProblem(directory);
-        if (problem is not null)
+        if (problem is null) Volatile.Write(ref s_trustedToolDirectory, directory);
+        else
             throw new Stack.Claims.UntrustedStateException(
                 $"tool directory {directory}: {problem}; as root SockShim loads its hooks into apps only from files that root owns and no other account can write, " +
                 "nor any directory above them: clone or install SockShim as root (for example `sudo git clone <repo> /opt/sockshim`, then /opt/sockshim/sockshim), or run it as that user");
     }
+
+    private static string? s_trustedToolDirectory;
 
     private static string Prepend(string value, string variable) =>
         System.Environment.GetEnvironmentVariable(variable) is { Length: > 0 } existing ? $"{value}{Path.PathSeparator}{existing}" : value;

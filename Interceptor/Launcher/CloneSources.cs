@@ -25,7 +25,9 @@ internal static class CloneSources
         if (!Directory.Exists(directory)) return false;
         foreach (var entry in new DirectoryInfo(directory).EnumerateFileSystemInfos())
         {
-            if (entry.LinkTarget is not null) continue;
+            // From the directory entry itself: asking each file for a link target costs a
+            // readlink apiece.
+            if ((entry.Attributes & FileAttributes.ReparsePoint) != 0) continue;
             if (entry is DirectoryInfo d)
             {
                 if (d.Name is "bin" or "obj") continue;

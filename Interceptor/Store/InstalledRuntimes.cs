@@ -19,14 +19,18 @@ public sealed record InstalledRuntime(string Version, string Directory)
 
     /// <summary>What the weaver stamps of the source file besides version and MVID (its length
     /// and last write time), and for an app's own runtime its content, shortened: two copies of
-    /// one build can differ in it.</summary>
+    /// one build can differ in it. An installed runtime's is the two numbers in hex, not a hash
+    /// of them: hashing them on every launch loaded OpenSSL into the launcher, milliseconds of
+    /// each app's start. An app's own copy keeps the hash: its file's owner chooses all three
+    /// values, and only a cryptographic hash keeps two such keys apart.</summary>
     public string SourceStamp
     {
         get
         {
             var file = new FileInfo(SocketsPath);
-            string stamp = $"{file.Length}:{file.LastWriteTimeUtc.Ticks}" + (SourceSha256 is null ? "" : ":" + SourceSha256);
-            return Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.ASCII.GetBytes(stamp)))[..(SourceSha256 is null ? 8 : 16)].ToLowerInvariant();
+            if (SourceSha256 is null) return $"{file.Length:x}{file.LastWriteTimeUtc.Ticks:x}";
+            string stamp = $"{file.Length}:{file.LastWriteTimeUtc.Ticks}:{SourceSha256}";
+            return Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.ASCII.GetBytes(stamp)))[..16].ToLowerInvariant();
         }
     }
 
