@@ -19,7 +19,8 @@ public sealed record InstalledRuntime(string Version, string Directory)
 
     /// <summary>What the weaver stamps of the source file besides version and MVID (its length
     /// and last write time), and for an app's own runtime its content, shortened: two copies of
-    /// one build can differ in it. An installed runtime's is the two numbers in hex, not a hash
+    /// one build can differ in it. An installed runtime's is the two numbers in hex (an x between:
+    /// no hex digit), not a hash
     /// of them: hashing them on every launch loaded OpenSSL into the launcher, milliseconds of
     /// each app's start. An app's own copy keeps the hash: its file's owner chooses all three
     /// values, and only a cryptographic hash keeps two such keys apart.</summary>
@@ -28,7 +29,7 @@ public sealed record InstalledRuntime(string Version, string Directory)
         get
         {
             var file = new FileInfo(SocketsPath);
-            if (SourceSha256 is null) return $"{file.Length:x}{file.LastWriteTimeUtc.Ticks:x}";
+            if (SourceSha256 is null) return $"{file.Length:x}x{file.LastWriteTimeUtc.Ticks:x}";
             string stamp = $"{file.Length}:{file.LastWriteTimeUtc.Ticks}:{SourceSha256}";
             return Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.ASCII.GetBytes(stamp)))[..16].ToLowerInvariant();
         }
