@@ -119,7 +119,7 @@ public sealed class AddressStack : IDisposable
                 error = new StackError(StackErrorCode.NoPoolForFamily, $"pool '{name}' is {AddressMath.FamilyName(named.Definition.Family)}, and the socket is {AddressMath.FamilyName(family)}");
             return error is null ? named : null;
         }
-        var pool = _pools.FirstOrDefault(p => p.Definition.Family == family);
+        var pool = FirstOf(family);
         if (pool is null)
             error = new StackError(StackErrorCode.NoPoolForFamily,
                 $"no configured pool serves {AddressMath.FamilyName(family)} sockets (pools: {string.Join("; ", _pools.Select(p => p.Definition.ToString()))}); add one with SOCKSHIM_POOL or a pool in the configuration file");
@@ -127,7 +127,16 @@ public sealed class AddressStack : IDisposable
     }
 
     /// <summary>Whether any pool serves sockets of <paramref name="family"/>.</summary>
-    public bool HasPool(AddressFamily family) => _pools.Exists(p => p.Definition.Family == family);
+    public bool HasPool(AddressFamily family) => FirstOf(family) is not null;
+
+    // Asked at every connection: a loop, where a lambda capturing the family would be a closure
+    // and a delegate allocated per call.
+    private AddressPool? FirstOf(AddressFamily family)
+    {
+        foreach (var pool in _pools)
+            if (pool.Definition.Family == family) return pool;
+        return null;
+    }
 
     /// <summary>Acquires a lease for a new socket of <paramref name="family"/>.</summary>
     public bool TryAcquire(AddressFamily family, string? poolName, string reason, out Lease lease, out StackError? error)
