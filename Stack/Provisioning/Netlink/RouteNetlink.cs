@@ -209,6 +209,8 @@ internal unsafe class RouteNetlink : IDisposable
                         any = matters(header, rest[netlink.NLMSG_HDRLEN..(int)header.Length]);
                         rest = rest[Math.Min(netlink.NLMSG_ALIGN((int)header.Length), rest.Length)..];
                     }
+                    // What is left unread could not be parsed: a change is assumed.
+                    any |= rest.Length >= netlink.NLMSG_ALIGNTO;
                     continue;
                 }
                 if (got < 0 && errno == EINTR) continue;
