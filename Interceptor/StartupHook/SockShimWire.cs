@@ -15,7 +15,9 @@ public static class SockShimWire
     /// WireMethodName name this).</summary>
     public static Delegate[] Wire(Type wovenType, object? addressScope, string sourceRuntimeVersion, string sourceFileLength, string sourceFileTime, string sourceMvid)
     {
-        if (wovenType.FullName != HookContract.FullTypeName || wovenType != typeof(System.Net.Sockets.Socket).Assembly.GetType(HookContract.FullTypeName))
+        // Its name and assembly, compared without Assembly.GetType: parsing a type name costs a
+        // fresh process milliseconds (the parser's first run and its JIT).
+        if (wovenType.FullName != HookContract.FullTypeName || wovenType.Assembly != typeof(System.Net.Sockets.Socket).Assembly)
             StartupHook.Refuse($"{HookContract.WireVariable} wiring was asked for by {wovenType.AssemblyQualifiedName}, not the woven type that System.Net.Sockets.Socket uses");
         return StartupHook.Wire(wovenType, addressScope as AsyncLocal<bool>, sourceRuntimeVersion, sourceFileLength, sourceFileTime, sourceMvid);
     }

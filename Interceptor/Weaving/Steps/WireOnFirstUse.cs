@@ -11,15 +11,19 @@ namespace SockShim.Interceptor.Weaving.Steps;
 /// string wire = Environment.GetEnvironmentVariable("SOCKSHIM_WIRE");
 /// if (wire != null)
 /// {
-///     var d = (Delegate[])AssemblyLoadContext.Default.LoadFromAssemblyPath(wire)
-///         .GetType("SockShimWire", true).GetMethod("Wire")
+///     Type[] types = AssemblyLoadContext.Default.LoadFromAssemblyPath(wire).GetExportedTypes();
+///     int i = 0;
+///     while (i &lt; types.Length &amp;&amp; types[i].FullName != "SockShimWire") i++;
+///     var d = (Delegate[])types[i].GetMethod("Wire")   // none: IndexOutOfRangeException, never unwired
 ///         .Invoke(null, new object[] { typeof(SockShimHooks), AddressScope, "10.0.12", "569344", "6389...", "mvid" });
 ///     MapFamily = (Func&lt;...&gt;)d[0]; Created = (Action&lt;...&gt;)d[1]; ...   // HookContract.SlotNames' order
 /// }
 /// </code>
 /// so an app started without the startup hook loads SockShim only when it first touches a
 /// socket, and the wiring needs no reflection over the woven type: its identity (the literals
-/// StampIdentity wrote) comes as arguments, and the slots are stored here. Runs last.
+/// StampIdentity wrote) comes as arguments, and the slots are stored here. Runs last. The type
+/// is found among the exported ones by its name, not by Assembly.GetType: parsing a type name
+/// cost a fresh process about 11 ms (the parser's first run and its JIT), the loop 0.5 ms.
 /// </summary>
 public sealed class WireOnFirstUse : IWeaveStep
 {
@@ -55,8 +59,12 @@ public sealed class WireOnFirstUse : IWeaveStep
 
         var wire = new VariableDefinition(types.String);
         var wired = new VariableDefinition(delegates);
+        var exported = new VariableDefinition(new ArrayType(type));
+        var index = new VariableDefinition(types.Int32);
         cctor.Body.Variables.Add(wire);
         cctor.Body.Variables.Add(wired);
+        cctor.Body.Variables.Add(exported);
+        cctor.Body.Variables.Add(index);
         cctor.Body.InitLocals = true;
         var end = cctor.Body.Instructions.LastOrDefault(i => i.OpCode == OpCodes.Ret)
             ?? throw new WeaveException($"the static constructor of {HookContract.FullTypeName} has no ret");
@@ -71,9 +79,30 @@ public sealed class WireOnFirstUse : IWeaveStep
             il.Create(OpCodes.Call, Method(loadContext, "get_Default", false, loadContext)),
             il.Create(OpCodes.Ldloc, wire),
             il.Create(OpCodes.Callvirt, Method(loadContext, "LoadFromAssemblyPath", true, assembly, types.String)),
+            il.Create(OpCodes.Callvirt, Method(assembly, "GetExportedTypes", true, new ArrayType(type))),
+            il.Create(OpCodes.Stloc, exported),
+            il.Create(OpCodes.Ldc_I4_0),
+            il.Create(OpCodes.Stloc, index),
+        };
+        // while (index < exported.Length && exported[index].FullName != "SockShimWire") index++;
+        var test = il.Create(OpCodes.Ldloc, index);
+        var found = il.Create(OpCodes.Ldloc, exported);
+        code.AddRange(
+        [
+            il.Create(OpCodes.Br, test),
+            il.Create(OpCodes.Ldloc, index), il.Create(OpCodes.Ldc_I4_1), il.Create(OpCodes.Add), il.Create(OpCodes.Stloc, index),
+        ]);
+        var next = code[^4];
+        code.AddRange(
+        [
+            test, il.Create(OpCodes.Ldloc, exported), il.Create(OpCodes.Ldlen), il.Create(OpCodes.Conv_I4), il.Create(OpCodes.Bge, found),
+            il.Create(OpCodes.Ldloc, exported), il.Create(OpCodes.Ldloc, index), il.Create(OpCodes.Ldelem_Ref),
+            il.Create(OpCodes.Callvirt, Method(type, "get_FullName", true, types.String)),
             il.Create(OpCodes.Ldstr, HookContract.WireTypeName),
-            il.Create(OpCodes.Ldc_I4_1),
-            il.Create(OpCodes.Callvirt, Method(assembly, "GetType", true, type, types.String, types.Boolean)),
+            il.Create(OpCodes.Call, Method(types.String, "op_Inequality", false, types.Boolean, types.String, types.String)),
+            il.Create(OpCodes.Brtrue, next),
+            // Found, or past the end: then the element load throws, and the app stops at its first socket.
+            found, il.Create(OpCodes.Ldloc, index), il.Create(OpCodes.Ldelem_Ref),
             il.Create(OpCodes.Ldstr, HookContract.WireMethodName),
             il.Create(OpCodes.Callvirt, Method(type, "GetMethod", true, methodInfo, types.String)),
             il.Create(OpCodes.Ldnull),
@@ -83,7 +112,7 @@ public sealed class WireOnFirstUse : IWeaveStep
             il.Create(OpCodes.Dup), il.Create(OpCodes.Ldc_I4_0), il.Create(OpCodes.Ldtoken, c.Hooks),
             il.Create(OpCodes.Call, Method(type, "GetTypeFromHandle", false, type, typeHandle)), il.Create(OpCodes.Stelem_Ref),
             il.Create(OpCodes.Dup), il.Create(OpCodes.Ldc_I4_1), il.Create(OpCodes.Ldsfld, scope), il.Create(OpCodes.Stelem_Ref),
-        };
+        ]);
         for (int i = 0; i < identity.Length; i++)
             code.AddRange([il.Create(OpCodes.Dup), il.Create(OpCodes.Ldc_I4, 2 + i), il.Create(OpCodes.Ldstr, identity[i]), il.Create(OpCodes.Stelem_Ref)]);
         code.AddRange(

@@ -78,6 +78,32 @@ public class HooklessStartTests() : EchoServerFixture("127.107.0.0/24", "hookles
         Assert.That(seen.All(_pool.Pool.Definition.Contains) && seen.Distinct().Count() == seen.Count, Is.True, output);
     }
 
+    /// <summary>SOCKSHIM_WIRE naming an assembly without the wiring type (SockShim's own hooks
+    /// assembly here): the woven copy, which finds the type by name among the exported ones,
+    /// cannot fill its slots, and the app stops at its first socket instead of running unpatched.</summary>
+    [Test]
+    public void A_wire_assembly_without_the_wiring_type_stops_the_app_at_its_first_socket()
+    {
+        var (exit0, out0, err0) = Sockshim(["run", "--verbose", "--no-startup-hook", "--mode", "all", "--", "dotnet", Programs.PathOf("LegacyApp"), "--start"]);
+        Assert.That(exit0, Is.Zero, out0 + err0);
+        var env = new Dictionary<string, string>(_pool.Environment);
+        foreach (Match m in Regex.Matches(err0, @"^sockshim: ([A-Z_][A-Z0-9_]*)=(.*)$", RegexOptions.Multiline))
+            if (m.Groups[1].Value != "SOCKSHIM_LOG") env[m.Groups[1].Value] = m.Groups[2].Value;
+        Assert.That(env, Does.ContainKey("SOCKSHIM_WIRE"), err0);
+        // The launcher's variables as they are, the app started directly: wired, every socket from the pool.
+        var (exit1, out1, err1) = Programs.Run("LegacyApp", [_serverEndpoint], env, TimeSpan.FromMinutes(2));
+        Assert.That(exit1, Is.Zero, out1 + err1);
+        Assert.That(Seen(out1), Has.Count.EqualTo(11), out1);
+        Assert.That(Seen(out1).All(_pool.Pool.Definition.Contains), Is.True, out1);
+
+        env["SOCKSHIM_WIRE"] = Path.Combine(Path.GetDirectoryName(env["SOCKSHIM_WIRE"])!, "SockShim.Hooks.dll");
+        var (exit, output, error) = Programs.Run("LegacyApp", [_serverEndpoint], env, TimeSpan.FromMinutes(2));
+        Assert.That(exit, Is.Not.Zero, "the app reported success: " + output + error);
+        Assert.That(Seen(output), Is.Empty, "no socket reached the server: " + output);
+        Assert.That(Regex.Matches(output, @"^api=\S+ error=TypeInitializationException: The type initializer for 'System.Net.Sockets.SockShimHooks'", RegexOptions.Multiline),
+            Has.Count.EqualTo(10), "every socket API failed where the woven type initialises (HttpClient wraps the same): " + output);
+    }
+
     [Test]
     public void An_app_that_opens_no_socket_never_loads_sockshim()
     {
