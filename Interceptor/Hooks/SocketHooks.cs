@@ -98,48 +98,24 @@ internal sealed class SocketHooks : ISocketHooks
         s_states.TryGetValue(socket, out var state);
         bool tuple = state?.Tuple == true;
         if (!Stack.Policy.WantsAddress(tuple, socket.SocketType, socket.AddressFamily, destination, createdInScope: state?.Scoped == true)) return;
-        // A stream socket that .NET has never bound nor connected (Socket.IsBound false) is
-        // unbound in the kernel too, unless the app bound its raw handle behind .NET's back: then
-        // the bind below fails with EINVAL and the kernel is asked after all. This saves a
-        // getsockname per connection (about 1.3 us here); datagram sockets, which the kernel
-        // binds at a send, are always asked.
-        int fd = NetSockets.DescriptorOf(socket);
-        bool unboundByNet = socket.SocketType == SocketType.Stream && !socket.IsBound;
         // Bound already: by the app, by an earlier hook, or by the kernel on an earlier send. A
         // socket given its own address at a wildcard bind cannot be bound again: what can still
         // be said about its destination is whether its address reaches it.
-        if (!unboundByNet && SocketBinder.IsBound(fd))
+        if (SocketBinder.IsBound(NetSockets.DescriptorOf(socket)))
         {
             if (state is { BoundAtWildcard: true, Lease: { } own } && SocketBinder.Reach(own, destination) is { } unreachable)
                 throw ShimErrors.ToException(unreachable);
             return;
         }
-        bool created = false;
         if (state is null)
         {
             // Mode all: a family with no pool keeps the common address.
             bool dualMode = socket.AddressFamily == AddressFamily.InterNetworkV6 && socket.DualMode;
             if (!Stack.HasPool(SocketBinder.PoolFamily(Stack, socket.AddressFamily, dualMode, destination, null))) return;
             state = s_states.GetValue(socket, s => new SocketState(s, tuple: false));
-            created = true;
         }
-        bool held = state.Lease is not null;
-        try
-        {
-            if (SocketBinder.BeforeTraffic(Stack, state, destination, operation, required: tuple) is { } failed)
-                throw ShimErrors.ToException(failed);
-        }
-        catch (SocketException ex) when (unboundByNet && ex.SocketErrorCode == SocketError.InvalidArgument && SocketBinder.IsBound(fd))
-        {
-            // Bound behind .NET's back after all: left as it is, as when found bound above, and
-            // what this call took is given back.
-            if (!held && state.Lease is { } taken)
-            {
-                state.Lease = null;
-                taken.Release();
-            }
-            if (created) s_states.Remove(socket);
-        }
+        if (SocketBinder.BeforeTraffic(Stack, state, destination, operation, required: tuple) is { } failed)
+            throw ShimErrors.ToException(failed);
     }
 
     /// <summary>A closed socket is used: if SockShim closed it because its lease ended, say so.</summary>

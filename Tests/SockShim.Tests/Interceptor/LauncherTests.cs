@@ -234,22 +234,4 @@ public class LauncherTests() : EchoServerFixture("127.103.0.0/24", "launcher")
             Assert.That(output, Does.Contain("listener received"), "and receives what is sent to 127.0.0.1");
         }
     }
-
-    /// <summary>Mode all, a TCP socket the app bound through its raw descriptor (so .NET's
-    /// Socket.IsBound is false, which the hook takes as unbound without asking the kernel): the
-    /// hook's own bind fails, it asks the kernel after all, and the app's bind stays: the server
-    /// sees the app's address. The next ordinary socket still gets a pool address.</summary>
-    [Test]
-    public void A_socket_bound_behind_dotnets_back_keeps_its_address_in_mode_all()
-    {
-        var (exit, output, error) = Sockshim("run", "--mode", "all", "--", "dotnet", Programs.PathOf("SockShim.TestAgent"), "raw-bound", _serverEndpoint, "127.0.0.7");
-        Assert.That(exit, Is.Zero, output + error);
-        var raw = Regex.Match(output, @"^raw (\S+) seen (\S+)$", RegexOptions.Multiline);
-        var plain = Regex.Match(output, @"^plain (\S+) seen (\S+)$", RegexOptions.Multiline);
-        Assert.That(raw.Success, Is.True, "the raw-bound socket connected: " + output + error);
-        Assert.That(IPEndPoint.Parse(raw.Groups[2].Value).Address, Is.EqualTo(IPAddress.Parse("127.0.0.7")), "the server saw the app's own address: " + output);
-        Assert.That(raw.Groups[1].Value, Is.EqualTo(raw.Groups[2].Value), "and LocalEndPoint says the same");
-        Assert.That(plain.Success, Is.True, output + error);
-        Assert.That(_pool.Pool.Definition.Contains(IPEndPoint.Parse(plain.Groups[2].Value).Address), Is.True, "the ordinary socket came from the pool: " + output);
-    }
 }
