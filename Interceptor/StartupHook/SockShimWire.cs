@@ -16,8 +16,10 @@ public static class SockShimWire
     public static Delegate[] Wire(Type wovenType, object? addressScope, string sourceRuntimeVersion, string sourceFileLength, string sourceFileTime, string sourceMvid)
     {
         // Its name and assembly, compared without Assembly.GetType: parsing a type name costs a
-        // fresh process milliseconds (the parser's first run and its JIT).
-        if (wovenType.FullName != HookContract.FullTypeName || wovenType.Assembly != typeof(System.Net.Sockets.Socket).Assembly)
+        // fresh process milliseconds (the parser's first run and its JIT). And the runtime's own
+        // type object: a Type subclass could claim that name and assembly.
+        if (wovenType.FullName != HookContract.FullTypeName || wovenType.Assembly != typeof(System.Net.Sockets.Socket).Assembly
+            || Type.GetTypeFromHandle(wovenType.TypeHandle) != wovenType)
             StartupHook.Refuse($"{HookContract.WireVariable} wiring was asked for by {wovenType.AssemblyQualifiedName}, not the woven type that System.Net.Sockets.Socket uses");
         return StartupHook.Wire(wovenType, addressScope as AsyncLocal<bool>, sourceRuntimeVersion, sourceFileLength, sourceFileTime, sourceMvid);
     }

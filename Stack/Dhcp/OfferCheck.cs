@@ -46,7 +46,7 @@ internal readonly record struct HostView(IReadOnlyCollection<IPAddress> Addresse
             catch (NetworkInformationException) { }
         }
         else if (local) addresses.Add(offered);
-        return new HostView(addresses, gateways ?? HostGateways.Read());
+        return new HostView(addresses, gateways ?? HostGateways.Read() ?? []);
     }
 
     // Null when the kernel cannot be asked. On the caller's socket when it has one (a socket of

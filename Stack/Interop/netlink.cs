@@ -17,6 +17,8 @@ internal static class netlink
     public const int SOCKADDR_NL_SIZE = 12;
     /// <summary>offsetof(struct sockaddr_nl, nl_groups): the multicast groups a bind joins.</summary>
     public const int SOCKADDR_NL_GROUPS = 8;
+    /// <summary>The SOL_NETLINK option that joins a multicast group by number (one above 32 has no bind bit).</summary>
+    public const int NETLINK_ADD_MEMBERSHIP = 1;
     public const int NLMSG_ALIGNTO = 4;
     public static int NLMSG_ALIGN(int len) => (len + NLMSG_ALIGNTO - 1) & ~(NLMSG_ALIGNTO - 1);
 }
@@ -38,6 +40,9 @@ internal static class rtnetlink
     public const byte RTPROT_STATIC = 4;
     /// <summary>The multicast group of IPv4 route changes (a bind's nl_groups bit).</summary>
     public const uint RTMGRP_IPV4_ROUTE = 0x40;
+    /// <summary>The group of nexthop object changes (RTNLGRP_NEXTHOP): replacing a nexthop changes
+    /// the gateway of every route using it, announced only here.</summary>
+    public const uint RTNLGRP_NEXTHOP = 32;
 }
 
 internal static class if_addr

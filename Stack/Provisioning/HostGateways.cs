@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using SockShim.Stack.Interop;
@@ -15,7 +16,11 @@ namespace SockShim.Stack.Provisioning;
 /// is told of every IPv4 route added or removed, so a view taken after draining it is as fresh
 /// as a read (a change made before the drain is queued before it; one made during the read is
 /// found by the next drain). Routes of the local table are passed over: they never have a
-/// gateway, and every address a pool puts on an interface adds one. Reading /proc/net/route for every offer cost 20-50 us of CPU per
+/// gateway, and every address a pool puts on an interface adds one. Nexthop objects are heard
+/// too (replacing one changes its routes' gateways and is announced only in that group). A
+/// full queue (ENOBUFS) is drained and read again; an unreadable table is not kept. Some
+/// removals are never announced (routes flushed with their link or address), which can only
+/// leave a gateway too many in the view, refusing offers of it: MaxAge bounds that. Reading /proc/net/route for every offer cost 20-50 us of CPU per
 /// lease, on the two cores the server and the client thread need during the exchange.
 /// Any thread may ask.
 /// </summary>
@@ -24,13 +29,21 @@ internal sealed class HostGateways : IDisposable
     private readonly RouteNetlink? _changes;
     private readonly object _gate = new();
     private IReadOnlyCollection<IPAddress>? _known;
+    private long _readAt;
     private long _reads;
+    private static readonly TimeSpan MaxAge = TimeSpan.FromSeconds(10);
 
     private HostGateways(RouteNetlink? changes) => _changes = changes;
 
     /// <summary>Subscribes to route changes; when netlink cannot be opened, every
     /// <see cref="Current"/> reads the table as before.</summary>
-    public static HostGateways Watch() => new(RouteNetlink.Open(out _, rtnetlink.RTMGRP_IPV4_ROUTE));
+    public static HostGateways Watch()
+    {
+        var changes = RouteNetlink.Open(out _, rtnetlink.RTMGRP_IPV4_ROUTE);
+        // A kernel without nexthop objects (before 5.3) has no such group, and no such changes.
+        changes?.Join(rtnetlink.RTNLGRP_NEXTHOP);
+        return new(changes);
+    }
 
     /// <summary>How many times the route table was read (the cache's effect, for tests).</summary>
     public long Reads => Interlocked.Read(ref _reads);
@@ -41,29 +54,36 @@ internal sealed class HostGateways : IDisposable
         lock (_gate)
         {
             // Drained before the read: a change that lands while it reads is heard next time.
-            if (_changes is null || _changes.TakeNotifications(MayChangeGateways) || _known is null)
+            bool changed = _changes is null || _changes.TakeNotifications(MayChangeGateways);
+            if (changed || _known is null || Stopwatch.GetElapsedTime(_readAt) > MaxAge)
             {
                 Interlocked.Increment(ref _reads);
-                _known = Read();
+                _readAt = Stopwatch.GetTimestamp();
+                var read = Read();
+                // Unreadable (descriptors run out, say): none known for this offer, as before the
+                // view was kept, and read again at the next.
+                _known = read;
+                return read ?? [];
             }
             return _known;
         }
     }
 
-    // What cannot be read as a route message counts as a change.
+    // A route of the local table is no change; anything else (a nexthop, what cannot be read as
+    // a route message) counts as one.
     private static bool MayChangeGateways(NetlinkHeader header, ReadOnlySpan<byte> payload) =>
-        !(RouteMessage.TryParse(payload, out var route) && route.Table == rtnetlink.RT_TABLE_LOCAL);
+        !(header.Type is rtnetlink.RTM_NEWROUTE or rtnetlink.RTM_DELROUTE && RouteMessage.TryParse(payload, out var route) && route.Table == rtnetlink.RT_TABLE_LOCAL);
 
-    /// <summary>The IPv4 gateways of the host's routes, read from /proc/net/route now
-    /// (unreadable: none known).</summary>
+    /// <summary>The IPv4 gateways of the host's routes, read from /proc/net/route now; null when
+    /// it cannot be read.</summary>
     // Three system calls into one buffer, parsed in place: through File.ReadLines (a stream, the
     // flock that emulates FileShare, a string per line and per field) it cost 0.09 ms.
-    public static unsafe HashSet<IPAddress> Read()
+    public static unsafe HashSet<IPAddress>? Read()
     {
         var gateways = new HashSet<IPAddress>();
         int fd;
         fixed (byte* path = "/proc/net/route\0"u8) fd = LibC.open(path, LibC.O_RDONLY | LibC.O_CLOEXEC, 0);
-        if (fd < 0) return gateways;
+        if (fd < 0) return null;
         var buffer = ArrayPool<byte>.Shared.Rent(16384);
         try
         {
@@ -80,7 +100,8 @@ internal sealed class HostGateways : IDisposable
                 ssize_t got;
                 fixed (byte* b = buffer) got = LibC.read(fd, b + length, (size_t)(buffer.Length - length));
                 if (got < 0 && LibC.errno == LibC.EINTR) continue;
-                if (got <= 0) break;
+                if (got < 0) return null; // part of a table is no table
+                if (got == 0) break;
                 length += (int)got;
             }
             // Iface Destination Gateway Flags ...: tab-separated, the gateway in hex in the

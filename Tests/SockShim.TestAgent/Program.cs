@@ -27,8 +27,9 @@ using SockShim.Stack.Pools;
 //   steps N SERVER : N ordinary connections opened and closed on command, for dotnet-counters (see Steps).
 //   host-view ADDRESS...: what the DHCP offer check reads of this host (its network namespace):
 //                 "gateway G" for each route's gateway, then "local A true|false" for each address.
-//   gateway-watch GATEWAY ADDRESS INTERFACE: a kept gateway view (HostGateways) read around `ip`
-//                 changes of this namespace: a route via GATEWAY added, ADDRESS added, the route removed.
+//   gateway-watch GATEWAY ADDRESS INTERFACE GATEWAY2: a kept gateway view (HostGateways) read around `ip`
+//                 changes of this namespace: a route via GATEWAY added, ADDRESS added, the route removed,
+//                 a flood of address changes that overflows the view's queue, a route via GATEWAY2.
 //   fuzz-churn SECONDS PORT / fuzz-table PATH SECONDS : the table fuzz test (see TableFuzz).
 var verb = args.ElementAtOrDefault(0) ?? "";
 if (verb == "fuzz-churn") return TableFuzz.Churn(double.Parse(args[1]), int.Parse(args[2]));
@@ -63,6 +64,21 @@ if (verb == "gateway-watch")
     Show("address");
     Ip($"route del 203.0.113.0/24 via {args[1]}");
     Show("removed");
+    // Far more notifications than the socket's queue holds (each address added and removed
+    // twice: local-table routes), then a route through a second gateway: still heard.
+    string batch = Path.Combine(Path.GetTempPath(), $"sockshim-flood-{Guid.NewGuid():N}");
+    using (var lines = new StreamWriter(new FileStream(batch, FileMode.CreateNew)))
+        for (int round = 0; round < 2; round++)
+            foreach (string net in (string[])["198.51.100", "203.0.113"])
+            {
+                for (int i = 1; i < 255; i++) lines.WriteLine($"addr add {net}.{i}/32 dev {args[3]}");
+                for (int i = 1; i < 255; i++) lines.WriteLine($"addr del {net}.{i}/32 dev {args[3]}");
+            }
+    Ip($"-batch {batch}");
+    File.Delete(batch);
+    Show("flooded");
+    Ip($"route add 203.0.113.0/25 via {args[4]}");
+    Show("after");
     return 0;
 }
 if (verb == "fake-dhcp-server") return FakeDhcpServer.Run(args[1], IPAddress.Parse(args[2]), IPAddress.Parse(args[3]), int.Parse(args[4]));

@@ -14,7 +14,7 @@ namespace SockShim.Stack.Provisioning.Netlink;
 /// </summary>
 internal unsafe class RouteNetlink : IDisposable
 {
-    private readonly int _fd;
+    private int _fd; // -1 once disposed, under _gate
     private readonly object _gate = new();
     private readonly byte[] _receive = new byte[64 * 1024];
     private uint _sequence;
@@ -197,7 +197,9 @@ internal unsafe class RouteNetlink : IDisposable
         bool any = false;
         lock (_gate)
         {
-            while (true)
+            if (_fd < 0) return true;
+            // Bounded: a host changing routes faster than this drains is read again anyway.
+            for (int taken = 0; taken < 100_000; taken++)
             {
                 long got;
                 fixed (byte* p = _receive) got = recv(_fd, p, (uint)_receive.Length, MSG_DONTWAIT);
@@ -213,10 +215,26 @@ internal unsafe class RouteNetlink : IDisposable
                     any |= rest.Length >= netlink.NLMSG_ALIGNTO;
                     continue;
                 }
-                if (got < 0 && errno == EINTR) continue;
-                return any || got == 0 || errno != EAGAIN;
+                int error = got == 0 ? 0 : errno;
+                if (error == EINTR) continue;
+                // The kernel dropped notifications (reported once), and drops every later one
+                // until the queue is read empty: drained to the end, so it hears changes again.
+                if (got == 0 || error == ENOBUFS)
+                {
+                    any = true;
+                    continue;
+                }
+                return any || error != EAGAIN;
             }
+            return true;
         }
+    }
+
+    /// <summary>Joins multicast group <paramref name="group"/> (RTNLGRP_* number) on a watching
+    /// socket; false when the kernel has no such group.</summary>
+    public bool Join(uint group)
+    {
+        lock (_gate) return _fd >= 0 && setsockopt(_fd, SOL_NETLINK, netlink.NETLINK_ADD_MEMBERSHIP, &group, sizeof(uint)) == 0;
     }
 
     private uint NextSequence() => Interlocked.Increment(ref _sequence);
@@ -259,5 +277,14 @@ internal unsafe class RouteNetlink : IDisposable
         }
     }
 
-    public void Dispose() => close(_fd);
+    // Under the lock and marked: a thread still asking after the owner gave up on it must not
+    // reach a descriptor number the process has since reused.
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            if (_fd >= 0) close(_fd);
+            _fd = -1;
+        }
+    }
 }

@@ -34,7 +34,7 @@ public class NetlinkLayoutTests
                   printf("%zu %zu %zu %zu %zu %d %d\n", sizeof(struct ifa_cacheinfo), offsetof(struct ifa_cacheinfo, ifa_prefered), offsetof(struct ifa_cacheinfo, ifa_valid),
                          offsetof(struct ifa_cacheinfo, cstamp), offsetof(struct ifa_cacheinfo, tstamp), IFA_CACHEINFO, NLM_F_REPLACE);
                   printf("%d %d %d\n", IFA_F_NOPREFIXROUTE, IFA_F_DADFAILED, IFA_F_TENTATIVE);
-                  printf("%zu %d\n", offsetof(struct sockaddr_nl, nl_groups), RTMGRP_IPV4_ROUTE);
+                  printf("%zu %d %d %d\n", offsetof(struct sockaddr_nl, nl_groups), RTMGRP_IPV4_ROUTE, NETLINK_ADD_MEMBERSHIP, RTNLGRP_NEXTHOP);
                   return 0;
                 }
                 """);
@@ -56,7 +56,7 @@ public class NetlinkLayoutTests
             // IfAddrCacheInfo writes preferred at 0, valid at 4, the two timestamps at 8 and 12.
             Assert.That(lines[5], Is.EqualTo($"{if_addr.IFA_CACHEINFO_SIZE} 0 4 8 12 {if_addr.IFA_CACHEINFO} {netlink.NLM_F_REPLACE}"));
             Assert.That(lines[6], Is.EqualTo($"{if_addr.IFA_F_NOPREFIXROUTE} {if_addr.IFA_F_DADFAILED} {if_addr.IFA_F_TENTATIVE}"));
-            Assert.That(lines[7], Is.EqualTo($"{netlink.SOCKADDR_NL_GROUPS} {rtnetlink.RTMGRP_IPV4_ROUTE}"));
+            Assert.That(lines[7], Is.EqualTo($"{netlink.SOCKADDR_NL_GROUPS} {rtnetlink.RTMGRP_IPV4_ROUTE} {netlink.NETLINK_ADD_MEMBERSHIP} {rtnetlink.RTNLGRP_NEXTHOP}"));
         }
         finally { Directory.Delete(dir, true); }
     }
