@@ -19,10 +19,9 @@ public sealed record InstalledRuntime(string Version, string Directory)
 
     /// <summary>What the weaver stamps of the source file besides version and MVID (its length
     /// and last write time), and for an app's own runtime its content, shortened: two copies of
-    /// one build can differ in it. An installed runtime's is the two numbers in hex (an x between:
-    /// no hex digit), not a hash
-    /// of them: hashing them on every launch loaded OpenSSL into the launcher, milliseconds of
-    /// each app's start. An app's own copy keeps the hash: its file's owner chooses all three
+    /// one build can differ in it. An installed runtime's is the two numbers in hex with an x
+    /// between (no hex digit), not a hash of them: hashing them on every launch loaded OpenSSL
+    /// into the launcher, milliseconds of each app's start. An app's own copy keeps the hash: its file's owner chooses all three
     /// values, and only a cryptographic hash keeps two such keys apart.</summary>
     public string SourceStamp
     {

@@ -11,18 +11,17 @@ namespace SockShim.Stack.Provisioning;
 
 /// <summary>
 /// The IPv4 gateways of the host's routes, which a DHCP offer must not hand out (the router a
-/// route sends through would lose its traffic to this host). Kept between offers and read again
-/// only after the kernel announces a route change: a socket that bound with RTMGRP_IPV4_ROUTE
-/// is told of every IPv4 route added or removed, so a view taken after draining it is as fresh
-/// as a read (a change made before the drain is queued before it; one made during the read is
-/// found by the next drain). Routes of the local table are passed over: they never have a
-/// gateway, and every address a pool puts on an interface adds one. Nexthop objects are heard
-/// too (replacing one changes its routes' gateways and is announced only in that group). A
-/// full queue (ENOBUFS) is drained and read again; an unreadable table is not kept. Some
-/// removals are never announced (routes flushed with their link or address), which can only
-/// leave a gateway too many in the view, refusing offers of it: MaxAge bounds that. Reading /proc/net/route for every offer cost 20-50 us of CPU per
-/// lease, on the two cores the server and the client thread need during the exchange.
-/// Any thread may ask.
+/// route sends through would lose its traffic to this host). Reading /proc/net/route for every
+/// offer cost 20-50 us of CPU per lease, on the two cores the server and the client thread need
+/// during the exchange, so the view is kept and read again only after the kernel announces a
+/// change: a socket bound with RTMGRP_IPV4_ROUTE hears every IPv4 route added or removed, and
+/// one joined to RTNLGRP_NEXTHOP every nexthop replaced (which changes its routes' gateways). A
+/// change made before the drain is queued before it; one made during the read is heard at the
+/// next drain. Routes of the local table are passed over: they never have a gateway, and every
+/// address a pool adds makes one. A full queue (ENOBUFS) is drained and read again; an
+/// unreadable table is not kept. Some removals are never announced (routes flushed with their
+/// link or address); they can only leave a gateway too many, refusing offers of it, and MaxAge
+/// bounds that. Any thread may ask.
 /// </summary>
 internal sealed class HostGateways : IDisposable
 {
