@@ -7,6 +7,7 @@ using SockShim.Stack.Policy;
 using SockShim.Stack.Pools;
 using SockShim.Stack.Provisioning;
 using SockShim.Stack.Sources;
+using SockShim.Stack.Telemetry;
 
 namespace SockShim.Stack;
 
@@ -104,7 +105,11 @@ public sealed class AddressStack : IDisposable
     }
 
     /// <summary>Loads configuration from the environment (and SOCKSHIM_CONFIG) and builds the stack.</summary>
-    public static AddressStack FromEnvironment() => Create(SettingsLoader.Load());
+    public static AddressStack FromEnvironment()
+    {
+        StackMetrics.PrepareElsewhere();
+        return Create(SettingsLoader.Load());
+    }
 
     /// <summary>The pool for a socket: by name when the caller names one, else the first pool of the family.</summary>
     public AddressPool? FindPool(AddressFamily family, string? name, out StackError? error)

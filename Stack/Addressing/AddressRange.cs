@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Net;
 using System.Net.Sockets;
 
@@ -5,7 +6,11 @@ namespace SockShim.Stack.Addressing;
 
 /// <summary>An inclusive range of addresses of one family, written as a CIDR
 /// (<c>127.100.0.0/16</c>), a range (<c>127.100.0.10-127.100.0.99</c>) or one address.</summary>
-public readonly record struct AddressRange(AddressFamily Family, UInt128 First, UInt128 Last)
+/// <remarks>A class, not a struct: every app under the launcher builds its pools at its first
+/// socket, and the runtime's lists, sorts and LINQ over a reference type run their precompiled
+/// shared code, where over a struct of this assembly each is JIT-compiled there and then (about
+/// 20 ms of that first socket, measured).</remarks>
+public sealed record AddressRange(AddressFamily Family, UInt128 First, UInt128 Last)
 {
     public UInt128 Count => Last - First + 1;
 
@@ -33,9 +38,9 @@ public readonly record struct AddressRange(AddressFamily Family, UInt128 First, 
     public const string Examples = "127.100.0.0/16, 127.100.0.10-127.100.0.200, or 2001:db8:1::/112";
 
     /// <summary>Parses one range; on failure <paramref name="error"/> says what is wrong with the text.</summary>
-    public static bool TryParse(string text, out AddressRange range, out string error)
+    public static bool TryParse(string text, [NotNullWhen(true)] out AddressRange? range, out string error)
     {
-        range = default;
+        range = null;
         text = text.Trim();
         if (text.Length == 0) { error = "it is empty"; return false; }
 

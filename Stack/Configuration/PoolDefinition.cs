@@ -77,8 +77,15 @@ public sealed class PoolDefinition
     public IPAddress AddressAt(int index)
     {
         if ((uint)index >= (uint)Count) throw new ArgumentOutOfRangeException(nameof(index));
-        int seg = Array.BinarySearch(_startIndex, (UInt128)index);
-        if (seg < 0) seg = ~seg - 1;
+        // The last segment starting at or before the index, searched by hand: Array.BinarySearch
+        // over UInt128 is compiled at run time, in every app's first socket.
+        int lo = 0, hi = _startIndex.Length - 1;
+        while (lo < hi)
+        {
+            int mid = (lo + hi + 1) / 2;
+            if (_startIndex[mid] <= (UInt128)index) lo = mid; else hi = mid - 1;
+        }
+        int seg = lo;
         return AddressMath.FromNumber(_segments[seg].First + ((UInt128)index - _startIndex[seg]) * _step, Family);
     }
 
@@ -126,7 +133,8 @@ public sealed class PoolDefinition
 
     private static List<AddressRange> Merge(IReadOnlyList<AddressRange> ranges)
     {
-        var sorted = ranges.OrderBy(r => r.First).ToList();
+        var sorted = new List<AddressRange>(ranges);
+        sorted.Sort((a, b) => a.First.CompareTo(b.First));
         var merged = new List<AddressRange>();
         foreach (var r in sorted)
         {

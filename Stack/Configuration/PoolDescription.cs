@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Text;
 using System.Text.Json;
 using SockShim.Stack.Addressing;
@@ -22,40 +21,54 @@ internal sealed record PoolDescription
     public int MaxAddresses { get; init; }
     public int? Dscp { get; init; }
 
-    // Written and read with Utf8JsonWriter and JsonDocument, not JsonSerializer: the reflection
-    // serializer JIT-compiled about 200 methods (its converters, accessors emitted for this type)
-    // in every app at its first socket that needed the stack, tens of milliseconds that
-    // ReadyToRun cannot precompile. The text is the same as the serializer's (PascalCase names,
-    // enums as their names, nulls written), so descriptions written before still read.
+    // Read with JsonDocument, written here by hand: the reflection serializer JIT-compiled about
+    // 200 methods at every app's first socket, and even Utf8JsonWriter cost that socket 14 ms
+    // (loading System.Text.Json and building its default encoder), for one small fixed object.
+    // The text is the serializer's (PascalCase names, enums as their names, nulls written, its
+    // default escaping), so a description written by an earlier version compares equal and reads.
 
     public string ToJson()
     {
-        var buffer = new ArrayBufferWriter<byte>(512);
-        using (var w = new Utf8JsonWriter(buffer))
-        {
-            w.WriteStartObject();
-            w.WriteString(nameof(Name), Name);
-            w.WriteString(nameof(Source), Source.ToString());
-            w.WriteString(nameof(Provisioner), Provisioner.ToString());
-            if (Interface is null) w.WriteNull(nameof(Interface));
-            else w.WriteString(nameof(Interface), Interface);
-            WriteList(w, nameof(Ranges), Ranges);
-            WriteList(w, nameof(Exclude), Exclude);
-            w.WriteString(nameof(Strategy), Strategy.ToString());
-            w.WriteNumber(nameof(MaxAddresses), MaxAddresses);
-            if (Dscp is { } dscp) w.WriteNumber(nameof(Dscp), dscp);
-            else w.WriteNull(nameof(Dscp));
-            w.WriteEndObject();
-        }
-        return Encoding.UTF8.GetString(buffer.WrittenSpan);
+        var json = new StringBuilder(256).Append('{');
+        Property(json, nameof(Name)).Append(Quote(Name));
+        Property(json, nameof(Source)).Append(Quote(Source.ToString()));
+        Property(json, nameof(Provisioner)).Append(Quote(Provisioner.ToString()));
+        Property(json, nameof(Interface)).Append(Interface is null ? "null" : Quote(Interface));
+        Property(json, nameof(Ranges)).Append('[').AppendJoin(',', Ranges.Select(Quote)).Append(']');
+        Property(json, nameof(Exclude)).Append('[').AppendJoin(',', Exclude.Select(Quote)).Append(']');
+        Property(json, nameof(Strategy)).Append(Quote(Strategy.ToString()));
+        Property(json, nameof(MaxAddresses)).Append(MaxAddresses);
+        Property(json, nameof(Dscp)).Append(Dscp is { } dscp ? dscp.ToString() : "null");
+        return json.Append('}').ToString();
 
-        static void WriteList(Utf8JsonWriter w, string name, List<string> values)
-        {
-            w.WriteStartArray(name);
-            foreach (var v in values) w.WriteStringValue(v);
-            w.WriteEndArray();
-        }
+        static StringBuilder Property(StringBuilder json, string name) =>
+            (json.Length > 1 ? json.Append(',') : json).Append('"').Append(name).Append("\":");
     }
+
+    /// <summary>A JSON string as System.Text.Json's default encoder writes it: printable ASCII as
+    /// it is, but for the characters HTML gives meaning to; a backslash and the common controls
+    /// in short form; everything else as \uXXXX (each UTF-16 unit).</summary>
+    internal static string Quote(string text)
+    {
+        var quoted = new StringBuilder(text.Length + 2).Append('"');
+        foreach (char c in text)
+        {
+            switch (c)
+            {
+                case '\\': quoted.Append("\\\\"); break;
+                case '\b': quoted.Append("\\b"); break;
+                case '\t': quoted.Append("\\t"); break;
+                case '\n': quoted.Append("\\n"); break;
+                case '\f': quoted.Append("\\f"); break;
+                case '\r': quoted.Append("\\r"); break;
+                case >= ' ' and <= '~' and not ('"' or '&' or '\'' or '+' or '<' or '>' or '`'): quoted.Append(c); break;
+                default: quoted.Append("\\u").Append(Hex[c >> 12]).Append(Hex[(c >> 8) & 0xF]).Append(Hex[(c >> 4) & 0xF]).Append(Hex[c & 0xF]); break;
+            }
+        }
+        return quoted.Append('"').ToString();
+    }
+
+    private const string Hex = "0123456789ABCDEF";
 
     /// <summary>The description in <paramref name="json"/>, or null when it is not one: not an
     /// object, a property of the wrong kind, an enum name that is not one of its values, a list

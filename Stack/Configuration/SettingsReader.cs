@@ -17,7 +17,7 @@ internal sealed class SettingsReader(IConfigurationRoot root, string? file)
             ("eager", AllocationTime.Eager), ("lazy", AllocationTime.Lazy));
 
         string stateDir = root[SettingsLoader.StateDirKey] is { Length: > 0 } d ? d : StackSettings.DefaultStateDirectory;
-        SpecBuilder.CheckStateDirectory(stateDir, Where(SettingsLoader.StateDirKey), _problems);
+        SpecBuilder.CheckStateDirectory(stateDir, () => Where(SettingsLoader.StateDirKey), _problems);
 
         var wildcard = Word(SettingsLoader.WildcardBindKey, WildcardBind.Keep, "a wildcard bind either keeps the common address (keep) or gives the socket its own address (own)", "own",
             ("keep", WildcardBind.Keep), ("own", WildcardBind.Own));
@@ -25,7 +25,7 @@ internal sealed class SettingsReader(IConfigurationRoot root, string? file)
             "mode must be tuple (only AF_INET_TUPLE sockets), all (every TCP/UDP client socket) or attribute (sockets created in [NewAddressPerSocket] code)", "all",
             ("tuple", InterceptMode.Tuple), ("all", InterceptMode.All), ("attribute", InterceptMode.Attribute));
 
-        var rules = SpecBuilder.Destinations(ReadList(root.GetSection(SettingsLoader.DestinationsKey)), Where(SettingsLoader.DestinationsKey), _problems);
+        var rules = SpecBuilder.Destinations(ReadList(root.GetSection(SettingsLoader.DestinationsKey)), () => Where(SettingsLoader.DestinationsKey), _problems);
 
         var pools = root.GetSection("Pools").GetChildren().Select((_, i) => Overlay(new PoolSettings { Name = $"pool{i}" }, $"Pools:{i}", builtIn: false)).ToList();
         var first = pools.Count > 0 ? pools[0] : StackSettings.DefaultPool;

@@ -86,18 +86,20 @@ internal static class SpecBuilder
             : new StaticPoolSpec(pool.Name, where, definition, provisioner, dscp, pool.Prefetch);
     }
 
-    public static void CheckStateDirectory(string path, string where, List<SettingProblem> problems)
+    // Where a setting came from is worked out only for a problem: describing it walks every
+    // configuration source, milliseconds at each app's first socket.
+    public static void CheckStateDirectory(string path, Func<string> where, List<SettingProblem> problems)
     {
-        if (!Path.IsPathFullyQualified(path)) problems.Add(new(where, path, "the state directory must be an absolute path", "/dev/shm/sockshim"));
+        if (!Path.IsPathFullyQualified(path)) problems.Add(new(where(), path, "the state directory must be an absolute path", "/dev/shm/sockshim"));
     }
 
-    public static List<Policy.DestinationFilter.Rule> Destinations(IEnumerable<string> texts, string where, List<SettingProblem> problems)
+    public static List<Policy.DestinationFilter.Rule> Destinations(IEnumerable<string> texts, Func<string> where, List<SettingProblem> problems)
     {
         var rules = new List<Policy.DestinationFilter.Rule>();
         foreach (var d in texts)
         {
             if (Policy.DestinationFilter.TryParseRule(d, out var rule, out var why)) rules.Add(rule);
-            else problems.Add(new(where, d, $"not a destination: {why}", Policy.DestinationFilter.Example));
+            else problems.Add(new(where(), d, $"not a destination: {why}", Policy.DestinationFilter.Example));
         }
         return rules;
     }
@@ -112,7 +114,7 @@ internal static class SpecBuilder
     /// <summary>Addresses a prefix keeps for itself: an IPv4 prefix longer than two addresses
     /// (shorter than /31) has a network and a broadcast address, an IPv6 prefix its subnet-router
     /// anycast address (RFC 4291 §2.6.1). Left out unless another item lists them explicitly.</summary>
-    private static IEnumerable<AddressRange> Reserved(List<(AddressRange Range, int Index, int? Prefix)> ranges)
+    private static IEnumerable<AddressRange> Reserved(List<ParsedRange> ranges)
     {
         var explicitly = ranges.Where(r => r.Prefix is null).Select(r => r.Range).ToList();
         foreach (var (range, _, prefix) in ranges)
@@ -126,7 +128,7 @@ internal static class SpecBuilder
         }
     }
 
-    private static ProvisionerSpec? Provisioner(PoolSettings pool, List<(AddressRange Range, int Index, int? Prefix)> ranges, SettingOrigins where, List<SettingProblem> problems)
+    private static ProvisionerSpec? Provisioner(PoolSettings pool, List<ParsedRange> ranges, SettingOrigins where, List<SettingProblem> problems)
     {
         var kind = Word(pool.Provisioner, P.Provisioner, where, problems, "there is no such provisioner (known: loopback, netlink, anyip)", "loopback",
             ("loopback", ProvisionerKind.Loopback), ("netlink", ProvisionerKind.Netlink), ("anyip", ProvisionerKind.AnyIp));
@@ -154,7 +156,7 @@ internal static class SpecBuilder
                 }
                 return new NetlinkProvisionerSpec(pool.Interface!.Trim(), pool.Announce, TimeSpan.FromMilliseconds(pool.ConflictProbe));
             case ProvisionerKind.AnyIp:
-                if (pool.AnyIpAddRoute && ranges.Where(r => r.Prefix is null).Select(r => r.Range).FirstOrDefault() is var single && ranges.Any(r => r.Prefix is null))
+                if (pool.AnyIpAddRoute && ranges.Find(r => r.Prefix is null)?.Range is { } single)
                 {
                     problems.Add(new(where.Of(P.Ranges), single.ToString(), $"pool '{pool.Name}' range {single} is not a prefix, so no single local route covers it; write it as a CIDR or add routes by hand", "198.51.100.0/24"));
                     return null;
@@ -190,7 +192,7 @@ internal static class SpecBuilder
             : new DhcpSpec(TimeSpan.FromSeconds(pool.DhcpTimeout), pool.LeaseSeconds is { } s ? (uint)s : null, TimeSpan.FromMilliseconds(pool.DhcpProbe), pool.DhcpRate);
     }
 
-    private static void CheckFamily(PoolSettings pool, AddressFamily? family, List<(AddressRange Range, int Index, int? Prefix)> list, PoolField field, string what, SettingOrigins where, List<SettingProblem> problems)
+    private static void CheckFamily(PoolSettings pool, AddressFamily? family, List<ParsedRange> list, PoolField field, string what, SettingOrigins where, List<SettingProblem> problems)
     {
         foreach (var (range, i, _) in list)
         {
@@ -218,13 +220,17 @@ internal static class SpecBuilder
         return null;
     }
 
-    private static List<(AddressRange Range, int Index, int? Prefix)> Parse(List<string> texts, PoolField field, SettingOrigins where, List<SettingProblem> problems)
+    // One item of a ranges or exclusions list: a class, so the lists of them run the runtime's
+    // precompiled shared code at an app's first socket (see AddressRange).
+    private sealed record ParsedRange(AddressRange Range, int Index, int? Prefix);
+
+    private static List<ParsedRange> Parse(List<string> texts, PoolField field, SettingOrigins where, List<SettingProblem> problems)
     {
-        var result = new List<(AddressRange, int, int?)>();
+        var result = new List<ParsedRange>();
         for (int i = 0; i < texts.Count; i++)
         {
             if (AddressRange.TryParse(texts[i], out var range, out var error))
-                result.Add((range, i, texts[i].Contains('/') ? int.Parse(texts[i][(texts[i].IndexOf('/') + 1)..]) : null));
+                result.Add(new(range, i, texts[i].Contains('/') ? int.Parse(texts[i][(texts[i].IndexOf('/') + 1)..]) : null));
             else problems.Add(new(where.Of(field, i), texts[i], $"not a CIDR, range or address: {error}", AddressRange.Examples));
         }
         return result;
@@ -238,8 +244,8 @@ internal static class StackSpecs
     public static StackSpec From(StackSettings settings)
     {
         var problems = new List<SettingProblem>();
-        SpecBuilder.CheckStateDirectory(settings.StateDirectory, "state directory", problems);
-        var rules = SpecBuilder.Destinations(settings.Destinations, "destinations", problems);
+        SpecBuilder.CheckStateDirectory(settings.StateDirectory, () => "state directory", problems);
+        var rules = SpecBuilder.Destinations(settings.Destinations, () => "destinations", problems);
         var pools = new List<PoolSpec>();
         foreach (var p in settings.Pools)
             if (SpecBuilder.Build(p, SettingOrigins.InCode(p.Name), problems) is { } spec) pools.Add(spec);

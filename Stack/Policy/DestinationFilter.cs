@@ -24,8 +24,13 @@ public sealed class DestinationFilter
     public DestinationFilter(IReadOnlyList<Rule> rules)
     {
         Rules = rules;
-        _v4 = rules.Where(r => r.Range.Family == System.Net.Sockets.AddressFamily.InterNetwork)
-            .Select(r => ((uint)r.Range.First, (uint)r.Range.Last, r.FirstPort, r.LastPort)).ToArray();
+        // Loops into an array: a list or LINQ over this tuple is JIT-compiled at the app's first socket.
+        int count = 0;
+        foreach (var r in rules) if (r.Range.Family == System.Net.Sockets.AddressFamily.InterNetwork) count++;
+        _v4 = new (uint, uint, int, int)[count];
+        count = 0;
+        foreach (var r in rules)
+            if (r.Range.Family == System.Net.Sockets.AddressFamily.InterNetwork) _v4[count++] = ((uint)r.Range.First, (uint)r.Range.Last, r.FirstPort, r.LastPort);
     }
 
     /// <summary>Every destination.</summary>

@@ -10,6 +10,17 @@ namespace SockShim.Stack.Telemetry;
 internal static class StackMetrics
 {
     public const string MeterName = "SockShim";
+
+    /// <summary>Makes the meter on a thread of its own. Making it costs 10-15 ms
+    /// (System.Diagnostics.Metrics creates its EventSource with the first meter), and an app under
+    /// the launcher builds its stack at its first socket: begun while that socket's settings are
+    /// read, the meter is ready when the first lease is counted. A thread that needs it sooner
+    /// waits for it (the class constructor runs once). Not a pool thread: starting the pool in an
+    /// app that has not cost more (4-6 ms) than the thread.</summary>
+    public static void PrepareElsewhere() =>
+        new Thread(static () => System.Runtime.CompilerServices.RuntimeHelpers.RunClassConstructor(typeof(StackMetrics).TypeHandle))
+        { IsBackground = true, Name = "SockShim metrics" }.Start();
+
     private static readonly Meter s_meter = new(MeterName, "1.0");
 
     public static readonly UpDownCounter<long> LiveLeases =

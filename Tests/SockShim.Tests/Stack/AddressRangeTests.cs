@@ -17,7 +17,7 @@ public class AddressRangeTests
     public void Parses_cidrs_ranges_and_single_addresses(string text, string first, string last, int count)
     {
         Assert.That(AddressRange.TryParse(text, out var r, out var error), Is.True, error);
-        Assert.That(r.FirstAddress, Is.EqualTo(IPAddress.Parse(first)));
+        Assert.That(r!.FirstAddress, Is.EqualTo(IPAddress.Parse(first)));
         Assert.That(r.LastAddress, Is.EqualTo(IPAddress.Parse(last)));
         Assert.That(r.Count, Is.EqualTo((UInt128)count));
     }
