@@ -14,12 +14,15 @@ public static class HookInstaller
     /// SOCKSHIM_* when a socket first needs it, not here: most apps create sockets long after
     /// start-up, and building it costs tens of milliseconds (the launcher has already checked
     /// the configuration, so a bad setting never gets this far from `sockshim run`).</summary>
-    public static void Install() => Install(new Lazy<AddressStack>(AddressStack.FromEnvironment));
+    /// <param name="slots">The woven type, which the startup hook (or the woven copy's own
+    /// wiring) has already checked; handed over, not looked up by name (parsing a type name costs
+    /// a fresh process milliseconds).</param>
+    public static void Install(Type slots) => Install(slots, new Lazy<AddressStack>(AddressStack.FromEnvironment));
 
-    public static void Install(Lazy<AddressStack> stack)
+    public static void Install(Type slots, Lazy<AddressStack> stack)
     {
-        var slots = typeof(Socket).Assembly.GetType(HookContract.FullTypeName)
-            ?? throw new InvalidOperationException("System.Net.Sockets is not woven");
+        if (slots.FullName != HookContract.FullTypeName || slots.Assembly != typeof(Socket).Assembly)
+            throw new InvalidOperationException($"{slots.AssemblyQualifiedName} is not the woven type of the System.Net.Sockets loaded");
         // Touch every dependency the handlers use now, so a missing one stops the app at
         // start-up instead of failing its first connect.
         _ = Tmds.Linux.LibC.getpid();

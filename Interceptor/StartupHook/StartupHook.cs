@@ -19,9 +19,9 @@ internal static class StartupHook
         string? recordedPath = CheckRecord(out string recordVariable);
         string? problem = CheckWovenAssembly(out var slots, out string location, launched) ?? CheckRecordedPath(location, recordedPath, recordVariable, launched);
         if (problem is not null) Refuse(problem);
-        Trampolines.Configure(slots!, LoadHooks, slots!.GetField(HookContract.AddressScope, BindingFlags.Public | BindingFlags.Static)?.GetValue(null) as AsyncLocal<bool>);
+        Trampolines.Configure(slots!, () => LoadHooks(slots!), slots!.GetField(HookContract.AddressScope, BindingFlags.Public | BindingFlags.Static)?.GetValue(null) as AsyncLocal<bool>);
         HookContract.Fill(slots!, new Trampolines());
-        Started("by the startup hook", clock);
+        Started("by the startup hook", clock, slots!);
     }
 
     /// <summary>SockShimWire's: at the first use of a socket, from the woven type's static
@@ -35,18 +35,18 @@ internal static class StartupHook
         string? recordedPath = CheckRecord(out string recordVariable);
         string? problem = CheckIdentity(location, bundled, wovenFrom, sourceLength, sourceTime, sourceMvid) ?? CheckRecordedPath(location, recordedPath, recordVariable, launched);
         if (problem is not null) Refuse(problem);
-        Trampolines.Configure(woven, LoadHooks, scope);
+        Trampolines.Configure(woven, () => LoadHooks(woven), scope);
         var wired = HookContract.Delegates(new Trampolines());
-        Started("at the first use of a socket", clock);
+        Started("at the first use of a socket", clock, woven);
         return wired;
     }
 
-    private static void Started(string how, System.Diagnostics.Stopwatch clock)
+    private static void Started(string how, System.Diagnostics.Stopwatch clock, Type slots)
     {
         if (Environment.GetEnvironmentVariable("SOCKSHIM_TRACE_STARTUP") == "1")
             Console.Error.WriteLine($"sockshim: woven assembly checked and slots set {how} in {clock.Elapsed.TotalMilliseconds:F2} ms");
         // SOCKSHIM_EAGER_HOOKS=1 loads the hooks now, so a broken installation shows at once.
-        if (Environment.GetEnvironmentVariable("SOCKSHIM_EAGER_HOOKS") == "1" && LoadHooks() is { } failed) Refuse(failed);
+        if (Environment.GetEnvironmentVariable("SOCKSHIM_EAGER_HOOKS") == "1" && LoadHooks(slots) is { } failed) Refuse(failed);
     }
 
     /// <summary>Before anything of System.Net.Sockets is used: the file must still be the one
@@ -77,9 +77,9 @@ internal static class StartupHook
 
     /// <summary>Loads SockShim's hooks into their own context and lets them fill the slots;
     /// a description of what went wrong, or null.</summary>
-    private static string? LoadHooks()
+    private static string? LoadHooks(Type slots)
     {
-        try { return InstallHooks(); }
+        try { return InstallHooks(slots); }
         catch (TargetInvocationException ex) when (ex.InnerException is not null) { return Describe(ex.InnerException); }
         catch (Exception ex) { return Describe(ex); }
     }
@@ -136,13 +136,19 @@ internal static class StartupHook
 
     private static string Literal(Type hooks, string name) => hooks.GetField(name)?.GetRawConstantValue() as string ?? "?";
 
-    private static string? InstallHooks()
+    private static string? InstallHooks(Type slots)
     {
         string dir = Path.GetDirectoryName(typeof(StartupHook).Assembly.Location)!;
         var context = new HookLoadContext(dir);
         var assembly = context.LoadFromAssemblyPath(Path.Combine(dir, "SockShim.Hooks.dll"));
-        var install = assembly.GetType("SockShim.Interceptor.Hooks.HookInstaller", throwOnError: true)!.GetMethod("Install", Type.EmptyTypes)!;
-        install.Invoke(null, null);
+        // Found by a loop over the exported types and called through a delegate: Assembly.GetType
+        // parses the name and Invoke builds a stub, milliseconds of the first socket of a fresh process.
+        Type? installer = null;
+        foreach (var type in assembly.GetExportedTypes())
+            if (type.FullName == "SockShim.Interceptor.Hooks.HookInstaller") installer = type;
+        if (installer?.GetMethod("Install", [typeof(Type)]) is not { } install)
+            throw new TypeLoadException($"{assembly.Location} has no SockShim.Interceptor.Hooks.HookInstaller.Install(Type)");
+        install.CreateDelegate<Action<Type>>()(slots);
         return null;
     }
 

@@ -54,6 +54,13 @@ public sealed class PoolDefinition
             total += (_segments[i].Last - _segments[i].First) / _step + 1;
         }
         Count = (int)UInt128.Min(total, (UInt128)maxAddresses);
+        if (Family == AddressFamily.InterNetwork)
+        {
+            _v4First = new uint[_segments.Length];
+            _v4Start = new int[_segments.Length];
+            for (int i = 0; i < _segments.Length; i++)
+                (_v4First[i], _v4Start[i]) = ((uint)_segments[i].First, (int)UInt128.Min(_startIndex[i], (UInt128)int.MaxValue));
+        }
         MaxAddresses = maxAddresses;
         TotalAddresses = total;
         Fingerprint = Fnv1a64($"{Family}|{string.Join(',', _segments)}|{Count}{(_step == 1 ? "" : $"|step {_step}")}").ToString("x16");
@@ -77,6 +84,30 @@ public sealed class PoolDefinition
     public IPAddress AddressAt(int index)
     {
         if ((uint)index >= (uint)Count) throw new ArgumentOutOfRangeException(nameof(index));
+        return _v4First is not null ? AddressAtV4(index) : AddressAtWide(index);
+    }
+
+    // An IPv4 pool's segments again in 32 bits: every socket's address is looked up here, and a
+    // method that touches UInt128 is compiled at run time (ReadyToRun leaves it out), so in a
+    // fresh process each lookup ran unoptimised code until the JIT tiered it up.
+    private readonly uint[]? _v4First;
+    private readonly int[]? _v4Start;
+
+    private IPAddress AddressAtV4(int index)
+    {
+        int seg = _v4Start!.Length - 1;
+        int lo = 0;
+        while (lo < seg)
+        {
+            int mid = (lo + seg + 1) / 2;
+            if (_v4Start[mid] <= index) lo = mid; else seg = mid - 1;
+        }
+        uint n = _v4First![lo] + (uint)(index - _v4Start[lo]);
+        return new IPAddress(System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(n));
+    }
+
+    private IPAddress AddressAtWide(int index)
+    {
         // The last segment starting at or before the index, searched by hand: Array.BinarySearch
         // over UInt128 is compiled at run time, in every app's first socket.
         int lo = 0, hi = _startIndex.Length - 1;
