@@ -51,7 +51,12 @@ internal sealed class NetlinkProvisioner(string interfaceName, Announcer? announ
         if (dad && conflictProbe!.Recalled(address) is { } known)
             return new StackError(StackErrorCode.AddressInUse, $"address {address} of pool '{pool}' cannot be used: {known}");
         if (dad && DadOff() is { } off) return new StackError(StackErrorCode.ProvisionFailed, $"pool '{pool}': {off}");
-        int error = socket.ChangeAddress(add: true, Index, address, Mark, Seconds(lifetime), dad);
+        // IPv6 asks for the local route in the add's own system call (see WaitForLocalRoute).
+        bool v6 = address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6;
+        byte routeType = 0;
+        int error = v6
+            ? socket.AddAddressAndAskRoute(Index, address, Mark, Seconds(lifetime), dad, out routeType)
+            : socket.ChangeAddress(add: true, Index, address, Mark, Seconds(lifetime), dad);
         if (error != 0) return Failed(error, address, pool);
         if (dad && Duplicate(socket, address) is { } duplicate)
         {
@@ -60,7 +65,7 @@ internal sealed class NetlinkProvisioner(string interfaceName, Announcer? announ
             Telemetry.StackLogging.For("SockShim.Pool").LogWarning("pool {Pool}: {Why}: skipping it", pool, duplicate);
             return new StackError(StackErrorCode.AddressInUse, $"address {address} of pool '{pool}' cannot be used: {conflictProbe!.Remember(address, duplicate)}");
         }
-        if (address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6) WaitForLocalRoute(socket, address);
+        if (v6 && (dad || routeType != Interop.rtnetlink.RTN_LOCAL)) WaitForLocalRoute(socket, address);
         // The address works without the announcement; neighbours then learn it at their next miss.
         announcer?.Announce(address);
         return null;
@@ -69,7 +74,8 @@ internal sealed class NetlinkProvisioner(string interfaceName, Announcer? announ
     // A new IPv6 address gets its local route from the kernel's address work, a moment after the
     // add is acknowledged (IPv4 gets it at once); a reply that arrives before that route is
     // dropped, and the connect waits a second for the SYN to be sent again (measured here: one
-    // connect in three made right after the add). So the add is done when the route is there.
+    // connect in three made right after the add). So the add is done when the route is there:
+    // usually it is by the answer asked for with the add itself, and this is not called.
     private static void WaitForLocalRoute(RouteNetlink socket, IPAddress address, int maxMilliseconds = 200)
     {
         // Yield rather than sleep: the kernel work that adds the route runs in microseconds once
@@ -146,8 +152,10 @@ internal sealed class NetlinkProvisioner(string interfaceName, Announcer? announ
         ? Interop.if_addr.INFINITY_LIFE_TIME
         : (uint)Math.Clamp(Math.Floor(l.TotalSeconds), 1, Interop.if_addr.INFINITY_LIFE_TIME - 1);
 
+    // Not acknowledged: the kernel removes the address within the send itself, and a refusal
+    // (the address or the interface already gone) changed nothing that needs doing here.
     public void Deprovision(IPAddress address) =>
-        _netlink.Value.Socket?.ChangeAddress(add: false, Index, address, Mark);
+        _netlink.Value.Socket?.RemoveAddressUnacknowledged(Index, address, Mark);
 
     // The kernel's delete matches address and prefix, not the mark: a dead holder's address is
     // looked up first (one dump, only when reclaiming) and left alone unless it is SockShim's.

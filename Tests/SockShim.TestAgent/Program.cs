@@ -11,6 +11,8 @@ using SockShim.Stack.Pools;
 //   hold N      : acquires N leases, prints them, "held", then waits to be killed. With
 //                 AGENT_NONDUMPABLE=1 it first makes itself non-dumpable (see Hidden).
 //   leak N      : acquires N leases and exits without releasing them.
+//   one-by-one N : N times: acquires a lease, prints "lease A", waits for a line on stdin,
+//                 releases it and prints "released A" once the release returned.
 //   berkeley-dhcp N SERVER : N TUPLE_DHCP descriptors through the Berkeley API (see BerkeleyDhcp).
 //   traffic SERVER FRONT-END [POOL] : one TCP connection and one datagram (see MarkedTraffic).
 //   wildcard SERVER : sockets that bind the wildcard (see WildcardBinds).
@@ -105,6 +107,18 @@ switch (verb)
         Console.WriteLine("held");
         Console.Out.Flush();
         Thread.Sleep(TimeSpan.FromMinutes(2));
+        return 0;
+    }
+    case "one-by-one":
+    {
+        for (int i = 0; i < count; i++)
+        {
+            if (!pool.TryAcquire("agent one-by-one", out var lease, out var error)) { Console.WriteLine($"error {error}"); return 1; }
+            Console.WriteLine($"lease {lease.Address}");
+            if (Console.ReadLine() is null) return 1;
+            lease.Release();
+            Console.WriteLine($"released {lease.Address}");
+        }
         return 0;
     }
     case "stuck-release":

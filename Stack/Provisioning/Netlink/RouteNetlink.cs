@@ -57,6 +57,47 @@ internal unsafe class RouteNetlink : IDisposable
             : AddressMessage(buffer, rtnetlink.RTM_DELADDR, 0, NextSequence(), index, address, protocol, null), null);
     }
 
+    /// <summary>Adds one address as <see cref="ChangeAddress"/> does and, in the same system call,
+    /// asks the route type the kernel then has for it (<see cref="RouteTypeOf"/>); the add's 0 or
+    /// errno, and <paramref name="routeType"/> 0 when the question got no answer. An IPv6 address
+    /// gets its local route from the kernel's address work, queued by the add on this CPU: the
+    /// kernel lets that work run between the two requests (sendmmsg yields the CPU between
+    /// messages when a woken task should have it), so the answer is usually already RTN_LOCAL,
+    /// and the add and the first look at the route cost one round trip instead of two.</summary>
+    public int AddAddressAndAskRoute(uint index, IPAddress address, byte protocol, uint lifetimeSeconds, bool dad, out byte routeType)
+    {
+        Span<byte> add = stackalloc byte[AddressMessageSize];
+        Span<byte> ask = stackalloc byte[RouteQuerySize];
+        byte found = 0;
+        int result = RequestPair(
+            AddressMessage(add, rtnetlink.RTM_NEWADDR, netlink.NLM_F_CREATE | netlink.NLM_F_EXCL, NextSequence(), index, address, protocol, lifetimeSeconds, dad),
+            RouteQuery(ask, NextSequence(), address),
+            (header, payload) =>
+            {
+                if (header.Type == rtnetlink.RTM_NEWROUTE && RouteMessage.TryParse(payload, out var route)) found = route.Type;
+            });
+        routeType = found;
+        return result;
+    }
+
+    /// <summary>Removes one address as <see cref="ChangeAddress"/> does, without asking for the
+    /// kernel's acknowledgement: the kernel handles a request in the sending call itself (under
+    /// its routing lock), so the address is off the interface when this returns 0, and reading
+    /// an ACK would only cost a second system call. A refusal (the address or the interface
+    /// already gone) still comes back as an error message, which the next request on this
+    /// socket passes over (its sequence number is not the one awaited). 0 or the send's errno.</summary>
+    public int RemoveAddressUnacknowledged(uint index, IPAddress address, byte protocol)
+    {
+        Span<byte> buffer = stackalloc byte[AddressMessageSize];
+        var message = AddressMessage(buffer, rtnetlink.RTM_DELADDR, 0, NextSequence(), index, address, protocol, null, acknowledged: false);
+        lock (_gate)
+        {
+            if (_fd < 0) return EBADF;
+            fixed (byte* p = message)
+                return (long)send(_fd, p, (uint)message.Length, 0) < 0 ? errno : 0;
+        }
+    }
+
     /// <summary>Sets the lifetime of an address this socket's owner put on the interface again
     /// (NLM_F_REPLACE: same prefix, flags and mark); 0 or the kernel's errno. The kernel adds the
     /// address when it is not there (IPv4 and IPv6 both ignore a missing NLM_F_CREATE), so only
@@ -71,12 +112,12 @@ internal unsafe class RouteNetlink : IDisposable
 
     /// <summary>The RTM_NEWADDR or RTM_DELADDR request for one host address; <paramref name="lifetimeSeconds"/>
     /// (valid and preferred alike) only for RTM_NEWADDR. Built apart from sending so the bytes can be checked.</summary>
-    internal static Span<byte> AddressMessage(Span<byte> buffer, ushort type, ushort flags, uint sequence, uint index, IPAddress address, byte protocol, uint? lifetimeSeconds, bool dad = false)
+    internal static Span<byte> AddressMessage(Span<byte> buffer, ushort type, ushort flags, uint sequence, uint index, IPAddress address, byte protocol, uint? lifetimeSeconds, bool dad = false, bool acknowledged = true)
     {
         bool v6 = address.AddressFamily == AddressFamily.InterNetworkV6;
         Span<byte> bytes = stackalloc byte[16];
         address.TryWriteBytes(bytes, out int length);
-        var w = new NetlinkRequestWriter(buffer, type, (ushort)(netlink.NLM_F_REQUEST | netlink.NLM_F_ACK | flags), sequence);
+        var w = new NetlinkRequestWriter(buffer, type, (ushort)(netlink.NLM_F_REQUEST | (acknowledged ? netlink.NLM_F_ACK : 0) | flags), sequence);
         // Each address is a host route of its own: when addresses share a prefix the first is
         // "primary", and deleting it would silently delete all the others.
         new IfAddrMessage((byte)(v6 ? 10 : 2), (byte)(v6 ? 128 : 32), 0, rtnetlink.RT_SCOPE_UNIVERSE, index).Emit(w.Payload(if_addr.IFADDRMSG_SIZE));
@@ -153,20 +194,28 @@ internal unsafe class RouteNetlink : IDisposable
     /// an address of this host); 0 and an errno when there is none.</summary>
     public int RouteTypeOf(IPAddress destination, out byte routeType)
     {
-        bool v6 = destination.AddressFamily == AddressFamily.InterNetworkV6;
-        Span<byte> bytes = stackalloc byte[16];
-        destination.TryWriteBytes(bytes, out int length);
-        Span<byte> buffer = stackalloc byte[64];
-        var w = new NetlinkRequestWriter(buffer, rtnetlink.RTM_GETROUTE, netlink.NLM_F_REQUEST, NextSequence());
-        new RouteMessage((byte)(v6 ? 10 : 2), (byte)(v6 ? 128 : 32), 0, 0, 0, 0, 0, 0, 0).Emit(w.Payload(rtnetlink.RTMSG_SIZE));
-        w.Attribute(rtnetlink.RTA_DST, bytes[..length]);
+        Span<byte> buffer = stackalloc byte[RouteQuerySize];
         byte found = 0;
-        int result = Request(w.Finish(), (header, payload) =>
+        int result = Request(RouteQuery(buffer, NextSequence(), destination), (header, payload) =>
         {
             if (header.Type == rtnetlink.RTM_NEWROUTE && RouteMessage.TryParse(payload, out var route)) found = route.Type;
         });
         routeType = found;
         return result;
+    }
+
+    private const int RouteQuerySize = 64;
+
+    // RTM_GETROUTE for one destination: the kernel answers with the route it would use, or an error.
+    private static Span<byte> RouteQuery(Span<byte> buffer, uint sequence, IPAddress destination)
+    {
+        bool v6 = destination.AddressFamily == AddressFamily.InterNetworkV6;
+        Span<byte> bytes = stackalloc byte[16];
+        destination.TryWriteBytes(bytes, out int length);
+        var w = new NetlinkRequestWriter(buffer, rtnetlink.RTM_GETROUTE, netlink.NLM_F_REQUEST, sequence);
+        new RouteMessage((byte)(v6 ? 10 : 2), (byte)(v6 ? 128 : 32), 0, 0, 0, 0, 0, 0, 0).Emit(w.Payload(rtnetlink.RTMSG_SIZE));
+        w.Attribute(rtnetlink.RTA_DST, bytes[..length]);
+        return w.Finish();
     }
 
     /// <summary>Adds <c>local PREFIX dev lo</c> to the local table: the kernel then takes the whole
@@ -275,6 +324,73 @@ internal unsafe class RouteNetlink : IDisposable
                 }
             }
         }
+    }
+
+    /// <summary>Sends two requests in one system call (sendmmsg: one datagram each, handled in
+    /// order) and reads both answers (recvmmsg): the first acknowledged, the second answered by
+    /// <paramref name="onSecond"/>'s messages or an error, which is ignored. The first's 0 or errno.</summary>
+    private int RequestPair(ReadOnlySpan<byte> first, ReadOnlySpan<byte> second, MessageHandler onSecond)
+    {
+        uint firstSequence = MemoryMarshal.Read<NetlinkHeader>(first).Sequence;
+        uint secondSequence = MemoryMarshal.Read<NetlinkHeader>(second).Sequence;
+        int? firstResult = null;
+        bool secondDone = false;
+        const int Half = 32 * 1024; // each answer gets half the receive buffer: a few hundred bytes at most
+        lock (_gate)
+        {
+            if (_fd < 0) return EBADF;
+            iovec* iov = stackalloc iovec[2];
+            Interop.mmsghdr* vector = stackalloc Interop.mmsghdr[2];
+            fixed (byte* f = first, s = second, r = _receive)
+            {
+                iov[0] = new iovec { iov_base = f, iov_len = first.Length };
+                iov[1] = new iovec { iov_base = s, iov_len = second.Length };
+                for (int i = 0; i < 2; i++) vector[i] = new Interop.mmsghdr { msg_hdr = new msghdr { msg_iov = &iov[i], msg_iovlen = 1 } };
+                int sent = Interop.sys_socket.sendmmsg(_fd, vector, 2, 0);
+                if (sent < 0) return Marshal.GetLastPInvokeError();
+                // The second not sent: its answer is not awaited (the caller asks again).
+                secondDone = sent < 2;
+                while (firstResult is null || !secondDone)
+                {
+                    for (int i = 0; i < 2; i++)
+                    {
+                        iov[i] = new iovec { iov_base = r + i * Half, iov_len = Half };
+                        vector[i] = new Interop.mmsghdr { msg_hdr = new msghdr { msg_iov = &iov[i], msg_iovlen = 1 } };
+                    }
+                    // Both answers are queued by the time sendmmsg returns: the first is waited
+                    // for, the second taken if there (MSG_WAITFORONE).
+                    int got = Interop.sys_socket.recvmmsg(_fd, vector, 2, Interop.sys_socket.MSG_WAITFORONE, null);
+                    if (got < 0)
+                    {
+                        int error = Marshal.GetLastPInvokeError();
+                        if (error == EINTR) continue;
+                        return error;
+                    }
+                    for (int i = 0; i < got; i++)
+                    {
+                        var rest = _receive.AsSpan(i * Half, (int)Math.Min(vector[i].msg_len, (uint)Half));
+                        while (NetlinkHeader.TryParse(rest, out var header))
+                        {
+                            var payload = rest[netlink.NLMSG_HDRLEN..(int)header.Length];
+                            rest = rest[Math.Min(netlink.NLMSG_ALIGN((int)header.Length), rest.Length)..];
+                            if (header.Sequence == firstSequence && header.Type == netlink.NLMSG_ERROR)
+                                firstResult = payload.Length >= 4 ? -MemoryMarshal.Read<int>(payload) : EPROTO;
+                            else if (header.Sequence == secondSequence && !secondDone)
+                            {
+                                if (header.Type is netlink.NLMSG_ERROR or netlink.NLMSG_DONE) secondDone = true;
+                                else
+                                {
+                                    onSecond(header, payload);
+                                    secondDone = (header.Flags & netlink.NLM_F_MULTI) == 0;
+                                }
+                            }
+                            // Anything else answers an earlier request (an unacknowledged remove's refusal).
+                        }
+                    }
+                }
+            }
+        }
+        return firstResult ?? EPROTO;
     }
 
     // Under the lock and marked: a thread still asking after the owner gave up on it must not

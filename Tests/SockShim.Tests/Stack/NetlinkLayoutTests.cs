@@ -20,7 +20,9 @@ public class NetlinkLayoutTests
         try
         {
             File.WriteAllText(Path.Combine(dir, "h.c"), """
+                #define _GNU_SOURCE
                 #include <stdio.h>
+                #include <sys/socket.h>
                 #include <stddef.h>
                 #include <linux/netlink.h>
                 #include <linux/rtnetlink.h>
@@ -35,6 +37,7 @@ public class NetlinkLayoutTests
                          offsetof(struct ifa_cacheinfo, cstamp), offsetof(struct ifa_cacheinfo, tstamp), IFA_CACHEINFO, NLM_F_REPLACE);
                   printf("%d %d %d\n", IFA_F_NOPREFIXROUTE, IFA_F_DADFAILED, IFA_F_TENTATIVE);
                   printf("%zu %d %d %d\n", offsetof(struct sockaddr_nl, nl_groups), RTMGRP_IPV4_ROUTE, NETLINK_ADD_MEMBERSHIP, RTNLGRP_NEXTHOP);
+                  printf("%zu %zu %d\n", sizeof(struct mmsghdr), offsetof(struct mmsghdr, msg_len), MSG_WAITFORONE);
                   return 0;
                 }
                 """);
@@ -56,6 +59,8 @@ public class NetlinkLayoutTests
             // IfAddrCacheInfo writes preferred at 0, valid at 4, the two timestamps at 8 and 12.
             Assert.That(lines[5], Is.EqualTo($"{if_addr.IFA_CACHEINFO_SIZE} 0 4 8 12 {if_addr.IFA_CACHEINFO} {netlink.NLM_F_REPLACE}"));
             Assert.That(lines[6], Is.EqualTo($"{if_addr.IFA_F_NOPREFIXROUTE} {if_addr.IFA_F_DADFAILED} {if_addr.IFA_F_TENTATIVE}"));
+            // sendmmsg and recvmmsg take arrays of mmsghdr: its size and msg_len's place are C's.
+            Assert.That(lines[8], Is.EqualTo($"{Unsafe.SizeOf<mmsghdr>()} {System.Runtime.InteropServices.Marshal.OffsetOf<mmsghdr>(nameof(mmsghdr.msg_len))} {sys_socket.MSG_WAITFORONE}"));
             Assert.That(lines[7], Is.EqualTo($"{netlink.SOCKADDR_NL_GROUPS} {rtnetlink.RTMGRP_IPV4_ROUTE} {netlink.NETLINK_ADD_MEMBERSHIP} {rtnetlink.RTNLGRP_NEXTHOP}"));
         }
         finally { Directory.Delete(dir, true); }
