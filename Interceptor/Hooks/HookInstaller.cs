@@ -21,7 +21,7 @@ public static class HookInstaller
 
     public static void Install(Type slots, Lazy<AddressStack> stack)
     {
-        if (slots.FullName != HookContract.FullTypeName || slots.Assembly != typeof(Socket).Assembly)
+        if (slots.FullName != HookContract.FullTypeName || slots.Assembly != typeof(Socket).Assembly || Type.GetTypeFromHandle(slots.TypeHandle) != slots)
             throw new InvalidOperationException($"{slots.AssemblyQualifiedName} is not the woven type of the System.Net.Sockets loaded");
         // Touch every dependency the handlers use now, so a missing one stops the app at
         // start-up instead of failing its first connect.

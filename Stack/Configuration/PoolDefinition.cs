@@ -103,7 +103,8 @@ public sealed class PoolDefinition
             if (_v4Start[mid] <= index) lo = mid; else seg = mid - 1;
         }
         uint n = _v4First![lo] + (uint)(index - _v4Start[lo]);
-        return new IPAddress(System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(n));
+        // IPAddress(long) takes the address as it lies in memory in network order.
+        return new IPAddress(BitConverter.IsLittleEndian ? System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(n) : n);
     }
 
     private IPAddress AddressAtWide(int index)

@@ -37,8 +37,8 @@ internal sealed record PoolDescription
         Property(json, nameof(Ranges)).Append('[').AppendJoin(',', Ranges.Select(Quote)).Append(']');
         Property(json, nameof(Exclude)).Append('[').AppendJoin(',', Exclude.Select(Quote)).Append(']');
         Property(json, nameof(Strategy)).Append(Quote(Strategy.ToString()));
-        Property(json, nameof(MaxAddresses)).Append(MaxAddresses);
-        Property(json, nameof(Dscp)).Append(Dscp is { } dscp ? dscp.ToString() : "null");
+        Property(json, nameof(MaxAddresses)).Append(MaxAddresses.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        Property(json, nameof(Dscp)).Append(Dscp is { } dscp ? dscp.ToString(System.Globalization.CultureInfo.InvariantCulture) : "null");
         return json.Append('}').ToString();
 
         static StringBuilder Property(StringBuilder json, string name) =>
@@ -47,12 +47,19 @@ internal sealed record PoolDescription
 
     /// <summary>A JSON string as System.Text.Json's default encoder writes it: printable ASCII as
     /// it is, but for the characters HTML gives meaning to; a backslash and the common controls
-    /// in short form; everything else as \uXXXX (each UTF-16 unit).</summary>
+    /// in short form; everything else as \uXXXX (each UTF-16 unit), and a surrogate without its
+    /// pair as the replacement character U+FFFD.</summary>
     internal static string Quote(string text)
     {
         var quoted = new StringBuilder(text.Length + 2).Append('"');
-        foreach (char c in text)
+        for (int i = 0; i < text.Length; i++)
         {
+            char c = text[i];
+            if (char.IsSurrogate(c))
+            {
+                bool paired = char.IsHighSurrogate(c) ? i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]) : i > 0 && char.IsHighSurrogate(text[i - 1]);
+                if (!paired) c = '\uFFFD';
+            }
             switch (c)
             {
                 case '\\': quoted.Append("\\\\"); break;
@@ -104,7 +111,8 @@ internal sealed record PoolDescription
             }
             return d;
         }
-        catch (JsonException) { return null; }
+        // GetString throws InvalidOperationException for a string holding half a surrogate pair.
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException) { return null; }
 
         // A name of the enum (any case), or one of its values as a number: what the serializer's
         // converter read (a helper of the last version sent numbers).

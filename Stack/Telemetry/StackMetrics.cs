@@ -11,15 +11,14 @@ internal static class StackMetrics
 {
     public const string MeterName = "SockShim";
 
-    /// <summary>Makes the meter on a thread of its own. Making it costs 10-15 ms
-    /// (System.Diagnostics.Metrics creates its EventSource with the first meter), and an app under
-    /// the launcher builds its stack at its first socket: begun while that socket's settings are
-    /// read, the meter is ready when the first lease is counted. A thread that needs it sooner
-    /// waits for it (the class constructor runs once). Not a pool thread: starting the pool in an
-    /// app that has not cost more (4-6 ms) than the thread.</summary>
-    public static void PrepareElsewhere() =>
-        new Thread(static () => System.Runtime.CompilerServices.RuntimeHelpers.RunClassConstructor(typeof(StackMetrics).TypeHandle))
-        { IsBackground = true, Name = "SockShim metrics" }.Start();
+    /// <summary>Makes the meter now (AddressStack calls it on a thread of its own, see there).
+    /// A failure is not this thread's to report: it stays with the class, and whoever counts
+    /// first meets it as before.</summary>
+    public static void Prepare()
+    {
+        try { System.Runtime.CompilerServices.RuntimeHelpers.RunClassConstructor(typeof(StackMetrics).TypeHandle); }
+        catch (TypeInitializationException) { }
+    }
 
     private static readonly Meter s_meter = new(MeterName, "1.0");
 

@@ -45,6 +45,20 @@ public class PoolDescriptionTests
         Assert.That((numbers?.Source, numbers?.Provisioner, numbers?.Strategy), Is.EqualTo(((SourceKind?)SourceKind.Dhcp, (ProvisionerKind?)ProvisionerKind.Netlink, (AllocationStrategy?)AllocationStrategy.Sequential)));
     }
 
+    [Test]
+    public void Every_character_is_quoted_as_the_serializer_quotes_it()
+    {
+        // Each UTF-16 unit alone (so every lone surrogate too), then a pair and a pair cut in two.
+        var texts = Enumerable.Range(0, 0x10000).Select(c => $"a{(char)c}b").Concat(["x\U0001F600y", "x\uD83Dy", "x\uDE00y", "\uDE00\uD83D"]);
+        var differ = texts.Where(t => PoolDescription.Quote(t) != JsonSerializer.Serialize(t))
+            .Select(t => $"{string.Join(" ", t.Select(c => ((int)c).ToString("X4")))}: {PoolDescription.Quote(t)} vs {JsonSerializer.Serialize(t)}").Take(5).ToList();
+        Assert.That(differ, Is.Empty);
+    }
+
+    [Test]
+    public void A_lone_surrogate_in_a_file_is_no_description_rather_than_an_exception() =>
+        Assert.That(PoolDescription.FromJson("{\"Name\":\"\\uD800\",\"Ranges\":[\"127.1.0.0/24\"],\"MaxAddresses\":256}"), Is.Null);
+
     [TestCase("not json")]
     [TestCase("[1, 2]")]
     [TestCase("{\"Ranges\": \"127.0.0.0/8\"}")]
