@@ -7,7 +7,6 @@ using SockShim.Stack.Policy;
 using SockShim.Stack.Pools;
 using SockShim.Stack.Provisioning;
 using SockShim.Stack.Sources;
-using SockShim.Stack.Telemetry;
 
 namespace SockShim.Stack;
 
@@ -105,19 +104,7 @@ public sealed class AddressStack : IDisposable
     }
 
     /// <summary>Loads configuration from the environment (and SOCKSHIM_CONFIG) and builds the stack.</summary>
-    public static AddressStack FromEnvironment()
-    {
-        // The meter is made on a thread of its own while the settings are read: it costs 10-15 ms
-        // (System.Diagnostics.Metrics creates its EventSource with the first meter), and an app
-        // under the launcher builds its stack at its first socket. A thread that counts sooner
-        // waits for it (a class constructor runs once). Not a pool thread: starting the pool in an
-        // app that has not cost more (4-6 ms); UnsafeStart: the app's async-locals stay its own.
-        // Where no thread can start (a pids limit), the meter is made when first used, as before.
-        try { new Thread(StackMetrics.Prepare) { IsBackground = true, Name = "SockShim metrics" }.UnsafeStart(); }
-        catch (OutOfMemoryException) { }
-        catch (ThreadStartException) { }
-        return Create(SettingsLoader.Load());
-    }
+    public static AddressStack FromEnvironment() => Create(SettingsLoader.Load());
 
     /// <summary>The pool for a socket: by name when the caller names one, else the first pool of the family.</summary>
     public AddressPool? FindPool(AddressFamily family, string? name, out StackError? error)

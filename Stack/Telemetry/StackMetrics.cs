@@ -10,16 +10,6 @@ namespace SockShim.Stack.Telemetry;
 internal static class StackMetrics
 {
     public const string MeterName = "SockShim";
-
-    /// <summary>Makes the meter now (AddressStack calls it on a thread of its own, see there).
-    /// A failure is not this thread's to report: it stays with the class, and whoever counts
-    /// first meets it as before.</summary>
-    public static void Prepare()
-    {
-        try { System.Runtime.CompilerServices.RuntimeHelpers.RunClassConstructor(typeof(StackMetrics).TypeHandle); }
-        catch (TypeInitializationException) { }
-    }
-
     private static readonly Meter s_meter = new(MeterName, "1.0");
 
     public static readonly UpDownCounter<long> LiveLeases =
