@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Launcher overhead, measured side by side in one run and printed as ratios next to targets:
-#   start-up of a small app that opens one socket, with the variables `sockshim run --no-startup-hook`
-#   sets for it (the woven System.Net.Sockets, wired at that socket; no startup hook) vs plain (target
+#   start-up of a small app that opens one socket, started as `sockshim run` starts it (its variables,
+#   and its runtimeconfig copy with startup hooks off: the woven System.Net.Sockets, wired at that
+#   socket; no startup hook) vs plain (target
 #   <= 1.02x); the whole command a user types, `./sockshim run -- dotnet app.dll` and
 #   `./sockshim run -- ./apphost`, vs the plain command (target <= 1.10x); and per-connection
 #   connect+close on loopback under `sockshim run --mode all` (every connection gets its own
@@ -40,12 +41,15 @@ if [ "$only" = all ]; then
   dotnet publish "$out/empty" -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true -nologo -v q -o "$out/empty/bin" > "$out/build2.log" 2>&1 || { cat "$out/build2.log"; exit 1; }
 fi
 
-# The variables `sockshim run --no-startup-hook` sets for this very command (its --verbose lists
-# them), applied directly, so the launcher's own start-up is not counted in the app's (it is
-# reported on its own line below): for a proved `dotnet app.dll`, the start without a startup hook.
+# The variables `sockshim run` sets for this very command and the runtimeconfig copy it starts the
+# app from (its --verbose lists both), applied directly, so the launcher's own start-up is not
+# counted in the app's (it is reported on its own line below): for a proved `dotnet app.dll`, the
+# start without a startup hook.
 env_file="$out/env"
-./sockshim run --verbose --no-startup-hook -- dotnet "$app" --start 2>&1 >/dev/null | sed -n 's/^sockshim: \([A-Z_][A-Z0-9_]*\)=\(.*\)$/export \1='"'"'\2'"'"'/p' | grep -v "^export SOCKSHIM_LOG=" > "$env_file" # --verbose's own debug log is not the app's
-grep -q "SOCKSHIM_WIRE=" "$env_file" || { echo "sockshim run did not choose the start without a startup hook:" >&2; ./sockshim run --verbose --no-startup-hook -- dotnet "$app" --start 2>&1 | grep "start:" >&2; exit 1; }
+./sockshim run --verbose -- dotnet "$app" --start 2>"$out/verbose" >/dev/null
+sed -n 's/^sockshim: \([A-Z_][A-Z0-9_]*\)=\(.*\)$/export \1='"'"'\2'"'"'/p' "$out/verbose" | grep -v "^export SOCKSHIM_LOG=" > "$env_file" # --verbose's own debug log is not the app's
+rc=$(sed -n 's/^sockshim: command: .* --runtimeconfig \([^ ]*\) .*$/\1/p' "$out/verbose")
+grep -q "SOCKSHIM_WIRE=" "$env_file" && [ -n "$rc" ] || { echo "sockshim run did not choose the start without a startup hook:" >&2; grep "start:\|command:" "$out/verbose" >&2; exit 1; }
 
 port_pressure() {
   # One fresh process in a drained TCP table: a network namespace of its own (its TIME_WAIT goes
@@ -69,7 +73,7 @@ port_pressure() {
   for i in $(seq $rounds); do
     loads="$loads $(cut -d' ' -f1 /proc/loadavg)"
     drained "dotnet '$app' --connect-loop $n --cold --time-wait" | awk '{print $2}' >> "$out/tplain"
-    drained "source '$env_file'; dotnet '$app' --connect-loop $n --cold --time-wait" | awk '{print $2}' >> "$out/twoven"
+    drained "source '$env_file'; dotnet exec --runtimeconfig '$rc' '$app' --connect-loop $n --cold --time-wait" | awk '{print $2}' >> "$out/twoven"
     drained "dotnet '$app' --connect-loop $n --cold --time-wait --bind-distinct" | awk '{print $2}' >> "$out/tbare"
   done
   local tp tw tb; tp=$(median < "$out/tplain"); tw=$(median < "$out/twoven"); tb=$(median < "$out/tbare")
@@ -80,11 +84,11 @@ port_pressure() {
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r), .NET $(dotnet --list-runtimes | awk '/NETCore.App/ {v=$2} END {print v}'), $(date -u +%F)"
 if [ "$only" = port-pressure ]; then port_pressure; exit 0; fi
-for i in $(seq 3); do dotnet "$app" --start; (source "$env_file"; dotnet "$app" --start); "$out/sc/LegacyApp" --start; ./sockshim run -- "$out/sc/LegacyApp" --start; done # warm the page cache
+for i in $(seq 3); do dotnet "$app" --start; (source "$env_file"; dotnet exec --runtimeconfig "$rc" "$app" --start); "$out/sc/LegacyApp" --start; ./sockshim run -- "$out/sc/LegacyApp" --start; done # warm the page cache
 : > "$out/plain"; : > "$out/woven"; : > "$out/wrapped"; : > "$out/emptyhook"; : > "$out/plainhost"; : > "$out/wrappedhost"; : > "$out/plainsc"; : > "$out/wrappedsc"
 for i in $(seq "$runs"); do
   t0=$(now); dotnet "$app" --start; t1=$(now); echo $(( (t1 - t0) / 1000 )) >> "$out/plain"
-  t0=$(now); (source "$env_file"; dotnet "$app" --start); t1=$(now); echo $(( (t1 - t0) / 1000 )) >> "$out/woven"
+  t0=$(now); (source "$env_file"; dotnet exec --runtimeconfig "$rc" "$app" --start); t1=$(now); echo $(( (t1 - t0) / 1000 )) >> "$out/woven"
   t0=$(now); ./sockshim run -- dotnet "$app" --start; t1=$(now); echo $(( (t1 - t0) / 1000 )) >> "$out/wrapped"
   t0=$(now); DOTNET_STARTUP_HOOKS="$out/empty/bin/empty.dll" dotnet "$app" --start; t1=$(now); echo $(( (t1 - t0) / 1000 )) >> "$out/emptyhook"
   t0=$(now); "$out/app/LegacyApp" --start; t1=$(now); echo $(( (t1 - t0) / 1000 )) >> "$out/plainhost"
@@ -103,7 +107,7 @@ awk -v p="$plainsc" -v w="$wrappedsc" -v fp="$plainhost" -v fw="$wrappedhost" 'B
 : > "$out/cplain"; : > "$out/cwoven"; : > "$out/cbare"
 for i in 1 2 3 4 5; do
   dotnet "$app" --connect-loop "$conns" | awk '{print $2}' >> "$out/cplain"
-  (source "$env_file"; dotnet "$app" --connect-loop "$conns") | awk '{print $2}' >> "$out/cwoven"
+  (source "$env_file"; dotnet exec --runtimeconfig "$rc" "$app" --connect-loop "$conns") | awk '{print $2}' >> "$out/cwoven"
   dotnet "$app" --connect-loop "$conns" --bind-distinct | awk '{print $2}' >> "$out/cbare"
 done
 cp=$(median < "$out/cplain"); cw=$(median < "$out/cwoven"); cb=$(median < "$out/cbare")
@@ -115,11 +119,11 @@ awk -v p="$cp" -v b="$cb" -v w="$cw" 'BEGIN { printf "  of which the kernel: bin
 : > "$out/kplain"; : > "$out/kwoven"; : > "$out/kbare"; : > "$out/fplain"; : > "$out/fwoven"
 for i in 1 2 3 4 5; do
   dotnet "$app" --connect-loop 10000 --cold | awk '{print $2}' >> "$out/kplain"
-  (source "$env_file"; dotnet "$app" --connect-loop 10000 --cold) | awk '{print $2}' >> "$out/kwoven"
+  (source "$env_file"; dotnet exec --runtimeconfig "$rc" "$app" --connect-loop 10000 --cold) | awk '{print $2}' >> "$out/kwoven"
   dotnet "$app" --connect-loop 10000 --cold --bind-distinct | awk '{print $2}' >> "$out/kbare"
   # The first connection alone: where SockShim builds its stack (settings, pools, table).
   dotnet "$app" --connect-loop 1 --cold | awk '{print $2}' >> "$out/fplain"
-  (source "$env_file"; dotnet "$app" --connect-loop 1 --cold) | awk '{print $2}' >> "$out/fwoven"
+  (source "$env_file"; dotnet exec --runtimeconfig "$rc" "$app" --connect-loop 1 --cold) | awk '{print $2}' >> "$out/fwoven"
 done
 kp=$(median < "$out/kplain"); kw=$(median < "$out/kwoven"); kb=$(median < "$out/kbare"); fp=$(median < "$out/fplain"); fw=$(median < "$out/fwoven")
 awk -v p="$kp" -v w="$kw" 'BEGIN { printf "connect+close cold (median of 5 fresh processes x 10000, no warm-up): plain %.1f us, under SockShim %.1f us, ratio %.3fx (target <= 1.05x) %s\n", p/1000, w/1000, w/p, (w/p <= 1.05 ? "MET" : "MISSED") }'

@@ -14,14 +14,16 @@ internal static class RunCommand
     {
         var cache = CacheOption.Create();
         var verbose = new Option<bool>("--verbose") { Description = "say what the launcher prepares and sets, and log each address the app takes and gives back (SOCKSHIM_LOG=debug)" };
-        var noHook = new Option<bool>("--no-startup-hook")
+        var withHook = new Option<bool>("--startup-hook")
         {
-            Description = "start `dotnet app.dll` without a startup hook where the launcher proves the woven System.Net.Sockets is what the app loads " +
-                          "(it wires itself at the first socket; an app that never opens one loads nothing of SockShim). Child processes the app starts are not proved: " +
-                          "one that bypasses the woven copy runs unpatched. Without the proof the hook stays",
+            Description = "start the app with the startup hook (the check at start) even where the launcher proves that `dotnet app.dll` loads the woven " +
+                          "System.Net.Sockets; by default such an app starts without one (the woven copy wires itself at the first socket, and an app that never " +
+                          "opens one loads nothing of SockShim), and the processes it starts keep the hook",
         };
+        // The default since the start without a hook became it; kept so scripts that pass it still run.
+        var noHook = new Option<bool>("--no-startup-hook") { Description = "the default: no startup hook where the launcher proves the woven copy loads", Hidden = true };
         var command = new Argument<string[]>("command") { Description = "the command to run, after --", Arity = ArgumentArity.OneOrMore };
-        var run = new Command("run", "Run a .NET command (an apphost, dotnet app.dll, dotnet run, dotnet test) so that its sockets get their own addresses") { cache, verbose, noHook, command };
+        var run = new Command("run", "Run a .NET command (an apphost, dotnet app.dll, dotnet run, dotnet test) so that its sockets get their own addresses") { cache, verbose, withHook, noHook, command };
         stack.AddTo(run, forRun: true);
         run.SetAction(async (parse, ct) =>
         {
@@ -46,7 +48,7 @@ internal static class RunCommand
 
             log?.WriteLine(weaver is null ? "sockshim: launcher: native (every runtime's woven copy is in the cache)" : "sockshim: launcher: the managed tool");
             LaunchPlan launch;
-            try { launch = LaunchPlan.For(parse.GetValue(command)!, given, store, AppContext.BaseDirectory, verbose: parse.GetValue(verbose), tryWithoutHook: parse.GetValue(noHook), progress: log is null ? null : line => log.WriteLine("sockshim: " + line)); }
+            try { launch = LaunchPlan.For(parse.GetValue(command)!, given, store, AppContext.BaseDirectory, verbose: parse.GetValue(verbose), tryWithoutHook: !parse.GetValue(withHook), progress: log is null ? null : line => log.WriteLine("sockshim: " + line)); }
             catch (AppRefusedException ex)
             {
                 error.WriteLine($"sockshim: not starting the app: {ex.Message} (exit code {DeploymentCheck.RefusedExitCode})");

@@ -1,10 +1,11 @@
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using SockShim.Interceptor.Store;
 
 namespace SockShim.Interceptor.Launch;
 
 /// <summary>
-/// Whether `sockshim run --no-startup-hook` can start a command without the startup hook: only
+/// Whether `sockshim run` can start a command without the startup hook: only
 /// where it proves, from the command's files and the environment, that the app will load the
 /// woven System.Net.Sockets, so no check inside the app is needed to refuse a bypass (the woven
 /// copy then wires itself at the first socket, see HookContract.WireVariable). The proof covers
@@ -29,17 +30,19 @@ namespace SockShim.Interceptor.Launch;
 public static class HooklessProof
 {
     /// <summary>Null when proved; otherwise why not, in words (said with --verbose).</summary>
-    public static string? WhyNot(IReadOnlyList<string> command, WovenStore store)
+    public static string? WhyNot(IReadOnlyList<string> command, WovenStore store, out string? runtimeConfig)
     {
-        try { return Prove(command, store); }
+        runtimeConfig = null;
+        try { return Prove(command, store, out runtimeConfig); }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException or JsonException)
         {
             return $"the command's files cannot be read: {ex.Message}";
         }
     }
 
-    private static string? Prove(IReadOnlyList<string> command, WovenStore store)
+    private static string? Prove(IReadOnlyList<string> command, WovenStore store, out string? runtimeConfigText)
     {
+        runtimeConfigText = null;
         if (command.Count < 2 || Path.GetFileName(command[0]) != "dotnet" || !command[1].EndsWith(".dll", StringComparison.OrdinalIgnoreCase))
             return "only `dotnet app.dll` is proved (an apphost runs the app path written inside it; an SDK command, `dotnet exec` with options or a script decides itself what loads)";
         if ((User("DOTNET_ADDITIONAL_DEPS") ?? User("DOTNET_SHARED_STORE")) is { } given)
@@ -71,7 +74,10 @@ public static class HooklessProof
                 return $"{dir} has a System.Net.Sockets of its own ({name})";
         }
         string runtimeConfig = Path.ChangeExtension(app, ".runtimeconfig.json"), deps = Path.ChangeExtension(app, ".deps.json");
-        using (var config = JsonDocument.Parse(File.ReadAllText(runtimeConfig), new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true }))
+        // The host would read a development file beside the app's runtimeconfig, not beside the copy.
+        if (File.Exists(Path.ChangeExtension(app, ".runtimeconfig.dev.json"))) return $"{Path.ChangeExtension(app, ".runtimeconfig.dev.json")} adds to the app's runtimeconfig";
+        string text = File.ReadAllText(runtimeConfig);
+        using (var config = JsonDocument.Parse(text, RuntimeConfigReading))
         {
             if (config.RootElement.ValueKind != JsonValueKind.Object || !config.RootElement.TryGetProperty("runtimeOptions", out var options) || options.ValueKind != JsonValueKind.Object)
                 return $"{runtimeConfig} has no runtimeOptions";
@@ -86,9 +92,36 @@ public static class HooklessProof
             using var document = JsonDocument.Parse(File.ReadAllText(deps));
             if (Mentions(document.RootElement, "System.Net.Sockets")) return $"{deps} lists a System.Net.Sockets of the app's own";
         }
+        runtimeConfigText = text;
         return null;
 
         static string? User(string variable) => Environment.GetEnvironmentVariable(variable) is { Length: > 0 } ? variable : null;
+    }
+
+    private static readonly JsonDocumentOptions RuntimeConfigReading = new() { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true };
+
+    /// <summary>The proved runtimeconfig text with startup hooks turned off
+    /// (System.StartupHookProvider.IsSupported false), kept in the account's private cache under a
+    /// name made from its content; its path. The app starts from it (`dotnet exec --runtimeconfig`),
+    /// so the host reads the text that was proved, and the app pays no startup hook while
+    /// DOTNET_STARTUP_HOOKS stays set for the processes it starts, which nothing here proves.</summary>
+    public static string WithoutStartupHooks(WovenStore store, string app, string runtimeConfig)
+    {
+        var root = JsonNode.Parse(runtimeConfig, null, RuntimeConfigReading)!.AsObject();
+        var options = root["runtimeOptions"]!.AsObject();
+        if (options["configProperties"] is not JsonObject properties) options["configProperties"] = properties = new JsonObject();
+        properties["System.StartupHookProvider.IsSupported"] = false;
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true })) root.WriteTo(writer);
+        byte[] bytes = buffer.WrittenSpan.ToArray();
+        // A name, not a defence (no other account writes here): FNV-1a, no crypto library loaded.
+        ulong hash = 0xcbf29ce484222325;
+        foreach (byte b in bytes) hash = (hash ^ b) * 0x100000001b3;
+        string path = Path.Combine(TrustedPaths.PrivateDirectory(Path.Combine(store.Root, "runtimeconfig")), $"{Path.GetFileNameWithoutExtension(app)}.{hash:x16}.runtimeconfig.json");
+        try { TrustedPaths.WriteNew(path, bytes, 0b110_000_000); }
+        catch (IOException) when (File.Exists(path)) { } // kept from an earlier launch, or one at the same moment
+        if (!TrustedPaths.ReadBounded(path, bytes.Length + 1).AsSpan().SequenceEqual(bytes)) throw new IOException($"{path} holds other text than the app's runtimeconfig without startup hooks");
+        return path;
     }
 
     private static IEnumerable<string> Names(JsonElement o) => o.ValueKind == JsonValueKind.Object ? o.EnumerateObject().Select(p => p.Name) : [];

@@ -83,14 +83,23 @@ public sealed class LaunchPlan
             hook["DOTNET_SHARED_STORE"] = Prepend(store.StoreDirectory, "DOTNET_SHARED_STORE");
             hook["DOTNET_ADDITIONAL_DEPS"] = Prepend(store.DepsDirectory, "DOTNET_ADDITIONAL_DEPS");
         }
-        // Asked for (--no-startup-hook) and where the woven copy is proved to be the one loaded, it
-        // wires itself at the first socket and the app pays no startup hook; elsewhere the hook
-        // checks it at start. Not the default: the app's own children get no hook either, and
-        // nothing proves what they load.
-        plan.HookReason = tryWithoutHook ? HooklessProof.WhyNot(command, store) : "the default; --no-startup-hook starts a proved `dotnet app.dll` without it";
+        // Where the woven copy is proved to be the one loaded, it wires itself at the first socket
+        // and the app starts from a copy of its runtimeconfig that turns startup hooks off, so it
+        // pays none; elsewhere the hook checks at start. DOTNET_STARTUP_HOOKS is set either way:
+        // the processes the app starts inherit it, and nothing proves what they load.
+        string? runtimeConfig = null;
+        plan.HookReason = tryWithoutHook ? HooklessProof.WhyNot(command, store, out runtimeConfig) : "asked for with --startup-hook";
+        if (plan.HookReason is null)
+        {
+            try { plan.Command = [command[0], "exec", "--runtimeconfig", HooklessProof.WithoutStartupHooks(store, command[1], runtimeConfig!), .. command.Skip(1)]; }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException or InvalidOperationException or System.Text.Json.JsonException or Stack.Claims.UntrustedStateException)
+            {
+                plan.HookReason = $"the runtimeconfig copy without startup hooks cannot be kept: {ex.Message}";
+            }
+        }
         plan.WithoutHook = plan.HookReason is null;
         if (plan.WithoutHook) hook[Contract.HookContract.WireVariable] = StartupHookPath(toolDirectory);
-        else hook["DOTNET_STARTUP_HOOKS"] = Prepend(StartupHookPath(toolDirectory), "DOTNET_STARTUP_HOOKS");
+        hook["DOTNET_STARTUP_HOOKS"] = Prepend(StartupHookPath(toolDirectory), "DOTNET_STARTUP_HOOKS");
         foreach (var (version, prepared) in store.Verified)
             hook[Contract.HookContract.WovenRecordVariable(version)] = $"{prepared.Identity}:{prepared.AssemblyPath}";
         if (own is not null) hook[Contract.HookContract.WovenRecordVariable(own.Runtime.Version)] = $"{own.Identity}:{own.AssemblyPath}";
@@ -170,7 +179,7 @@ public sealed class LaunchPlan
             yield return $"self-contained app: started from its overlay {Path.GetDirectoryName(Overlay.Executable)}{(Overlay.FromCache ? " (cached)" : "")}, " +
                          $"its own runtime {Overlay.Sockets.Runtime.Version}'s System.Net.Sockets woven";
         yield return "command: " + string.Join(' ', Command);
-        yield return WithoutHook ? "start: no startup hook (the woven System.Net.Sockets is proved to be the one loaded; it wires itself at the first socket)"
+        yield return WithoutHook ? "start: no startup hook in the app (the woven System.Net.Sockets is proved to be the one loaded; it wires itself at the first socket; the processes it starts keep the hook)"
             : $"start: with the startup hook ({HookReason})";
         foreach (var (k, v) in HookVariables) yield return $"{k}={v}";
         if (_tempFile is not null) yield return $"(in runsettings {_tempFile})";

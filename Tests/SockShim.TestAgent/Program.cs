@@ -33,7 +33,16 @@ using SockShim.Stack.Pools;
 //                 changes of this namespace: a route via GATEWAY added, ADDRESS added, the route removed,
 //                 a flood of address changes that overflows the view's queue, a route via GATEWAY2.
 //   fuzz-churn SECONDS PORT / fuzz-table PATH SECONDS : the table fuzz test (see TableFuzz).
+//   spawn COMMAND ARGS... : starts COMMAND as a child with this process's environment, waits for
+//                 it, prints "child exit N" and exits 0 (a parent started by the launcher).
 var verb = args.ElementAtOrDefault(0) ?? "";
+if (verb == "spawn")
+{
+    using var child = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo(args[1], args.Skip(2)) { UseShellExecute = false })!;
+    if (!child.WaitForExit(TimeSpan.FromMinutes(2))) { child.Kill(); Console.WriteLine("child killed after 2 minutes"); return 1; }
+    Console.WriteLine($"child exit {child.ExitCode}");
+    return 0;
+}
 if (verb == "fuzz-churn") return TableFuzz.Churn(double.Parse(args[1]), int.Parse(args[2]));
 if (verb == "fuzz-table") return TableFuzz.Table(args[1], double.Parse(args[2]));
 if (verb == "traffic") return MarkedTraffic.Run(IPEndPoint.Parse(args[1]), args[2], args.ElementAtOrDefault(3));

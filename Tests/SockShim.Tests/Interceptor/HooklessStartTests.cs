@@ -6,10 +6,11 @@ using System.Text.RegularExpressions;
 namespace SockShim.Tests.Interceptor;
 
 /// <summary>
-/// `sockshim run --no-startup-hook` (issue 20): where the launcher proves that `dotnet app.dll`
-/// will load the woven System.Net.Sockets, the woven copy wires itself at the first socket and the
-/// app starts as it would plainly; where it cannot, the startup hook stays and still refuses a
-/// bypass. The bypasses an attacker review found (a copy named in another case, a deps.json key
+/// `sockshim run` (issue 20): where the launcher proves that `dotnet app.dll` will load the woven
+/// System.Net.Sockets, the app starts from a copy of its runtimeconfig that turns startup hooks
+/// off, the woven copy wires itself at the first socket, and the app starts as it would plainly;
+/// the processes it starts keep the hook. Where it cannot prove it, the startup hook stays and
+/// still refuses a bypass. The bypasses an attacker review found (a copy named in another case, a deps.json key
 /// written with an escape, `..` after a link, a wrapper named dotnet, an apphost whose app is
 /// another) each keep the hook. SOCKSHIM_TRACE_STARTUP=1 makes the wiring say which way it ran;
 /// the echo server in another process says where each socket came from.
@@ -42,11 +43,15 @@ public class HooklessStartTests() : EchoServerFixture("127.107.0.0/24", "hookles
     [Test]
     public void Dotnet_app_dll_starts_without_the_hook_and_every_api_still_gets_its_own_address()
     {
-        var (exit, output, error) = Sockshim(["run", "--verbose", "--no-startup-hook", "--mode", "all", "--", "dotnet", Programs.PathOf("LegacyApp"), _serverEndpoint]);
+        var (exit, output, error) = Sockshim(["run", "--verbose", "--mode", "all", "--", "dotnet", Programs.PathOf("LegacyApp"), _serverEndpoint]);
         Assert.That(exit, Is.Zero, output + error);
         Assert.That(error, Does.Contain(NoHook), "the launcher proved the woven copy loads");
-        Assert.That(error, Does.Not.Contain("DOTNET_STARTUP_HOOKS="), "no startup hook was set");
-        Assert.That(error, Does.Contain(WiredAtFirstSocket).And.Not.Contain(WiredByHook), "the woven copy wired itself");
+        Assert.That(error, Does.Contain(WiredAtFirstSocket).And.Not.Contain(WiredByHook), "the woven copy wired itself, the hook never ran in the app");
+        // Started from a copy of its runtimeconfig with startup hooks off, private to this account.
+        var copy = Regex.Match(error, @"^sockshim: command: \S*dotnet exec --runtimeconfig (\S+) ", RegexOptions.Multiline).Groups[1].Value;
+        Assert.That(copy, Is.Not.Empty, error);
+        Assert.That(JsonNode.Parse(File.ReadAllText(copy))!["runtimeOptions"]!["configProperties"]!["System.StartupHookProvider.IsSupported"]!.GetValue<bool>(), Is.False, copy);
+        Assert.That(File.GetUnixFileMode(copy), Is.EqualTo(UnixFileMode.UserRead | UnixFileMode.UserWrite), copy);
         var seen = Seen(output);
         Assert.That(seen, Has.Count.EqualTo(11), output);
         Assert.That(seen.All(_pool.Pool.Definition.Contains), Is.True, "every socket came from the pool: " + output);
@@ -55,12 +60,38 @@ public class HooklessStartTests() : EchoServerFixture("127.107.0.0/24", "hookles
     }
 
     [Test]
-    public void Without_the_option_the_startup_hook_stays()
+    public void With_the_option_the_startup_hook_stays()
     {
-        var (exit, output, error) = Sockshim(["run", "--verbose", "--mode", "all", "--", "dotnet", Programs.PathOf("LegacyApp"), _serverEndpoint]);
+        var (exit, output, error) = Sockshim(["run", "--verbose", "--startup-hook", "--mode", "all", "--", "dotnet", Programs.PathOf("LegacyApp"), _serverEndpoint]);
         Assert.That(exit, Is.Zero, output + error);
-        Assert.That(error, Does.Contain("start: with the startup hook (the default").And.Contain(WiredByHook).And.Contain("DOTNET_STARTUP_HOOKS="));
+        Assert.That(error, Does.Contain("start: with the startup hook (asked for with --startup-hook").And.Contain(WiredByHook).And.Contain("DOTNET_STARTUP_HOOKS="));
+        Assert.That(error, Does.Not.Contain("--runtimeconfig"), "started from its own runtimeconfig");
         Assert.That(Seen(output).All(_pool.Pool.Definition.Contains), Is.True, output);
+    }
+
+    /// <summary>The processes a proved app starts are not proved: they inherit the startup hook,
+    /// which wires one that loads the woven copy and refuses one that does not.</summary>
+    [Test]
+    public void The_processes_a_proved_app_starts_keep_the_hook_which_serves_or_refuses_them()
+    {
+        string agent = Programs.PathOf("SockShim.TestAgent"), app = Programs.PathOf("LegacyApp");
+        var (exit, output, error) = Sockshim(["run", "--verbose", "--mode", "all", "--", "dotnet", agent, "spawn", "dotnet", app, _serverEndpoint]);
+        Assert.That(exit, Is.Zero, output + error);
+        Assert.That(error, Does.Contain(NoHook), "the parent was proved");
+        Assert.That(output, Does.Contain("child exit 0"), output + error);
+        Assert.That(error, Does.Contain(WiredByHook), "the child was wired by the hook it inherited");
+        var seen = Seen(output);
+        Assert.That(seen, Has.Count.EqualTo(11), output);
+        Assert.That(seen.All(_pool.Pool.Definition.Contains) && seen.Distinct().Count() == seen.Count, Is.True, output);
+
+        // A child that bypasses the woven copy (the store's variables taken away): refused at its start.
+        var (exit2, output2, error2) = Sockshim(["run", "--verbose", "--mode", "all", "--", "dotnet", agent, "spawn",
+            "env", "-u", "DOTNET_SHARED_STORE", "-u", "DOTNET_ADDITIONAL_DEPS", "dotnet", app, _serverEndpoint]);
+        Assert.That(exit2, Is.Zero, output2 + error2);
+        Assert.That(error2, Does.Contain(NoHook), "the parent was proved");
+        Assert.That(output2, Does.Contain("child exit 97"), output2 + error2);
+        Assert.That(error2, Does.Contain("the woven System.Net.Sockets was not loaded"));
+        Assert.That(Seen(output2), Is.Empty, "no socket of the child left unpatched");
     }
 
     /// <summary>An apphost runs the app path written inside it, which may be another folder's or
@@ -70,7 +101,7 @@ public class HooklessStartTests() : EchoServerFixture("127.107.0.0/24", "hookles
     {
         string apphost = Path.ChangeExtension(Programs.PathOf("LegacyApp"), null);
         Assert.That(File.Exists(apphost), Is.True, "LegacyApp's apphost is built beside the tests");
-        var (exit, output, error) = Sockshim(["run", "--verbose", "--no-startup-hook", "--mode", "all", "--", apphost, _serverEndpoint]);
+        var (exit, output, error) = Sockshim(["run", "--verbose", "--mode", "all", "--", apphost, _serverEndpoint]);
         Assert.That(exit, Is.Zero, output + error);
         Assert.That(error, Does.Contain("start: with the startup hook (only `dotnet app.dll` is proved").And.Contain(WiredByHook));
         var seen = Seen(output);
@@ -84,12 +115,15 @@ public class HooklessStartTests() : EchoServerFixture("127.107.0.0/24", "hookles
     [Test]
     public void A_wire_assembly_without_the_wiring_type_stops_the_app_at_its_first_socket()
     {
-        var (exit0, out0, err0) = Sockshim(["run", "--verbose", "--no-startup-hook", "--mode", "all", "--", "dotnet", Programs.PathOf("LegacyApp"), "--start"]);
+        var (exit0, out0, err0) = Sockshim(["run", "--verbose", "--mode", "all", "--", "dotnet", Programs.PathOf("LegacyApp"), "--start"]);
         Assert.That(exit0, Is.Zero, out0 + err0);
         var env = new Dictionary<string, string>(_pool.Environment);
         foreach (Match m in Regex.Matches(err0, @"^sockshim: ([A-Z_][A-Z0-9_]*)=(.*)$", RegexOptions.Multiline))
             if (m.Groups[1].Value != "SOCKSHIM_LOG") env[m.Groups[1].Value] = m.Groups[2].Value;
         Assert.That(env, Does.ContainKey("SOCKSHIM_WIRE"), err0);
+        // Under the launcher the app's runtimeconfig copy turns the hook off; started directly
+        // here, the hook's variable (set for the app's children) is left out to the same effect.
+        Assert.That(env.Remove("DOTNET_STARTUP_HOOKS"), Is.True, err0);
         // The launcher's variables as they are, the app started directly: wired, every socket from the pool.
         var (exit1, out1, err1) = Programs.Run("LegacyApp", [_serverEndpoint], env, TimeSpan.FromMinutes(2));
         Assert.That(exit1, Is.Zero, out1 + err1);
@@ -108,7 +142,7 @@ public class HooklessStartTests() : EchoServerFixture("127.107.0.0/24", "hookles
     public void An_app_that_opens_no_socket_never_loads_sockshim()
     {
         // LegacyApp without arguments prints its usage and exits 2, before any socket.
-        var (exit, output, error) = Sockshim(["run", "--verbose", "--no-startup-hook", "--", "dotnet", Programs.PathOf("LegacyApp")]);
+        var (exit, output, error) = Sockshim(["run", "--verbose", "--", "dotnet", Programs.PathOf("LegacyApp")]);
         Assert.That(exit, Is.EqualTo(2), output + error);
         Assert.That(error, Does.Contain(NoHook));
         Assert.That(error, Does.Not.Contain(WiredAtFirstSocket).And.Not.Contain(WiredByHook), "nothing of SockShim ran in the app");
@@ -138,7 +172,7 @@ public class HooklessStartTests() : EchoServerFixture("127.107.0.0/24", "hookles
     public void A_users_own_additional_deps_keep_the_hook_and_the_app_is_served()
     {
         string empty = Directory.CreateDirectory(Path.Combine(_scratch, "deps")).FullName;
-        var (exit, output, error) = Sockshim(["run", "--verbose", "--no-startup-hook", "--mode", "all", "--", "dotnet", Programs.PathOf("LegacyApp"), _serverEndpoint],
+        var (exit, output, error) = Sockshim(["run", "--verbose", "--mode", "all", "--", "dotnet", Programs.PathOf("LegacyApp"), _serverEndpoint],
             new() { ["DOTNET_ADDITIONAL_DEPS"] = empty });
         Assert.That(exit, Is.Zero, output + error);
         Assert.That(error, Does.Contain("start: with the startup hook (the environment already sets DOTNET_ADDITIONAL_DEPS"));
@@ -152,7 +186,7 @@ public class HooklessStartTests() : EchoServerFixture("127.107.0.0/24", "hookles
         string script = Path.Combine(_scratch, "start.sh");
         File.WriteAllText(script, $"#!/bin/sh\nexec dotnet '{Programs.PathOf("LegacyApp")}' \"$@\"\n");
         File.SetUnixFileMode(script, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        var (exit, output, error) = Sockshim(["run", "--verbose", "--no-startup-hook", "--mode", "all", "--", script, _serverEndpoint]);
+        var (exit, output, error) = Sockshim(["run", "--verbose", "--mode", "all", "--", script, _serverEndpoint]);
         Assert.That(exit, Is.Zero, output + error);
         Assert.That(error, Does.Contain("start: with the startup hook (").And.Contain(WiredByHook));
         Assert.That(Seen(output).All(_pool.Pool.Definition.Contains), Is.True, output);
@@ -214,7 +248,7 @@ public class HooklessStartTests() : EchoServerFixture("127.107.0.0/24", "hookles
         string wrapper = Path.Combine(Directory.CreateDirectory(Path.Combine(_scratch, "wrap")).FullName, "dotnet");
         File.WriteAllText(wrapper, $"#!/bin/sh\nexec '{muxer}' \"$@\"\n");
         File.SetUnixFileMode(wrapper, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        var (exit, output, error) = Sockshim(["run", "--verbose", "--no-startup-hook", "--mode", "all", "--", wrapper, Programs.PathOf("LegacyApp"), _serverEndpoint]);
+        var (exit, output, error) = Sockshim(["run", "--verbose", "--mode", "all", "--", wrapper, Programs.PathOf("LegacyApp"), _serverEndpoint]);
         Assert.That(exit, Is.Zero, output + error);
         Assert.That(error, Does.Contain("is not the .NET muxer itself").And.Contain(WiredByHook));
         Assert.That(Seen(output).All(_pool.Pool.Definition.Contains), Is.True, output);
@@ -227,7 +261,7 @@ public class HooklessStartTests() : EchoServerFixture("127.107.0.0/24", "hookles
     /// refuses: exit 97, not one socket opened.</summary>
     private void RefusedByTheHook(string app, string reason)
     {
-        var (exit, output, error) = Sockshim(["run", "--verbose", "--no-startup-hook", "--", "dotnet", app, _serverEndpoint]);
+        var (exit, output, error) = Sockshim(["run", "--verbose", "--", "dotnet", app, _serverEndpoint]);
         Assert.That(error, Does.Contain("start: with the startup hook (").And.Contain(reason), error);
         Assert.That(exit, Is.EqualTo(97), output + error);
         Assert.That(error, Does.Contain("the woven System.Net.Sockets was not loaded"));
