@@ -30,23 +30,29 @@ namespace SockShim.Interceptor.Launch;
 public static class HooklessProof
 {
     /// <summary>Null when proved; otherwise why not, in words (said with --verbose).</summary>
-    public static string? WhyNot(IReadOnlyList<string> command, WovenStore store, out string? runtimeConfig)
+    /// <param name="command">The command as the user gave it.</param>
+    /// <param name="store">The store whose woven copies this launch checked.</param>
+    /// <param name="runtimeConfig">When proved: the runtimeconfig text that was proved.</param>
+    /// <param name="app">When proved: the app's real path, the one judged.</param>
+    public static string? WhyNot(IReadOnlyList<string> command, WovenStore store, out string? runtimeConfig, out string? app)
     {
-        runtimeConfig = null;
-        try { return Prove(command, store, out runtimeConfig); }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException or JsonException)
+        runtimeConfig = app = null;
+        try { return Prove(command, store, out runtimeConfig, out app); }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException or JsonException or InvalidOperationException)
         {
             return $"the command's files cannot be read: {ex.Message}";
         }
     }
 
-    private static string? Prove(IReadOnlyList<string> command, WovenStore store, out string? runtimeConfigText)
+    private static string? Prove(IReadOnlyList<string> command, WovenStore store, out string? runtimeConfigText, out string? provedApp)
     {
-        runtimeConfigText = null;
+        runtimeConfigText = provedApp = null;
         if (command.Count < 2 || Path.GetFileName(command[0]) != "dotnet" || !command[1].EndsWith(".dll", StringComparison.OrdinalIgnoreCase))
             return "only `dotnet app.dll` is proved (an apphost runs the app path written inside it; an SDK command, `dotnet exec` with options or a script decides itself what loads)";
         if ((User("DOTNET_ADDITIONAL_DEPS") ?? User("DOTNET_SHARED_STORE")) is { } given)
             return $"the environment already sets {given}, which the host combines with the store's";
+        // A start without hooks would drop the user's own (an APM agent, say) without a word.
+        if (User("DOTNET_STARTUP_HOOKS") is { } hooks) return $"the environment already sets {hooks}, whose hooks a start without startup hooks would not run";
 
         if (Exec.Resolve(command[0], Environment.GetEnvironmentVariable("PATH")) is not { } found || RealPath(found) is not { } muxer)
             return $"{command[0]} is not found";
@@ -76,7 +82,8 @@ public static class HooklessProof
         string runtimeConfig = Path.ChangeExtension(app, ".runtimeconfig.json"), deps = Path.ChangeExtension(app, ".deps.json");
         // The host would read a development file beside the app's runtimeconfig, not beside the copy.
         if (File.Exists(Path.ChangeExtension(app, ".runtimeconfig.dev.json"))) return $"{Path.ChangeExtension(app, ".runtimeconfig.dev.json")} adds to the app's runtimeconfig";
-        string text = File.ReadAllText(runtimeConfig);
+        // Bounded, regular files only: the app's owner may have made either a FIFO or a link to a device.
+        string text = DeploymentCheck.ReadConfig(runtimeConfig);
         using (var config = JsonDocument.Parse(text, RuntimeConfigReading))
         {
             if (config.RootElement.ValueKind != JsonValueKind.Object || !config.RootElement.TryGetProperty("runtimeOptions", out var options) || options.ValueKind != JsonValueKind.Object)
@@ -84,18 +91,53 @@ public static class HooklessProof
             if (Names(config.RootElement).Count(n => n == "runtimeOptions") > 1 || Names(options).Any(n => n == "includedFrameworks"))
                 return "a self-contained app (its runtimeconfig.json includes its frameworks), or one whose runtimeconfig.json says it twice";
             if (!options.TryGetProperty("framework", out _) && !options.TryGetProperty("frameworks", out _)) return $"{runtimeConfig} names no framework";
+            if (FrameworkProblem(options, root) is { } framework) return framework;
         }
         // An app-local System.Net.Sockets (a package's runtime asset, in any folder) would outrank
         // the framework's: every name and value of the parsed file, escapes decoded.
         if (File.Exists(deps))
         {
-            using var document = JsonDocument.Parse(File.ReadAllText(deps));
+            using var document = JsonDocument.Parse(DeploymentCheck.ReadConfig(deps));
             if (Mentions(document.RootElement, "System.Net.Sockets")) return $"{deps} lists a System.Net.Sockets of the app's own";
         }
         runtimeConfigText = text;
+        provedApp = app;
         return null;
 
         static string? User(string variable) => Environment.GetEnvironmentVariable(variable) is { Length: > 0 } ? variable : null;
+    }
+
+    /// <summary>Why the frameworks the app names are not all known ones: each must be a plain name
+    /// (the host joins it to its shared folder, so `../` would climb out to any folder) of a
+    /// framework installed there, and one other than Microsoft.NETCore.App must carry no
+    /// System.Net.Sockets of its own (in a version folder, or named by its deps.json).</summary>
+    private static string? FrameworkProblem(JsonElement options, string root)
+    {
+        var references = new List<JsonElement>();
+        if (options.TryGetProperty("framework", out var single)) references.Add(single);
+        if (options.TryGetProperty("frameworks", out var list) && list.ValueKind == JsonValueKind.Array) references.AddRange(list.EnumerateArray());
+        else if (options.TryGetProperty("frameworks", out _)) return "the runtimeconfig's frameworks are not a list";
+        foreach (var reference in references)
+        {
+            if (reference.ValueKind != JsonValueKind.Object || !reference.TryGetProperty("name", out var named) || named.ValueKind != JsonValueKind.String || named.GetString() is not { Length: > 0 } name)
+                return "the runtimeconfig names a framework without a name";
+            if (name.Contains('/') || name.Contains('\\') || name is "." or ".." || name.Contains('\0'))
+                return $"the runtimeconfig names the framework '{name}', which is not a plain name";
+            string folder = Path.Combine(root, "shared", name);
+            if (!Directory.Exists(folder)) return $"the framework {name} is not installed in {root}";
+            if (name == "Microsoft.NETCore.App") continue;
+            foreach (var version in Directory.GetDirectories(folder))
+            {
+                if (Directory.EnumerateFiles(version).Any(f => Path.GetFileName(f).StartsWith("System.Net.Sockets.", StringComparison.OrdinalIgnoreCase)))
+                    return $"the framework {name} carries a System.Net.Sockets of its own ({version})";
+                foreach (var depsFile in Directory.EnumerateFiles(version, "*.deps.json"))
+                {
+                    using var document = JsonDocument.Parse(DeploymentCheck.ReadConfig(depsFile));
+                    if (Mentions(document.RootElement, "System.Net.Sockets")) return $"{depsFile} lists a System.Net.Sockets of the framework {name}";
+                }
+            }
+        }
+        return null;
     }
 
     private static readonly JsonDocumentOptions RuntimeConfigReading = new() { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true };
@@ -118,9 +160,10 @@ public static class HooklessProof
         ulong hash = 0xcbf29ce484222325;
         foreach (byte b in bytes) hash = (hash ^ b) * 0x100000001b3;
         string path = Path.Combine(TrustedPaths.PrivateDirectory(Path.Combine(store.Root, "runtimeconfig")), $"{Path.GetFileNameWithoutExtension(app)}.{hash:x16}.runtimeconfig.json");
-        try { TrustedPaths.WriteNew(path, bytes, 0b110_000_000); }
-        catch (IOException) when (File.Exists(path)) { } // kept from an earlier launch, or one at the same moment
-        if (!TrustedPaths.ReadBounded(path, bytes.Length + 1).AsSpan().SequenceEqual(bytes)) throw new IOException($"{path} holds other text than the app's runtimeconfig without startup hooks");
+        // Kept from an earlier launch when its text is this one; otherwise written whole under
+        // another name and renamed into place, so no launch ever reads half of it.
+        if (File.Exists(path) && TrustedPaths.ReadBounded(path, bytes.Length + 1).AsSpan().SequenceEqual(bytes)) return path;
+        TrustedPaths.Replace(path, System.Text.Encoding.UTF8.GetString(bytes), 0b110_000_000);
         return path;
     }
 

@@ -87,11 +87,12 @@ public sealed class LaunchPlan
         // and the app starts from a copy of its runtimeconfig that turns startup hooks off, so it
         // pays none; elsewhere the hook checks at start. DOTNET_STARTUP_HOOKS is set either way:
         // the processes the app starts inherit it, and nothing proves what they load.
-        string? runtimeConfig = null;
-        plan.HookReason = tryWithoutHook ? HooklessProof.WhyNot(command, store, out runtimeConfig) : "asked for with --startup-hook";
+        string? runtimeConfig = null, app = null;
+        plan.HookReason = tryWithoutHook ? HooklessProof.WhyNot(command, store, out runtimeConfig, out app) : "asked for with --startup-hook";
         if (plan.HookReason is null)
         {
-            try { plan.Command = [command[0], "exec", "--runtimeconfig", HooklessProof.WithoutStartupHooks(store, command[1], runtimeConfig!), .. command.Skip(1)]; }
+            // The app by the real path that was judged, not the path as given.
+            try { plan.Command = [command[0], "exec", "--runtimeconfig", HooklessProof.WithoutStartupHooks(store, app!, runtimeConfig!), app!, .. command.Skip(2)]; }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException or InvalidOperationException or System.Text.Json.JsonException or Stack.Claims.UntrustedStateException)
             {
                 plan.HookReason = $"the runtimeconfig copy without startup hooks cannot be kept: {ex.Message}";

@@ -254,6 +254,60 @@ public class HooklessStartTests() : EchoServerFixture("127.107.0.0/24", "hookles
         Assert.That(Seen(output).All(_pool.Pool.Definition.Contains), Is.True, output);
     }
 
+    /// <summary>The host joins a framework's name to its shared folder: a name with `../` climbs
+    /// to a folder of the app owner's, whose System.Net.Sockets (a higher file version in its deps
+    /// file) outranks the store's. Not a plain name, so not proved: the hook stays and refuses.</summary>
+    [Test]
+    public void A_framework_name_that_climbs_out_of_the_installation_keeps_the_hook_which_refuses()
+    {
+        string app = CopyOfLegacyApp("climb");
+        string fx = Directory.CreateDirectory(Path.Combine(_scratch, "fx", "1.0.0")).FullName;
+        File.Copy(FrameworkSockets, Path.Combine(fx, "System.Net.Sockets.dll"));
+        string muxer = new FileInfo(Environment.ProcessPath!).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? Environment.ProcessPath!;
+        string name = Path.GetRelativePath(Path.Combine(Path.GetDirectoryName(muxer)!, "shared"), Path.Combine(_scratch, "fx"));
+        Assert.That(name, Does.StartWith(".."), "the name climbs out of the shared folder");
+        // The host reads the framework's deps file at <shared>/<name>/<version>/<name>.deps.json.
+        string depsFile = Path.GetFullPath(Path.Combine(fx, name + ".deps.json"));
+        File.WriteAllText(depsFile, """{"runtimeTarget":{"name":".NETCoreApp,Version=v10.0/linux-x64","signature":""},"targets":{".NETCoreApp,Version=v10.0/linux-x64":{"fx/1.0.0":{"runtime":{"System.Net.Sockets.dll":{"assemblyVersion":"10.0.0.0","fileVersion":"10.0.65535.65535"}}}}},"libraries":{"fx/1.0.0":{"type":"project","serviceable":false,"sha512":""}}}""");
+        string config = Path.Combine(app, "LegacyApp.runtimeconfig.json");
+        var json = JsonNode.Parse(File.ReadAllText(config))!;
+        var options = json["runtimeOptions"]!.AsObject();
+        var netcore = options["framework"]!.DeepClone();
+        options.Remove("framework");
+        options["frameworks"] = new JsonArray(new JsonObject { ["name"] = name, ["version"] = "1.0.0" }, netcore);
+        File.WriteAllText(config, json.ToJsonString());
+        RefusedByTheHook(Path.Combine(app, "LegacyApp.dll"), "which is not a plain name");
+    }
+
+    /// <summary>A start without hooks would silently drop the user's own startup hooks (an APM
+    /// agent's): the user's DOTNET_STARTUP_HOOKS keeps the start with hooks.</summary>
+    [Test]
+    public void The_users_own_startup_hooks_keep_the_start_with_hooks()
+    {
+        // The user's hook: a StartupHook class whose Initialize writes a line (made here, saved to disk).
+        string hook = Path.Combine(_scratch, "UsersHook.dll");
+        var assembly = new System.Reflection.Emit.PersistedAssemblyBuilder(new System.Reflection.AssemblyName("UsersHook"), typeof(object).Assembly);
+        var type = assembly.DefineDynamicModule("UsersHook").DefineType("StartupHook", System.Reflection.TypeAttributes.Public | System.Reflection.TypeAttributes.Abstract | System.Reflection.TypeAttributes.Sealed);
+        var il = type.DefineMethod("Initialize", System.Reflection.MethodAttributes.Public | System.Reflection.MethodAttributes.Static, typeof(void), Type.EmptyTypes).GetILGenerator();
+        il.Emit(System.Reflection.Emit.OpCodes.Ldstr, "the user's startup hook ran in ");
+        il.Emit(System.Reflection.Emit.OpCodes.Call, typeof(AppDomain).GetProperty(nameof(AppDomain.CurrentDomain))!.GetMethod!);
+        il.Emit(System.Reflection.Emit.OpCodes.Callvirt, typeof(AppDomain).GetProperty(nameof(AppDomain.FriendlyName))!.GetMethod!);
+        il.Emit(System.Reflection.Emit.OpCodes.Call, typeof(string).GetMethod(nameof(string.Concat), [typeof(string), typeof(string)])!);
+        il.Emit(System.Reflection.Emit.OpCodes.Call, typeof(Console).GetMethod(nameof(Console.WriteLine), [typeof(string)])!);
+        il.Emit(System.Reflection.Emit.OpCodes.Ret);
+        type.CreateType();
+        assembly.Save(hook);
+
+        var (exit, output, error) = Sockshim(["run", "--verbose", "--mode", "all", "--", "dotnet", Programs.PathOf("LegacyApp"), _serverEndpoint],
+            new() { ["DOTNET_STARTUP_HOOKS"] = hook });
+        Assert.That(exit, Is.Zero, output + error);
+        Assert.That(error, Does.Contain("start: with the startup hook (the environment already sets DOTNET_STARTUP_HOOKS"), error);
+        Assert.That(output, Does.Contain("the user's startup hook ran in LegacyApp"), "the user's hook ran in the app");
+        Assert.That(error, Does.Contain(WiredByHook));
+        Assert.That(Seen(output), Has.Count.EqualTo(11), output);
+        Assert.That(Seen(output).All(_pool.Pool.Definition.Contains), Is.True, output);
+    }
+
     private static string FrameworkSockets => Path.Combine(Path.GetDirectoryName(typeof(object).Assembly.Location)!, "System.Net.Sockets.dll");
 
     /// <summary>Asked to start without the hook, the launcher keeps it for <paramref name="app"/>
