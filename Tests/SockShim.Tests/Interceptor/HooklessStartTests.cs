@@ -279,6 +279,35 @@ public class HooklessStartTests() : EchoServerFixture("127.107.0.0/24", "hookles
         RefusedByTheHook(Path.Combine(app, "LegacyApp.dll"), "which is not a plain name");
     }
 
+    /// <summary>A runtime folder the store has not woven (one added after `prepare`: here a copy of
+    /// the running runtime under a higher patch number, in an installation of its own whose muxer
+    /// is a copy of the real one): the app would roll forward to it, so not proved; the hook stays,
+    /// and refuses to run on a runtime whose System.Net.Sockets is not the one the copy was woven from.</summary>
+    [Test]
+    public void A_runtime_the_store_has_not_woven_keeps_the_hook_which_refuses()
+    {
+        string muxer = new FileInfo(Environment.ProcessPath!).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? Environment.ProcessPath!;
+        string install = Directory.CreateDirectory(Path.Combine(_scratch, "install")).FullName;
+        File.Copy(muxer, Path.Combine(install, "dotnet"));
+        File.SetUnixFileMode(Path.Combine(install, "dotnet"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        Directory.CreateSymbolicLink(Path.Combine(install, "host"), Path.Combine(Path.GetDirectoryName(muxer)!, "host"));
+        string frameworks = Directory.CreateDirectory(Path.Combine(install, "shared", "Microsoft.NETCore.App")).FullName;
+        string running = Path.GetDirectoryName(typeof(object).Assembly.Location)!;
+        Directory.CreateSymbolicLink(Path.Combine(frameworks, Path.GetFileName(running)), running);
+        var version = Version.Parse(Path.GetFileName(running));
+        string added = Directory.CreateDirectory(Path.Combine(frameworks, $"{version.Major}.{version.Minor}.{version.Build + 80}")).FullName;
+        foreach (var file in Directory.GetFiles(running)) File.Copy(file, Path.Combine(added, Path.GetFileName(file)));
+        // Not the file the store wove (as a runtime installed after `prepare` would not be): the
+        // same bits would rightly be served, the woven copy being made from them.
+        File.SetLastWriteTimeUtc(Path.Combine(added, "System.Net.Sockets.dll"), DateTime.UtcNow.AddMinutes(1));
+
+        var (exit, output, error) = Sockshim(["run", "--verbose", "--mode", "all", "--", Path.Combine(install, "dotnet"), Programs.PathOf("LegacyApp"), _serverEndpoint]);
+        Assert.That(error, Does.Contain($"start: with the startup hook (runtime {Path.GetFileName(added)} in {install} has no woven copy checked for this launch"), error);
+        Assert.That(exit, Is.EqualTo(97), output + error);
+        Assert.That(error, Does.Contain("has changed since").And.Contain("Run `sockshim prepare` to weave this runtime"));
+        Assert.That(Seen(output), Is.Empty, "no socket left unpatched");
+    }
+
     /// <summary>A start without hooks would silently drop the user's own startup hooks (an APM
     /// agent's): the user's DOTNET_STARTUP_HOOKS keeps the start with hooks.</summary>
     [Test]
