@@ -156,14 +156,12 @@ public static class HooklessProof
         var buffer = new System.Buffers.ArrayBufferWriter<byte>();
         using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true })) root.WriteTo(writer);
         byte[] bytes = buffer.WrittenSpan.ToArray();
-        // A name, not a defence (no other account writes here): FNV-1a, no crypto library loaded.
-        ulong hash = 0xcbf29ce484222325;
-        foreach (byte b in bytes) hash = (hash ^ b) * 0x100000001b3;
-        string path = Path.Combine(TrustedPaths.PrivateDirectory(Path.Combine(store.Root, "runtimeconfig")), $"{Path.GetFileNameWithoutExtension(app)}.{hash:x16}.runtimeconfig.json");
+        string text = System.Text.Encoding.UTF8.GetString(bytes);
+        string path = Path.Combine(TrustedPaths.PrivateDirectory(Path.Combine(store.Root, "runtimeconfig")), $"{Path.GetFileNameWithoutExtension(app)}.{Stack.Addressing.Fnv1a.Hash64(text):x16}.runtimeconfig.json");
         // Kept from an earlier launch when its text is this one; otherwise written whole under
         // another name and renamed into place, so no launch ever reads half of it.
         if (File.Exists(path) && TrustedPaths.ReadBounded(path, bytes.Length + 1).AsSpan().SequenceEqual(bytes)) return path;
-        TrustedPaths.Replace(path, System.Text.Encoding.UTF8.GetString(bytes), 0b110_000_000);
+        TrustedPaths.Replace(path, text, 0b110_000_000);
         return path;
     }
 

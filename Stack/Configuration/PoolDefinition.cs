@@ -63,7 +63,7 @@ public sealed class PoolDefinition
         }
         MaxAddresses = maxAddresses;
         TotalAddresses = total;
-        Fingerprint = Fnv1a64($"{Family}|{string.Join(',', _segments)}|{Count}{(_step == 1 ? "" : $"|step {_step}")}").ToString("x16");
+        Fingerprint = Fnv1a.Hash64($"{Family}|{string.Join(',', _segments)}|{Count}{(_step == 1 ? "" : $"|step {_step}")}").ToString("x16");
     }
 
     /// <summary>The table size the pool was given.</summary>
@@ -71,15 +71,6 @@ public sealed class PoolDefinition
 
     /// <summary>Addresses left after exclusions, before the table-size cap.</summary>
     public UInt128 TotalAddresses { get; }
-
-    // A fingerprint, not a defence: FNV-1a needs no crypto library, which every app under the
-    // launcher would otherwise load at start-up (about 10 ms measured here).
-    private static ulong Fnv1a64(string text)
-    {
-        ulong hash = 0xcbf29ce484222325;
-        foreach (char c in text) hash = (hash ^ c) * 0x100000001b3;
-        return hash;
-    }
 
     public IPAddress AddressAt(int index)
     {
