@@ -99,7 +99,7 @@ public sealed class AddressStack : IDisposable
         if (Spec.Destinations.Count > 0) return new(Spec.Destinations);
         // Unset: what every pool can reach. Loopback addresses reach only loopback destinations.
         return _pools.Count > 0 && _pools.All(p => p.Provisioner is LoopbackProvisioner)
-            ? new([new(AddressRange.Loopback, 0, 65535), new(new AddressRange(AddressFamily.InterNetworkV6, 1, 1), 0, 65535)])
+            ? new([new(AddressRange.Loopback, 0, 65535), new(new AddressRange(AddressFamily.InterNetworkV6, AddressNumber.One, AddressNumber.One), 0, 65535)])
             : DestinationFilter.Any;
     }
 

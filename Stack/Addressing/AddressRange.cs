@@ -9,29 +9,45 @@ namespace SockShim.Stack.Addressing;
 /// <remarks>A class, not a struct: every app under the launcher builds its pools at its first
 /// socket, and the runtime's lists, sorts and LINQ over a reference type run their precompiled
 /// shared code, where over a struct of this assembly each is JIT-compiled there and then (about
-/// 20 ms of that first socket, measured).</remarks>
-public sealed record AddressRange(AddressFamily Family, UInt128 First, UInt128 Last)
+/// 20 ms of that first socket, measured). Its bounds are kept as <see cref="AddressNumber"/>s for
+/// the same reason; <see cref="First"/> and <see cref="Last"/> give them as UInt128.</remarks>
+public sealed record AddressRange
 {
-    public UInt128 Count => Last - First + 1;
+    public AddressRange(AddressFamily Family, UInt128 First, UInt128 Last)
+        : this(Family, AddressNumber.FromUInt128(First), AddressNumber.FromUInt128(Last)) { }
+
+    internal AddressRange(AddressFamily family, AddressNumber first, AddressNumber last) => (Family, FirstNumber, LastNumber) = (family, first, last);
+
+    public AddressFamily Family { get; init; }
+    public UInt128 First { get => FirstNumber.ToUInt128(); init => FirstNumber = AddressNumber.FromUInt128(value); }
+    public UInt128 Last { get => LastNumber.ToUInt128(); init => LastNumber = AddressNumber.FromUInt128(value); }
+    public UInt128 Count => NumberCount.ToUInt128();
+
+    internal AddressNumber FirstNumber { get; init; }
+    internal AddressNumber LastNumber { get; init; }
+    /// <summary>How many addresses; 0 for the whole IPv6 space (2^128 does not fit).</summary>
+    internal AddressNumber NumberCount => LastNumber - FirstNumber + 1;
+
+    public void Deconstruct(out AddressFamily Family, out UInt128 First, out UInt128 Last) => (Family, First, Last) = (this.Family, this.First, this.Last);
 
     /// <summary>127.0.0.0/8: every address of it is local to the host through lo.</summary>
-    public static AddressRange Loopback { get; } = new(AddressFamily.InterNetwork, 0x7F00_0000, 0x7FFF_FFFF);
+    public static AddressRange Loopback { get; } = new(AddressFamily.InterNetwork, new AddressNumber(0, 0x7F00_0000), new AddressNumber(0, 0x7FFF_FFFF));
 
-    public IPAddress FirstAddress => AddressMath.FromNumber(First, Family);
-    public IPAddress LastAddress => AddressMath.FromNumber(Last, Family);
+    public IPAddress FirstAddress => FirstNumber.ToAddress(Family);
+    public IPAddress LastAddress => LastNumber.ToAddress(Family);
 
     public bool Contains(IPAddress address) =>
-        address.AddressFamily == Family && AddressMath.ToNumber(address) is var n && n >= First && n <= Last;
+        address.AddressFamily == Family && AddressNumber.Of(address) is var n && n >= FirstNumber && n <= LastNumber;
 
-    public bool IsWithin(AddressRange outer) => Family == outer.Family && First >= outer.First && Last <= outer.Last;
+    public bool IsWithin(AddressRange outer) => Family == outer.Family && FirstNumber >= outer.FirstNumber && LastNumber <= outer.LastNumber;
 
     /// <summary>As a CIDR when the range is exactly one prefix, else as first-last.</summary>
     public override string ToString()
     {
-        if (First == Last) return $"{FirstAddress}";
-        UInt128 size = Count;
-        if (size != 0 && UInt128.IsPow2(size) && (First & (size - 1)) == 0)
-            return $"{FirstAddress}/{AddressMath.Bits(Family) - (int)UInt128.Log2(size)}";
+        if (FirstNumber == LastNumber) return $"{FirstAddress}";
+        var size = NumberCount;
+        if (size != AddressNumber.Zero && size.IsPow2 && (FirstNumber & (size - 1)) == AddressNumber.Zero)
+            return $"{FirstAddress}/{AddressMath.Bits(Family) - size.Log2}";
         return $"{FirstAddress}-{LastAddress}";
     }
 
@@ -55,11 +71,11 @@ public sealed record AddressRange(AddressFamily Family, UInt128 First, UInt128 L
                 error = $"the prefix length '{lengthText}' is not a whole number from 0 to {bits} for {AddressMath.FamilyName(network.AddressFamily)}";
                 return false;
             }
-            UInt128 hostMask = prefix == bits ? UInt128.Zero : (UInt128.One << (bits - prefix)) - 1;
-            UInt128 value = AddressMath.ToNumber(network);
-            if ((value & hostMask) != 0)
+            var hostMask = prefix == bits ? AddressNumber.Zero : (AddressNumber.One << (bits - prefix)) - 1;
+            var value = AddressNumber.Of(network);
+            if ((value & hostMask) != AddressNumber.Zero)
             {
-                var bare = AddressMath.FromNumber(value & ~hostMask, network.AddressFamily);
+                var bare = (value & ~hostMask).ToAddress(network.AddressFamily);
                 error = $"'{addressText}' has host bits set for a /{prefix}; the network is {bare}/{prefix}";
                 return false;
             }
@@ -77,7 +93,7 @@ public sealed record AddressRange(AddressFamily Family, UInt128 First, UInt128 L
                 error = $"it mixes {AddressMath.FamilyName(first.AddressFamily)} and {AddressMath.FamilyName(last.AddressFamily)}";
                 return false;
             }
-            UInt128 a = AddressMath.ToNumber(first), b = AddressMath.ToNumber(last);
+            AddressNumber a = AddressNumber.Of(first), b = AddressNumber.Of(last);
             if (a > b)
             {
                 error = $"the range is empty: {first} comes after {last}";
@@ -88,7 +104,7 @@ public sealed record AddressRange(AddressFamily Family, UInt128 First, UInt128 L
         }
 
         if (!TryParseAddress(text, out var single, out error)) return false;
-        var n = AddressMath.ToNumber(single);
+        var n = AddressNumber.Of(single);
         range = new AddressRange(single.AddressFamily, n, n);
         return true;
     }

@@ -9,13 +9,14 @@ namespace SockShim.Stack.Configuration;
 public sealed class PoolDefinition
 {
     private readonly AddressRange[] _segments;
-    private readonly UInt128[] _startIndex; // index of each segment's first address
-    // Distance between consecutive addresses of a segment: 1, or 2^24 for one solicited-node group.
-    private readonly UInt128 _step = 1;
+    private readonly AddressNumber[] _startIndex; // index of each segment's first address
+    // Distance between consecutive addresses of a segment, as a power of two: 2^0, or 2^24 for
+    // one solicited-node group.
+    private readonly int _stepBits;
 
     /// <summary>The distance between the addresses of a pool that keeps them in one solicited-node
-    /// group: the group is made of an address's low 24 bits (RFC 4291 2.7.1).</summary>
-    internal static readonly UInt128 SolicitedNodeStep = (UInt128)1 << 24;
+    /// group, in bits: the group is made of an address's low 24 bits (RFC 4291 2.7.1).</summary>
+    internal const int SolicitedNodeStepBits = 24;
 
     public string Name { get; }
     public AddressFamily Family { get; }
@@ -43,34 +44,35 @@ public sealed class PoolDefinition
         _segments = Subtract(Merge(ranges), Merge(exclusions));
         if (strategy == AllocationStrategy.OneSolicitedNodeGroup && Family == AddressFamily.InterNetworkV6 && _segments.Length > 0)
         {
-            _step = SolicitedNodeStep;
-            _segments = OneGroup(_segments, _segments[0].First % _step, _step);
+            _stepBits = SolicitedNodeStepBits;
+            _segments = OneGroup(_segments, _segments[0].FirstNumber.LowBits(_stepBits), _stepBits);
         }
-        _startIndex = new UInt128[_segments.Length];
-        UInt128 total = 0;
+        _startIndex = new AddressNumber[_segments.Length];
+        var total = AddressNumber.Zero;
         for (int i = 0; i < _segments.Length; i++)
         {
             _startIndex[i] = total;
-            total += (_segments[i].Last - _segments[i].First) / _step + 1;
+            total += ((_segments[i].LastNumber - _segments[i].FirstNumber) >> _stepBits) + 1;
         }
-        Count = (int)UInt128.Min(total, (UInt128)maxAddresses);
+        Count = total.ToInt(maxAddresses);
         if (Family == AddressFamily.InterNetwork)
         {
             _v4First = new uint[_segments.Length];
             _v4Start = new int[_segments.Length];
             for (int i = 0; i < _segments.Length; i++)
-                (_v4First[i], _v4Start[i]) = ((uint)_segments[i].First, (int)UInt128.Min(_startIndex[i], (UInt128)int.MaxValue));
+                (_v4First[i], _v4Start[i]) = ((uint)_segments[i].FirstNumber.Low, _startIndex[i].ToInt(int.MaxValue));
         }
         MaxAddresses = maxAddresses;
-        TotalAddresses = total;
-        Fingerprint = Fnv1a.Hash64($"{Family}|{string.Join(',', _segments)}|{Count}{(_step == 1 ? "" : $"|step {_step}")}").ToString("x16");
+        _total = total;
+        Fingerprint = Fnv1a.Hash64($"{Family}|{string.Join(',', _segments)}|{Count}{(_stepBits == 0 ? "" : $"|step {AddressNumber.One << _stepBits}")}").ToString("x16");
     }
 
     /// <summary>The table size the pool was given.</summary>
     public int MaxAddresses { get; }
 
     /// <summary>Addresses left after exclusions, before the table-size cap.</summary>
-    public UInt128 TotalAddresses { get; }
+    public UInt128 TotalAddresses => _total.ToUInt128();
+    private readonly AddressNumber _total;
 
     public IPAddress AddressAt(int index)
     {
@@ -78,9 +80,7 @@ public sealed class PoolDefinition
         return _v4First is not null ? AddressAtV4(index) : AddressAtWide(index);
     }
 
-    // An IPv4 pool's segments again in 32 bits: every socket's address is looked up here, and a
-    // method that touches UInt128 is compiled at run time (ReadyToRun leaves it out), so in a
-    // fresh process each lookup ran unoptimised code until the JIT tiered it up.
+    // An IPv4 pool's segments again in 32 bits: every socket's address is looked up here.
     private readonly uint[]? _v4First;
     private readonly int[]? _v4Start;
 
@@ -100,16 +100,15 @@ public sealed class PoolDefinition
 
     private IPAddress AddressAtWide(int index)
     {
-        // The last segment starting at or before the index, searched by hand: Array.BinarySearch
-        // over UInt128 is compiled at run time, in every app's first socket.
+        // The last segment starting at or before the index.
+        var at = new AddressNumber(0, (ulong)index);
         int lo = 0, hi = _startIndex.Length - 1;
         while (lo < hi)
         {
             int mid = (lo + hi + 1) / 2;
-            if (_startIndex[mid] <= (UInt128)index) lo = mid; else hi = mid - 1;
+            if (_startIndex[mid] <= at) lo = mid; else hi = mid - 1;
         }
-        int seg = lo;
-        return AddressMath.FromNumber(_segments[seg].First + ((UInt128)index - _startIndex[seg]) * _step, Family);
+        return (_segments[lo].FirstNumber + ((at - _startIndex[lo]) << _stepBits)).ToAddress(Family);
     }
 
     /// <summary>The slot index of an address of this pool, or -1.</summary>
@@ -117,13 +116,14 @@ public sealed class PoolDefinition
     {
         if (address.IsIPv4MappedToIPv6) address = address.MapToIPv4();
         if (address.AddressFamily != Family) return -1;
-        var n = AddressMath.ToNumber(address);
+        var n = AddressNumber.Of(address);
         for (int i = 0; i < _segments.Length; i++)
         {
-            if (n >= _segments[i].First && n <= _segments[i].Last && (n - _segments[i].First) % _step == 0)
+            var offset = n - _segments[i].FirstNumber;
+            if (n >= _segments[i].FirstNumber && n <= _segments[i].LastNumber && offset.LowBits(_stepBits) == AddressNumber.Zero)
             {
-                var index = _startIndex[i] + (n - _segments[i].First) / _step;
-                return index < (UInt128)Count ? (int)index : -1;
+                var index = _startIndex[i] + (offset >> _stepBits);
+                return index < new AddressNumber(0, (ulong)Count) ? (int)index.Low : -1;
             }
         }
         return -1;
@@ -137,19 +137,20 @@ public sealed class PoolDefinition
 
     // Each segment cut down to its addresses whose low bits are `low`, from the first such
     // address to the last (a segment holding none is dropped).
-    private static AddressRange[] OneGroup(AddressRange[] segments, UInt128 low, UInt128 step)
+    private static AddressRange[] OneGroup(AddressRange[] segments, AddressNumber low, int stepBits)
     {
+        var step = AddressNumber.One << stepBits;
         var result = new List<AddressRange>();
         foreach (var r in segments)
         {
-            UInt128 first = r.First - r.First % step + low;
-            if (first < r.First)
+            var first = (r.FirstNumber - r.FirstNumber.LowBits(stepBits)) | low;
+            if (first < r.FirstNumber)
             {
-                if (first > UInt128.MaxValue - step) continue;
+                if (first > AddressNumber.MaxValue - step) continue;
                 first += step;
             }
-            if (first > r.Last) continue;
-            result.Add(r with { First = first, Last = first + (r.Last - first) / step * step });
+            if (first > r.LastNumber) continue;
+            result.Add(r with { FirstNumber = first, LastNumber = first + (((r.LastNumber - first) >> stepBits) << stepBits) });
         }
         return result.ToArray();
     }
@@ -157,14 +158,14 @@ public sealed class PoolDefinition
     private static List<AddressRange> Merge(IReadOnlyList<AddressRange> ranges)
     {
         var sorted = new List<AddressRange>(ranges);
-        sorted.Sort((a, b) => a.First.CompareTo(b.First));
+        sorted.Sort((a, b) => a.FirstNumber.CompareTo(b.FirstNumber));
         var merged = new List<AddressRange>();
         foreach (var r in sorted)
         {
-            if (merged.Count > 0 && merged[^1].Last != UInt128.MaxValue && r.First <= merged[^1].Last + 1)
+            if (merged.Count > 0 && merged[^1].LastNumber != AddressNumber.MaxValue && r.FirstNumber <= merged[^1].LastNumber + 1)
             {
                 var last = merged[^1];
-                merged[^1] = last with { Last = UInt128.Max(last.Last, r.Last) };
+                merged[^1] = last with { LastNumber = AddressNumber.Max(last.LastNumber, r.LastNumber) };
             }
             else merged.Add(r);
         }
@@ -176,16 +177,16 @@ public sealed class PoolDefinition
         var result = new List<AddressRange>();
         foreach (var r in ranges)
         {
-            UInt128 start = r.First;
+            var start = r.FirstNumber;
             bool done = false;
             foreach (var h in holes)
             {
-                if (h.Family != r.Family || h.Last < start || h.First > r.Last) continue;
-                if (h.First > start) result.Add(r with { First = start, Last = h.First - 1 });
-                if (h.Last >= r.Last) { done = true; break; }
-                start = h.Last + 1;
+                if (h.Family != r.Family || h.LastNumber < start || h.FirstNumber > r.LastNumber) continue;
+                if (h.FirstNumber > start) result.Add(r with { FirstNumber = start, LastNumber = h.FirstNumber - 1 });
+                if (h.LastNumber >= r.LastNumber) { done = true; break; }
+                start = h.LastNumber + 1;
             }
-            if (!done) result.Add(r with { First = start });
+            if (!done) result.Add(r with { FirstNumber = start });
         }
         return result.ToArray();
     }

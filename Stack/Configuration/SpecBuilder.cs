@@ -121,10 +121,10 @@ internal static class SpecBuilder
         {
             if (prefix is not { } bits) continue;
             var reserved = range.Family == AddressFamily.InterNetwork
-                ? bits < 31 ? new[] { range.First, range.Last } : []
-                : bits < 127 ? new[] { range.First } : [];
+                ? bits < 31 ? new[] { range.FirstNumber, range.LastNumber } : []
+                : bits < 127 ? new[] { range.FirstNumber } : [];
             foreach (var n in reserved)
-                if (!explicitly.Any(e => n >= e.First && n <= e.Last)) yield return new AddressRange(range.Family, n, n);
+                if (!explicitly.Any(e => n >= e.FirstNumber && n <= e.LastNumber)) yield return new AddressRange(range.Family, n, n);
         }
     }
 

@@ -113,25 +113,25 @@ internal static class OfferCheck
     // each pool range that is exactly one such prefix.
     private static (OfferRejection, string)? Reserved(IPAddress a, IPAddress? mask, PoolDefinition pool)
     {
-        uint n = (uint)AddressMath.ToNumber(a);
+        uint n = (uint)AddressNumber.Of(a).Low;
         if (mask is not null && mask.AddressFamily == AddressFamily.InterNetwork)
         {
-            uint m = (uint)AddressMath.ToNumber(mask);
+            uint m = (uint)AddressNumber.Of(mask).Low;
             bool contiguous = (~m & (~m + 1)) == 0;
             int bits = System.Numerics.BitOperations.PopCount(m);
             if (contiguous && bits is > 0 and < 31)
             {
                 if ((n & ~m) == 0) return (OfferRejection.NetworkAddress, $"{a} is the network address of its subnet {a}/{bits} (option 1)");
-                if ((n | ~m) == n) return (OfferRejection.BroadcastAddress, $"{a} is the broadcast address of its subnet {AddressMath.FromNumber(n & m, AddressFamily.InterNetwork)}/{bits} (option 1)");
+                if ((n | ~m) == n) return (OfferRejection.BroadcastAddress, $"{a} is the broadcast address of its subnet {new AddressNumber(0, n & m).ToAddress(AddressFamily.InterNetwork)}/{bits} (option 1)");
             }
         }
         foreach (var r in pool.Ranges)
         {
             if (r.Family != AddressFamily.InterNetwork || !r.Contains(a)) continue;
-            UInt128 size = r.Count;
-            if (size <= 2 || !UInt128.IsPow2(size) || (r.First & (size - 1)) != 0) continue;
-            if (n == r.First) return (OfferRejection.NetworkAddress, $"{a} is the network address of the pool's {r}");
-            if (n == r.Last) return (OfferRejection.BroadcastAddress, $"{a} is the broadcast address of the pool's {r}");
+            var size = r.NumberCount;
+            if (size <= new AddressNumber(0, 2) || !size.IsPow2 || (r.FirstNumber & (size - 1)) != AddressNumber.Zero) continue;
+            if (n == r.FirstNumber.Low) return (OfferRejection.NetworkAddress, $"{a} is the network address of the pool's {r}");
+            if (n == r.LastNumber.Low) return (OfferRejection.BroadcastAddress, $"{a} is the broadcast address of the pool's {r}");
         }
         return null;
     }

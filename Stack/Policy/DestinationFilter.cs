@@ -30,7 +30,7 @@ public sealed class DestinationFilter
         _v4 = new (uint, uint, int, int)[count];
         count = 0;
         foreach (var r in rules)
-            if (r.Range.Family == System.Net.Sockets.AddressFamily.InterNetwork) _v4[count++] = ((uint)r.Range.First, (uint)r.Range.Last, r.FirstPort, r.LastPort);
+            if (r.Range.Family == System.Net.Sockets.AddressFamily.InterNetwork) _v4[count++] = ((uint)r.Range.FirstNumber.Low, (uint)r.Range.LastNumber.Low, r.FirstPort, r.LastPort);
     }
 
     /// <summary>Every destination.</summary>

@@ -222,7 +222,7 @@ internal unsafe class RouteNetlink : IDisposable
     /// prefix as this host's (AnyIP). The configuration allows only prefixes here (a CIDR).</summary>
     public int AddLocalRoute(Addressing.AddressRange prefix, uint loopbackIndex)
     {
-        int prefixLength = Addressing.AddressMath.Bits(prefix.Family) - (int)UInt128.Log2(prefix.Count);
+        int prefixLength = Addressing.AddressMath.Bits(prefix.Family) - prefix.NumberCount.Log2;
         bool v6 = prefix.Family == AddressFamily.InterNetworkV6;
         Span<byte> bytes = stackalloc byte[16];
         prefix.FirstAddress.TryWriteBytes(bytes, out int length);
