@@ -141,8 +141,13 @@ static int ConnectLoop(int n, bool bindDistinct, bool cold, bool timeWait)
     var target = listener.LocalEndPoint!;
     // JIT tiers and one-time set-up (SockShim's stack) stay out of the timing. Tiering waits for
     // 100 ms without new tier-0 code before it counts calls, so a count-based warm-up of ~30 ms
-    // left both runs still tiering up while timed: warm up for a fixed time instead.
+    // left both runs still tiering up while timed; so did a fixed 750 ms once the hot path under
+    // SockShim grew (its methods were still being rejitted 0.8 s into the timed loop, seen with
+    // perf). Warm means the JIT is done: at least 750 ms, then until no method has been compiled
+    // for 300 ms (at most 15 s). Both runs wait by the same rule; the cold run waits for nothing.
     var warmUpFor = TimeSpan.FromMilliseconds(750);
+    var quietFor = TimeSpan.FromMilliseconds(300);
+    var warmUpAtMost = TimeSpan.FromSeconds(15);
     int total = 0; // connections made, known once the timed loop is over
     var accepting = Task.Run(() =>
     {
@@ -163,8 +168,16 @@ static int ConnectLoop(int n, bool bindDistinct, bool cold, bool timeWait)
     }
     var warm = Stopwatch.StartNew();
     int warmed = 0;
+    long compiled = System.Runtime.JitInfo.GetCompiledMethodCount();
+    var quiet = Stopwatch.StartNew();
     // Cold: what a short-lived crawler or load generator pays, JIT and set-up included.
-    while (!cold && (warmed < 1000 || warm.Elapsed < warmUpFor)) { Once(); warmed++; }
+    while (!cold && warm.Elapsed < warmUpAtMost && (warmed < 1000 || warm.Elapsed < warmUpFor || quiet.Elapsed < quietFor))
+    {
+        Once();
+        warmed++;
+        if (System.Runtime.JitInfo.GetCompiledMethodCount() is var now && now != compiled) { compiled = now; quiet.Restart(); }
+    }
+    if (!cold) Console.Error.WriteLine($"warm-up: {warmed} connections in {warm.Elapsed.TotalMilliseconds:F0} ms (the JIT quiet for {quiet.Elapsed.TotalMilliseconds:F0} ms)");
     var sw = Stopwatch.StartNew();
     for (int i = 0; i < n; i++) Once();
     sw.Stop();
