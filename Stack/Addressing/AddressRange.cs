@@ -112,10 +112,17 @@ public sealed record AddressRange
     private static bool TryParseAddress(string text, out IPAddress address, out string error)
     {
         text = text.Trim();
-        // IPAddress.TryParse accepts shorthand such as "127.1" and bare integers; a pool written
-        // that way is almost always a typo, so only full dotted quads and IPv6 text are taken.
-        bool looksV4 = !text.Contains(':');
-        if (!IPAddress.TryParse(text, out address!) || (looksV4 && text.Split('.').Length != 4) || (address.AddressFamily == AddressFamily.InterNetworkV6 && address.ScopeId != 0))
+        // IPAddress.TryParse accepts shorthand such as "127.1", bare integers and octal or hex
+        // parts ("127.100.0.010" is .8 to it); a pool written that way is almost always a typo,
+        // so only full dotted quads in decimal (as inet_pton(3) takes them) and IPv6 text are
+        // taken. The quads are read here: IPAddress.TryParse's first call costs a fresh process
+        // 7-10 ms (its parser, generic over the character type, and the SearchValues behind it
+        // are compiled at run time), and every app under the launcher parses its pools at its
+        // first socket.
+        bool parsed = !text.Contains(':')
+            ? TryParseDottedQuad(text, out address!)
+            : IPAddress.TryParse(text, out address!) && address.AddressFamily == AddressFamily.InterNetworkV6 && address.ScopeId == 0;
+        if (!parsed)
         {
             error = $"'{text}' is not an IP address";
             address = IPAddress.None;
@@ -123,6 +130,26 @@ public sealed record AddressRange
         }
         if (address.IsIPv4MappedToIPv6) address = address.MapToIPv4();
         error = "";
+        return true;
+    }
+
+    /// <summary>Four decimal numbers from 0 to 255, dot-separated, none with a leading zero.</summary>
+    private static bool TryParseDottedQuad(ReadOnlySpan<char> text, [NotNullWhen(true)] out IPAddress? address)
+    {
+        address = null;
+        uint value = 0;
+        int i = 0;
+        for (int part = 0; part < 4; part++)
+        {
+            if (part > 0 && (i >= text.Length || text[i++] != '.')) return false;
+            int start = i;
+            uint octet = 0;
+            while (i < text.Length && i - start < 3 && char.IsAsciiDigit(text[i])) octet = octet * 10 + (uint)(text[i++] - '0');
+            if (i == start || octet > 255 || (i - start > 1 && text[start] == '0')) return false;
+            value = value << 8 | octet;
+        }
+        if (i != text.Length) return false;
+        address = new AddressNumber(0, value).ToAddress(AddressFamily.InterNetwork);
         return true;
     }
 }

@@ -28,11 +28,38 @@ public class AddressRangeTests
     [TestCase("127.100.0.9-127.100.0.1", "empty")]
     [TestCase("127.100.0.1-2001:db8::1", "mixes")]
     [TestCase("127.1/16", "not an IP address")]
+    [TestCase("127.100.0.010", "not an IP address")] // IPAddress.Parse reads octal: .8
+    [TestCase("0x7f.100.0.1", "not an IP address")]
+    [TestCase("127.100.0.256", "not an IP address")]
+    [TestCase("127.100.0.1.", "not an IP address")]
+    [TestCase("127.100..1", "not an IP address")]
+    [TestCase("127.100.0.1 7", "not an IP address")]
+    [TestCase("+127.100.0.1", "not an IP address")]
+    [TestCase("127.100.0.0001", "not an IP address")]
+    [TestCase("fe80::1%2", "not an IP address")]
     [TestCase("", "empty")]
     public void Rejects_malformed_text_saying_why(string text, string why)
     {
         Assert.That(AddressRange.TryParse(text, out _, out var error), Is.False);
         Assert.That(error, Does.Contain(why));
+    }
+
+    [Test]
+    public void A_dotted_quad_reads_as_ip_address_parse_reads_it()
+    {
+        // Read by SockShim itself (IPAddress.TryParse's first call costs milliseconds): every
+        // canonical quad must come out as the runtime's own parser gives it.
+        var random = new Random(20261206);
+        var quads = new List<string> { "0.0.0.0", "255.255.255.255", "127.0.0.1", "10.0.0.0", "192.0.2.9", "100.20.3.40" };
+        for (int i = 0; i < 2000; i++) quads.Add($"{random.Next(256)}.{random.Next(256)}.{random.Next(256)}.{random.Next(256)}");
+        foreach (var quad in quads)
+        {
+            Assert.That(AddressRange.TryParse($" {quad} ", out var range, out var error), Is.True, $"{quad}: {error}");
+            Assert.That(range!.FirstAddress, Is.EqualTo(IPAddress.Parse(quad)), quad);
+            Assert.That(range.Family, Is.EqualTo(AddressFamily.InterNetwork));
+        }
+        Assert.That(AddressRange.TryParse("::ffff:192.0.2.9", out var mapped, out _), Is.True);
+        Assert.That(mapped!.FirstAddress, Is.EqualTo(IPAddress.Parse("192.0.2.9")), "an IPv4-mapped address is its IPv4 address");
     }
 
     [Test]
