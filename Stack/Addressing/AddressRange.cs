@@ -41,15 +41,23 @@ public sealed record AddressRange
 
     public bool IsWithin(AddressRange outer) => Family == outer.Family && FirstNumber >= outer.FirstNumber && LastNumber <= outer.LastNumber;
 
-    /// <summary>As a CIDR when the range is exactly one prefix, else as first-last.</summary>
-    public override string ToString()
+    /// <summary>The prefix length when the range is exactly one prefix (a CIDR), else null.</summary>
+    internal int? PrefixLength
     {
-        if (FirstNumber == LastNumber) return $"{FirstAddress}";
-        var size = NumberCount;
-        if (size != AddressNumber.Zero && size.IsPow2 && (FirstNumber & (size - 1)) == AddressNumber.Zero)
-            return $"{FirstAddress}/{AddressMath.Bits(Family) - size.Log2}";
-        return $"{FirstAddress}-{LastAddress}";
+        get
+        {
+            var size = NumberCount;
+            // The whole IPv6 space: its 2^128 addresses wrap the count to 0.
+            if (size == AddressNumber.Zero) return 0;
+            return size.IsPow2 && (FirstNumber & (size - 1)) == AddressNumber.Zero ? AddressMath.Bits(Family) - size.Log2 : null;
+        }
     }
+
+    /// <summary>As a CIDR when the range is exactly one prefix, else as first-last.</summary>
+    public override string ToString() =>
+        FirstNumber == LastNumber ? $"{FirstAddress}"
+        : PrefixLength is { } bits ? $"{FirstAddress}/{bits}"
+        : $"{FirstAddress}-{LastAddress}";
 
     public const string Examples = "127.100.0.0/16, 127.100.0.10-127.100.0.200, or 2001:db8:1::/112";
 

@@ -222,7 +222,7 @@ internal unsafe class RouteNetlink : IDisposable
     /// prefix as this host's (AnyIP). The configuration allows only prefixes here (a CIDR).</summary>
     public int AddLocalRoute(Addressing.AddressRange prefix, uint loopbackIndex)
     {
-        int prefixLength = Addressing.AddressMath.Bits(prefix.Family) - prefix.NumberCount.Log2;
+        int prefixLength = prefix.PrefixLength ?? throw new ArgumentException($"{prefix} is not one prefix", nameof(prefix));
         bool v6 = prefix.Family == AddressFamily.InterNetworkV6;
         Span<byte> bytes = stackalloc byte[16];
         prefix.FirstAddress.TryWriteBytes(bytes, out int length);

@@ -83,7 +83,9 @@ public class AddressNumberTests
         Assert.That(n.ToAddress(address.AddressFamily), Is.EqualTo(address));
     }
 
-    [TestCase("::/0", "::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")] // 2^128 addresses: no count to write as a prefix
+    [TestCase("::/0", "::/0")] // 2^128 addresses: the count wraps to 0
+    [TestCase("::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "::/0")]
+    [TestCase("2001:db8::-2001:db8:ffff:ffff:ffff:ffff:ffff:ffff", "2001:db8::/32")]
     [TestCase("0.0.0.0/0", "0.0.0.0/0")]
     [TestCase("2001:db8::/32", "2001:db8::/32")]
     [TestCase("127.100.0.4-127.100.0.7", "127.100.0.4/30")]
@@ -92,6 +94,9 @@ public class AddressNumberTests
     {
         Assert.That(AddressRange.TryParse(text, out var range, out var error), Is.True, error);
         Assert.That(range!.ToString(), Is.EqualTo(written));
+        // The prefix length the AnyIP route is added with (RouteNetlink.AddLocalRoute) is the one written.
+        int slash = written.IndexOf('/');
+        Assert.That(range.PrefixLength, Is.EqualTo(slash < 0 ? null : int.Parse(written[(slash + 1)..])));
         Assert.That(range.Family, Is.EqualTo(text.Contains(':') ? AddressFamily.InterNetworkV6 : AddressFamily.InterNetwork));
     }
 }
