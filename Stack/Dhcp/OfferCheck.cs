@@ -128,8 +128,8 @@ internal static class OfferCheck
         foreach (var r in pool.Ranges)
         {
             if (r.Family != AddressFamily.InterNetwork || !r.Contains(a)) continue;
-            var size = r.NumberCount;
-            if (size <= new AddressNumber(0, 2) || !size.IsPow2 || (r.FirstNumber & (size - 1)) != AddressNumber.Zero) continue;
+            // Only a prefix longer than two addresses has a network and a broadcast address.
+            if (r.PrefixLength is not < 31) continue;
             if (n == r.FirstNumber.Low) return (OfferRejection.NetworkAddress, $"{a} is the network address of the pool's {r}");
             if (n == r.LastNumber.Low) return (OfferRejection.BroadcastAddress, $"{a} is the broadcast address of the pool's {r}");
         }
