@@ -123,10 +123,9 @@ public sealed record AddressRange
         // IPAddress.TryParse accepts shorthand such as "127.1", bare integers and octal or hex
         // parts ("127.100.0.010" is .8 to it); a pool written that way is almost always a typo,
         // so only full dotted quads in decimal (as inet_pton(3) takes them) and IPv6 text are
-        // taken. The quads are read here: IPAddress.TryParse's first call costs a fresh process
-        // 7-10 ms (its parser, generic over the character type, and the SearchValues behind it
-        // are compiled at run time), and every app under the launcher parses its pools at its
-        // first socket.
+        // taken. The quads are read here: IPAddress.TryParse's parser, generic over the
+        // character type, is compiled at run time at its first call, and every app under the
+        // launcher parses its pools at its first socket (that connection 35.4 -> 34.3 ms).
         bool parsed = !text.Contains(':')
             ? TryParseDottedQuad(text, out address!)
             : IPAddress.TryParse(text, out address!) && address.AddressFamily == AddressFamily.InterNetworkV6 && address.ScopeId == 0;
