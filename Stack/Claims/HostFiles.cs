@@ -52,7 +52,8 @@ internal static unsafe class HostFiles
 
     /// <summary>Opens an existing file of the state directory for reading and writing: not
     /// through a link, a regular file of this account with one name, of exactly
-    /// <paramref name="size"/> bytes when given. Null when it does not exist.</summary>
+    /// <paramref name="size"/> bytes when given. Null when it does not exist, or no longer does
+    /// by the time it is checked.</summary>
     public static FileStream? OpenExisting(string path, long? size)
     {
         int fd;
@@ -67,6 +68,13 @@ internal static unsafe class HostFiles
         {
             stat st;
             if (fstat(fd, &st) != 0) throw new UntrustedStateException($"{path} cannot be read: {Strerror(errno)}");
+            // No link left: the name went away between the open and now (another process of this
+            // account renamed a new file over it, or gc removed it): as if it had not been there.
+            if ((ulong)st.st_nlink == 0 && ((uint)st.st_mode & (uint)S_IFMT) == (uint)S_IFREG && (uint)st.st_uid == (uint)geteuid())
+            {
+                handle.Dispose();
+                return null;
+            }
             // Two links for the moment a new table is put in place (its temporary name still
             // there); no other account can add a name in this directory.
             if (((uint)st.st_mode & (uint)S_IFMT) != (uint)S_IFREG || (uint)st.st_uid != (uint)geteuid() || (ulong)st.st_nlink is < 1 or > 2)
