@@ -128,7 +128,9 @@ public sealed record AddressRange
         // launcher parses its pools at its first socket (that connection 35.4 -> 34.3 ms).
         bool parsed = !text.Contains(':')
             ? TryParseDottedQuad(text, out address!)
-            : IPAddress.TryParse(text, out address!) && address.AddressFamily == AddressFamily.InterNetworkV6 && address.ScopeId == 0;
+            : IPAddress.TryParse(text, out address!) && address.AddressFamily == AddressFamily.InterNetworkV6 && address.ScopeId == 0
+              // A dotted quad at the end of IPv6 text (::ffff:a.b.c.d) keeps the quad's rules.
+              && (!text.Contains('.') || TryParseDottedQuad(text.AsSpan(text.LastIndexOf(':') + 1), out _));
         if (!parsed)
         {
             error = $"'{text}' is not an IP address";

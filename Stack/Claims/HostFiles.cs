@@ -69,7 +69,8 @@ internal static unsafe class HostFiles
             stat st;
             if (fstat(fd, &st) != 0) throw new UntrustedStateException($"{path} cannot be read: {Strerror(errno)}");
             // No link left: the name went away between the open and now (another process of this
-            // account renamed a new file over it, or gc removed it): as if it had not been there.
+            // account renamed a new description over it, or the name was removed by hand): as if
+            // it had not been there.
             if ((ulong)st.st_nlink == 0 && ((uint)st.st_mode & (uint)S_IFMT) == (uint)S_IFREG && (uint)st.st_uid == (uint)geteuid())
             {
                 handle.Dispose();

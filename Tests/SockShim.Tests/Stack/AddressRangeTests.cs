@@ -36,6 +36,9 @@ public class AddressRangeTests
     [TestCase("127.100.0.1 7", "not an IP address")]
     [TestCase("+127.100.0.1", "not an IP address")]
     [TestCase("127.100.0.0001", "not an IP address")]
+    [TestCase("127.100.0.4294967297", "not an IP address")] // wraps to .1 without the three-digit limit
+    [TestCase("::ffff:127.100.0.010", "not an IP address")] // a quad inside IPv6 text keeps the quad's rules
+    [TestCase("::ffff:127.100.0.08", "not an IP address")]
     [TestCase("fe80::1%2", "not an IP address")]
     [TestCase("", "empty")]
     public void Rejects_malformed_text_saying_why(string text, string why)
