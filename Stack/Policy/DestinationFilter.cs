@@ -47,9 +47,7 @@ public sealed class DestinationFilter
         int port = destination.Port;
         if (address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork)
         {
-            Span<byte> b = stackalloc byte[4];
-            address.TryWriteBytes(b, out _);
-            uint n = System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(b);
+            uint n = (uint)Addressing.AddressNumber.Of(address).Low;
             foreach (var r in _v4)
                 if (n >= r.First && n <= r.Last && port >= r.FirstPort && port <= r.LastPort) return true;
             return false;

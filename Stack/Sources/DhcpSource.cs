@@ -413,12 +413,7 @@ internal sealed class DhcpSource : IAddressSource
         _log.LogWarning("{Error}", error.Message);
     }
 
-    private static uint ServerWord(IPAddress server)
-    {
-        Span<byte> b = stackalloc byte[4];
-        server.TryWriteBytes(b, out _);
-        return BinaryPrimitives.ReadUInt32BigEndian(b);
-    }
+    private static uint ServerWord(IPAddress server) => (uint)Addressing.AddressNumber.Of(server).Low;
 
     // Client thread: the server took the lease back (expiry, NAK). A socket holding it loses it;
     // a ready one is dropped.
