@@ -9,7 +9,7 @@ internal static class Invocation
 {
     /// <summary>Parses and runs <paramref name="args"/> against <paramref name="root"/>, every
     /// user mistake one clear line and exit 2: the tool's commands, and the fast launcher's.</summary>
-    public static int Invoke(RootCommand root, string[] args, TextWriter output, TextWriter error)
+    public static int Invoke(Command root, string[] args, TextWriter output, TextWriter error)
     {
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0 && args.Length > 0)

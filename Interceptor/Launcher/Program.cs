@@ -38,11 +38,13 @@ if (fromClone && !rebuilt && File.Exists(script) && CloneSources.ChangedSince(cl
     return Hand(["bash", script, .. args], new() { [LauncherVariables.Rebuild] = "1" });
 }
 
-if (args.Length > 0 && args[0] == "run")
+// Help is the managed tool's: a RootCommand's help option reads System.CommandLine's resources
+// through reflection, 0.4 ms of every run here.
+if (args.Length > 0 && args[0] == "run" && !args.TakeWhile(a => a != "--").Any(a => a is "-h" or "--help" or "-?" or "/h" or "/?"))
 {
     try
     {
-        var root = new RootCommand("SockShim: one IP address per socket for .NET processes");
+        var root = new Command("sockshim", "SockShim: one IP address per socket for .NET processes");
         root.Subcommands.Add(RunCommand.Create(new StackOptions(), Console.Out, Console.Error, weaver: null));
         return Invocation.Invoke(root, args, Console.Out, Console.Error);
     }

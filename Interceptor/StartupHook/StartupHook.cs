@@ -54,7 +54,7 @@ internal static class StartupHook
     /// changed). Its path, or null when there is no record.</summary>
     private static string? CheckRecord(out string recordVariable)
     {
-        recordVariable = HookContract.WovenRecordVariable(Environment.Version.ToString());
+        recordVariable = HookContract.WovenRecordVariable(Running);
         if (Environment.GetEnvironmentVariable(recordVariable) is not { } record) return null;
         if (WovenRecord.Check(record, out string? recordedPath) is { } changed) Refuse(changed);
         return recordedPath;
@@ -67,6 +67,10 @@ internal static class StartupHook
         : location == recordedPath ? null
         : $"the loaded System.Net.Sockets ({location}) is not the woven copy the launcher checked ({recordedPath})." +
           (launched ? " A changed DOTNET_SHARED_STORE/DOTNET_ADDITIONAL_DEPS points elsewhere." : " Start the app with `sockshim run`.");
+
+    // Read once: Environment.Version parses an attribute of System.Private.CoreLib.
+    private static string Running => s_running ??= Environment.Version.ToString();
+    private static string? s_running;
 
     internal static void Refuse(string problem)
     {
@@ -106,20 +110,24 @@ internal static class StartupHook
     /// version, and the file still as long and as old as when it was woven.</summary>
     private static string? CheckIdentity(string location, bool bundled, string wovenFrom, string sourceLength, string sourceTime, string sourceMvid)
     {
-        string running = Environment.Version.ToString();
+        string running = Running;
         // Inside a single-file bundle nothing has a file of its own: the bundle the launcher made
         // (and checked, by the record) is the app's, rebundled with the copy woven from its own.
         if (bundled)
             return wovenFrom == running ? null
                 : $"the bundled System.Net.Sockets was woven from runtime {wovenFrom} (MVID {sourceMvid}), but this app runs on {running}. Start it again with `sockshim run`, which makes its bundle again.";
         string coreLib = typeof(object).Assembly.Location;
-        var stock = new FileInfo(Path.Combine(Path.GetDirectoryName(coreLib)!, "System.Net.Sockets.dll"));
+        string stock = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(coreLib)!, "System.Net.Sockets.dll"));
         // A self-contained app started from its overlay: the woven copy sits in the runtime's own
         // directory, whose other entries link to the app's files; the file it was woven from is
         // the one beside the app's System.Private.CoreLib.
-        if (stock.FullName == location && new FileInfo(coreLib).LinkTarget is { } appCoreLib && Path.IsPathRooted(appCoreLib))
-            stock = new FileInfo(Path.Combine(Path.GetDirectoryName(appCoreLib)!, "System.Net.Sockets.dll"));
-        bool sameFile = stock.Exists && sourceLength == stock.Length.ToString() && sourceTime == stock.LastWriteTimeUtc.Ticks.ToString();
+        if (stock == location && new FileInfo(coreLib).LinkTarget is { } appCoreLib && Path.IsPathRooted(appCoreLib))
+            stock = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(appCoreLib)!, "System.Net.Sockets.dll"));
+        // Its length and last write time (FileInfo's, links followed) as numbers, from one statx:
+        // FileInfo and number formatting cost the first socket of every app about a millisecond.
+        bool sameFile = WovenRecord.Stat(stock, followLinks: true) is { Regular: true } file
+            && WovenRecord.Number(sourceLength, out ulong length) && file.Size == length
+            && WovenRecord.Number(sourceTime, out ulong ticks) && (ulong)file.ModifiedTicks == ticks;
         if (wovenFrom != running || !sameFile)
             return $"the loaded System.Net.Sockets ({location}) was woven from runtime {wovenFrom} (MVID {sourceMvid}), " +
                    $"but this app runs on {running}{(wovenFrom == running ? ", whose System.Net.Sockets.dll has changed since" : "")}. Run `sockshim prepare` to weave this runtime.";

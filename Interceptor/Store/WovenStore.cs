@@ -1,5 +1,4 @@
 using SockShim.Interceptor.Contract;
-using System.Text.Json.Nodes;
 using SockShim.Interceptor.Weaving;
 
 namespace SockShim.Interceptor.Store;
@@ -101,17 +100,20 @@ public sealed class WovenStore(string root, WovenStore.Weaver? weaver, WovenStor
     /// otherwise it is woven again, with a warning.</summary>
     public Prepared Prepare(InstalledRuntime runtime, Action<string>? progress = null)
     {
-        var prepared = Woven(runtime, progress);
-        WriteDeps(runtime, runtime.SocketsMvid);
+        // Read once: each read of the MVID parses the runtime's System.Net.Sockets.dll headers.
+        var mvid = runtime.SocketsMvid;
+        var prepared = Woven(runtime, mvid, progress);
+        WriteDeps(runtime, mvid);
         return Remember(prepared);
     }
 
     /// <summary>The woven copy of <paramref name="runtime"/>'s System.Net.Sockets, checked or
     /// made, keyed by its version and MVID; nothing points the host at it yet. A self-contained
     /// app's own runtime (its directory) is woven through this too: see <see cref="AppOverlay"/>.</summary>
-    public Prepared Woven(InstalledRuntime runtime, Action<string>? progress = null)
+    public Prepared Woven(InstalledRuntime runtime, Action<string>? progress = null) => Woven(runtime, runtime.SocketsMvid, progress);
+
+    private Prepared Woven(InstalledRuntime runtime, Guid mvid, Action<string>? progress)
     {
-        var mvid = runtime.SocketsMvid;
         string target = AssemblyPath(runtime, mvid);
         string marker = target + ".ok";
         string? changed = null;
@@ -182,34 +184,39 @@ public sealed class WovenStore(string root, WovenStore.Weaver? weaver, WovenStor
     private void WriteDeps(InstalledRuntime runtime, Guid mvid)
     {
         string library = $"{PackageId}/{PackageVersion(runtime, mvid)}";
-        var deps = new JsonObject
-        {
-            ["runtimeTarget"] = new JsonObject { ["name"] = ".NETCoreApp,Version=v10.0" },
-            ["targets"] = new JsonObject
+        // The text System.Text.Json wrote (indented, no final newline), written out here: building
+        // it with JsonObject on every `sockshim run` cost the launcher 0.3 ms. A name that would
+        // need escaping never reaches it.
+        if (!library.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '-' or '+' or '/' or '_'))
+            throw new InvalidOperationException($"the woven package name '{library}' has characters a deps file would have to escape");
+        string text = $$"""
             {
-                [".NETCoreApp,Version=v10.0"] = new JsonObject
-                {
-                    [library] = new JsonObject
-                    {
-                        ["runtime"] = new JsonObject
-                        {
-                            ["lib/net10.0/System.Net.Sockets.dll"] = new JsonObject
-                            {
-                                ["assemblyVersion"] = "10.0.0.0",
-                                ["fileVersion"] = $"10.0.{WovenFileVersion}.0",
-                            },
-                        },
-                    },
-                },
-            },
-            ["libraries"] = new JsonObject
-            {
-                [library] = new JsonObject { ["type"] = "package", ["serviceable"] = false, ["sha512"] = "" },
-            },
-        };
+              "runtimeTarget": {
+                "name": ".NETCoreApp,Version=v10.0"
+              },
+              "targets": {
+                ".NETCoreApp,Version=v10.0": {
+                  "{{library}}": {
+                    "runtime": {
+                      "lib/net10.0/System.Net.Sockets.dll": {
+                        "assemblyVersion": "10.0.0.0",
+                        "fileVersion": "10.0.{{WovenFileVersion}}.0"
+                      }
+                    }
+                  }
+                }
+              },
+              "libraries": {
+                "{{library}}": {
+                  "type": "package",
+                  "serviceable": false,
+                  "sha512": ""
+                }
+              }
+            }
+            """;
         string path = DepsPath(runtime);
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        string text = deps.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true });
         if (!File.Exists(path) || File.ReadAllText(path) != text) TrustedPaths.Replace(path, text, 0b110_100_100);
     }
 }
