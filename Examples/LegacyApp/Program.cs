@@ -14,9 +14,9 @@ using System.Text;
 //                                          --cold times the first N of a fresh process (no warm-up);
 //                                          --time-wait closes gracefully, so each connection leaves a
 //                                          TIME_WAIT behind and the ephemeral ports fill up
-//   LegacyApp --start                      creates one socket and exits (start-up timing)
+//   LegacyApp --start [--tuple]            creates one socket (AF_INET_TUPLE with --tuple) and exits (start-up timing)
 if (args.Length == 0) { Console.Error.WriteLine("usage: LegacyApp <server ip:port> [--tuple] | --connect-loop N | --start"); return 2; }
-if (args[0] == "--start") { new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp).Dispose(); return 0; }
+if (args[0] == "--start") { new Socket(args.Contains("--tuple") ? (AddressFamily)0x5449 : AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp).Dispose(); return 0; }
 if (args[0] == "--connect-loop") return ConnectLoop(int.Parse(args[1]), args.Contains("--bind-distinct"), args.Contains("--cold"), args.Contains("--time-wait"));
 if (!IPEndPoint.TryParse(args[0], out var server)) { Console.Error.WriteLine($"error: '{args[0]}' is not ip:port"); return 2; }
 bool tuple = args.Contains("--tuple");

@@ -39,6 +39,16 @@ internal static class HookContract
     public const string TypeName = "SockShimHooks";
     public const string FullTypeName = TypeNamespace + "." + TypeName;
 
+    /// <summary>The woven class whose static constructor wires SockShim (see <see cref="WireVariable"/>),
+    /// run by calling its empty <see cref="WiringMethodName"/>: only a use of a socket that needs
+    /// SockShim calls it, so an app whose sockets never need it never loads SockShim.</summary>
+    public const string WiringTypeName = "SockShimWiring";
+    public const string WiringMethodName = "Ensure";
+
+    /// <summary>AF_INET_TUPLE and AF_INET6_TUPLE ("TI", "TJ"; no real family uses them), as the
+    /// woven code and the trampolines test for them (Shim's TupleFamilies is the public name).</summary>
+    public const AddressFamily TupleInet = (AddressFamily)0x5449, TupleInet6 = (AddressFamily)0x544A;
+
     /// <summary><c>AsyncLocal&lt;bool&gt;</c>, created by the woven type itself: true in a flow
     /// marked with [NewAddressPerSocket] (mode attribute). Shared by the app's SockShim and the hooks.</summary>
     public const string AddressScope = "AddressScope";
@@ -87,7 +97,7 @@ internal static class HookContract
     public const int RefusedExitCode = 97;
 
     /// <summary>Bumped whenever the woven code changes, so caches are rebuilt.</summary>
-    public const string CurrentWeaverVersion = "8";
+    public const string CurrentWeaverVersion = "9";
 
     /// <summary>Every slot: its name and the parameter and return types of its delegate.</summary>
     public static IEnumerable<MethodInfo> Slots => SlotNames.Select(name => typeof(ISocketHooks).GetMethod(name)!);

@@ -12,7 +12,7 @@ using SockShim.Interceptor.Contract;
 /// </summary>
 internal sealed class Trampolines : ISocketHooks
 {
-    private const AddressFamily AF_INET_TUPLE = (AddressFamily)0x5449, AF_INET6_TUPLE = (AddressFamily)0x544A;
+    private const AddressFamily AF_INET_TUPLE = HookContract.TupleInet, AF_INET6_TUPLE = HookContract.TupleInet6;
     private static readonly object s_gate = new();
     private static volatile bool s_loaded;
     private static Type s_slots = null!;

@@ -23,6 +23,8 @@ public sealed class WeaveContext
     public TypeReference EndPoint { get; }
     public AssemblyNameReference CoreLibrary { get; }
     public TypeDefinition Hooks { get; set; } = null!;
+    /// <summary>SockShimWiring.Ensure(): calling it runs the wiring (its class's static constructor) once.</summary>
+    public MethodDefinition EnsureWired { get; set; } = null!;
     public Dictionary<string, FieldDefinition> Slots { get; } = new();
     public List<MethodDefinition> WovenMethods { get; } = new();
 
@@ -66,18 +68,38 @@ public sealed class WeaveContext
         return Module.ImportReference(invoke);
     }
 
+    /// <summary>Whether a use of a slot nothing has filled yet wires SockShim first: the
+    /// instructions branch to <c>wire</c> when it should, and fall through when it should not.</summary>
+    public delegate void WiresIf(List<Instruction> il, Instruction wire);
+
+    /// <summary>Every use wires SockShim when nothing has (a bind, a connect, a datagram).</summary>
+    public static readonly WiresIf Always = (il, wire) => il.Add(Instruction.Create(OpCodes.Br, wire));
+
     /// <summary>Emits "if (slot != null) slot.Invoke(args...)", with <paramref name="loadArgs"/>
-    /// pushing the arguments and <paramref name="afterInvoke"/> consuming a result.</summary>
-    public List<Instruction> GuardedInvoke(string slot, Action<List<Instruction>> loadArgs, Action<List<Instruction>>? afterInvoke = null)
+    /// pushing the arguments and <paramref name="afterInvoke"/> consuming a result. With
+    /// <paramref name="wiresIf"/>, a slot still empty is first filled by wiring SockShim when the
+    /// condition holds (SockShimWiring.Ensure()); without it an empty slot means nothing to do
+    /// (a Dispose or a use after close of a socket SockShim never saw). Reading a slot never
+    /// wires anything: a process pays for SockShim only at the first use that needs it.</summary>
+    public List<Instruction> GuardedInvoke(string slot, Action<List<Instruction>> loadArgs, Action<List<Instruction>>? afterInvoke = null, WiresIf? wiresIf = null)
     {
         var field = Slots[slot];
         var skip = Instruction.Create(OpCodes.Nop);
-        var list = new List<Instruction>
+        var call = Instruction.Create(OpCodes.Ldsfld, field);
+        var list = new List<Instruction> { Instruction.Create(OpCodes.Ldsfld, field) };
+        if (wiresIf is null) list.Add(Instruction.Create(OpCodes.Brfalse, skip));
+        else
         {
-            Instruction.Create(OpCodes.Ldsfld, field),
-            Instruction.Create(OpCodes.Brfalse, skip),
-            Instruction.Create(OpCodes.Ldsfld, field),
-        };
+            // if (slot == null) { if (!condition) goto skip; Ensure(); if (slot == null) goto skip; }
+            var wire = Instruction.Create(OpCodes.Call, EnsureWired);
+            list.Add(Instruction.Create(OpCodes.Brtrue, call));
+            wiresIf(list, wire);
+            list.Add(Instruction.Create(OpCodes.Br, skip));
+            list.Add(wire);
+            list.Add(Instruction.Create(OpCodes.Ldsfld, field));
+            list.Add(Instruction.Create(OpCodes.Brfalse, skip));
+        }
+        list.Add(call);
         loadArgs(list);
         list.Add(Instruction.Create(OpCodes.Callvirt, InvokeOf((GenericInstanceType)field.FieldType)));
         afterInvoke?.Invoke(list);

@@ -5,7 +5,8 @@ using Mono.Cecil.Rocks;
 namespace SockShim.Interceptor.Weaving.Steps;
 
 /// <summary>Adds the public static class <c>System.Net.Sockets.SockShimHooks</c> with one
-/// delegate field per hook. Only framework types appear in it.</summary>
+/// delegate field per hook, and the internal one whose static constructor wires them
+/// (SockShimWiring, filled by the last step). Only framework types appear in them.</summary>
 public sealed class AddHookSlots : IWeaveStep
 {
     public string Name => "add hook slots";
@@ -53,6 +54,21 @@ public sealed class AddHookSlots : IWeaveStep
         il.Emit(Mono.Cecil.Cil.OpCodes.Ret);
         hooks.Methods.Add(cctor);
         hooks.Attributes &= ~TypeAttributes.BeforeFieldInit;
+
+        // internal static class SockShimWiring { static SockShimWiring() { } internal static void Ensure() { } }
+        // Not beforefieldinit: the first call of Ensure runs the static constructor, exactly once
+        // (other threads wait for it), which the step "wire the slots on first use" fills.
+        var wiring = new TypeDefinition(HookContract.TypeNamespace, HookContract.WiringTypeName,
+            TypeAttributes.NotPublic | TypeAttributes.Abstract | TypeAttributes.Sealed | TypeAttributes.Class, c.Module.TypeSystem.Object);
+        c.Module.Types.Add(wiring);
+        var wiringCctor = new MethodDefinition(".cctor", MethodAttributes.Private | MethodAttributes.Static | MethodAttributes.SpecialName | MethodAttributes.RTSpecialName | MethodAttributes.HideBySig, c.Module.TypeSystem.Void);
+        wiringCctor.Body.GetILProcessor().Emit(Mono.Cecil.Cil.OpCodes.Ret);
+        wiring.Methods.Add(wiringCctor);
+        var ensure = new MethodDefinition(HookContract.WiringMethodName, MethodAttributes.Assembly | MethodAttributes.Static | MethodAttributes.HideBySig, c.Module.TypeSystem.Void);
+        ensure.ImplAttributes |= MethodImplAttributes.NoInlining; // its call is what runs the constructor
+        ensure.Body.GetILProcessor().Emit(Mono.Cecil.Cil.OpCodes.Ret);
+        wiring.Methods.Add(ensure);
+        c.EnsureWired = ensure;
 
         void Add(string name, GenericInstanceType type)
         {

@@ -31,7 +31,7 @@ public sealed class HookAsyncConnect : IWeaveStep
             args.Add(Instruction.Create(OpCodes.Ldarg_0));
             args.Add(Instruction.Create(OpCodes.Ldarg_1));
             args.Add(Instruction.Create(OpCodes.Callvirt, getRemote));
-        }));
+        }, wiresIf: WeaveContext.Always));
         c.WovenMethods.Add(connect);
     }
 }

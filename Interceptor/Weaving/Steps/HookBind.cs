@@ -18,7 +18,8 @@ public sealed class HookBind : IWeaveStep
                 args.Add(Instruction.Create(OpCodes.Ldarg_0));
                 args.Add(Instruction.Create(OpCodes.Ldarg_1));
             },
-            result => result.Add(Instruction.Create(OpCodes.Starg_S, bind.Parameters[0]))));
+            result => result.Add(Instruction.Create(OpCodes.Starg_S, bind.Parameters[0])),
+            WeaveContext.Always));
         c.WovenMethods.Add(bind);
     }
 }

@@ -1,4 +1,5 @@
 using SockShim.Interceptor.Contract;
+using Mono.Cecil;
 using Mono.Cecil.Cil;
 
 namespace SockShim.Interceptor.Weaving.Steps;
@@ -17,16 +18,31 @@ public sealed class HookConstructor : IWeaveStep
         ctor.Body.Variables.Add(requested);
         ctor.Body.InitLocals = true;
 
+        // A tuple family needs SockShim at once; an ordinary socket only when a bind, connect or
+        // datagram does, or when it is made in a [NewAddressPerSocket] flow (mode attribute).
+        void IsTuple(List<Instruction> il, Func<Instruction> family, Instruction wire) => il.AddRange(
+        [
+            family(), Instruction.Create(OpCodes.Ldc_I4, (int)HookContract.TupleInet), Instruction.Create(OpCodes.Beq, wire),
+            family(), Instruction.Create(OpCodes.Ldc_I4, (int)HookContract.TupleInet6), Instruction.Create(OpCodes.Beq, wire),
+        ]);
         var start = new List<Instruction> { Instruction.Create(OpCodes.Ldarg_1), Instruction.Create(OpCodes.Stloc, requested) };
         start.AddRange(c.GuardedInvoke(nameof(ISocketHooks.MapFamily),
             args => args.Add(Instruction.Create(OpCodes.Ldarg_1)),
-            result => result.Add(Instruction.Create(OpCodes.Starg_S, ctor.Parameters[0]))));
+            result => result.Add(Instruction.Create(OpCodes.Starg_S, ctor.Parameters[0])),
+            (il, wire) => IsTuple(il, () => Instruction.Create(OpCodes.Ldarg_1), wire)));
         IlEdit.InsertAtStart(ctor, start);
 
+        var scope = c.Hooks.Fields.Single(f => f.Name == HookContract.AddressScope);
+        var scopeType = (GenericInstanceType)scope.FieldType;
+        var scopeValue = c.Module.ImportReference(new MethodReference("get_Value", scopeType.ElementType.GenericParameters[0], scopeType) { HasThis = true });
         IlEdit.InsertBeforeEachReturn(ctor, () => c.GuardedInvoke(nameof(ISocketHooks.Created), args =>
         {
             args.Add(Instruction.Create(OpCodes.Ldarg_0));
             args.Add(Instruction.Create(OpCodes.Ldloc, requested));
+        }, wiresIf: (il, wire) =>
+        {
+            IsTuple(il, () => Instruction.Create(OpCodes.Ldloc, requested), wire);
+            il.AddRange([Instruction.Create(OpCodes.Ldsfld, scope), Instruction.Create(OpCodes.Callvirt, scopeValue), Instruction.Create(OpCodes.Brtrue, wire)]);
         }));
         c.WovenMethods.Add(ctor);
     }

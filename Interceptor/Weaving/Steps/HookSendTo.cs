@@ -26,7 +26,7 @@ public sealed class HookSendTo : IWeaveStep
             {
                 args.Add(Instruction.Create(OpCodes.Ldarg_0));
                 args.Add(Instruction.Create(OpCodes.Ldarg, method.Parameters[target - 1]));
-            }));
+            }, wiresIf: WeaveContext.Always));
             c.WovenMethods.Add(method);
         }
     }

@@ -16,7 +16,7 @@ public sealed class HookSyncConnect : IWeaveStep
         {
             args.Add(Instruction.Create(OpCodes.Ldarg_0));
             args.Add(Instruction.Create(OpCodes.Ldarg_1));
-        }));
+        }, wiresIf: WeaveContext.Always));
         c.WovenMethods.Add(doConnect);
     }
 }

@@ -5,8 +5,10 @@ using SockShim.Interceptor.Contract;
 namespace SockShim.Interceptor.Weaving.Steps;
 
 /// <summary>
-/// Makes the woven type wire its own slots on first use: its static constructor (which the
-/// runtime runs before the first read of any slot, so before the first socket's hook) ends with
+/// Makes the woven copy wire its own slots on first use: the static constructor of
+/// SockShimWiring (which the runtime runs at the first call of its Ensure, made by the first use
+/// of a socket that needs SockShim: a tuple socket, one created in a [NewAddressPerSocket] flow,
+/// a bind, a connect, a datagram; see WeaveContext.GuardedInvoke) is
 /// <code>
 /// string wire = Environment.GetEnvironmentVariable("SOCKSHIM_WIRE");
 /// if (wire != null)
@@ -19,8 +21,8 @@ namespace SockShim.Interceptor.Weaving.Steps;
 ///     MapFamily = (Func&lt;...&gt;)d[0]; Created = (Action&lt;...&gt;)d[1]; ...   // HookContract.SlotNames' order
 /// }
 /// </code>
-/// so an app started without the startup hook loads SockShim only when it first touches a
-/// socket, and the wiring needs no reflection over the woven type: its identity (the literals
+/// so an app started without the startup hook loads SockShim only when a socket first needs it
+/// (creating and closing an ordinary socket does not), and the wiring needs no reflection over the woven type: its identity (the literals
 /// StampIdentity wrote) comes as arguments, and the slots are stored here. Runs last. The type
 /// is found among the exported ones by its name, not by Assembly.GetType: parsing a type name
 /// cost a fresh process about 11 ms (the parser's first run and its JIT), the loop 0.5 ms.
@@ -31,8 +33,8 @@ public sealed class WireOnFirstUse : IWeaveStep
 
     public void Apply(WeaveContext c)
     {
-        var cctor = c.Hooks.Methods.SingleOrDefault(m => m.IsConstructor && m.IsStatic)
-            ?? throw new WeaveException($"{HookContract.FullTypeName} has no static constructor to extend; the step \"add hook slots\" must run first");
+        var cctor = (c.EnsureWired?.DeclaringType as TypeDefinition)?.Methods.SingleOrDefault(m => m.IsConstructor && m.IsStatic)
+            ?? throw new WeaveException($"{HookContract.TypeNamespace}.{HookContract.WiringTypeName} has no static constructor to fill; the step \"add hook slots\" must run first");
         string Literal(string name) => c.Hooks.Fields.FirstOrDefault(f => f.Name == name)?.Constant as string
             ?? throw new WeaveException($"{HookContract.FullTypeName} has no literal {name}; the step \"stamp identity\" must run before this one");
         string[] identity = [Literal(HookContract.SourceRuntimeVersion), Literal(HookContract.SourceFileLength), Literal(HookContract.SourceFileTime), Literal(HookContract.SourceMvid)];
@@ -67,7 +69,7 @@ public sealed class WireOnFirstUse : IWeaveStep
         cctor.Body.Variables.Add(index);
         cctor.Body.InitLocals = true;
         var end = cctor.Body.Instructions.LastOrDefault(i => i.OpCode == OpCodes.Ret)
-            ?? throw new WeaveException($"the static constructor of {HookContract.FullTypeName} has no ret");
+            ?? throw new WeaveException($"the static constructor of {HookContract.WiringTypeName} has no ret");
         var il = cctor.Body.GetILProcessor();
         var code = new List<Instruction>
         {
@@ -101,7 +103,7 @@ public sealed class WireOnFirstUse : IWeaveStep
             il.Create(OpCodes.Ldstr, HookContract.WireTypeName),
             il.Create(OpCodes.Call, Method(types.String, "op_Inequality", false, types.Boolean, types.String, types.String)),
             il.Create(OpCodes.Brtrue, next),
-            // Found, or past the end: then the element load throws, and the app stops at its first socket.
+            // Found, or past the end: then the element load throws, and the app stops at the first use that wires.
             found, il.Create(OpCodes.Ldloc, index), il.Create(OpCodes.Ldelem_Ref),
             il.Create(OpCodes.Ldstr, HookContract.WireMethodName),
             il.Create(OpCodes.Callvirt, Method(type, "GetMethod", true, methodInfo, types.String)),

@@ -111,9 +111,10 @@ public class HooklessStartTests() : EchoServerFixture("127.107.0.0/24", "hookles
 
     /// <summary>SOCKSHIM_WIRE naming an assembly without the wiring type (SockShim's own hooks
     /// assembly here): the woven copy, which finds the type by name among the exported ones,
-    /// cannot fill its slots, and the app stops at its first socket instead of running unpatched.</summary>
+    /// cannot fill its slots, and the app stops at the first use of a socket that needs SockShim
+    /// (here every API's connect) instead of running unpatched.</summary>
     [Test]
-    public void A_wire_assembly_without_the_wiring_type_stops_the_app_at_its_first_socket()
+    public void A_wire_assembly_without_the_wiring_type_stops_the_app_at_its_first_connect()
     {
         var (exit0, out0, err0) = Sockshim(["run", "--verbose", "--mode", "all", "--", "dotnet", Programs.PathOf("LegacyApp"), "--start"]);
         Assert.That(exit0, Is.Zero, out0 + err0);
@@ -134,8 +135,26 @@ public class HooklessStartTests() : EchoServerFixture("127.107.0.0/24", "hookles
         var (exit, output, error) = Programs.Run("LegacyApp", [_serverEndpoint], env, TimeSpan.FromMinutes(2));
         Assert.That(exit, Is.Not.Zero, "the app reported success: " + output + error);
         Assert.That(Seen(output), Is.Empty, "no socket reached the server: " + output);
-        Assert.That(Regex.Matches(output, @"^api=\S+ error=TypeInitializationException: The type initializer for 'System.Net.Sockets.SockShimHooks'", RegexOptions.Multiline),
-            Has.Count.EqualTo(10), "every socket API failed where the woven type initialises (HttpClient wraps the same): " + output);
+        Assert.That(Regex.Matches(output, @"^api=\S+ error=TypeInitializationException: The type initializer for 'System.Net.Sockets.SockShimWiring'", RegexOptions.Multiline),
+            Has.Count.EqualTo(10), "every socket API failed where the woven copy wires itself (HttpClient wraps the same): " + output);
+    }
+
+    /// <summary>Creating and closing an ordinary socket needs nothing of SockShim, even in mode
+    /// all: the woven copy does not wire it, so an app that never binds, connects or sends costs
+    /// what the woven copy alone costs. A tuple socket wires it at its creation, before the OS
+    /// socket is made (its family has to be mapped).</summary>
+    [Test]
+    public void An_ordinary_socket_created_and_closed_wires_nothing_and_a_tuple_socket_wires_at_creation()
+    {
+        var (exit, output, error) = Sockshim(["run", "--verbose", "--mode", "all", "--", "dotnet", Programs.PathOf("LegacyApp"), "--start"]);
+        Assert.That(exit, Is.Zero, output + error);
+        Assert.That(error, Does.Contain(NoHook));
+        Assert.That(error, Does.Not.Contain(WiredAtFirstSocket).And.Not.Contain(WiredByHook), "nothing of SockShim ran in the app");
+
+        var (tupleExit, tupleOut, tupleErr) = Sockshim(["run", "--verbose", "--mode", "all", "--", "dotnet", Programs.PathOf("LegacyApp"), "--start", "--tuple"]);
+        Assert.That(tupleExit, Is.Zero, tupleOut + tupleErr);
+        Assert.That(tupleErr, Does.Contain(WiredAtFirstSocket), "the tuple socket wired SockShim");
+        Assert.That(_pool.HeldSlots(), Is.Zero, "its address, if it took one, went back at its close");
     }
 
     [Test]

@@ -54,7 +54,7 @@ public class WeaverTests
         Assert.That(module.Assembly.Name.PublicKeyToken, Is.Not.Empty, "same identity as the framework's");
     }
 
-    [TestCase("Socket::.ctor(System.Net.Sockets.AddressFamily,System.Net.Sockets.SocketType,System.Net.Sockets.ProtocolType)", "MapFamily", "Created")]
+    [TestCase("Socket::.ctor(System.Net.Sockets.AddressFamily,System.Net.Sockets.SocketType,System.Net.Sockets.ProtocolType)", "MapFamily", "Created", "AddressScope")]
     [TestCase("Socket::Bind(System.Net.EndPoint)", "Binding")]
     [TestCase("Socket::DoConnect(System.Net.EndPoint,System.Net.SocketAddress)", "Connecting")]
     [TestCase("Socket::ConnectAsync(System.Net.Sockets.SocketAsyncEventArgs,System.Boolean,System.Boolean,System.Threading.CancellationToken)", "Connecting")]
@@ -71,6 +71,34 @@ public class WeaverTests
         var read = m.Body.Instructions.Where(i => i.OpCode == OpCodes.Ldsfld && i.Operand is FieldReference f && f.DeclaringType.Name == HookContract.TypeName)
             .Select(i => ((FieldReference)i.Operand).Name).Distinct();
         Assert.That(read, Is.EquivalentTo(slots));
+    }
+
+    /// <summary>The uses of a socket that may need SockShim wire it (call SockShimWiring.Ensure,
+    /// whose static constructor does the wiring) when nothing has filled the slots; a Dispose or a
+    /// use after close never does: a socket SockShim never saw needs nothing of it.</summary>
+    [TestCase("Socket::.ctor(System.Net.Sockets.AddressFamily,System.Net.Sockets.SocketType,System.Net.Sockets.ProtocolType)", true)]
+    [TestCase("Socket::Bind(System.Net.EndPoint)", true)]
+    [TestCase("Socket::DoConnect(System.Net.EndPoint,System.Net.SocketAddress)", true)]
+    [TestCase("Socket::ConnectAsync(System.Net.Sockets.SocketAsyncEventArgs,System.Boolean,System.Boolean,System.Threading.CancellationToken)", true)]
+    [TestCase("Socket::SendTo(System.Byte[],System.Int32,System.Int32,System.Net.Sockets.SocketFlags,System.Net.EndPoint)", true)]
+    [TestCase("Socket::SendTo(System.ReadOnlySpan`1<System.Byte>,System.Net.Sockets.SocketFlags,System.Net.SocketAddress)", true)]
+    [TestCase("Socket::SendToAsync(System.Net.Sockets.SocketAsyncEventArgs,System.Threading.CancellationToken)", true)]
+    [TestCase("Socket::Dispose(System.Boolean)", false)]
+    [TestCase("Socket::ThrowIfDisposed()", false)]
+    [TestCase("Socket::UpdateStatusAfterSocketErrorAndThrowException(System.Net.Sockets.SocketError,System.Boolean,System.String)", false)]
+    public void Only_a_use_that_may_need_sockshim_wires_it(string method, bool wires)
+    {
+        using var module = ModuleDefinition.ReadModule(_woven);
+        var m = module.GetType("System.Net.Sockets.Socket").Methods.Single(x => x.FullName.EndsWith(method));
+        bool callsEnsure = m.Body.Instructions.Any(i => i.OpCode == OpCodes.Call && i.Operand is MethodReference r
+            && r.DeclaringType.Name == HookContract.WiringTypeName && r.Name == HookContract.WiringMethodName);
+        Assert.That(callsEnsure, Is.EqualTo(wires));
+        var wiring = module.GetType(HookContract.TypeNamespace, HookContract.WiringTypeName);
+        Assert.That(wiring.IsBeforeFieldInit, Is.False, "Ensure's first call must run the static constructor");
+        Assert.That(wiring.Methods.Single(x => x.Name == ".cctor").Body.Instructions.Any(i => i.OpCode == OpCodes.Ldstr && (string)i.Operand == HookContract.WireVariable),
+            Is.True, "the wiring reads SOCKSHIM_WIRE in that constructor");
+        Assert.That(module.GetType(HookContract.FullTypeName).Methods.Single(x => x.Name == ".cctor").Body.Instructions.Any(i => i.OpCode == OpCodes.Ldstr),
+            Is.False, "the slots' own type wires nothing: reading a slot or the scope never loads SockShim");
     }
 
     [Test]
