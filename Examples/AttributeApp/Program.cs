@@ -6,12 +6,13 @@ using SockShim;
 // sockets created while a [NewAddressPerSocket] method runs - before and after its awaits, in
 // methods it calls, in tasks it starts - each get their own address; every other socket keeps
 // the host's. Each line says where a socket was made and which local address it had.
-if (args.Length != 1 || !IPEndPoint.TryParse(args[0], out var server) || server.Port == 0)
+// --marked-first: the first socket the app makes is a marked one (no socket outside before it).
+if (args.Length is not (1 or 2) || !IPEndPoint.TryParse(args[0], out var server) || server.Port == 0 || (args.Length == 2 && args[1] != "--marked-first"))
 {
-    Console.Error.WriteLine("usage: AttributeApp HOST:PORT (an echo server, for example EchoServer --listen 127.0.0.1:7007)");
+    Console.Error.WriteLine("usage: AttributeApp HOST:PORT [--marked-first] (an echo server, for example EchoServer --listen 127.0.0.1:7007)");
     return 2;
 }
-await Calls.Report("outside, before", server);
+if (args.Length == 1) await Calls.Report("outside, before", server);
 await Calls.Marked(server);
 await new Voice(server).Call();
 await Calls.Report("outside, after", server);

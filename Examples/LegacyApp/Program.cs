@@ -15,8 +15,22 @@ using System.Text;
 //                                          --time-wait closes gracefully, so each connection leaves a
 //                                          TIME_WAIT behind and the ephemeral ports fill up
 //   LegacyApp --start [--tuple]            creates one socket (AF_INET_TUPLE with --tuple) and exits (start-up timing)
-if (args.Length == 0) { Console.Error.WriteLine("usage: LegacyApp <server ip:port> [--tuple] | --connect-loop N | --start"); return 2; }
+//   LegacyApp --bind-with-exit-handler     registers a ProcessExit handler that sends a datagram,
+//                                          then binds a socket to 127.0.0.1:0 (a refusal must not run the handler)
+if (args.Length == 0) { Console.Error.WriteLine("usage: LegacyApp <server ip:port> [--tuple] | --connect-loop N | --start | --bind-with-exit-handler"); return 2; }
 if (args[0] == "--start") { new Socket(args.Contains("--tuple") ? (AddressFamily)0x5449 : AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp).Dispose(); return 0; }
+if (args[0] == "--bind-with-exit-handler")
+{
+    AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+    {
+        Console.Error.WriteLine("exit handler: running");
+        using var u = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        u.SendTo(new byte[1], new IPEndPoint(IPAddress.Loopback, 9));
+    };
+    using var bound = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+    bound.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+    return 0;
+}
 if (args[0] == "--connect-loop") return ConnectLoop(int.Parse(args[1]), args.Contains("--bind-distinct"), args.Contains("--cold"), args.Contains("--time-wait"));
 if (!IPEndPoint.TryParse(args[0], out var server)) { Console.Error.WriteLine($"error: '{args[0]}' is not ip:port"); return 2; }
 bool tuple = args.Contains("--tuple");

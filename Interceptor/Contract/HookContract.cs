@@ -97,7 +97,7 @@ internal static class HookContract
     public const int RefusedExitCode = 97;
 
     /// <summary>Bumped whenever the woven code changes, so caches are rebuilt.</summary>
-    public const string CurrentWeaverVersion = "9";
+    public const string CurrentWeaverVersion = "10";
 
     /// <summary>Every slot: its name and the parameter and return types of its delegate.</summary>
     public static IEnumerable<MethodInfo> Slots => SlotNames.Select(name => typeof(ISocketHooks).GetMethod(name)!);

@@ -72,11 +72,15 @@ internal static class StartupHook
     private static string Running => s_running ??= Environment.Version.ToString();
     private static string? s_running;
 
+    // No app code runs after a refusal: Environment.Exit would run the app's ProcessExit
+    // handlers, and one that uses a socket while the refusal is inside the woven copy's wiring
+    // (its static constructor) would wait for that constructor forever.
     internal static void Refuse(string problem)
     {
         Console.Error.WriteLine("sockshim: " + problem);
         Console.Error.WriteLine("sockshim: refusing to run the app without its per-socket addresses (exit code 97).");
-        Environment.Exit(HookContract.RefusedExitCode);
+        Console.Error.Flush();
+        WovenRecord.Exit(HookContract.RefusedExitCode);
     }
 
     /// <summary>Loads SockShim's hooks into their own context and lets them fill the slots;
@@ -123,8 +127,9 @@ internal static class StartupHook
         // the one beside the app's System.Private.CoreLib.
         if (stock == location && new FileInfo(coreLib).LinkTarget is { } appCoreLib && Path.IsPathRooted(appCoreLib))
             stock = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(appCoreLib)!, "System.Net.Sockets.dll"));
-        // Its length and last write time (FileInfo's, links followed) as numbers, from one statx:
-        // FileInfo and number formatting cost the first socket of every app about a millisecond.
+        // Its length and last write time (of the file it leads to, links followed, as StampIdentity
+        // stamps them) as numbers, from one statx: FileInfo and number formatting cost the first
+        // socket of every app about a millisecond.
         bool sameFile = WovenRecord.Stat(stock, followLinks: true) is { Regular: true } file
             && WovenRecord.Number(sourceLength, out ulong length) && file.Size == length
             && WovenRecord.Number(sourceTime, out ulong ticks) && (ulong)file.ModifiedTicks == ticks;

@@ -33,8 +33,15 @@ internal sealed class Trampolines : ISocketHooks
         s_scope = scope;
     }
 
-    // What the installer put in a slot once the hooks are loaded.
-    private static T Real<T>(string name) where T : Delegate => HookContract.Current<T>(s_slots, name);
+    // What the installer put in a slot once the hooks are loaded. Never a trampoline: that
+    // would call itself forever (the woven wiring stores a slot only where it is empty, so it
+    // cannot put one back over a real handler); should it happen, say so instead of hanging.
+    private static T Real<T>(string name) where T : Delegate
+    {
+        var held = HookContract.Current<T>(s_slots, name);
+        return held is { Target: not Trampolines } ? held
+            : throw new InvalidOperationException($"SockShim's slot {name} holds {(held is null ? "nothing" : "its trampoline")} after the hooks were loaded");
+    }
 
     // The real MapFamily does exactly this; it never needs the hooks loaded.
     public AddressFamily MapFamily(AddressFamily family) => family switch

@@ -28,6 +28,10 @@ internal static unsafe class WovenRecord
     [DllImport("libc.so.6", EntryPoint = "statx")]
     private static extern int statx(int dirfd, byte* path, int flags, uint mask, byte* buffer);
 
+    /// <summary>_exit(2): the process ends now, running nothing of the app's.</summary>
+    [DllImport("libc.so.6", EntryPoint = "_exit")]
+    public static extern void Exit(int status);
+
     /// <summary>What statx says of a file (links followed only when asked).</summary>
     // Not a record struct: its generated equality would reach EqualityComparer (System.Collections).
     public readonly struct FileStat(bool regular, ulong inode, ulong size, long changedSeconds, uint changedNanoseconds, long modifiedSeconds, uint modifiedNanoseconds)

@@ -27,7 +27,8 @@ public sealed record InstalledRuntime(string Version, string Directory)
     {
         get
         {
-            var file = new FileInfo(SocketsPath);
+            var path = new FileInfo(SocketsPath);
+            var file = path.ResolveLinkTarget(returnFinalTarget: true) as FileInfo ?? path; // as StampIdentity stamps it
             if (SourceSha256 is null) return $"{file.Length:x}x{file.LastWriteTimeUtc.Ticks:x}";
             string stamp = $"{file.Length}:{file.LastWriteTimeUtc.Ticks}:{SourceSha256}";
             return Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.ASCII.GetBytes(stamp)))[..16].ToLowerInvariant();

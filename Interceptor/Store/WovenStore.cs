@@ -187,7 +187,7 @@ public sealed class WovenStore(string root, WovenStore.Weaver? weaver, WovenStor
         // The text System.Text.Json wrote (indented, no final newline), written out here: building
         // it with JsonObject on every `sockshim run` cost the launcher 0.3 ms. A name that would
         // need escaping never reaches it.
-        if (!library.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '-' or '+' or '/' or '_'))
+        if (!library.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '-' or '/' or '_'))
             throw new InvalidOperationException($"the woven package name '{library}' has characters a deps file would have to escape");
         string text = $$"""
             {

@@ -20,8 +20,11 @@ public sealed class StampIdentity(string runtimeVersion, FileInfo source) : IWea
         AddLiteral(HookContract.SourceRuntimeVersion, runtimeVersion);
         AddLiteral(HookContract.SourceMvid, sourceMvid.ToString());
         AddLiteral(HookContract.WeaverVersion, HookContract.CurrentWeaverVersion);
-        AddLiteral(HookContract.SourceFileLength, source.Length.ToString());
-        AddLiteral(HookContract.SourceFileTime, source.LastWriteTimeUtc.Ticks.ToString());
+        // The file the path leads to (links followed), as the app's check stats it: FileInfo's
+        // Length of a link is the link's own.
+        var file = source.ResolveLinkTarget(returnFinalTarget: true) as FileInfo ?? source;
+        AddLiteral(HookContract.SourceFileLength, file.Length.ToString());
+        AddLiteral(HookContract.SourceFileTime, file.LastWriteTimeUtc.Ticks.ToString());
 
         var hash = SHA256.HashData(Encoding.UTF8.GetBytes($"{sourceMvid}|{HookContract.CurrentWeaverVersion}"));
         c.Module.Mvid = new Guid(hash.AsSpan(0, 16));

@@ -18,7 +18,7 @@ namespace SockShim.Interceptor.Weaving.Steps;
 ///     while (i &lt; types.Length &amp;&amp; types[i].FullName != "SockShimWire") i++;
 ///     var d = (Delegate[])types[i].GetMethod("Wire")   // none: IndexOutOfRangeException, never unwired
 ///         .Invoke(null, new object[] { typeof(SockShimHooks), AddressScope, "10.0.12", "569344", "6389...", "mvid" });
-///     MapFamily = (Func&lt;...&gt;)d[0]; Created = (Action&lt;...&gt;)d[1]; ...   // HookContract.SlotNames' order
+///     Interlocked.CompareExchange(ref MapFamily, (Func&lt;...&gt;)d[0], null); ...   // each only if empty, HookContract.SlotNames' order
 /// }
 /// </code>
 /// so an app started without the startup hook loads SockShim only when a socket first needs it
@@ -123,11 +123,24 @@ public sealed class WireOnFirstUse : IWeaveStep
             il.Create(OpCodes.Castclass, delegates),
             il.Create(OpCodes.Stloc, wired),
         ]);
+        // Each slot only where it is still empty: another thread that read a slot stored here
+        // before this loop ended may already have loaded the hooks, which fill every slot with the
+        // real handlers; a trampoline stored over one would then call itself forever.
+        var interlocked = c.CoreType("System.Threading", "Interlocked", contract: "System.Threading");
+        var compareExchange = new MethodReference("CompareExchange", types.Void, interlocked);
+        var t = new GenericParameter(compareExchange);
+        compareExchange.GenericParameters.Add(t);
+        compareExchange.ReturnType = t;
+        compareExchange.Parameters.Add(new ParameterDefinition(new ByReferenceType(t)));
+        compareExchange.Parameters.Add(new ParameterDefinition(t));
+        compareExchange.Parameters.Add(new ParameterDefinition(t));
         for (int i = 0; i < HookContract.SlotNames.Length; i++)
         {
             var slot = c.Slots[HookContract.SlotNames[i]];
-            code.AddRange([il.Create(OpCodes.Ldloc, wired), il.Create(OpCodes.Ldc_I4, i), il.Create(OpCodes.Ldelem_Ref),
-                il.Create(OpCodes.Castclass, slot.FieldType), il.Create(OpCodes.Stsfld, slot)]);
+            var exchange = new GenericInstanceMethod(compareExchange);
+            exchange.GenericArguments.Add(slot.FieldType);
+            code.AddRange([il.Create(OpCodes.Ldsflda, slot), il.Create(OpCodes.Ldloc, wired), il.Create(OpCodes.Ldc_I4, i), il.Create(OpCodes.Ldelem_Ref),
+                il.Create(OpCodes.Castclass, slot.FieldType), il.Create(OpCodes.Ldnull), il.Create(OpCodes.Call, module.ImportReference(exchange)), il.Create(OpCodes.Pop)]);
         }
         foreach (var instruction in code) il.InsertBefore(end, instruction);
     }

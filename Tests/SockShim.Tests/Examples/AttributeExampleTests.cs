@@ -32,6 +32,27 @@ public class AttributeExampleTests() : EchoServerFixture("127.105.0.0/24", "attr
         Assert.That(sockets["outside, after"], Is.EqualTo("127.0.0.1"), "the scope does not leak back to the caller");
     }
 
+    /// <summary>The app's first socket is made in a marked flow, so nothing has wired SockShim
+    /// before it (`sockshim run -- dotnet app.dll` starts it without the startup hook): its
+    /// creation must wire SockShim, or its connect (which wires it too late to know the socket was
+    /// marked) would leave it the host's address.</summary>
+    [Test]
+    public void A_marked_socket_that_is_the_apps_first_gets_its_own_address()
+    {
+        var env = new Dictionary<string, string>(_pool.Environment) { ["SOCKSHIM_TRACE_STARTUP"] = "1" };
+        var (exit, output, error) = Programs.Run("SockShim.Interceptor",
+            ["run", "--verbose", "--mode", "attribute", "--", "dotnet", Programs.PathOf("AttributeApp"), _serverEndpoint, "--marked-first"], env, TimeSpan.FromMinutes(2));
+        Assert.That(exit, Is.Zero, output + error);
+        Assert.That(error, Does.Contain("sockshim: start: no startup hook").And.Contain("slots set at the first use of a socket"), error);
+        var sockets = Sockets(output);
+        Assert.That(sockets.Keys, Does.Not.Contain("outside, before"));
+        Assert.That(sockets["marked, before an await"], Does.StartWith("127.105.0."), "the first socket of the app, made in a marked flow: " + output);
+        var marked = sockets.Where(s => s.Key.StartsWith("marked")).Select(s => s.Value).ToList();
+        Assert.That(marked, Has.Count.EqualTo(5).And.All.StartsWith("127.105.0."), output);
+        Assert.That(marked, Is.Unique);
+        Assert.That(sockets["outside, after"], Is.EqualTo("127.0.0.1"));
+    }
+
     [Test]
     public void Without_the_launcher_every_socket_keeps_the_hosts_address()
     {

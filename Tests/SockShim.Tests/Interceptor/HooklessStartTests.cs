@@ -139,6 +139,28 @@ public class HooklessStartTests() : EchoServerFixture("127.107.0.0/24", "hookles
             Has.Count.EqualTo(10), "every socket API failed where the woven copy wires itself (HttpClient wraps the same): " + output);
     }
 
+    /// <summary>A refusal inside the woven copy's wiring (its static constructor, here at a bind)
+    /// ends the process at once with 97: none of the app's ProcessExit handlers runs, since one
+    /// that used a socket would wait for that constructor forever (found by review: the app hung).</summary>
+    [Test, CancelAfter(180_000)]
+    public void A_refusal_at_the_wiring_runs_none_of_the_apps_exit_handlers()
+    {
+        var (exit0, out0, err0) = Sockshim(["run", "--verbose", "--mode", "all", "--", "dotnet", Programs.PathOf("LegacyApp"), "--start"]);
+        Assert.That(exit0, Is.Zero, out0 + err0);
+        var env = new Dictionary<string, string>(_pool.Environment);
+        foreach (Match m in Regex.Matches(err0, @"^sockshim: ([A-Z_][A-Z0-9_]*)=(.*)$", RegexOptions.Multiline))
+            if (m.Groups[1].Value != "SOCKSHIM_LOG") env[m.Groups[1].Value] = m.Groups[2].Value;
+        Assert.That(env.Remove("DOTNET_STARTUP_HOOKS"), Is.True, "started as a proved app: wired by the woven copy");
+        string record = SockShim.Interceptor.Contract.HookContract.WovenRecordVariable(Environment.Version.ToString());
+        var parts = env[record].Split(':', 2);
+        env[record] = $"{ulong.Parse(parts[0]) + 1}:{parts[1]}";
+
+        var (exit, output, error) = Programs.Run("LegacyApp", ["--bind-with-exit-handler"], env, TimeSpan.FromSeconds(60));
+        Assert.That(exit, Is.EqualTo(97), output + error);
+        Assert.That(error, Does.Contain("has changed since the launcher checked it"));
+        Assert.That(error, Does.Not.Contain("exit handler: running"), "no app code after a refusal");
+    }
+
     /// <summary>Creating and closing an ordinary socket needs nothing of SockShim, even in mode
     /// all: the woven copy does not wire it, so an app that never binds, connects or sends costs
     /// what the woven copy alone costs. A tuple socket wires it at its creation, before the OS

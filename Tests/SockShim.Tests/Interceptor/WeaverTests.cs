@@ -101,6 +101,68 @@ public class WeaverTests
             Is.False, "the slots' own type wires nothing: reading a slot or the scope never loads SockShim");
     }
 
+    /// <summary>The wiring stores each slot only where it is still empty (Interlocked.CompareExchange
+    /// with null): a thread that read an early slot may have loaded the hooks, which fill every
+    /// slot, before the wiring ends; a trampoline stored over a real handler would call itself
+    /// forever (found by review: a thread spinning at 100% CPU).</summary>
+    [Test]
+    public void The_wiring_fills_only_empty_slots()
+    {
+        using var module = ModuleDefinition.ReadModule(_woven);
+        var hooks = module.GetType(HookContract.FullTypeName);
+        var wiring = module.GetType(HookContract.TypeNamespace, HookContract.WiringTypeName).Methods.Single(x => x.Name == ".cctor").Body.Instructions;
+        var slots = hooks.Fields.Where(f => HookContract.SlotNames.Contains(f.Name)).ToList();
+        Assert.That(wiring.Where(i => i.OpCode == OpCodes.Stsfld && i.Operand is FieldReference f && f.DeclaringType.Name == HookContract.TypeName), Is.Empty, "no plain store into a slot");
+        var exchanged = wiring.Where(i => i.OpCode == OpCodes.Ldsflda && i.Operand is FieldReference).Select(i => ((FieldReference)i.Operand).Name).ToList();
+        Assert.That(exchanged, Is.EquivalentTo(HookContract.SlotNames), "every slot's address is taken once");
+        foreach (var load in wiring.Where(i => i.OpCode == OpCodes.Ldsflda))
+        {
+            var call = load.Next;
+            while (call.OpCode != OpCodes.Call) call = call.Next;
+            Assert.That(call.Operand is GenericInstanceMethod { Name: "CompareExchange" } m && m.DeclaringType.FullName == "System.Threading.Interlocked", Is.True, $"{load.Operand} goes through {call.Operand}");
+            Assert.That(call.Previous.OpCode, Is.EqualTo(OpCodes.Ldnull), "compared with null: only an empty slot is filled");
+        }
+    }
+
+    /// <summary>In the constructor, a socket made in a [NewAddressPerSocket] flow wires SockShim:
+    /// the scope's value branches to the Ensure call (a review found a mutant that read the scope and
+    /// dropped it passing every other test; the attribute example connects first).</summary>
+    [Test]
+    public void A_socket_created_in_a_marked_flow_wires_sockshim()
+    {
+        using var module = ModuleDefinition.ReadModule(_woven);
+        var ctor = module.GetType("System.Net.Sockets.Socket").Methods.Single(x => x.FullName.EndsWith("Socket::.ctor(System.Net.Sockets.AddressFamily,System.Net.Sockets.SocketType,System.Net.Sockets.ProtocolType)"));
+        var scopeReads = ctor.Body.Instructions.Where(i => i.OpCode == OpCodes.Callvirt && i.Operand is MethodReference { Name: "get_Value" } r && r.DeclaringType.Name.StartsWith("AsyncLocal")).ToList();
+        Assert.That(scopeReads, Is.Not.Empty);
+        foreach (var read in scopeReads)
+        {
+            Assert.That(read.Next.OpCode, Is.EqualTo(OpCodes.Brtrue), "the scope's value decides");
+            var target = (Instruction)read.Next.Operand;
+            Assert.That(target.OpCode == OpCodes.Call && target.Operand is MethodReference { Name: HookContract.WiringMethodName } e && e.DeclaringType.Name == HookContract.WiringTypeName,
+                Is.True, $"a true scope goes to the wiring, not to {target}");
+        }
+    }
+
+    /// <summary>The source's length and time are stamped from the file its path leads to, as the
+    /// app's check stats it (links followed): a runtime whose System.Net.Sockets.dll is a link
+    /// (a Nix-style or `cp -s` installation) was refused at every start, found by review.</summary>
+    [Test]
+    public void A_linked_source_is_stamped_with_the_file_it_leads_to()
+    {
+        string link = Path.Combine(_dir, "linked", "System.Net.Sockets.dll");
+        Directory.CreateDirectory(Path.GetDirectoryName(link)!);
+        File.CreateSymbolicLink(link, Runtime.SocketsPath);
+        string woven = Path.Combine(_dir, "linked-woven.dll");
+        SocketsWeaver.Weave(link, woven, Runtime.Version);
+        using var module = ModuleDefinition.ReadModule(woven);
+        var hooks = module.GetType(HookContract.FullTypeName);
+        var target = new FileInfo(Runtime.SocketsPath);
+        Assert.That(new FileInfo(link).Length, Is.Not.EqualTo(target.Length), "a link's own length is its target's name");
+        Assert.That(hooks.Fields.Single(f => f.Name == HookContract.SourceFileLength).Constant, Is.EqualTo(target.Length.ToString()));
+        Assert.That(hooks.Fields.Single(f => f.Name == HookContract.SourceFileTime).Constant, Is.EqualTo(target.LastWriteTimeUtc.Ticks.ToString()));
+        Assert.That(new InstalledRuntime(Runtime.Version, Path.GetDirectoryName(link)!).SourceStamp, Is.EqualTo(Runtime.SourceStamp), "the cache key of a linked runtime is its target's");
+    }
+
     [Test]
     public void The_async_connect_hook_runs_after_ValidateForMultiConnect()
     {

@@ -67,6 +67,18 @@ public class WovenRecordTests
         Assert.That(err, Does.Contain($"{inode}:{size}:{seconds}.{nanoseconds} now"), "what the file is now, as the launcher writes it");
     }
 
+    /// <summary>A record whose numbers are right but whose file cannot be read (gone, or never
+    /// there) refuses: "cannot tell" is not "the same file".</summary>
+    [Test, CancelAfter(120_000)]
+    public void A_record_naming_a_file_that_is_not_there_is_refused()
+    {
+        var (inode, size, seconds, nanoseconds, _) = Parts();
+        string missing = Path.Combine(Path.GetTempPath(), $"sockshim-no-such-{Guid.NewGuid():N}", "System.Net.Sockets.dll");
+        var (exit, err) = RunWith($"{inode}:{size}:{seconds}.{nanoseconds}:{missing}");
+        Assert.That(exit, Is.EqualTo(97), err);
+        Assert.That(err, Does.Contain($"the woven System.Net.Sockets {missing} has changed since the launcher checked it").And.Contain("unreadable now"));
+    }
+
     [TestCase("x{inode}:{size}:{time}:{path}", TestName = "A letter before the inode")]
     [TestCase("{inode}:{size}:{seconds}:{path}", TestName = "A change time without nanoseconds")]
     [TestCase("{inode}:{size}:{time}:", TestName = "No path")]
