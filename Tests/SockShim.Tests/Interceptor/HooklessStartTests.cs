@@ -33,6 +33,18 @@ public class HooklessStartTests() : EchoServerFixture("127.107.0.0/24", "hookles
         return Programs.Run("SockShim.Interceptor", args, env, TimeSpan.FromMinutes(3));
     }
 
+    /// <summary>The variables `sockshim run --verbose` sets for a proved `dotnet app.dll` (mode
+    /// all, on this fixture's pool), to start the app directly with them; and what it printed.</summary>
+    private (Dictionary<string, string> Env, string Err) ProvedAppEnvironment()
+    {
+        var (exit, output, error) = Sockshim(["run", "--verbose", "--mode", "all", "--", "dotnet", Programs.PathOf("LegacyApp"), "--start"]);
+        Assert.That(exit, Is.Zero, output + error);
+        var env = new Dictionary<string, string>(_pool.Environment);
+        foreach (Match m in Regex.Matches(error, @"^sockshim: ([A-Z_][A-Z0-9_]*)=(.*)$", RegexOptions.Multiline))
+            if (m.Groups[1].Value != "SOCKSHIM_LOG") env[m.Groups[1].Value] = m.Groups[2].Value;
+        return (env, error);
+    }
+
     private const string NoHook = "sockshim: start: no startup hook";
     private const string WiredAtFirstSocket = "slots set at the first use of a socket";
     private const string WiredByHook = "slots set by the startup hook";
@@ -116,11 +128,7 @@ public class HooklessStartTests() : EchoServerFixture("127.107.0.0/24", "hookles
     [Test]
     public void A_wire_assembly_without_the_wiring_type_stops_the_app_at_its_first_connect()
     {
-        var (exit0, out0, err0) = Sockshim(["run", "--verbose", "--mode", "all", "--", "dotnet", Programs.PathOf("LegacyApp"), "--start"]);
-        Assert.That(exit0, Is.Zero, out0 + err0);
-        var env = new Dictionary<string, string>(_pool.Environment);
-        foreach (Match m in Regex.Matches(err0, @"^sockshim: ([A-Z_][A-Z0-9_]*)=(.*)$", RegexOptions.Multiline))
-            if (m.Groups[1].Value != "SOCKSHIM_LOG") env[m.Groups[1].Value] = m.Groups[2].Value;
+        var (env, err0) = ProvedAppEnvironment();
         Assert.That(env, Does.ContainKey("SOCKSHIM_WIRE"), err0);
         // Under the launcher the app's runtimeconfig copy turns the hook off; started directly
         // here, the hook's variable (set for the app's children) is left out to the same effect.
@@ -145,11 +153,7 @@ public class HooklessStartTests() : EchoServerFixture("127.107.0.0/24", "hookles
     [Test, CancelAfter(180_000)]
     public void A_refusal_at_the_wiring_runs_none_of_the_apps_exit_handlers()
     {
-        var (exit0, out0, err0) = Sockshim(["run", "--verbose", "--mode", "all", "--", "dotnet", Programs.PathOf("LegacyApp"), "--start"]);
-        Assert.That(exit0, Is.Zero, out0 + err0);
-        var env = new Dictionary<string, string>(_pool.Environment);
-        foreach (Match m in Regex.Matches(err0, @"^sockshim: ([A-Z_][A-Z0-9_]*)=(.*)$", RegexOptions.Multiline))
-            if (m.Groups[1].Value != "SOCKSHIM_LOG") env[m.Groups[1].Value] = m.Groups[2].Value;
+        var (env, err0) = ProvedAppEnvironment();
         Assert.That(env.Remove("DOTNET_STARTUP_HOOKS"), Is.True, "started as a proved app: wired by the woven copy");
         string record = SockShim.Interceptor.Contract.HookContract.WovenRecordVariable(Environment.Version.ToString());
         var parts = env[record].Split(':', 2);
