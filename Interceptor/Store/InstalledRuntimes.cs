@@ -27,12 +27,20 @@ public sealed record InstalledRuntime(string Version, string Directory)
     {
         get
         {
-            var path = new FileInfo(SocketsPath);
-            var file = path.ResolveLinkTarget(returnFinalTarget: true) as FileInfo ?? path; // as StampIdentity stamps it
+            var file = SourceFile(SocketsPath);
             if (SourceSha256 is null) return $"{file.Length:x}x{file.LastWriteTimeUtc.Ticks:x}";
             string stamp = $"{file.Length}:{file.LastWriteTimeUtc.Ticks}:{SourceSha256}";
             return Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.ASCII.GetBytes(stamp)))[..16].ToLowerInvariant();
         }
+    }
+
+    /// <summary>The file a runtime's System.Net.Sockets.dll path leads to (links followed): what
+    /// its stamp and the weaver's literals describe, and what the app's check stats. FileInfo's
+    /// Length of a link is the link's own.</summary>
+    public static FileInfo SourceFile(string path)
+    {
+        var given = new FileInfo(path);
+        return given.ResolveLinkTarget(returnFinalTarget: true) as FileInfo ?? given;
     }
 
     public static Guid ReadMvid(string path)

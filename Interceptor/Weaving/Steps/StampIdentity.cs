@@ -2,6 +2,7 @@ using SockShim.Interceptor.Contract;
 using System.Security.Cryptography;
 using System.Text;
 using Mono.Cecil;
+using SockShim.Interceptor.Store;
 
 namespace SockShim.Interceptor.Weaving.Steps;
 
@@ -20,9 +21,8 @@ public sealed class StampIdentity(string runtimeVersion, FileInfo source) : IWea
         AddLiteral(HookContract.SourceRuntimeVersion, runtimeVersion);
         AddLiteral(HookContract.SourceMvid, sourceMvid.ToString());
         AddLiteral(HookContract.WeaverVersion, HookContract.CurrentWeaverVersion);
-        // The file the path leads to (links followed), as the app's check stats it: FileInfo's
-        // Length of a link is the link's own.
-        var file = source.ResolveLinkTarget(returnFinalTarget: true) as FileInfo ?? source;
+        // Of the file the path leads to, as the app's check stats it (InstalledRuntime.SourceFile).
+        var file = InstalledRuntime.SourceFile(source.FullName);
         AddLiteral(HookContract.SourceFileLength, file.Length.ToString());
         AddLiteral(HookContract.SourceFileTime, file.LastWriteTimeUtc.Ticks.ToString());
 
