@@ -102,7 +102,7 @@ public sealed class WovenStore(string root, WovenStore.Weaver? weaver, WovenStor
     {
         // Read once: each read of the MVID parses the runtime's System.Net.Sockets.dll headers.
         var mvid = runtime.SocketsMvid;
-        var prepared = Woven(runtime, mvid, progress);
+        var prepared = Woven(runtime, mvid, progress, installed: true);
         WriteDeps(runtime, mvid);
         return Remember(prepared);
     }
@@ -112,7 +112,7 @@ public sealed class WovenStore(string root, WovenStore.Weaver? weaver, WovenStor
     /// app's own runtime (its directory) is woven through this too: see <see cref="AppOverlay"/>.</summary>
     public Prepared Woven(InstalledRuntime runtime, Action<string>? progress = null) => Woven(runtime, runtime.SocketsMvid, progress);
 
-    private Prepared Woven(InstalledRuntime runtime, Guid mvid, Action<string>? progress)
+    private Prepared Woven(InstalledRuntime runtime, Guid mvid, Action<string>? progress, bool installed = false)
     {
         string target = AssemblyPath(runtime, mvid);
         string marker = target + ".ok";
@@ -136,6 +136,7 @@ public sealed class WovenStore(string root, WovenStore.Weaver? weaver, WovenStor
         }
 
         if (weaver is null) throw new WeavingNeededException($"runtime {runtime.Version}'s System.Net.Sockets is not woven in {Root} yet{(changed is null ? "" : $" ({changed})")}");
+        if (installed && TrustedPaths.AsRoot) CheckInstalledRuntime(runtime);
         string work = TrustedPaths.NewPrivateDirectory(PrivateDirectory, "weave-");
         try
         {
@@ -150,6 +151,22 @@ public sealed class WovenStore(string root, WovenStore.Weaver? weaver, WovenStor
             return new Prepared(runtime, target, warning is null, FromCache: false, told, sha, identity);
         }
         finally { Directory.Delete(work, recursive: true); }
+    }
+
+    /// <summary>As root, an installed runtime (found through DOTNET_ROOT, or the `dotnet` on PATH,
+    /// both the caller's environment) is woven only when it, every directory above it and every
+    /// file in it are root's and no other account can write them: its copy is kept under the
+    /// runtime's version, MVID and stamp, which another account's copy of the runtime can match,
+    /// and every later run of root's on the real runtime would load it. An app's own runtime
+    /// (an overlay) is keyed by its content's hash and serves only that app.</summary>
+    private static void CheckInstalledRuntime(InstalledRuntime runtime)
+    {
+        string directory = TrustedPaths.Canonical(runtime.Directory) ?? runtime.Directory;
+        string source = TrustedPaths.Canonical(runtime.SocketsPath) ?? runtime.SocketsPath;
+        if ((TrustedPaths.Problem(directory) ?? TrustedPaths.EntriesProblem(directory) ?? TrustedPaths.Problem(source, leafIsFile: true)) is { } problem)
+            throw new Stack.Claims.UntrustedStateException(
+                $"runtime {runtime.Version} in {runtime.Directory}: {problem}; as root SockShim weaves only a .NET runtime that root owns and no other account can write, " +
+                "nor any directory above it (its woven System.Net.Sockets is kept in root's cache for root's later runs): point DOTNET_ROOT at root's own .NET installation, or unset it");
     }
 
     private Prepared Remember(Prepared prepared) => _verified[prepared.Runtime.Version] = prepared;

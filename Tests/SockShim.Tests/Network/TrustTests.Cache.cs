@@ -123,6 +123,55 @@ public partial class TrustTests
         }
     }
 
+    /// <summary>Attack 3 through root's environment (sudo -E keeps DOTNET_ROOT): a copy of the
+    /// runtime that another account can change, in a folder of its own or as one file of its
+    /// own in a folder of root's. Its woven copy would be kept in root's cache under the real
+    /// runtime's version, MVID and stamp (the copy has the same ones), and loaded by root's
+    /// later runs on the real runtime. Root refuses before weaving anything: exit 2, one line
+    /// naming what is wrong and what to do; the cache holds no woven copy.</summary>
+    [TestCase("attacker's folder")]
+    [TestCase("one file the attacker's")]
+    [CancelAfter(300_000)]
+    public void As_root_a_runtime_another_account_can_change_is_never_woven(string kind)
+    {
+        string root = $"/dev/shm/sockshim-test-dotnet-{_id}";
+        string cache = $"/dev/shm/sockshim-test-runtimecache-{_id}";
+        string version = Environment.Version.ToString();
+        string installed = Path.GetDirectoryName(typeof(object).Assembly.Location)!;
+        string runtime = Path.Combine(root, "shared", "Microsoft.NETCore.App", version);
+        try
+        {
+            // Times kept, as any owner may set them: the copy's stamp is the real runtime's.
+            string copy = $"mkdir -p {Path.GetDirectoryName(runtime)} && cp -r --preserve=timestamps {installed} {runtime}";
+            if (kind == "attacker's folder")
+            {
+                var (made, output) = AsAttacker($"mkdir -m 755 {root} && {copy}");
+                Assert.That(made, Is.Zero, output);
+            }
+            else
+            {
+                TwoHosts.Run("sh", ["-c", $"mkdir -m 755 {root} && {copy}"]);
+                TwoHosts.Run("chown", [_user, Path.Combine(runtime, "System.Runtime.dll")]);
+            }
+            var env = new Dictionary<string, string> { ["DOTNET_ROOT"] = root };
+            var (exit, stdout, stderr) = Programs.Run("SockShim.Interceptor", ["prepare", "--cache", cache], env, TimeSpan.FromMinutes(4));
+            Assert.That(exit, Is.EqualTo(2), stdout + stderr);
+            string why = kind == "attacker's folder"
+                ? $"runtime {version} in {runtime}: {root} is owned by uid {_uid} ({_user})"
+                : $"runtime {version} in {runtime}: {Path.Combine(runtime, "System.Runtime.dll")} is owned by uid {_uid} ({_user})";
+            Assert.That(stderr, Does.Contain(why).And.Contain("as root SockShim weaves only a .NET runtime that root owns").And.Contain("DOTNET_ROOT"));
+            Assert.That(stderr.Trim().Split('\n'), Has.Length.EqualTo(1), "one line");
+            Assert.That(stderr, Does.Not.Contain("   at "));
+            string store = Path.Combine(cache, "store");
+            Assert.That(Directory.Exists(store) ? Directory.GetFiles(store, "System.Net.Sockets.dll", SearchOption.AllDirectories) : [], Is.Empty, "nothing was woven into root's cache");
+        }
+        finally
+        {
+            if (Directory.Exists(root)) Directory.Delete(root, true);
+            if (Directory.Exists(cache)) Directory.Delete(cache, true);
+        }
+    }
+
     /// <summary>Attack 3, the woven copy: its bytes changed after it was woven (one byte, same
     /// size). An app started with the launcher's record of the checked copy refuses to run
     /// (exit 97); `sockshim run` sees the hash differ and weaves it again; without the record the
