@@ -143,7 +143,16 @@ public static class Crossgen
         foreach (var reference in Directory.GetFiles(runtime.Directory, "*.dll"))
             if (!Path.GetFileName(reference).Equals("System.Net.Sockets.dll", StringComparison.OrdinalIgnoreCase))
                 args.Add("-r:" + reference);
-        var (exit, text) = Run(crossgen, args, null, TimeSpan.FromMinutes(5));
+        int exit;
+        string text;
+        try { (exit, text) = Run(crossgen, args, null, TimeSpan.FromMinutes(5)); }
+        catch (System.ComponentModel.Win32Exception ex)
+        {
+            // One this account may not execute: NuGet extracts it with mode 0744, so a packages
+            // folder restored by another account (NUGET_PACKAGES) gives the right to its owner alone.
+            why = $"crossgen2 {crossgen} could not be started ({ex.Message})";
+            return false;
+        }
         why = exit == 0 && File.Exists(output) ? "" : $"crossgen2 exited {exit}: {text.Trim()}";
         return why == "";
     }

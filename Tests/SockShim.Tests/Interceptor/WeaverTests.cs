@@ -242,4 +242,22 @@ public class WeaverTests
         }
         else Assert.That(first.Warning, Does.Contain("IL-only"));
     }
+
+    /// <summary>A crossgen2 that cannot be started (NuGet extracts it 0744: a packages folder of
+    /// another account's, through NUGET_PACKAGES) leaves the copy IL-only with the warning that
+    /// says why, as when crossgen2 cannot be had at all; it was a stack trace from Process.Start.</summary>
+    [Test]
+    public void A_crossgen2_that_cannot_be_started_leaves_the_copy_il_only_with_a_warning()
+    {
+        string packages = Path.Combine(_dir, "unstartable-packages");
+        string tool = Path.Combine(packages, SockShim.Interceptor.Store.Crossgen.PackageId, Runtime.Version, "tools", "crossgen2");
+        Directory.CreateDirectory(Path.GetDirectoryName(tool)!);
+        File.WriteAllText(tool, "#!/bin/sh\nexit 0\n");
+        File.SetUnixFileMode(tool, (UnixFileMode)0b110_100_100); // no one may execute it, root included
+        var env = new Dictionary<string, string> { ["NUGET_PACKAGES"] = packages };
+        var (exit, stdout, stderr) = Programs.Run("SockShim.Interceptor", ["prepare", "--cache", Path.Combine(_dir, "unstartable-cache")], env, TimeSpan.FromMinutes(3));
+        Assert.That(exit, Is.Zero, stdout + stderr);
+        Assert.That(stdout + stderr, Does.Contain("using the IL-only woven assembly").And.Contain($"crossgen2 {tool} could not be started"));
+        Assert.That(stdout + stderr, Does.Not.Contain("   at "), "no stack trace");
+    }
 }
