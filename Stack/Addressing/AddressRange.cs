@@ -74,7 +74,9 @@ public sealed record AddressRange
             string addressText = text[..slash], lengthText = text[(slash + 1)..];
             if (!TryParseAddress(addressText, out var network, out error)) return false;
             int bits = AddressMath.Bits(network.AddressFamily);
-            if (!int.TryParse(lengthText, out int prefix) || prefix < 0 || prefix > bits)
+            // Decimal digits without a leading zero, as for the quads: "024" (or "+24", " 24") is a
+            // typo more often than 24.
+            if (!IsPlainDecimal(lengthText) || !int.TryParse(lengthText, out int prefix) || prefix > bits)
             {
                 error = $"the prefix length '{lengthText}' is not a whole number from 0 to {bits} for {AddressMath.FamilyName(network.AddressFamily)}";
                 return false;
@@ -114,6 +116,16 @@ public sealed record AddressRange
         if (!TryParseAddress(text, out var single, out error)) return false;
         var n = AddressNumber.Of(single);
         range = new AddressRange(single.AddressFamily, n, n);
+        return true;
+    }
+
+    // A loop, not Enumerable.All<char>: that instantiation has no precompiled code, and every
+    // app under the launcher parses its pools at its first socket.
+    private static bool IsPlainDecimal(string text)
+    {
+        if (text.Length is 0 or > 3 || (text.Length > 1 && text[0] == '0')) return false;
+        foreach (char c in text)
+            if (!char.IsAsciiDigit(c)) return false;
         return true;
     }
 

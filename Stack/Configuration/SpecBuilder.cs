@@ -43,6 +43,16 @@ internal static class SpecBuilder
         AddressFamily? family = declared ?? (ranges.Count > 0 ? ranges[0].Range.Family : null);
         CheckFamily(pool, family, ranges, P.Ranges, "range", where, problems);
         CheckFamily(pool, family, exclusions, P.Exclude, "exclusion", where, problems);
+        // What the pool leaves out anyway: its exclusions and each prefix's own addresses.
+        var leftOut = exclusions.Select(e => e.Range).Concat(Reserved(ranges)).ToList();
+        foreach (var (range, i, _) in ranges)
+        {
+            if (NotUnicast.In(range, leftOut) is not { } found) continue;
+            var (first, what) = found;
+            problems.Add(new(where.Of(P.Ranges, i), range.ToString(),
+                $"pool '{pool.Name}' range {range} holds {what}, from {first.ToAddress(range.Family)}: a socket's own address is a unicast one; exclude them or use a unicast range",
+                range.Family == AddressFamily.InterNetwork ? "198.51.100.0/24" : "2001:db8:1::/112"));
+        }
 
         if (pool.MaxAddresses < 1 || pool.MaxAddresses > PoolSettings.MaxTableAddresses)
             problems.Add(new(where.Of(P.MaxAddresses), pool.MaxAddresses.ToString(), $"the table size must be from 1 to {PoolSettings.MaxTableAddresses}", "65536"));

@@ -23,6 +23,11 @@ public class AddressRangeTests
     }
 
     [TestCase("127.100.0.0/33", "prefix length")]
+    [TestCase("127.100.0.0/024", "prefix length")] // int.Parse read 24
+    [TestCase("127.100.0.0/+24", "prefix length")]
+    [TestCase("127.100.0.0/ 24", "prefix length")]
+    [TestCase("127.100.0.0/", "prefix length")]
+    [TestCase("2001:db8::/0120", "prefix length")]
     [TestCase("127.100.0.300/24", "not an IP address")]
     [TestCase("127.100.1.0/16", "host bits")]
     [TestCase("127.100.0.9-127.100.0.1", "empty")]

@@ -82,6 +82,35 @@ public class ConfigurationTests
         Assert.That(ex.Message, Does.Contain("Example of a good value"));
     }
 
+    /// <summary>Addresses no socket can have as its own source are refused in a pool, unless its
+    /// exclusions take every one of them out.</summary>
+    [TestCase("224.0.0.0/24", "", "holds multicast addresses (224.0.0.0/4), from 224.0.0.1")] // .0 is the prefix's own
+    [TestCase("0.0.0.0/0", "", "holds 'this network' addresses (0.0.0.0/8), never a host's own, from 0.0.0.1")] // .0 is the prefix's own
+    [TestCase("255.255.255.255", "", "holds reserved addresses (240.0.0.0/4, with the broadcast address 255.255.255.255), from 255.255.255.255")]
+    [TestCase("198.51.100.0-224.0.0.9", "224.0.0.0-224.0.0.4", "holds multicast addresses (224.0.0.0/4), from 224.0.0.5")]
+    [TestCase("::/0", "", "holds multicast addresses (ff00::/8), from ff00::")] // :: is the prefix's own (subnet-router anycast)
+    [TestCase("::-::5", "", "holds the unspecified address (::), from ::")]
+    [TestCase("ff02::/120", "", "holds multicast addresses (ff00::/8), from ff02::")]
+    [TestCase("::ffff:224.0.0.0-::ffff:224.0.0.5", "", "holds multicast addresses (224.0.0.0/4), from 224.0.0.0")] // IPv4-mapped text is read as IPv4
+    public void A_pool_holding_addresses_that_are_never_a_sockets_own_is_refused(string pool, string exclude, string why)
+    {
+        var options = new Dictionary<string, string?> { ["Pool"] = pool, ["Provisioner"] = "anyip" };
+        if (exclude != "") options["Exclude"] = exclude;
+        var ex = Fails(options: options);
+        Assert.That(ex.Message, Does.Contain("range ").And.Contain(why).And.Contain("a socket's own address is a unicast one"));
+        Assert.That(ex.Problems.Single().Source, Is.EqualTo("--pool"));
+    }
+
+    [TestCase("198.51.100.0-224.0.0.9", "224.0.0.0-224.0.0.4,224.0.0.3-224.0.0.9")] // overlapping exclusions, in any order
+    [TestCase("198.51.100.0/24", "")]
+    [TestCase("2001:db8::/120", "")]
+    public void A_pool_whose_exclusions_take_out_every_such_address_is_served(string pool, string exclude)
+    {
+        var options = new Dictionary<string, string?> { ["Pool"] = pool, ["Provisioner"] = "anyip" };
+        if (exclude != "") options["Exclude"] = exclude;
+        Assert.That(Load(options: options).Pools, Has.Count.EqualTo(1));
+    }
+
     [Test]
     public void An_ipv6_prefix_in_a_pool_declared_ipv4_is_refused()
     {
