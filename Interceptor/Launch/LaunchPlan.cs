@@ -68,10 +68,10 @@ public sealed class LaunchPlan
         if (selfContained is not null)
         {
             var overlay = AppOverlay.For(store, selfContained, progress);
-            // A trimmed app's code is started on the installed runtime by its own `dotnet`.
-            string[] start = overlay.RunsOn is { } runtime
-                ? [Path.GetFullPath(Path.Combine(runtime.Directory, "..", "..", "..", "dotnet")), overlay.Executable]
-                : [overlay.Executable];
+            // A trimmed app's code is started on the installed runtime by its own `dotnet`: the
+            // installation the runtime was found in by its resolved path (never DOTNET_ROOT's text,
+            // which may lead through another account's link), and as root one root owns alone.
+            string[] start = overlay.RunsOn is { } runtime ? [Muxer(runtime), overlay.Executable] : [overlay.Executable];
             // What starts is the overlay: its own runtimeconfig copy is what the host reads.
             if (DeploymentCheck.Problem(start) is { } changed) throw new AppRefusedException(changed);
             plan.Command = [.. start, .. command.Skip(1)];
@@ -159,6 +159,15 @@ public sealed class LaunchPlan
     }
 
     private static string? s_trustedToolDirectory;
+
+    private static string Muxer(InstalledRuntime runtime)
+    {
+        string muxer = Path.GetFullPath(Path.Combine(runtime.Directory, "..", "..", "..", "dotnet"));
+        if (TrustedPaths.AsRoot && (TrustedPaths.Canonical(muxer) is not { } canonical ? new Untrusted(muxer, "missing") : TrustedPaths.Problem(canonical, leafIsFile: true)) is { } problem)
+            throw new Stack.Claims.UntrustedStateException(
+                $"the dotnet of the installation {Path.GetDirectoryName(muxer)}: {problem}; as root SockShim starts a trimmed app's code only with a dotnet that root owns and no other account can write, nor any directory above it");
+        return muxer;
+    }
 
     private static string Prepend(string value, string variable) =>
         System.Environment.GetEnvironmentVariable(variable) is { Length: > 0 } existing ? $"{value}{Path.PathSeparator}{existing}" : value;

@@ -70,12 +70,16 @@ public static class InstalledRuntimes
         return dotnet is null ? "/usr/share/dotnet" : Path.GetDirectoryName(new FileInfo(dotnet).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? Path.GetFullPath(dotnet))!;
     }
 
+    /// <summary>Each runtime by the path the kernel resolves now, every link followed: what is
+    /// checked and read later (as root, before weaving) goes through it, so a link on the way
+    /// (DOTNET_ROOT may lead through one another account owns) cannot be re-pointed between the
+    /// check and the reads.</summary>
     public static IReadOnlyList<InstalledRuntime> Find(string? dotnetRoot = null)
     {
-        var dir = Path.Combine(dotnetRoot ?? DotnetRoot(), "shared", "Microsoft.NETCore.App");
-        if (!Directory.Exists(dir)) return [];
+        if (TrustedPaths.Canonical(Path.Combine(dotnetRoot ?? DotnetRoot(), "shared", "Microsoft.NETCore.App")) is not { } dir || !Directory.Exists(dir)) return [];
         return Directory.GetDirectories(dir)
-            .Select(d => new InstalledRuntime(Path.GetFileName(d), d))
+            .Select(d => TrustedPaths.Canonical(d) is { } canonical ? new InstalledRuntime(Path.GetFileName(d), canonical) : null)
+            .OfType<InstalledRuntime>()
             .Where(r => File.Exists(r.SocketsPath) && Version.TryParse(r.Version.Split('-')[0], out _))
             .OrderBy(r => Version.Parse(r.Version.Split('-')[0]))
             .ToList();

@@ -95,6 +95,33 @@ public class TrimmedAppTrustTests
         Assert.That(saw, Does.Not.Contain(" peer "), "the app never ran");
     }
 
+    /// <summary>The attacker review: a trimmed app's code is started with the `dotnet` of the
+    /// installation its runtime is in. That was DOTNET_ROOT's text plus "dotnet", so root ran
+    /// the `dotnet` of any folder DOTNET_ROOT named (sudo -E keeps it) whose `shared` led to the
+    /// real runtime. Now it is the installation the runtime was found in by its resolved path:
+    /// the folder's own `dotnet` never runs.</summary>
+    [Test]
+    [CancelAfter(300_000)]
+    public void A_trimmed_app_starts_with_the_dotnet_of_the_installation_its_runtime_was_found_in()
+    {
+        string installed = Path.GetDirectoryName(typeof(object).Assembly.Location)!;
+        string realRoot = Path.GetFullPath(Path.Combine(installed, "..", "..", ".."));
+        string other = Path.Combine(_work.FullName, "other-dotnet-root");
+        string ran = Path.Combine(other, "its-dotnet-ran");
+        Directory.CreateDirectory(other);
+        File.CreateSymbolicLink(Path.Combine(other, "shared"), Path.Combine(realRoot, "shared"));
+        File.CreateSymbolicLink(Path.Combine(other, "host"), Path.Combine(realRoot, "host"));
+        File.WriteAllText(Path.Combine(other, "dotnet"), $"#!/bin/sh\necho \"$(id -u)\" > {ran}\nexec {Path.Combine(realRoot, "dotnet")} \"$@\"\n");
+        File.SetUnixFileMode(Path.Combine(other, "dotnet"), (UnixFileMode)0b111_101_101);
+        Assert.That(Process.Start("chown", ["-R", "--no-dereference", "nobody", other])!.WaitForExit(60_000), Is.True);
+
+        var env = new Dictionary<string, string>(SmallHeap) { ["DOTNET_ROOT"] = other };
+        var (exit, stdout, stderr) = Programs.Run("SockShim.Interceptor", ["run", "--verbose", "--cache", _cache, "--", Path.Combine(_published, "LegacyApp"), "--start"], env, TimeSpan.FromMinutes(3));
+        Assert.That(exit, Is.Zero, stdout + stderr);
+        Assert.That(stderr, Does.Contain($"sockshim: command: {Path.Combine(realRoot, "dotnet")} "), stderr);
+        Assert.That(File.Exists(ran), Is.False, "the dotnet of the folder DOTNET_ROOT named never ran");
+    }
+
     /// <summary>A name twice in the runtimeconfig or the deps.json was an ArgumentException's
     /// stack trace (System.Text.Json's dictionary); now one line naming the file.</summary>
     [TestCase("LegacyApp.runtimeconfig.json", "\"runtimeOptions\": {", "\"runtimeOptions\": { \"tfm\": \"x\",", 97)]

@@ -172,6 +172,50 @@ public partial class TrustTests
         }
     }
 
+    /// <summary>The same through a link (the attacker review): DOTNET_ROOT leads through a link the
+    /// attacker owns to root's real runtime, which passes root's check; right after the check the
+    /// attacker re-points the link at its own copy. Every read after the check goes through the
+    /// path that was checked (the kernel's, links resolved when the runtime was found), so what is
+    /// woven is the real file; before, the weaver read the attacker's through the link.</summary>
+    [Test]
+    [CancelAfter(120_000)]
+    public void As_root_a_runtime_reached_through_a_link_is_read_by_the_path_that_was_checked()
+    {
+        string top = $"/dev/shm/sockshim-test-dnlink-{_id}";
+        string cache = $"/dev/shm/sockshim-test-dnlinkcache-{_id}";
+        string version = Environment.Version.ToString();
+        string installed = Path.GetDirectoryName(typeof(object).Assembly.Location)!;
+        string realShared = Path.GetFullPath(Path.Combine(installed, "..", ".."));
+        try
+        {
+            var (made, output) = AsAttacker(
+                $"mkdir -m 755 {top} && mkdir -p {top}/dn {top}/fake/shared/Microsoft.NETCore.App/{version} && " +
+                $"echo not the runtime > {top}/fake/shared/Microsoft.NETCore.App/{version}/System.Net.Sockets.dll && ln -s {realShared} {top}/dn/shared");
+            Assert.That(made, Is.Zero, output);
+
+            var runtime = SockShim.Interceptor.Store.InstalledRuntimes.Find($"{top}/dn").Single(r => r.Version == version);
+            Assert.That(runtime.Directory, Is.EqualTo(SockShim.Interceptor.Store.TrustedPaths.Canonical(installed)), "found by the path the link led to");
+            byte[]? woven = null;
+            var store = new SockShim.Interceptor.Store.WovenStore(cache, (r, mvid, work, compiled, progress) =>
+            {
+                // Root's check has passed: the attacker re-points its link now.
+                var (swapped, swapOutput) = AsAttacker($"ln -s {top}/fake/shared {top}/dn/next && mv -T {top}/dn/next {top}/dn/shared");
+                Assert.That(swapped, Is.Zero, swapOutput);
+                Assert.That(File.ReadAllText($"{top}/dn/shared/Microsoft.NETCore.App/{version}/System.Net.Sockets.dll"), Does.StartWith("not the runtime"), "the link is the attacker's copy now");
+                woven = File.ReadAllBytes(r.SocketsPath);
+                File.Copy(r.SocketsPath, compiled);
+                return "not compiled (test)";
+            });
+            store.Prepare(runtime);
+            Assert.That(woven, Is.EqualTo(File.ReadAllBytes(Path.Combine(installed, "System.Net.Sockets.dll"))), "what the weaver read is the runtime that was checked");
+        }
+        finally
+        {
+            if (Directory.Exists(top)) Directory.Delete(top, true);
+            if (Directory.Exists(cache)) Directory.Delete(cache, true);
+        }
+    }
+
     /// <summary>Attack 3, the woven copy: its bytes changed after it was woven (one byte, same
     /// size). An app started with the launcher's record of the checked copy refuses to run
     /// (exit 97); `sockshim run` sees the hash differ and weaves it again; without the record the
