@@ -54,7 +54,8 @@ if (args.Length > 0 && args[0] == "run" && !args.TakeWhile(a => a != "--").Any(a
         if (args.TakeWhile(a => a != "--").Contains("--verbose")) Console.Error.WriteLine($"sockshim: {ex.Message}: the managed tool weaves it");
     }
 }
-return Hand(["dotnet", Path.Combine(AppContext.BaseDirectory, "SockShim.Interceptor.dll"), .. args], new());
+// Without the caller's startup hooks, profilers and runtime knobs (given back to the app by the tool).
+return Hand(["dotnet", Path.Combine(AppContext.BaseDirectory, "SockShim.Interceptor.dll"), .. args], CallerVariables.HandedOver());
 
 static int Hand(string[] command, Dictionary<string, string?> environment)
 {

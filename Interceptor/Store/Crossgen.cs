@@ -51,10 +51,14 @@ public static class Crossgen
             TrustedPaths.WriteNew(Path.Combine(dir, "NuGet.Config"), config, 0b110_000_000);
             // Stops the SDK's search for a global.json above (it can choose the SDK and MSBuild SDKs).
             TrustedPaths.WriteNew(Path.Combine(dir, "global.json"), "{}\n", 0b110_000_000);
-            var (exit, output) = Run("dotnet", ["restore", "download.csproj", "--nologo", "-v", "q",
+            // The dotnet this tool runs on, not one PATH finds; global properties set before
+            // Microsoft.Common.props decides on these imports (the per-user ones included).
+            string muxer = Path.GetFileName(Environment.ProcessPath) == "dotnet" ? Environment.ProcessPath! : "dotnet";
+            var (exit, output) = Run(muxer, ["restore", "download.csproj", "--nologo", "-v", "q",
                 "--configfile", Path.Combine(dir, "NuGet.Config"),
-                // Global properties: set before Microsoft.Common.props decides on these imports.
                 "-p:ImportDirectoryBuildProps=false", "-p:ImportDirectoryBuildTargets=false", "-p:ImportDirectoryPackagesProps=false",
+                "-p:ImportUserLocationsByWildcardBeforeMicrosoftCommonProps=false", "-p:ImportUserLocationsByWildcardAfterMicrosoftCommonProps=false",
+                "-p:ImportUserLocationsByWildcardBeforeMicrosoftCommonTargets=false", "-p:ImportUserLocationsByWildcardAfterMicrosoftCommonTargets=false",
                 "-noAutoResponse"], dir, TimeSpan.FromMinutes(3));
             if (exit != 0 || !File.Exists(tool))
             {
@@ -157,14 +161,36 @@ public static class Crossgen
         return why == "";
     }
 
+    // Root's home from the account database, not HOME (the caller's word).
+    private static string RootHome()
+    {
+        try { return File.ReadLines("/etc/passwd").Select(l => l.Split(':')).FirstOrDefault(f => f.Length > 5 && f[2] == "0")?[5] is { Length: > 0 } home ? home : "/root"; }
+        catch (IOException) { return "/root"; }
+    }
+
     private static (int Exit, string Output) Run(string file, IEnumerable<string> args, string? cwd, TimeSpan timeout)
     {
         var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         if (cwd is not null) psi.WorkingDirectory = cwd;
         foreach (var a in args) psi.ArgumentList.Add(a);
-        // The SockShim variables must not reach the tools SockShim runs itself.
-        foreach (var k in psi.Environment.Keys.Where(k => k.StartsWith("SOCKSHIM_") || k is "DOTNET_STARTUP_HOOKS" or "DOTNET_ADDITIONAL_DEPS" or "DOTNET_SHARED_STORE").ToList())
+        // The SockShim variables must not reach the tools SockShim runs itself, nor the caller's
+        // startup hooks, profilers and runtime knobs (crossgen2 and MSBuild are .NET programs).
+        foreach (var k in psi.Environment.Keys.Where(k => k.StartsWith("SOCKSHIM_") || Launch.CallerVariables.ActsAtStart(k)).ToList())
             psi.Environment.Remove(k);
+        if (TrustedPaths.AsRoot)
+        {
+            // As root, nothing else of the caller's either: MSBuild takes every variable as a
+            // property (CustomBeforeMicrosoftCommonProps names a file it imports, XDG_DATA_HOME
+            // where it looks for per-user imports), and root's environment may carry another
+            // account's (sudo -E). The packages folder is the one checked above.
+            string path = psi.Environment.TryGetValue("PATH", out var given) && given is not null ? given : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+            psi.Environment.Clear();
+            psi.Environment["PATH"] = path;
+            psi.Environment["HOME"] = RootHome();
+            psi.Environment["NUGET_PACKAGES"] = PackagesFolder;
+            psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
+            psi.Environment["DOTNET_NOLOGO"] = "1";
+        }
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();

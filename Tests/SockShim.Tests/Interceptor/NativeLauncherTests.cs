@@ -72,10 +72,24 @@ public class NativeLauncherTests() : EchoServerFixture("127.104.0.0/24", "native
         string stamp = Path.Combine(RepoPaths.Root, ".artifacts", "sockshim", ".built");
         var before = File.GetLastWriteTimeUtc(stamp);
         File.SetLastWriteTimeUtc(Path.Combine(RepoPaths.Root, "Stack", "AddressStack.cs"), DateTime.UtcNow);
+        // As root the build gets none of the caller's variables: MSBuild takes each as a property,
+        // and CustomBeforeMicrosoftCommonProps names a file it imports (sudo -E keeps it).
+        var planted = Directory.CreateTempSubdirectory("sockshim-planted-props-");
+        string marker = Path.Combine(planted.FullName, "planted-build-ran");
+        File.WriteAllText(Path.Combine(planted.FullName, "planted.props"),
+            $"""<Project><Target Name="Planted" BeforeTargets="Build;Restore;_GenerateRestoreGraph"><Exec Command="echo ran &gt; {marker}" /></Target></Project>""");
         // SOCKSHIM_REBUILT is the script's word to the launcher, never the caller's: a stray one
         // in the environment must not skip the check.
-        var (exit, output, error) = Programs.Complete(StartScript(["run", "--", "bash", "-c", "echo ran"], new Dictionary<string, string> { ["SOCKSHIM_REBUILT"] = "1" }),
+        var (exit, output, error) = Programs.Complete(StartScript(["run", "--", "bash", "-c", "echo ran"], new Dictionary<string, string>
+            {
+                ["SOCKSHIM_REBUILT"] = "1",
+                ["CustomBeforeMicrosoftCommonProps"] = Path.Combine(planted.FullName, "planted.props"),
+            }),
             "./sockshim run after a source changed", TimeSpan.FromMinutes(8));
+        bool plantedRan = File.Exists(marker);
+        planted.Delete(recursive: true);
+        // (An ordinary account's build is its own: its environment counts there.)
+        Assert.That(plantedRan, Is.EqualTo(!Environment.IsPrivilegedProcess), "the props the caller's environment named were imported only into a build that is not root's");
         Assert.That(exit, Is.Zero, error);
         Assert.That(output.Trim(), Is.EqualTo("ran"));
         Assert.That(File.GetLastWriteTimeUtc(stamp), Is.GreaterThan(before), "the tool was built again");

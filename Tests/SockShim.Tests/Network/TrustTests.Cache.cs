@@ -15,8 +15,9 @@ namespace SockShim.Tests.Network;
 public partial class TrustTests
 {
     /// <summary>Attack 2: another account plants Directory.Build.props/targets (code run by
-    /// MSBuild as root), a NuGet.Config naming its own package source and a Directory.Build.rsp
-    /// switching the imports back on, in a sticky world-writable temporary directory (a stand-in
+    /// MSBuild as root), a NuGet.Config naming its own package source, a Directory.Build.rsp
+    /// switching the imports back on and per-user MSBuild imports, and names its props in root's
+    /// environment (CustomBeforeMicrosoftCommonProps, XDG_DATA_HOME), in a sticky world-writable temporary directory (a stand-in
     /// for /tmp: TMPDIR points at it) that is also above the cache. crossgen2 must really be
     /// restored (an empty packages folder): it is, with this account's sources, and none of the
     /// planted files has any effect.</summary>
@@ -52,10 +53,18 @@ public partial class TrustTests
                 $"cat > {shared}/Directory.Build.props <<'EOF'\n{props}\nEOF\n" +
                 $"cp {shared}/Directory.Build.props {shared}/Directory.Build.targets && " +
                 $"printf '%s' '{config}' > {shared}/NuGet.Config && " +
-                $"printf '%s\\n' '-p:ImportDirectoryBuildProps=true' '-p:ImportDirectoryBuildTargets=true' > {shared}/Directory.Build.rsp");
+                $"printf '%s\\n' '-p:ImportDirectoryBuildProps=true' '-p:ImportDirectoryBuildTargets=true' > {shared}/Directory.Build.rsp && " +
+                $"mkdir -p {shared}/xdg/Microsoft/MSBuild/Current/Imports/Microsoft.Common.props/ImportBefore && " +
+                $"cp {shared}/Directory.Build.props {shared}/xdg/Microsoft/MSBuild/Current/Imports/Microsoft.Common.props/ImportBefore/planted.props");
             Assert.That(planted, Is.Zero, output);
 
-            var env = new Dictionary<string, string> { ["TMPDIR"] = shared, ["NUGET_PACKAGES"] = packages };
+            // And in root's environment (sudo -E, the attacker review): MSBuild takes every variable
+            // as a property, and looks for per-user imports under XDG_DATA_HOME.
+            var env = new Dictionary<string, string>
+            {
+                ["TMPDIR"] = shared, ["NUGET_PACKAGES"] = packages,
+                ["CustomBeforeMicrosoftCommonProps"] = $"{shared}/Directory.Build.props", ["XDG_DATA_HOME"] = $"{shared}/xdg",
+            };
             var (exit, stdout, stderr) = Programs.Run("SockShim.Interceptor", ["prepare", "--cache", Path.Combine(shared, "cache")], env, TimeSpan.FromMinutes(5));
             Assert.That(File.Exists(marker), Is.False, "the planted Directory.Build.props/targets never ran");
             Assert.That(Volatile.Read(ref connections), Is.Zero, "the planted package source was never asked");
@@ -342,6 +351,43 @@ public partial class TrustTests
         {
             if (Directory.Exists(clone)) Directory.Delete(clone, true);
             if (File.Exists(ran)) File.Delete(ran);
+        }
+    }
+
+    /// <summary>The attacker review: root's environment (sudo -E) may carry another account's
+    /// startup hook or profiler. SockShim's managed tool, started by the native launcher or (with
+    /// no launcher built) by the clone's script, must not load it: both hand such variables over
+    /// under another name and the tool gives them back to the app it starts. Here they name files
+    /// that do not exist, so a tool that loaded them would fail to start; `env` shows the hook
+    /// handed back (prepended to SockShim's own, as for any app).</summary>
+    [TestCase("native launcher")]
+    [TestCase("script")]
+    [CancelAfter(600_000)]
+    public void As_root_the_managed_tool_never_starts_with_the_callers_startup_hooks_or_profiler(string via)
+    {
+        string clone = $"/dev/shm/sockshim-test-callerenv-{_id}";
+        string cache = $"/dev/shm/sockshim-test-callerenvcache-{_id}";
+        string hook = $"/dev/shm/sockshim-test-callerenv-hook-{_id}/Planted.dll";
+        try
+        {
+            CopyBuiltClone(clone);
+            if (via == "script") File.Delete(Path.Combine(clone, ".artifacts", "sockshim", "sockshim"));
+            var hostile = new Dictionary<string, string>
+            {
+                ["DOTNET_STARTUP_HOOKS"] = hook,
+                ["CORECLR_ENABLE_PROFILING"] = "1",
+                ["CORECLR_PROFILER"] = "{A0B1C2D3-0000-0000-0000-000000000001}",
+                ["CORECLR_PROFILER_PATH"] = hook + ".so",
+            };
+            var (exit, stdout, stderr) = Run("bash", [Path.Combine(clone, "sockshim"), "env", "--cache", cache], hostile);
+            Assert.That(exit, Is.Zero, "the tool started without the caller's hook and profiler: " + stdout + stderr);
+            Assert.That(stderr, Does.Not.Contain("Startup hook").And.Not.Contain(hook));
+            Assert.That(stdout, Does.Contain("export DOTNET_STARTUP_HOOKS='").And.Contain($":{hook}'"), "handed back for the app: " + stdout);
+        }
+        finally
+        {
+            if (Directory.Exists(clone)) Directory.Delete(clone, true);
+            if (Directory.Exists(cache)) Directory.Delete(cache, true);
         }
     }
 
