@@ -76,12 +76,16 @@ public static class Crossgen
     }
 
     /// <summary>The tool, unless root would run a file another account can change.</summary>
+    /// <remarks>By the path the kernel resolves now, checked and then run by that path: a link on
+    /// the way (NUGET_PACKAGES may lead through one another account owns) cannot be re-pointed
+    /// between the check and the run.</remarks>
     private static string? Trusted(string tool, out string why)
     {
-        why = UntrustedAsRoot(tool) is { } problem
+        string resolved = TrustedPaths.Canonical(tool) ?? tool;
+        why = UntrustedAsRoot(resolved) is { } problem
             ? $"{tool} is not root's alone ({problem}); as root SockShim runs no crossgen2 another account could change: set NUGET_PACKAGES to a folder root owns"
             : "";
-        return why == "" ? tool : null;
+        return why == "" ? resolved : null;
     }
 
     /// <summary>As root: what is wrong with <paramref name="path"/> (or the deepest part of it
@@ -187,7 +191,7 @@ public static class Crossgen
             psi.Environment.Clear();
             psi.Environment["PATH"] = path;
             psi.Environment["HOME"] = RootHome();
-            psi.Environment["NUGET_PACKAGES"] = PackagesFolder;
+            psi.Environment["NUGET_PACKAGES"] = TrustedPaths.Canonical(PackagesFolder) ?? PackagesFolder;
             psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
             psi.Environment["DOTNET_NOLOGO"] = "1";
         }

@@ -225,6 +225,39 @@ public partial class TrustTests
         }
     }
 
+    /// <summary>The second attacker review: NUGET_PACKAGES leading through a link another account
+    /// owns, re-pointed between root's check of crossgen2 and its run (reproduced by the review,
+    /// the attacker's crossgen2 then compiled root's cached copy). crossgen2 is checked and run
+    /// by the path the link led to when it was checked.</summary>
+    [Test]
+    public void As_root_crossgen2_reached_through_a_link_is_run_by_the_path_that_was_checked()
+    {
+        string top = $"/dev/shm/sockshim-test-pklink-{_id}";
+        string packages = $"/dev/shm/sockshim-test-pkreal-{_id}";
+        string version = Environment.Version.ToString();
+        string tool = Path.Combine(packages, SockShim.Interceptor.Store.Crossgen.PackageId, version, "tools", "crossgen2");
+        string? before = Environment.GetEnvironmentVariable("NUGET_PACKAGES");
+        var work = Directory.CreateTempSubdirectory("sockshim-pklink-");
+        try
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(tool)!);
+            File.WriteAllText(tool, "#!/bin/sh\nexit 0\n");
+            File.SetUnixFileMode(tool, (UnixFileMode)0b111_101_101);
+            var (made, output) = AsAttacker($"mkdir -m 755 {top} && ln -s {packages} {top}/pk");
+            Assert.That(made, Is.Zero, output);
+            Environment.SetEnvironmentVariable("NUGET_PACKAGES", $"{top}/pk");
+            string? found = SockShim.Interceptor.Store.Crossgen.Find(version, work.FullName, out string why);
+            Assert.That(found, Is.EqualTo(tool), $"the checked file by its resolved path, never through the attacker's link ({why})");
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("NUGET_PACKAGES", before);
+            work.Delete(recursive: true);
+            if (Directory.Exists(top)) Directory.Delete(top, true);
+            if (Directory.Exists(packages)) Directory.Delete(packages, true);
+        }
+    }
+
     /// <summary>Attack 3, the woven copy: its bytes changed after it was woven (one byte, same
     /// size). An app started with the launcher's record of the checked copy refuses to run
     /// (exit 97); `sockshim run` sees the hash differ and weaves it again; without the record the
