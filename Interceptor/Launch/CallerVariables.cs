@@ -1,21 +1,34 @@
 namespace SockShim.Interceptor.Launch;
 
 /// <summary>
-/// The caller's variables that the .NET host and runtime act on as a process starts: startup
-/// hooks, additional deps and shared stores, profilers, dump paths and every other runtime knob
-/// (DOTNET_*, COMPlus_*, CORECLR_*). SockShim's own managed tool must start without them: root's
-/// environment may carry another account's (sudo -E), and a startup hook or profiler in it would
-/// run that account's code in root's SockShim. The launcher (and the clone's script) hand them
-/// over under another name; the tool, once running, puts them back, so the app it starts gets
-/// them as the caller set them. DOTNET_ROOT* stay: the tool reads them as data (which runtimes
-/// to weave), and `dotnet tool.dll` itself ignores them.
+/// The caller's environment, kept from the start of SockShim's own managed tool. Root's may carry
+/// another account's (sudo -E), and the .NET host and runtime and the native libraries under
+/// them act on variables as a process starts: startup hooks and profilers (DOTNET_STARTUP_HOOKS,
+/// CORECLR_PROFILER_PATH), OpenSSL's configuration (OPENSSL_CONF names a module it loads), the
+/// host's trace file (COREHOST_TRACEFILE, appended to as root), the runtime's debugger pipes
+/// (made in TMPDIR). So only what starting needs and SockShim reads as data stays (PATH, HOME,
+/// the user's and locale's names, TERM, SOCKSHIM_*, DOTNET_ROOT*); every other variable is handed
+/// over under another name, and the tool starts with DOTNET_EnableDiagnostics=0 besides (no
+/// debugger pipe or diagnostic socket at all). First thing, the tool puts the caller's variables
+/// back in its own environment, for the app and processes it starts: .NET keeps that copy apart
+/// from the process's native one, which is all OpenSSL and the runtime ever read.
 /// </summary>
 public static class CallerVariables
 {
     /// <summary>A variable handed over is named this, then its own name.</summary>
     public const string Prefix = "SOCKSHIM_CALLER_";
 
-    public static bool ActsAtStart(string name) =>
+    private const string Diagnostics = "DOTNET_EnableDiagnostics";
+
+    /// <summary>Whether SockShim's tool starts with the caller's <paramref name="name"/> as it is.</summary>
+    public static bool Kept(string name) =>
+        name is "PATH" or "HOME" or "USER" or "LOGNAME" or "LANG" or "LANGUAGE" or "TERM"
+        || name.StartsWith("LC_", StringComparison.Ordinal) || name.StartsWith("SOCKSHIM_", StringComparison.Ordinal) || name.StartsWith("DOTNET_ROOT", StringComparison.Ordinal);
+
+    /// <summary>A variable the .NET host or runtime acts on as a process starts (DOTNET_*, COMPlus_*,
+    /// CORECLR_*; DOTNET_ROOT* is read as data): never passed to the .NET tools SockShim runs
+    /// itself (crossgen2, the restore that fetches it), whoever the caller is.</summary>
+    public static bool RuntimeKnob(string name) =>
         (name.StartsWith("DOTNET_", StringComparison.OrdinalIgnoreCase) || name.StartsWith("COMPlus_", StringComparison.OrdinalIgnoreCase) || name.StartsWith("CORECLR_", StringComparison.OrdinalIgnoreCase))
         && !name.StartsWith("DOTNET_ROOT", StringComparison.OrdinalIgnoreCase);
 
@@ -25,21 +38,25 @@ public static class CallerVariables
         var changes = new Dictionary<string, string?>();
         foreach (System.Collections.DictionaryEntry e in Environment.GetEnvironmentVariables())
         {
-            if (e.Key is not string name || !ActsAtStart(name)) continue;
+            if (e.Key is not string name || Kept(name)) continue;
             changes[name] = null;
             changes[Prefix + name] = e.Value as string ?? "";
         }
+        changes[Diagnostics] = "0"; // the caller's own, if any, is handed over above
         return changes;
     }
 
     /// <summary>For the managed tool, first thing: the handed-over variables back under their own
-    /// names (in this process's environment, which the processes it starts inherit).</summary>
+    /// names, and its own DOTNET_EnableDiagnostics gone (the app gets the caller's, if any).</summary>
     public static void Restore()
     {
+        Environment.SetEnvironmentVariable(Diagnostics, null);
         foreach (System.Collections.DictionaryEntry e in Environment.GetEnvironmentVariables())
         {
-            if (e.Key is not string name || !name.StartsWith(Prefix, StringComparison.Ordinal) || !ActsAtStart(name[Prefix.Length..])) continue;
-            Environment.SetEnvironmentVariable(name[Prefix.Length..], e.Value as string);
+            if (e.Key is not string name || !name.StartsWith(Prefix, StringComparison.Ordinal)) continue;
+            string own = name[Prefix.Length..];
+            // A SockShim variable is never one of the caller's handed over: those stay as they are.
+            if (own.Length > 0 && !own.StartsWith("SOCKSHIM_", StringComparison.Ordinal)) Environment.SetEnvironmentVariable(own, e.Value as string);
             Environment.SetEnvironmentVariable(name, null);
         }
     }

@@ -40,7 +40,11 @@ if (fromClone && !rebuilt && File.Exists(script) && CloneSources.ChangedSince(cl
 
 // Help is the managed tool's: a RootCommand's help option reads System.CommandLine's resources
 // through reflection, 0.4 ms of every run here.
-if (args.Length > 0 && args[0] == "run" && !args.TakeWhile(a => a != "--").Any(a => a is "-h" or "--help" or "-?" or "/h" or "/?"))
+// As root, not when OpenSSL's variables are set: checking a file's hash loads OpenSSL into this
+// process, which reads them (OPENSSL_CONF names a module it loads), and root's environment may
+// carry another account's; the managed tool starts without them (CallerVariables).
+bool openSslSet = TrustedPaths.AsRoot && Environment.GetEnvironmentVariables().Keys.Cast<string>().Any(k => k.StartsWith("OPENSSL_", StringComparison.OrdinalIgnoreCase));
+if (args.Length > 0 && args[0] == "run" && !openSslSet && !args.TakeWhile(a => a != "--").Any(a => a is "-h" or "--help" or "-?" or "/h" or "/?"))
 {
     try
     {
@@ -54,8 +58,21 @@ if (args.Length > 0 && args[0] == "run" && !args.TakeWhile(a => a != "--").Any(a
         if (args.TakeWhile(a => a != "--").Contains("--verbose")) Console.Error.WriteLine($"sockshim: {ex.Message}: the managed tool weaves it");
     }
 }
-// Without the caller's startup hooks, profilers and runtime knobs (given back to the app by the tool).
-return Hand(["dotnet", Path.Combine(AppContext.BaseDirectory, "SockShim.Interceptor.dll"), .. args], CallerVariables.HandedOver());
+// Without the caller's environment but what it needs (given back to the app by the tool); as
+// root with a dotnet no other account can change (PATH is the caller's).
+string dotnet = "dotnet";
+if (TrustedPaths.AsRoot)
+{
+    Untrusted? problem = Exec.Resolve("dotnet", Environment.GetEnvironmentVariable("PATH")) is { } found && TrustedPaths.Canonical(found) is { } muxer
+        ? TrustedPaths.Problem(dotnet = muxer, leafIsFile: true)
+        : new Untrusted("dotnet", "not found on PATH");
+    if (problem is not null)
+    {
+        Console.Error.WriteLine($"sockshim: {problem}; as root SockShim starts its managed tool only with a dotnet that root owns and no other account can write, nor any directory above it: put root's .NET installation first on PATH");
+        return 2;
+    }
+}
+return Hand([dotnet, Path.Combine(AppContext.BaseDirectory, "SockShim.Interceptor.dll"), .. args], CallerVariables.HandedOver());
 
 static int Hand(string[] command, Dictionary<string, string?> environment)
 {

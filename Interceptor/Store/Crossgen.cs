@@ -179,7 +179,7 @@ public static class Crossgen
         foreach (var a in args) psi.ArgumentList.Add(a);
         // The SockShim variables must not reach the tools SockShim runs itself, nor the caller's
         // startup hooks, profilers and runtime knobs (crossgen2 and MSBuild are .NET programs).
-        foreach (var k in psi.Environment.Keys.Where(k => k.StartsWith("SOCKSHIM_") || Launch.CallerVariables.ActsAtStart(k)).ToList())
+        foreach (var k in psi.Environment.Keys.Where(k => k.StartsWith("SOCKSHIM_") || Launch.CallerVariables.RuntimeKnob(k)).ToList())
             psi.Environment.Remove(k);
         if (TrustedPaths.AsRoot)
         {

@@ -26,9 +26,10 @@ public class NativeLauncherTests() : EchoServerFixture("127.104.0.0/24", "native
             "the script built the native launcher (its build log: .artifacts/sockshim.build.log)");
     }
 
-    private Process StartScript(IEnumerable<string> args, IDictionary<string, string>? extra = null)
+    private Process StartScript(IEnumerable<string> args, IDictionary<string, string>? extra = null, string? workingDirectory = null)
     {
         var psi = new ProcessStartInfo(Script) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        if (workingDirectory is not null) psi.WorkingDirectory = workingDirectory;
         foreach (var a in args) psi.ArgumentList.Add(a);
         foreach (var key in psi.Environment.Keys.Where(k => k.StartsWith("SOCKSHIM_")).ToList()) psi.Environment.Remove(key);
         if (_pool is not null) foreach (var (k, v) in _pool.Environment) psi.Environment[k] = v;
@@ -80,11 +81,14 @@ public class NativeLauncherTests() : EchoServerFixture("127.104.0.0/24", "native
             $"""<Project><Target Name="Planted" BeforeTargets="Build;Restore;_GenerateRestoreGraph"><Exec Command="echo ran &gt; {marker}" /></Target></Project>""");
         // SOCKSHIM_REBUILT is the script's word to the launcher, never the caller's: a stray one
         // in the environment must not skip the check.
+        // And the build runs in the clone: a global.json in the caller's working directory (the SDK
+        // reads it from there up; in .NET 10 it can name any SDK) is not the build's.
+        File.WriteAllText(Path.Combine(planted.FullName, "global.json"), """{ "sdk": { "version": "1.0.0" } }""");
         var (exit, output, error) = Programs.Complete(StartScript(["run", "--", "bash", "-c", "echo ran"], new Dictionary<string, string>
             {
                 ["SOCKSHIM_REBUILT"] = "1",
                 ["CustomBeforeMicrosoftCommonProps"] = Path.Combine(planted.FullName, "planted.props"),
-            }),
+            }, workingDirectory: planted.FullName),
             "./sockshim run after a source changed", TimeSpan.FromMinutes(8));
         bool plantedRan = File.Exists(marker);
         planted.Delete(recursive: true);

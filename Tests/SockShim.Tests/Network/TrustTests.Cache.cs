@@ -405,22 +405,91 @@ public partial class TrustTests
         {
             CopyBuiltClone(clone);
             if (via == "script") File.Delete(Path.Combine(clone, ".artifacts", "sockshim", "sockshim"));
+            // OpenSSL's configuration naming a module that is not there (a real one would run in
+            // root's process: the second review), the host's trace file, the runtime's pipes.
+            string planted = Path.GetDirectoryName(hook)!;
+            Directory.CreateDirectory(Path.Combine(planted, "tmp"));
+            File.WriteAllText(Path.Combine(planted, "openssl.cnf"),
+                $"openssl_conf = init\n[init]\nproviders = prov\n[prov]\nplanted = planted_sect\n[planted_sect]\nmodule = {planted}/planted-provider.so\nactivate = 1\n");
             var hostile = new Dictionary<string, string>
             {
                 ["DOTNET_STARTUP_HOOKS"] = hook,
                 ["CORECLR_ENABLE_PROFILING"] = "1",
                 ["CORECLR_PROFILER"] = "{A0B1C2D3-0000-0000-0000-000000000001}",
                 ["CORECLR_PROFILER_PATH"] = hook + ".so",
+                ["OPENSSL_CONF"] = Path.Combine(planted, "openssl.cnf"),
+                ["COREHOST_TRACE"] = "1",
+                ["COREHOST_TRACEFILE"] = Path.Combine(planted, "host-trace"),
+                ["TMPDIR"] = Path.Combine(planted, "tmp"),
             };
             var (exit, stdout, stderr) = Run("bash", [Path.Combine(clone, "sockshim"), "env", "--cache", cache], hostile);
-            Assert.That(exit, Is.Zero, "the tool started without the caller's hook and profiler: " + stdout + stderr);
+            Assert.That(exit, Is.Zero, "the tool started without the caller's hook, profiler and OpenSSL configuration: " + stdout + stderr);
             Assert.That(stderr, Does.Not.Contain("Startup hook").And.Not.Contain(hook));
             Assert.That(stdout, Does.Contain("export DOTNET_STARTUP_HOOKS='").And.Contain($":{hook}'"), "handed back for the app: " + stdout);
+            Assert.That(File.Exists(Path.Combine(planted, "host-trace")), Is.False, "no host trace written where the caller said");
+            Assert.That(Directory.GetFileSystemEntries(Path.Combine(planted, "tmp")), Is.Empty, "no debugger pipe or diagnostic socket in the caller's TMPDIR");
         }
         finally
         {
             if (Directory.Exists(clone)) Directory.Delete(clone, true);
             if (Directory.Exists(cache)) Directory.Delete(cache, true);
+            if (Directory.Exists(Path.GetDirectoryName(hook))) Directory.Delete(Path.GetDirectoryName(hook)!, true);
+        }
+    }
+
+    /// <summary>The second attacker review: root's PATH naming the attacker's `dotnet` first (where
+    /// sudo keeps PATH) had root run it with the managed tool. The launcher, as root, starts the
+    /// tool only with a `dotnet` root owns alone, and says so otherwise (exit 2).</summary>
+    [Test]
+    [CancelAfter(300_000)]
+    public void As_root_the_native_launcher_starts_its_tool_only_with_a_dotnet_root_owns()
+    {
+        string clone = $"/dev/shm/sockshim-test-pathdotnet-{_id}";
+        string bin = $"/dev/shm/sockshim-test-pathbin-{_id}";
+        try
+        {
+            CopyBuiltClone(clone);
+            var (made, output) = AsAttacker($"mkdir -m 755 {bin} && printf '#!/bin/sh\\ntouch {bin}/ran\\n' > {bin}/dotnet && chmod 755 {bin}/dotnet");
+            Assert.That(made, Is.Zero, output);
+            var (exit, stdout, stderr) = Run("bash", [Path.Combine(clone, "sockshim"), "status"],
+                new Dictionary<string, string> { ["PATH"] = $"{bin}:{Environment.GetEnvironmentVariable("PATH")}" });
+            Assert.That(exit, Is.EqualTo(2), stdout + stderr);
+            Assert.That(stderr, Does.Contain($"{bin} is owned by uid {_uid} ({_user})").And.Contain("put root's .NET installation first on PATH").And.Not.Contain("   at "));
+            Assert.That(File.Exists($"{bin}/ran"), Is.False, "the attacker's dotnet never ran");
+        }
+        finally
+        {
+            if (Directory.Exists(clone)) Directory.Delete(clone, true);
+            if (Directory.Exists(bin)) Directory.Delete(bin, true);
+        }
+    }
+
+    /// <summary>The second attacker review: a clone in a sticky directory (as under /tmp) whose
+    /// parent holds another account's Directory.Packages.props (or global.json, NuGet.Config,
+    /// Directory.Build.rsp), which the SDK, MSBuild and NuGet read from every directory above a
+    /// project: root's ./sockshim refuses to build there, before anything runs.</summary>
+    [Test]
+    [CancelAfter(300_000)]
+    public void As_root_the_script_never_builds_with_files_another_account_put_above_the_clone()
+    {
+        string sticky = $"/dev/shm/sockshim-test-sticky-{_id}";
+        string clone = Path.Combine(sticky, "clone");
+        try
+        {
+            Directory.CreateDirectory(sticky);
+            File.SetUnixFileMode(sticky, (UnixFileMode)0b1_111_111_111);
+            TwoHosts.Run("git", ["clone", "-q", RepoPaths.Root, clone]);
+            var (made, output) = AsAttacker($"printf '<Project InitialTargets=\"P\"><Target Name=\"P\"><Exec Command=\"touch {sticky}/ran\" /></Target></Project>' > {sticky}/Directory.Packages.props");
+            Assert.That(made, Is.Zero, output);
+            var (exit, stdout, stderr) = Run("bash", [Path.Combine(clone, "sockshim"), "status"]);
+            Assert.That(exit, Is.EqualTo(2), stdout + stderr);
+            Assert.That(stderr, Does.Contain($"{sticky}/Directory.Packages.props is not root's, and building the tool would read it").And.Contain("clone it as root"));
+            Assert.That(File.Exists($"{sticky}/ran"), Is.False, "the planted file never ran");
+            Assert.That(Directory.Exists(Path.Combine(clone, ".artifacts")), Is.False, "nothing was built");
+        }
+        finally
+        {
+            if (Directory.Exists(sticky)) Directory.Delete(sticky, true);
         }
     }
 
