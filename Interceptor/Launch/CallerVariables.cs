@@ -36,7 +36,13 @@ public static class CallerVariables
     public static Dictionary<string, string?> HandedOver()
     {
         var changes = new Dictionary<string, string?>();
-        foreach (System.Collections.DictionaryEntry e in Environment.GetEnvironmentVariables())
+        var environment = Environment.GetEnvironmentVariables();
+        // One the caller set under this prefix itself is dropped: the tool would put it back under
+        // its own name, and sudo, which removes LD_PRELOAD from root's environment, would not
+        // have removed SOCKSHIM_CALLER_LD_PRELOAD.
+        foreach (var key in environment.Keys)
+            if (key is string name && name.StartsWith(Prefix, StringComparison.Ordinal)) changes[name] = null;
+        foreach (System.Collections.DictionaryEntry e in environment)
         {
             if (e.Key is not string name || Kept(name)) continue;
             changes[name] = null;

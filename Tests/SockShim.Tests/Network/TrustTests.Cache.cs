@@ -421,12 +421,16 @@ public partial class TrustTests
                 ["COREHOST_TRACE"] = "1",
                 ["COREHOST_TRACEFILE"] = Path.Combine(planted, "host-trace"),
                 ["TMPDIR"] = Path.Combine(planted, "tmp"),
+                // Set under the hand-over's own prefix by the caller (past sudo's removal of LD_*):
+                // never put back.
+                ["SOCKSHIM_CALLER_DOTNET_ADDITIONAL_DEPS"] = Path.Combine(planted, "stray-deps"),
             };
             var (exit, stdout, stderr) = Run("bash", [Path.Combine(clone, "sockshim"), "env", "--cache", cache], hostile);
             Assert.That(exit, Is.Zero, "the tool started without the caller's hook, profiler and OpenSSL configuration: " + stdout + stderr);
             Assert.That(stderr, Does.Not.Contain("Startup hook").And.Not.Contain(hook));
             Assert.That(stdout, Does.Contain("export DOTNET_STARTUP_HOOKS='").And.Contain($":{hook}'"), "handed back for the app: " + stdout);
             Assert.That(File.Exists(Path.Combine(planted, "host-trace")), Is.False, "no host trace written where the caller said");
+            Assert.That(stdout, Does.Not.Contain("stray-deps"), "a variable the caller set under SOCKSHIM_CALLER_ is not put back");
             Assert.That(Directory.GetFileSystemEntries(Path.Combine(planted, "tmp")), Is.Empty, "no debugger pipe or diagnostic socket in the caller's TMPDIR");
         }
         finally
