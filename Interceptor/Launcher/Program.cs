@@ -63,9 +63,9 @@ if (args.Length > 0 && args[0] == "run" && !openSslSet && !args.TakeWhile(a => a
 string dotnet = "dotnet";
 if (TrustedPaths.AsRoot)
 {
-    Untrusted? problem = Exec.Resolve("dotnet", Environment.GetEnvironmentVariable("PATH")) is { } found && TrustedPaths.Canonical(found) is { } muxer
-        ? TrustedPaths.Problem(dotnet = muxer, leafIsFile: true)
-        : new Untrusted("dotnet", "not found on PATH");
+    Untrusted? problem = new("dotnet", "not found on PATH");
+    if (Exec.Resolve("dotnet", Environment.GetEnvironmentVariable("PATH")) is { } found && TrustedPaths.Canonical(found) is { } muxer)
+        (dotnet, problem) = (muxer, TrustedPaths.Problem(muxer, leafIsFile: true));
     if (problem is not null)
     {
         Console.Error.WriteLine($"sockshim: {problem}; as root SockShim starts its managed tool only with a dotnet that root owns and no other account can write, nor any directory above it: put root's .NET installation first on PATH");
