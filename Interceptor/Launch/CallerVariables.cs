@@ -8,8 +8,8 @@ namespace SockShim.Interceptor.Launch;
 /// host's trace file (COREHOST_TRACEFILE, appended to as root), the runtime's debugger pipes
 /// (made in TMPDIR). So only what starting needs and SockShim reads as data stays (PATH, HOME,
 /// the user's and locale's names, TERM, SOCKSHIM_*, DOTNET_ROOT*); every other variable is handed
-/// over under another name, and the tool starts with DOTNET_EnableDiagnostics=0 besides (no
-/// debugger pipe or diagnostic socket at all). First thing, the tool puts the caller's variables
+/// over under another name, and as root the tool starts with DOTNET_EnableDiagnostics=0 besides
+/// (no debugger pipe or diagnostic socket at all). First thing, the tool puts the caller's variables
 /// back in its own environment, for the app and processes it starts: .NET keeps that copy apart
 /// from the process's native one, which is all OpenSSL and the runtime ever read.
 /// </summary>
@@ -48,7 +48,10 @@ public static class CallerVariables
             changes[name] = null;
             changes[Prefix + name] = e.Value as string ?? "";
         }
-        changes[Diagnostics] = "0"; // the caller's own, if any, is handed over above
+        // As root no debugger pipe or diagnostic socket at all (the caller's own setting, if any,
+        // is handed over above); an ordinary account's tool keeps them for dotnet-counters and
+        // dotnet-dump, as any of its .NET processes.
+        if (Store.TrustedPaths.AsRoot) changes[Diagnostics] = "0";
         return changes;
     }
 

@@ -17,9 +17,12 @@ internal static unsafe class Exec
     /// names a path) in place of this process with <paramref name="changes"/> applied to this
     /// process's environment (null removes). Returns the shell's exit code for a command that
     /// cannot be run (127 not found, 126 not executable) with the reason.</summary>
-    public static int Replace(IReadOnlyList<string> command, IReadOnlyDictionary<string, string?> changes, out string why)
+    /// <remarks>With <paramref name="file"/> (one the caller has found and checked) that file is
+    /// run, the command's own first word staying its name: a multi-call binary such as snap's
+    /// `dotnet` decides by it.</remarks>
+    public static int Replace(IReadOnlyList<string> command, IReadOnlyDictionary<string, string?> changes, out string why, string? file = null)
     {
-        string? path = Resolve(command[0], Environment.GetEnvironmentVariable("PATH"));
+        string? path = file ?? Resolve(command[0], Environment.GetEnvironmentVariable("PATH"));
         if (path is null)
         {
             why = $"'{command[0]}' was not found (not a path, and in no directory of PATH)";
@@ -39,10 +42,10 @@ internal static unsafe class Exec
         var strings = new List<IntPtr>();
         try
         {
-            byte* file = Native(path, strings);
+            byte* program = Native(path, strings);
             byte** argv = Array(command, strings);
             byte** envp = Array(environment.Select(e => $"{e.Key}={e.Value}").ToList(), strings);
-            execve(file, argv, envp);
+            execve(program, argv, envp);
             int error = errno;
             why = $"cannot start '{command[0]}' ({path}): {Marshal.GetPInvokeErrorMessage(error)}";
             return error == ENOENT ? 127 : 126;

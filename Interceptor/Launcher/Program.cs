@@ -72,11 +72,11 @@ if (TrustedPaths.AsRoot)
         return 2;
     }
 }
-return Hand([dotnet, Path.Combine(AppContext.BaseDirectory, "SockShim.Interceptor.dll"), .. args], CallerVariables.HandedOver());
+return Hand(["dotnet", Path.Combine(AppContext.BaseDirectory, "SockShim.Interceptor.dll"), .. args], CallerVariables.HandedOver(), file: dotnet == "dotnet" ? null : dotnet);
 
-static int Hand(string[] command, Dictionary<string, string?> environment)
+static int Hand(string[] command, Dictionary<string, string?> environment, string? file = null)
 {
-    int failed = Exec.Replace(command, environment, out string why);
+    int failed = Exec.Replace(command, environment, out string why, file);
     Console.Error.WriteLine($"sockshim: {why}");
     return failed;
 }

@@ -165,6 +165,8 @@ public static class Crossgen
         return why == "";
     }
 
+    private static readonly string[] Proxies = ["http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "all_proxy"];
+
     // Root's home from the account database, not HOME (the caller's word).
     private static string RootHome()
     {
@@ -194,6 +196,10 @@ public static class Crossgen
             psi.Environment["NUGET_PACKAGES"] = TrustedPaths.Canonical(PackagesFolder) ?? PackagesFolder;
             psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
             psi.Environment["DOTNET_NOLOGO"] = "1";
+            // A host that reaches NuGet only through a proxy: a proxy sees which packages are
+            // fetched but cannot change them (TLS, checked against the system's own CAs).
+            foreach (var name in Proxies)
+                if (Environment.GetEnvironmentVariable(name) is { Length: > 0 } proxy) psi.Environment[name] = proxy;
         }
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();

@@ -51,7 +51,8 @@ internal static class SpecBuilder
             var (first, what) = found;
             problems.Add(new(where.Of(P.Ranges, i), range.ToString(),
                 $"pool '{pool.Name}' range {range} holds {what}, from {first.ToAddress(range.Family)}: a socket's own address is a unicast one; exclude them or use a unicast range",
-                range.Family == AddressFamily.InterNetwork ? "198.51.100.0/24" : "2001:db8:1::/112"));
+                range.Family == AddressFamily.InterNetworkV6 ? "2001:db8:1::/112"
+                : TryWord(pool.Provisioner, out ProvisionerKind p, ("loopback", ProvisionerKind.Loopback)) && p == ProvisionerKind.Loopback ? "127.100.0.0/16" : "198.51.100.0/24"));
         }
 
         if (pool.MaxAddresses < 1 || pool.MaxAddresses > PoolSettings.MaxTableAddresses)

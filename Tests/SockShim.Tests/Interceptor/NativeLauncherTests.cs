@@ -84,14 +84,20 @@ public class NativeLauncherTests() : EchoServerFixture("127.104.0.0/24", "native
         // And the build runs in the clone: a global.json in the caller's working directory (the SDK
         // reads it from there up; in .NET 10 it can name any SDK) is not the build's.
         File.WriteAllText(Path.Combine(planted.FullName, "global.json"), """{ "sdk": { "version": "1.0.0" } }""");
-        var (exit, output, error) = Programs.Complete(StartScript(["run", "--", "bash", "-c", "echo ran"], new Dictionary<string, string>
-            {
-                ["SOCKSHIM_REBUILT"] = "1",
-                ["CustomBeforeMicrosoftCommonProps"] = Path.Combine(planted.FullName, "planted.props"),
-            }, workingDirectory: planted.FullName),
-            "./sockshim run after a source changed", TimeSpan.FromMinutes(8));
-        bool plantedRan = File.Exists(marker);
-        planted.Delete(recursive: true);
+        int exit;
+        string output, error;
+        bool plantedRan;
+        try
+        {
+            (exit, output, error) = Programs.Complete(StartScript(["run", "--", "bash", "-c", "echo ran"], new Dictionary<string, string>
+                {
+                    ["SOCKSHIM_REBUILT"] = "1",
+                    ["CustomBeforeMicrosoftCommonProps"] = Path.Combine(planted.FullName, "planted.props"),
+                }, workingDirectory: planted.FullName),
+                "./sockshim run after a source changed", TimeSpan.FromMinutes(8));
+            plantedRan = File.Exists(marker);
+        }
+        finally { planted.Delete(recursive: true); }
         // (An ordinary account's build is its own: its environment counts there.)
         Assert.That(plantedRan, Is.EqualTo(!Environment.IsPrivilegedProcess), "the props the caller's environment named were imported only into a build that is not root's");
         Assert.That(exit, Is.Zero, error);

@@ -113,7 +113,11 @@ public class TrimmedAppTrustTests
         File.CreateSymbolicLink(Path.Combine(other, "host"), Path.Combine(realRoot, "host"));
         File.WriteAllText(Path.Combine(other, "dotnet"), $"#!/bin/sh\necho \"$(id -u)\" > {ran}\nexec {Path.Combine(realRoot, "dotnet")} \"$@\"\n");
         File.SetUnixFileMode(Path.Combine(other, "dotnet"), (UnixFileMode)0b111_101_101);
-        Assert.That(Process.Start("chown", ["-R", "--no-dereference", "nobody", other])!.WaitForExit(60_000), Is.True);
+        using (var chown = Process.Start("chown", ["-R", "--no-dereference", "nobody", other])!)
+        {
+            Assert.That(chown.WaitForExit(60_000), Is.True);
+            Assert.That(chown.ExitCode, Is.Zero, "the folder is nobody's");
+        }
 
         var env = new Dictionary<string, string>(SmallHeap) { ["DOTNET_ROOT"] = other };
         var (exit, stdout, stderr) = Programs.Run("SockShim.Interceptor", ["run", "--verbose", "--cache", _cache, "--", Path.Combine(_published, "LegacyApp"), "--start"], env, TimeSpan.FromMinutes(3));

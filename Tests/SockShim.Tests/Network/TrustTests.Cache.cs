@@ -390,9 +390,11 @@ public partial class TrustTests
     /// <summary>The attacker review: root's environment (sudo -E) may carry another account's
     /// startup hook or profiler. SockShim's managed tool, started by the native launcher or (with
     /// no launcher built) by the clone's script, must not load it: both hand such variables over
-    /// under another name and the tool gives them back to the app it starts. Here they name files
-    /// that do not exist, so a tool that loaded them would fail to start; `env` shows the hook
-    /// handed back (prepended to SockShim's own, as for any app).</summary>
+    /// under another name and the tool gives them back to the app it starts. The hook and the
+    /// OpenSSL module named here do not exist, so a tool that loaded either would fail; the host's
+    /// trace file would be written; `env` shows the hook handed back (after SockShim's own, as
+    /// for any app). (A missing profiler and the runtime's pipes leave nothing to see after the
+    /// tool exits: CallerVariablesTests checks what the tool is started with.)</summary>
     [TestCase("native launcher")]
     [TestCase("script")]
     [CancelAfter(600_000)]
@@ -431,7 +433,6 @@ public partial class TrustTests
             Assert.That(stdout, Does.Contain("export DOTNET_STARTUP_HOOKS='").And.Contain($":{hook}'"), "handed back for the app: " + stdout);
             Assert.That(File.Exists(Path.Combine(planted, "host-trace")), Is.False, "no host trace written where the caller said");
             Assert.That(stdout, Does.Not.Contain("stray-deps"), "a variable the caller set under SOCKSHIM_CALLER_ is not put back");
-            Assert.That(Directory.GetFileSystemEntries(Path.Combine(planted, "tmp")), Is.Empty, "no debugger pipe or diagnostic socket in the caller's TMPDIR");
         }
         finally
         {
@@ -490,6 +491,19 @@ public partial class TrustTests
             Assert.That(stderr, Does.Contain($"{sticky}/Directory.Packages.props is not root's, and building the tool would read it").And.Contain("clone it as root"));
             Assert.That(File.Exists($"{sticky}/ran"), Is.False, "the planted file never ran");
             Assert.That(Directory.Exists(Path.Combine(clone, ".artifacts")), Is.False, "nothing was built");
+
+            // The third review: a file planted after that check, during the build, is not read
+            // either: the clone's own global.json and Directory.Packages.props end the search, the
+            // build ignores Directory.Build.rsp, and NuGet reads root's configuration alone. Here
+            // the files are root's (so the check passes) and would each break or own the build.
+            TwoHosts.Run("chown", ["root", $"{sticky}/Directory.Packages.props"]);
+            File.WriteAllText($"{sticky}/global.json", """{ "sdk": { "version": "1.0.0" } }""");
+            File.WriteAllText($"{sticky}/Directory.Build.rsp", "-p:NoSuchSwitchWouldEverBuild=true -bogusswitch\n");
+            File.WriteAllText($"{sticky}/NuGet.Config", """<configuration><packageSources><add key="planted" value="http://127.0.0.1:9/v3/index.json" /></packageSources></configuration>""");
+            var built = Run("bash", [Path.Combine(clone, "sockshim"), "config"]);
+            Assert.That(built.Exit, Is.Zero, built.Out + built.Err);
+            Assert.That(File.Exists($"{sticky}/ran"), Is.False, "the Directory.Packages.props above the clone was not imported");
+            Assert.That(File.Exists(Path.Combine(clone, ".artifacts", "sockshim", "SockShim.Interceptor.dll")), Is.True, "the tool was built");
         }
         finally
         {

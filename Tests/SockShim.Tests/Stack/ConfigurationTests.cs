@@ -101,7 +101,8 @@ public class ConfigurationTests
         Assert.That(ex.Problems.Single().Source, Is.EqualTo("--pool"));
     }
 
-    [TestCase("198.51.100.0-224.0.0.9", "224.0.0.0-224.0.0.4,224.0.0.3-224.0.0.9")] // overlapping exclusions, in any order
+    [TestCase("198.51.100.0-224.0.0.9", "224.0.0.0-224.0.0.4,224.0.0.3-224.0.0.9")] // overlapping exclusions
+    [TestCase("198.51.100.0-224.0.0.9", "224.0.0.3-224.0.0.9,224.0.0.0-224.0.0.4")] // the same, the later one first
     [TestCase("198.51.100.0/24", "")]
     [TestCase("2001:db8::/120", "")]
     public void A_pool_whose_exclusions_take_out_every_such_address_is_served(string pool, string exclude)
