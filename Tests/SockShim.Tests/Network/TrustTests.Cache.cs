@@ -469,6 +469,54 @@ public partial class TrustTests
         }
     }
 
+    /// <summary>The third review: the launcher starts its tool with the `dotnet` it checked, but
+    /// under the name `dotnet`: a multi-call binary (snap's `dotnet` is a link to `snap`) decides
+    /// what to be by the name it is run as, and exited 64 when run by its resolved path. Here a
+    /// root-owned multi-call program (compiled here: a script sees its own path, not the name it
+    /// was run as) stands in for it. And with no launcher built, the script's
+    /// hand-over leaves bash's read-only SHELLOPTS alone (it exited 1).</summary>
+    [Test]
+    [CancelAfter(300_000)]
+    public void As_root_the_tool_starts_under_the_name_dotnet_and_the_script_keeps_shellopts()
+    {
+        string clone = $"/dev/shm/sockshim-test-multicall-{_id}";
+        string bin = $"/dev/shm/sockshim-test-multicallbin-{_id}";
+        try
+        {
+            CopyBuiltClone(clone);
+            Directory.CreateDirectory(bin);
+            string real = Path.Combine(Path.GetFullPath(Path.Combine(Path.GetDirectoryName(typeof(object).Assembly.Location)!, "..", "..", "..")), "dotnet");
+            File.WriteAllText(Path.Combine(bin, "multicall.c"), $$"""
+                #include <stdio.h>
+                #include <string.h>
+                #include <unistd.h>
+                int main(int argc, char **argv)
+                {
+                    const char *name = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+                    if (strcmp(name, "dotnet") == 0) { execv("{{real}}", argv); return 127; }
+                    fprintf(stderr, "multicall: unknown command %s\n", name);
+                    return 64;
+                }
+                """);
+            TwoHosts.Run("gcc", ["-o", Path.Combine(bin, "multicall"), Path.Combine(bin, "multicall.c")]);
+            File.CreateSymbolicLink(Path.Combine(bin, "dotnet"), "multicall");
+            var env = new Dictionary<string, string> { ["PATH"] = $"{bin}:{Environment.GetEnvironmentVariable("PATH")}" };
+            var (exit, stdout, stderr) = Run("bash", [Path.Combine(clone, "sockshim"), "config"], env);
+            Assert.That(exit, Is.Zero, stdout + stderr);
+            Assert.That(stderr, Does.Not.Contain("multicall: unknown command"));
+
+            File.Delete(Path.Combine(clone, ".artifacts", "sockshim", "sockshim"));
+            var fallback = Run("bash", [Path.Combine(clone, "sockshim"), "config"], new() { ["SHELLOPTS"] = "braceexpand:hashall:interactive-comments" });
+            Assert.That(fallback.Exit, Is.Zero, fallback.Out + fallback.Err);
+            Assert.That(fallback.Err, Does.Not.Contain("readonly variable"));
+        }
+        finally
+        {
+            if (Directory.Exists(clone)) Directory.Delete(clone, true);
+            if (Directory.Exists(bin)) Directory.Delete(bin, true);
+        }
+    }
+
     /// <summary>The second attacker review: a clone in a sticky directory (as under /tmp) whose
     /// parent holds another account's Directory.Packages.props (or global.json, NuGet.Config,
     /// Directory.Build.rsp), which the SDK, MSBuild and NuGet read from every directory above a
