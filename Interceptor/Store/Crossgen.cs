@@ -167,13 +167,6 @@ public static class Crossgen
 
     private static readonly string[] Proxies = ["http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "all_proxy"];
 
-    // Root's home from the account database, not HOME (the caller's word).
-    private static string RootHome()
-    {
-        try { return File.ReadLines("/etc/passwd").Select(l => l.Split(':')).FirstOrDefault(f => f.Length > 5 && f[2] == "0")?[5] is { Length: > 0 } home ? home : "/root"; }
-        catch (IOException) { return "/root"; }
-    }
-
     private static (int Exit, string Output) Run(string file, IEnumerable<string> args, string? cwd, TimeSpan timeout)
     {
         var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
@@ -192,7 +185,7 @@ public static class Crossgen
             string path = psi.Environment.TryGetValue("PATH", out var given) && given is not null ? given : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
             psi.Environment.Clear();
             psi.Environment["PATH"] = path;
-            psi.Environment["HOME"] = RootHome();
+            psi.Environment["HOME"] = TrustedPaths.AccountField(0, 5) ?? "/root"; // root's home by the account database, not HOME
             psi.Environment["NUGET_PACKAGES"] = TrustedPaths.Canonical(PackagesFolder) ?? PackagesFolder;
             psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
             psi.Environment["DOTNET_NOLOGO"] = "1";

@@ -234,9 +234,13 @@ internal static unsafe class TrustedPaths
 
     private static string Strerror(int error) => Marshal.GetPInvokeErrorMessage(error) + $" (errno {error})";
 
-    private static string UserName(uint uid)
+    private static string UserName(uint uid) => AccountField(uid, 0) ?? "unknown";
+
+    /// <summary>A field of <paramref name="uid"/>'s line in /etc/passwd (0 its name, 5 its home),
+    /// or null: the account database's word, never the environment's.</summary>
+    public static string? AccountField(uint uid, int field)
     {
-        try { return File.ReadLines("/etc/passwd").Select(l => l.Split(':')).FirstOrDefault(f => f.Length > 2 && f[2] == uid.ToString())?[0] ?? "unknown"; }
-        catch (IOException) { return "unknown"; }
+        try { return File.ReadLines("/etc/passwd").Select(l => l.Split(':')).FirstOrDefault(f => f.Length > Math.Max(field, 2) && f[2] == uid.ToString())?[field] is { Length: > 0 } value ? value : null; }
+        catch (IOException) { return null; }
     }
 }

@@ -174,11 +174,7 @@ public partial class TrustTests
             string store = Path.Combine(cache, "store");
             Assert.That(Directory.Exists(store) ? Directory.GetFiles(store, "System.Net.Sockets.dll", SearchOption.AllDirectories) : [], Is.Empty, "nothing was woven into root's cache");
         }
-        finally
-        {
-            if (Directory.Exists(root)) Directory.Delete(root, true);
-            if (Directory.Exists(cache)) Directory.Delete(cache, true);
-        }
+        finally { RemoveDirectories(root, cache); }
     }
 
     /// <summary>The same through a link (the attacker review): DOTNET_ROOT leads through a link the
@@ -218,11 +214,7 @@ public partial class TrustTests
             store.Prepare(runtime);
             Assert.That(woven, Is.EqualTo(File.ReadAllBytes(Path.Combine(installed, "System.Net.Sockets.dll"))), "what the weaver read is the runtime that was checked");
         }
-        finally
-        {
-            if (Directory.Exists(top)) Directory.Delete(top, true);
-            if (Directory.Exists(cache)) Directory.Delete(cache, true);
-        }
+        finally { RemoveDirectories(top, cache); }
     }
 
     /// <summary>The second attacker review: NUGET_PACKAGES leading through a link another account
@@ -298,10 +290,7 @@ public partial class TrustTests
             Assert.That(unrecorded, Is.EqualTo(97), unrecordedErr);
             Assert.That(unrecordedErr, Does.Contain($"without the launcher's record of the copy it checked ({record})"));
         }
-        finally
-        {
-            if (Directory.Exists(cache)) Directory.Delete(cache, true);
-        }
+        finally { RemoveDirectories(cache); }
     }
 
     /// <summary>Attack 3, the tool: root never loads hooks into its apps from files another
@@ -462,11 +451,7 @@ public partial class TrustTests
             Assert.That(stderr, Does.Contain($"{bin} is owned by uid {_uid} ({_user})").And.Contain("put root's .NET installation first on PATH").And.Not.Contain("   at "));
             Assert.That(File.Exists($"{bin}/ran"), Is.False, "the attacker's dotnet never ran");
         }
-        finally
-        {
-            if (Directory.Exists(clone)) Directory.Delete(clone, true);
-            if (Directory.Exists(bin)) Directory.Delete(bin, true);
-        }
+        finally { RemoveDirectories(clone, bin); }
     }
 
     /// <summary>The third review: the launcher starts its tool with the `dotnet` it checked, but
@@ -510,11 +495,7 @@ public partial class TrustTests
             Assert.That(fallback.Exit, Is.Zero, fallback.Out + fallback.Err);
             Assert.That(fallback.Err, Does.Not.Contain("readonly variable"));
         }
-        finally
-        {
-            if (Directory.Exists(clone)) Directory.Delete(clone, true);
-            if (Directory.Exists(bin)) Directory.Delete(bin, true);
-        }
+        finally { RemoveDirectories(clone, bin); }
     }
 
     /// <summary>The second attacker review: a clone in a sticky directory (as under /tmp) whose
@@ -553,10 +534,7 @@ public partial class TrustTests
             Assert.That(File.Exists($"{sticky}/ran"), Is.False, "the Directory.Packages.props above the clone was not imported");
             Assert.That(File.Exists(Path.Combine(clone, ".artifacts", "sockshim", "SockShim.Interceptor.dll")), Is.True, "the tool was built");
         }
-        finally
-        {
-            if (Directory.Exists(sticky)) Directory.Delete(sticky, true);
-        }
+        finally { RemoveDirectories(sticky); }
     }
 
     /// <summary>Root's environment may carry another account's SOCKSHIM_* variables (sudo's

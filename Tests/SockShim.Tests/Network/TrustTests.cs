@@ -49,6 +49,13 @@ public partial class TrustTests
         return (p.ExitCode, output);
     }
 
+    /// <summary>A test's own directories, gone whatever it left in them.</summary>
+    private static void RemoveDirectories(params string[] paths)
+    {
+        foreach (var path in paths)
+            if (Directory.Exists(path)) Directory.Delete(path, recursive: true);
+    }
+
     private void AssertProtectedUnchanged()
     {
         Assert.That(File.ReadAllText(_protected), Is.EqualTo("root's own\n"), "the file the links point at");
