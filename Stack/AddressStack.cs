@@ -45,8 +45,9 @@ public sealed class AddressStack : IDisposable
         try
         {
             // A helper's pools keep their tables with the helper: the state directory is for local ones.
-            if (spec.Pools.Any(p => p is LocalPoolSpec)) HostFiles.EnsureDirectory(spec.StateDirectory);
-            foreach (var pool in spec.Pools) stack._pools.Add(Open(pool, spec.StateDirectory, time));
+            // Its tables are opened through the path the check resolved.
+            string stateDirectory = spec.Pools.Any(p => p is LocalPoolSpec) ? HostFiles.EnsureDirectory(spec.StateDirectory) : spec.StateDirectory;
+            foreach (var pool in spec.Pools) stack._pools.Add(Open(pool, stateDirectory, time));
         }
         catch
         {

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using SockShim.Stack.Interop;
 
 namespace SockShim.Interceptor.Launch;
 
@@ -40,7 +41,7 @@ public static class DeploymentCheck
     public static SelfContainedApp? SelfContained(IReadOnlyList<string> command)
     {
         if (command.Count == 0 || Path.GetFileName(command[0]) == "dotnet") return null;
-        if (Resolve(command[0]) is not { } found || Store.TrustedPaths.Canonical(found) is not { } file) return null;
+        if (Resolve(command[0]) is not { } found || HostPaths.Canonical(found) is not { } file) return null;
         string runtimeConfig = file + ".runtimeconfig.json";
         try
         {

@@ -1,6 +1,7 @@
 using System.Xml.Linq;
 using SockShim.Interceptor.Store;
 using SockShim.Stack.Configuration;
+using SockShim.Stack.Interop;
 
 namespace SockShim.Interceptor.Launch;
 
@@ -148,9 +149,9 @@ public sealed class LaunchPlan
     internal static void CheckToolDirectory(string toolDirectory)
     {
         if (!TrustedPaths.AsRoot) return;
-        string directory = TrustedPaths.Canonical(toolDirectory) ?? toolDirectory;
+        string directory = HostPaths.Canonical(toolDirectory) ?? toolDirectory;
         if (Volatile.Read(ref s_trustedToolDirectory) == directory) return;
-        Untrusted? problem = TrustedPaths.Problem(directory) ?? TrustedPaths.EntriesProblem(directory);
+        Untrusted? problem = HostPaths.Problem(directory) ?? TrustedPaths.EntriesProblem(directory);
         if (problem is null) Volatile.Write(ref s_trustedToolDirectory, directory);
         else
             throw new Stack.Claims.UntrustedStateException(
@@ -163,7 +164,7 @@ public sealed class LaunchPlan
     private static string Muxer(InstalledRuntime runtime)
     {
         string muxer = Path.GetFullPath(Path.Combine(runtime.Directory, "..", "..", "..", "dotnet"));
-        if (TrustedPaths.AsRoot && (TrustedPaths.Canonical(muxer) is not { } canonical ? new Untrusted(muxer, "missing") : TrustedPaths.Problem(canonical, leafIsFile: true)) is { } problem)
+        if (TrustedPaths.AsRoot && (HostPaths.Canonical(muxer) is not { } canonical ? new Untrusted(muxer, "missing") : HostPaths.Problem(canonical, leafIsFile: true)) is { } problem)
             throw new Stack.Claims.UntrustedStateException(
                 $"the dotnet of the installation {Path.GetDirectoryName(muxer)}: {problem}; as root SockShim starts a trimmed app's code only with a dotnet that root owns and no other account can write, nor any directory above it");
         return muxer;

@@ -3,6 +3,7 @@ using SockShim.Interceptor.Cli;
 using SockShim.Interceptor.Launch;
 using SockShim.Interceptor.Store;
 using SockShim.Launcher;
+using SockShim.Stack.Interop;
 
 // The fast `sockshim` (Native AOT). `run` is handled here when every runtime's woven copy is in
 // the cache: the same checks as the tool's (settings, the app's deployment, the trust of the
@@ -30,7 +31,7 @@ string clone = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "..", "..
 string script = Path.Combine(clone, "sockshim");
 if (fromClone && !rebuilt && File.Exists(script) && CloneSources.ChangedSince(clone, Path.Combine(AppContext.BaseDirectory, ".built")))
 {
-    if (TrustedPaths.AsRoot && TrustedPaths.Problem(script, leafIsFile: true) is { } untrusted)
+    if (TrustedPaths.AsRoot && HostPaths.Problem(script, leafIsFile: true) is { } untrusted)
     {
         Console.Error.WriteLine($"sockshim: {untrusted}; as root the clone's script runs only when root owns it and no other account can write it");
         return 2;
@@ -64,8 +65,8 @@ string dotnet = "dotnet";
 if (TrustedPaths.AsRoot)
 {
     Untrusted? problem = new("dotnet", "not found on PATH");
-    if (Exec.Resolve("dotnet", Environment.GetEnvironmentVariable("PATH")) is { } found && TrustedPaths.Canonical(found) is { } muxer)
-        (dotnet, problem) = (muxer, TrustedPaths.Problem(muxer, leafIsFile: true));
+    if (Exec.Resolve("dotnet", Environment.GetEnvironmentVariable("PATH")) is { } found && HostPaths.Canonical(found) is { } muxer)
+        (dotnet, problem) = (muxer, HostPaths.Problem(muxer, leafIsFile: true));
     if (problem is not null)
     {
         Console.Error.WriteLine($"sockshim: {problem}; as root SockShim starts its managed tool only with a dotnet that root owns and no other account can write, nor any directory above it: put root's .NET installation first on PATH");

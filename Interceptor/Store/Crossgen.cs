@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Xml.Linq;
+using SockShim.Stack.Interop;
 
 namespace SockShim.Interceptor.Store;
 
@@ -81,7 +82,7 @@ public static class Crossgen
     /// between the check and the run.</remarks>
     private static string? Trusted(string tool, out string why)
     {
-        string resolved = TrustedPaths.Canonical(tool) ?? tool;
+        string resolved = HostPaths.Canonical(tool) ?? tool;
         why = UntrustedAsRoot(resolved) is { } problem
             ? $"{tool} is not root's alone ({problem}); as root SockShim runs no crossgen2 another account could change: set NUGET_PACKAGES to a folder root owns"
             : "";
@@ -95,9 +96,9 @@ public static class Crossgen
         if (!TrustedPaths.AsRoot) return null;
         string existing = Path.GetFullPath(path);
         string? canonical;
-        while ((canonical = TrustedPaths.Canonical(existing)) is null)
+        while ((canonical = HostPaths.Canonical(existing)) is null)
             if ((existing = Path.GetDirectoryName(existing)!) is null) return null;
-        return TrustedPaths.Problem(canonical, leafIsFile: File.Exists(canonical));
+        return HostPaths.Problem(canonical, leafIsFile: File.Exists(canonical));
     }
 
     /// <summary>The NuGet configuration of the restore: the package sources this account has
@@ -185,8 +186,8 @@ public static class Crossgen
             string path = psi.Environment.TryGetValue("PATH", out var given) && given is not null ? given : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
             psi.Environment.Clear();
             psi.Environment["PATH"] = path;
-            psi.Environment["HOME"] = TrustedPaths.AccountField(0, 5) ?? "/root"; // root's home by the account database, not HOME
-            psi.Environment["NUGET_PACKAGES"] = TrustedPaths.Canonical(PackagesFolder) ?? PackagesFolder;
+            psi.Environment["HOME"] = HostPaths.AccountField(0, 5) ?? "/root"; // root's home by the account database, not HOME
+            psi.Environment["NUGET_PACKAGES"] = HostPaths.Canonical(PackagesFolder) ?? PackagesFolder;
             psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
             psi.Environment["DOTNET_NOLOGO"] = "1";
             // A host that reaches NuGet only through a proxy: a proxy sees which packages are

@@ -1,5 +1,6 @@
 using System.Reflection.Metadata;
 using System.Reflection.PortableExecutable;
+using SockShim.Stack.Interop;
 
 namespace SockShim.Interceptor.Store;
 
@@ -76,9 +77,9 @@ public static class InstalledRuntimes
     /// check and the reads.</summary>
     public static IReadOnlyList<InstalledRuntime> Find(string? dotnetRoot = null)
     {
-        if (TrustedPaths.Canonical(Path.Combine(dotnetRoot ?? DotnetRoot(), "shared", "Microsoft.NETCore.App")) is not { } dir || !Directory.Exists(dir)) return [];
+        if (HostPaths.Canonical(Path.Combine(dotnetRoot ?? DotnetRoot(), "shared", "Microsoft.NETCore.App")) is not { } dir || !Directory.Exists(dir)) return [];
         return Directory.GetDirectories(dir)
-            .Select(d => TrustedPaths.Canonical(d) is { } canonical ? new InstalledRuntime(Path.GetFileName(d), canonical) : null)
+            .Select(d => HostPaths.Canonical(d) is { } canonical ? new InstalledRuntime(Path.GetFileName(d), canonical) : null)
             .OfType<InstalledRuntime>()
             .Where(r => File.Exists(r.SocketsPath) && Version.TryParse(r.Version.Split('-')[0], out _))
             .OrderBy(r => Version.Parse(r.Version.Split('-')[0]))

@@ -2,88 +2,33 @@ using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text;
 using Microsoft.Win32.SafeHandles;
+using SockShim.Stack.Interop;
 using Tmds.Linux;
 using static Tmds.Linux.LibC;
 
 namespace SockShim.Interceptor.Store;
 
 /// <summary>
-/// The checks that decide whether a directory or file SockShim loads into apps, or builds in, can
-/// be trusted: it and every directory above it are owned by root or by this account and no other
-/// account can write them. A directory others may write is allowed only above the path, and only
-/// when it is root's and sticky (/tmp, /dev/shm): there no other account can rename or remove an
-/// entry it does not own, so a root- or self-owned entry below it stays where it is.
-/// Files are made with O_EXCL and O_NOFOLLOW under random names, their mode set on the handle.
+/// The directories and files SockShim loads into apps, or builds in: whether they can be trusted
+/// (HostPaths judges: it and every directory above it root's or this account's, writable by no
+/// other account), and how they are made: with O_EXCL and O_NOFOLLOW under random names, their
+/// mode set on the handle.
 /// </summary>
-/// <summary>What makes a path untrustworthy: the first component, from /, that is wrong, and why.</summary>
-internal sealed record Untrusted(string Path, string Reason)
-{
-    public override string ToString() => $"{Path} is {Reason}";
-}
 
 internal static unsafe class TrustedPaths
 {
     public static bool AsRoot => geteuid() == 0;
 
-    /// <summary>The path with every link resolved by the kernel, or null when it does not exist.
-    /// Later uses go through this name, so a link another account owns cannot be re-pointed
-    /// after the check.</summary>
-    public static string? Canonical(string path)
-    {
-        int fd;
-        fixed (byte* p = Bytes(path)) fd = open(p, O_PATH | O_CLOEXEC);
-        if (fd < 0) return null;
-        using var handle = new SafeFileHandle(fd, ownsHandle: true);
-        return new FileInfo($"/proc/self/fd/{fd}").LinkTarget;
-    }
-
-    /// <summary>What makes <paramref name="canonical"/> (a path without links) untrustworthy, as
-    /// "COMPONENT is REASON", or null when it and every directory above it are fine. With
-    /// <paramref name="toMakeIn"/> it is a directory something will be made in, and may be sticky.</summary>
-    public static Untrusted? Problem(string canonical, bool leafIsFile = false, bool toMakeIn = false)
-    {
-        var components = new List<string> { canonical };
-        for (string? up = Path.GetDirectoryName(canonical); up is not null; up = Path.GetDirectoryName(up)) components.Add(up);
-        for (int i = components.Count - 1; i >= 0; i--)
-        {
-            bool leaf = i == 0 && !toMakeIn;
-            // Above the leaf a root-owned sticky directory (/tmp) is fine: no one else can
-            // rename what root owns in it.
-            if (Judge(components[i], fileAllowed: leaf && leafIsFile, stickyAllowed: !leaf, out _) is { } problem) return problem;
-        }
-        return null;
-    }
-
     /// <summary>The first entry under <paramref name="directory"/> (itself already checked with
-    /// <see cref="Problem"/>) that is not a regular file or directory of root or this account
+    /// <see cref="HostPaths.Problem"/>) that is not a regular file or directory of root or this account
     /// that no other account can write; one lstat each, links never followed.</summary>
     public static Untrusted? EntriesProblem(string directory)
     {
         foreach (var entry in Directory.EnumerateFileSystemEntries(directory))
         {
-            if (Judge(entry, fileAllowed: true, stickyAllowed: false, out bool isDirectory) is { } problem) return problem;
+            if (HostPaths.Judge(entry, fileAllowed: true, stickyAllowed: false, out bool isDirectory) is { } problem) return problem;
             if (isDirectory && EntriesProblem(entry) is { } inner) return inner;
         }
-        return null;
-    }
-
-    // One path, not followed: a directory (or, when allowed, a regular file) of root or this
-    // account that no other account can write.
-    private static Untrusted? Judge(string path, bool fileAllowed, bool stickyAllowed, out bool isDirectory)
-    {
-        isDirectory = false;
-        stat st;
-        int result;
-        fixed (byte* p = Bytes(path)) result = lstat(p, &st);
-        if (result != 0) return new(path, $"unreadable ({Strerror(errno)})");
-        uint mode = (uint)st.st_mode, uid = (uint)st.st_uid, type = mode & (uint)S_IFMT;
-        string octal = Convert.ToString(mode & 0xFFF, 8);
-        if (type == (uint)S_IFLNK) return new(path, $"a symbolic link (owner uid {uid})");
-        isDirectory = type == (uint)S_IFDIR;
-        if (!isDirectory && !(fileAllowed && type == (uint)S_IFREG)) return new(path, fileAllowed ? "not a regular file or directory" : "not a directory");
-        if (uid != 0 && uid != geteuid()) return new(path, $"owned by uid {uid} ({UserName(uid)}), mode {octal}");
-        bool othersWrite = (mode & 0b000_010_010) != 0, sticky = (mode & 0b1_000_000_000) != 0;
-        if (othersWrite && !(stickyAllowed && sticky && uid == 0)) return new(path, $"writable by other accounts (mode {octal}, owner uid {uid})");
         return null;
     }
 
@@ -97,12 +42,12 @@ internal static unsafe class TrustedPaths
         var missing = new Stack<string>();
         string existing = full;
         string? canonical;
-        while ((canonical = Canonical(existing)) is null)
+        while ((canonical = HostPaths.Canonical(existing)) is null)
         {
             missing.Push(Path.GetFileName(existing));
             existing = Path.GetDirectoryName(existing) ?? throw new IOException($"{full} cannot be made: no directory above it exists");
         }
-        problem = check ? Problem(canonical, toMakeIn: missing.Count > 0) : null;
+        problem = check ? HostPaths.Problem(canonical, toMakeIn: missing.Count > 0) : null;
         if (problem is not null) return canonical;
         while (missing.TryPop(out var name))
         {
@@ -110,9 +55,9 @@ internal static unsafe class TrustedPaths
             int made;
             fixed (byte* p = Bytes(canonical)) made = mkdir(p, (mode_t)mode);
             if (made != 0 && errno != EEXIST) throw new IOException($"{canonical} cannot be made: {Strerror(errno)}");
-            if (check && Problem(canonical) is { } p2) { problem = p2; return canonical; }
+            if (check && HostPaths.Problem(canonical) is { } p2) { problem = p2; return canonical; }
         }
-        return Canonical(canonical) ?? throw new IOException($"{canonical} disappeared while it was made");
+        return HostPaths.Canonical(canonical) ?? throw new IOException($"{canonical} disappeared while it was made");
     }
 
     /// <summary>Makes, or checks, a directory only this account may enter or write: a
@@ -233,14 +178,4 @@ internal static unsafe class TrustedPaths
     private static byte[] Bytes(string path) => Encoding.UTF8.GetBytes(path + "\0");
 
     private static string Strerror(int error) => Marshal.GetPInvokeErrorMessage(error) + $" (errno {error})";
-
-    private static string UserName(uint uid) => AccountField(uid, 0) ?? "unknown";
-
-    /// <summary>A field of <paramref name="uid"/>'s line in /etc/passwd (0 its name, 5 its home),
-    /// or null: the account database's word, never the environment's.</summary>
-    public static string? AccountField(uint uid, int field)
-    {
-        try { return File.ReadLines("/etc/passwd").Select(l => l.Split(':')).FirstOrDefault(f => f.Length > Math.Max(field, 2) && f[2] == uid.ToString())?[field] is { Length: > 0 } value ? value : null; }
-        catch (IOException) { return null; }
-    }
 }

@@ -1,5 +1,6 @@
 using SockShim.Interceptor.Contract;
 using SockShim.Interceptor.Weaving;
+using SockShim.Stack.Interop;
 
 namespace SockShim.Interceptor.Store;
 
@@ -161,9 +162,9 @@ public sealed class WovenStore(string root, WovenStore.Weaver? weaver, WovenStor
     /// (an overlay) is keyed by its content's hash and serves only that app.</summary>
     private static void CheckInstalledRuntime(InstalledRuntime runtime)
     {
-        string directory = TrustedPaths.Canonical(runtime.Directory) ?? runtime.Directory;
-        string source = TrustedPaths.Canonical(runtime.SocketsPath) ?? runtime.SocketsPath;
-        if ((TrustedPaths.Problem(directory) ?? TrustedPaths.EntriesProblem(directory) ?? TrustedPaths.Problem(source, leafIsFile: true)) is { } problem)
+        string directory = HostPaths.Canonical(runtime.Directory) ?? runtime.Directory;
+        string source = HostPaths.Canonical(runtime.SocketsPath) ?? runtime.SocketsPath;
+        if ((HostPaths.Problem(directory) ?? TrustedPaths.EntriesProblem(directory) ?? HostPaths.Problem(source, leafIsFile: true)) is { } problem)
             throw new Stack.Claims.UntrustedStateException(
                 $"runtime {runtime.Version} in {runtime.Directory}: {problem}; as root SockShim weaves only a .NET runtime that root owns and no other account can write, " +
                 "nor any directory above it (its woven System.Net.Sockets is kept in root's cache for root's later runs): point DOTNET_ROOT at root's own .NET installation, or unset it");

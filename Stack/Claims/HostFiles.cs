@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using System.Text;
 using Microsoft.Win32.SafeHandles;
+using SockShim.Stack.Interop;
 using Tmds.Linux;
 using static Tmds.Linux.LibC;
 
@@ -19,32 +20,39 @@ public sealed class UntrustedStateException(string message) : IOException(messag
 /// </summary>
 internal static unsafe class HostFiles
 {
-    /// <summary>Makes <paramref name="path"/> (mode 0755, this account's) or checks the one there.</summary>
-    public static void EnsureDirectory(string path)
+    /// <summary>Makes <paramref name="path"/> (mode 0755, this account's) or checks the one there;
+    /// its canonical path (see <see cref="CheckDirectory"/>).</summary>
+    public static string EnsureDirectory(string path)
     {
+        string trusted = TrustedParent(path);
         int made;
-        fixed (byte* p = Bytes(path)) made = mkdir(p, 0b111_101_101);
+        fixed (byte* p = Bytes(trusted)) made = mkdir(p, 0b111_101_101);
         if (made != 0 && errno != EEXIST) throw new UntrustedStateException($"state directory {path} cannot be made: {Strerror(errno)}");
-        CheckDirectory(path);
+        return CheckDirectory(path);
     }
 
     /// <summary>Refuses a state directory that is a link, not a directory, another account's, or
-    /// writable by group or others.</summary>
-    public static void CheckDirectory(string path)
+    /// writable by group or others, or one in a directory another account could rename it out of
+    /// (and put its own in its place): every directory above it must be root's or this account's
+    /// and writable by no other account, but for a root-owned sticky one such as /tmp or /dev/shm.
+    /// Its canonical path (the directories above it with their links resolved): the tables are
+    /// opened through it, so a link above it that is re-pointed later changes nothing.</summary>
+    public static string CheckDirectory(string path)
     {
+        path = TrustedParent(path);
         stat st;
         int result;
         fixed (byte* p = Bytes(path)) result = lstat(p, &st);
         if (result != 0) throw new UntrustedStateException($"state directory {path} cannot be read: {Strerror(errno)}");
         uint mode = (uint)st.st_mode, uid = (uint)st.st_uid, me = (uint)geteuid();
         string what = (mode & (uint)S_IFMT) == (uint)S_IFLNK ? "a symbolic link" : (mode & (uint)S_IFMT) != (uint)S_IFDIR ? "not a directory" : "";
-        if (what.Length == 0 && uid == me && (mode & 0b000_010_010) == 0) return;
+        if (what.Length == 0 && uid == me && (mode & 0b000_010_010) == 0) return path;
         string octal = Convert.ToString(mode & 0xFFF, 8);
         if (what.Length == 0 && uid == me)
             throw new UntrustedStateException(
                 $"state directory {path} is this account's but writable by other accounts (mode {octal}; an older SockShim made it so): SockShim keeps its tables only in a directory no other account can write. " +
                 $"Check that nothing in it belongs to another account, then `chmod 755 {path}`, or remove it (`rm -r {path}`) when no process uses SockShim");
-        if (what.Length == 0) what = $"owned by uid {uid} ({UserName(uid)})";
+        if (what.Length == 0) what = $"owned by uid {uid} ({HostPaths.UserName(uid)})";
         throw new UntrustedStateException(
             $"state directory {path} is {what} (mode {octal}, owner uid {uid}); SockShim (uid {me}) keeps its tables only in a directory it owns " +
             $"that no other account can write. It is not SockShim's: remove it (`rm -r {path}`, after checking what is in it), or choose another with --state-dir or SOCKSHIM_STATEDIR");
@@ -124,13 +132,20 @@ internal static unsafe class HostFiles
         }
     }
 
+    // The state directory's path with the directories above it resolved and judged.
+    private static string TrustedParent(string path)
+    {
+        string full = Path.TrimEndingDirectorySeparator(Path.GetFullPath(path));
+        if (Path.GetDirectoryName(full) is not { } parent) throw new UntrustedStateException($"state directory {path} is the root directory; choose one such as /run/sockshim");
+        if (HostPaths.Canonical(parent) is not { } canonical) throw new UntrustedStateException($"state directory {path} cannot be made: {parent} does not exist");
+        if (HostPaths.Problem(canonical, toMakeIn: true) is { } problem)
+            throw new UntrustedStateException(
+                $"state directory {path} is in a directory another account could change: {problem}. SockShim keeps its tables only where every directory above them is root's or this account's " +
+                "and no other account can write it (a root-owned sticky one such as /tmp is fine): choose another with --state-dir or SOCKSHIM_STATEDIR, such as the default");
+        return Path.Combine(canonical, Path.GetFileName(full));
+    }
+
     private static byte[] Bytes(string path) => Encoding.UTF8.GetBytes(path + "\0");
 
     private static string Strerror(int error) => Marshal.GetPInvokeErrorMessage(error) + $" (errno {error})";
-
-    private static string UserName(uint uid)
-    {
-        try { return File.ReadLines("/etc/passwd").Select(l => l.Split(':')).FirstOrDefault(f => f.Length > 2 && f[2] == uid.ToString())?[0] ?? "unknown"; }
-        catch (IOException) { return "unknown"; }
-    }
 }

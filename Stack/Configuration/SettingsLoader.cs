@@ -2,6 +2,7 @@ using System.Collections;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Configuration.Json;
 using SockShim.Stack.Addressing;
+using SockShim.Stack.Interop;
 
 namespace SockShim.Stack.Configuration;
 
@@ -14,6 +15,9 @@ namespace SockShim.Stack.Configuration;
 public static class SettingsLoader
 {
     public const string EnvironmentPrefix = "SOCKSHIM_";
+
+    // A configuration file is a few kilobytes; a larger one is not read.
+    private const long MaxFileBytes = 4 << 20;
 
     // Flat keys, the same in every source: SOCKSHIM_POOL, --pool, "pool" in JSON. They shape
     // the first pool (or the only one), which is what most users configure.
@@ -47,14 +51,23 @@ public static class SettingsLoader
                 throw new ConfigurationException(new SettingProblem(origin, file, "it is a directory, not a file", example));
             if (!File.Exists(file))
                 throw new ConfigurationException(new SettingProblem(origin, file, "the file does not exist", example));
-            // Tried here so that a file this account may not read is a problem named in one
-            // line, not an exception from deep inside the configuration builder.
-            try { using (File.OpenRead(file)) { } }
-            catch (Exception ex) when (ex is UnauthorizedAccessException or IOException)
+            // Its bytes are read once, through the path the check resolved: another account's file,
+            // or one in a directory another account could change, would let that account choose
+            // the pools, interfaces and routes SockShim sets up (as root too: sudo keeps the
+            // variable, and a path given with --config is no safer). A file this account may not
+            // read is a problem named in one line, not an exception from the configuration builder.
+            byte[]? bytes;
+            Untrusted? untrusted;
+            try { bytes = HostPaths.ReadTrusted(file, MaxFileBytes, out untrusted); }
+            catch (IOException ex)
             {
-                throw new ConfigurationException(new SettingProblem(origin, file, $"the file cannot be read ({ex.Message.TrimEnd('.')})", $"a file this account ({Environment.UserName}) can read: {example}"));
+                throw new ConfigurationException(new SettingProblem(origin, file, $"the file cannot be read ({ex.Message})", $"a file this account ({Environment.UserName}) can read: {example}"));
             }
-            builder.AddJsonFile(System.IO.Path.GetFullPath(file), optional: false, reloadOnChange: false);
+            if (bytes is null)
+                throw new ConfigurationException(new SettingProblem(origin, file,
+                    $"{untrusted}: SockShim reads its configuration only from a file that, with every directory above it, is root's or this account's ({Environment.UserName}) and writable by no other account, which could otherwise choose the pools, interfaces and routes it sets up",
+                    $"a file only this account or root can change, such as /etc/sockshim.json (`chmod go-w` it and its directories, or copy it)"));
+            builder.AddJsonStream(new MemoryStream(bytes));
         }
         builder.AddInMemoryCollection(env);
         builder.AddInMemoryCollection(cli);
@@ -76,7 +89,7 @@ public static class SettingsLoader
         {
             // A list (Pools:0:Ranges) has no value of its own, only its items.
             if (!providers[i].TryGet(key, out _) && !providers[i].GetChildKeys([], key).Any()) continue;
-            if (providers[i] is JsonConfigurationProvider) return $"file {file}, key '{key}'";
+            if (providers[i] is JsonStreamConfigurationProvider) return $"file {file}, key '{key}'";
             bool isCli = i == providers.Count - 1;
             return isCli
                 ? "--" + ToKebab(key)

@@ -199,7 +199,7 @@ public partial class TrustTests
             Assert.That(made, Is.Zero, output);
 
             var runtime = SockShim.Interceptor.Store.InstalledRuntimes.Find($"{top}/dn").Single(r => r.Version == version);
-            Assert.That(runtime.Directory, Is.EqualTo(SockShim.Interceptor.Store.TrustedPaths.Canonical(installed)), "found by the path the link led to");
+            Assert.That(runtime.Directory, Is.EqualTo(SockShim.Stack.Interop.HostPaths.Canonical(installed)), "found by the path the link led to");
             byte[]? woven = null;
             var store = new SockShim.Interceptor.Store.WovenStore(cache, (r, mvid, work, compiled, progress) =>
             {

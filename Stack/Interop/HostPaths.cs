@@ -1,0 +1,116 @@
+using System.Runtime.InteropServices;
+using System.Text;
+using Microsoft.Win32.SafeHandles;
+using Tmds.Linux;
+using static Tmds.Linux.LibC;
+
+namespace SockShim.Stack.Interop;
+
+/// <summary>What makes a path untrustworthy: the first component, from /, that is wrong, and why.</summary>
+internal sealed record Untrusted(string Path, string Reason)
+{
+    public override string ToString() => $"{Path} is {Reason}";
+}
+
+/// <summary>
+/// Whether a path SockShim acts on can be trusted (trust-model.md, "own what you trust"): it and
+/// every directory above it are owned by root or by this account and no other account can write
+/// them. A directory others may write is allowed only above the path, and only when it is root's
+/// and sticky (/tmp, /dev/shm): there no other account can rename or remove an entry it does not
+/// own, so a root- or self-owned entry below it stays where it is. The one judge of this for the
+/// woven store, the tool's own files, the configuration file and the state directory.
+/// </summary>
+internal static unsafe class HostPaths
+{
+    /// <summary>The path with every link resolved by the kernel, or null when it does not exist.
+    /// Later uses go through this name, so a link another account owns cannot be re-pointed
+    /// after the check.</summary>
+    public static string? Canonical(string path)
+    {
+        int fd;
+        fixed (byte* p = Bytes(path)) fd = open(p, O_PATH | O_CLOEXEC);
+        if (fd < 0) return null;
+        using var handle = new SafeFileHandle(fd, ownsHandle: true);
+        return new FileInfo($"/proc/self/fd/{fd}").LinkTarget;
+    }
+
+    /// <summary>What makes <paramref name="canonical"/> (a path without links) untrustworthy, as
+    /// "COMPONENT is REASON", or null when it and every directory above it are fine. With
+    /// <paramref name="toMakeIn"/> it is a directory something will be made in, and may be sticky.</summary>
+    public static Untrusted? Problem(string canonical, bool leafIsFile = false, bool toMakeIn = false)
+    {
+        var components = new List<string> { canonical };
+        for (string? up = Path.GetDirectoryName(canonical); up is not null; up = Path.GetDirectoryName(up)) components.Add(up);
+        for (int i = components.Count - 1; i >= 0; i--)
+        {
+            bool leaf = i == 0 && !toMakeIn;
+            // Above the leaf a root-owned sticky directory (/tmp) is fine: no one else can
+            // rename what root owns in it.
+            if (Judge(components[i], fileAllowed: leaf && leafIsFile, stickyAllowed: !leaf, out _) is { } problem) return problem;
+        }
+        return null;
+    }
+
+    /// <summary>One path, not followed: a directory (or, when allowed, a regular file) of root or
+    /// this account that no other account can write.</summary>
+    public static Untrusted? Judge(string path, bool fileAllowed, bool stickyAllowed, out bool isDirectory)
+    {
+        isDirectory = false;
+        stat st;
+        int result;
+        fixed (byte* p = Bytes(path)) result = lstat(p, &st);
+        if (result != 0) return new(path, $"unreadable ({Strerror(errno)})");
+        uint mode = (uint)st.st_mode, uid = (uint)st.st_uid, type = mode & (uint)S_IFMT;
+        string octal = Convert.ToString(mode & 0xFFF, 8);
+        if (type == (uint)S_IFLNK) return new(path, $"a symbolic link (owner uid {uid})");
+        isDirectory = type == (uint)S_IFDIR;
+        if (!isDirectory && !(fileAllowed && type == (uint)S_IFREG)) return new(path, fileAllowed ? "not a regular file or directory" : "not a directory");
+        if (uid != 0 && uid != geteuid()) return new(path, $"owned by uid {uid} ({UserName(uid)}), mode {octal}");
+        bool othersWrite = (mode & 0b000_010_010) != 0, sticky = (mode & 0b1_000_000_000) != 0;
+        if (othersWrite && !(stickyAllowed && sticky && uid == 0)) return new(path, $"writable by other accounts (mode {octal}, owner uid {uid})");
+        return null;
+    }
+
+    /// <summary>The bytes of a file this account will act on (the configuration file): found
+    /// through its canonical path, which with every directory above it must pass
+    /// <see cref="Problem"/>, then opened without following a link and checked again on the
+    /// handle (the file the check judged, a regular file of at most <paramref name="max"/> bytes).
+    /// Null with <paramref name="problem"/> saying why not; IOException when it cannot be opened
+    /// (this account may not read it).</summary>
+    public static byte[]? ReadTrusted(string path, long max, out Untrusted? problem)
+    {
+        if (Canonical(path) is not { } canonical) { problem = new(path, "missing"); return null; }
+        if ((problem = Problem(canonical, leafIsFile: true)) is not null) return null;
+        int fd;
+        fixed (byte* p = Bytes(canonical)) fd = open(p, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0) throw new IOException(Strerror(errno));
+        using var handle = new SafeFileHandle(fd, ownsHandle: true);
+        stat st;
+        if (fstat(fd, &st) != 0) { problem = new(canonical, $"unreadable ({Strerror(errno)})"); return null; }
+        uint uid = (uint)st.st_uid, mode = (uint)st.st_mode;
+        if ((mode & (uint)S_IFMT) != (uint)S_IFREG || (uid != 0 && uid != geteuid()) || (mode & 0b000_010_010) != 0)
+        {
+            problem = new(canonical, $"changed while it was checked (now mode {Convert.ToString(mode, 8)}, owner uid {uid})");
+            return null;
+        }
+        if ((long)st.st_size > max) { problem = new(canonical, $"{(long)st.st_size} bytes, more than SockShim reads of such a file ({max})"); return null; }
+        var bytes = new byte[(long)st.st_size];
+        int read = 0;
+        while (read < bytes.Length && RandomAccess.Read(handle, bytes.AsSpan(read), read) is var n && n > 0) read += n;
+        return read == bytes.Length ? bytes : bytes[..read];
+    }
+
+    public static string UserName(uint uid) => AccountField(uid, 0) ?? "unknown";
+
+    /// <summary>A field of <paramref name="uid"/>'s line in /etc/passwd (0 its name, 5 its home),
+    /// or null: the account database's word, never the environment's.</summary>
+    public static string? AccountField(uint uid, int field)
+    {
+        try { return File.ReadLines("/etc/passwd").Select(l => l.Split(':')).FirstOrDefault(f => f.Length > Math.Max(field, 2) && f[2] == uid.ToString())?[field] is { Length: > 0 } value ? value : null; }
+        catch (IOException) { return null; }
+    }
+
+    private static byte[] Bytes(string path) => Encoding.UTF8.GetBytes(path + "\0");
+
+    private static string Strerror(int error) => Marshal.GetPInvokeErrorMessage(error) + $" (errno {error})";
+}
