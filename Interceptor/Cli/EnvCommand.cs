@@ -17,7 +17,7 @@ internal static class EnvCommand
         command.SetAction(parse =>
         {
             var given = Launch.LaunchPlan.WithRunDefaults(stack.Given(parse));
-            Stack.Configuration.SettingsLoader.Load(given);
+            LaunchPlan.CheckSettings(given); // a bad setting stops here, before the app starts
             LaunchPlan.CheckToolDirectory(AppContext.BaseDirectory); // before anything is woven for it
             var store = CacheOption.Store(parse, cache, StoreWeaver.Tools);
             try { store.PrepareAll(); }

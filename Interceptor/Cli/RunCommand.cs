@@ -28,7 +28,7 @@ internal static class RunCommand
         run.SetAction(async (parse, ct) =>
         {
             var given = LaunchPlan.WithRunDefaults(stack.Given(parse));
-            Stack.Configuration.SettingsLoader.Load(given); // a bad setting stops here, before the app starts
+            LaunchPlan.CheckSettings(given); // a bad setting stops here, before the app starts
             // An app that would run unpatched with nothing inside it to say so is refused before it starts.
             if (DeploymentCheck.Problem(parse.GetValue(command)!) is { } unservable)
             {

@@ -29,7 +29,7 @@ internal static class ServeCommand
         {
             var given = stack.Given(parse);
             string? file = given.GetValueOrDefault(SettingsLoader.ConfigKey) ?? Environment.GetEnvironmentVariable("SOCKSHIM_CONFIG");
-            if (file is null)
+            if (string.IsNullOrWhiteSpace(file))
             {
                 error.WriteLine("sockshim serve: give the pools and grants in a configuration file: --config /etc/sockshim/helper.json " +
                     "(example: {\"pools\": [{\"name\": \"nic\", \"ranges\": [\"198.51.100.0/24\"], \"provisioner\": \"netlink\", \"interface\": \"eth0\"}], " +
@@ -37,9 +37,11 @@ internal static class ServeCommand
                 return 2;
             }
             // Checked first: a bad path is the user's mistake, said before any pool is set up.
-            HelperServer.CheckSocketPath(parse.GetValue(socket)!);
-            var settings = SettingsLoader.Load(given);
-            var grants = ReadGrants(file);
+            HelperSocketPath.Check(parse.GetValue(socket)!);
+            // The grants come from the very bytes the pools did: read again by its path, the file
+            // could be another one by then (a link re-pointed), unchecked.
+            var settings = SettingsLoader.Load(given, null, out var read);
+            var grants = ReadGrants(read!);
             var limits = new HelperLimits(parse.GetValue(maxConnections), parse.GetValue(maxPerUser), TimeSpan.FromSeconds(parse.GetValue(idle)));
             using var loggers = LoggerFactory.Create(b => b.SetMinimumLevel(LogLevel.Information)
                 .AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; })
@@ -67,14 +69,15 @@ internal static class ServeCommand
         return option;
     }
 
-    private static Grants ReadGrants(string file)
+    private static Grants ReadGrants(SockShim.Stack.Interop.TrustedFile read)
     {
+        string file = read.Path;
         var problems = new List<string>();
         List<Grant?> list;
         var texts = new List<string>();
         try
         {
-            using var doc = JsonDocument.Parse(File.ReadAllText(file), new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
+            using var doc = JsonDocument.Parse(new MemoryStream(read.Bytes), new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
             var section = doc.RootElement.EnumerateObject().FirstOrDefault(p => p.Name.Equals("grants", StringComparison.OrdinalIgnoreCase));
             if (section.Value.ValueKind == JsonValueKind.Array) texts.AddRange(section.Value.EnumerateArray().Select(e => e.GetRawText()));
             list = section.Value.ValueKind == JsonValueKind.Array

@@ -28,7 +28,7 @@ internal sealed class StackOptions
         (new("--mode") { Description = "tuple (only AF_INET_TUPLE sockets) or all (every TCP/UDP client socket); sockshim run defaults to all" }, SettingsLoader.ModeKey),
         (new("--destinations") { Description = "in mode all, only sockets to these CIDR[:port[-port]] get an address, comma-separated (default: what the pool reaches; loopback for the loopback pool)" }, SettingsLoader.DestinationsKey),
         (new("--wildcard-bind") { Description = "keep (the default): a socket that binds 0.0.0.0/:: keeps the host's common address, as a listener must; own: such a TCP/UDP socket gets its own address at bind, with its port (mode all)" }, SettingsLoader.WildcardBindKey),
-        (new("--state-dir") { Description = "where the host-wide lease tables live (default /dev/shm/sockshim)" }, SettingsLoader.StateDirKey),
+        (new("--state-dir") { Description = "where the host-wide lease tables live (default /run/sockshim for root; $XDG_RUNTIME_DIR/sockshim or /dev/shm/sockshim-UID for others)" }, SettingsLoader.StateDirKey),
     ];
 
     public void AddTo(Command command, bool forRun = false)

@@ -40,14 +40,9 @@ public sealed class HelperServer : IDisposable
         _log = log;
         _limits = limits ?? HelperLimits.Default;
         _clients = new HelperClients(_limits);
-        CheckSocketPath(socketPath);
-        SocketPath = socketPath;
-        Directory.CreateDirectory(Path.GetDirectoryName(socketPath)!);
-        RemoveStaleSocket(socketPath);
-        _listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        _listener.Bind(new UnixDomainSocketEndPoint(socketPath));
         // Anyone may connect; what they get is decided per request by their credentials.
-        File.SetUnixFileMode(socketPath, (UnixFileMode)0b110_110_110);
+        SocketPath = HelperSocketPath.Check(socketPath);
+        _listener = HelperSocketPath.Listen(socketPath, SocketPath);
         _listener.Listen(512);
     }
 
@@ -58,55 +53,6 @@ public sealed class HelperServer : IDisposable
         // timeout and no accept pause would ever fire. So the first timer runs now.
         Task.Delay(1).Wait();
         _accepting = Task.Run(AcceptLoop);
-    }
-
-    /// <summary>The longest path a Unix socket address holds (sun_path less its terminating zero).</summary>
-    public const int MaxSocketPath = 107;
-
-    /// <summary>A user's mistake in --socket, said in one line before anything is created.</summary>
-    public static void CheckSocketPath(string path)
-    {
-        string? why = !Path.IsPathFullyQualified(path) ? "the helper's socket needs an absolute path"
-            : Encoding.UTF8.GetByteCount(path) > MaxSocketPath ? $"a Unix socket path is at most {MaxSocketPath} bytes, this one has {Encoding.UTF8.GetByteCount(path)}"
-            : path.EndsWith('/') ? "it names a directory, not the socket in it" : null;
-        if (why is not null) throw new ConfigurationException(new SettingProblem("--socket", path, why, ServeSocketExample));
-        CheckSocketDirectory(Path.GetDirectoryName(path)!, path);
-    }
-
-    // The socket is made by path and its mode set by path (a socket's own descriptor cannot
-    // chmod its name): in a directory another account may write, the name could be swapped for
-    // a link in between, and root would chmod the link's target. A sticky directory (/tmp) keeps
-    // others from renaming root's entries; a directory yet to be made is made by root, 0755.
-    private static unsafe void CheckSocketDirectory(string directory, string path)
-    {
-        Tmds.Linux.stat st;
-        int found;
-        fixed (byte* p = Encoding.UTF8.GetBytes(directory + "\0")) found = Tmds.Linux.LibC.lstat(p, &st);
-        if (found != 0) return;
-        uint mode = (uint)st.st_mode, owner = (uint)st.st_uid;
-        bool directoryOk = (mode & (uint)Tmds.Linux.LibC.S_IFMT) == (uint)Tmds.Linux.LibC.S_IFDIR;
-        bool othersWrite = (mode & 0b000_010_010) != 0 && (mode & 0b001_000_000_000) == 0;
-        if (directoryOk && !othersWrite && (owner == 0 || owner == Tmds.Linux.LibC.geteuid())) return;
-        throw new SockShim.Stack.Claims.UntrustedStateException(
-            $"--socket {path}: its directory {directory} is {(directoryOk ? $"writable by other accounts or owned by uid {owner} (mode {Convert.ToString(mode & 0xFFF, 8)})" : "not a directory (a link?)")}; " +
-            $"the helper makes its socket only in a directory no other account can change, such as {Path.GetDirectoryName(ServeSocketExample)}");
-    }
-
-    private const string ServeSocketExample = "/run/sockshim/helper.sock";
-
-    /// <summary>A socket a helper that died left at <paramref name="path"/> goes; anything else
-    /// there (a file, a link, another account's socket) is never deleted: the helper refuses.</summary>
-    private static unsafe void RemoveStaleSocket(string path)
-    {
-        Tmds.Linux.stat st;
-        int found;
-        fixed (byte* p = System.Text.Encoding.UTF8.GetBytes(path + "\0")) found = Tmds.Linux.LibC.lstat(p, &st);
-        if (found != 0) return;
-        bool socket = ((uint)st.st_mode & (uint)Tmds.Linux.LibC.S_IFMT) == (uint)Tmds.Linux.LibC.S_IFSOCK;
-        if (!socket || (uint)st.st_uid != Tmds.Linux.LibC.geteuid())
-            throw new SockShim.Stack.Claims.UntrustedStateException(
-                $"--socket {path} is {(socket ? $"a socket of uid {(uint)st.st_uid}" : "not a socket")}; the helper deletes only a socket of its own a previous helper left there. Remove it yourself if it is not needed, or choose another path");
-        File.Delete(path);
     }
 
     /// <summary>Live addresses a user holds through the helper now.</summary>

@@ -21,6 +21,19 @@ public sealed class LaunchPlan
         return given;
     }
 
+    /// <summary>The settings `run` and `env` start an app with, checked before it starts: a bad
+    /// setting, an untrusted configuration file or state directory stops here (exit 2), not at
+    /// the app's first socket. The app is then told the configuration file and the state
+    /// directory by the paths the checks resolved, so it reads what was checked, wherever a link
+    /// on the way leads by then.</summary>
+    public static void CheckSettings(Dictionary<string, string?> given)
+    {
+        var spec = Stack.Configuration.SettingsLoader.Load(given, null, out var file);
+        if (file is not null) given[Stack.Configuration.SettingsLoader.ConfigKey] = file.Path;
+        if (spec.Pools.Any(p => p is Stack.Configuration.LocalPoolSpec))
+            given[Stack.Configuration.SettingsLoader.StateDirKey] = Stack.Claims.HostFiles.CheckBeforeUse(spec.StateDirectory);
+    }
+
     public IReadOnlyList<string> Command { get; private set; } = [];
     /// <summary>Variables to set (null: remove) in the child's environment.</summary>
     public Dictionary<string, string?> Environment { get; } = new();

@@ -48,6 +48,11 @@ internal static unsafe class HostFiles
         string what = (mode & (uint)S_IFMT) == (uint)S_IFLNK ? "a symbolic link" : (mode & (uint)S_IFMT) != (uint)S_IFDIR ? "not a directory" : "";
         if (what.Length == 0 && uid == me && (mode & 0b000_010_010) == 0) return path;
         string octal = Convert.ToString(mode & 0xFFF, 8);
+        // /tmp or /dev/shm itself: a directory every account shares, never SockShim's to change.
+        if (what.Length == 0 && (mode & 0b1_000_000_000) != 0 && (uid == 0 || uid == me))
+            throw new UntrustedStateException(
+                $"state directory {path} is a directory every account shares (mode {octal}): SockShim keeps its tables in a directory of its own that no other account can write. " +
+                $"Choose one inside it, such as {Path.Combine(path, $"sockshim-{me}")}, with --state-dir or SOCKSHIM_STATEDIR, or leave both unset for the default");
         if (what.Length == 0 && uid == me)
             throw new UntrustedStateException(
                 $"state directory {path} is this account's but writable by other accounts (mode {octal}; an older SockShim made it so): SockShim keeps its tables only in a directory no other account can write. " +
@@ -56,6 +61,19 @@ internal static unsafe class HostFiles
         throw new UntrustedStateException(
             $"state directory {path} is {what} (mode {octal}, owner uid {uid}); SockShim (uid {me}) keeps its tables only in a directory it owns " +
             $"that no other account can write. It is not SockShim's: remove it (`rm -r {path}`, after checking what is in it), or choose another with --state-dir or SOCKSHIM_STATEDIR");
+    }
+
+    /// <summary>The check of a state directory before anything uses it (`sockshim run`, before the
+    /// app starts): the directories above it as <see cref="CheckDirectory"/> judges them, and the
+    /// directory itself when it exists already (the first process makes it otherwise). Its
+    /// canonical path, for the app to use.</summary>
+    public static string CheckBeforeUse(string path)
+    {
+        string trusted = TrustedParent(path);
+        stat st;
+        int result;
+        fixed (byte* p = Bytes(trusted)) result = lstat(p, &st);
+        return result != 0 && errno == ENOENT ? trusted : CheckDirectory(trusted);
     }
 
     /// <summary>Opens an existing file of the state directory for reading and writing: not
@@ -88,6 +106,11 @@ internal static unsafe class HostFiles
             // there); no other account can add a name in this directory.
             if (((uint)st.st_mode & (uint)S_IFMT) != (uint)S_IFREG || (uint)st.st_uid != (uint)geteuid() || (ulong)st.st_nlink is < 1 or > 2)
                 throw new UntrustedStateException($"{path} is not a file of this account's own (mode {Convert.ToString((uint)st.st_mode, 8)}, owner uid {(uint)st.st_uid}, {(ulong)st.st_nlink} links); left alone");
+            // Older SockShims made tables and descriptions 0666: any account could rewrite them.
+            if (((uint)st.st_mode & 0b000_010_010) != 0)
+                throw new UntrustedStateException(
+                    $"{path} is writable by other accounts (mode {Convert.ToString((uint)st.st_mode & 0xFFF, 8)}; an older SockShim made it so), so what it says cannot be trusted; " +
+                    $"remove the state directory {Path.GetDirectoryName(path)} (`rm -r`) when no process uses SockShim, and addresses a crash left with `ip addr del`");
             if (size is { } expected && (long)st.st_size != expected)
                 throw new UntrustedStateException($"{path} has {(long)st.st_size} bytes, expected {expected}; remove it when no process uses the pool");
             return new FileStream(handle, FileAccess.ReadWrite);
@@ -141,7 +164,8 @@ internal static unsafe class HostFiles
         if (HostPaths.Problem(canonical, toMakeIn: true) is { } problem)
             throw new UntrustedStateException(
                 $"state directory {path} is in a directory another account could change: {problem}. SockShim keeps its tables only where every directory above them is root's or this account's " +
-                "and no other account can write it (a root-owned sticky one such as /tmp is fine): choose another with --state-dir or SOCKSHIM_STATEDIR, such as the default");
+                "and no other account can write it (a root-owned sticky one such as /tmp is fine): choose another with --state-dir or SOCKSHIM_STATEDIR, or leave both unset for the default " +
+                "(/run/sockshim for root; $XDG_RUNTIME_DIR/sockshim or /dev/shm/sockshim-UID for others)");
         return Path.Combine(canonical, Path.GetFileName(full));
     }
 

@@ -16,8 +16,14 @@ internal static class StateDirectory
     public static void WriteDescription(string tablePath, string json)
     {
         string path = tablePath + ".pool.json";
-        using (var existing = HostFiles.OpenExisting(path, size: null))
-            if (existing is not null && new StreamReader(existing).ReadToEnd() == json) return;
+        // One that cannot be trusted (an older SockShim's 0666 file) is replaced: the directory is
+        // this account's alone, and rename(2) never follows what it replaces.
+        try
+        {
+            using (var existing = HostFiles.OpenExisting(path, size: null))
+                if (existing is not null && new StreamReader(existing).ReadToEnd() == json) return;
+        }
+        catch (UntrustedStateException) { }
         HostFiles.Publish(path, fs => fs.Write(System.Text.Encoding.UTF8.GetBytes(json)), replace: true);
     }
 

@@ -30,8 +30,15 @@ public static class SettingsLoader
 
     /// <summary>Loads and validates. <paramref name="options"/> maps flat keys to values given as
     /// command-line options; <paramref name="environment"/> defaults to the process's.</summary>
-    public static StackSpec Load(IReadOnlyDictionary<string, string?>? options = null, IDictionary? environment = null)
+    public static StackSpec Load(IReadOnlyDictionary<string, string?>? options = null, IDictionary? environment = null) => Load(options, environment, out _);
+
+    /// <summary>Loads and validates, and gives the configuration file as read (its canonical path
+    /// and bytes; null without one): whatever else reads that file (the helper's grants) or names
+    /// it to another process (the app's SOCKSHIM_CONFIG) uses these, never the path as given,
+    /// which a link could lead elsewhere by then.</summary>
+    internal static StackSpec Load(IReadOnlyDictionary<string, string?>? options, IDictionary? environment, out TrustedFile? read)
     {
+        read = null;
         environment ??= Environment.GetEnvironmentVariables();
         var env = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
         foreach (DictionaryEntry e in environment)
@@ -56,18 +63,18 @@ public static class SettingsLoader
             // the pools, interfaces and routes SockShim sets up (as root too: sudo keeps the
             // variable, and a path given with --config is no safer). A file this account may not
             // read is a problem named in one line, not an exception from the configuration builder.
-            byte[]? bytes;
             Untrusted? untrusted;
-            try { bytes = HostPaths.ReadTrusted(file, MaxFileBytes, out untrusted); }
+            try { read = HostPaths.ReadTrusted(file, MaxFileBytes, out untrusted); }
             catch (IOException ex)
             {
-                throw new ConfigurationException(new SettingProblem(origin, file, $"the file cannot be read ({ex.Message})", $"a file this account ({Environment.UserName}) can read: {example}"));
+                throw new ConfigurationException(new SettingProblem(origin, file, $"the file cannot be read: {ex.Message}", $"a file this account ({Environment.UserName}) can read: {example}"));
             }
-            if (bytes is null)
-                throw new ConfigurationException(new SettingProblem(origin, file,
-                    $"{untrusted}: SockShim reads its configuration only from a file that, with every directory above it, is root's or this account's ({Environment.UserName}) and writable by no other account, which could otherwise choose the pools, interfaces and routes it sets up",
-                    $"a file only this account or root can change, such as /etc/sockshim.json (`chmod go-w` it and its directories, or copy it)"));
-            builder.AddJsonStream(new MemoryStream(bytes));
+            if (read is null) Refuse(untrusted!);
+            builder.AddJsonStream(new MemoryStream(read!.Bytes));
+
+            void Refuse(Untrusted untrusted) => throw new ConfigurationException(new SettingProblem(origin, file,
+                $"{untrusted}: SockShim reads its configuration only from a file that, with every directory above it, is root's or this account's ({Environment.UserName}) and writable by no other account, which could otherwise choose the pools, interfaces and routes it sets up",
+                "read it before trusting it (another account may have changed it already; changing its mode now does not undo that), then write the settings you want into a new file in a directory only root or this account can change, such as /etc/sockshim.json"));
         }
         builder.AddInMemoryCollection(env);
         builder.AddInMemoryCollection(cli);

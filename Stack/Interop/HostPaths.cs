@@ -12,6 +12,9 @@ internal sealed record Untrusted(string Path, string Reason)
     public override string ToString() => $"{Path} is {Reason}";
 }
 
+/// <summary>A file read by <see cref="HostPaths.ReadTrusted"/>: its canonical path and its bytes.</summary>
+internal sealed record TrustedFile(string Path, byte[] Bytes);
+
 /// <summary>
 /// Whether a path SockShim acts on can be trusted (trust-model.md, "own what you trust"): it and
 /// every directory above it are owned by root or by this account and no other account can write
@@ -67,37 +70,52 @@ internal static unsafe class HostPaths
         if (!isDirectory && !(fileAllowed && type == (uint)S_IFREG)) return new(path, fileAllowed ? "not a regular file or directory" : "not a directory");
         if (uid != 0 && uid != geteuid()) return new(path, $"owned by uid {uid} ({UserName(uid)}), mode {octal}");
         bool othersWrite = (mode & 0b000_010_010) != 0, sticky = (mode & 0b1_000_000_000) != 0;
-        if (othersWrite && !(stickyAllowed && sticky && uid == 0)) return new(path, $"writable by other accounts (mode {octal}, owner uid {uid})");
+        if (othersWrite && !(stickyAllowed && sticky && uid == 0))
+            return new(path, $"writable by {((mode & 0b000_000_010) != 0 ? "other accounts" : "its group's other accounts")} (mode {octal}, owner uid {uid})");
         return null;
     }
 
-    /// <summary>The bytes of a file this account will act on (the configuration file): found
-    /// through its canonical path, which with every directory above it must pass
-    /// <see cref="Problem"/>, then opened without following a link and checked again on the
-    /// handle (the file the check judged, a regular file of at most <paramref name="max"/> bytes).
-    /// Null with <paramref name="problem"/> saying why not; IOException when it cannot be opened
-    /// (this account may not read it).</summary>
-    public static byte[]? ReadTrusted(string path, long max, out Untrusted? problem)
+    /// <summary>A file this account will act on (the configuration file), as read: found through
+    /// its canonical path, which with every directory above it must pass <see cref="Problem"/>,
+    /// then opened without following a link and checked again on the handle (the very file the
+    /// path led to when it was resolved, still regular, still root's or this account's and
+    /// writable by no other). Null with <paramref name="problem"/> saying why not; IOException
+    /// when it cannot be read (this account may not, or it is over <paramref name="max"/> bytes).</summary>
+    public static TrustedFile? ReadTrusted(string path, long max, out Untrusted? problem)
     {
-        if (Canonical(path) is not { } canonical) { problem = new(path, "missing"); return null; }
+        problem = null;
+        int given;
+        fixed (byte* p = Bytes(path)) given = open(p, O_PATH | O_CLOEXEC);
+        if (given < 0) { problem = new(path, "missing"); return null; }
+        stat resolved;
+        string? canonical;
+        using (var handle = new SafeFileHandle(given, ownsHandle: true))
+        {
+            if (fstat(given, &resolved) != 0) throw new IOException($"{path}: {Strerror(errno)}");
+            canonical = new FileInfo($"/proc/self/fd/{given}").LinkTarget;
+        }
+        // A pipe or socket has no path ("pipe:[N]"); a path into another mount namespace
+        // (/proc/PID/root/...) resolves to a name that here means another file.
+        if (canonical is null || !canonical.StartsWith('/')) { problem = new(path, "not a file in a directory (a pipe, a socket or a deleted file)"); return null; }
         if ((problem = Problem(canonical, leafIsFile: true)) is not null) return null;
         int fd;
         fixed (byte* p = Bytes(canonical)) fd = open(p, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-        if (fd < 0) throw new IOException(Strerror(errno));
-        using var handle = new SafeFileHandle(fd, ownsHandle: true);
+        if (fd < 0) throw new IOException($"{canonical}: {Strerror(errno)}");
+        using var file = new SafeFileHandle(fd, ownsHandle: true);
         stat st;
-        if (fstat(fd, &st) != 0) { problem = new(canonical, $"unreadable ({Strerror(errno)})"); return null; }
+        if (fstat(fd, &st) != 0) throw new IOException($"{canonical}: {Strerror(errno)}");
         uint uid = (uint)st.st_uid, mode = (uint)st.st_mode;
-        if ((mode & (uint)S_IFMT) != (uint)S_IFREG || (uid != 0 && uid != geteuid()) || (mode & 0b000_010_010) != 0)
-        {
-            problem = new(canonical, $"changed while it was checked (now mode {Convert.ToString(mode, 8)}, owner uid {uid})");
-            return null;
-        }
-        if ((long)st.st_size > max) { problem = new(canonical, $"{(long)st.st_size} bytes, more than SockShim reads of such a file ({max})"); return null; }
+        if ((ulong)st.st_dev != (ulong)resolved.st_dev || (ulong)st.st_ino != (ulong)resolved.st_ino)
+            problem = new(path, $"not the file its resolved path {canonical} names here (a path into another mount namespace, such as /proc/PID/root, or one changed while it was read)");
+        else if ((mode & (uint)S_IFMT) != (uint)S_IFREG) problem = new(canonical, "not a regular file");
+        else if ((uid != 0 && uid != geteuid()) || (mode & 0b000_010_010) != 0)
+            problem = new(canonical, $"changed while it was checked (now mode {Convert.ToString(mode & 0xFFF, 8)}, owner uid {uid})");
+        if (problem is not null) return null;
+        if ((long)st.st_size > max) throw new IOException($"{canonical} has {(long)st.st_size} bytes, more than SockShim reads of such a file ({max})");
         var bytes = new byte[(long)st.st_size];
         int read = 0;
-        while (read < bytes.Length && RandomAccess.Read(handle, bytes.AsSpan(read), read) is var n && n > 0) read += n;
-        return read == bytes.Length ? bytes : bytes[..read];
+        while (read < bytes.Length && RandomAccess.Read(file, bytes.AsSpan(read), read) is var n && n > 0) read += n;
+        return new TrustedFile(canonical, read == bytes.Length ? bytes : bytes[..read]);
     }
 
     public static string UserName(uint uid) => AccountField(uid, 0) ?? "unknown";

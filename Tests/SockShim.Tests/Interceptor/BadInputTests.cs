@@ -48,6 +48,8 @@ public class BadInputTests
     // Arguments, the bad value the line must name, what it must say is right.
     [TestCase("status --state-dir {d}/file", "{d}/file", "not a directory", "choose another with --state-dir")]
     [TestCase("gc --state-dir {d}/file", "{d}/file", "not a directory", "choose another with --state-dir")]
+    [TestCase("status --state-dir /dev/shm", "state directory /dev/shm", "a directory every account shares (mode 1777)", "Choose one inside it, such as /dev/shm/sockshim-0")]
+    [TestCase("gc --state-dir /tmp/", "state directory /tmp", "a directory every account shares (mode 1777)", "Choose one inside it, such as /tmp/sockshim-0")]
     [TestCase("serve --config {d}/ok.json --socket {d}/helper.sock --state-dir {d}/file", "{d}/file", "not a directory", "choose another with --state-dir")]
     [TestCase("config --config {d}/missing.json", "'{d}/missing.json'", "does not exist", "Example of a good value: /etc/sockshim.json")]
     [TestCase("serve --config {d}/missing.json --socket {d}/helper.sock", "'{d}/missing.json'", "does not exist", "Example of a good value: /etc/sockshim.json")]
@@ -55,7 +57,7 @@ public class BadInputTests
     [TestCase("user: config --config {d}/secret.json", "'{d}/secret.json'", "cannot be read", "a file this account ({user}) can read")]
     [TestCase("serve --config {d}/ok.json --socket helper.sock --state-dir {d}/state", "--socket = 'helper.sock'", "needs an absolute path", "Example of a good value: /run/sockshim/helper.sock")]
     [TestCase("serve --config {d}/ok.json --socket {long} --state-dir {d}/state", "--socket = '{long}'", "at most 107 bytes", "Example of a good value: /run/sockshim/helper.sock")]
-    [TestCase("serve --config {d}/ok.json --socket {d}/open/helper.sock --state-dir {d}/state", "its directory {d}/open is writable by other accounts", "(mode 777)", "such as /run/sockshim")]
+    [TestCase("serve --config {d}/ok.json --socket {d}/open/helper.sock --state-dir {d}/state", "--socket {d}/open/helper.sock: {d}/open is writable by other accounts", "(mode 777, owner uid 0)", "such as /run/sockshim")]
     [TestCase("config --helper helper.sock --pool-name lo", "--helper = 'helper.sock'", "absolute path", "Example of a good value: /run/sockshim/helper.sock")]
     [TestCase("config --helper {long} --pool-name lo", "--helper = '{long}'", "at most 107 bytes", "Example of a good value: /run/sockshim/helper.sock")]
     [TestCase("serve --config {d}/null-grant.json --socket {d}/helper.sock --state-dir {d}/state", "key 'grants' = 'null'", "grant 2: null", "Example of a good value: {\"user\"")]

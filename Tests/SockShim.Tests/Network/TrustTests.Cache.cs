@@ -454,6 +454,22 @@ public partial class TrustTests
         finally { RemoveDirectories(clone, bin); }
     }
 
+    /// <summary>With no `dotnet` on PATH the launcher, as root, says so and starts nothing (one
+    /// line, exit 2), rather than leaving exec to search a PATH it has not checked.</summary>
+    [Test]
+    public void As_root_the_native_launcher_without_a_dotnet_on_path_says_so()
+    {
+        string clone = $"/dev/shm/sockshim-test-nodotnet-{_id}";
+        try
+        {
+            CopyBuiltClone(clone);
+            var (exit, stdout, stderr) = Run(Path.Combine(clone, ".artifacts", "sockshim", "sockshim"), ["status"], new() { ["PATH"] = $"/nonexistent-{_id}" });
+            Assert.That(exit, Is.EqualTo(2), stdout + stderr);
+            Assert.That(stderr.Trim(), Is.EqualTo("sockshim: dotnet is not found on PATH; as root SockShim starts its managed tool only with a dotnet that root owns and no other account can write, nor any directory above it: put root's .NET installation first on PATH"));
+        }
+        finally { RemoveDirectories(clone); }
+    }
+
     /// <summary>The third review: the launcher starts its tool with the `dotnet` it checked, but
     /// under the name `dotnet`: a multi-call binary (snap's `dotnet` is a link to `snap`) decides
     /// what to be by the name it is run as, and exited 64 when run by its resolved path. Here a

@@ -134,6 +134,14 @@ public partial class TrustTests
             Assert.That(exit, Is.Not.Zero, stdout);
             Assert.That(stdout, Does.Not.Contain("lease "), "no address was taken");
             Assert.That(stderr, Does.Contain($"state directory {state} is in a directory another account could change: {expected}"));
+            Assert.That(Directory.Exists(state), Is.False, "nothing was made in it");
+            // `run` refuses it before the app starts, not at the app's first socket.
+            string marker = Path.Combine(Path.GetTempPath(), $"sockshim-test-ran-{_id}");
+            var (runExit, runOut, runErr) = Programs.Run("SockShim.Interceptor", ["run", "--state-dir", state, "--", "sh", "-c", $"touch {marker}"]);
+            Assert.That(runExit, Is.EqualTo(2), runOut + runErr);
+            Assert.That(runErr, Does.Contain(expected).And.Not.Contain("   at "));
+            Assert.That(File.Exists(marker), Is.False, "the app never started");
+            Assert.That(Directory.Exists(state), Is.False, "nothing was made in it");
             foreach (var verb in new[] { "status", "gc" })
             {
                 Directory.CreateDirectory(state); // as the attacker could have made it appear, so the verbs look inside
@@ -142,7 +150,6 @@ public partial class TrustTests
                 Assert.That(verbErr, Does.Contain(expected).And.Not.Contain("   at "), verb);
                 Directory.Delete(state);
             }
-            Assert.That(Directory.GetFileSystemEntries(parent), Is.Empty, "nothing was made in it");
         }
         finally
         {
@@ -150,5 +157,128 @@ public partial class TrustTests
             holder?.Dispose();
             RemoveDirectories(parent);
         }
+    }
+
+    /// <summary>The app `run` starts is told the configuration file and the state directory by
+    /// the paths the checks resolved, not through the links it was given: a link re-pointed after
+    /// the check (to another root-owned file) cannot give the app other settings than the ones
+    /// checked.</summary>
+    [Test]
+    public void The_app_is_told_the_configuration_and_state_directory_that_were_checked()
+    {
+        string dir = $"/dev/shm/sockshim-test-told-{_id}";
+        string config = Path.Combine(dir, "sockshim.json");
+        string configLink = $"/dev/shm/sockshim-test-told-config-{_id}", dirLink = $"/dev/shm/sockshim-test-told-dir-{_id}";
+        try
+        {
+            Directory.CreateDirectory(dir);
+            File.SetUnixFileMode(dir, (UnixFileMode)0b111_101_101);
+            File.WriteAllText(config, PoolConfig("told"));
+            var (linked, output) = AsAttacker($"ln -s {config} {configLink} && ln -s {dir} {dirLink}");
+            Assert.That(linked, Is.Zero, output);
+            var (exit, stdout, stderr) = Programs.Run("SockShim.Interceptor",
+                ["run", "--config", configLink, "--state-dir", Path.Combine(dirLink, "state"), "--", "sh", "-c", "printf '%s\\n' \"$SOCKSHIM_CONFIG\" \"$SOCKSHIM_STATEDIR\""]);
+            Assert.That(exit, Is.Zero, stderr);
+            Assert.That(stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries), Is.EqualTo(new[] { config, Path.Combine(dir, "state") }));
+        }
+        finally
+        {
+            File.Delete(configLink);
+            File.Delete(dirLink);
+            RemoveDirectories(dir);
+        }
+    }
+
+    /// <summary>The helper's socket is made, chmod'ed and removed by path as root: under a
+    /// directory the attacker owns, root would make a directory in it and bind there (and a
+    /// link swapped in between would have root chmod its target); through the attacker's link,
+    /// the directory is the one the link led to when checked, and stays so.</summary>
+    [TestCase("in a directory the attacker owns", TestName = "The helper refuses a socket under another account's directory")]
+    [TestCase("through the attacker's link", TestName = "The helper makes its socket where the attacker's link led when it was checked")]
+    [TestCase("where a helper serves", TestName = "The helper never removes the socket of a helper that still serves")]
+    public void The_helpers_socket(string how)
+    {
+        string dir = $"/dev/shm/sockshim-test-sock-{_id}";
+        string atk = $"/dev/shm/sockshim-test-sockatk-{_id}";
+        string config = Path.Combine(dir, "helper.json");
+        var started = new List<Process>();
+        try
+        {
+            Directory.CreateDirectory(dir);
+            File.SetUnixFileMode(dir, (UnixFileMode)0b111_101_101);
+            File.WriteAllText(config, """{ "pools": [ { "name": "lo", "ranges": ["127.107.8.0/29"] } ], "grants": [ { "user": "root", "pools": ["lo"] } ] }""");
+            string[] Serve(string socket) => ["serve", "--config", config, "--socket", socket, "--state-dir", Path.Combine(dir, "state")];
+            if (how == "in a directory the attacker owns")
+            {
+                var (made, output) = AsAttacker($"mkdir -m 755 {atk}");
+                Assert.That(made, Is.Zero, output);
+                var (exit, stdout, stderr) = Programs.Run("SockShim.Interceptor", Serve($"{atk}/sub/helper.sock"), timeout: TimeSpan.FromSeconds(60));
+                Assert.That(exit, Is.EqualTo(2), stdout + stderr);
+                Assert.That(stderr, Does.Contain($"--socket {atk}/sub/helper.sock: {atk} is owned by uid {_uid} ({_user})").And.Not.Contain("   at "));
+                Assert.That(Directory.Exists($"{atk}/sub"), Is.False, "root made nothing in the attacker's directory");
+                return;
+            }
+            string socket = Path.Combine(dir, "sub", "helper.sock");
+            string given = socket;
+            if (how == "through the attacker's link")
+            {
+                var (linked, output) = AsAttacker($"ln -s {dir} {atk}");
+                Assert.That(linked, Is.Zero, output);
+                given = $"{atk}/sub/helper.sock";
+            }
+            var first = Programs.Start("SockShim.Interceptor", Serve(given));
+            started.Add(first);
+            Assert.That(Programs.Line(first), Is.EqualTo($"serving pools lo on {socket}"), "the socket's path as resolved when checked");
+            if (how == "where a helper serves")
+            {
+                var (exit, stdout, stderr) = Programs.Run("SockShim.Interceptor", Serve(socket), timeout: TimeSpan.FromSeconds(60));
+                Assert.That(exit, Is.EqualTo(2), stdout + stderr);
+                Assert.That(stderr, Does.Contain($"a helper already serves on {socket}").And.Not.Contain("   at "));
+                using var client = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+                client.Connect(new System.Net.Sockets.UnixDomainSocketEndPoint(socket));
+                Assert.That(first.HasExited, Is.False, "the first helper still serves on its socket");
+            }
+        }
+        finally
+        {
+            foreach (var p in started) { if (!p.HasExited) p.Kill(); p.Dispose(); }
+            if (File.Exists(atk) || new FileInfo(atk).LinkTarget is not null) File.Delete(atk);
+            RemoveDirectories(dir, atk);
+        }
+    }
+
+    /// <summary>Tables and descriptions an older SockShim made 0666 could be rewritten by any
+    /// account: a table is refused (exit 2 from `status`, the app takes no address), naming
+    /// what to do; a description, which SockShim writes anew, is replaced with mode 0644.</summary>
+    [Test]
+    public void A_table_or_description_others_may_write_is_not_trusted()
+    {
+        string state = $"/dev/shm/sockshim-test-oldmode-{_id}";
+        string table = TablePath(state);
+        try
+        {
+            void HoldOne()
+            {
+                using var holder = Programs.Start("SockShim.TestAgent", ["hold", "1"], Pool(state));
+                Assert.That(Held(holder), Has.Count.EqualTo(1), () => holder.StandardError.ReadToEnd());
+                holder.Kill();
+                holder.WaitForExit();
+            }
+            HoldOne();
+            Assert.That(File.Exists(table), Is.True);
+
+            File.SetUnixFileMode(table + ".pool.json", (UnixFileMode)0b110_110_110);
+            HoldOne();
+            Assert.That(File.GetUnixFileMode(table + ".pool.json"), Is.EqualTo((UnixFileMode)0b110_100_100), "the description was written anew");
+
+            File.SetUnixFileMode(table, (UnixFileMode)0b110_110_110);
+            var (exit, stdout, stderr) = Programs.Run("SockShim.TestAgent", ["hold", "1"], Pool(state), timeout: TimeSpan.FromSeconds(60));
+            Assert.That(exit, Is.Not.Zero, stdout);
+            Assert.That(stdout, Does.Not.Contain("lease "));
+            Assert.That(stderr, Does.Contain($"{table} is writable by other accounts (mode 666; an older SockShim made it so)").And.Contain($"remove the state directory {state}"));
+            var (statusExit, statusOut, statusErr) = Programs.Run("SockShim.Interceptor", ["status", "--state-dir", state]);
+            Assert.That(statusOut + statusErr, Does.Contain($"{table} is writable by other accounts"), "status names it");
+        }
+        finally { RemoveDirectories(state); }
     }
 }

@@ -367,7 +367,7 @@ public partial class TrustTests
             File.WriteAllText(config, """{ "pools": [ { "name": "lo", "ranges": ["127.107.0.0/24"] } ], "grants": [ { "user": "root", "pools": ["lo"] } ] }""");
             var (exit, output, error) = Programs.Run("SockShim.Interceptor", ["serve", "--config", config, "--socket", _protected, "--state-dir", Path.Combine(dir, "state")], timeout: TimeSpan.FromSeconds(60));
             Assert.That(exit, Is.EqualTo(2), output + error);
-            Assert.That(error, Does.Contain($"--socket {_protected} is not a socket").And.Not.Contain("   at "));
+            Assert.That(error, Does.Contain($"--socket {_protected}: {_protected} is not a socket").And.Not.Contain("   at "));
             AssertProtectedUnchanged();
         }
         finally
