@@ -454,6 +454,35 @@ public partial class TrustTests
         finally { RemoveDirectories(clone, bin); }
     }
 
+    /// <summary>Root's PATH may carry another account's directory (`sudo env PATH=$PATH`). The
+    /// clone's script runs its own tools (stat, find, readlink, env, ...) from the system's
+    /// standard PATH, and builds with only the entries of PATH no other account can change, so
+    /// neither the attacker's `stat` nor its `dotnet`, nor the `gcc`/`clang` the native build
+    /// links with, ever runs as root: at a build and at a launch.</summary>
+    [Test]
+    [CancelAfter(400_000)]
+    public void As_root_the_script_never_runs_a_tool_from_another_accounts_directory_on_path()
+    {
+        string clone = $"/dev/shm/sockshim-test-pathclone-{_id}";
+        string bin = $"/dev/shm/sockshim-test-pathtools-{_id}";
+        try
+        {
+            TwoHosts.Run("git", ["clone", "-q", RepoPaths.Root, clone]);
+            string[] tools = ["stat", "find", "readlink", "env", "mkdir", "cat", "cp", "rm", "dotnet", "gcc", "clang", "cc", "ld", "objcopy", "strip"];
+            var (made, output) = AsAttacker($"mkdir -m 755 {bin} && for t in {string.Join(' ', tools)}; do printf '#!/bin/sh\\ntouch {bin}/ran-$t\\nexit 1\\n' > {bin}/$t && chmod 755 {bin}/$t; done");
+            Assert.That(made, Is.Zero, output);
+            var path = new Dictionary<string, string> { ["PATH"] = $"{bin}:{Environment.GetEnvironmentVariable("PATH")}" };
+            foreach (var what in new[] { "the build", "a launch" })
+            {
+                var (exit, stdout, stderr) = Run("bash", [Path.Combine(clone, "sockshim"), "run", "--", "/bin/true"], path);
+                Assert.That(exit, Is.Zero, $"{what}: {stdout}{stderr}");
+                Assert.That(File.Exists(Path.Combine(clone, ".artifacts", "sockshim", "sockshim")), Is.True, "the native launcher was built");
+                Assert.That(Directory.GetFiles(bin, "ran-*").Select(Path.GetFileName), Is.Empty, $"{what}: no tool of the attacker's ran");
+            }
+        }
+        finally { RemoveDirectories(clone, bin); }
+    }
+
     /// <summary>With no `dotnet` on PATH the launcher, as root, says so and starts nothing (one
     /// line, exit 2), rather than leaving exec to search a PATH it has not checked.</summary>
     [Test]
