@@ -475,7 +475,10 @@ public partial class TrustTests
             foreach (var what in new[] { "the build", "a launch" })
             {
                 var (exit, stdout, stderr) = Run("bash", [Path.Combine(clone, "sockshim"), "run", "--", "/bin/true"], path);
-                Assert.That(exit, Is.Zero, $"{what}: {stdout}{stderr}");
+                // Built and checked, the launcher looks for the runtimes beside the `dotnet` on
+                // PATH, the attacker's, and finds none there: refused, nothing of it run.
+                Assert.That(exit, Is.EqualTo(3), $"{what}: {stdout}{stderr}");
+                Assert.That(stderr, Does.Contain($"no Microsoft.NETCore.App runtime under {bin}/shared"), what);
                 Assert.That(File.Exists(Path.Combine(clone, ".artifacts", "sockshim", "sockshim")), Is.True, "the native launcher was built");
                 Assert.That(Directory.GetFiles(bin, "ran-*").Select(Path.GetFileName), Is.Empty, $"{what}: no tool of the attacker's ran");
             }
