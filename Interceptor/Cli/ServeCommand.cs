@@ -28,20 +28,19 @@ internal static class ServeCommand
         command.SetAction(parse =>
         {
             var given = stack.Given(parse);
-            string? file = given.GetValueOrDefault(SettingsLoader.ConfigKey) ?? Environment.GetEnvironmentVariable("SOCKSHIM_CONFIG");
-            if (string.IsNullOrWhiteSpace(file))
+            // Checked first: a bad path is the user's mistake, said before any pool is set up.
+            HelperSocketPath.Check(parse.GetValue(socket)!);
+            // The grants come from the very bytes the pools did: read again by its path, the file
+            // could be another one by then (a link re-pointed), unchecked.
+            var settings = SettingsLoader.Load(given, null, out var read);
+            if (read is null)
             {
                 error.WriteLine("sockshim serve: give the pools and grants in a configuration file: --config /etc/sockshim/helper.json " +
                     "(example: {\"pools\": [{\"name\": \"nic\", \"ranges\": [\"198.51.100.0/24\"], \"provisioner\": \"netlink\", \"interface\": \"eth0\"}], " +
                     "\"grants\": [{\"user\": \"alice\", \"pools\": [\"nic\"], \"quota\": 100}]})");
                 return 2;
             }
-            // Checked first: a bad path is the user's mistake, said before any pool is set up.
-            HelperSocketPath.Check(parse.GetValue(socket)!);
-            // The grants come from the very bytes the pools did: read again by its path, the file
-            // could be another one by then (a link re-pointed), unchecked.
-            var settings = SettingsLoader.Load(given, null, out var read);
-            var grants = ReadGrants(read!);
+            var grants = ReadGrants(read);
             var limits = new HelperLimits(parse.GetValue(maxConnections), parse.GetValue(maxPerUser), TimeSpan.FromSeconds(parse.GetValue(idle)));
             using var loggers = LoggerFactory.Create(b => b.SetMinimumLevel(LogLevel.Information)
                 .AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; })

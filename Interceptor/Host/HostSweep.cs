@@ -200,8 +200,9 @@ public static class HostSweep
     {
         // Nothing there: no tables yet. Anything else there (a file, a link) is refused by the
         // check, with a message naming it, rather than read as "no tables".
+        // The directories above it are judged even when it does not exist yet.
+        stateDirectory = HostFiles.CheckBeforeUse(stateDirectory);
         if (!Exists(stateDirectory)) yield break;
-        stateDirectory = HostFiles.CheckDirectory(stateDirectory);
         foreach (var path in Directory.GetFiles(stateDirectory, "*" + StateDirectory.TableSuffix))
         {
             if (PoolDescription.FromJson(Description(path)) is not { } description || description.Definition() is not { } definition)

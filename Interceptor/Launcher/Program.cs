@@ -36,7 +36,8 @@ if (fromClone && !rebuilt && File.Exists(script) && CloneSources.ChangedSince(cl
         Console.Error.WriteLine($"sockshim: {untrusted}; as root the clone's script runs only when root owns it and no other account can write it");
         return 2;
     }
-    return Hand(["bash", script, .. args], new() { [LauncherVariables.Rebuild] = "1" });
+    // The bash its first line names, never one from the caller's PATH (root would run it).
+    return Hand(["bash", script, .. args], new() { [LauncherVariables.Rebuild] = "1" }, file: "/bin/bash");
 }
 
 // Help is the managed tool's: a RootCommand's help option reads System.CommandLine's resources

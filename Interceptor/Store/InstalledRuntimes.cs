@@ -66,9 +66,15 @@ public static class InstalledRuntimes
         if (AppContext.GetData("FX_DEPS_FILE") is string deps && Path.GetDirectoryName(deps) is { Length: > 0 } runtimeDir)
             return Path.GetFullPath(Path.Combine(runtimeDir, "..", "..", ".."));
         // None in a Native AOT process (the fast launcher): the installation of the `dotnet` on
-        // PATH, the one it hands the managed tool to and apps are started with.
+        // PATH, the one it hands the managed tool to and apps are started with. As root, only one
+        // root owns alone: it would otherwise read another account's files as the runtime's.
         string? dotnet = Launch.Exec.Resolve("dotnet", Environment.GetEnvironmentVariable("PATH"));
-        return dotnet is null ? "/usr/share/dotnet" : Path.GetDirectoryName(new FileInfo(dotnet).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? Path.GetFullPath(dotnet))!;
+        if (dotnet is null) return "/usr/share/dotnet";
+        string muxer = HostPaths.Canonical(dotnet) ?? Path.GetFullPath(dotnet);
+        if (TrustedPaths.AsRoot && HostPaths.Problem(muxer, leafIsFile: true) is { } problem)
+            throw new Stack.Claims.UntrustedStateException(
+                $"{problem}; as root SockShim uses only a .NET installation root owns and no other account can write, nor any directory above it: put root's .NET installation first on PATH");
+        return Path.GetDirectoryName(muxer)!;
     }
 
     /// <summary>Each runtime by the path the kernel resolves now, every link followed: what is

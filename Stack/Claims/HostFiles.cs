@@ -60,7 +60,8 @@ internal static unsafe class HostFiles
         if (what.Length == 0) what = $"owned by uid {uid} ({HostPaths.UserName(uid)})";
         throw new UntrustedStateException(
             $"state directory {path} is {what} (mode {octal}, owner uid {uid}); SockShim (uid {me}) keeps its tables only in a directory it owns " +
-            $"that no other account can write. It is not SockShim's: remove it (`rm -r {path}`, after checking what is in it), or choose another with --state-dir or SOCKSHIM_STATEDIR");
+            $"that no other account can write. It is not SockShim's: " + (me == 0 ? $"remove it (`rm -r {path}`, after checking what is in it)" : "ask its owner or root to remove it") +
+            ", or choose another with --state-dir or SOCKSHIM_STATEDIR");
     }
 
     /// <summary>The check of a state directory before anything uses it (`sockshim run`, before the
@@ -120,6 +121,17 @@ internal static unsafe class HostFiles
             handle.Dispose();
             throw;
         }
+    }
+
+    /// <summary>Whether <paramref name="path"/> is a regular file of this account with one name
+    /// that other accounts may write (mode 0666, as older SockShims made them), not followed.</summary>
+    public static bool OwnButWritableByOthers(string path)
+    {
+        stat st;
+        int result;
+        fixed (byte* p = Bytes(path)) result = lstat(p, &st);
+        return result == 0 && ((uint)st.st_mode & (uint)S_IFMT) == (uint)S_IFREG && (uint)st.st_uid == (uint)geteuid()
+            && (ulong)st.st_nlink == 1 && ((uint)st.st_mode & 0b000_010_010) != 0;
     }
 
     /// <summary>Writes a new file under a random name (O_EXCL, mode 0644 set on the handle) and

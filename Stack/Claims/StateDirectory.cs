@@ -16,14 +16,14 @@ internal static class StateDirectory
     public static void WriteDescription(string tablePath, string json)
     {
         string path = tablePath + ".pool.json";
-        // One that cannot be trusted (an older SockShim's 0666 file) is replaced: the directory is
-        // this account's alone, and rename(2) never follows what it replaces.
-        try
+        // An older SockShim's description (0666: any account could have rewritten it) is
+        // replaced, whatever it says: the directory is this account's alone, and rename(2) never
+        // follows what it replaces. Anything else wrong with it is refused, as every opener does.
+        if (!HostFiles.OwnButWritableByOthers(path))
         {
-            using (var existing = HostFiles.OpenExisting(path, size: null))
-                if (existing is not null && new StreamReader(existing).ReadToEnd() == json) return;
+            using var existing = HostFiles.OpenExisting(path, size: null);
+            if (existing is not null && new StreamReader(existing).ReadToEnd() == json) return;
         }
-        catch (UntrustedStateException) { }
         HostFiles.Publish(path, fs => fs.Write(System.Text.Encoding.UTF8.GetBytes(json)), replace: true);
     }
 

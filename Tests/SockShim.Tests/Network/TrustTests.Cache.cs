@@ -468,17 +468,18 @@ public partial class TrustTests
         try
         {
             TwoHosts.Run("git", ["clone", "-q", RepoPaths.Root, clone]);
-            string[] tools = ["stat", "find", "readlink", "env", "mkdir", "cat", "cp", "rm", "dotnet", "gcc", "clang", "cc", "ld", "objcopy", "strip"];
+            string[] tools = ["bash", "stat", "find", "readlink", "env", "mkdir", "cat", "cp", "rm", "dotnet", "gcc", "clang", "cc", "ld", "objcopy", "strip"];
             var (made, output) = AsAttacker($"mkdir -m 755 {bin} && for t in {string.Join(' ', tools)}; do printf '#!/bin/sh\\ntouch {bin}/ran-$t\\nexit 1\\n' > {bin}/$t && chmod 755 {bin}/$t; done");
             Assert.That(made, Is.Zero, output);
             var path = new Dictionary<string, string> { ["PATH"] = $"{bin}:{Environment.GetEnvironmentVariable("PATH")}" };
-            foreach (var what in new[] { "the build", "a launch" })
+            foreach (var what in new[] { "the build", "a launch", "a rebuild the launcher hands back to the script" })
             {
-                var (exit, stdout, stderr) = Run("bash", [Path.Combine(clone, "sockshim"), "run", "--", "/bin/true"], path);
-                // Built and checked, the launcher looks for the runtimes beside the `dotnet` on
-                // PATH, the attacker's, and finds none there: refused, nothing of it run.
-                Assert.That(exit, Is.EqualTo(3), $"{what}: {stdout}{stderr}");
-                Assert.That(stderr, Does.Contain($"no Microsoft.NETCore.App runtime under {bin}/shared"), what);
+                if (what.StartsWith("a rebuild")) File.SetLastWriteTimeUtc(Path.Combine(clone, "Stack", "AddressStack.cs"), DateTime.UtcNow.AddSeconds(5));
+                var (exit, stdout, stderr) = Run("/bin/bash", [Path.Combine(clone, "sockshim"), "run", "--", "/bin/true"], path);
+                // Built and checked, the launcher would look for the runtimes beside the `dotnet`
+                // on PATH, the attacker's: refused, nothing of it read or run.
+                Assert.That(exit, Is.EqualTo(2), $"{what}: {stdout}{stderr}");
+                Assert.That(stderr, Does.Contain($"{bin} is owned by uid {_uid} ({_user})").And.Contain("put root's .NET installation first on PATH"), what);
                 Assert.That(File.Exists(Path.Combine(clone, ".artifacts", "sockshim", "sockshim")), Is.True, "the native launcher was built");
                 Assert.That(Directory.GetFiles(bin, "ran-*").Select(Path.GetFileName), Is.Empty, $"{what}: no tool of the attacker's ran");
             }
