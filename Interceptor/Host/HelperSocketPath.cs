@@ -31,10 +31,11 @@ internal static unsafe class HelperSocketPath
     {
         string? why = !Path.IsPathFullyQualified(path) ? "the helper's socket needs an absolute path"
             : path.EndsWith('/') ? "it names a directory, not the socket in it" : null;
-        if (why is null && SocketIn(Resolve(path, out var missing), missing, path) is var resolved && Encoding.UTF8.GetByteCount(resolved) > MaxLength)
+        string resolved = why is null ? SocketIn(Resolve(path, out var missing), missing, path) : path;
+        if (why is null && Encoding.UTF8.GetByteCount(resolved) > MaxLength)
             why = $"a Unix socket path is at most {MaxLength} bytes, this one has {Encoding.UTF8.GetByteCount(resolved)}{(resolved == path ? "" : $" as {resolved}, with the links above it resolved")}";
         if (why is not null) throw new ConfigurationException(new SettingProblem("--socket", path, why, Example));
-        return SocketIn(Resolve(path, out var names), names, path);
+        return resolved;
     }
 
     private static string SocketIn(string directory, List<string> missing, string given) =>
@@ -51,8 +52,8 @@ internal static unsafe class HelperSocketPath
         {
             directory = Path.Combine(directory, name);
             int made;
-            fixed (byte* p = Bytes(directory)) made = mkdir(p, 0b111_101_101);
-            if (made != 0 && errno != EEXIST) throw new UntrustedStateException($"--socket {given}: {directory} cannot be made: {Strerror(errno)}");
+            fixed (byte* p = HostPaths.Bytes(directory)) made = mkdir(p, 0b111_101_101);
+            if (made != 0 && errno != EEXIST) throw new UntrustedStateException($"--socket {given}: {directory} cannot be made: {HostPaths.Strerror(errno)}");
             if (HostPaths.Problem(directory, toMakeIn: true) is { } problem) throw Refused(given, problem);
         }
         string path = Path.Combine(directory, Path.GetFileName(given));
@@ -99,7 +100,7 @@ internal static unsafe class HelperSocketPath
     {
         Tmds.Linux.stat st;
         int found;
-        fixed (byte* p = Bytes(path)) found = lstat(p, &st);
+        fixed (byte* p = HostPaths.Bytes(path)) found = lstat(p, &st);
         if (found != 0) return;
         bool socket = ((uint)st.st_mode & (uint)S_IFMT) == (uint)S_IFSOCK;
         if (!socket || (uint)st.st_uid != geteuid())
@@ -116,8 +117,4 @@ internal static unsafe class HelperSocketPath
         }
         File.Delete(path);
     }
-
-    private static byte[] Bytes(string path) => Encoding.UTF8.GetBytes(path + "\0");
-
-    private static string Strerror(int error) => System.Runtime.InteropServices.Marshal.GetPInvokeErrorMessage(error) + $" (errno {error})";
 }

@@ -198,9 +198,9 @@ public static class HostSweep
 
     private static IEnumerable<(string Path, PoolDescription Settings, PoolDefinition Definition)> Open(string stateDirectory, List<string> problems)
     {
-        // Nothing there: no tables yet. Anything else there (a file, a link) is refused by the
-        // check, with a message naming it, rather than read as "no tables".
-        // The directories above it are judged even when it does not exist yet.
+        // The directories above it are judged even when it does not exist yet. Nothing there: no
+        // tables yet. Anything else there (a file, a link) is refused by the check, with a
+        // message naming it, rather than read as "no tables".
         stateDirectory = HostFiles.CheckBeforeUse(stateDirectory);
         if (!Exists(stateDirectory)) yield break;
         foreach (var path in Directory.GetFiles(stateDirectory, "*" + StateDirectory.TableSuffix))

@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text;
 using Microsoft.Win32.SafeHandles;
@@ -53,8 +52,8 @@ internal static unsafe class TrustedPaths
         {
             canonical = Path.Combine(canonical, name);
             int made;
-            fixed (byte* p = Bytes(canonical)) made = mkdir(p, (mode_t)mode);
-            if (made != 0 && errno != EEXIST) throw new IOException($"{canonical} cannot be made: {Strerror(errno)}");
+            fixed (byte* p = HostPaths.Bytes(canonical)) made = mkdir(p, (mode_t)mode);
+            if (made != 0 && errno != EEXIST) throw new IOException($"{canonical} cannot be made: {HostPaths.Strerror(errno)}");
             if (check && HostPaths.Problem(canonical) is { } p2) { problem = p2; return canonical; }
         }
         return HostPaths.Canonical(canonical) ?? throw new IOException($"{canonical} disappeared while it was made");
@@ -65,11 +64,11 @@ internal static unsafe class TrustedPaths
     public static string PrivateDirectory(string path)
     {
         int made;
-        fixed (byte* p = Bytes(path)) made = mkdir(p, 0b111_000_000);
-        if (made != 0 && errno != EEXIST) throw new IOException($"{path} cannot be made: {Strerror(errno)}");
+        fixed (byte* p = HostPaths.Bytes(path)) made = mkdir(p, 0b111_000_000);
+        if (made != 0 && errno != EEXIST) throw new IOException($"{path} cannot be made: {HostPaths.Strerror(errno)}");
         stat st;
         int result;
-        fixed (byte* p = Bytes(path)) result = lstat(p, &st);
+        fixed (byte* p = HostPaths.Bytes(path)) result = lstat(p, &st);
         if (result != 0 || ((uint)st.st_mode & (uint)S_IFMT) != (uint)S_IFDIR || (uint)st.st_uid != geteuid() || ((uint)st.st_mode & 0b000_010_010) != 0)
             throw new Stack.Claims.UntrustedStateException(
                 $"{path} is not a private directory of this account (mode {Convert.ToString((uint)st.st_mode & 0xFFF, 8)}, owner uid {(uint)st.st_uid}); remove it, SockShim makes it anew");
@@ -81,8 +80,8 @@ internal static unsafe class TrustedPaths
     {
         string path = Path.Combine(parent, prefix + Convert.ToHexString(RandomNumberGenerator.GetBytes(8)).ToLowerInvariant());
         int made;
-        fixed (byte* p = Bytes(path)) made = mkdir(p, 0b111_000_000);
-        if (made != 0) throw new IOException($"{path} cannot be made: {Strerror(errno)}");
+        fixed (byte* p = HostPaths.Bytes(path)) made = mkdir(p, 0b111_000_000);
+        if (made != 0) throw new IOException($"{path} cannot be made: {HostPaths.Strerror(errno)}");
         return PrivateDirectory(path);
     }
 
@@ -90,8 +89,8 @@ internal static unsafe class TrustedPaths
     public static void WriteNew(string path, ReadOnlySpan<byte> bytes, uint mode)
     {
         int fd;
-        fixed (byte* p = Bytes(path)) fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (mode_t)mode);
-        if (fd < 0) throw new IOException($"{path} cannot be made: {Strerror(errno)}");
+        fixed (byte* p = HostPaths.Bytes(path)) fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (mode_t)mode);
+        if (fd < 0) throw new IOException($"{path} cannot be made: {HostPaths.Strerror(errno)}");
         using var stream = new FileStream(new SafeFileHandle(fd, ownsHandle: true), FileAccess.Write);
         fchmod(fd, (mode_t)mode); // whatever the umask
         stream.Write(bytes);
@@ -142,11 +141,11 @@ internal static unsafe class TrustedPaths
     public static byte[] ReadBounded(string path, long max)
     {
         int fd;
-        fixed (byte* p = Bytes(path)) fd = open(p, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-        if (fd < 0) throw new IOException($"{path} cannot be opened: {Strerror(errno)}");
+        fixed (byte* p = HostPaths.Bytes(path)) fd = open(p, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0) throw new IOException($"{path} cannot be opened: {HostPaths.Strerror(errno)}");
         using var handle = new SafeFileHandle(fd, ownsHandle: true);
         stat st;
-        if (fstat(fd, &st) != 0) throw new IOException($"{path} cannot be read: {Strerror(errno)}");
+        if (fstat(fd, &st) != 0) throw new IOException($"{path} cannot be read: {HostPaths.Strerror(errno)}");
         if (((uint)st.st_mode & (uint)S_IFMT) != (uint)S_IFREG) throw new IOException($"{path} is not a regular file");
         if ((long)st.st_size > max) throw new IOException($"{path} is {(long)st.st_size} bytes, more than SockShim reads of such a file ({max})");
         var bytes = new byte[(long)st.st_size];
@@ -158,11 +157,11 @@ internal static unsafe class TrustedPaths
     private static SafeFileHandle OpenChecked(string path, out stat st)
     {
         int fd;
-        fixed (byte* p = Bytes(path)) fd = open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0) throw new IOException($"{path} cannot be opened: {Strerror(errno)}");
+        fixed (byte* p = HostPaths.Bytes(path)) fd = open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) throw new IOException($"{path} cannot be opened: {HostPaths.Strerror(errno)}");
         var handle = new SafeFileHandle(fd, ownsHandle: true);
         stat s;
-        if (fstat(fd, &s) != 0) { handle.Dispose(); throw new IOException($"{path} cannot be read: {Strerror(errno)}"); }
+        if (fstat(fd, &s) != 0) { handle.Dispose(); throw new IOException($"{path} cannot be read: {HostPaths.Strerror(errno)}"); }
         if (((uint)s.st_mode & (uint)S_IFMT) != (uint)S_IFREG) { handle.Dispose(); throw new IOException($"{path} is not a regular file"); }
         if (AsRoot && ((uint)s.st_uid != 0 || ((uint)s.st_mode & 0b000_010_010) != 0))
         {
@@ -174,8 +173,4 @@ internal static unsafe class TrustedPaths
     }
 
     private static string Identity(stat st) => $"{(ulong)st.st_ino}:{(long)st.st_size}:{(long)st.st_ctim.tv_sec}.{(long)st.st_ctim.tv_nsec:D9}";
-
-    private static byte[] Bytes(string path) => Encoding.UTF8.GetBytes(path + "\0");
-
-    private static string Strerror(int error) => Marshal.GetPInvokeErrorMessage(error) + $" (errno {error})";
 }

@@ -1,5 +1,3 @@
-using System.Runtime.InteropServices;
-using System.Text;
 using Microsoft.Win32.SafeHandles;
 using SockShim.Stack.Interop;
 using Tmds.Linux;
@@ -26,8 +24,8 @@ internal static unsafe class HostFiles
     {
         string trusted = TrustedParent(path);
         int made;
-        fixed (byte* p = Bytes(trusted)) made = mkdir(p, 0b111_101_101);
-        if (made != 0 && errno != EEXIST) throw new UntrustedStateException($"state directory {path} cannot be made: {Strerror(errno)}");
+        fixed (byte* p = HostPaths.Bytes(trusted)) made = mkdir(p, 0b111_101_101);
+        if (made != 0 && errno != EEXIST) throw new UntrustedStateException($"state directory {path} cannot be made: {HostPaths.Strerror(errno)}");
         return CheckDirectory(path);
     }
 
@@ -42,8 +40,8 @@ internal static unsafe class HostFiles
         path = TrustedParent(path);
         stat st;
         int result;
-        fixed (byte* p = Bytes(path)) result = lstat(p, &st);
-        if (result != 0) throw new UntrustedStateException($"state directory {path} cannot be read: {Strerror(errno)}");
+        fixed (byte* p = HostPaths.Bytes(path)) result = lstat(p, &st);
+        if (result != 0) throw new UntrustedStateException($"state directory {path} cannot be read: {HostPaths.Strerror(errno)}");
         uint mode = (uint)st.st_mode, uid = (uint)st.st_uid, me = (uint)geteuid();
         string what = (mode & (uint)S_IFMT) == (uint)S_IFLNK ? "a symbolic link" : (mode & (uint)S_IFMT) != (uint)S_IFDIR ? "not a directory" : "";
         if (what.Length == 0 && uid == me && (mode & 0b000_010_010) == 0) return path;
@@ -73,7 +71,7 @@ internal static unsafe class HostFiles
         string trusted = TrustedParent(path);
         stat st;
         int result;
-        fixed (byte* p = Bytes(trusted)) result = lstat(p, &st);
+        fixed (byte* p = HostPaths.Bytes(trusted)) result = lstat(p, &st);
         return result != 0 && errno == ENOENT ? trusted : CheckDirectory(trusted);
     }
 
@@ -84,17 +82,17 @@ internal static unsafe class HostFiles
     public static FileStream? OpenExisting(string path, long? size)
     {
         int fd;
-        fixed (byte* p = Bytes(path)) fd = open(p, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+        fixed (byte* p = HostPaths.Bytes(path)) fd = open(p, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
         if (fd < 0)
         {
             if (errno == ENOENT) return null;
-            throw new UntrustedStateException($"{path} cannot be opened: {Strerror(errno)} (a link, or another account's file, is never opened)");
+            throw new UntrustedStateException($"{path} cannot be opened: {HostPaths.Strerror(errno)} (a link, or another account's file, is never opened)");
         }
         var handle = new SafeFileHandle(fd, ownsHandle: true);
         try
         {
             stat st;
-            if (fstat(fd, &st) != 0) throw new UntrustedStateException($"{path} cannot be read: {Strerror(errno)}");
+            if (fstat(fd, &st) != 0) throw new UntrustedStateException($"{path} cannot be read: {HostPaths.Strerror(errno)}");
             // No link left: the name went away between the open and now (another process of this
             // account renamed a new description over it, or the name was removed by hand): as if
             // it had not been there.
@@ -129,7 +127,7 @@ internal static unsafe class HostFiles
     {
         stat st;
         int result;
-        fixed (byte* p = Bytes(path)) result = lstat(p, &st);
+        fixed (byte* p = HostPaths.Bytes(path)) result = lstat(p, &st);
         return result == 0 && ((uint)st.st_mode & (uint)S_IFMT) == (uint)S_IFREG && (uint)st.st_uid == (uint)geteuid()
             && (ulong)st.st_nlink == 1 && ((uint)st.st_mode & 0b000_010_010) != 0;
     }
@@ -141,8 +139,8 @@ internal static unsafe class HostFiles
     {
         string temp = $"{path}.{Guid.NewGuid():N}.tmp";
         int fd;
-        fixed (byte* p = Bytes(temp)) fd = open(p, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0b110_100_100);
-        if (fd < 0) throw new UntrustedStateException($"{temp} cannot be made: {Strerror(errno)}");
+        fixed (byte* p = HostPaths.Bytes(temp)) fd = open(p, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0b110_100_100);
+        if (fd < 0) throw new UntrustedStateException($"{temp} cannot be made: {HostPaths.Strerror(errno)}");
         try
         {
             fchmod(fd, 0b110_100_100); // whatever the umask: others read (status), only this account writes
@@ -154,16 +152,16 @@ internal static unsafe class HostFiles
                 return true;
             }
             int result;
-            fixed (byte* from = Bytes(temp))
-            fixed (byte* to = Bytes(path))
+            fixed (byte* from = HostPaths.Bytes(temp))
+            fixed (byte* to = HostPaths.Bytes(path))
                 result = link(from, to);
             if (result == 0) return true;
             if (!replace && errno == EEXIST) return false;
-            throw new UntrustedStateException($"{path} cannot be written: {Strerror(errno)}");
+            throw new UntrustedStateException($"{path} cannot be written: {HostPaths.Strerror(errno)}");
         }
         finally
         {
-            fixed (byte* p = Bytes(temp)) unlink(p);
+            fixed (byte* p = HostPaths.Bytes(temp)) unlink(p);
         }
     }
 
@@ -180,8 +178,4 @@ internal static unsafe class HostFiles
                 "(/run/sockshim for root; $XDG_RUNTIME_DIR/sockshim or /dev/shm/sockshim-UID for others)");
         return Path.Combine(canonical, Path.GetFileName(full));
     }
-
-    private static byte[] Bytes(string path) => Encoding.UTF8.GetBytes(path + "\0");
-
-    private static string Strerror(int error) => Marshal.GetPInvokeErrorMessage(error) + $" (errno {error})";
 }

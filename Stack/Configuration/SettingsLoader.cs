@@ -72,8 +72,8 @@ public static class SettingsLoader
             if (read is null) Refuse(untrusted!);
             builder.AddJsonStream(new MemoryStream(read!.Bytes));
 
-            void Refuse(Untrusted untrusted) => throw new ConfigurationException(new SettingProblem(origin, file,
-                $"{untrusted}: SockShim reads its configuration only from a file that, with every directory above it, is root's or this account's ({Environment.UserName}) and writable by no other account, which could otherwise choose the pools, interfaces and routes it sets up",
+            void Refuse(Untrusted problem) => throw new ConfigurationException(new SettingProblem(origin, file,
+                $"{problem}: SockShim reads its configuration only from a file that, with every directory above it, is root's or this account's ({Environment.UserName}) and writable by no other account, which could otherwise choose the pools, interfaces and routes it sets up",
                 "a new file such as /etc/sockshim.json, in a directory only root or this account can change, holding the settings you want: read this one before trusting any of it (another account may have changed it already; changing its mode now does not undo that)"));
         }
         builder.AddInMemoryCollection(env);

@@ -128,7 +128,9 @@ internal static unsafe class HostPaths
         catch (IOException) { return null; }
     }
 
-    private static byte[] Bytes(string path) => Encoding.UTF8.GetBytes(path + "\0");
+    /// <summary>A path as the system calls take it: UTF-8, NUL-terminated.</summary>
+    public static byte[] Bytes(string path) => Encoding.UTF8.GetBytes(path + "\0");
 
-    private static string Strerror(int error) => Marshal.GetPInvokeErrorMessage(error) + $" (errno {error})";
+    /// <summary>An errno in words, with its number.</summary>
+    public static string Strerror(int error) => Marshal.GetPInvokeErrorMessage(error) + $" (errno {error})";
 }
