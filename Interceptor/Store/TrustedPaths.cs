@@ -147,11 +147,7 @@ internal static unsafe class TrustedPaths
         stat st;
         if (fstat(fd, &st) != 0) throw new IOException($"{path} cannot be read: {HostPaths.Strerror(errno)}");
         if (((uint)st.st_mode & (uint)S_IFMT) != (uint)S_IFREG) throw new IOException($"{path} is not a regular file");
-        if ((long)st.st_size > max) throw new IOException($"{path} is {(long)st.st_size} bytes, more than SockShim reads of such a file ({max})");
-        var bytes = new byte[(long)st.st_size];
-        int read = 0;
-        while (read < bytes.Length && RandomAccess.Read(handle, bytes.AsSpan(read), read) is var n && n > 0) read += n;
-        return read == bytes.Length ? bytes : bytes[..read]; // shrunk while read: what was there
+        return HostPaths.ReadBounded(handle, path, (long)st.st_size, max);
     }
 
     private static SafeFileHandle OpenChecked(string path, out stat st)

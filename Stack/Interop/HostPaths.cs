@@ -111,11 +111,19 @@ internal static unsafe class HostPaths
         else if ((uid != 0 && uid != geteuid()) || (mode & 0b000_010_010) != 0)
             problem = new(canonical, $"changed while it was checked (now mode {Convert.ToString(mode & 0xFFF, 8)}, owner uid {uid})");
         if (problem is not null) return null;
-        if ((long)st.st_size > max) throw new IOException($"{canonical} has {(long)st.st_size} bytes, more than SockShim reads of such a file ({max})");
-        var bytes = new byte[(long)st.st_size];
+        return new TrustedFile(canonical, ReadBounded(file, canonical, (long)st.st_size, max));
+    }
+
+    /// <summary>The bytes of an open regular file of <paramref name="size"/> bytes (its fstat),
+    /// IOException naming <paramref name="path"/> when that is over <paramref name="max"/>; a file
+    /// that shrank while read gives what was there.</summary>
+    public static byte[] ReadBounded(SafeFileHandle file, string path, long size, long max)
+    {
+        if (size > max) throw new IOException($"{path} is {size} bytes, more than SockShim reads of such a file ({max})");
+        var bytes = new byte[size];
         int read = 0;
         while (read < bytes.Length && RandomAccess.Read(file, bytes.AsSpan(read), read) is var n && n > 0) read += n;
-        return new TrustedFile(canonical, read == bytes.Length ? bytes : bytes[..read]);
+        return read == bytes.Length ? bytes : bytes[..read];
     }
 
     public static string UserName(uint uid) => AccountField(uid, 0) ?? "unknown";
