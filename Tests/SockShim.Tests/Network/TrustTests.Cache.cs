@@ -454,6 +454,37 @@ public partial class TrustTests
         finally { RemoveDirectories(clone, bin); }
     }
 
+    /// <summary>A root-owned directory on root's PATH may hold a link to another account's
+    /// `dotnet` (an installation in a home directory, linked from /usr/local/bin): what runs is the
+    /// link's target. Neither the launcher (handing `status` to its managed tool) nor the clone's
+    /// script (its fallback with no launcher built) ever runs it: refused by the target's owner,
+    /// exit 2, one line.</summary>
+    [TestCase("native launcher")]
+    [TestCase("script")]
+    [CancelAfter(300_000)]
+    public void As_root_a_dotnet_that_roots_link_leads_to_another_accounts_file_never_runs(string via)
+    {
+        string clone = $"/dev/shm/sockshim-test-dotnetlink-{_id}";
+        string bin = $"/dev/shm/sockshim-test-dotnetlinkbin-{_id}";
+        string theirs = $"/dev/shm/sockshim-test-dotnetlinkdir-{_id}";
+        try
+        {
+            CopyBuiltClone(clone);
+            if (via == "script") File.Delete(Path.Combine(clone, ".artifacts", "sockshim", "sockshim"));
+            var (made, output) = AsAttacker($"mkdir -m 755 {theirs} && printf '#!/bin/sh\\ntouch {theirs}/ran\\n' > {theirs}/dotnet && chmod 755 {theirs}/dotnet");
+            Assert.That(made, Is.Zero, output);
+            Directory.CreateDirectory(bin); // root's, 0755
+            File.CreateSymbolicLink(Path.Combine(bin, "dotnet"), Path.Combine(theirs, "dotnet"));
+            var (exit, stdout, stderr) = Run("/bin/bash", [Path.Combine(clone, "sockshim"), "status"],
+                new Dictionary<string, string> { ["PATH"] = $"{bin}:{Environment.GetEnvironmentVariable("PATH")}" });
+            Assert.That(exit, Is.EqualTo(2), stdout + stderr);
+            Assert.That(stderr, Does.Contain($"{theirs} is owned by uid {_uid}").And.Contain("put root's .NET installation first on PATH").And.Not.Contain("   at "));
+            Assert.That(stderr.Trim().Split('\n'), Has.Length.EqualTo(1), stderr);
+            Assert.That(File.Exists($"{theirs}/ran"), Is.False, "the attacker's dotnet never ran");
+        }
+        finally { RemoveDirectories(clone, bin, theirs); }
+    }
+
     /// <summary>Root's PATH may carry another account's directory (`sudo env PATH=$PATH`). The
     /// clone's script runs its own tools (stat, find, readlink, env, ...) from the system's
     /// standard PATH, and builds with only the entries of PATH no other account can change, so
