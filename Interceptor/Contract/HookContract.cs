@@ -99,6 +99,11 @@ internal static class HookContract
     /// <summary>Bumped whenever the woven code changes, so caches are rebuilt.</summary>
     public const string CurrentWeaverVersion = "10";
 
+    /// <summary>The framework contracts woven code may reference besides those System.Net.Sockets
+    /// already does (the weaver refuses any other): a weave reads them, so they are among what
+    /// keys a copy woven from an app's own runtime (Store.AppOverlay).</summary>
+    public static readonly string[] AddedReferences = ["System.Threading", "System.Runtime.Loader"];
+
     /// <summary>Every slot: its name and the parameter and return types of its delegate.</summary>
     public static IEnumerable<MethodInfo> Slots => SlotNames.Select(name => typeof(ISocketHooks).GetMethod(name)!);
 

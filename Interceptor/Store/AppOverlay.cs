@@ -110,6 +110,7 @@ public sealed unsafe partial class AppOverlay
                 ?? throw new IOException($"{app.Executable} is no longer a single-file bundle");
             // The weaver resolves System.Net.Sockets' references from the directory it is in: the
             // bundled assemblies are written out for it, in this account's private directory.
+            string extracted = Directory.CreateDirectory(Path.Combine(work, "extracted")).FullName;
             string runtime = Directory.CreateDirectory(Path.Combine(work, "runtime")).FullName;
             progress?.Invoke($"reading the bundle of {app.Executable} ({bundle.Files.Count} files)");
             // What the header declares is checked before anything is written: a forged size (a
@@ -120,15 +121,16 @@ public sealed unsafe partial class AppOverlay
             if (needed.Sum(e => e.Size) is var total && total > MaxExtracted)
                 throw new InvalidDataException($"its bundled assemblies declare {total} bytes, more than SockShim writes out to weave one ({MaxExtracted}): a damaged or forged bundle");
             foreach (var entry in needed)
-                using (var file = new FileStream(Path.Combine(runtime, entry.Path), FileMode.Create, FileAccess.Write))
+                using (var file = new FileStream(Path.Combine(extracted, entry.Path), FileMode.Create, FileAccess.Write))
                     Launch.SingleFileBundle.Extract(source, entry, file);
-            if (!File.Exists(Path.Combine(runtime, SocketsFile))) throw new IOException($"{app.Executable} bundles no {SocketsFile}");
+            if (!File.Exists(Path.Combine(extracted, SocketsFile))) throw new IOException($"{app.Executable} bundles no {SocketsFile}");
+            string inputs = CopyWeaveInputs(extracted, runtime);
             if (StartupHooksCompiledOut(Path.Combine(runtime, "System.Private.CoreLib.dll")))
                 throw new Launch.AppRefusedException($"{app.Executable} bundles a trimmed System.Private.CoreLib without the startup hook's code, though its runtimeconfig.json does not " +
                     "switch startup hooks off: SockShim could neither install itself nor check that its woven System.Net.Sockets was loaded, so the app would run unpatched. Publish it again");
             // The weaver stamps the source's time: the bundle's, so one bundle weaves to one copy.
             File.SetLastWriteTimeUtc(Path.Combine(runtime, SocketsFile), File.GetLastWriteTimeUtc(app.Executable));
-            var woven = store.Woven(new InstalledRuntime(app.RuntimeVersion, runtime) { SourceSha256 = TrustedPaths.Hash(Path.Combine(runtime, SocketsFile)).Sha256 }, progress);
+            var woven = store.Woven(new InstalledRuntime(app.RuntimeVersion, runtime) { SourceSha256 = inputs }, progress);
             byte[] replacement = File.ReadAllBytes(woven.AssemblyPath);
             if (Convert.ToHexString(SHA256.HashData(replacement)).ToLowerInvariant() != woven.Sha256) throw new IOException($"{woven.AssemblyPath} changed while it was read");
             return Made(store, overlay, name, name, woven, progress, stage =>
@@ -143,26 +145,60 @@ public sealed unsafe partial class AppOverlay
     }
 
     /// <summary>The woven copy of the System.Net.Sockets.dll in the app's <paramref name="directory"/>,
-    /// keyed by its content. The app's owner can give a file of theirs any version, MVID, length
-    /// and time, those of another app's file included: keyed by those alone, a copy woven from
-    /// their file was what root's later run of that other app got. It is woven from a private
-    /// copy of the bytes hashed (the app's file could change between a hash and the weaver's
-    /// read); the references the weaver and crossgen2 resolve against are links to the app's.</summary>
+    /// keyed by the content of every assembly its weave reads. The app's owner can give a file of
+    /// theirs any version, MVID, length and time, those of another app's file included: keyed by
+    /// those alone, a copy woven from their file was what root's later run of that other app got.
+    /// Keyed by System.Net.Sockets alone, the same held for the rest of the folder (the third
+    /// review): the weaver resolves its references there and crossgen2 compiles against every one
+    /// of them (inlining their code), so another account's app with an identical
+    /// System.Net.Sockets.dll and a System.Private.CoreLib of its own chose the compiled copy root's
+    /// own app loaded. Each assembly is copied into a private directory first (bounded, a regular
+    /// file only: a FIFO would hang the weave) and the weave reads the copies it hashed, so nothing
+    /// can change between the hash and the reads.</summary>
     private static WovenStore.Prepared WovenOwn(WovenStore store, string version, string directory, Action<string>? progress)
     {
         string source = TrustedPaths.NewPrivateDirectory(store.PrivateDirectory, "source-");
         try
         {
-            string copy = Path.Combine(source, SocketsFile), original = Path.Combine(directory, SocketsFile);
-            File.Copy(original, copy);
-            File.SetUnixFileMode(copy, UnixFileMode.UserRead | UnixFileMode.UserWrite); // File.Copy kept the owner's mode, which may let others write
+            string inputs = CopyWeaveInputs(directory, source);
             // The weaver stamps the source's time, which the startup hook compares with the app's file.
-            File.SetLastWriteTimeUtc(copy, File.GetLastWriteTimeUtc(original));
-            foreach (var reference in Directory.EnumerateFiles(directory, "*.dll"))
-                if (Path.GetFileName(reference) != SocketsFile) File.CreateSymbolicLink(Path.Combine(source, Path.GetFileName(reference)), reference);
-            return store.Woven(new InstalledRuntime(version, source) { SourceSha256 = TrustedPaths.Hash(copy).Sha256 }, progress);
+            File.SetLastWriteTimeUtc(Path.Combine(source, SocketsFile), File.GetLastWriteTimeUtc(Path.Combine(directory, SocketsFile)));
+            return store.Woven(new InstalledRuntime(version, source) { SourceSha256 = inputs }, progress);
         }
         finally { Directory.Delete(source, recursive: true); }
+    }
+
+    /// <summary>Copies into the private <paramref name="to"/> what a weave of
+    /// <paramref name="from"/>'s System.Net.Sockets.dll reads, and returns one SHA-256 of it
+    /// (names and contents, in name order): that assembly and every one it references,
+    /// transitively, with the contracts the weaver adds references to. The weaver resolves types
+    /// among them and crossgen2 compiles against all of them (`-r`), so they alone are its
+    /// inputs, and an app's own assemblies, which nothing of the framework references, neither
+    /// key nor change the copy (apps of one runtime build share it). Each is read once, bounded
+    /// and a regular file only; its references are read from the bytes written.</summary>
+    private static string CopyWeaveInputs(string from, string to)
+    {
+        var pending = new Queue<string>(["System.Net.Sockets", "System.Private.CoreLib", .. Contract.HookContract.AddedReferences]);
+        var copied = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        while (pending.TryDequeue(out var name))
+        {
+            string file = name + ".dll";
+            if (copied.ContainsKey(file) || name.Contains('/') || name is "." or ".." || !File.Exists(Path.Combine(from, file))) continue;
+            byte[] bytes = TrustedPaths.ReadBounded(Path.Combine(from, file), MaxExtractedAssembly);
+            File.WriteAllBytes(Path.Combine(to, file), bytes);
+            copied[file] = Convert.ToHexString(SHA256.HashData(bytes));
+            try
+            {
+                using var pe = new System.Reflection.PortableExecutable.PEReader(new MemoryStream(bytes));
+                var md = System.Reflection.Metadata.PEReaderExtensions.GetMetadataReader(pe);
+                foreach (var reference in md.AssemblyReferences) pending.Enqueue(md.GetString(md.GetAssemblyReference(reference).Name));
+            }
+            catch (Exception ex) when (ex is BadImageFormatException or InvalidOperationException) { } // not an assembly: nothing it references is read
+        }
+        if (!copied.ContainsKey(SocketsFile)) throw new IOException($"{Path.Combine(from, SocketsFile)} is missing");
+        var text = new StringBuilder();
+        foreach (var (file, sha) in copied) text.Append(file).Append(' ').Append(sha).Append('\n');
+        return Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString()))).ToLowerInvariant();
     }
 
     /// <summary>Whether <paramref name="coreLib"/> (an app's own) was trimmed with startup hooks
@@ -255,7 +291,9 @@ public sealed unsafe partial class AppOverlay
     /// copies by identity, the woven copy by content, and the weaver's version.</summary>
     private static string Key(string what, string appDirectory, string[] copied, bool names = true)
     {
-        var text = new StringBuilder($"sockshim overlay 1 w{Contract.HookContract.CurrentWeaverVersion}\n{what}\n");
+        // Version 2: overlays made before their woven copy was keyed by all it was woven from
+        // (WovenOwn) are made again, not found.
+        var text = new StringBuilder($"sockshim overlay 2 w{Contract.HookContract.CurrentWeaverVersion}\n{what}\n");
         foreach (var file in copied) text.Append($"{file} {Identity(Path.Combine(appDirectory, file))}\n");
         if (names)
             foreach (var entry in Directory.EnumerateFileSystemEntries(appDirectory).Select(Path.GetFileName).Order(StringComparer.Ordinal)) text.Append(entry).Append('\n');

@@ -13,9 +13,11 @@ public sealed record InstalledRuntime(string Version, string Directory)
     /// so it (with the version) keys the woven cache.</summary>
     public Guid SocketsMvid => ReadMvid(SocketsPath);
 
-    /// <summary>The SHA-256 of an app's own System.Net.Sockets.dll (see <see cref="AppOverlay"/>):
-    /// version, MVID, length and time are all the file's own word, which its owner can give any
-    /// value, so a copy woven from an app's file is found again only by its content.</summary>
+    /// <summary>For an app's own runtime (see <see cref="AppOverlay"/>), one SHA-256 of everything its
+    /// weave reads: its System.Net.Sockets.dll and every assembly beside it the weaver and
+    /// crossgen2 resolve against. Version, MVID, length and time are all the files' own word,
+    /// which their owner can give any value, so a copy woven from an app's files is found again
+    /// only by their content.</summary>
     public string? SourceSha256 { get; init; }
 
     /// <summary>What the weaver stamps of the source file besides version and MVID (its length

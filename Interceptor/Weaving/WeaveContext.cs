@@ -1,5 +1,6 @@
 using Mono.Cecil;
 using Mono.Cecil.Cil;
+using SockShim.Interceptor.Contract;
 
 namespace SockShim.Interceptor.Weaving;
 
@@ -51,6 +52,10 @@ public sealed class WeaveContext
     {
         var existing = Module.AssemblyReferences.FirstOrDefault(r => r.Name == name);
         if (existing is not null) return existing;
+        // What a weave reads keys a copy woven from an app's own runtime: a reference added here
+        // must be one the key covers.
+        if (!HookContract.AddedReferences.Contains(name))
+            throw new WeaveException($"the weaver would add a reference to {name}, which is not among HookContract.AddedReferences (what keys a copy woven from an app's own runtime)");
         var added = new AssemblyNameReference(name, CoreLibrary.Version) { PublicKeyToken = CoreLibrary.PublicKeyToken };
         Module.AssemblyReferences.Add(added);
         return added;

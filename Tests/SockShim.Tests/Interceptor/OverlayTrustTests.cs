@@ -80,4 +80,41 @@ public class OverlayTrustTests
         Assert.That(Holds(loaded, Original), Is.True, "it loads the copy woven from its own");
         Assert.That(Holds(planted, Planted), Is.True, "their file is as they left it");
     }
+
+    /// <summary>The third review: root's own app and another account's with the same
+    /// System.Net.Sockets.dll, the other's with a System.Private.CoreLib.dll of its own (here the
+    /// same assembly with bytes appended, standing for any other code: the reviewer's, rewritten
+    /// with Mono.Cecil, changed the compiled copy). A weave reads CoreLib: the weaver resolves
+    /// types in it and crossgen2 compiles against it, inlining its code. Keyed by
+    /// System.Net.Sockets alone, the copy compiled against the other account's CoreLib was the one
+    /// root's own app got. Root prepares the other account's app first, then its own: its own is
+    /// woven anew, keyed by what it was woven from.</summary>
+    [Test, CancelAfter(600_000)]
+    public void Another_accounts_references_cannot_choose_the_woven_copy_roots_own_app_loads()
+    {
+        string victim = CopyOfPublished("victim-references");
+        string mallory = CopyOfPublished("mallory-references");
+        string coreLib = Path.Combine(mallory, "System.Private.CoreLib.dll");
+        var time = File.GetLastWriteTimeUtc(coreLib);
+        using (var file = new FileStream(coreLib, FileMode.Append)) file.Write(new byte[64]);
+        File.SetLastWriteTimeUtc(coreLib, time);
+        Assert.That(File.ReadAllBytes(Path.Combine(mallory, "System.Net.Sockets.dll")), Is.EqualTo(File.ReadAllBytes(Path.Combine(victim, "System.Net.Sockets.dll"))),
+            "the two apps' System.Net.Sockets.dll are the same bytes");
+        Assert.That(Process.Start("chown", ["-R", "nobody", mallory])!.WaitForExit(60_000), Is.True);
+
+        string cache = Path.Combine(_work.FullName, "cache-references");
+        Prepare(cache, Path.Combine(mallory, "LegacyApp"));
+        var theirs = OwnCopies(cache);
+        Assert.That(theirs, Has.Count.EqualTo(1), "one copy woven from the other account's app");
+        Prepare(cache, Path.Combine(victim, "LegacyApp"));
+        var both = OwnCopies(cache);
+        Assert.That(both, Has.Count.EqualTo(2), "root's app was woven from its own files, not given the copy woven against the other account's CoreLib");
+        Assert.That(both, Is.SupersetOf(theirs));
+    }
+
+    /// <summary>The store's copies woven from an app's own runtime (their stamp a hash of what they
+    /// were woven from; an installed runtime's is two hex numbers with an x between).</summary>
+    private static List<string> OwnCopies(string cache) =>
+        Directory.GetDirectories(Path.Combine(cache, "store", "x64", "net10.0", "sockshim.woven.sockets"))
+            .Select(Path.GetFileName).OfType<string>().Where(name => name.Split('-') is { Length: >= 4 } parts && !parts[2].Contains('x')).Order().ToList();
 }
