@@ -21,9 +21,10 @@ internal static class ServeCommand
         var defaults = HelperLimits.Default;
         var maxConnections = Positive(new Option<int>("--max-connections") { Description = $"connections served at once, from all users (default {defaults.MaxConnections}); more are refused", DefaultValueFactory = _ => defaults.MaxConnections });
         var maxPerUser = Positive(new Option<int>("--max-connections-per-user") { Description = $"connections one user may have at once (default {defaults.MaxConnectionsPerUser}); more are refused", DefaultValueFactory = _ => defaults.MaxConnectionsPerUser });
-        var idle = Positive(new Option<int>("--idle-timeout") { Description = $"seconds a connection may send nothing while it holds no address, or stop in the middle of a request, before it is closed (default {(int)defaults.IdleTimeout.TotalSeconds})", DefaultValueFactory = _ => (int)defaults.IdleTimeout.TotalSeconds });
+        var ungranted = Positive(new Option<int>("--max-ungranted-connections") { Description = $"of those, connections the accounts no grant names may have together (default {defaults.MaxUngrantedConnections}): they can only ask what a pool is, and however many uids they connect as, the rest stay for the accounts with grants", DefaultValueFactory = _ => defaults.MaxUngrantedConnections });
+        var idle = Positive(new Option<int>("--idle-timeout") { Description = $"seconds a connection may send nothing while it holds no address, or stop in the middle of a request, before it is closed, and all the time a connection of an account no grant names is kept (default {(int)defaults.IdleTimeout.TotalSeconds})", DefaultValueFactory = _ => (int)defaults.IdleTimeout.TotalSeconds });
         var command = new Command("serve", "Run the privileged helper: do the netlink and DHCP work for the configured pools, and hand addresses to " +
-            "unprivileged processes (`sockshim run --helper SOCKET --pool-name POOL`) per the \"grants\" of the configuration file") { socket, maxConnections, maxPerUser, idle };
+            "unprivileged processes (`sockshim run --helper SOCKET --pool-name POOL`) per the \"grants\" of the configuration file") { socket, maxConnections, maxPerUser, ungranted, idle };
         stack.AddTo(command);
         command.SetAction(parse =>
         {
@@ -41,7 +42,7 @@ internal static class ServeCommand
                 return 2;
             }
             var grants = ReadGrants(read);
-            var limits = new HelperLimits(parse.GetValue(maxConnections), parse.GetValue(maxPerUser), TimeSpan.FromSeconds(parse.GetValue(idle)));
+            var limits = new HelperLimits(parse.GetValue(maxConnections), parse.GetValue(maxPerUser), TimeSpan.FromSeconds(parse.GetValue(idle)), parse.GetValue(ungranted));
             using var loggers = LoggerFactory.Create(b => b.SetMinimumLevel(LogLevel.Information)
                 .AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; })
                 .AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace));

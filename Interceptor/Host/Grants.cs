@@ -35,6 +35,9 @@ public sealed class Grants
         }
     }
 
+    /// <summary>Whether any grant names this user or one of its groups, for any pool.</summary>
+    public bool Names(uint uid, IReadOnlyCollection<uint> gids) => _grants.Any(g => g.Uid == uid || (g.Gid is { } gid && gids.Contains(gid)));
+
     /// <summary>The largest quota any grant gives this user (or one of its groups) for
     /// <paramref name="pool"/>; null when none grants it.</summary>
     public int? QuotaFor(uint uid, IReadOnlyCollection<uint> gids, string pool)

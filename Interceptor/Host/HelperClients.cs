@@ -2,10 +2,14 @@ using SockShim.Stack.Pools;
 
 namespace SockShim.Interceptor.Host;
 
-/// <summary>How much of the helper its clients may take: connections in all and per user, and how
-/// long a connection may say nothing while it holds no address (or stop in the middle of a
-/// request) before it is closed. Any local account can connect, so all three are bounded.</summary>
-public sealed record HelperLimits(int MaxConnections, int MaxConnectionsPerUser, TimeSpan IdleTimeout)
+/// <summary>How much of the helper its clients may take: connections in all and per user; of
+/// them, how many the accounts no grant names may hold together (they can only ask what a pool
+/// is, and uids are cheap: an account with subordinate uids connects as thousands of users, so
+/// per-user bounds alone let them fill the helper); how long a connection may say nothing while
+/// it holds no address (or stop in the middle of a request) before it is closed, which is also
+/// all the time an account no grant names keeps one; and how many refused requests one
+/// connection may make. Any local account can connect, so all of it is bounded.</summary>
+public sealed record HelperLimits(int MaxConnections, int MaxConnectionsPerUser, TimeSpan IdleTimeout, int MaxUngrantedConnections = 16, int MaxRefusedRequests = 16)
 {
     public static readonly HelperLimits Default = new(256, 32, TimeSpan.FromSeconds(30));
 }
@@ -19,33 +23,39 @@ public sealed record HelperLimits(int MaxConnections, int MaxConnectionsPerUser,
 internal sealed class HelperClients(HelperLimits limits)
 {
     private readonly object _gate = new();
-    private int _connections;
+    private int _connections, _ungranted;
     private readonly Dictionary<uint, int> _connectionsOf = new();
     private readonly Dictionary<uint, List<Lease>> _leasesOf = new();
     private readonly Dictionary<uint, int> _acquiringOf = new();
 
     /// <summary>Takes a connection of <paramref name="uid"/> in, or says why not (null: admitted;
-    /// then <see cref="Leave"/> must follow).</summary>
-    public string? Admit(uint uid)
+    /// then <see cref="Leave"/> must follow with the same arguments). Those of accounts no grant
+    /// names (<paramref name="granted"/> false) share their own few places, so however many uids
+    /// they connect as, the accounts with grants always find the rest.</summary>
+    public string? Admit(uint uid, bool granted)
     {
         lock (_gate)
         {
             if (_connections >= limits.MaxConnections)
                 return $"the helper already has {_connections} connections, its maximum; try again later";
+            if (!granted && _ungranted >= limits.MaxUngrantedConnections)
+                return $"the helper already has {_ungranted} connections of accounts no grant names, the most it keeps for them; try again later";
             int mine = _connectionsOf.GetValueOrDefault(uid);
             if (mine >= limits.MaxConnectionsPerUser)
                 return $"uid {uid} already has {mine} connections to the helper, the most one user may have";
             _connections++;
+            if (!granted) _ungranted++;
             _connectionsOf[uid] = mine + 1;
             return null;
         }
     }
 
-    public void Leave(uint uid)
+    public void Leave(uint uid, bool granted)
     {
         lock (_gate)
         {
             _connections--;
+            if (!granted) _ungranted--;
             if (--_connectionsOf[uid] == 0) _connectionsOf.Remove(uid);
         }
     }

@@ -28,6 +28,7 @@ public sealed class HelperServer : IDisposable
     private readonly Socket _listener;
     private readonly HelperLimits _limits;
     private readonly HelperClients _clients;
+    private readonly RefusalLog _refusals;
     private readonly CancellationTokenSource _stop = new();
     private Task? _accepting;
 
@@ -40,6 +41,7 @@ public sealed class HelperServer : IDisposable
         _log = log;
         _limits = limits ?? HelperLimits.Default;
         _clients = new HelperClients(_limits);
+        _refusals = new RefusalLog(log);
         // Anyone may connect; what they get is decided per request by their credentials.
         SocketPath = HelperSocketPath.Check(socketPath);
         _listener = HelperSocketPath.Listen(socketPath, SocketPath);
@@ -94,7 +96,7 @@ public sealed class HelperServer : IDisposable
         TimeSpan.FromMilliseconds(Math.Min(MaxAcceptPause.TotalMilliseconds, 10 << Math.Min(failures - 1, 10)));
 
     // Accept-loop thread: a connection over the bounds is told why and closed at once, so it
-    // holds no descriptor; refusals are logged at most once a second (a flood must not flood the log).
+    // holds no descriptor; refusals are logged within RefusalLog's bound (a flood must not flood the log).
     private void Admit(Socket socket)
     {
         Peer peer;
@@ -104,9 +106,10 @@ public sealed class HelperServer : IDisposable
             socket.Dispose();
             return;
         }
-        if ((Descriptors.TooFew((long)socket.SafeHandle.DangerousGetHandle()) ?? _clients.Admit(peer.Uid)) is { } refused)
+        bool granted = _grants.Names(peer.Uid, peer.Groups);
+        if ((Descriptors.TooFew((long)socket.SafeHandle.DangerousGetHandle()) ?? _clients.Admit(peer.Uid, granted)) is { } refused)
         {
-            LogRefusal(peer, refused);
+            _refusals.Warn("{Peer}: connection refused: {Why}", peer, refused);
             try
             {
                 // Never blocks the accept loop: the answer fits the empty socket buffer, or is dropped.
@@ -120,26 +123,14 @@ public sealed class HelperServer : IDisposable
         _ = Task.Run(async () =>
         {
             // One client's failure must never stop the others, nor leave its socket open.
-            try { await Serve(socket, peer); }
+            try { await Serve(socket, peer, granted); }
             catch (Exception ex)
             {
                 _log.LogError(ex, "serving a client failed");
                 socket.Dispose();
             }
-            finally { _clients.Leave(peer.Uid); }
+            finally { _clients.Leave(peer.Uid, granted); }
         });
-    }
-
-    private long _lastRefusalLog;
-    private int _refusedUnlogged;
-
-    private void LogRefusal(Peer peer, string why)
-    {
-        long now = Environment.TickCount64;
-        if (now - _lastRefusalLog < 1000) { _refusedUnlogged++; return; }
-        _log.LogWarning("{Peer}: connection refused: {Why}{More}", peer, why, _refusedUnlogged > 0 ? $" ({_refusedUnlogged} more refused since the last such line)" : "");
-        _lastRefusalLog = now;
-        _refusedUnlogged = 0;
     }
 
     private readonly record struct Peer(int Pid, uint Uid, uint Gid, IReadOnlyCollection<uint> Groups)
@@ -163,11 +154,17 @@ public sealed class HelperServer : IDisposable
         return new Peer(pid, uid, gid, groups);
     }
 
-    private async Task Serve(Socket socket, Peer peer)
+    // A connection of an account no grant names can only ask what a pool is: it is closed when
+    // its time is up (the idle timeout, counted from its connect), however much it says, and any
+    // connection after MaxRefusedRequests refused requests (each an answer, and a line to log).
+    private async Task Serve(Socket socket, Peer peer, bool granted)
     {
         var held = new Dictionary<IPAddress, Lease>();
         var buffer = new byte[HelperMessage.MaxLine + 1];
         int filled = 0;
+        var refusals = new RefusalLog.OfConnection(_refusals, peer, _limits.MaxRefusedRequests);
+        bool cutOff = false, spoke = false;
+        long? endsAt = granted ? null : Environment.TickCount64 + (long)_limits.IdleTimeout.TotalMilliseconds;
         try
         {
             using var stream = new NetworkStream(socket, ownsSocket: true);
@@ -179,31 +176,41 @@ public sealed class HelperServer : IDisposable
                     if (filled == buffer.Length)
                     {
                         // No newline within the longest legal line: not a client of ours.
-                        _log.LogWarning("{Peer}: refused a request longer than {Max} bytes; connection closed", peer, HelperMessage.MaxLine);
+                        refusals.Warn("{Peer}: refused a request longer than {Max} bytes; connection closed", peer, HelperMessage.MaxLine);
                         await Answer(stream, HelperMessage.Error(HelperMessage.BadRequest, $"requests are at most {HelperMessage.MaxLine} bytes"));
                         await HangUp(socket);
                         return;
                     }
-                    int n = await Read(stream, buffer.AsMemory(filled), WaitIsBounded(held, filled));
+                    int n = await Read(stream, buffer.AsMemory(filled), endsAt is { } end ? TimeSpan.FromMilliseconds(Math.Max(0, end - Environment.TickCount64))
+                        : WaitIsBounded(held, filled) ? _limits.IdleTimeout : null);
                     if (n < 0)
                     {
-                        _log.LogWarning("{Peer}: {What} for {Seconds} s; connection closed", peer,
-                            filled > 0 ? "stopped in the middle of a request" : "sent nothing while holding no address", _limits.IdleTimeout.TotalSeconds);
+                        _refusals.Warn("{Peer}: {What} for {Seconds} s; connection closed", peer,
+                            filled > 0 ? "stopped in the middle of a request" : spoke && endsAt is not null ? "no grant names this account, and it was connected" : "sent nothing while holding no address",
+                            _limits.IdleTimeout.TotalSeconds);
                         return;
                     }
                     if (n == 0) return;
                     filled += n;
+                    spoke = true;
                     continue;
                 }
-                string answer = Handle(peer, buffer.AsSpan(0, newline), held);
+                string answer = Handle(peer, buffer.AsSpan(0, newline), held, refusals);
                 Array.Copy(buffer, newline + 1, buffer, 0, filled - newline - 1);
                 filled -= newline + 1;
                 await Answer(stream, answer);
+                if (refusals.Exhausted)
+                {
+                    cutOff = true;
+                    await HangUp(socket);
+                    return;
+                }
             }
         }
         catch (Exception ex) when (ex is IOException or SocketException or OperationCanceledException) { }
         finally
         {
+            refusals.Close(cutOff);
             int released = 0;
             Lease[] all;
             lock (held) all = held.Values.ToArray();
@@ -220,12 +227,14 @@ public sealed class HelperServer : IDisposable
         lock (held) return !held.Values.Any(l => !l.IsReleased);
     }
 
-    /// <summary>Bytes read; 0 at the end of the stream; -1 when the idle timeout passed first.</summary>
-    private async Task<int> Read(NetworkStream stream, Memory<byte> into, bool bounded)
+    /// <summary>Bytes read; 0 at the end of the stream; -1 when <paramref name="within"/> passed
+    /// first (null: no bound).</summary>
+    private async Task<int> Read(NetworkStream stream, Memory<byte> into, TimeSpan? within)
     {
-        if (!bounded) return await stream.ReadAsync(into, _stop.Token);
+        if (within is not { } bound) return await stream.ReadAsync(into, _stop.Token);
+        if (bound <= TimeSpan.Zero) return -1;
         using var idle = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
-        idle.CancelAfter(_limits.IdleTimeout);
+        idle.CancelAfter(bound);
         try { return await stream.ReadAsync(into, idle.Token); }
         catch (OperationCanceledException) when (!_stop.IsCancellationRequested) { return -1; }
     }
@@ -251,11 +260,11 @@ public sealed class HelperServer : IDisposable
 
     private static Task Answer(NetworkStream stream, string line) => stream.WriteAsync(Encoding.ASCII.GetBytes(line + "\n")).AsTask();
 
-    private string Handle(Peer peer, ReadOnlySpan<byte> line, Dictionary<IPAddress, Lease> held)
+    private string Handle(Peer peer, ReadOnlySpan<byte> line, Dictionary<IPAddress, Lease> held, RefusalLog.OfConnection refusals)
     {
         if (!HelperMessage.TryParseRequest(line, out var request, out string why))
         {
-            _log.LogWarning("{Peer}: refused a malformed request: {Why}", peer, why);
+            refusals.Warn("{Peer}: refused a malformed request: {Why}", peer, why);
             return HelperMessage.Error(HelperMessage.BadRequest, why);
         }
         switch (request.Verb)
@@ -264,16 +273,16 @@ public sealed class HelperServer : IDisposable
             {
                 // A pool's ranges are no secret; whether this user may take from it is decided per ACQUIRE,
                 // so a refusal reaches the app as a SocketException at its socket rather than at start-up.
-                if (Refusal(peer, request.Argument, out var pool, checkGrant: false) is { } refused) return refused;
+                if (Refusal(peer, request.Argument, refusals, out var pool, checkGrant: false) is { } refused) return refused;
                 return HelperMessage.Ok(pool!.Description.ToJson());
             }
             case HelperMessage.Acquire:
             {
-                if (Refusal(peer, request.Argument, out var pool) is { } refused) return refused;
+                if (Refusal(peer, request.Argument, refusals, out var pool) is { } refused) return refused;
                 int quota = _grants.QuotaFor(peer.Uid, peer.Groups, pool!.Name)!.Value;
                 if (!_clients.TryReserve(peer.Uid, quota, out int used))
                 {
-                    _log.LogWarning("{Peer}: refused an address from pool {Pool}: quota of {Quota} reached", peer, pool.Name, quota);
+                    refusals.Warn("{Peer}: refused an address from pool {Pool}: quota of {Quota} reached", peer, pool.Name, quota);
                     return HelperMessage.Error(HelperMessage.OverQuota, $"uid {peer.Uid} already holds {used} addresses, its quota for pool '{pool.Name}' is {quota}");
                 }
                 Lease? lease = null;
@@ -305,7 +314,7 @@ public sealed class HelperServer : IDisposable
                     if (IPAddress.TryParse(request.Argument, out var address) && held.Remove(address, out lease)) { }
                 if (lease is null)
                 {
-                    _log.LogWarning("{Peer}: refused to release {Address}, which this connection does not hold", peer, HelperMessage.Truncate(request.Argument));
+                    refusals.Warn("{Peer}: refused to release {Address}, which this connection does not hold", peer, HelperMessage.Truncate(request.Argument));
                     return HelperMessage.Error(HelperMessage.NotHeld, $"this connection holds no address '{HelperMessage.Truncate(request.Argument)}'");
                 }
                 lease.Release();
@@ -314,17 +323,17 @@ public sealed class HelperServer : IDisposable
         }
     }
 
-    private string? Refusal(Peer peer, string poolName, out AddressPool? pool, bool checkGrant = true)
+    private string? Refusal(Peer peer, string poolName, RefusalLog.OfConnection refusals, out AddressPool? pool, bool checkGrant = true)
     {
         pool = _stack.Pools.FirstOrDefault(p => string.Equals(p.Name, poolName, StringComparison.OrdinalIgnoreCase));
         if (pool is null)
         {
-            _log.LogWarning("{Peer}: asked for unknown pool {Pool}", peer, HelperMessage.Truncate(poolName));
+            refusals.Warn("{Peer}: asked for unknown pool {Pool}", peer, HelperMessage.Truncate(poolName));
             return HelperMessage.Error(HelperMessage.UnknownPool, $"the helper serves no pool '{HelperMessage.Truncate(poolName)}'");
         }
         if (checkGrant && _grants.QuotaFor(peer.Uid, peer.Groups, pool.Name) is null)
         {
-            _log.LogWarning("{Peer}: refused pool {Pool}: no grant", peer, pool.Name);
+            refusals.Warn("{Peer}: refused pool {Pool}: no grant", peer, pool.Name);
             return HelperMessage.Error(HelperMessage.NotGranted, $"uid {peer.Uid} has no grant for pool '{pool.Name}'");
         }
         return null;

@@ -21,7 +21,7 @@ using SockShim.Stack.Pools;
 //   short-lease-dhcp-server DEV SERVERID FIRST LEASE T1|- : leases of LEASE s with that T1 (see ShortLeaseDhcpServer).
 //   attempt-sockets SECONDS SERVER : UDP tuple sockets one after another for SECONDS (see SocketAttempts).
 //   hostile-dhcp DEV OWN SERVER OTHER SECONDS : forged answers to every renewal on the LAN (see HostileDhcpHost).
-//   unix-connections SOCKET N [partial] : N idle connections to a helper (see UnixConnections).
+//   unix-connections SOCKET N [partial|chatty|bogus] : N hostile connections to a helper (see UnixConnections).
 //   sockets N SERVER [tcp|udp] [plain] : N AF_INET_TUPLE sockets (plain: ordinary sockets, for a run under the launcher), each connected (or sending a datagram) to
 //                 SERVER; prints "socket <local> lease-expires <time>" for each and "held"; then
 //                 waits for a line on stdin: "close" disposes them all, prints "closed" and exits;
@@ -48,7 +48,7 @@ if (verb == "fuzz-table") return TableFuzz.Table(args[1], double.Parse(args[2]))
 if (verb == "traffic") return MarkedTraffic.Run(IPEndPoint.Parse(args[1]), args[2], args.ElementAtOrDefault(3));
 if (verb == "wildcard") return WildcardBinds.Run(IPEndPoint.Parse(args[1]));
 if (verb == "hostile-dhcp") return HostileDhcpHost.Run(args[1], IPAddress.Parse(args[2]), IPAddress.Parse(args[3]), IPAddress.Parse(args[4]), double.Parse(args[5]));
-if (verb == "unix-connections") return UnixConnections.Run(args[1], int.Parse(args[2]), args.ElementAtOrDefault(3) == "partial");
+if (verb == "unix-connections") return UnixConnections.Run(args[1], int.Parse(args[2]), args.ElementAtOrDefault(3) ?? "");
 if (verb == "rogue-dhcp-server") return RogueDhcpServer.Run(args[1], IPAddress.Parse(args[2]), IPAddress.Parse(args[3]), IPAddress.Parse(args[4]), IPAddress.Parse(args[5]));
 if (verb == "short-lease-dhcp-server") return ShortLeaseDhcpServer.Run(args[1], IPAddress.Parse(args[2]), IPAddress.Parse(args[3]), uint.Parse(args[4]), args[5] == "-" ? null : uint.Parse(args[5]));
 if (verb == "attempt-sockets") return SocketAttempts.Run(double.Parse(args[1]), IPEndPoint.Parse(args[2]));

@@ -4,14 +4,17 @@ using System.Text;
 
 /// <summary>
 /// A hostile client of `sockshim serve`: opens <c>count</c> connections to its socket and sends
-/// nothing, or (partial) the start of a request without its end on every other one. Prints
-/// "opened N" once all are connected, then "closed I MS TEXT" when the helper closes connection I
-/// (MS after it connected; TEXT what the helper said first), and exits at a line or end of stdin.
+/// nothing; or (partial) the start of a request without its end on every other one; or (chatty)
+/// "DESCRIBE nic" on each once a second, for at most a minute; or (bogus) malformed requests on
+/// each as fast as it can, for at most ten seconds. Prints "opened N" once all are connected,
+/// then "closed I MS TEXT" when the helper closes connection I (MS after it connected; TEXT what
+/// the helper said, its lines joined by " | "), and exits at a line or end of stdin.
 /// </summary>
 internal static class UnixConnections
 {
-    public static int Run(string path, int count, bool partial)
+    public static int Run(string path, int count, string mode)
     {
+        bool partial = mode == "partial";
         var open = new List<Task>();
         for (int i = 0; i < count; i++)
         {
@@ -28,6 +31,25 @@ internal static class UnixConnections
             // (The helper may have refused and closed it already: then the send fails.)
             if (partial && i % 2 == 1) try { s.Send("ACQUIRE ni"u8); } catch (SocketException) { }
             int index = i;
+            if (mode is "chatty" or "bogus")
+            {
+                byte[] line = mode == "chatty" ? "DESCRIBE nic\n"u8.ToArray() : "BOGUS x\n"u8.ToArray();
+                var pause = mode == "chatty" ? TimeSpan.FromSeconds(1) : TimeSpan.Zero;
+                var until = mode == "chatty" ? TimeSpan.FromMinutes(1) : TimeSpan.FromSeconds(10);
+                _ = Task.Run(async () =>
+                {
+                    var sending = Stopwatch.StartNew();
+                    try
+                    {
+                        while (sending.Elapsed < until)
+                        {
+                            await s.SendAsync(line, SocketFlags.None);
+                            if (pause > TimeSpan.Zero) await Task.Delay(pause);
+                        }
+                    }
+                    catch (Exception ex) when (ex is SocketException or ObjectDisposedException) { } // closed by the helper
+                });
+            }
             open.Add(Task.Run(async () =>
             {
                 var text = new StringBuilder();
@@ -38,7 +60,7 @@ internal static class UnixConnections
                     while ((n = await s.ReceiveAsync(buffer, SocketFlags.None)) > 0) text.Append(Encoding.ASCII.GetString(buffer, 0, n));
                 }
                 catch (SocketException) { }
-                Console.WriteLine($"closed {index} {since.ElapsedMilliseconds} {text.ToString().Trim()}");
+                Console.WriteLine($"closed {index} {since.ElapsedMilliseconds} {text.ToString().Trim().Replace("\n", " | ")}");
                 s.Dispose();
             }));
         }

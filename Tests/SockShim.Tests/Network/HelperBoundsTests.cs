@@ -18,7 +18,7 @@ public class HelperBoundsTests
     private TwoHosts _hosts = null!;
     private string _dir = "";
     private readonly List<string> _users = new();
-    private (uint Uid, uint Gid) _attacker, _legit;
+    private (uint Uid, uint Gid) _attacker, _legit, _outsider;
     private string _legitName = "";
     private int _helpers;
 
@@ -33,6 +33,7 @@ public class HelperBoundsTests
         _attacker = User("ssx");
         _legit = User("ssl");
         _legitName = _users[1];
+        _outsider = User("sso");
         var echo = TwoHosts.StartIn(_hosts.B, "EchoServer", ["--listen", "192.0.2.2:7200", "--timeout", "300"]);
         Assert.That(Programs.Line(echo), Does.StartWith("listening"));
     }
@@ -94,9 +95,9 @@ public class HelperBoundsTests
         private readonly Process _process;
         private readonly ConcurrentQueue<string> _lines = new();
 
-        public Flood((uint Uid, uint Gid) user, string socket, int count, bool partial, string dir)
+        public Flood((uint Uid, uint Gid) user, string socket, int count, string mode, string dir)
         {
-            _process = Unprivileged.Start(null, user.Uid, user.Gid, "SockShim.TestAgent", ["unix-connections", socket, count.ToString(), .. partial ? new[] { "partial" } : []],
+            _process = Unprivileged.Start(null, user.Uid, user.Gid, "SockShim.TestAgent", ["unix-connections", socket, count.ToString(), mode],
                 new Dictionary<string, string> { ["DOTNET_CLI_HOME"] = dir });
             _process.OutputDataReceived += (_, e) => { if (e.Data is not null) _lines.Enqueue(e.Data); };
             _process.BeginOutputReadLine();
@@ -126,7 +127,7 @@ public class HelperBoundsTests
     {
         const int perUser = 8, total = 12, idleSeconds = 8, flood = 40;
         using var helper = StartNicHelper("--max-connections", $"{total}", "--max-connections-per-user", $"{perUser}", "--idle-timeout", $"{idleSeconds}");
-        using var attack = new Flood(_attacker, helper.Socket, flood, partial: true, _dir);
+        using var attack = new Flood(_attacker, helper.Socket, flood, "partial", _dir);
 
         // What is over the attacker's bound is closed at once, saying why.
         Assert.That(DhcpLan.Eventually(() => attack.Closed().Count >= flood - perUser, TimeSpan.FromSeconds(10)), Is.True, () => $"{attack.Closed().Count} closed; {helper.Log()}");
@@ -144,7 +145,7 @@ public class HelperBoundsTests
         Assert.That(_hosts.AddressesOnA(), Does.Contain(addresses[0]), "ip addr: the helper put it on vA");
 
         // The bound in all: 8 + 1 connected, so 3 more of anyone's are taken, the rest refused.
-        using (var more = new Flood(_legit, helper.Socket, 5, partial: false, _dir))
+        using (var more = new Flood(_legit, helper.Socket, 5, "silent", _dir))
         {
             Assert.That(DhcpLan.Eventually(() => more.Closed().Count >= 2, TimeSpan.FromSeconds(10)), Is.True, helper.Log);
             Assert.That(attack.Closed(), Has.Count.EqualTo(flood - perUser), "(the attacker's idle connections were all still open then)");
@@ -168,6 +169,60 @@ public class HelperBoundsTests
         Assert.That(helper.Log(), Does.Not.Contain("disconnected: released"), "its connection was not dropped");
         agent.StandardInput.WriteLine("close");
         Assert.That(agent.WaitForExit(20_000), Is.True);
+        Assert.That(helper.Process.HasExited, Is.False);
+    }
+
+    /// <summary>The third review: accounts no grant names (any number of them: an account with
+    /// subordinate uids connects as thousands) filled all of the helper's connections by asking
+    /// what a pool is every few seconds, so no granted user was served; and one such account wrote
+    /// 21 MB of log a second with malformed requests. Now they share a few places (here 4 of 12),
+    /// each kept no longer than the idle timeout however much it says; a granted user finds the
+    /// rest and is served; a connection is closed after 16 refused requests, and the log holds a
+    /// few lines for them, not one a request.</summary>
+    [Test, CancelAfter(150_000)]
+    public void Accounts_no_grant_names_share_a_few_connections_for_a_while_and_cannot_flood_the_log()
+    {
+        const int total = 12, perUser = 8, ungranted = 4, idleSeconds = 6;
+        using var helper = StartNicHelper("--max-connections", $"{total}", "--max-connections-per-user", $"{perUser}",
+            "--max-ungranted-connections", $"{ungranted}", "--idle-timeout", $"{idleSeconds}");
+        string full = $"ERR busy the helper already has {ungranted} connections of accounts no grant names, the most it keeps for them";
+
+        using (var chatty = new Flood(_attacker, helper.Socket, perUser, "chatty", _dir))
+        using (var other = new Flood(_outsider, helper.Socket, perUser, "silent", _dir))
+        {
+            // Of the two accounts' 16, four are kept; the rest are told why at once.
+            Assert.That(DhcpLan.Eventually(() => chatty.Closed().Count + other.Closed().Count >= 2 * perUser - ungranted, TimeSpan.FromSeconds(10)), Is.True, helper.Log);
+            var refused = chatty.Closed().Concat(other.Closed()).ToList();
+            Assert.That(refused, Has.Count.EqualTo(2 * perUser - ungranted), "four kept in all");
+            Assert.That(refused.Select(r => r.Said), Has.All.StartWith(full));
+
+            // A granted user has the other eight places: seven idle connections and one served.
+            using var mine = new Flood(_legit, helper.Socket, total - ungranted - 1, "silent", _dir);
+            using var agent = LegitAgent(_hosts.A, helper.Socket, "nic", ["sockets", "1", "192.0.2.2:7200", "tcp"]);
+            var (addresses, error) = HelperTests.Read(agent);
+            Assert.That(error, Is.Null, helper.Log);
+            Assert.That(_hosts.AddressesOnA(), Does.Contain(addresses.Single()), "ip addr: the granted user was served");
+            Assert.That(mine.Closed(), Is.Empty, "none of the granted user's connections was refused");
+            agent.StandardInput.WriteLine("close");
+            Assert.That(agent.WaitForExit(20_000), Is.True);
+
+            // Asking again and again keeps no connection of theirs past the idle timeout.
+            Assert.That(DhcpLan.Eventually(() => chatty.Closed().Count + other.Closed().Count == 2 * perUser, TimeSpan.FromSeconds(idleSeconds + 10)), Is.True, helper.Log);
+            var kept = chatty.Closed().Concat(other.Closed()).Where(c => !c.Said.StartsWith(full)).ToList();
+            Assert.That(kept, Has.Count.EqualTo(ungranted));
+            Assert.That(kept.Select(c => c.Ms), Has.All.InRange(idleSeconds * 1000 - 50, idleSeconds * 1000 + 5000), "closed when their time was up");
+            Assert.That(chatty.Closed().Where(c => !c.Said.StartsWith(full)).Select(c => c.Said), Has.Some.Contain("OK {"), "the chatty ones were answered while kept");
+        }
+
+        // Malformed requests as fast as they can be sent: each connection is closed after 16,
+        // and the log holds a few lines for them, not one a request.
+        int before = helper.Log().Split('\n').Length;
+        using var bogus = new Flood(_attacker, helper.Socket, ungranted, "bogus", _dir);
+        Assert.That(DhcpLan.Eventually(() => bogus.Closed().Count == ungranted, TimeSpan.FromSeconds(15)), Is.True, helper.Log);
+        Assert.That(bogus.Closed().Select(c => c.Said.Split(" | ").Count(l => l.StartsWith("ERR bad-request"))), Has.All.EqualTo(16), "16 refused requests answered on each, then closed");
+        Assert.That(DhcpLan.Eventually(() => helper.Log().Contains("16 requests refused on one connection, 15 of them not logged; closed after 16"), TimeSpan.FromSeconds(5)), Is.True, helper.Log);
+        var lines = helper.Log().Split('\n').Skip(before - 1).Where(l => l.Contains($"uid {_attacker.Uid}")).ToList();
+        Assert.That(lines, Has.Count.InRange(ungranted, ungranted * 4), string.Join("\n", lines));
         Assert.That(helper.Process.HasExited, Is.False);
     }
 
@@ -215,7 +270,7 @@ public class HelperBoundsTests
         TwoHosts.Run("prlimit", [$"--pid={pid}", $"--nofile={OpenFiles() + headroom + 6}:"]);
 
         // Near the limit: a few connections are taken, the rest refused at once, saying why.
-        using (var flood = new Flood(_attacker, helper.Socket, 60, partial: false, _dir))
+        using (var flood = new Flood(_attacker, helper.Socket, 60, "silent", _dir))
         {
             Assert.That(DhcpLan.Eventually(() => flood.Closed().Count >= 50, TimeSpan.FromSeconds(20)), Is.True, helper.Log);
             Assert.That(flood.Closed().Select(c => c.Said).ToList(), Has.All.StartWith("ERR busy the helper is near its limit of"));
@@ -228,7 +283,7 @@ public class HelperBoundsTests
         var numbers = Directory.GetFileSystemEntries($"/proc/{pid}/fd").Select(f => int.Parse(Path.GetFileName(f))).ToHashSet();
         int lowestFree = Enumerable.Range(0, numbers.Count + 1).First(n => !numbers.Contains(n));
         TwoHosts.Run("prlimit", [$"--pid={pid}", $"--nofile={lowestFree}:"]);
-        using (var flood = new Flood(_attacker, helper.Socket, 20, partial: false, _dir))
+        using (var flood = new Flood(_attacker, helper.Socket, 20, "silent", _dir))
         {
             Assert.That(DhcpLan.Eventually(() => helper.Log().Contains("accept failed: TooManyOpenSockets"), TimeSpan.FromSeconds(20)), Is.True, helper.Log);
             AssertQuietFor(pid, TimeSpan.FromSeconds(3), "of failing accepts");
