@@ -56,7 +56,7 @@ public sealed class SingleFileBundle
     /// header that says more than the file holds.</summary>
     public static SingleFileBundle? Read(FileStream file, Dictionary<string, (long Offset, long Size)> sections)
     {
-        if (!sections.TryGetValue(".data", out var data) || data.Size > MaxDataBytes || data.Offset < 0 || data.Offset + data.Size > file.Length) return null;
+        if (!sections.TryGetValue(".data", out var data) || data.Size < 0 || data.Size > MaxDataBytes || data.Offset < 0 || data.Offset > file.Length - data.Size) return null; // no sum that could wrap
         var bytes = new byte[data.Size];
         file.Position = data.Offset;
         file.ReadExactly(bytes);
@@ -64,7 +64,7 @@ public sealed class SingleFileBundle
         if (at < 8) return null;
         long headerAt = BinaryPrimitives.ReadInt64LittleEndian(bytes.AsSpan(at - 8));
         if (headerAt == 0) return null;
-        if (headerAt < 0 || headerAt + 12 > file.Length) throw new InvalidDataException($"bundle header offset {headerAt} is outside the file ({file.Length} bytes)");
+        if (headerAt < 0 || headerAt > file.Length - 12) throw new InvalidDataException($"bundle header offset {headerAt} is outside the file ({file.Length} bytes)");
 
         using var reader = new BinaryReader(file, Encoding.UTF8, leaveOpen: true);
         file.Position = headerAt;
@@ -209,14 +209,14 @@ public sealed class SingleFileBundle
         int entrySize = BinaryPrimitives.ReadUInt16LittleEndian(header[0x3A..]);
         int count = BinaryPrimitives.ReadUInt16LittleEndian(header[0x3C..]);
         int namesIndex = BinaryPrimitives.ReadUInt16LittleEndian(header[0x3E..]);
-        if (entrySize != ElfSectionHeaderBytes || count == 0 || namesIndex >= count || sectionsAt <= 0 || sectionsAt + (long)entrySize * count > elf.Length) return null;
+        if (entrySize != ElfSectionHeaderBytes || count == 0 || namesIndex >= count || sectionsAt <= 0 || sectionsAt > elf.Length - (long)entrySize * count) return null; // the file's numbers: no sum that could wrap
         var table = new byte[entrySize * count];
         elf.Position = sectionsAt;
         elf.ReadExactly(table);
         var names = table.AsSpan(namesIndex * entrySize, entrySize);
         long namesAt = BinaryPrimitives.ReadInt64LittleEndian(names[0x18..]);
         long namesSize = BinaryPrimitives.ReadInt64LittleEndian(names[0x20..]);
-        if (namesAt <= 0 || namesSize <= 0 || namesSize > 1 << 20 || namesAt + namesSize > elf.Length) return null;
+        if (namesAt <= 0 || namesSize <= 0 || namesSize > 1 << 20 || namesAt > elf.Length - namesSize) return null;
         var text = new byte[namesSize];
         elf.Position = namesAt;
         elf.ReadExactly(text);
@@ -238,7 +238,7 @@ public sealed class SingleFileBundle
     public string? RuntimeConfig(FileStream file)
     {
         var (at, size) = RuntimeConfigJson;
-        if (at <= 0 || size <= 0 || size > 1 << 20 || at + size > file.Length) return null;
+        if (at <= 0 || size <= 0 || size > 1 << 20 || at > file.Length - size) return null;
         var bytes = new byte[size];
         file.Position = at;
         file.ReadExactly(bytes);

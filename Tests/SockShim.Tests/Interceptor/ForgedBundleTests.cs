@@ -148,6 +148,32 @@ public class ForgedBundleTests
         Assert.That(stdout, Does.Contain($"app {app}: runs on the installed runtimes above (framework-dependent)"));
     }
 
+    /// <summary>The third review: a .data section whose size is negative (the file's number)
+    /// passed the bounds check (a sum that wraps, a size compared only against its maximum) and
+    /// became an array of negative length: a stack trace from root's `prepare`. Not a bundle now:
+    /// the host is read as the framework-dependent apphost it is.</summary>
+    [Test, CancelAfter(180_000)]
+    public void A_data_section_of_negative_size_is_not_read()
+    {
+        string app = Path.Combine(_work.FullName, "negative-data");
+        byte[] host = File.ReadAllBytes(Path.Combine(AppContext.BaseDirectory, "LegacyApp"));
+        long table = BinaryPrimitives.ReadInt64LittleEndian(host.AsSpan(0x28));
+        int count = BinaryPrimitives.ReadUInt16LittleEndian(host.AsSpan(0x3C)), namesIndex = BinaryPrimitives.ReadUInt16LittleEndian(host.AsSpan(0x3E));
+        long names = BinaryPrimitives.ReadInt64LittleEndian(host.AsSpan((int)table + namesIndex * 64 + 0x18));
+        int data = Enumerable.Range(0, count).Single(i =>
+        {
+            int name = BinaryPrimitives.ReadInt32LittleEndian(host.AsSpan((int)table + i * 64));
+            return host.AsSpan((int)names + name).StartsWith(".data\0"u8);
+        });
+        BinaryPrimitives.WriteInt64LittleEndian(host.AsSpan((int)table + data * 64 + 0x20), -16);
+        File.WriteAllBytes(app, host);
+        File.SetUnixFileMode(app, (UnixFileMode)0b111_101_101);
+        var (exit, stdout, stderr) = Programs.Run("SockShim.Interceptor", ["prepare", "--cache", _cache, app], SmallHeap, TimeSpan.FromMinutes(3));
+        Assert.That(exit, Is.Zero, stdout + stderr);
+        Assert.That(stderr, Is.Empty, "no stack trace");
+        Assert.That(stdout, Does.Contain($"app {app}: runs on the installed runtimes above (framework-dependent)"));
+    }
+
     /// <summary>A self-contained bundle (its runtimeconfig says so) whose entries inflate from
     /// one deflate stream of zeros: 20 assemblies of 60 MB each from 60 kB of file. Refused
     /// before anything is written out, with one line.</summary>
