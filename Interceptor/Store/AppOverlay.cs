@@ -79,12 +79,13 @@ public sealed unsafe partial class AppOverlay
             foreach (var entry in Directory.EnumerateFileSystemEntries(appDirectory))
                 if (!copied.Contains(Path.GetFileName(entry)))
                     File.CreateSymbolicLink(Path.Combine(stage, Path.GetFileName(entry)), entry);
-            File.Copy(app.Executable, Path.Combine(stage, name));
-            File.SetUnixFileMode(Path.Combine(stage, name), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-            foreach (var file in (string[])[name + ".dll", name + ".runtimeconfig.json"])
+            // Read bounded, a regular file only: the app's owner may have made one a FIFO (File.Copy
+            // would wait on it for ever) or a link to a device.
+            foreach (var (file, mode) in (ReadOnlySpan<(string, UnixFileMode)>)[(name, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute),
+                         (name + ".dll", UnixFileMode.UserRead | UnixFileMode.UserWrite), (name + ".runtimeconfig.json", UnixFileMode.UserRead | UnixFileMode.UserWrite)])
             {
-                File.Copy(Path.Combine(appDirectory, file), Path.Combine(stage, file));
-                File.SetUnixFileMode(Path.Combine(stage, file), UnixFileMode.UserRead | UnixFileMode.UserWrite);
+                File.WriteAllBytes(Path.Combine(stage, file), TrustedPaths.ReadBounded(Path.Combine(appDirectory, file), MaxExtractedAssembly));
+                File.SetUnixFileMode(Path.Combine(stage, file), mode);
             }
             File.Copy(woven.AssemblyPath, Path.Combine(stage, SocketsFile));
         });

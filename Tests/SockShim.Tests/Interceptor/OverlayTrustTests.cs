@@ -112,6 +112,24 @@ public class OverlayTrustTests
         Assert.That(both, Is.SupersetOf(theirs));
     }
 
+    /// <summary>The third review: the app's own files an overlay copies were copied with
+    /// File.Copy, which waits for ever on a FIFO another account puts in place of its main dll.
+    /// Root's `prepare` says what is wrong in one line instead, and returns.</summary>
+    [Test, CancelAfter(300_000)]
+    public void A_fifo_for_the_apps_dll_is_refused_not_waited_on()
+    {
+        string mallory = CopyOfPublished("mallory-fifo");
+        string dll = Path.Combine(mallory, "LegacyApp.dll");
+        File.Delete(dll);
+        Assert.That(Process.Start("mkfifo", [dll])!.WaitForExit(10_000), Is.True);
+        Assert.That(Process.Start("chown", ["-R", "nobody", mallory])!.WaitForExit(60_000), Is.True);
+        var (exit, stdout, stderr) = Programs.Run("SockShim.Interceptor", ["prepare", "--cache", Path.Combine(_work.FullName, "cache-fifo"), Path.Combine(mallory, "LegacyApp")],
+            timeout: TimeSpan.FromMinutes(4));
+        Assert.That(exit, Is.Not.Zero, stdout + stderr);
+        Assert.That(stderr.Trim().Split('\n'), Has.Length.EqualTo(1), stderr);
+        Assert.That(stderr, Does.Contain($"{dll} is not a regular file").And.Not.Contain("   at "));
+    }
+
     /// <summary>The store's copies woven from an app's own runtime (their stamp a hash of what they
     /// were woven from; an installed runtime's is two hex numbers with an x between).</summary>
     private static List<string> OwnCopies(string cache) =>
