@@ -28,7 +28,9 @@ public sealed class HelperServer : IDisposable
     private readonly Socket _listener;
     private readonly HelperLimits _limits;
     private readonly HelperClients _clients;
-    private readonly RefusalLog _refusals;
+    // Lines about refusals, bounded; the accounts no grant names have a budget of their own, so
+    // they cannot crowd out what is said about the accounts with grants.
+    private readonly RefusalLog _refusals, _ungrantedRefusals;
     private readonly CancellationTokenSource _stop = new();
     private Task? _accepting;
 
@@ -42,6 +44,7 @@ public sealed class HelperServer : IDisposable
         _limits = limits ?? HelperLimits.Default;
         _clients = new HelperClients(_limits);
         _refusals = new RefusalLog(log);
+        _ungrantedRefusals = new RefusalLog(log);
         // Anyone may connect; what they get is decided per request by their credentials.
         SocketPath = HelperSocketPath.Check(socketPath);
         _listener = HelperSocketPath.Listen(socketPath, SocketPath);
@@ -109,7 +112,7 @@ public sealed class HelperServer : IDisposable
         bool granted = _grants.Names(peer.Uid, peer.Groups);
         if ((Descriptors.TooFew((long)socket.SafeHandle.DangerousGetHandle()) ?? _clients.Admit(peer.Uid, granted)) is { } refused)
         {
-            _refusals.Warn("{Peer}: connection refused: {Why}", peer, refused);
+            (granted ? _refusals : _ungrantedRefusals).Warn("{Peer}: connection refused: {Why}", peer, refused);
             try
             {
                 // Never blocks the accept loop: the answer fits the empty socket buffer, or is dropped.
@@ -162,7 +165,8 @@ public sealed class HelperServer : IDisposable
         var held = new Dictionary<IPAddress, Lease>();
         var buffer = new byte[HelperMessage.MaxLine + 1];
         int filled = 0;
-        var refusals = new RefusalLog.OfConnection(_refusals, peer, _limits.MaxRefusedRequests);
+        var log = granted ? _refusals : _ungrantedRefusals;
+        var refusals = new RefusalLog.OfConnection(log, peer, _limits.MaxRefusedRequests);
         bool cutOff = false, spoke = false;
         long? endsAt = granted ? null : Environment.TickCount64 + (long)_limits.IdleTimeout.TotalMilliseconds;
         try
@@ -176,8 +180,8 @@ public sealed class HelperServer : IDisposable
                     if (filled == buffer.Length)
                     {
                         // No newline within the longest legal line: not a client of ours.
-                        refusals.Warn("{Peer}: refused a request longer than {Max} bytes; connection closed", peer, HelperMessage.MaxLine);
-                        await Answer(stream, HelperMessage.Error(HelperMessage.BadRequest, $"requests are at most {HelperMessage.MaxLine} bytes"));
+                        refusals.Last("{Peer}: refused a request longer than {Max} bytes; connection closed", peer, HelperMessage.MaxLine);
+                        await Answer(stream, HelperMessage.Error(HelperMessage.BadRequest, $"requests are at most {HelperMessage.MaxLine} bytes"), AnswerWithin(endsAt));
                         await HangUp(socket);
                         return;
                     }
@@ -185,7 +189,7 @@ public sealed class HelperServer : IDisposable
                         : WaitIsBounded(held, filled) ? _limits.IdleTimeout : null);
                     if (n < 0)
                     {
-                        _refusals.Warn("{Peer}: {What} for {Seconds} s; connection closed", peer,
+                        log.Warn("{Peer}: {What} for {Seconds} s; connection closed", peer,
                             filled > 0 ? "stopped in the middle of a request" : spoke && endsAt is not null ? "no grant names this account, and it was connected" : "sent nothing while holding no address",
                             _limits.IdleTimeout.TotalSeconds);
                         return;
@@ -198,8 +202,14 @@ public sealed class HelperServer : IDisposable
                 string answer = Handle(peer, buffer.AsSpan(0, newline), held, refusals);
                 Array.Copy(buffer, newline + 1, buffer, 0, filled - newline - 1);
                 filled -= newline + 1;
-                await Answer(stream, answer);
-                if (refusals.Exhausted)
+                if (!await Answer(stream, answer, AnswerWithin(endsAt)))
+                {
+                    log.Warn("{Peer}: did not take its answer within {Seconds} s; connection closed", peer, _limits.IdleTimeout.TotalSeconds);
+                    return;
+                }
+                // Refused as often as one may be: closed, unless it holds addresses (closing would
+                // release them; its refusals are only counted then, and logged once).
+                if (refusals.Exhausted && !Holds(held))
                 {
                     cutOff = true;
                     await HangUp(socket);
@@ -221,11 +231,18 @@ public sealed class HelperServer : IDisposable
 
     // A connection may wait as long as it likes between requests while it holds addresses (it
     // is what keeps them); holding none, or in the middle of a request, it may wait only so long.
-    private static bool WaitIsBounded(Dictionary<IPAddress, Lease> held, int filled)
+    private static bool WaitIsBounded(Dictionary<IPAddress, Lease> held, int filled) => filled > 0 || !Holds(held);
+
+    private static bool Holds(Dictionary<IPAddress, Lease> held)
     {
-        if (filled > 0) return true;
-        lock (held) return !held.Values.Any(l => !l.IsReleased);
+        lock (held) return held.Values.Any(l => !l.IsReleased);
     }
+
+    // An answer the client does not take (it sends and never reads, until the socket's buffers
+    // are full) must not hold the connection past its time: the idle timeout, or what is left
+    // of an account's time when no grant names it.
+    private TimeSpan AnswerWithin(long? endsAt) =>
+        endsAt is { } end ? TimeSpan.FromMilliseconds(Math.Max(0, end - Environment.TickCount64)) : _limits.IdleTimeout;
 
     /// <summary>Bytes read; 0 at the end of the stream; -1 when <paramref name="within"/> passed
     /// first (null: no bound).</summary>
@@ -258,7 +275,15 @@ public sealed class HelperServer : IDisposable
         catch (Exception ex) when (ex is OperationCanceledException or SocketException) { }
     }
 
-    private static Task Answer(NetworkStream stream, string line) => stream.WriteAsync(Encoding.ASCII.GetBytes(line + "\n")).AsTask();
+    /// <summary>Writes the answer; false when it was not taken within <paramref name="within"/>.</summary>
+    private async Task<bool> Answer(NetworkStream stream, string line, TimeSpan within)
+    {
+        using var taken = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+        taken.CancelAfter(within);
+        try { await stream.WriteAsync(Encoding.ASCII.GetBytes(line + "\n"), taken.Token); }
+        catch (OperationCanceledException) when (!_stop.IsCancellationRequested) { return false; }
+        return true;
+    }
 
     private string Handle(Peer peer, ReadOnlySpan<byte> line, Dictionary<IPAddress, Lease> held, RefusalLog.OfConnection refusals)
     {

@@ -42,7 +42,7 @@ internal sealed class RefusalLog(ILogger log)
     public sealed class OfConnection(RefusalLog log, object peer, int max)
     {
         private const int Written = 1;
-        private int _count;
+        private int _count, _unwritten;
 
         /// <summary>Whether the connection has been refused as often as it may be.</summary>
         public bool Exhausted => _count >= max;
@@ -50,13 +50,22 @@ internal sealed class RefusalLog(ILogger log)
         public void Warn(string template, params object?[] values)
         {
             if (++_count <= Written) log.Warn(template, values);
+            else _unwritten++;
+        }
+
+        /// <summary>A refusal that ends the connection (at most one a connection): always written,
+        /// within the shared bound.</summary>
+        public void Last(string template, params object?[] values)
+        {
+            _count++;
+            log.Warn(template, values);
         }
 
         /// <summary>When the connection closes: how many of its refusals were not written.</summary>
         public void Close(bool cutOff)
         {
-            if (_count > Written || cutOff)
-                log.Warn("{Peer}: {Count} requests refused on one connection, {Unwritten} of them not logged{End}", peer, _count, Math.Max(0, _count - Written),
+            if (_unwritten > 0 || cutOff)
+                log.Warn("{Peer}: {Count} requests refused on one connection, {Unwritten} of them not logged{End}", peer, _count, _unwritten,
                     cutOff ? $"; closed after {max}, the most one connection may make" : "");
         }
     }

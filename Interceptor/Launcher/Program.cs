@@ -67,7 +67,7 @@ if (TrustedPaths.AsRoot)
 {
     Untrusted? problem = new("dotnet", "not found on PATH");
     if (Exec.Resolve("dotnet", Environment.GetEnvironmentVariable("PATH")) is { } found && HostPaths.Canonical(found) is { } muxer)
-        (dotnet, problem) = (muxer, HostPaths.Problem(muxer, leafIsFile: true));
+        (dotnet, problem) = (muxer, HostPaths.Problem(muxer, leafIsFile: true) ?? InstalledRuntimes.InstallationProblem(Path.GetDirectoryName(muxer)!, "host", "shared"));
     if (problem is not null)
     {
         Console.Error.WriteLine($"sockshim: {problem}; as root SockShim starts its managed tool only with a dotnet that root owns and no other account can write, nor any directory above it: put root's .NET installation first on PATH");

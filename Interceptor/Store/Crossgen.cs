@@ -55,6 +55,13 @@ public static class Crossgen
             // The dotnet this tool runs on, not one PATH finds; global properties set before
             // Microsoft.Common.props decides on these imports (the per-user ones included).
             string muxer = Path.GetFileName(Environment.ProcessPath) == "dotnet" ? Environment.ProcessPath! : "dotnet";
+            // As root the restore runs the SDK, MSBuild and the workload manifests' targets of that
+            // installation: all of it must be root's alone.
+            if (TrustedPaths.AsRoot && InstalledRuntimes.InstallationProblem(Path.GetDirectoryName(Path.GetFullPath(muxer))!, "") is { } installation)
+            {
+                why = $"{installation}; as root SockShim restores crossgen2 only with a .NET installation root owns alone";
+                return null;
+            }
             var (exit, output) = Run(muxer, ["restore", "download.csproj", "--nologo", "-v", "q",
                 "--configfile", Path.Combine(dir, "NuGet.Config"),
                 "-p:ImportDirectoryBuildProps=false", "-p:ImportDirectoryBuildTargets=false", "-p:ImportDirectoryPackagesProps=false",

@@ -79,6 +79,25 @@ public static class InstalledRuntimes
         return Path.GetDirectoryName(muxer)!;
     }
 
+    /// <summary>As root, what in the .NET installation <paramref name="root"/> (a muxer's directory)
+    /// another account could change among the folders <paramref name="within"/> ("" for all of
+    /// it): the muxer loads host/fxr, the host the shared runtimes, a restore the SDK, its
+    /// manifests and packs. A root-owned installation may hold another account's folder (the
+    /// fourth review: its libhostfxr.so ran as root), so the muxer alone is not enough; each
+    /// folder, every directory above it and everything in it must be root's alone (links
+    /// refused). Null when nothing is wrong or not as root.</summary>
+    internal static Untrusted? InstallationProblem(string root, params string[] within)
+    {
+        if (!TrustedPaths.AsRoot) return null;
+        foreach (var folder in within)
+        {
+            string path = folder.Length == 0 ? root : Path.Combine(root, folder);
+            if (!Directory.Exists(path) && new FileInfo(path).LinkTarget is null) continue;
+            if ((HostPaths.Problem(path) ?? TrustedPaths.EntriesProblem(path)) is { } problem) return problem;
+        }
+        return null;
+    }
+
     /// <summary>Each runtime by the path the kernel resolves now, every link followed: what is
     /// checked and read later (as root, before weaving) goes through it, so a link on the way
     /// (DOTNET_ROOT may lead through one another account owns) cannot be re-pointed between the

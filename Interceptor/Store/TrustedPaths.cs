@@ -135,19 +135,29 @@ internal static unsafe class TrustedPaths
     }
 
     /// <summary>The bytes of a file another account may own (an app's runtimeconfig, deps.json or
-    /// assembly): a regular file (a FIFO is not waited on, a device not read) of at most
-    /// <paramref name="max"/> bytes, else IOException naming it. Links are followed: the app's
-    /// files are read as the host would read them.</summary>
+    /// assembly): a regular file of at most <paramref name="max"/> bytes, else IOException naming
+    /// it. Links are followed (the app's files are read as the host would read them), but what a
+    /// name leads to is looked at (O_PATH, which opens nothing) before it is opened for reading,
+    /// through that very descriptor: a FIFO is never waited on, and a device another account's
+    /// link leads to (a watchdog, a serial line, a tape) is never opened by root, where the open
+    /// alone acts (the fourth review).</summary>
     public static byte[] ReadBounded(string path, long max)
     {
-        int fd;
-        fixed (byte* p = HostPaths.Bytes(path)) fd = open(p, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-        if (fd < 0) throw new IOException($"{path} cannot be opened: {HostPaths.Strerror(errno)}");
-        using var handle = new SafeFileHandle(fd, ownsHandle: true);
+        int found;
+        fixed (byte* p = HostPaths.Bytes(path)) found = open(p, O_PATH | O_CLOEXEC);
+        if (found < 0) throw new IOException($"{path} cannot be opened: {HostPaths.Strerror(errno)}");
         stat st;
-        if (fstat(fd, &st) != 0) throw new IOException($"{path} cannot be read: {HostPaths.Strerror(errno)}");
-        if (((uint)st.st_mode & (uint)S_IFMT) != (uint)S_IFREG) throw new IOException($"{path} is not a regular file");
-        return HostPaths.ReadBounded(handle, path, (long)st.st_size, max);
+        try
+        {
+            if (fstat(found, &st) != 0) throw new IOException($"{path} cannot be read: {HostPaths.Strerror(errno)}");
+            if (((uint)st.st_mode & (uint)S_IFMT) != (uint)S_IFREG) throw new IOException($"{path} is not a regular file");
+            int fd;
+            fixed (byte* p = HostPaths.Bytes($"/proc/self/fd/{found}")) fd = open(p, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+            if (fd < 0) throw new IOException($"{path} cannot be opened: {HostPaths.Strerror(errno)}");
+            using var handle = new SafeFileHandle(fd, ownsHandle: true);
+            return HostPaths.ReadBounded(handle, path, (long)st.st_size, max);
+        }
+        finally { close(found); }
     }
 
     private static SafeFileHandle OpenChecked(string path, out stat st)

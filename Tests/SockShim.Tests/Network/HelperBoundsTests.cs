@@ -104,6 +104,9 @@ public class HelperBoundsTests
             Assert.That(DhcpLan.Eventually(() => _lines.Contains($"opened {count}"), TimeSpan.FromSeconds(30)), Is.True, () => $"all {count} connected: {string.Join(" | ", _lines)}");
         }
 
+        /// <summary>The answers a greedy connection read, in order.</summary>
+        public List<string> Answers() => _lines.Where(l => l.StartsWith("answer ")).Select(l => l.Split(' ', 3)[2]).ToList();
+
         /// <summary>Connections the helper closed: after how long, and what it said first.</summary>
         public List<(long Ms, string Said)> Closed() => _lines.Where(l => l.StartsWith("closed ")).Select(l => l.Split(' ', 4))
             .Select(f => (long.Parse(f[2]), f.Length > 3 ? f[3] : "")).ToList();
@@ -202,7 +205,7 @@ public class HelperBoundsTests
             var (addresses, error) = HelperTests.Read(agent);
             Assert.That(error, Is.Null, helper.Log);
             Assert.That(_hosts.AddressesOnA(), Does.Contain(addresses.Single()), "ip addr: the granted user was served");
-            Assert.That(mine.Closed(), Is.Empty, "none of the granted user's connections was refused");
+            Assert.That(mine.Closed().Select(c => c.Said), Has.None.StartWith("ERR busy"), "none of the granted user's connections was refused");
             agent.StandardInput.WriteLine("close");
             Assert.That(agent.WaitForExit(20_000), Is.True);
 
@@ -212,6 +215,14 @@ public class HelperBoundsTests
             Assert.That(kept, Has.Count.EqualTo(ungranted));
             Assert.That(kept.Select(c => c.Ms), Has.All.InRange(idleSeconds * 1000 - 50, idleSeconds * 1000 + 5000), "closed when their time was up");
             Assert.That(chatty.Closed().Where(c => !c.Said.StartsWith(full)).Select(c => c.Said), Has.Some.Contain("OK {"), "the chatty ones were answered while kept");
+        }
+
+        // Asking without ever reading the answers (the helper's writes block): closed all the same
+        // when the time is up.
+        using (var deaf = new Flood(_attacker, helper.Socket, ungranted, "deaf", _dir))
+        {
+            Assert.That(DhcpLan.Eventually(() => deaf.Closed().Count == ungranted, TimeSpan.FromSeconds(idleSeconds + 10)), Is.True, helper.Log);
+            Assert.That(deaf.Closed().Select(c => c.Ms), Has.All.InRange(idleSeconds * 1000 - 50, idleSeconds * 1000 + 5000), "closed when their time was up");
         }
 
         // Malformed requests as fast as they can be sent: each connection is closed after 16,
@@ -224,6 +235,27 @@ public class HelperBoundsTests
         var lines = helper.Log().Split('\n').Skip(before - 1).Where(l => l.Contains($"uid {_attacker.Uid}")).ToList();
         Assert.That(lines, Has.Count.InRange(ungranted, ungranted * 4), string.Join("\n", lines));
         Assert.That(helper.Process.HasExited, Is.False);
+    }
+
+    /// <summary>The fourth review: the cut-off after 16 refused requests closed a granted
+    /// connection that held addresses, and so released them all (an app at its quota asking
+    /// again). A connection that holds addresses is never cut off: asked 25 times with a quota
+    /// of 5, it gets 5 and 20 refusals, keeps its 5 on the interface and its connection.</summary>
+    [Test, CancelAfter(120_000)]
+    public void A_connection_refused_again_and_again_keeps_the_addresses_it_holds()
+    {
+        using var helper = StartNicHelper("--idle-timeout", "5");
+        using var greedy = new Flood(_legit, helper.Socket, 1, "greedy", _dir);
+        Assert.That(DhcpLan.Eventually(() => greedy.Answers().Count == 25, TimeSpan.FromSeconds(20)), Is.True, helper.Log);
+        var answers = greedy.Answers();
+        Assert.That(answers.Take(5).Select(a => a.Split(' ')[0]), Has.All.EqualTo("OK"), string.Join("\n", answers));
+        Assert.That(answers.Skip(5), Has.All.StartWith("ERR over-quota"), string.Join("\n", answers));
+        var held = answers.Take(5).Select(a => a.Split(' ')[1]).ToList();
+        // Past the idle timeout too: it holds addresses, so it may wait.
+        Thread.Sleep(TimeSpan.FromSeconds(7)); // only time can show that nothing happened
+        Assert.That(greedy.Closed(), Is.Empty, "the connection is still open");
+        Assert.That(_hosts.AddressesOnA(), Is.SupersetOf(held), "ip addr: its five addresses stayed");
+        Assert.That(helper.Log(), Does.Not.Contain("disconnected: released"));
     }
 
     // utime + stime of a process, in clock ticks (USER_HZ: 100 a second on Linux).

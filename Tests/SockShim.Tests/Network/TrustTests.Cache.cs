@@ -362,11 +362,22 @@ public partial class TrustTests
             }
             TwoHosts.Run("chown", ["root", deps]);
 
+            // Run by bash, and by its own #! line (its first part then runs in /bin/sh: dash).
             string launcher = Path.Combine(clone, ".artifacts", "sockshim", "sockshim");
             TwoHosts.Run("chown", [_user, launcher]);
-            var refused = Run("bash", [Path.Combine(clone, "sockshim"), "run", "--", "sh", "-c", $"touch {ran}"]);
-            Assert.That(refused.Exit, Is.EqualTo(2), refused.Out + refused.Err);
-            Assert.That(refused.Err, Does.Contain($"sockshim: {launcher} is owned by uid {_uid}").And.Contain("clone it as root"));
+            foreach (var (file, args) in new[] { ("bash", new[] { Path.Combine(clone, "sockshim") }), (Path.Combine(clone, "sockshim"), Array.Empty<string>()) })
+            {
+                var refused = Run(file, [.. args, "run", "--", "sh", "-c", $"touch {ran}"]);
+                Assert.That(refused.Exit, Is.EqualTo(2), file + ": " + refused.Out + refused.Err);
+                Assert.That(refused.Err, Does.Contain($"sockshim: {launcher} is owned by uid {_uid}").And.Contain("clone it as root"), file);
+                Assert.That(File.Exists(ran), Is.False, $"{file}: the launcher was not exec'd");
+            }
+            TwoHosts.Run("chown", ["root", launcher]);
+            // A directory above the clone another account may write, by the #! line as well.
+            File.SetUnixFileMode(clone, (UnixFileMode)0b111_111_111);
+            var open = Run(Path.Combine(clone, "sockshim"), ["run", "--", "sh", "-c", $"touch {ran}"]);
+            Assert.That(open.Exit, Is.EqualTo(2), open.Out + open.Err);
+            Assert.That(open.Err, Does.Contain($"sockshim: {clone} is writable by other accounts (mode 777)"));
             Assert.That(File.Exists(ran), Is.False, "the launcher was not exec'd");
         }
         finally
@@ -394,8 +405,7 @@ public partial class TrustTests
         string hook = $"/dev/shm/sockshim-test-callerenv-hook-{_id}/Planted.dll";
         try
         {
-            CopyBuiltClone(clone);
-            if (via == "script") File.Delete(Path.Combine(clone, ".artifacts", "sockshim", "sockshim"));
+            CopyBuiltClone(clone, via);
             // OpenSSL's configuration naming a module that is not there (a real one would run in
             // root's process: the second review), the host's trace file, the runtime's pipes.
             string planted = Path.GetDirectoryName(hook)!;
@@ -469,8 +479,7 @@ public partial class TrustTests
         string theirs = $"/dev/shm/sockshim-test-dotnetlinkdir-{_id}";
         try
         {
-            CopyBuiltClone(clone);
-            if (via == "script") File.Delete(Path.Combine(clone, ".artifacts", "sockshim", "sockshim"));
+            CopyBuiltClone(clone, via);
             var (made, output) = AsAttacker($"mkdir -m 755 {theirs} && printf '#!/bin/sh\\ntouch {theirs}/ran\\n' > {theirs}/dotnet && chmod 755 {theirs}/dotnet");
             Assert.That(made, Is.Zero, output);
             Directory.CreateDirectory(bin); // root's, 0755
@@ -483,6 +492,50 @@ public partial class TrustTests
             Assert.That(File.Exists($"{theirs}/ran"), Is.False, "the attacker's dotnet never ran");
         }
         finally { RemoveDirectories(clone, bin, theirs); }
+    }
+
+    /// <summary>The fourth review: a root-owned .NET installation may hold another account's
+    /// folder; its `dotnet` is root's alone, but the muxer loads host/fxr/HIGHEST/libhostfxr.so
+    /// from it (here the other account's, whose constructor writes a file), so root ran that
+    /// account's code, through the launcher handing `status` to its managed tool and through the
+    /// clone's script (its fallback, and a build). Both refuse such an installation, naming the
+    /// folder, exit 2, and nothing of it runs.</summary>
+    [TestCase("native launcher")]
+    [TestCase("script")]
+    [CancelAfter(300_000)]
+    public void As_root_a_dotnet_whose_installation_holds_another_accounts_folder_never_runs(string via)
+    {
+        string clone = $"/dev/shm/sockshim-test-fxr-{_id}";
+        string install = $"/dev/shm/sockshim-test-fxrdotnet-{_id}";
+        string marker = $"/dev/shm/sockshim-test-fxrran-{_id}";
+        try
+        {
+            CopyBuiltClone(clone, via);
+            Directory.CreateDirectory(install); // root's, 0755
+            string real = Path.Combine(Path.GetFullPath(Path.Combine(Path.GetDirectoryName(typeof(object).Assembly.Location)!, "..", "..", "..")), "dotnet");
+            File.Copy(real, Path.Combine(install, "dotnet"));
+            File.WriteAllText(Path.Combine(install, "fxr.c"), $$"""
+                #include <stdio.h>
+                #include <unistd.h>
+                __attribute__((constructor)) static void ran(void) { FILE *f = fopen("{{marker}}", "w"); if (f) { fprintf(f, "%d\n", (int)geteuid()); fclose(f); } }
+                """);
+            TwoHosts.Run("gcc", ["-shared", "-fPIC", "-o", Path.Combine(install, "fxr.so"), Path.Combine(install, "fxr.c")]);
+            Directory.CreateDirectory(Path.Combine(install, "host"));
+            TwoHosts.Run("chown", [_user, Path.Combine(install, "host")]);
+            var (made, output) = AsAttacker($"mkdir -p {install}/host/fxr/99.0.0 && cp {install}/fxr.so {install}/host/fxr/99.0.0/libhostfxr.so");
+            Assert.That(made, Is.Zero, output);
+            var (exit, stdout, stderr) = Run("/bin/bash", [Path.Combine(clone, "sockshim"), "status"],
+                new Dictionary<string, string> { ["PATH"] = $"{install}:{Environment.GetEnvironmentVariable("PATH")}" });
+            Assert.That(exit, Is.EqualTo(2), stdout + stderr);
+            Assert.That(stderr, Does.Contain($"{install}/host").And.Contain($"uid {_uid}").And.Contain("put root's .NET installation first on PATH").And.Not.Contain("   at "));
+            Assert.That(stderr.Trim().Split('\n'), Has.Length.EqualTo(1), stderr);
+            Assert.That(File.Exists(marker), Is.False, "the other account's libhostfxr.so never ran");
+        }
+        finally
+        {
+            RemoveDirectories(clone, install);
+            File.Delete(marker);
+        }
     }
 
     /// <summary>Root's PATH may carry another account's directory (`sudo env PATH=$PATH`). The
@@ -651,7 +704,9 @@ public partial class TrustTests
 
     // A root-owned copy of this clone as its script builds it (the tool, the native launcher
     // and the stamp), at <paramref name="clone"/>: what root's ./sockshim would run there.
-    private static void CopyBuiltClone(string clone)
+    /// <summary>The clone's script and its built tool, copied to <paramref name="clone"/>; started
+    /// <paramref name="via"/> "script", without the native launcher (the script's fallback).</summary>
+    private static void CopyBuiltClone(string clone, string via = "native launcher")
     {
         string built = Path.Combine(RepoPaths.Root, ".artifacts", "sockshim");
         var prepare = Run("bash", [Path.Combine(RepoPaths.Root, "sockshim"), "prepare"]);
@@ -660,6 +715,7 @@ public partial class TrustTests
         Directory.CreateDirectory(Path.Combine(clone, ".artifacts"));
         File.Copy(Path.Combine(RepoPaths.Root, "sockshim"), Path.Combine(clone, "sockshim"));
         TwoHosts.Run("cp", ["-a", built, Path.Combine(clone, ".artifacts")]);
+        if (via == "script") File.Delete(Path.Combine(clone, ".artifacts", "sockshim", "sockshim"));
     }
 
     private static (int Exit, string Out, string Err) Run(string file, IEnumerable<string> args, Dictionary<string, string>? extra = null)
