@@ -126,7 +126,7 @@ public sealed class HelperServer : IDisposable
         _ = Task.Run(async () =>
         {
             // One client's failure must never stop the others, nor leave its socket open.
-            try { await Serve(socket, peer, granted); }
+            try { await new HelperConnection(socket, peer, _limits, granted ? _refusals : _ungrantedRefusals, _log, Handle, _stop.Token).Serve(); }
             catch (Exception ex)
             {
                 _log.LogError(ex, "serving a client failed");
@@ -136,7 +136,7 @@ public sealed class HelperServer : IDisposable
         });
     }
 
-    private readonly record struct Peer(int Pid, uint Uid, uint Gid, IReadOnlyCollection<uint> Groups)
+    internal readonly record struct Peer(int Pid, uint Uid, uint Gid, IReadOnlyCollection<uint> Groups)
     {
         public override string ToString() => $"pid {Pid} (uid {Uid}, gid {Gid})";
     }
@@ -155,134 +155,6 @@ public sealed class HelperServer : IDisposable
         int length = s.GetRawSocketOption(Tmds.Linux.LibC.SOL_SOCKET, Tmds.Linux.LibC.SO_PEERGROUPS, list);
         for (int i = 0; i + 4 <= length; i += 4) groups.Add(BitConverter.ToUInt32(list[i..]));
         return new Peer(pid, uid, gid, groups);
-    }
-
-    // A connection of an account no grant names can only ask what a pool is: it is closed when
-    // its time is up (the idle timeout, counted from its connect), however much it says, and any
-    // connection after MaxRefusedRequests refused requests (each an answer, and a line to log).
-    private async Task Serve(Socket socket, Peer peer, bool granted)
-    {
-        var held = new Dictionary<IPAddress, Lease>();
-        var buffer = new byte[HelperMessage.MaxLine + 1];
-        int filled = 0;
-        var log = granted ? _refusals : _ungrantedRefusals;
-        var refusals = new RefusalLog.OfConnection(log, peer, _limits.MaxRefusedRequests);
-        bool cutOff = false, spoke = false;
-        long? endsAt = granted ? null : Environment.TickCount64 + (long)_limits.IdleTimeout.TotalMilliseconds;
-        try
-        {
-            using var stream = new NetworkStream(socket, ownsSocket: true);
-            while (true)
-            {
-                int newline = Array.IndexOf(buffer, (byte)'\n', 0, filled);
-                if (newline < 0)
-                {
-                    if (filled == buffer.Length)
-                    {
-                        // No newline within the longest legal line: not a client of ours.
-                        refusals.Last("{Peer}: refused a request longer than {Max} bytes; connection closed", peer, HelperMessage.MaxLine);
-                        await Answer(stream, HelperMessage.Error(HelperMessage.BadRequest, $"requests are at most {HelperMessage.MaxLine} bytes"), AnswerWithin(endsAt));
-                        await HangUp(socket);
-                        return;
-                    }
-                    int n = await Read(stream, buffer.AsMemory(filled), endsAt is { } end ? TimeSpan.FromMilliseconds(Math.Max(0, end - Environment.TickCount64))
-                        : WaitIsBounded(held, filled) ? _limits.IdleTimeout : null);
-                    if (n < 0)
-                    {
-                        log.Warn("{Peer}: {What} for {Seconds} s; connection closed", peer,
-                            filled > 0 ? "stopped in the middle of a request" : spoke && endsAt is not null ? "no grant names this account, and it was connected" : "sent nothing while holding no address",
-                            _limits.IdleTimeout.TotalSeconds);
-                        return;
-                    }
-                    if (n == 0) return;
-                    filled += n;
-                    spoke = true;
-                    continue;
-                }
-                string answer = Handle(peer, buffer.AsSpan(0, newline), held, refusals);
-                Array.Copy(buffer, newline + 1, buffer, 0, filled - newline - 1);
-                filled -= newline + 1;
-                if (!await Answer(stream, answer, AnswerWithin(endsAt)))
-                {
-                    log.Warn("{Peer}: did not take its answer within {Seconds} s; connection closed", peer, _limits.IdleTimeout.TotalSeconds);
-                    return;
-                }
-                // Refused as often as one may be: closed, unless it holds addresses (closing would
-                // release them; its refusals are only counted then, and logged once).
-                if (refusals.Exhausted && !Holds(held))
-                {
-                    cutOff = true;
-                    await HangUp(socket);
-                    return;
-                }
-            }
-        }
-        catch (Exception ex) when (ex is IOException or SocketException or OperationCanceledException) { }
-        finally
-        {
-            refusals.Close(cutOff);
-            int released = 0;
-            Lease[] all;
-            lock (held) all = held.Values.ToArray();
-            foreach (var lease in all) if (lease.Release()) released++;
-            if (released > 0) _log.LogInformation("{Peer} disconnected: released its {Count} addresses", peer, released);
-        }
-    }
-
-    // A connection may wait as long as it likes between requests while it holds addresses (it
-    // is what keeps them); holding none, or in the middle of a request, it may wait only so long.
-    private static bool WaitIsBounded(Dictionary<IPAddress, Lease> held, int filled) => filled > 0 || !Holds(held);
-
-    private static bool Holds(Dictionary<IPAddress, Lease> held)
-    {
-        lock (held) return held.Values.Any(l => !l.IsReleased);
-    }
-
-    // An answer the client does not take (it sends and never reads, until the socket's buffers
-    // are full) must not hold the connection past its time: the idle timeout, or what is left
-    // of an account's time when no grant names it.
-    private TimeSpan AnswerWithin(long? endsAt) =>
-        endsAt is { } end ? TimeSpan.FromMilliseconds(Math.Max(0, end - Environment.TickCount64)) : _limits.IdleTimeout;
-
-    /// <summary>Bytes read; 0 at the end of the stream; -1 when <paramref name="within"/> passed
-    /// first (null: no bound).</summary>
-    private async Task<int> Read(NetworkStream stream, Memory<byte> into, TimeSpan? within)
-    {
-        if (within is not { } bound) return await stream.ReadAsync(into, _stop.Token);
-        if (bound <= TimeSpan.Zero) return -1;
-        using var idle = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
-        idle.CancelAfter(bound);
-        try { return await stream.ReadAsync(into, idle.Token); }
-        catch (OperationCanceledException) when (!_stop.IsCancellationRequested) { return -1; }
-    }
-
-    // Closing with unread input makes the kernel reset the connection, and the client would lose
-    // the answer: stop sending, swallow a little of what is left (bounded), then close.
-    private static async Task HangUp(Socket socket)
-    {
-        socket.Shutdown(SocketShutdown.Send);
-        var sink = new byte[4096];
-        using var limit = new CancellationTokenSource(TimeSpan.FromMilliseconds(200));
-        try
-        {
-            for (int total = 0; total < 64 * 1024;)
-            {
-                int n = await socket.ReceiveAsync(sink, SocketFlags.None, limit.Token);
-                if (n == 0) break;
-                total += n;
-            }
-        }
-        catch (Exception ex) when (ex is OperationCanceledException or SocketException) { }
-    }
-
-    /// <summary>Writes the answer; false when it was not taken within <paramref name="within"/>.</summary>
-    private async Task<bool> Answer(NetworkStream stream, string line, TimeSpan within)
-    {
-        using var taken = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
-        taken.CancelAfter(within);
-        try { await stream.WriteAsync(Encoding.ASCII.GetBytes(line + "\n"), taken.Token); }
-        catch (OperationCanceledException) when (!_stop.IsCancellationRequested) { return false; }
-        return true;
     }
 
     private string Handle(Peer peer, ReadOnlySpan<byte> line, Dictionary<IPAddress, Lease> held, RefusalLog.OfConnection refusals)

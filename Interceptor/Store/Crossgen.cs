@@ -56,8 +56,8 @@ public static class Crossgen
             // Microsoft.Common.props decides on these imports (the per-user ones included).
             string muxer = Path.GetFileName(Environment.ProcessPath) == "dotnet" ? Environment.ProcessPath! : "dotnet";
             // As root the restore runs the SDK, MSBuild and the workload manifests' targets of that
-            // installation: all of it must be root's alone.
-            if (TrustedPaths.AsRoot && InstalledRuntimes.InstallationProblem(Path.GetDirectoryName(Path.GetFullPath(muxer))!, "") is { } installation)
+            // installation: all of it must be root's alone (and it must be the one this tool runs on).
+            if (TrustedPaths.AsRoot && (muxer == "dotnet" ? new Untrusted("dotnet", "is not the muxer this tool runs on") : InstalledRuntimes.InstallationProblem(Path.GetDirectoryName(muxer)!, "")) is { } installation)
             {
                 why = $"{installation}; as root SockShim restores crossgen2 only with a .NET installation root owns alone";
                 return null;

@@ -199,8 +199,10 @@ public class HelperBoundsTests
             Assert.That(refused, Has.Count.EqualTo(2 * perUser - ungranted), "four kept in all");
             Assert.That(refused.Select(r => r.Said), Has.All.StartWith(full));
 
-            // A granted user has the other eight places: seven idle connections and one served.
-            using var mine = new Flood(_legit, helper.Socket, total - ungranted - 1, "silent", _dir);
+            // A granted user has the other eight places: six idle connections, one asking what the
+            // pool is every second, and one served.
+            using var mine = new Flood(_legit, helper.Socket, total - ungranted - 2, "silent", _dir);
+            using var asking = new Flood(_legit, helper.Socket, 1, "chatty", _dir);
             using var agent = LegitAgent(_hosts.A, helper.Socket, "nic", ["sockets", "1", "192.0.2.2:7200", "tcp"]);
             var (addresses, error) = HelperTests.Read(agent);
             Assert.That(error, Is.Null, helper.Log);
@@ -215,6 +217,11 @@ public class HelperBoundsTests
             Assert.That(kept, Has.Count.EqualTo(ungranted));
             Assert.That(kept.Select(c => c.Ms), Has.All.InRange(idleSeconds * 1000 - 50, idleSeconds * 1000 + 5000), "closed when their time was up");
             Assert.That(chatty.Closed().Where(c => !c.Said.StartsWith(full)).Select(c => c.Said), Has.Some.Contain("OK {"), "the chatty ones were answered while kept");
+            // Neither does a granted user's connection that holds nothing (the fifth review: one
+            // asking every few seconds was kept for ever).
+            Assert.That(DhcpLan.Eventually(() => asking.Closed().Count == 1, TimeSpan.FromSeconds(idleSeconds + 10)), Is.True, helper.Log);
+            Assert.That(asking.Closed().Single().Ms, Is.InRange(idleSeconds * 1000 - 50, idleSeconds * 1000 + 5000));
+            Assert.That(asking.Closed().Single().Said, Does.StartWith("OK {"), "answered while kept");
         }
 
         // Asking without ever reading the answers (the helper's writes block): closed all the same

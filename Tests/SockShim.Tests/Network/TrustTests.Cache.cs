@@ -659,6 +659,17 @@ public partial class TrustTests
             // build ignores Directory.Build.rsp, and NuGet reads root's configuration alone. Here
             // the files are root's (so the check passes) and would each break or own the build.
             TwoHosts.Run("chown", ["root", $"{sticky}/Directory.Packages.props"]);
+            // The fifth review: the compiler reads .editorconfig and .globalconfig from every
+            // directory above a project (the attacker's made root's build fail at will).
+            foreach (var name in new[] { ".editorconfig", ".globalconfig" })
+            {
+                var (wrote, said) = AsAttacker($"printf 'is_global = true\\n' > {sticky}/{name}");
+                Assert.That(wrote, Is.Zero, said);
+                var refused = Run("bash", [Path.Combine(clone, "sockshim"), "status"]);
+                Assert.That(refused.Exit, Is.EqualTo(2), refused.Out + refused.Err);
+                Assert.That(refused.Err, Does.Contain($"{sticky}/{name} is not root's, and building the tool would read it"));
+                File.Delete($"{sticky}/{name}");
+            }
             File.WriteAllText($"{sticky}/global.json", """{ "sdk": { "version": "1.0.0" } }""");
             File.WriteAllText($"{sticky}/Directory.Build.rsp", "-p:NoSuchSwitchWouldEverBuild=true -bogusswitch\n");
             File.WriteAllText($"{sticky}/NuGet.Config", """<configuration><packageSources><add key="planted" value="http://127.0.0.1:9/v3/index.json" /></packageSources></configuration>""");
