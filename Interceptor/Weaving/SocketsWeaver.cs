@@ -25,6 +25,10 @@ public static class SocketsWeaver
     public static IReadOnlyList<string> Weave(string source, string output, string runtimeVersion, Action<string>? progress = null)
     {
         using var resolver = new DefaultAssemblyResolver();
+        // Only the source's own directory (the runtime's, or the private copies a self-contained
+        // app's weave is keyed by): Cecil would also search "." and "bin" of the working
+        // directory, wherever root happens to stand (the fifth review).
+        foreach (var directory in resolver.GetSearchDirectories()) resolver.RemoveSearchDirectory(directory);
         resolver.AddSearchDirectory(Path.GetDirectoryName(Path.GetFullPath(source))!);
         using var module = ModuleDefinition.ReadModule(source, new ReaderParameters { AssemblyResolver = resolver, ReadSymbols = false, InMemory = true });
         var context = new WeaveContext(module);
