@@ -67,17 +67,42 @@ internal sealed class HelperSource : IAddressSource
         }
     }
 
+    /// <summary>How long a connect waits while the helper's queue of connections is full, and an
+    /// answer may take: a helper that stops accepting or answering (or anything else serving on
+    /// its socket) must not hang the app's socket calls.</summary>
+    private static readonly TimeSpan ConnectWithin = TimeSpan.FromSeconds(5), AnswerWithin = TimeSpan.FromSeconds(30);
+
     /// <summary>A connection to root's helper at <paramref name="path"/>, or null and why not.</summary>
     private static Socket? Connect(string path, out string? why)
     {
-        var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        try { socket.Connect(new UnixDomainSocketEndPoint(path)); }
-        catch (SocketException ex)
+        // A connect to a Unix socket whose queue is full blocks until the server accepts; made
+        // without blocking it fails at once (EAGAIN), and is tried again, a few times, briefly.
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        Socket socket;
+        for (int pause = 1; ; pause = Math.Min(pause * 2, 100))
         {
-            socket.Dispose();
-            why = $"cannot reach `sockshim serve` there ({ex.SocketErrorCode}); start it (as root) with the pool configured";
-            return null;
+            socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified) { Blocking = false };
+            try
+            {
+                socket.Connect(new UnixDomainSocketEndPoint(path));
+                break;
+            }
+            catch (SocketException ex)
+            {
+                socket.Dispose();
+                if (ex.SocketErrorCode == SocketError.WouldBlock && waited.Elapsed < ConnectWithin)
+                {
+                    Thread.Sleep(pause);
+                    continue;
+                }
+                why = ex.SocketErrorCode == SocketError.WouldBlock
+                    ? $"`sockshim serve` there accepted no connection for {ConnectWithin.TotalSeconds:0} s (its queue is full); try again, or look at the helper's log"
+                    : $"cannot reach `sockshim serve` there ({ex.SocketErrorCode}); start it (as root) with the pool configured";
+                return null;
+            }
         }
+        socket.Blocking = true;
+        socket.ReceiveTimeout = socket.SendTimeout = (int)AnswerWithin.TotalMilliseconds;
         if (PeerUid(socket) is not 0 and var uid)
         {
             socket.Dispose();

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Net.Sockets;
 using System.Text;
 
 namespace SockShim.Tests.Network;
@@ -263,6 +264,44 @@ public class HelperBoundsTests
         Assert.That(greedy.Closed(), Is.Empty, "the connection is still open");
         Assert.That(_hosts.AddressesOnA(), Is.SupersetOf(held), "ip addr: its five addresses stayed");
         Assert.That(helper.Log(), Does.Not.Contain("disconnected: released"));
+    }
+
+    /// <summary>The third review: a client's connect to a helper whose queue of connections is
+    /// full (it stops accepting) blocked until it accepted, and nothing bounded its wait for an
+    /// answer. Against a root-owned socket that accepts nothing, its queue filled, the app's
+    /// socket fails after about 5 s, saying why, instead of hanging.</summary>
+    [Test, CancelAfter(90_000)]
+    public void A_client_gives_up_on_a_helper_that_accepts_nothing()
+    {
+        string path = Path.Combine(_dir, "stuck.sock");
+        using var stuck = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        stuck.Bind(new UnixDomainSocketEndPoint(path));
+        File.SetUnixFileMode(path, (UnixFileMode)0b110_110_110);
+        stuck.Listen(0);
+        var queued = new List<Socket>();
+        try
+        {
+            for (int i = 0; i < 64; i++)
+            {
+                var one = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified) { Blocking = false };
+                try { one.Connect(new UnixDomainSocketEndPoint(path)); queued.Add(one); }
+                catch (SocketException ex) when (ex.SocketErrorCode == SocketError.WouldBlock) { one.Dispose(); break; }
+            }
+            Assert.That(queued, Has.Count.LessThan(64), "its queue is full");
+            var waited = Stopwatch.StartNew();
+            using var agent = LegitAgent(_hosts.A, path, "nic", ["sockets", "1", "192.0.2.2:7200", "tcp"]);
+            var (addresses, error) = HelperTests.Read(agent);
+            Assert.That(addresses, Is.Empty);
+            Assert.That(error, Does.Contain("accepted no connection for 5 s (its queue is full)"));
+            Assert.That(waited.Elapsed, Is.InRange(TimeSpan.FromSeconds(4.5), TimeSpan.FromSeconds(40)), "it waited about 5 s, not for ever");
+            agent.StandardInput.Close();
+            Assert.That(agent.WaitForExit(20_000), Is.True);
+        }
+        finally
+        {
+            foreach (var one in queued) one.Dispose();
+            File.Delete(path);
+        }
     }
 
     // utime + stime of a process, in clock ticks (USER_HZ: 100 a second on Linux).

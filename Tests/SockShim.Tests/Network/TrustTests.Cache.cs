@@ -650,7 +650,7 @@ public partial class TrustTests
             Assert.That(made, Is.Zero, output);
             var (exit, stdout, stderr) = Run("bash", [Path.Combine(clone, "sockshim"), "status"]);
             Assert.That(exit, Is.EqualTo(2), stdout + stderr);
-            Assert.That(stderr, Does.Contain($"{sticky}/Directory.Packages.props is not root's, and building the tool would read it").And.Contain("clone it as root"));
+            Assert.That(stderr, Does.Contain($"{sticky}/Directory.Packages.props is not root's alone, and building the tool would read it").And.Contain("clone it as root"));
             Assert.That(File.Exists($"{sticky}/ran"), Is.False, "the planted file never ran");
             Assert.That(Directory.Exists(Path.Combine(clone, ".artifacts")), Is.False, "nothing was built");
 
@@ -659,24 +659,19 @@ public partial class TrustTests
             // build ignores Directory.Build.rsp, and NuGet reads root's configuration alone. Here
             // the files are root's (so the check passes) and would each break or own the build.
             TwoHosts.Run("chown", ["root", $"{sticky}/Directory.Packages.props"]);
-            // The fifth review: the compiler reads .editorconfig and .globalconfig from every
-            // directory above a project (the attacker's made root's build fail at will).
-            foreach (var name in new[] { ".editorconfig", ".globalconfig" })
-            {
-                var (wrote, said) = AsAttacker($"printf 'is_global = true\\n' > {sticky}/{name}");
-                Assert.That(wrote, Is.Zero, said);
-                var refused = Run("bash", [Path.Combine(clone, "sockshim"), "status"]);
-                Assert.That(refused.Exit, Is.EqualTo(2), refused.Out + refused.Err);
-                Assert.That(refused.Err, Does.Contain($"{sticky}/{name} is not root's, and building the tool would read it"));
-                File.Delete($"{sticky}/{name}");
-            }
+            // The fifth and sixth reviews: the compiler reads .editorconfig and .globalconfig from
+            // every directory above a project, whenever during the build they appear (these make
+            // every analyzer message an error: root's build failed at will). Root's build reads neither.
+            var (wrote, said) = AsAttacker($"printf 'is_global = true\\ndotnet_analyzer_diagnostic.severity = error\\n' > {sticky}/.globalconfig && " +
+                $"printf 'root = true\\n[*.cs]\\ndotnet_analyzer_diagnostic.severity = error\\n' > {sticky}/.editorconfig");
+            Assert.That(wrote, Is.Zero, said);
             File.WriteAllText($"{sticky}/global.json", """{ "sdk": { "version": "1.0.0" } }""");
             File.WriteAllText($"{sticky}/Directory.Build.rsp", "-p:NoSuchSwitchWouldEverBuild=true -bogusswitch\n");
             File.WriteAllText($"{sticky}/NuGet.Config", """<configuration><packageSources><add key="planted" value="http://127.0.0.1:9/v3/index.json" /></packageSources></configuration>""");
             var built = Run("bash", [Path.Combine(clone, "sockshim"), "config"]);
             Assert.That(built.Exit, Is.Zero, built.Out + built.Err);
             Assert.That(File.Exists($"{sticky}/ran"), Is.False, "the Directory.Packages.props above the clone was not imported");
-            Assert.That(File.Exists(Path.Combine(clone, ".artifacts", "sockshim", "SockShim.Interceptor.dll")), Is.True, "the tool was built");
+            Assert.That(File.Exists(Path.Combine(clone, ".artifacts", "sockshim", "SockShim.Interceptor.dll")), Is.True, "the tool was built (the other account's analyzer configuration was not read)");
         }
         finally { RemoveDirectories(sticky); }
     }
