@@ -5,10 +5,9 @@ namespace SockShim.Interceptor.Host;
 /// <summary>How much of the helper its clients may take: connections in all and per user; of
 /// them, how many the accounts no grant names may hold together (they can only ask what a pool
 /// is, and uids are cheap: an account with subordinate uids connects as thousands of users, so
-/// per-user bounds alone let them fill the helper); how long a connection may say nothing while
-/// it holds no address (or stop in the middle of a request) before it is closed, which is also
-/// all the time an account no grant names keeps one; and how many refused requests one
-/// connection may make. Any local account can connect, so all of it is bounded.</summary>
+/// per-user bounds alone let them fill the helper); how long a connection that holds no address
+/// is kept, counted from when it last held one, whatever it says (or may stop in the middle of a
+/// request); and how many refused requests one connection holding nothing may make. Any local account can connect, so all of it is bounded.</summary>
 public sealed record HelperLimits(int MaxConnections, int MaxConnectionsPerUser, TimeSpan IdleTimeout, int MaxUngrantedConnections = 16, int MaxRefusedRequests = 16)
 {
     public static readonly HelperLimits Default = new(256, 32, TimeSpan.FromSeconds(30));

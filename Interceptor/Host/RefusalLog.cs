@@ -7,8 +7,10 @@ namespace SockShim.Interceptor.Host;
 /// unknown pools, pools without a grant, releases of what a connection does not hold. Any local
 /// account can make the helper refuse as fast as it can send (the third review wrote 21 MB of log
 /// a second from an account with no grant, and slowed a served user's requests tenfold), so
-/// these lines are bounded: at most <see cref="PerSecond"/> a second in all, the next one saying
-/// how many were left out. What the helper serves is always logged.
+/// these lines are bounded: at most <see cref="PerSecond"/> a second for each such log, the next
+/// one saying how many were left out (the helper keeps one for the accounts no grant names and
+/// one for the rest, so the first cannot crowd out the second). What the helper serves is always
+/// logged.
 /// </summary>
 internal sealed class RefusalLog(ILogger log)
 {

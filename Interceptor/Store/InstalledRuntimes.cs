@@ -14,8 +14,8 @@ public sealed record InstalledRuntime(string Version, string Directory)
     public Guid SocketsMvid => ReadMvid(SocketsPath);
 
     /// <summary>For an app's own runtime (see <see cref="AppOverlay"/>), one SHA-256 of everything its
-    /// weave reads: its System.Net.Sockets.dll and every assembly beside it the weaver and
-    /// crossgen2 resolve against. Version, MVID, length and time are all the files' own word,
+    /// weave reads: its System.Net.Sockets.dll and every assembly of the app's it references,
+    /// transitively, which the weaver and crossgen2 resolve against. Version, MVID, length and time are all the files' own word,
     /// which their owner can give any value, so a copy woven from an app's files is found again
     /// only by their content.</summary>
     public string? SourceSha256 { get; init; }
