@@ -52,7 +52,11 @@ internal sealed class HelperConnection(Socket socket, Peer peer, HelperLimits li
                         return;
                     }
                     emptySince = Holds(held) ? null : emptySince ?? Environment.TickCount64;
-                    int n = await Read(stream, buffer.AsMemory(filled), emptySince is not null || filled > 0 ? Within(emptySince) : null);
+                    // Holding addresses it may wait as long as it likes, but a DHCP lease can end
+                    // under it (a NAK, an expiry) and leave it holding nothing: so a wait is looked
+                    // at again every idle timeout, and goes on only while it still holds one.
+                    int n = await Read(stream, buffer.AsMemory(filled), Within(emptySince));
+                    if (n < 0 && filled == 0 && emptySince is null) continue;
                     if (n < 0)
                     {
                         log.Warn("{Peer}: {What} for {Seconds} s; connection closed", peer,
@@ -107,11 +111,9 @@ internal sealed class HelperConnection(Socket socket, Peer peer, HelperLimits li
     private TimeSpan Within(long? emptySince) =>
         emptySince is { } since ? TimeSpan.FromMilliseconds(Math.Max(0, since + (long)limits.IdleTimeout.TotalMilliseconds - Environment.TickCount64)) : limits.IdleTimeout;
 
-    /// <summary>Bytes read; 0 at the end of the stream; -1 when <paramref name="within"/> passed
-    /// first (null: no bound).</summary>
-    private async Task<int> Read(NetworkStream stream, Memory<byte> into, TimeSpan? within)
+    /// <summary>Bytes read; 0 at the end of the stream; -1 when <paramref name="bound"/> passed first.</summary>
+    private async Task<int> Read(NetworkStream stream, Memory<byte> into, TimeSpan bound)
     {
-        if (within is not { } bound) return await stream.ReadAsync(into, stop);
         if (bound <= TimeSpan.Zero) return -1;
         using var idle = CancellationTokenSource.CreateLinkedTokenSource(stop);
         idle.CancelAfter(bound);

@@ -375,7 +375,8 @@ public class HelperBoundsTests
 
     /// <summary>The DHCP server takes the user's leases back (it stops answering, they expire):
     /// they leave the host and no longer count, so the same user gets its full quota again while
-    /// its first client is still connected.</summary>
+    /// its first client still runs; and the first client's connection, holding nothing now, is
+    /// closed after the idle timeout.</summary>
     [Test, CancelAfter(180_000)]
     public void A_DHCP_lease_that_expires_returns_its_quota()
     {
@@ -383,7 +384,8 @@ public class HelperBoundsTests
         var kea = lan.StartKea(valid: 6, renew: 2, rebind: 4);
         string host = lan.Clients[0];
         using var helper = StartHelper(host,
-            $$"""{ "name": "lan", "ranges": ["203.0.113.0/24"], "exclude": ["203.0.113.0", "203.0.113.254"], "source": "dhcp", "provisioner": "netlink", "interface": "{{DhcpLan.ClientLink}}" }""", "lan", 2);
+            $$"""{ "name": "lan", "ranges": ["203.0.113.0/24"], "exclude": ["203.0.113.0", "203.0.113.254"], "source": "dhcp", "provisioner": "netlink", "interface": "{{DhcpLan.ClientLink}}" }""", "lan", 2,
+            "--idle-timeout", "8");
 
         using var first = LegitAgent(host, helper.Socket, "lan", ["sockets", "2", "192.0.2.254:9", "udp"]);
         var (leased, error) = HelperTests.Read(first);
@@ -396,7 +398,9 @@ public class HelperBoundsTests
         // Renewal and rebinding get no answer: each lease is lost at most 6 s after its last renewal.
         Assert.That(DhcpLan.Eventually(() => leased.All(a => helper.Log().Contains($"lost {a} from pool lan")), TimeSpan.FromSeconds(30)), Is.True, helper.Log);
         Assert.That(DhcpLan.Eventually(() => !lan.AddressesOf(host).Intersect(leased).Any(), TimeSpan.FromSeconds(10)), Is.True, "the lost leases left eth0");
-        Assert.That(first.HasExited, Is.False, "the first client is still connected");
+        Assert.That(first.HasExited, Is.False, "the first client is still running");
+        // The sixth review: its connection, holding nothing now, no longer waits for ever.
+        Assert.That(DhcpLan.Eventually(() => helper.Log().Contains("held no address for 8 s; connection closed"), TimeSpan.FromSeconds(30)), Is.True, helper.Log);
 
         lan.StartKea(valid: 60, renew: 30, rebind: 50);
         using var second = LegitAgent(host, helper.Socket, "lan", ["sockets", "2", "192.0.2.254:9", "udp"]);
