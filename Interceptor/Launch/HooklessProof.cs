@@ -9,10 +9,14 @@ namespace SockShim.Interceptor.Launch;
 /// where it proves, from the command's files and the environment, that the app will load the
 /// woven System.Net.Sockets, so no check inside the app is needed to refuse a bypass (the woven
 /// copy then wires itself at the first socket, see HookContract.WireVariable). The proof covers
-/// `dotnet app.dll` only:
+/// `dotnet app.dll` and a framework-dependent apphost:
 /// <list type="bullet">
-/// <item>`dotnet` is a real muxer (an ELF file with host/fxr beside it, found through its real
-/// path), and every Microsoft.NETCore.App version of its installation (at least one) is one the
+/// <item>the .NET installation that will run it is known: for `dotnet`, a real muxer (an ELF file
+/// with host/fxr beside it, found through its real path); for an apphost, the one its default
+/// search finds (DOTNET_ROOT_&lt;ARCH&gt;, DOTNET_ROOT, else /usr/share/dotnet when no installation
+/// is registered in /etc/dotnet), the apphost itself read for that (<see cref="ApphostImage"/>:
+/// it starts the dll of its own name beside it, searches the default way, bundles nothing);</item>
+/// <item>every Microsoft.NETCore.App version of that installation (at least one) is one the
 /// store has verified for this launch, so whatever version the app rolls forward to is woven
 /// (roll-forward settings need no reading: no candidate is left unwoven);</item>
 /// <item>the app, found through its real path (every link and `..` resolved by the kernel), is
@@ -22,43 +26,65 @@ namespace SockShim.Interceptor.Launch;
 /// and its deps.json, parsed, names no System.Net.Sockets anywhere (keys and values, decoded);</item>
 /// <item>no DOTNET_ADDITIONAL_DEPS or DOTNET_SHARED_STORE of the user's is combined with the store's.</item>
 /// </list>
-/// An apphost is not proved: the app it runs is a path written inside it, which may name another
-/// folder or another app than its own name says. Anything else (apphosts, SDK commands such as
-/// `dotnet run` and `dotnet test`, `dotnet exec` with options, scripts) keeps the startup hook,
-/// which checks at start. What cannot be read is not proved.
+/// Anything else (SDK commands such as `dotnet run` and `dotnet test`, `dotnet exec` with
+/// options, scripts, an apphost renamed or built with its own search options) keeps the startup
+/// hook, which checks at start. What cannot be read is not proved.
 /// </summary>
 public static class HooklessProof
 {
+    /// <summary>What was proved: the app's real path, the runtimeconfig and deps.json texts that
+    /// were judged (the start must read these, not the files again), and for an apphost its real path.</summary>
+    public sealed record Proof(string App, string RuntimeConfig, byte[]? Deps, string? Apphost, byte[]? ApphostImage);
+
     /// <summary>Null when proved; otherwise why not, in words (said with --verbose).</summary>
     /// <param name="command">The command as the user gave it.</param>
     /// <param name="store">The store whose woven copies this launch checked.</param>
-    /// <param name="runtimeConfig">When proved: the runtimeconfig text that was proved.</param>
-    /// <param name="app">When proved: the app's real path, the one judged.</param>
-    public static string? WhyNot(IReadOnlyList<string> command, WovenStore store, out string? runtimeConfig, out string? app)
+    /// <param name="proof">When proved: what was judged.</param>
+    public static string? WhyNot(IReadOnlyList<string> command, WovenStore store, out Proof? proof)
     {
-        runtimeConfig = app = null;
-        try { return Prove(command, store, out runtimeConfig, out app); }
+        proof = null;
+        try { return Prove(command, store, out proof); }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException or JsonException or InvalidOperationException)
         {
             return $"the command's files cannot be read: {ex.Message}";
         }
     }
 
-    private static string? Prove(IReadOnlyList<string> command, WovenStore store, out string? runtimeConfigText, out string? provedApp)
+    private static string? Prove(IReadOnlyList<string> command, WovenStore store, out Proof? proof)
     {
-        runtimeConfigText = provedApp = null;
-        if (command.Count < 2 || Path.GetFileName(command[0]) != "dotnet" || !command[1].EndsWith(".dll", StringComparison.OrdinalIgnoreCase))
-            return "only `dotnet app.dll` is proved (an apphost runs the app path written inside it; an SDK command, `dotnet exec` with options or a script decides itself what loads)";
+        proof = null;
+        bool muxed = command.Count >= 2 && Path.GetFileName(command[0]) == "dotnet";
+        if (command.Count == 0 || muxed && !command[1].EndsWith(".dll", StringComparison.OrdinalIgnoreCase))
+            return "only `dotnet app.dll` and an apphost are proved (an SDK command or `dotnet exec` with options decides itself what loads)";
         if ((User("DOTNET_ADDITIONAL_DEPS") ?? User("DOTNET_SHARED_STORE")) is { } given)
             return $"the environment already sets {given}, which the host combines with the store's";
         // A start without hooks would drop the user's own (an APM agent, say) without a word.
         if (User("DOTNET_STARTUP_HOOKS") is { } hooks) return $"the environment already sets {hooks}, whose hooks a start without startup hooks would not run";
 
-        if (Exec.Resolve(command[0], Environment.GetEnvironmentVariable("PATH")) is not { } found || RealPath(found) is not { } muxer)
+        if (Exec.Resolve(command[0], Environment.GetEnvironmentVariable("PATH")) is not { } found || RealPath(found) is not { } started)
             return $"{command[0]} is not found";
-        string root = Path.GetDirectoryName(muxer)!;
-        if (!IsElf(muxer) || !Directory.Exists(Path.Combine(root, "host", "fxr")))
-            return $"{found} is not the .NET muxer itself ({muxer}: no ELF file with host/fxr beside it; a wrapper or a shim decides itself which installation runs)";
+        string root, app;
+        string? apphost = null;
+        byte[]? image = null;
+        if (muxed)
+        {
+            root = Path.GetDirectoryName(started)!;
+            if (!IsElf(started) || !Directory.Exists(Path.Combine(root, "host", "fxr")))
+                return $"{found} is not the .NET muxer itself ({started}: no ELF file with host/fxr beside it; a wrapper or a shim decides itself which installation runs)";
+            if (RealPath(command[1]) is not { } dll) return $"{command[1]} is not found";
+            app = dll;
+        }
+        else
+        {
+            if (ApphostImage.WhyNot(started, out image) is { } notApphost) return notApphost;
+            if (ApphostInstallation(out var why) is not { } installation) return why;
+            root = installation;
+            // The host takes the app by its real path and reads the runtimeconfig beside that.
+            app = started + ".dll";
+            if (RealPath(app) != app) return $"{app} is not a file of its own beside its apphost (missing, or a link the host would follow to another folder's runtimeconfig)";
+            if (File.Exists(Path.Combine(Path.GetDirectoryName(started)!, "libhostfxr.so"))) return $"{started} has a libhostfxr.so beside it: a self-contained app";
+            apphost = started;
+        }
         // Every folder the host could take for a runtime, not only those the store's search reads
         // as versions (a name such as 10.0.13+build is still a candidate to the host).
         string frameworks = Path.Combine(root, "shared", "Microsoft.NETCore.App");
@@ -71,7 +97,6 @@ public static class HooklessProof
                 return $"runtime {version} in {root} has no woven copy checked for this launch";
         }
 
-        if (RealPath(command[1]) is not { } app) return $"{command[1]} is not found";
         string dir = Path.GetDirectoryName(app)!;
         foreach (var file in Directory.EnumerateFiles(dir))
         {
@@ -95,17 +120,47 @@ public static class HooklessProof
         }
         // An app-local System.Net.Sockets (a package's runtime asset, in any folder) would outrank
         // the framework's: every name and value of the parsed file, escapes decoded.
+        byte[]? depsBytes = null;
         if (File.Exists(deps))
         {
-            using var document = JsonDocument.Parse(DeploymentCheck.ReadConfig(deps));
+            depsBytes = TrustedPaths.ReadBounded(deps, DeploymentCheck.MaxConfigBytes);
+            using var document = JsonDocument.Parse(depsBytes);
             if (Mentions(document.RootElement, "System.Net.Sockets")) return $"{deps} lists a System.Net.Sockets of the app's own";
         }
-        runtimeConfigText = text;
-        provedApp = app;
+        proof = new Proof(app, text, depsBytes, apphost, image);
         return null;
 
         static string? User(string variable) => Environment.GetEnvironmentVariable(variable) is { Length: > 0 } ? variable : null;
     }
+
+    /// <summary>The installation an apphost with the default search runs on, by real path, when
+    /// its folder has no hostfxr: DOTNET_ROOT_&lt;ARCH&gt;, else DOTNET_ROOT (non-empty), else the
+    /// default /usr/share/dotnet. An installation registered in /etc/dotnet (install_location,
+    /// which the host prefers to the default) is not read: not proved.</summary>
+    private static string? ApphostInstallation(out string why)
+    {
+        why = "";
+        string arch = $"DOTNET_ROOT_{System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture.ToString().ToUpperInvariant()}";
+        foreach (var variable in (ReadOnlySpan<string>)[arch, "DOTNET_ROOT"])
+        {
+            if (Environment.GetEnvironmentVariable(variable) is not { Length: > 0 } value) continue;
+            if (RealPath(value) is { } named && Directory.Exists(Path.Combine(named, "host", "fxr"))) return named;
+            why = $"{variable} names {value}, which is no .NET installation (no host/fxr)";
+            return null;
+        }
+        foreach (var registration in (ReadOnlySpan<string>)[$"/etc/dotnet/install_location_{arch[12..].ToLowerInvariant()}", "/etc/dotnet/install_location"])
+            if (File.Exists(registration))
+            {
+                why = $"the apphost's installation is registered in {registration}, which is not read here";
+                return null;
+            }
+        if (RealPath(DefaultInstallation) is { } found && Directory.Exists(Path.Combine(found, "host", "fxr"))) return found;
+        why = $"no DOTNET_ROOT is set and {DefaultInstallation} is no .NET installation";
+        return null;
+    }
+
+    /// <summary>Where the .NET host on Linux looks when nothing else names an installation.</summary>
+    private const string DefaultInstallation = "/usr/share/dotnet";
 
     /// <summary>Why the frameworks the app names are not all known ones: each must be a plain name
     /// (the host joins it to its shared folder, so `../` would climb out to any folder) of a
@@ -149,13 +204,7 @@ public static class HooklessProof
     /// DOTNET_STARTUP_HOOKS stays set for the processes it starts, which nothing here proves.</summary>
     public static string WithoutStartupHooks(WovenStore store, string app, string runtimeConfig)
     {
-        var root = JsonNode.Parse(runtimeConfig, null, RuntimeConfigReading)!.AsObject();
-        var options = root["runtimeOptions"]!.AsObject();
-        if (options["configProperties"] is not JsonObject properties) options["configProperties"] = properties = new JsonObject();
-        properties["System.StartupHookProvider.IsSupported"] = false;
-        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
-        using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true })) root.WriteTo(writer);
-        byte[] bytes = buffer.WrittenSpan.ToArray();
+        byte[] bytes = HooksOff(runtimeConfig);
         string text = System.Text.Encoding.UTF8.GetString(bytes);
         string path = Path.Combine(TrustedPaths.PrivateDirectory(Path.Combine(store.Root, "runtimeconfig")), $"{Path.GetFileNameWithoutExtension(app)}.{Stack.Addressing.Fnv1a.Hash64(text):x16}.runtimeconfig.json");
         // Kept from an earlier launch when its text is this one; otherwise written whole under
@@ -163,6 +212,19 @@ public static class HooklessProof
         if (File.Exists(path) && TrustedPaths.ReadBounded(path, bytes.Length + 1).AsSpan().SequenceEqual(bytes)) return path;
         TrustedPaths.Replace(path, text, 0b110_000_000);
         return path;
+    }
+
+    /// <summary>The proved runtimeconfig text with startup hooks turned off
+    /// (System.StartupHookProvider.IsSupported false), as UTF-8.</summary>
+    public static byte[] HooksOff(string runtimeConfig)
+    {
+        var root = JsonNode.Parse(runtimeConfig, null, RuntimeConfigReading)!.AsObject();
+        var options = root["runtimeOptions"]!.AsObject();
+        if (options["configProperties"] is not JsonObject properties) options["configProperties"] = properties = new JsonObject();
+        properties["System.StartupHookProvider.IsSupported"] = false;
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true })) root.WriteTo(writer);
+        return buffer.WrittenSpan.ToArray();
     }
 
     private static IEnumerable<string> Names(JsonElement o) => o.ValueKind == JsonValueKind.Object ? o.EnumerateObject().Select(p => p.Name) : [];

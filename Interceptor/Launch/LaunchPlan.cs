@@ -45,6 +45,8 @@ public sealed class LaunchPlan
     private string? _tempFile;
     /// <summary>The copy of a self-contained app it is started from, or null.</summary>
     public AppOverlay? Overlay { get; private set; }
+    /// <summary>The copy of a framework-dependent apphost it is started from without the startup hook, or null.</summary>
+    public string? ApphostOverlay { get; private set; }
 
     /// <summary>Weaves (or finds cached) every installed runtime's System.Net.Sockets before a
     /// launch; a warning (IL-only, no crossgen) is told once, when the copy is first made.</summary>
@@ -101,15 +103,21 @@ public sealed class LaunchPlan
         // and the app starts from a copy of its runtimeconfig that turns startup hooks off, so it
         // pays none; elsewhere the hook checks at start. DOTNET_STARTUP_HOOKS is set either way:
         // the processes the app starts inherit it, and nothing proves what they load.
-        string? runtimeConfig = null, app = null;
-        plan.HookReason = tryWithoutHook ? HooklessProof.WhyNot(command, store, out runtimeConfig, out app) : "asked for with --startup-hook";
-        if (plan.HookReason is null)
+        HooklessProof.Proof? proof = null;
+        plan.HookReason = tryWithoutHook ? HooklessProof.WhyNot(command, store, out proof) : "asked for with --startup-hook";
+        if (proof is not null)
         {
-            // The app by the real path that was judged, not the path as given.
-            try { plan.Command = [command[0], "exec", "--runtimeconfig", HooklessProof.WithoutStartupHooks(store, app!, runtimeConfig!), app!, .. command.Skip(2)]; }
+            // The app by the real path that was judged, not the path as given; started from the
+            // texts that were judged, with startup hooks off.
+            try
+            {
+                if (proof.Apphost is null) plan.Command = [command[0], "exec", "--runtimeconfig", HooklessProof.WithoutStartupHooks(store, proof.App, proof.RuntimeConfig), proof.App, .. command.Skip(2)];
+                else plan.Command = [plan.ApphostOverlay = AppOverlay.ForApphost(store, proof, progress), .. command.Skip(1)];
+            }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException or InvalidOperationException or System.Text.Json.JsonException or Stack.Claims.UntrustedStateException)
             {
-                plan.HookReason = $"the runtimeconfig copy without startup hooks cannot be kept: {ex.Message}";
+                plan.HookReason = $"the {(proof.Apphost is null ? "runtimeconfig copy" : "apphost's overlay")} without startup hooks cannot be kept: {ex.Message}";
+                plan.ApphostOverlay = null;
             }
         }
         plan.WithoutHook = plan.HookReason is null;
@@ -202,6 +210,8 @@ public sealed class LaunchPlan
         else if (Overlay is not null)
             yield return $"self-contained app: started from its overlay {Path.GetDirectoryName(Overlay.Executable)}{(Overlay.FromCache ? " (cached)" : "")}, " +
                          $"its own runtime {Overlay.Sockets.Runtime.Version}'s System.Net.Sockets woven";
+        if (ApphostOverlay is not null)
+            yield return $"apphost: started from its overlay {Path.GetDirectoryName(ApphostOverlay)} (its runtimeconfig with startup hooks off; the rest of its folder linked)";
         yield return "command: " + string.Join(' ', Command);
         yield return WithoutHook ? "start: no startup hook in the app (the woven System.Net.Sockets is proved to be the one loaded; it wires itself at the first socket; the processes it starts keep the hook)"
             : $"start: with the startup hook ({HookReason})";

@@ -12,19 +12,25 @@ namespace SockShim.Tests.Interceptor;
 /// the processes it starts keep the hook. Where it cannot prove it, the startup hook stays and
 /// still refuses a bypass. The bypasses an attacker review found (a copy named in another case, a deps.json key
 /// written with an escape, `..` after a link, a wrapper named dotnet, an apphost whose app is
-/// another) each keep the hook. SOCKSHIM_TRACE_STARTUP=1 makes the wiring say which way it ran;
+/// another) each keep the hook. A framework-dependent apphost is proved the same way and starts
+/// from its overlay (issue 20). SOCKSHIM_TRACE_STARTUP=1 makes the wiring say which way it ran;
 /// the echo server in another process says where each socket came from.
 /// </summary>
 [NonParallelizable]
 public class HooklessStartTests() : EchoServerFixture("127.107.0.0/24", "hookless")
 {
     private string _scratch = "";
+    private readonly List<string> _installs = [];
 
     [OneTimeSetUp]
     public void MakeScratch() => _scratch = Directory.CreateTempSubdirectory("sockshim-hookless-").FullName;
 
     [OneTimeTearDown]
-    public void RemoveScratch() => Directory.Delete(_scratch, recursive: true);
+    public void RemoveScratch()
+    {
+        Directory.Delete(_scratch, recursive: true);
+        foreach (var install in _installs) Directory.Delete(install, recursive: true);
+    }
 
     private (int Exit, string Out, string Err) Sockshim(IEnumerable<string> args, Dictionary<string, string>? extra = null)
     {
@@ -106,19 +112,100 @@ public class HooklessStartTests() : EchoServerFixture("127.107.0.0/24", "hookles
         Assert.That(Seen(output2), Is.Empty, "no socket of the child left unpatched");
     }
 
-    /// <summary>An apphost runs the app path written inside it, which may be another folder's or
-    /// another name's than its own: not proved, so the hook stays.</summary>
+    /// <summary>A framework-dependent apphost proved like `dotnet app.dll` starts without the hook,
+    /// from its overlay in the cache: copies of the apphost, its dll, its deps.json and its
+    /// runtimeconfig with startup hooks off; links to the rest of its folder.</summary>
     [Test]
-    public void An_apphost_keeps_the_hook()
+    public void An_apphost_starts_without_the_hook_from_its_overlay_and_every_api_still_gets_its_own_address()
     {
         string apphost = Path.ChangeExtension(Programs.PathOf("LegacyApp"), null);
         Assert.That(File.Exists(apphost), Is.True, "LegacyApp's apphost is built beside the tests");
         var (exit, output, error) = Sockshim(["run", "--verbose", "--mode", "all", "--", apphost, _serverEndpoint]);
         Assert.That(exit, Is.Zero, output + error);
-        Assert.That(error, Does.Contain("start: with the startup hook (only `dotnet app.dll` is proved").And.Contain(WiredByHook));
+        Assert.That(error, Does.Contain(NoHook), "the launcher proved the woven copy loads");
+        Assert.That(error, Does.Contain(WiredAtFirstSocket).And.Not.Contain(WiredByHook), "the woven copy wired itself, the hook never ran in the app");
+        string overlay = Regex.Match(error, @"^sockshim: apphost: started from its overlay (\S+) ", RegexOptions.Multiline).Groups[1].Value;
+        Assert.That(overlay, Is.Not.Empty, error);
+        Assert.That(error, Does.Contain($"sockshim: command: {Path.Combine(overlay, "LegacyApp")} {_serverEndpoint}"), "the overlay's apphost is what runs");
+        Assert.That(new FileInfo(Path.Combine(overlay, "LegacyApp")).LinkTarget, Is.Null, "the apphost is a copy: the host finds the app beside its real path");
+        Assert.That(File.ReadAllBytes(Path.Combine(overlay, "LegacyApp")), Is.EqualTo(File.ReadAllBytes(apphost)), "an exact copy");
+        Assert.That(new FileInfo(Path.Combine(overlay, "LegacyApp.dll")).LinkTarget, Is.Null, "the app's dll is a copy");
+        Assert.That(new FileInfo(Path.Combine(overlay, "LegacyApp.pdb")).LinkTarget, Is.EqualTo(Path.ChangeExtension(apphost, ".pdb")), "the rest of the folder is linked");
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(overlay, "LegacyApp.runtimeconfig.json")))!;
+        Assert.That(config["runtimeOptions"]!["configProperties"]!["System.StartupHookProvider.IsSupported"]!.GetValue<bool>(), Is.False);
+        Assert.That(File.ReadAllText(Path.Combine(overlay, "LegacyApp.deps.json")), Is.EqualTo(File.ReadAllText(apphost + ".deps.json")));
+        var seen = Seen(output);
+        Assert.That(seen, Has.Count.EqualTo(11), output);
+        Assert.That(seen.All(_pool.Pool.Definition.Contains), Is.True, "every socket came from the pool: " + output);
+        Assert.That(seen.Distinct().Count(), Is.EqualTo(seen.Count), "one address per socket");
+        Assert.That(_pool.HeldSlots(), Is.Zero, "every address released when the app ended");
+
+        // The same app again: the overlay is found, not made.
+        var (exit2, output2, error2) = Sockshim(["run", "--verbose", "--mode", "all", "--", apphost, "--start"]);
+        Assert.That(exit2, Is.Zero, output2 + error2);
+        Assert.That(error2, Does.Contain($"started from its overlay {overlay} ").And.Not.Contain("sockshim: overlay:"), error2);
+    }
+
+    /// <summary>An apphost runs the app path written inside it: one renamed after the build
+    /// (here a copy named Other, which still runs LegacyApp.dll) is not proved, so the hook stays.</summary>
+    [Test]
+    public void A_renamed_apphost_keeps_the_hook()
+    {
+        string app = CopyOfLegacyApp("renamed");
+        File.Move(Path.Combine(app, "LegacyApp"), Path.Combine(app, "Other"));
+        var (exit, output, error) = Sockshim(["run", "--verbose", "--mode", "all", "--", Path.Combine(app, "Other"), _serverEndpoint]);
+        Assert.That(exit, Is.Zero, output + error);
+        Assert.That(error, Does.Contain("start: with the startup hook (").And.Contain("does not start Other.dll (its own name's dll)").And.Contain(WiredByHook), error);
         var seen = Seen(output);
         Assert.That(seen, Has.Count.EqualTo(11), output);
         Assert.That(seen.All(_pool.Pool.Definition.Contains) && seen.Distinct().Count() == seen.Count, Is.True, output);
+    }
+
+    /// <summary>An apphost built with search options of its own (AppHostDotNetSearch: here the
+    /// location byte set to the global installation only, as the SDK writes it) ignores
+    /// DOTNET_ROOT: not read, not proved, so the hook stays.</summary>
+    [Test]
+    public void An_apphost_with_its_own_search_options_keeps_the_hook()
+    {
+        string app = CopyOfLegacyApp("search");
+        string apphost = Path.Combine(app, "LegacyApp");
+        byte[] image = File.ReadAllBytes(apphost);
+        int at = image.AsSpan().IndexOf("19ff3e9c3602ae8e841925bb461a0adb064a1f1903667a5e0d87e8f608f425ac"u8);
+        Assert.That(at, Is.GreaterThan(2), "the .NET 9 search options field");
+        Assert.That(image[at - 2], Is.Zero, "built with the default search");
+        image[at - 2] = 8; // the global location only
+        File.WriteAllBytes(apphost, image);
+        var (exit, output, error) = Sockshim(["run", "--verbose", "--mode", "all", "--", apphost, _serverEndpoint]);
+        Assert.That(exit, Is.Zero, output + error);
+        Assert.That(error, Does.Contain("start: with the startup hook (").And.Contain("was built with its own .NET search options").And.Contain(WiredByHook), error);
+        Assert.That(Seen(output), Has.Count.EqualTo(11), output);
+        Assert.That(Seen(output).All(_pool.Pool.Definition.Contains), Is.True, output);
+    }
+
+    /// <summary>An apphost's app-local System.Net.Sockets (a copy of the framework's, unwoven, in
+    /// its folder): not proved; the hook stays and refuses the bypass.</summary>
+    [Test]
+    public void An_apphost_with_an_app_local_system_net_sockets_keeps_the_hook_which_refuses()
+    {
+        string app = CopyOfLegacyApp("apphost-local");
+        File.Delete(Path.Combine(app, "LegacyApp.deps.json"));
+        File.Copy(FrameworkSockets, Path.Combine(app, "System.Net.Sockets.dll"));
+        RefusedByTheHook([Path.Combine(app, "LegacyApp")], "has a System.Net.Sockets of its own (System.Net.Sockets.dll)");
+    }
+
+    /// <summary>DOTNET_ROOT_X64, which the apphost prefers to DOTNET_ROOT and the store does not
+    /// read, leads it to another installation, one with a runtime the store has not woven: not
+    /// proved; the hook stays and refuses to run on it.</summary>
+    [Test]
+    public void An_apphost_whose_dotnet_root_has_a_runtime_the_store_has_not_woven_keeps_the_hook_which_refuses()
+    {
+        var (install, added) = InstallationWithAnUnwovenRuntime();
+        var (exit, output, error) = Sockshim(["run", "--verbose", "--mode", "all", "--", Path.ChangeExtension(Programs.PathOf("LegacyApp"), null), _serverEndpoint],
+            new() { ["DOTNET_ROOT_X64"] = install });
+        Assert.That(error, Does.Contain($"start: with the startup hook (runtime {Path.GetFileName(added)} in {install} has no woven copy checked for this launch"), error);
+        Assert.That(exit, Is.EqualTo(97), output + error);
+        Assert.That(error, Does.Contain("has changed since").And.Contain("Run `sockshim prepare` to weave this runtime"));
+        Assert.That(Seen(output), Is.Empty, "no socket left unpatched");
     }
 
     /// <summary>SOCKSHIM_WIRE naming an assembly without the wiring type (SockShim's own hooks
@@ -331,21 +418,7 @@ public class HooklessStartTests() : EchoServerFixture("127.107.0.0/24", "hookles
     [Test]
     public void A_runtime_the_store_has_not_woven_keeps_the_hook_which_refuses()
     {
-        string muxer = new FileInfo(Environment.ProcessPath!).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? Environment.ProcessPath!;
-        string install = Directory.CreateDirectory(Path.Combine(_scratch, "install")).FullName;
-        File.Copy(muxer, Path.Combine(install, "dotnet"));
-        File.SetUnixFileMode(Path.Combine(install, "dotnet"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        Directory.CreateSymbolicLink(Path.Combine(install, "host"), Path.Combine(Path.GetDirectoryName(muxer)!, "host"));
-        string frameworks = Directory.CreateDirectory(Path.Combine(install, "shared", "Microsoft.NETCore.App")).FullName;
-        string running = Path.GetDirectoryName(typeof(object).Assembly.Location)!;
-        Directory.CreateSymbolicLink(Path.Combine(frameworks, Path.GetFileName(running)), running);
-        var version = Version.Parse(Path.GetFileName(running));
-        string added = Directory.CreateDirectory(Path.Combine(frameworks, $"{version.Major}.{version.Minor}.{version.Build + 80}")).FullName;
-        foreach (var file in Directory.GetFiles(running)) File.Copy(file, Path.Combine(added, Path.GetFileName(file)));
-        // Not the file the store wove (as a runtime installed after `prepare` would not be): the
-        // same bits would rightly be served, the woven copy being made from them.
-        File.SetLastWriteTimeUtc(Path.Combine(added, "System.Net.Sockets.dll"), DateTime.UtcNow.AddMinutes(1));
-
+        var (install, added) = InstallationWithAnUnwovenRuntime();
         var (exit, output, error) = Sockshim(["run", "--verbose", "--mode", "all", "--", Path.Combine(install, "dotnet"), Programs.PathOf("LegacyApp"), _serverEndpoint]);
         Assert.That(error, Does.Contain($"start: with the startup hook (runtime {Path.GetFileName(added)} in {install} has no woven copy checked for this launch"), error);
         Assert.That(exit, Is.EqualTo(97), output + error);
@@ -382,14 +455,40 @@ public class HooklessStartTests() : EchoServerFixture("127.107.0.0/24", "hookles
         Assert.That(Seen(output).All(_pool.Pool.Definition.Contains), Is.True, output);
     }
 
+    /// <summary>An installation of its own (a copy of the real muxer, the real host/fxr linked)
+    /// holding the running runtime (linked) and a copy of it under a higher patch number, added
+    /// as after `prepare`.</summary>
+    private (string Install, string Added) InstallationWithAnUnwovenRuntime()
+    {
+        string muxer = new FileInfo(Environment.ProcessPath!).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? Environment.ProcessPath!;
+        string install = Directory.CreateTempSubdirectory("install-").FullName; // one each: two tests make one
+        _installs.Add(install);
+        File.Copy(muxer, Path.Combine(install, "dotnet"));
+        File.SetUnixFileMode(Path.Combine(install, "dotnet"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        Directory.CreateSymbolicLink(Path.Combine(install, "host"), Path.Combine(Path.GetDirectoryName(muxer)!, "host"));
+        string frameworks = Directory.CreateDirectory(Path.Combine(install, "shared", "Microsoft.NETCore.App")).FullName;
+        string running = Path.GetDirectoryName(typeof(object).Assembly.Location)!;
+        Directory.CreateSymbolicLink(Path.Combine(frameworks, Path.GetFileName(running)), running);
+        var version = Version.Parse(Path.GetFileName(running));
+        string added = Directory.CreateDirectory(Path.Combine(frameworks, $"{version.Major}.{version.Minor}.{version.Build + 80}")).FullName;
+        foreach (var file in Directory.GetFiles(running)) File.Copy(file, Path.Combine(added, Path.GetFileName(file)));
+        // Not the file the store wove (as a runtime installed after `prepare` would not be): the
+        // same bits would rightly be served, the woven copy being made from them.
+        File.SetLastWriteTimeUtc(Path.Combine(added, "System.Net.Sockets.dll"), DateTime.UtcNow.AddMinutes(1));
+
+        return (install, added);
+    }
+
     private static string FrameworkSockets => Path.Combine(Path.GetDirectoryName(typeof(object).Assembly.Location)!, "System.Net.Sockets.dll");
 
     /// <summary>Asked to start without the hook, the launcher keeps it for <paramref name="app"/>
     /// (--verbose names <paramref name="reason"/>), and the hook finds the plain copy loaded and
     /// refuses: exit 97, not one socket opened.</summary>
-    private void RefusedByTheHook(string app, string reason)
+    private void RefusedByTheHook(string app, string reason) => RefusedByTheHook(["dotnet", app], reason);
+
+    private void RefusedByTheHook(string[] command, string reason)
     {
-        var (exit, output, error) = Sockshim(["run", "--verbose", "--", "dotnet", app, _serverEndpoint]);
+        var (exit, output, error) = Sockshim(["run", "--verbose", "--", .. command, _serverEndpoint]);
         Assert.That(error, Does.Contain("start: with the startup hook (").And.Contain(reason), error);
         Assert.That(exit, Is.EqualTo(97), output + error);
         Assert.That(error, Does.Contain("the woven System.Net.Sockets was not loaded"));

@@ -1,0 +1,66 @@
+using System.Security.Cryptography;
+
+namespace SockShim.Interceptor.Store;
+
+public sealed partial class AppOverlay
+{
+    /// <summary>
+    /// Where a framework-dependent apphost proved to load the woven copy (Launch.HooklessProof)
+    /// starts without the startup hook. `dotnet app.dll` is given a runtimeconfig with startup
+    /// hooks off on its command line; an apphost takes no such option, and its host reads the
+    /// runtimeconfig and deps.json beside the app's real path. So, as for a self-contained app, a
+    /// directory in the cache where the apphost, its dll, that runtimeconfig (hooks off) and the
+    /// deps.json are copies, written from the very bytes the proof judged, and every other entry
+    /// is a link to the app's own file. The process keeps its name and the apphost its
+    /// arguments; Environment.ProcessPath and AppContext.BaseDirectory are the copy's (files the
+    /// app reads beside itself are found through the links). Keyed like the others (the app
+    /// directory, its names, the copied files' identities) and by the judged texts; found again
+    /// by the recorded hash of its runtimeconfig, which decides what loads.
+    /// </summary>
+    /// <returns>The apphost copy to exec.</returns>
+    public static string ForApphost(WovenStore store, Launch.HooklessProof.Proof proof, Action<string>? progress = null)
+    {
+        string apphost = proof.Apphost ?? throw new ArgumentException("not an apphost's proof", nameof(proof));
+        string parent = TrustedPaths.EnsureDirectory(Path.Combine(store.Root, "apps"), 0b111_101_101, check: TrustedPaths.AsRoot, out var problem);
+        if (problem is not null) throw new Stack.Claims.UntrustedStateException($"overlay directory {parent}: {problem}");
+        string appDirectory = Path.GetDirectoryName(apphost)!, name = Path.GetFileName(apphost);
+        string runtimeConfigFile = name + ".runtimeconfig.json", depsFile = name + ".deps.json";
+        byte[] runtimeConfig = Launch.HooklessProof.HooksOff(proof.RuntimeConfig);
+        string[] copied = proof.Deps is null ? [name, name + ".dll", runtimeConfigFile] : [name, name + ".dll", runtimeConfigFile, depsFile];
+        string judged = Convert.ToHexString(SHA256.HashData([.. runtimeConfig, 0, .. proof.Deps ?? [], 0, .. proof.ApphostImage!]));
+        string overlay = Path.Combine(parent, Key($"apphost {appDirectory} {judged}", appDirectory, copied));
+        string sha = Convert.ToHexString(SHA256.HashData(runtimeConfig)).ToLowerInvariant();
+        if (Check(overlay, sha, runtimeConfigFile) is not null)
+        {
+            // Marked as used: `sockshim gc --overlays` keeps what a launch just chose.
+            try { File.SetLastWriteTimeUtc(Path.Combine(overlay, Marker), DateTime.UtcNow); }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { }
+            return Path.Combine(overlay, name);
+        }
+
+        if (Directory.Exists(overlay)) Directory.Delete(overlay, recursive: true); // not what it should be: made again
+        progress?.Invoke($"overlay: {overlay}");
+        string work = TrustedPaths.NewPrivateDirectory(store.PrivateDirectory, "overlay-");
+        try
+        {
+            foreach (var entry in Directory.EnumerateFileSystemEntries(appDirectory))
+                if (!copied.Contains(Path.GetFileName(entry)))
+                    File.CreateSymbolicLink(Path.Combine(work, Path.GetFileName(entry)), entry);
+            TrustedPaths.WriteNew(Path.Combine(work, name), proof.ApphostImage, 0b111_000_000);
+            // The dll's bytes decide nothing of what loads; read bounded, a regular file only.
+            TrustedPaths.WriteNew(Path.Combine(work, name + ".dll"), TrustedPaths.ReadBounded(proof.App, MaxExtractedAssembly), 0b110_000_000);
+            TrustedPaths.WriteNew(Path.Combine(work, runtimeConfigFile), runtimeConfig, 0b110_000_000);
+            if (proof.Deps is not null) TrustedPaths.WriteNew(Path.Combine(work, depsFile), proof.Deps, 0b110_000_000);
+            var (written, identity) = TrustedPaths.Hash(Path.Combine(work, runtimeConfigFile));
+            TrustedPaths.WriteNew(Path.Combine(work, Marker), $"sockshim overlay\nsha256 {written}\nidentity {identity}\nwoven none (an apphost started without the startup hook)\n", 0b110_000_000);
+            try { Directory.Move(work, overlay); }
+            catch (IOException) when (Check(overlay, sha, runtimeConfigFile) is not null) { } // another launch made it first, and it checks out
+            work = "";
+            return Path.Combine(overlay, name);
+        }
+        finally
+        {
+            if (work.Length > 0 && Directory.Exists(work)) Directory.Delete(work, recursive: true);
+        }
+    }
+}
