@@ -118,8 +118,15 @@ public static class DeploymentCheck
 
     private static string? Apphost(string file)
     {
-        string runtimeConfig = file + ".runtimeconfig.json"; // an apphost's name is its app's
-
+        string runtimeConfig = file + ".runtimeconfig.json"; // an apphost's name is its app's, as built
+        // Renamed since, it still starts the app written inside it, whose runtimeconfig may switch
+        // startup hooks off (the seventh review: `run`, a renamed apphost, started its app with
+        // no hook and no refusal): each app its file names is looked at too.
+        foreach (var named in ApphostImage.NamedApps(file))
+        {
+            string config = Path.ChangeExtension(Path.Combine(Path.GetDirectoryName(file)!, named), ".runtimeconfig.json");
+            if (config != runtimeConfig && File.Exists(config) && HooksOff(config, folder: true) is { } problem) return problem;
+        }
         if (File.Exists(runtimeConfig)) return HooksOff(runtimeConfig, folder: true);
 
         try

@@ -34,7 +34,14 @@ public static class HooklessProof
 {
     /// <summary>What was proved: the app's real path, the runtimeconfig and deps.json texts that
     /// were judged (the start must read these, not the files again), and for an apphost its real path.</summary>
-    public sealed record Proof(string App, string RuntimeConfig, byte[]? Deps, string? Apphost, byte[]? ApphostImage);
+    /// <param name="App">The app's dll by real path.</param>
+    /// <param name="RuntimeConfig">Its runtimeconfig's text, as judged.</param>
+    /// <param name="Deps">Its deps.json's bytes, as judged; null when it has none.</param>
+    /// <param name="Apphost">The apphost by real path; null for `dotnet app.dll`.</param>
+    /// <param name="ApphostImage">The apphost's bytes, as judged.</param>
+    /// <param name="Names">The entries of the app's folder the proof judged (the host lists the
+    /// folder's dlls when there is no deps.json): an apphost's overlay links these and no other.</param>
+    public sealed record Proof(string App, string RuntimeConfig, byte[]? Deps, string? Apphost, byte[]? ApphostImage, IReadOnlyList<string> Names);
 
     /// <summary>Null when proved; otherwise why not, in words (said with --verbose).</summary>
     /// <param name="command">The command as the user gave it.</param>
@@ -76,13 +83,12 @@ public static class HooklessProof
         }
         else
         {
-            if (ApphostImage.WhyNot(started, out image) is { } notApphost) return notApphost;
             if (ApphostInstallation(out var why) is not { } installation) return why;
+            if (ApphostImage.WhyNot(started, installation, out image) is { } notApphost) return notApphost;
             root = installation;
             // The host takes the app by its real path and reads the runtimeconfig beside that.
             app = started + ".dll";
             if (RealPath(app) != app) return $"{app} is not a file of its own beside its apphost (missing, or a link the host would follow to another folder's runtimeconfig)";
-            if (File.Exists(Path.Combine(Path.GetDirectoryName(started)!, "libhostfxr.so"))) return $"{started} has a libhostfxr.so beside it: a self-contained app";
             apphost = started;
         }
         // Every folder the host could take for a runtime, not only those the store's search reads
@@ -95,18 +101,23 @@ public static class HooklessProof
             string version = Path.GetFileName(candidate);
             if (!store.Verified.TryGetValue(version, out var prepared) || !SamePath(prepared.Runtime.Directory, candidate))
                 return $"runtime {version} in {root} has no woven copy checked for this launch";
+            if (FrameworkEntryProblem(candidate) is { } outranks) return outranks;
         }
 
         string dir = Path.GetDirectoryName(app)!;
-        foreach (var file in Directory.EnumerateFiles(dir))
+        // Listed once: what is judged here is what an apphost's overlay links (a name that
+        // appears later, a deps.json say, is neither judged nor linked: the seventh review
+        // planted one between the two listings).
+        var names = Directory.EnumerateFileSystemEntries(dir).Select(e => Path.GetFileName(e)).Order(StringComparer.Ordinal).ToList();
+        if (apphost is not null && names.Contains("libhostfxr.so")) return $"{apphost} has a libhostfxr.so beside it: a self-contained app";
+        foreach (var name in names)
         {
-            string name = Path.GetFileName(file);
             if (name.Equals("System.Net.Sockets.dll", StringComparison.OrdinalIgnoreCase) || name.Equals("System.Net.Sockets.exe", StringComparison.OrdinalIgnoreCase))
                 return $"{dir} has a System.Net.Sockets of its own ({name})";
         }
         string runtimeConfig = Path.ChangeExtension(app, ".runtimeconfig.json"), deps = Path.ChangeExtension(app, ".deps.json");
         // The host would read a development file beside the app's runtimeconfig, not beside the copy.
-        if (File.Exists(Path.ChangeExtension(app, ".runtimeconfig.dev.json"))) return $"{Path.ChangeExtension(app, ".runtimeconfig.dev.json")} adds to the app's runtimeconfig";
+        if (File.Exists(Path.ChangeExtension(app, ".runtimeconfig.dev.json")) || names.Contains(Path.GetFileName(Path.ChangeExtension(app, ".runtimeconfig.dev.json")))) return $"{Path.ChangeExtension(app, ".runtimeconfig.dev.json")} adds to the app's runtimeconfig";
         // Bounded, regular files only: the app's owner may have made either a FIFO or a link to a device.
         string text = DeploymentCheck.ReadConfig(runtimeConfig);
         using (var config = JsonDocument.Parse(text, RuntimeConfigReading))
@@ -127,7 +138,8 @@ public static class HooklessProof
             using var document = JsonDocument.Parse(depsBytes);
             if (Mentions(document.RootElement, "System.Net.Sockets")) return $"{deps} lists a System.Net.Sockets of the app's own";
         }
-        proof = new Proof(app, text, depsBytes, apphost, image);
+        if (apphost is not null && depsBytes is null && names.Contains(Path.GetFileName(deps))) return $"{deps} is not a regular file"; // listed, not read
+        proof = new Proof(app, text, depsBytes, apphost, image, names);
         return null;
 
         static string? User(string variable) => Environment.GetEnvironmentVariable(variable) is { Length: > 0 } ? variable : null;
@@ -156,6 +168,32 @@ public static class HooklessProof
             }
         if (RealPath(DefaultInstallation) is { } found && Directory.Exists(Path.Combine(found, "host", "fxr"))) return found;
         why = $"no DOTNET_ROOT is set and {DefaultInstallation} is no .NET installation";
+        return null;
+    }
+
+    /// <summary>Why the runtime folder <paramref name="runtime"/>'s own System.Net.Sockets could
+    /// outrank the woven copy: the host takes, of the entries its deps files give one assembly,
+    /// the one with the higher assembly and file version, and the woven copy's entry
+    /// (<see cref="WovenStore.WovenAssemblyVersion"/>, <see cref="WovenStore.WovenFileVersionText"/>)
+    /// wins only over a framework entry below it. The store weaves the folder's assembly, not its
+    /// deps file, so a folder of links to a real runtime with a deps file of its own saying
+    /// 10.0.65535.99 loaded its unwoven copy under a proof (the seventh review). Exactly one
+    /// entry, below the woven one's in both, or not proved.</summary>
+    private static string? FrameworkEntryProblem(string runtime)
+    {
+        string file = Path.Combine(runtime, "Microsoft.NETCore.App.deps.json");
+        using var document = JsonDocument.Parse(TrustedPaths.ReadBounded(file, DeploymentCheck.MaxConfigBytes));
+        var entries = new List<JsonElement>();
+        if (document.RootElement.ValueKind == JsonValueKind.Object && document.RootElement.TryGetProperty("targets", out var targets) && targets.ValueKind == JsonValueKind.Object)
+            foreach (var target in targets.EnumerateObject().Where(t => t.Value.ValueKind == JsonValueKind.Object))
+                foreach (var library in target.Value.EnumerateObject().Where(l => l.Value.ValueKind == JsonValueKind.Object))
+                    foreach (var group in library.Value.EnumerateObject().Where(g => g.Value.ValueKind == JsonValueKind.Object))
+                        entries.AddRange(group.Value.EnumerateObject().Where(a => a.Name.Contains("System.Net.Sockets", StringComparison.OrdinalIgnoreCase)).Select(a => a.Value));
+        if (entries.Count != 1 || entries[0].ValueKind != JsonValueKind.Object) return $"{file} does not list System.Net.Sockets once";
+        Version? Of(string property) => entries[0].TryGetProperty(property, out var v) && v.ValueKind == JsonValueKind.String && Version.TryParse(v.GetString(), out var parsed) ? parsed : null;
+        if (Of("assemblyVersion") is not { } assembly || Of("fileVersion") is not { } fileVersion
+            || assembly > Version.Parse(WovenStore.WovenAssemblyVersion) || fileVersion >= Version.Parse(WovenStore.WovenFileVersionText))
+            return $"{file} lists its System.Net.Sockets at a version the woven copy's ({WovenStore.WovenAssemblyVersion}, {WovenStore.WovenFileVersionText}) does not outrank";
         return null;
     }
 

@@ -290,14 +290,15 @@ public sealed unsafe partial class AppOverlay
 
     /// <summary>What the overlay depends on, hashed: the app directory, its names, the files it
     /// copies by identity, the woven copy by content, and the weaver's version.</summary>
-    private static string Key(string what, string appDirectory, string[] copied, bool names = true)
+    // listed: the app directory's names as already listed (and judged), in place of listing it here.
+    private static string Key(string what, string appDirectory, string[] copied, bool names = true, IEnumerable<string>? listed = null)
     {
         // Version 2: overlays made before their woven copy was keyed by all it was woven from
         // (WovenOwn) are made again, not found.
         var text = new StringBuilder($"sockshim overlay 2 w{Contract.HookContract.CurrentWeaverVersion}\n{what}\n");
         foreach (var file in copied) text.Append($"{file} {Identity(Path.Combine(appDirectory, file))}\n");
         if (names)
-            foreach (var entry in Directory.EnumerateFileSystemEntries(appDirectory).Select(Path.GetFileName).Order(StringComparer.Ordinal)) text.Append(entry).Append('\n');
+            foreach (var entry in (listed ?? Directory.EnumerateFileSystemEntries(appDirectory).Select(Path.GetFileName)!).Order(StringComparer.Ordinal)) text.Append(entry).Append('\n');
         return Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString())))[..32].ToLowerInvariant();
     }
 

@@ -11,7 +11,7 @@ public sealed partial class AppOverlay
     /// runtimeconfig and deps.json beside the app's real path. So, as for a self-contained app, a
     /// directory in the cache where the apphost, its dll, that runtimeconfig (hooks off) and the
     /// deps.json are copies, written from the very bytes the proof judged, and every other entry
-    /// is a link to the app's own file. The process keeps its name and the apphost its
+    /// the proof listed is a link to the app's own file. The process keeps its name and the apphost its
     /// arguments; Environment.ProcessPath and AppContext.BaseDirectory are the copy's (files the
     /// app reads beside itself are found through the links). Keyed like the others (the app
     /// directory, its names, the copied files' identities) and by the judged texts; found again
@@ -28,7 +28,7 @@ public sealed partial class AppOverlay
         byte[] runtimeConfig = Launch.HooklessProof.HooksOff(proof.RuntimeConfig);
         string[] copied = proof.Deps is null ? [name, name + ".dll", runtimeConfigFile] : [name, name + ".dll", runtimeConfigFile, depsFile];
         string judged = Convert.ToHexString(SHA256.HashData([.. runtimeConfig, 0, .. proof.Deps ?? [], 0, .. proof.ApphostImage!]));
-        string overlay = Path.Combine(parent, Key($"apphost {appDirectory} {judged}", appDirectory, copied));
+        string overlay = Path.Combine(parent, Key($"apphost {appDirectory} {judged}", appDirectory, copied, listed: proof.Names));
         string sha = Convert.ToHexString(SHA256.HashData(runtimeConfig)).ToLowerInvariant();
         if (Check(overlay, sha, runtimeConfigFile) is not null)
         {
@@ -43,9 +43,10 @@ public sealed partial class AppOverlay
         string work = TrustedPaths.NewPrivateDirectory(store.PrivateDirectory, "overlay-");
         try
         {
-            foreach (var entry in Directory.EnumerateFileSystemEntries(appDirectory))
-                if (!copied.Contains(Path.GetFileName(entry)))
-                    File.CreateSymbolicLink(Path.Combine(work, Path.GetFileName(entry)), entry);
+            // The names the proof judged, and no other (one planted since is neither judged nor linked).
+            foreach (var entry in proof.Names)
+                if (!copied.Contains(entry) && entry != Marker)
+                    File.CreateSymbolicLink(Path.Combine(work, entry), Path.Combine(appDirectory, entry));
             TrustedPaths.WriteNew(Path.Combine(work, name), proof.ApphostImage, 0b111_000_000);
             // The dll's bytes decide nothing of what loads; read bounded, a regular file only.
             TrustedPaths.WriteNew(Path.Combine(work, name + ".dll"), TrustedPaths.ReadBounded(proof.App, MaxExtractedAssembly), 0b110_000_000);

@@ -35,6 +35,9 @@ public sealed class WovenStore(string root, WovenStore.Weaver? weaver, WovenStor
 
     public const string PackageId = "sockshim.woven.sockets";
     public const string WovenFileVersion = "65535";
+    /// <summary>The versions the woven copy's deps entry gives it: the host prefers it to the
+    /// framework's own entry only while that one is below both.</summary>
+    public const string WovenAssemblyVersion = "10.0.0.0", WovenFileVersionText = "10.0." + WovenFileVersion + ".0";
 
     private string? _root;
 
@@ -217,8 +220,8 @@ public sealed class WovenStore(string root, WovenStore.Weaver? weaver, WovenStor
                   "{{library}}": {
                     "runtime": {
                       "lib/net10.0/System.Net.Sockets.dll": {
-                        "assemblyVersion": "10.0.0.0",
-                        "fileVersion": "10.0.{{WovenFileVersion}}.0"
+                        "assemblyVersion": "{{WovenAssemblyVersion}}",
+                        "fileVersion": "{{WovenFileVersionText}}"
                       }
                     }
                   }

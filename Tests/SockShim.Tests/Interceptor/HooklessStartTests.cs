@@ -208,6 +208,96 @@ public class HooklessStartTests() : EchoServerFixture("127.107.0.0/24", "hookles
         Assert.That(Seen(output), Is.Empty, "no socket left unpatched");
     }
 
+    /// <summary>The seventh review: an apphost whose real app path field names another folder's
+    /// app (x/LegacyApp.dll, beside its own unwoven System.Net.Sockets), with a decoy field naming
+    /// its own dll appended to the file, passed a proof that looked for the field by content. It
+    /// is no longer byte for byte the installation's apphost: not proved, the hook stays and
+    /// refuses. And when that other app's runtimeconfig switches startup hooks off, the app is
+    /// refused before it starts (its renamed apphost's own runtimeconfig was all that was read).</summary>
+    [TestCase(false)]
+    [TestCase(true)]
+    public void An_apphost_whose_field_names_another_folders_app_behind_a_decoy_is_refused(bool hooksOff)
+    {
+        string app = CopyOfLegacyApp("decoy-field-" + hooksOff);
+        string x = Directory.CreateDirectory(Path.Combine(app, "x")).FullName;
+        foreach (var file in (string[])["LegacyApp.dll", "LegacyApp.runtimeconfig.json"]) File.Copy(Path.Combine(app, file), Path.Combine(x, file));
+        File.Copy(FrameworkSockets, Path.Combine(x, "System.Net.Sockets.dll"));
+        if (hooksOff)
+        {
+            var config = JsonNode.Parse(File.ReadAllText(Path.Combine(x, "LegacyApp.runtimeconfig.json")))!;
+            var options = config["runtimeOptions"]!.AsObject();
+            if (options["configProperties"] is not JsonObject properties) options["configProperties"] = properties = new JsonObject();
+            properties["System.StartupHookProvider.IsSupported"] = false;
+            File.WriteAllText(Path.Combine(x, "LegacyApp.runtimeconfig.json"), config.ToJsonString());
+        }
+        string apphost = Path.Combine(app, "LegacyApp");
+        byte[] image = File.ReadAllBytes(apphost);
+        int field = image.AsSpan().IndexOf("\0LegacyApp.dll\0"u8) + 1;
+        Assert.That(field, Is.GreaterThan(0), "the app path field as the build wrote it");
+        "x/LegacyApp.dll"u8.CopyTo(image.AsSpan(field));
+        File.WriteAllBytes(apphost, [.. image, 0, .. "LegacyApp.dll"u8, .. new byte[1025]]);
+        if (!hooksOff)
+        {
+            RefusedByTheHook([apphost], "is not byte for byte an apphost of");
+            return;
+        }
+        var (exit, output, error) = Sockshim(["run", "--verbose", "--mode", "all", "--", apphost, _serverEndpoint]);
+        Assert.That(exit, Is.EqualTo(97), output + error);
+        Assert.That(error, Does.Contain(Path.Combine(x, "LegacyApp.runtimeconfig.json") + " sets System.StartupHookProvider.IsSupported=false"), error);
+        Assert.That(Seen(output), Is.Empty, "not started");
+    }
+
+    /// <summary>The seventh review: a runtime folder of links to the real runtime whose own
+    /// Microsoft.NETCore.App.deps.json lists System.Net.Sockets at a file version above the woven
+    /// copy's entry: its System.Net.Sockets.dll is the file the store wove, but the host takes
+    /// the framework's unwoven copy. Not proved; the hook stays and refuses.</summary>
+    [Test]
+    public void A_runtime_whose_deps_file_outranks_the_woven_copy_keeps_the_hook_which_refuses()
+    {
+        string muxer = new FileInfo(Environment.ProcessPath!).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? Environment.ProcessPath!;
+        string install = Directory.CreateTempSubdirectory("outranking-").FullName;
+        _installs.Add(install);
+        File.Copy(muxer, Path.Combine(install, "dotnet"));
+        File.SetUnixFileMode(Path.Combine(install, "dotnet"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        Directory.CreateSymbolicLink(Path.Combine(install, "host"), Path.Combine(Path.GetDirectoryName(muxer)!, "host"));
+        string running = Path.GetDirectoryName(typeof(object).Assembly.Location)!;
+        string runtime = Directory.CreateDirectory(Path.Combine(install, "shared", "Microsoft.NETCore.App", Path.GetFileName(running))).FullName;
+        foreach (var file in Directory.GetFiles(running))
+            if (Path.GetFileName(file) != "Microsoft.NETCore.App.deps.json") File.CreateSymbolicLink(Path.Combine(runtime, Path.GetFileName(file)), file);
+        var deps = JsonNode.Parse(File.ReadAllText(Path.Combine(running, "Microsoft.NETCore.App.deps.json")))!;
+        var entry = deps["targets"]!.AsObject().Select(t => t.Value!.AsObject()).SelectMany(t => t.Select(l => l.Value!["runtime"]?.AsObject()))
+            .OfType<JsonObject>().Select(r => r["System.Net.Sockets.dll"]).OfType<JsonObject>().Single();
+        entry["fileVersion"] = "10.0.65535.99";
+        File.WriteAllText(Path.Combine(runtime, "Microsoft.NETCore.App.deps.json"), deps.ToJsonString());
+
+        var (exit, output, error) = Sockshim(["run", "--verbose", "--mode", "all", "--", Path.Combine(install, "dotnet"), Programs.PathOf("LegacyApp"), _serverEndpoint],
+            new() { ["DOTNET_ROOT"] = install });
+        Assert.That(error, Does.Contain("start: with the startup hook (").And.Contain("does not outrank"), error);
+        Assert.That(exit, Is.EqualTo(97), output + error);
+        Assert.That(error, Does.Contain("the woven System.Net.Sockets was not loaded"), error);
+        Assert.That(Seen(output), Is.Empty, "no socket left unpatched");
+    }
+
+    /// <summary>The seventh review: a deps.json and a System.Net.Sockets.dll planted in the app's
+    /// folder after the proof judged it (an app without a deps.json) were linked into the
+    /// overlay, which listed the folder again. The overlay links the names the proof listed and
+    /// no other. (Planted here between the two calls the launcher makes.)</summary>
+    [Test]
+    public void An_apphost_overlay_links_only_the_names_the_proof_judged()
+    {
+        string app = CopyOfLegacyApp("planted");
+        File.Delete(Path.Combine(app, "LegacyApp.deps.json"));
+        var store = new SockShim.Interceptor.Store.WovenStore(SockShim.Interceptor.Store.WovenStore.DefaultRoot, SockShim.Interceptor.Weaving.StoreWeaver.Weave);
+        store.PrepareAll();
+        Assert.That(SockShim.Interceptor.Launch.HooklessProof.WhyNot([Path.Combine(app, "LegacyApp")], store, out var proof), Is.Null);
+        File.Copy(FrameworkSockets, Path.Combine(app, "System.Net.Sockets.dll"));
+        File.Copy(Path.ChangeExtension(Programs.PathOf("LegacyApp"), ".deps.json"), Path.Combine(app, "LegacyApp.deps.json"));
+        string overlay = Path.GetDirectoryName(SockShim.Interceptor.Store.AppOverlay.ForApphost(store, proof!))!;
+        var entries = Directory.EnumerateFileSystemEntries(overlay).Select(Path.GetFileName).ToList();
+        Assert.That(entries, Does.Contain("LegacyApp").And.Contain("LegacyApp.dll").And.Contain("LegacyApp.runtimeconfig.json"));
+        Assert.That(entries, Does.Not.Contain("System.Net.Sockets.dll").And.Not.Contain("LegacyApp.deps.json"), "planted after the proof: neither judged nor linked");
+    }
+
     /// <summary>SOCKSHIM_WIRE naming an assembly without the wiring type (SockShim's own hooks
     /// assembly here): the woven copy, which finds the type by name among the exported ones,
     /// cannot fill its slots, and the app stops at the first use of a socket that needs SockShim
@@ -466,6 +556,8 @@ public class HooklessStartTests() : EchoServerFixture("127.107.0.0/24", "hookles
         File.Copy(muxer, Path.Combine(install, "dotnet"));
         File.SetUnixFileMode(Path.Combine(install, "dotnet"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         Directory.CreateSymbolicLink(Path.Combine(install, "host"), Path.Combine(Path.GetDirectoryName(muxer)!, "host"));
+        // The SDK's packs too: an apphost is proved against the templates of the installation it runs on.
+        Directory.CreateSymbolicLink(Path.Combine(install, "packs"), Path.Combine(Path.GetDirectoryName(muxer)!, "packs"));
         string frameworks = Directory.CreateDirectory(Path.Combine(install, "shared", "Microsoft.NETCore.App")).FullName;
         string running = Path.GetDirectoryName(typeof(object).Assembly.Location)!;
         Directory.CreateSymbolicLink(Path.Combine(frameworks, Path.GetFileName(running)), running);
