@@ -63,9 +63,10 @@ public sealed unsafe partial class AppOverlay
             if (!File.Exists(Path.Combine(appDirectory, file)))
                 throw new IOException($"{Path.Combine(appDirectory, file)} is missing: {app.Executable} is not a self-contained app as `dotnet publish` lays one out");
 
-        string overlay = Path.Combine(parent, Key($"linked {appDirectory}", appDirectory, copied));
+        var key = Key($"linked {appDirectory}", appDirectory, copied);
+        string overlay = Path.Combine(parent, key.Name);
         var known = new WovenStore.Prepared(new InstalledRuntime(app.RuntimeVersion, appDirectory), "", ReadyToRun: true, FromCache: true, Warning: null);
-        if (RecordedSha(overlay) is { } recorded && Found(overlay, SocketsFile, name, known, recorded) is { } found) return found;
+        if (RecordedSha(overlay) is { } recorded && Found(overlay, key, SocketsFile, name, known, recorded) is { } found) return found;
 
         // Its runtimeconfig says startup hooks are on (else it would be rehosted), but that is the
         // owner's word: a trimmed framework whose hook code is compiled out would start it with
@@ -74,10 +75,10 @@ public sealed unsafe partial class AppOverlay
             throw new Launch.AppRefusedException($"{app.Executable} runs on a trimmed System.Private.CoreLib without the startup hook's code, though its runtimeconfig.json does not " +
                 "switch startup hooks off (changed after publishing?): SockShim could neither install itself nor check that its woven System.Net.Sockets was loaded, so the app would run unpatched. Publish it again");
         var woven = WovenOwn(store, app.RuntimeVersion, appDirectory, progress);
-        return Made(store, overlay, SocketsFile, name, woven, progress, stage =>
+        return Made(store, overlay, key, SocketsFile, name, woven, progress, stage =>
         {
             foreach (var entry in Directory.EnumerateFileSystemEntries(appDirectory))
-                if (!copied.Contains(Path.GetFileName(entry)))
+                if (!copied.Contains(Path.GetFileName(entry)) && !IsOverlayFile(Path.GetFileName(entry)))
                     File.CreateSymbolicLink(Path.Combine(stage, Path.GetFileName(entry)), entry);
             // Read bounded, a regular file only: the app's owner may have made one a FIFO (File.Copy
             // would wait on it for ever) or a link to a device.
@@ -97,11 +98,12 @@ public sealed unsafe partial class AppOverlay
     private static AppOverlay Rebundled(WovenStore store, string parent, Launch.DeploymentCheck.SelfContainedApp app, Action<string>? progress)
     {
         string name = Path.GetFileName(app.Executable);
-        string overlay = Path.Combine(parent, Key($"rebundled {app.Executable}", Path.GetDirectoryName(app.Executable)!, [name], names: false));
+        var key = Key($"rebundled {app.Executable}", Path.GetDirectoryName(app.Executable)!, [name], names: false);
+        string overlay = Path.Combine(parent, key.Name);
         string? marker = RecordedSha(overlay);
         // Found by what it was made from: the bundle is not read or woven again.
         var known = new WovenStore.Prepared(new InstalledRuntime(app.RuntimeVersion, Path.GetDirectoryName(app.Executable)!), "", ReadyToRun: true, FromCache: true, Warning: null);
-        if (marker is not null && Found(overlay, name, name, known, marker) is { } found) return found;
+        if (marker is not null && Found(overlay, key, name, name, known, marker) is { } found) return found;
 
         string work = TrustedPaths.NewPrivateDirectory(store.PrivateDirectory, "bundle-");
         try
@@ -134,7 +136,7 @@ public sealed unsafe partial class AppOverlay
             var woven = store.Woven(new InstalledRuntime(app.RuntimeVersion, runtime) { SourceSha256 = inputs }, progress);
             byte[] replacement = File.ReadAllBytes(woven.AssemblyPath);
             if (Convert.ToHexString(SHA256.HashData(replacement)).ToLowerInvariant() != woven.Sha256) throw new IOException($"{woven.AssemblyPath} changed while it was read");
-            return Made(store, overlay, name, name, woven, progress, stage =>
+            return Made(store, overlay, key, name, name, woven, progress, stage =>
             {
                 string copy = Path.Combine(stage, name);
                 using (var target = new FileStream(copy, FileMode.CreateNew, FileAccess.ReadWrite))
@@ -223,9 +225,10 @@ public sealed unsafe partial class AppOverlay
     }
 
     /// <summary>An overlay made before and still as it was made, or null.</summary>
-    private static AppOverlay? Found(string overlay, string checkedFile, string executable, WovenStore.Prepared woven, string? sha256 = null)
+    private static AppOverlay? Found(string overlay, OverlayKey key, string checkedFile, string executable, WovenStore.Prepared woven, string? sha256 = null)
     {
         sha256 ??= woven.Sha256;
+        if (!key.RecordedIn(overlay)) return null;
         if (Check(overlay, sha256, checkedFile) is not { } identity) return null;
         // Marked as used (one system call): `sockshim gc --overlays` keeps what a launch just chose.
         try { File.SetLastWriteTimeUtc(Path.Combine(overlay, Marker), DateTime.UtcNow); }
@@ -239,7 +242,7 @@ public sealed unsafe partial class AppOverlay
 
     /// <summary>Makes an overlay in a private directory (<paramref name="fill"/> writes its files),
     /// records the checked file's hash, and moves it into place.</summary>
-    private static AppOverlay Made(WovenStore store, string overlay, string checkedFile, string executable, WovenStore.Prepared woven, Action<string>? progress, Action<string> fill)
+    private static AppOverlay Made(WovenStore store, string overlay, OverlayKey key, string checkedFile, string executable, WovenStore.Prepared woven, Action<string>? progress, Action<string> fill)
     {
         if (Directory.Exists(overlay)) Directory.Delete(overlay, recursive: true); // not what it should be: made again
         progress?.Invoke($"overlay: {overlay}");
@@ -249,8 +252,9 @@ public sealed unsafe partial class AppOverlay
             fill(work);
             var (sha, identity) = TrustedPaths.Hash(Path.Combine(work, checkedFile));
             TrustedPaths.WriteNew(Path.Combine(work, Marker), $"sockshim overlay\nsha256 {sha}\nidentity {identity}\nwoven {woven.Sha256}\n", 0b110_000_000);
+            TrustedPaths.WriteNew(Path.Combine(work, KeyFile), key.Bytes, 0b110_000_000);
             try { Directory.Move(work, overlay); }
-            catch (IOException) when (Found(overlay, checkedFile, executable, woven, sha) is { } theirs)
+            catch (IOException) when (Found(overlay, key, checkedFile, executable, woven, sha) is { } theirs)
             {
                 return theirs; // another launch made it first, and it checks out
             }
@@ -262,6 +266,8 @@ public sealed unsafe partial class AppOverlay
             if (work.Length > 0 && Directory.Exists(work)) Directory.Delete(work, recursive: true);
         }
     }
+
+    private static bool IsOverlayFile(string name) => name is Marker or KeyFile;
 
     private static string? RecordedSha(string overlay)
     {
@@ -288,19 +294,41 @@ public sealed unsafe partial class AppOverlay
         catch (IOException) { return null; }
     }
 
-    /// <summary>What the overlay depends on, hashed: the app directory, its names, the files it
-    /// copies by identity, the woven copy by content, and the weaver's version.</summary>
-    // listed: the app directory's names as already listed (and judged), in place of listing it here.
-    private static string Key(string what, string appDirectory, string[] copied, bool names = true, IEnumerable<string>? listed = null)
+    /// <summary>What the overlay depends on (the app directory, its names, the files it copies by
+    /// identity, the weaver's version and the caller's text), and the directory named from it.</summary>
+    private static OverlayKey Key(string what, string appDirectory, string[] copied, bool names = true, IEnumerable<string>? listed = null)
     {
         // Version 2: overlays made before their woven copy was keyed by all it was woven from
-        // (WovenOwn) are made again, not found.
-        var text = new StringBuilder($"sockshim overlay 2 w{Contract.HookContract.CurrentWeaverVersion}\n{what}\n");
+        // (WovenOwn) are made again, not found. Version 3: named by FNV-1a, the text recorded.
+        var text = new StringBuilder($"sockshim overlay 3 w{Contract.HookContract.CurrentWeaverVersion}\n{what}\n");
         foreach (var file in copied) text.Append($"{file} {Identity(Path.Combine(appDirectory, file))}\n");
         if (names)
             foreach (var entry in (listed ?? Directory.EnumerateFileSystemEntries(appDirectory).Select(Path.GetFileName)!).Order(StringComparer.Ordinal)) text.Append(entry).Append('\n');
-        return Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString())))[..32].ToLowerInvariant();
+        return new OverlayKey(text.ToString());
     }
+
+    /// <summary>An overlay's key: its directory is named by the text's FNV-1a, not a cryptographic
+    /// hash (SHA-256 here loaded OpenSSL into the launcher: some 2 ms of every start of such an
+    /// app), and an overlay is taken only when the text recorded in it (<see cref="KeyFile"/>) is
+    /// this one byte for byte: two keys whose names collide (the app's owner chooses much of the
+    /// text) never share an overlay, one only makes the other's again.</summary>
+    private sealed record OverlayKey(string Text)
+    {
+        public string Name { get; } = $"{Stack.Addressing.Fnv1a.Hash64(Text):x16}";
+        public byte[] Bytes => Encoding.UTF8.GetBytes(Text);
+
+        /// <summary>Whether <paramref name="overlay"/> records this key.</summary>
+        public bool RecordedIn(string overlay)
+        {
+            byte[] expected = Bytes;
+            try { return TrustedPaths.ReadBounded(Path.Combine(overlay, KeyFile), expected.Length + 1).AsSpan().SequenceEqual(expected); }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { return false; }
+        }
+    }
+
+    /// <summary>The file an overlay records its key text in; an app entry of this name (or the
+    /// marker's) is not linked.</summary>
+    internal const string KeyFile = ".sockshim-key";
 
     /// <summary>Device, inode, size and change time of the file a name leads to: rewriting or
     /// replacing it changes one of them (the change time only root can set back).</summary>

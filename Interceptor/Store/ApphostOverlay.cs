@@ -1,5 +1,3 @@
-using System.Security.Cryptography;
-
 namespace SockShim.Interceptor.Store;
 
 public sealed partial class AppOverlay
@@ -14,8 +12,8 @@ public sealed partial class AppOverlay
     /// the proof listed is a link to the app's own file. The process keeps its name and the apphost its
     /// arguments; Environment.ProcessPath and AppContext.BaseDirectory are the copy's (files the
     /// app reads beside itself are found through the links). Keyed like the others (the app
-    /// directory, its names, the copied files' identities) and by the judged texts; found again
-    /// by the recorded hash of its runtimeconfig, which decides what loads.
+    /// directory, the names the proof listed, the copied files' identities), and found again only
+    /// while its copies are byte for byte what the proof judged this launch.
     /// </summary>
     /// <returns>The apphost copy to exec.</returns>
     public static string ForApphost(WovenStore store, Launch.HooklessProof.Proof proof, Action<string>? progress = null)
@@ -27,10 +25,18 @@ public sealed partial class AppOverlay
         string runtimeConfigFile = name + ".runtimeconfig.json", depsFile = name + ".deps.json";
         byte[] runtimeConfig = Launch.HooklessProof.HooksOff(proof.RuntimeConfig);
         string[] copied = proof.Deps is null ? [name, name + ".dll", runtimeConfigFile] : [name, name + ".dll", runtimeConfigFile, depsFile];
-        string judged = Convert.ToHexString(SHA256.HashData([.. runtimeConfig, 0, .. proof.Deps ?? [], 0, .. proof.ApphostImage!]));
-        string overlay = Path.Combine(parent, Key($"apphost {appDirectory} {judged}", appDirectory, copied, listed: proof.Names));
-        string sha = Convert.ToHexString(SHA256.HashData(runtimeConfig)).ToLowerInvariant();
-        if (Check(overlay, sha, runtimeConfigFile) is not null)
+        var key = Key($"apphost {appDirectory}", appDirectory, copied, listed: proof.Names);
+        string overlay = Path.Combine(parent, key.Name);
+        // Taken when its copies are the bytes just judged (compared, not hashed: SHA-256 loaded
+        // OpenSSL into the launcher, some 2 ms of every start).
+        bool Current() => key.RecordedIn(overlay) && Holds(name, proof.ApphostImage!) && Holds(runtimeConfigFile, runtimeConfig)
+                          && (proof.Deps is null ? !Path.Exists(Path.Combine(overlay, depsFile)) : Holds(depsFile, proof.Deps));
+        bool Holds(string file, byte[] bytes)
+        {
+            try { return TrustedPaths.ReadBounded(Path.Combine(overlay, file), bytes.Length + 1).AsSpan().SequenceEqual(bytes); }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { return false; }
+        }
+        if (Current())
         {
             // Marked as used: `sockshim gc --overlays` keeps what a launch just chose.
             try { File.SetLastWriteTimeUtc(Path.Combine(overlay, Marker), DateTime.UtcNow); }
@@ -45,17 +51,17 @@ public sealed partial class AppOverlay
         {
             // The names the proof judged, and no other (one planted since is neither judged nor linked).
             foreach (var entry in proof.Names)
-                if (!copied.Contains(entry) && entry != Marker)
+                if (!copied.Contains(entry) && !IsOverlayFile(entry))
                     File.CreateSymbolicLink(Path.Combine(work, entry), Path.Combine(appDirectory, entry));
             TrustedPaths.WriteNew(Path.Combine(work, name), proof.ApphostImage, 0b111_000_000);
             // The dll's bytes decide nothing of what loads; read bounded, a regular file only.
             TrustedPaths.WriteNew(Path.Combine(work, name + ".dll"), TrustedPaths.ReadBounded(proof.App, MaxExtractedAssembly), 0b110_000_000);
             TrustedPaths.WriteNew(Path.Combine(work, runtimeConfigFile), runtimeConfig, 0b110_000_000);
             if (proof.Deps is not null) TrustedPaths.WriteNew(Path.Combine(work, depsFile), proof.Deps, 0b110_000_000);
-            var (written, identity) = TrustedPaths.Hash(Path.Combine(work, runtimeConfigFile));
-            TrustedPaths.WriteNew(Path.Combine(work, Marker), $"sockshim overlay\nsha256 {written}\nidentity {identity}\nwoven none (an apphost started without the startup hook)\n", 0b110_000_000);
+            TrustedPaths.WriteNew(Path.Combine(work, Marker), "sockshim overlay\napphost started without the startup hook\n", 0b110_000_000);
+            TrustedPaths.WriteNew(Path.Combine(work, KeyFile), key.Bytes, 0b110_000_000);
             try { Directory.Move(work, overlay); }
-            catch (IOException) when (Check(overlay, sha, runtimeConfigFile) is not null) { } // another launch made it first, and it checks out
+            catch (IOException) when (Current()) { } // another launch made it first, and it checks out
             work = "";
             return Path.Combine(overlay, name);
         }

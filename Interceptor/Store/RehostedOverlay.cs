@@ -45,17 +45,18 @@ public sealed partial class AppOverlay
                                            $"{sizes.Max(a => a.Length)}), more than SockShim rewrites for one app ({MaxExtracted})");
 
         string[] keyed = [configFile, depsFile, .. assemblies.Order(StringComparer.Ordinal)];
-        string overlay = Path.Combine(parent, Key($"rehosted {appDirectory} on {runtime.Version} {runtime.Directory}", appDirectory, keyed));
+        var key = Key($"rehosted {appDirectory} on {runtime.Version} {runtime.Directory}", appDirectory, keyed);
+        string overlay = Path.Combine(parent, key.Name);
         AppOverlay On(AppOverlay made) => new(made.Executable, woven, made.FromCache) { RunsOn = runtime };
-        if (RecordedSha(overlay) is { } recorded && Found(overlay, entry, entry, woven, recorded) is { } found) return On(found);
+        if (RecordedSha(overlay) is { } recorded && Found(overlay, key, entry, entry, woven, recorded) is { } found) return On(found);
 
         var rewrite = store.RewriterOrHandOver($"the trimmed app {app.Executable} has no copy completed for runtime {runtime.Version} in {store.Root} yet");
-        return On(Made(store, overlay, entry, entry, woven, progress, stage =>
+        return On(Made(store, overlay, key, entry, entry, woven, progress, stage =>
         {
             foreach (var path in Directory.EnumerateFileSystemEntries(appDirectory))
             {
                 string file = Path.GetFileName(path);
-                if (file != name && file != configFile && file != depsFile && !framework.Contains(file) && !assemblies.Contains(file))
+                if (file != name && file != configFile && file != depsFile && !framework.Contains(file) && !assemblies.Contains(file) && !IsOverlayFile(file))
                     File.CreateSymbolicLink(Path.Combine(stage, file), path);
             }
             foreach (var assembly in assemblies)

@@ -144,6 +144,16 @@ public class HooklessStartTests() : EchoServerFixture("127.107.0.0/24", "hookles
         var (exit2, output2, error2) = Sockshim(["run", "--verbose", "--mode", "all", "--", apphost, "--start"]);
         Assert.That(exit2, Is.Zero, output2 + error2);
         Assert.That(error2, Does.Contain($"started from its overlay {overlay} ").And.Not.Contain("sockshim: overlay:"), error2);
+
+        // Named by a non-cryptographic hash of its key, an overlay is taken only when the key it
+        // records is this one: one recording another key (a name collision) is made again.
+        string keyFile = Path.Combine(overlay, ".sockshim-key");
+        string key = File.ReadAllText(keyFile);
+        File.WriteAllText(keyFile, key.Replace("LegacyApp.pdb", "Other.pdb"));
+        var (exit3, output3, error3) = Sockshim(["run", "--verbose", "--mode", "all", "--", apphost, "--start"]);
+        Assert.That(exit3, Is.Zero, output3 + error3);
+        Assert.That(error3, Does.Contain($"sockshim: overlay: {overlay}"), "made again: " + error3);
+        Assert.That(File.ReadAllText(keyFile), Is.EqualTo(key));
     }
 
     /// <summary>An apphost runs the app path written inside it: one renamed after the build
