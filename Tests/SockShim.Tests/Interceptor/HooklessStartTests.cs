@@ -163,12 +163,7 @@ public class HooklessStartTests() : EchoServerFixture("127.107.0.0/24", "hookles
     {
         string app = CopyOfLegacyApp("renamed");
         File.Move(Path.Combine(app, "LegacyApp"), Path.Combine(app, "Other"));
-        var (exit, output, error) = Sockshim(["run", "--verbose", "--mode", "all", "--", Path.Combine(app, "Other"), _serverEndpoint]);
-        Assert.That(exit, Is.Zero, output + error);
-        Assert.That(error, Does.Contain("start: with the startup hook (").And.Contain("does not start Other.dll (its own name's dll)").And.Contain(WiredByHook), error);
-        var seen = Seen(output);
-        Assert.That(seen, Has.Count.EqualTo(11), output);
-        Assert.That(seen.All(_pool.Pool.Definition.Contains) && seen.Distinct().Count() == seen.Count, Is.True, output);
+        ServedByTheHook([Path.Combine(app, "Other")], "does not start Other.dll (its own name's dll)");
     }
 
     /// <summary>An apphost built with search options of its own (AppHostDotNetSearch: here the
@@ -185,11 +180,7 @@ public class HooklessStartTests() : EchoServerFixture("127.107.0.0/24", "hookles
         Assert.That(image[at - 2], Is.Zero, "built with the default search");
         image[at - 2] = 8; // the global location only
         File.WriteAllBytes(apphost, image);
-        var (exit, output, error) = Sockshim(["run", "--verbose", "--mode", "all", "--", apphost, _serverEndpoint]);
-        Assert.That(exit, Is.Zero, output + error);
-        Assert.That(error, Does.Contain("start: with the startup hook (").And.Contain("was built with its own .NET search options").And.Contain(WiredByHook), error);
-        Assert.That(Seen(output), Has.Count.EqualTo(11), output);
-        Assert.That(Seen(output).All(_pool.Pool.Definition.Contains), Is.True, output);
+        ServedByTheHook([apphost], "was built with its own .NET search options");
     }
 
     /// <summary>An apphost's app-local System.Net.Sockets (a copy of the framework's, unwoven, in
@@ -418,10 +409,7 @@ public class HooklessStartTests() : EchoServerFixture("127.107.0.0/24", "hookles
         string script = Path.Combine(_scratch, "start.sh");
         File.WriteAllText(script, $"#!/bin/sh\nexec dotnet '{Programs.PathOf("LegacyApp")}' \"$@\"\n");
         File.SetUnixFileMode(script, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        var (exit, output, error) = Sockshim(["run", "--verbose", "--mode", "all", "--", script, _serverEndpoint]);
-        Assert.That(exit, Is.Zero, output + error);
-        Assert.That(error, Does.Contain("start: with the startup hook (").And.Contain(WiredByHook));
-        Assert.That(Seen(output).All(_pool.Pool.Definition.Contains), Is.True, output);
+        ServedByTheHook([script], $"{script} is not an apphost");
     }
 
     /// <summary>Without a deps.json the host lists every .dll of the folder in its own spelling, and
@@ -579,6 +567,18 @@ public class HooklessStartTests() : EchoServerFixture("127.107.0.0/24", "hookles
         File.SetLastWriteTimeUtc(Path.Combine(added, "System.Net.Sockets.dll"), DateTime.UtcNow.AddMinutes(1));
 
         return (install, added);
+    }
+
+    /// <summary>Started with the startup hook (--verbose names <paramref name="reason"/>), which
+    /// wires the app: every one of its sockets, each from the pool, one address each.</summary>
+    private void ServedByTheHook(string[] command, string reason)
+    {
+        var (exit, output, error) = Sockshim(["run", "--verbose", "--mode", "all", "--", .. command, _serverEndpoint]);
+        Assert.That(exit, Is.Zero, output + error);
+        Assert.That(error, Does.Contain("start: with the startup hook (").And.Contain(reason).And.Contain(WiredByHook), error);
+        var seen = Seen(output);
+        Assert.That(seen, Has.Count.EqualTo(11), output);
+        Assert.That(seen.All(_pool.Pool.Definition.Contains) && seen.Distinct().Count() == seen.Count, Is.True, output);
     }
 
     private static string FrameworkSockets => Path.Combine(Path.GetDirectoryName(typeof(object).Assembly.Location)!, "System.Net.Sockets.dll");
