@@ -84,7 +84,7 @@ internal static class RunCommand
         // after the run, so the launcher stays to wait for it.
         if (!plan.NeedsCleanup)
         {
-            int failed = Exec.Replace(plan.Command, plan.Environment, out string why);
+            int failed = Exec.Replace(plan.Command, plan.Environment, out string why, plan.ExecutablePath);
             Console.Error.WriteLine($"sockshim: {why}");
             return failed;
         }

@@ -20,6 +20,15 @@ public static class CallerVariables
 
     private const string Diagnostics = "DOTNET_EnableDiagnostics";
 
+    /// <summary>Where the .NET host looks for serviced package assets before an app's own folder.
+    /// Unset, or naming a directory that is not there, the host takes `opt/coreservicing`
+    /// relative to the working directory (seen in its trace): root running the managed tool from
+    /// a directory another account can write (/tmp, a shared project folder) loaded that
+    /// account's opt/coreservicing/pkgs/system.commandline/2.0.0/lib/net8.0/System.CommandLine.dll
+    /// (the eighth review). The tool starts with it naming its own directory (root's alone, as
+    /// root: <see cref="LaunchPlan"/>.CheckToolDirectory), which holds no pkgs folder.</summary>
+    public const string Servicing = "CORE_SERVICING";
+
     /// <summary>Whether SockShim's tool starts with the caller's <paramref name="name"/> as it is.</summary>
     public static bool Kept(string name) =>
         name is "PATH" or "HOME" or "USER" or "LOGNAME" or "LANG" or "LANGUAGE" or "TERM"
@@ -52,6 +61,7 @@ public static class CallerVariables
         // is handed over above); an ordinary account's tool keeps them for dotnet-counters and
         // dotnet-dump, as any of its .NET processes.
         if (Store.TrustedPaths.AsRoot) changes[Diagnostics] = "0";
+        changes[Servicing] = AppContext.BaseDirectory;
         return changes;
     }
 
@@ -60,6 +70,7 @@ public static class CallerVariables
     public static void Restore()
     {
         Environment.SetEnvironmentVariable(Diagnostics, null);
+        Environment.SetEnvironmentVariable(Servicing, null); // the tool's own; the caller's, if any, comes back below
         foreach (System.Collections.DictionaryEntry e in Environment.GetEnvironmentVariables())
         {
             if (e.Key is not string name || !name.StartsWith(Prefix, StringComparison.Ordinal)) continue;

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using SockShim.Stack.Interop;
 
@@ -25,10 +26,57 @@ public static class DeploymentCheck
     {
         if (command.Count == 0) return null;
         if (Path.GetFileName(command[0]) == "dotnet")
-            return EntryAssembly(command) is { } dll ? HooksOff(RuntimeConfigOption(command) ?? Path.ChangeExtension(dll, ".runtimeconfig.json"), folder: false) : null;
+            return EntryAssembly(command) is { } dll ? ShadowsHook(dll) ?? HooksOff(RuntimeConfigOption(command) ?? Path.ChangeExtension(dll, ".runtimeconfig.json"), folder: false) : null;
         if (Resolve(command[0]) is not { } file) return null;
         return Apphost(file);
     }
+
+    /// <summary>SockShim's hook assembly, which the runtime loads by path into the app's default
+    /// load context (DOTNET_STARTUP_HOOKS, and the woven copy's wiring by SOCKSHIM_WIRE): an app
+    /// that brings an assembly of that name in its own list (its deps.json, or without one any
+    /// file of its folder) has its own loaded instead, and runs unpatched with no check at all
+    /// (the eighth review, with and without the startup hook).</summary>
+    public const string HookAssembly = "SockShim.StartupHook";
+
+    /// <summary>Why the app <paramref name="dll"/> would replace SockShim's hook assembly with one
+    /// of its own, or null.</summary>
+    internal static string? ShadowsHook(string dll)
+    {
+        try
+        {
+            string dir = Path.GetDirectoryName(Path.GetFullPath(dll))!, deps = Path.ChangeExtension(dll, ".deps.json");
+            bool carries = File.Exists(deps)
+                ? Mentions(deps, HookAssembly)
+                : Directory.Exists(dir) && Directory.EnumerateFiles(dir).Any(f => IsAssemblyNamed(Path.GetFileName(f), HookAssembly));
+            return carries
+                ? $"{dll} brings an assembly named {HookAssembly} of its own ({(File.Exists(deps) ? deps : dir)}), which the runtime would load in place of SockShim's hook: the app would run unpatched. " +
+                  $"Remove it from the app (it is SockShim's, not the app's to carry)"
+                : null;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or JsonException) { return null; } // unreadable here: the host will say
+    }
+
+    /// <summary>Whether a file name is an assembly of the simple name <paramref name="name"/> as the
+    /// host lists a folder: .dll or .exe, also the .ni forms, in any case.</summary>
+    internal static bool IsAssemblyNamed(string file, string name) =>
+        AssemblyExtensions.Any(extension => file.Equals(name + extension, StringComparison.OrdinalIgnoreCase));
+
+    private static readonly string[] AssemblyExtensions = [".dll", ".exe", ".ni.dll", ".ni.exe"];
+
+    private static bool Mentions(string deps, string what)
+    {
+        using var document = JsonDocument.Parse(Store.TrustedPaths.ReadBounded(deps, MaxConfigBytes));
+        return Mentions(document.RootElement, what);
+    }
+
+    /// <summary>Whether any name or string value of a parsed JSON document contains <paramref name="what"/> (escapes decoded).</summary>
+    internal static bool Mentions(JsonElement e, string what) => e.ValueKind switch
+    {
+        JsonValueKind.Object => e.EnumerateObject().Any(p => p.Name.Contains(what, StringComparison.OrdinalIgnoreCase) || Mentions(p.Value, what)),
+        JsonValueKind.Array => e.EnumerateArray().Any(v => Mentions(v, what)),
+        JsonValueKind.String => e.GetString()!.Contains(what, StringComparison.OrdinalIgnoreCase),
+        _ => false,
+    };
 
     /// <summary>A self-contained app (its own runtime beside it, or bundled into one file):
     /// started through a copy of it in the cache with its own System.Net.Sockets woven.</summary>
@@ -124,9 +172,11 @@ public static class DeploymentCheck
         // no hook and no refusal): each app its file names is looked at too.
         foreach (var named in ApphostImage.NamedApps(file))
         {
-            string config = Path.ChangeExtension(Path.Combine(Path.GetDirectoryName(file)!, named), ".runtimeconfig.json");
+            string app = Path.Combine(Path.GetDirectoryName(file)!, named), config = Path.ChangeExtension(app, ".runtimeconfig.json");
+            if (File.Exists(app) && ShadowsHook(app) is { } shadow) return shadow;
             if (config != runtimeConfig && File.Exists(config) && HooksOff(config, folder: true) is { } problem) return problem;
         }
+        if (File.Exists(file + ".dll") && ShadowsHook(file + ".dll") is { } shadows) return shadows;
         if (File.Exists(runtimeConfig)) return HooksOff(runtimeConfig, folder: true);
 
         try

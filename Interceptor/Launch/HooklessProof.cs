@@ -39,9 +39,14 @@ public static class HooklessProof
     /// <param name="Deps">Its deps.json's bytes, as judged; null when it has none.</param>
     /// <param name="Apphost">The apphost by real path; null for `dotnet app.dll`.</param>
     /// <param name="ApphostImage">The apphost's bytes, as judged.</param>
+    /// <param name="Installation">The .NET installation proved, by real path.</param>
+    /// <param name="Muxer">For `dotnet app.dll`, the muxer proved, by real path: what is exec'd (the
+    /// name given is looked up again at the exec, and a link on the way may lead elsewhere by then).</param>
+    /// <param name="RootVariable">For an apphost, the variable that named its installation
+    /// (DOTNET_ROOT_X64, DOTNET_ROOT), which the start sets to the real path proved; null for the default.</param>
     /// <param name="Names">The entries of the app's folder the proof judged (the host lists the
     /// folder's dlls when there is no deps.json): an apphost's overlay links these and no other.</param>
-    public sealed record Proof(string App, string RuntimeConfig, byte[]? Deps, string? Apphost, byte[]? ApphostImage, IReadOnlyList<string> Names);
+    public sealed record Proof(string App, string RuntimeConfig, byte[]? Deps, string? Apphost, byte[]? ApphostImage, string Installation, string? Muxer, string? RootVariable, IReadOnlyList<string> Names);
 
     /// <summary>Null when proved; otherwise why not, in words (said with --verbose).</summary>
     /// <param name="command">The command as the user gave it.</param>
@@ -71,7 +76,7 @@ public static class HooklessProof
         if (Exec.Resolve(command[0], Environment.GetEnvironmentVariable("PATH")) is not { } found || RealPath(found) is not { } started)
             return $"{command[0]} is not found";
         string root, app;
-        string? apphost = null;
+        string? apphost = null, rootVariable = null;
         byte[]? image = null;
         if (muxed)
         {
@@ -83,7 +88,7 @@ public static class HooklessProof
         }
         else
         {
-            if (ApphostInstallation(out var why) is not { } installation) return why;
+            if (ApphostInstallation(out var why, out rootVariable) is not { } installation) return why;
             if (ApphostImage.WhyNot(started, installation, out image) is { } notApphost) return notApphost;
             root = installation;
             // The host takes the app by its real path and reads the runtimeconfig beside that.
@@ -112,8 +117,11 @@ public static class HooklessProof
         if (apphost is not null && names.Contains("libhostfxr.so")) return $"{apphost} has a libhostfxr.so beside it: a self-contained app";
         foreach (var name in names)
         {
-            if (name.Equals("System.Net.Sockets.dll", StringComparison.OrdinalIgnoreCase) || name.Equals("System.Net.Sockets.exe", StringComparison.OrdinalIgnoreCase))
-                return $"{dir} has a System.Net.Sockets of its own ({name})";
+            // The .ni forms too: the host lists those as the assembly as well (the eighth review).
+            if (DeploymentCheck.IsAssemblyNamed(name, "System.Net.Sockets")) return $"{dir} has a System.Net.Sockets of its own ({name})";
+            // One planted since the deployment check looked: SockShim's hook replaced, refused.
+            if (!File.Exists(Path.ChangeExtension(app, ".deps.json")) && DeploymentCheck.IsAssemblyNamed(name, DeploymentCheck.HookAssembly))
+                throw new AppRefusedException(DeploymentCheck.ShadowsHook(app) ?? $"{dir} brings an assembly named {DeploymentCheck.HookAssembly} of its own");
         }
         string runtimeConfig = Path.ChangeExtension(app, ".runtimeconfig.json"), deps = Path.ChangeExtension(app, ".deps.json");
         // The host would read a development file beside the app's runtimeconfig, not beside the copy.
@@ -136,10 +144,12 @@ public static class HooklessProof
         {
             depsBytes = TrustedPaths.ReadBounded(deps, DeploymentCheck.MaxConfigBytes);
             using var document = JsonDocument.Parse(depsBytes);
-            if (Mentions(document.RootElement, "System.Net.Sockets")) return $"{deps} lists a System.Net.Sockets of the app's own";
+            if (DeploymentCheck.Mentions(document.RootElement, "System.Net.Sockets")) return $"{deps} lists a System.Net.Sockets of the app's own";
+            if (DeploymentCheck.Mentions(document.RootElement, DeploymentCheck.HookAssembly))
+                throw new AppRefusedException($"{deps} lists an assembly named {DeploymentCheck.HookAssembly} of the app's own, which the runtime would load in place of SockShim's hook: the app would run unpatched. Remove it from the app");
         }
         if (apphost is not null && depsBytes is null && names.Contains(Path.GetFileName(deps))) return $"{deps} is not a regular file"; // listed, not read
-        proof = new Proof(app, text, depsBytes, apphost, image, names);
+        proof = new Proof(app, text, depsBytes, apphost, image, root, muxed ? started : null, rootVariable, names);
         return null;
 
         static string? User(string variable) => Environment.GetEnvironmentVariable(variable) is { Length: > 0 } ? variable : null;
@@ -149,13 +159,15 @@ public static class HooklessProof
     /// its folder has no hostfxr: DOTNET_ROOT_&lt;ARCH&gt;, else DOTNET_ROOT (non-empty), else the
     /// default /usr/share/dotnet. An installation registered in /etc/dotnet (install_location,
     /// which the host prefers to the default) is not read: not proved.</summary>
-    private static string? ApphostInstallation(out string why)
+    private static string? ApphostInstallation(out string why, out string? variableUsed)
     {
         why = "";
+        variableUsed = null;
         string arch = $"DOTNET_ROOT_{System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture.ToString().ToUpperInvariant()}";
         foreach (var variable in (ReadOnlySpan<string>)[arch, "DOTNET_ROOT"])
         {
             if (Environment.GetEnvironmentVariable(variable) is not { Length: > 0 } value) continue;
+            variableUsed = variable;
             if (RealPath(value) is { } named && Directory.Exists(Path.Combine(named, "host", "fxr"))) return named;
             why = $"{variable} names {value}, which is no .NET installation (no host/fxr)";
             return null;
@@ -226,7 +238,7 @@ public static class HooklessProof
                 foreach (var depsFile in Directory.EnumerateFiles(version, "*.deps.json"))
                 {
                     using var document = JsonDocument.Parse(DeploymentCheck.ReadConfig(depsFile));
-                    if (Mentions(document.RootElement, "System.Net.Sockets")) return $"{depsFile} lists a System.Net.Sockets of the framework {name}";
+                    if (DeploymentCheck.Mentions(document.RootElement, "System.Net.Sockets")) return $"{depsFile} lists a System.Net.Sockets of the framework {name}";
                 }
             }
         }
@@ -267,13 +279,6 @@ public static class HooklessProof
 
     private static IEnumerable<string> Names(JsonElement o) => o.ValueKind == JsonValueKind.Object ? o.EnumerateObject().Select(p => p.Name) : [];
 
-    private static bool Mentions(JsonElement e, string what) => e.ValueKind switch
-    {
-        JsonValueKind.Object => e.EnumerateObject().Any(p => p.Name.Contains(what, StringComparison.OrdinalIgnoreCase) || Mentions(p.Value, what)),
-        JsonValueKind.Array => e.EnumerateArray().Any(v => Mentions(v, what)),
-        JsonValueKind.String => e.GetString()!.Contains(what, StringComparison.OrdinalIgnoreCase),
-        _ => false,
-    };
 
     // Two runtime folders are the same when their System.Net.Sockets.dll is the same file.
     private static bool SamePath(string a, string b) =>

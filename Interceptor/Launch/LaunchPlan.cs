@@ -35,6 +35,8 @@ public sealed class LaunchPlan
     }
 
     public IReadOnlyList<string> Command { get; private set; } = [];
+    /// <summary>The file to exec for <see cref="Command"/>, when not the one its first word names.</summary>
+    public string? ExecutablePath { get; private set; }
     /// <summary>Variables to set (null: remove) in the child's environment.</summary>
     public Dictionary<string, string?> Environment { get; } = new();
     public Dictionary<string, string> HookVariables { get; } = new();
@@ -113,11 +115,17 @@ public sealed class LaunchPlan
             {
                 if (proof.Apphost is null) plan.Command = [command[0], "exec", "--runtimeconfig", HooklessProof.WithoutStartupHooks(store, proof.App, proof.RuntimeConfig), proof.App, .. command.Skip(2)];
                 else plan.Command = [plan.ApphostOverlay = AppOverlay.ForApphost(store, proof, progress), .. command.Skip(1)];
+                // What was proved is what starts: the muxer by its real path (its name is kept
+                // as the process's), the apphost's installation by the real path its variable led
+                // to (a link re-pointed between the proof and the exec led the host elsewhere:
+                // the eighth review).
+                plan.ExecutablePath = proof.Muxer;
+                if (proof.RootVariable is not null) plan.Environment[proof.RootVariable] = proof.Installation;
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException or InvalidOperationException or System.Text.Json.JsonException or Stack.Claims.UntrustedStateException)
             {
                 plan.HookReason = $"the {(proof.Apphost is null ? "runtimeconfig copy" : "apphost's overlay")} without startup hooks cannot be kept: {ex.Message}";
-                plan.ApphostOverlay = null;
+                plan.ApphostOverlay = plan.ExecutablePath = null;
             }
         }
         plan.WithoutHook = plan.HookReason is null;
@@ -213,6 +221,7 @@ public sealed class LaunchPlan
         if (ApphostOverlay is not null)
             yield return $"apphost: started from its overlay {Path.GetDirectoryName(ApphostOverlay)} (its runtimeconfig with startup hooks off; the rest of its folder linked)";
         yield return "command: " + string.Join(' ', Command);
+        if (ExecutablePath is not null) yield return $"exec: {ExecutablePath} (the muxer proved, by its real path)";
         yield return WithoutHook ? "start: no startup hook in the app (the woven System.Net.Sockets is proved to be the one loaded; it wires itself at the first socket; the processes it starts keep the hook)"
             : $"start: with the startup hook ({HookReason})";
         foreach (var (k, v) in HookVariables) yield return $"{k}={v}";

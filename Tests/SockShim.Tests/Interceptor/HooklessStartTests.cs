@@ -299,6 +299,69 @@ public class HooklessStartTests() : EchoServerFixture("127.107.0.0/24", "hookles
         Assert.That(entries, Does.Not.Contain("System.Net.Sockets.dll").And.Not.Contain("LegacyApp.deps.json"), "planted after the proof: neither judged nor linked");
     }
 
+    /// <summary>The eighth review: an app that brings its own SockShim.StartupHook.dll (any file of
+    /// its folder without a deps.json, or an asset its deps.json lists) has it loaded in place of
+    /// SockShim's hook by both starts (the runtime loads both by path into the default context,
+    /// which takes the app's), and ran unpatched without a word. Refused before it starts, by
+    /// `dotnet app.dll` and by its apphost alike.</summary>
+    [TestCase("folder", "dotnet", "")]
+    [TestCase("folder", "apphost", "")]
+    [TestCase("deps", "dotnet", "")]
+    [TestCase("deps", "apphost", "")]
+    [TestCase("folder", "dotnet", "--startup-hook")]
+    [TestCase("deps", "apphost", "--startup-hook")]
+    public void An_app_that_brings_its_own_sockshim_hook_assembly_is_refused(string how, string start, string option)
+    {
+        string app = CopyOfLegacyApp($"own-hook-{how}-{start}{option}");
+        string deps = Path.Combine(app, "LegacyApp.deps.json");
+        if (how == "folder")
+        {
+            File.Delete(deps);
+            File.Copy(Programs.PathOf("SockShim.StartupHook"), Path.Combine(app, "SockShim.StartupHook.dll"));
+        }
+        else
+        {
+            var json = JsonNode.Parse(File.ReadAllText(deps))!;
+            var self = json["targets"]!.AsObject().First().Value!.AsObject().First(p => p.Key.StartsWith("LegacyApp/")).Value!.AsObject();
+            self["runtime"] = new JsonObject { ["LegacyApp.dll"] = new JsonObject(), ["lib/SockShim.StartupHook.dll"] = new JsonObject() };
+            File.WriteAllText(deps, json.ToJsonString());
+        }
+        string[] command = start == "dotnet" ? ["dotnet", Path.Combine(app, "LegacyApp.dll")] : [Path.Combine(app, "LegacyApp")];
+        var (exit, output, error) = Sockshim(["run", "--verbose", "--mode", "all", .. option.Length > 0 ? [option] : Array.Empty<string>(), "--", .. command, _serverEndpoint]);
+        Assert.That(exit, Is.EqualTo(97), output + error);
+        Assert.That(error, Does.Contain("brings an assembly named SockShim.StartupHook of its own").Or.Contain("lists an assembly named SockShim.StartupHook"), error);
+        Assert.That(Seen(output), Is.Empty, "not started");
+    }
+
+    /// <summary>The eighth review: the host lists System.Net.Sockets.ni.dll as System.Net.Sockets
+    /// too (and then stopped, exit 140): not the woven copy proved to load.</summary>
+    [Test]
+    public void A_native_image_named_system_net_sockets_is_not_proved()
+    {
+        string app = CopyOfLegacyApp("ni");
+        File.Delete(Path.Combine(app, "LegacyApp.deps.json"));
+        File.Copy(FrameworkSockets, Path.Combine(app, "System.Net.Sockets.ni.dll"));
+        var (exit, output, error) = Sockshim(["run", "--verbose", "--mode", "all", "--", "dotnet", Path.Combine(app, "LegacyApp.dll"), _serverEndpoint]);
+        Assert.That(error, Does.Contain("start: with the startup hook (").And.Contain("has a System.Net.Sockets of its own (System.Net.Sockets.ni.dll)"), error);
+        Assert.That(exit, Is.Not.Zero, output + error);
+        Assert.That(Seen(output), Is.Empty, "no socket left unpatched");
+    }
+
+    /// <summary>The eighth review: the proof resolved `dotnet` by its real path but the exec looked
+    /// the name up again, so a link re-pointed in between started another installation. The
+    /// muxer proved is what is exec'd.</summary>
+    [Test]
+    public void The_muxer_proved_is_the_one_execd_by_its_real_path()
+    {
+        string muxer = new FileInfo(Environment.ProcessPath!).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? Environment.ProcessPath!;
+        string links = Directory.CreateDirectory(Path.Combine(_scratch, "links")).FullName;
+        File.CreateSymbolicLink(Path.Combine(links, "dotnet"), muxer);
+        var (exit, output, error) = Sockshim(["run", "--verbose", "--mode", "all", "--", Path.Combine(links, "dotnet"), Programs.PathOf("LegacyApp"), _serverEndpoint]);
+        Assert.That(exit, Is.Zero, output + error);
+        Assert.That(error, Does.Contain(NoHook).And.Contain($"sockshim: exec: {muxer} "), error);
+        Assert.That(Seen(output), Has.Count.EqualTo(11), output);
+    }
+
     /// <summary>SOCKSHIM_WIRE naming an assembly without the wiring type (SockShim's own hooks
     /// assembly here): the woven copy, which finds the type by name among the exported ones,
     /// cannot fill its slots, and the app stops at the first use of a socket that needs SockShim

@@ -441,6 +441,44 @@ public partial class TrustTests
         }
     }
 
+    /// <summary>The eighth attacker review: with no CORE_SERVICING naming a directory that is there,
+    /// the .NET host looks for serviced package assets under `opt/coreservicing` relative to the
+    /// working directory, before the app's own folder. Root running SockShim's managed tool from a
+    /// directory another account can write loaded that account's file as its System.CommandLine
+    /// (a file of garbage here: the old tool died, "Failed to create CoreCLR"; a real assembly
+    /// would have run as root). The tool starts with CORE_SERVICING naming its own directory, by
+    /// the native launcher's hand-over and by the script; the caller's own is kept for the app.</summary>
+    [TestCase("native launcher")]
+    [TestCase("script")]
+    [CancelAfter(600_000)]
+    public void As_root_the_managed_tool_loads_nothing_from_the_working_directorys_servicing_folder(string via)
+    {
+        string clone = $"/dev/shm/sockshim-test-servicing-{_id}";
+        string cache = $"/dev/shm/sockshim-test-servicingcache-{_id}";
+        string shared = $"/dev/shm/sockshim-test-servicingcwd-{_id}";
+        try
+        {
+            CopyBuiltClone(clone, via);
+            // Where the host would look for the tool's System.CommandLine, by the tool's deps file.
+            var deps = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(clone, ".artifacts", "sockshim", "SockShim.Interceptor.deps.json")))!;
+            var (library, entry) = deps["targets"]!.AsObject().SelectMany(t => t.Value!.AsObject()).First(l => l.Key.StartsWith("System.CommandLine/") && l.Value?["runtime"] is not null);
+            string asset = entry!["runtime"]!.AsObject().First().Key;
+            string path = deps["libraries"]![library]!["path"]!.GetValue<string>();
+            Assert.That(deps["libraries"]![library]!["serviceable"]!.GetValue<bool>(), Is.True, "a package the host would look for in a servicing folder");
+            string planted = $"{shared}/opt/coreservicing/pkgs/{path}/{asset}";
+            var (made, output) = AsAttacker($"mkdir -m 777 {shared} && mkdir -p {Path.GetDirectoryName(planted)} && echo planted > {planted}");
+            Assert.That(made, Is.Zero, output);
+
+            var (exit, stdout, stderr) = Run("bash", [Path.Combine(clone, "sockshim"), "env", "--cache", cache], cwd: shared);
+            Assert.That(exit, Is.Zero, "the tool started with its own System.CommandLine: " + stdout + stderr);
+            Assert.That(stderr, Does.Not.Contain("CoreCLR"));
+        }
+        finally
+        {
+            RemoveDirectories(clone, cache, shared);
+        }
+    }
+
     /// <summary>The second attacker review: root's PATH naming the attacker's `dotnet` first (where
     /// sudo keeps PATH) had root run it with the managed tool. The launcher, as root, starts the
     /// tool only with a `dotnet` root owns alone, and says so otherwise (exit 2).</summary>
@@ -724,9 +762,10 @@ public partial class TrustTests
         if (via == "script") File.Delete(Path.Combine(clone, ".artifacts", "sockshim", "sockshim"));
     }
 
-    private static (int Exit, string Out, string Err) Run(string file, IEnumerable<string> args, Dictionary<string, string>? extra = null)
+    private static (int Exit, string Out, string Err) Run(string file, IEnumerable<string> args, Dictionary<string, string>? extra = null, string? cwd = null)
     {
         var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        if (cwd is not null) psi.WorkingDirectory = cwd;
         foreach (var a in args) psi.ArgumentList.Add(a);
         foreach (var key in psi.Environment.Keys.Where(k => k.StartsWith("SOCKSHIM_")).ToList()) psi.Environment.Remove(key);
         if (extra is not null) foreach (var (k, v) in extra) psi.Environment[k] = v;
