@@ -115,12 +115,13 @@ public static class HooklessProof
         // planted one between the two listings).
         var names = Directory.EnumerateFileSystemEntries(dir).Select(e => Path.GetFileName(e)).Order(StringComparer.Ordinal).ToList();
         if (apphost is not null && names.Contains("libhostfxr.so")) return $"{apphost} has a libhostfxr.so beside it: a self-contained app";
+        bool listed = !File.Exists(Path.ChangeExtension(app, ".deps.json")); // without a deps.json the host lists the folder
         foreach (var name in names)
         {
             // The .ni forms too: the host lists those as the assembly as well (the eighth review).
             if (DeploymentCheck.IsAssemblyNamed(name, "System.Net.Sockets")) return $"{dir} has a System.Net.Sockets of its own ({name})";
             // One planted since the deployment check looked: SockShim's hook replaced, refused.
-            if (!File.Exists(Path.ChangeExtension(app, ".deps.json")) && DeploymentCheck.IsAssemblyNamed(name, DeploymentCheck.HookAssembly))
+            if (listed && DeploymentCheck.IsAssemblyNamed(name, DeploymentCheck.HookAssembly))
                 throw new AppRefusedException(DeploymentCheck.ShadowsHook(app) ?? $"{dir} brings an assembly named {DeploymentCheck.HookAssembly} of its own");
         }
         string runtimeConfig = Path.ChangeExtension(app, ".runtimeconfig.json"), deps = Path.ChangeExtension(app, ".deps.json");
