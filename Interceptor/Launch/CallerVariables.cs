@@ -29,6 +29,21 @@ public static class CallerVariables
     /// root: <see cref="LaunchPlan"/>.CheckToolDirectory), which holds no pkgs folder.</summary>
     public const string Servicing = "CORE_SERVICING";
 
+    /// <summary>Where the host writes a file for each serviceable package an app uses: unset, or
+    /// naming no directory, `opt/corebreadcrumbs` relative to the working directory, followed if
+    /// a link (the ninth review: another account's link there had root's `prepare` create 50
+    /// files in a directory of that account's choosing).</summary>
+    public const string Breadcrumbs = "CORE_BREADCRUMBS";
+
+    /// <summary>The host's two directories that otherwise follow the working directory, as SockShim's
+    /// own processes take them: the tool directory, and its breadcrumbs folder (made with the build).</summary>
+    public static IEnumerable<KeyValuePair<string, string>> HostDirectories(string toolDirectory)
+    {
+        yield return new(Servicing, toolDirectory);
+        string crumbs = Path.Combine(toolDirectory, "breadcrumbs");
+        yield return new(Breadcrumbs, Directory.Exists(crumbs) ? crumbs : toolDirectory);
+    }
+
     /// <summary>Whether SockShim's tool starts with the caller's <paramref name="name"/> as it is.</summary>
     public static bool Kept(string name) =>
         name is "PATH" or "HOME" or "USER" or "LOGNAME" or "LANG" or "LANGUAGE" or "TERM"
@@ -61,7 +76,7 @@ public static class CallerVariables
         // is handed over above); an ordinary account's tool keeps them for dotnet-counters and
         // dotnet-dump, as any of its .NET processes.
         if (Store.TrustedPaths.AsRoot) changes[Diagnostics] = "0";
-        changes[Servicing] = AppContext.BaseDirectory;
+        foreach (var (name, value) in HostDirectories(AppContext.BaseDirectory)) changes[name] = value;
         return changes;
     }
 
@@ -70,7 +85,9 @@ public static class CallerVariables
     public static void Restore()
     {
         Environment.SetEnvironmentVariable(Diagnostics, null);
-        Environment.SetEnvironmentVariable(Servicing, null); // the tool's own; the caller's, if any, comes back below
+        // The tool's own; the caller's, if any, come back below.
+        Environment.SetEnvironmentVariable(Servicing, null);
+        Environment.SetEnvironmentVariable(Breadcrumbs, null);
         foreach (System.Collections.DictionaryEntry e in Environment.GetEnvironmentVariables())
         {
             if (e.Key is not string name || !name.StartsWith(Prefix, StringComparison.Ordinal)) continue;

@@ -26,9 +26,15 @@ public static class DeploymentCheck
     {
         if (command.Count == 0) return null;
         if (Path.GetFileName(command[0]) == "dotnet")
-            return EntryAssembly(command) is { } dll ? ShadowsHook(dll) ?? HooksOff(RuntimeConfigOption(command) ?? Path.ChangeExtension(dll, ".runtimeconfig.json"), folder: false) : null;
+        {
+            if (EntryAssembly(command) is not { } given) return null;
+            // The host reads the files beside where the path leads, not beside a link to it (the ninth review).
+            string dll = HostPaths.Canonical(given) ?? given;
+            string config = Option(command, "--runtimeconfig") ?? Path.ChangeExtension(dll, ".runtimeconfig.json");
+            return ShadowsHook(dll, Option(command, "--depsfile"), Option(command, "--additional-deps")) ?? HooksOff(config, folder: false);
+        }
         if (Resolve(command[0]) is not { } file) return null;
-        return Apphost(file);
+        return Apphost(HostPaths.Canonical(file) ?? file);
     }
 
     /// <summary>SockShim's hook assembly, which the runtime loads by path into the app's default
@@ -38,23 +44,34 @@ public static class DeploymentCheck
     /// (the eighth review, with and without the startup hook).</summary>
     public const string HookAssembly = "SockShim.StartupHook";
 
-    /// <summary>Why the app <paramref name="dll"/> would replace SockShim's hook assembly with one
-    /// of its own, or null.</summary>
-    internal static string? ShadowsHook(string dll)
+    /// <summary>Why the app <paramref name="dll"/> (by real path) would replace SockShim's hook
+    /// assembly with one of its own, or null: its deps file (<paramref name="depsFile"/> when given,
+    /// `dotnet exec --depsfile`), without one any file of its folder, and every additional deps
+    /// file the host reads for it (`--additional-deps`, DOTNET_ADDITIONAL_DEPS: files, or folders
+    /// of them).</summary>
+    internal static string? ShadowsHook(string dll, string? depsFile = null, string? additionalDeps = null)
     {
         try
         {
-            string dir = Path.GetDirectoryName(Path.GetFullPath(dll))!, deps = Path.ChangeExtension(dll, ".deps.json");
-            bool carries = File.Exists(deps)
-                ? Mentions(deps, HookAssembly)
-                : Directory.Exists(dir) && Directory.EnumerateFiles(dir).Any(f => IsAssemblyNamed(Path.GetFileName(f), HookAssembly));
-            return carries
-                ? $"{dll} brings an assembly named {HookAssembly} of its own ({(File.Exists(deps) ? deps : dir)}), which the runtime would load in place of SockShim's hook: the app would run unpatched. " +
+            string dir = Path.GetDirectoryName(Path.GetFullPath(dll))!, deps = depsFile ?? Path.ChangeExtension(dll, ".deps.json");
+            string? carrier = File.Exists(deps) ? (Mentions(deps, HookAssembly) ? deps : null)
+                : Directory.Exists(dir) && Directory.EnumerateFiles(dir).Any(f => IsAssemblyNamed(Path.GetFileName(f), HookAssembly)) ? dir : null;
+            foreach (var extra in $"{additionalDeps}{Path.PathSeparator}{Environment.GetEnvironmentVariable("DOTNET_ADDITIONAL_DEPS")}".Split([Path.PathSeparator, ';'], StringSplitOptions.RemoveEmptyEntries))
+                carrier ??= AdditionalDepsFiles(extra).FirstOrDefault(file => Mentions(file, HookAssembly));
+            return carrier is not null
+                ? $"{dll} brings an assembly named {HookAssembly} of its own ({carrier}), which the runtime would load in place of SockShim's hook: the app would run unpatched. " +
                   $"Remove it from the app (it is SockShim's, not the app's to carry)"
                 : null;
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or JsonException) { return null; } // unreadable here: the host will say
     }
+
+    /// <summary>The deps files an additional-deps entry gives the host: the file itself, or the
+    /// *.deps.json files under a folder (its shared/FRAMEWORK/VERSION layout; at most 1,000).</summary>
+    private static IEnumerable<string> AdditionalDepsFiles(string entry) =>
+        File.Exists(entry) ? [entry]
+        : Directory.Exists(entry) ? Directory.EnumerateFiles(entry, "*.deps.json", new EnumerationOptions { RecurseSubdirectories = true, MaxRecursionDepth = 4, IgnoreInaccessible = true }).Take(1000)
+        : [];
 
     /// <summary>Whether a file name is an assembly of the simple name <paramref name="name"/> as the
     /// host lists a folder: .dll or .exe, also the .ni forms, in any case.</summary>
@@ -137,26 +154,30 @@ public static class DeploymentCheck
         return null;
     }
 
-    /// <summary>The app of `dotnet app.dll` or `dotnet exec [options] app.dll`; null for SDK verbs.</summary>
+    /// <summary>The app of `dotnet app.dll` or `dotnet exec [options] app.dll` (the muxer runs a
+    /// managed .exe the same way: the ninth review's `dotnet App.exe` was never looked at); null for SDK verbs.</summary>
     private static string? EntryAssembly(IReadOnlyList<string> command)
     {
         if (command.Count < 2) return null;
-        if (command[1].EndsWith(".dll", StringComparison.OrdinalIgnoreCase)) return command[1];
+        if (IsManaged(command[1])) return command[1];
         if (command[1] != "exec") return null;
         for (int i = 2; i < command.Count; i++)
         {
-            if (command[i].EndsWith(".dll", StringComparison.OrdinalIgnoreCase)) return command[i];
+            if (IsManaged(command[i])) return command[i];
             if (command[i].StartsWith("--")) i++; // every exec option takes a value
         }
         return null;
+
+        static bool IsManaged(string argument) => argument.EndsWith(".dll", StringComparison.OrdinalIgnoreCase) || argument.EndsWith(".exe", StringComparison.OrdinalIgnoreCase);
     }
 
-    // `dotnet exec --runtimeconfig FILE ...`: the file the host reads instead of the app's own.
-    private static string? RuntimeConfigOption(IReadOnlyList<string> command)
+    // `dotnet exec --runtimeconfig FILE ...` (the file the host reads instead of the app's own),
+    // `--depsfile FILE`, `--additional-deps LIST`: an option's value, or null.
+    private static string? Option(IReadOnlyList<string> command, string option)
     {
         if (command.Count < 2 || command[1] != "exec") return null;
         for (int i = 2; i + 1 < command.Count && command[i].StartsWith("--"); i += 2)
-            if (command[i] == "--runtimeconfig") return command[i + 1];
+            if (command[i] == option) return command[i + 1];
         return null;
     }
 
@@ -208,6 +229,11 @@ public static class DeploymentCheck
     /// installed runtime (<see cref="Store.AppOverlay"/>).</summary>
     private static string? HooksOff(string runtimeConfig, bool folder)
     {
+        // The host merges the development file beside it (X.runtimeconfig.dev.json), whose
+        // configProperties switch startup hooks off as well (the ninth review).
+        if (runtimeConfig.EndsWith(".json", StringComparison.OrdinalIgnoreCase) && !runtimeConfig.EndsWith(".dev.json", StringComparison.OrdinalIgnoreCase)
+            && HooksOff(runtimeConfig[..^".json".Length] + ".dev.json", folder) is { } development)
+            return development;
         // None at all (`dotnet lib.dll`): nothing switches startup hooks off; the host says the rest.
         if (!File.Exists(runtimeConfig) && new FileInfo(runtimeConfig).LinkTarget is null) return null;
         string json;

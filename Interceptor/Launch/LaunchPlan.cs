@@ -141,6 +141,12 @@ public sealed class LaunchPlan
         }
 
         if (verbose) hook["SOCKSHIM_LOG"] = "debug";
+        // As root, the app's host too reads serviced assets and writes breadcrumbs in the tool's
+        // directories rather than under the working directory (the ninth review: another account's
+        // System.Private.CoreLib planted there reached root's app), unless the caller names its own.
+        if (TrustedPaths.AsRoot)
+            foreach (var (name, value) in CallerVariables.HostDirectories(toolDirectory))
+                if (System.Environment.GetEnvironmentVariable(name) is not { Length: > 0 }) plan.Environment[name] = value;
         if (launched) hook[Contract.HookContract.LauncherVariable] = "run";
 
         if (IsDotnetVerb(command, "test"))

@@ -202,8 +202,8 @@ public static class Crossgen
             foreach (var name in Proxies)
                 if (Environment.GetEnvironmentVariable(name) is { Length: > 0 } proxy) psi.Environment[name] = proxy;
         }
-        // Serviced package assets never from opt/coreservicing under the working directory (Launch.CallerVariables.Servicing).
-        psi.Environment[Launch.CallerVariables.Servicing] = AppContext.BaseDirectory;
+        // Nothing from or into opt/core* under the working directory (Launch.CallerVariables.Servicing).
+        foreach (var (name, value) in Launch.CallerVariables.HostDirectories(AppContext.BaseDirectory)) psi.Environment[name] = value;
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();

@@ -333,6 +333,61 @@ public class HooklessStartTests() : EchoServerFixture("127.107.0.0/24", "hookles
         Assert.That(Seen(output), Is.Empty, "not started");
     }
 
+    /// <summary>The ninth review: files the host reads for the app that the deployment check did
+    /// not look at, each of which let an app run unpatched with no refusal: a
+    /// runtimeconfig.dev.json switching startup hooks off (merged by the host), a managed app
+    /// named .exe (`dotnet App.exe`), an app reached through a link (its real folder carries
+    /// SockShim's hook assembly), and a deps file given with `dotnet exec --depsfile`. Each is
+    /// refused before it starts.</summary>
+    [TestCase("dev-json", "LegacyApp.runtimeconfig.dev.json sets System.StartupHookProvider.IsSupported=false")]
+    [TestCase("exe", "LegacyApp.runtimeconfig.json sets System.StartupHookProvider.IsSupported=false")]
+    [TestCase("link", "brings an assembly named SockShim.StartupHook of its own")]
+    [TestCase("depsfile", "brings an assembly named SockShim.StartupHook of its own")]
+    public void Files_the_host_reads_for_the_app_are_judged_too(string how, string reason)
+    {
+        string app = CopyOfLegacyApp("judged-" + how);
+        const string hooksOff = """{"runtimeOptions":{"configProperties":{"System.StartupHookProvider.IsSupported":false}}}""";
+        string[] command;
+        switch (how)
+        {
+            case "dev-json":
+                File.WriteAllText(Path.Combine(app, "LegacyApp.runtimeconfig.dev.json"), hooksOff);
+                command = ["dotnet", Path.Combine(app, "LegacyApp.dll")];
+                break;
+            case "exe":
+                File.Move(Path.Combine(app, "LegacyApp.dll"), Path.Combine(app, "LegacyApp.exe"));
+                var config = JsonNode.Parse(File.ReadAllText(Path.Combine(app, "LegacyApp.runtimeconfig.json")))!;
+                var options = config["runtimeOptions"]!.AsObject();
+                if (options["configProperties"] is not JsonObject properties) options["configProperties"] = properties = new JsonObject();
+                properties["System.StartupHookProvider.IsSupported"] = false;
+                File.WriteAllText(Path.Combine(app, "LegacyApp.runtimeconfig.json"), config.ToJsonString());
+                command = ["dotnet", Path.Combine(app, "LegacyApp.exe")];
+                break;
+            case "link":
+                File.Delete(Path.Combine(app, "LegacyApp.deps.json"));
+                File.Copy(Programs.PathOf("SockShim.StartupHook"), Path.Combine(app, "SockShim.StartupHook.dll"));
+                string linked = Directory.CreateDirectory(Path.Combine(_scratch, "judged-link-front")).FullName;
+                foreach (var file in (string[])["LegacyApp.runtimeconfig.json"]) File.Copy(Path.Combine(app, file), Path.Combine(linked, file));
+                File.Copy(Path.ChangeExtension(Programs.PathOf("LegacyApp"), ".deps.json"), Path.Combine(linked, "LegacyApp.deps.json"));
+                File.CreateSymbolicLink(Path.Combine(linked, "LegacyApp.dll"), Path.Combine(app, "LegacyApp.dll"));
+                command = ["dotnet", Path.Combine(linked, "LegacyApp.dll")];
+                break;
+            default:
+                var deps = JsonNode.Parse(File.ReadAllText(Path.Combine(app, "LegacyApp.deps.json")))!;
+                var self = deps["targets"]!.AsObject().First().Value!.AsObject().First(p => p.Key.StartsWith("LegacyApp/")).Value!.AsObject();
+                self["runtime"] = new JsonObject { ["LegacyApp.dll"] = new JsonObject(), ["SockShim.StartupHook.dll"] = new JsonObject() };
+                File.WriteAllText(Path.Combine(app, "other.deps.json"), deps.ToJsonString());
+                command = ["dotnet", "exec", "--depsfile", Path.Combine(app, "other.deps.json"), Path.Combine(app, "LegacyApp.dll")];
+                break;
+        }
+        // The link with the startup hook: without it the proof, which judges the real folder, refuses too.
+        string[] start = how == "link" ? ["--startup-hook"] : [];
+        var (exit, output, error) = Sockshim(["run", "--verbose", "--mode", "all", .. start, "--", .. command, _serverEndpoint]);
+        Assert.That(exit, Is.EqualTo(97), output + error);
+        Assert.That(error, Does.Contain(reason), error);
+        Assert.That(Seen(output), Is.Empty, "not started");
+    }
+
     /// <summary>The eighth review: the host lists System.Net.Sockets.ni.dll as System.Net.Sockets
     /// too (and then stopped, exit 140): not the woven copy proved to load.</summary>
     [Test]

@@ -456,6 +456,7 @@ public partial class TrustTests
         string clone = $"/dev/shm/sockshim-test-servicing-{_id}";
         string cache = $"/dev/shm/sockshim-test-servicingcache-{_id}";
         string shared = $"/dev/shm/sockshim-test-servicingcwd-{_id}";
+        string crumbs = $"/dev/shm/sockshim-test-rootonly-{_id}";
         try
         {
             CopyBuiltClone(clone, via);
@@ -466,16 +467,27 @@ public partial class TrustTests
             string path = deps["libraries"]![library]!["path"]!.GetValue<string>();
             Assert.That(deps["libraries"]![library]!["serviceable"]!.GetValue<bool>(), Is.True, "a package the host would look for in a servicing folder");
             string planted = $"{shared}/opt/coreservicing/pkgs/{path}/{asset}";
-            var (made, output) = AsAttacker($"mkdir -m 777 {shared} && mkdir -p {Path.GetDirectoryName(planted)} && echo planted > {planted}");
+            // And for an app root starts from there, the framework's own System.Private.CoreLib
+            // (its package is serviceable too: the ninth review).
+            var framework = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(Path.GetDirectoryName(typeof(object).Assembly.Location)!, "Microsoft.NETCore.App.deps.json")))!;
+            string runtimePack = framework["libraries"]!.AsObject().Single().Value!["path"]!.GetValue<string>();
+            string coreLib = $"{shared}/opt/coreservicing/pkgs/{runtimePack}/System.Private.CoreLib.dll";
+            // The ninth review: the host writes a breadcrumb file for each serviceable package under
+            // opt/corebreadcrumbs, a link followed: root made 50 files where the link led.
+            Directory.CreateDirectory(crumbs);
+            var (made, output) = AsAttacker($"mkdir -m 777 {shared} && mkdir -p {Path.GetDirectoryName(planted)} {Path.GetDirectoryName(coreLib)} && echo planted > {planted} && echo planted > {coreLib} && ln -s {crumbs} {shared}/opt/corebreadcrumbs");
             Assert.That(made, Is.Zero, output);
 
             var (exit, stdout, stderr) = Run("bash", [Path.Combine(clone, "sockshim"), "env", "--cache", cache], cwd: shared);
             Assert.That(exit, Is.Zero, "the tool started with its own System.CommandLine: " + stdout + stderr);
             Assert.That(stderr, Does.Not.Contain("CoreCLR"));
+            var (appExit, appOut, appErr) = Run("bash", [Path.Combine(clone, "sockshim"), "run", "--", "dotnet", Programs.PathOf("LegacyApp"), "--start"], cwd: shared);
+            Assert.That(appExit, Is.Zero, "root's app started with the framework's own System.Private.CoreLib: " + appOut + appErr);
+            Assert.That(Directory.EnumerateFileSystemEntries(crumbs), Is.Empty, "nothing written where the link led");
         }
         finally
         {
-            RemoveDirectories(clone, cache, shared);
+            RemoveDirectories(clone, cache, shared, crumbs);
         }
     }
 
