@@ -35,6 +35,9 @@ public static class CallerVariables
     /// files in a directory of that account's choosing).</summary>
     public const string Breadcrumbs = "CORE_BREADCRUMBS";
 
+    /// <summary>Where the host writes breadcrumbs when <see cref="Breadcrumbs"/> names no directory.</summary>
+    public const string RelativeBreadcrumbs = "opt/corebreadcrumbs";
+
     /// <summary>The host's two directories that otherwise follow the working directory, as SockShim's
     /// own processes take them: the tool directory, and its breadcrumbs folder (made with the build).</summary>
     public static IEnumerable<KeyValuePair<string, string>> HostDirectories(string toolDirectory)

@@ -141,12 +141,15 @@ public sealed class LaunchPlan
         }
 
         if (verbose) hook["SOCKSHIM_LOG"] = "debug";
-        // As root, the app's host too reads serviced assets and writes breadcrumbs in the tool's
-        // directories rather than under the working directory (the ninth review: another account's
-        // System.Private.CoreLib planted there reached root's app), unless the caller names its own.
+        // As root, the app's host too reads serviced assets from the tool's directory rather than
+        // under the working directory (the ninth review: another account's System.Private.CoreLib
+        // planted there reached root's app), unless the caller names its own. Its breadcrumbs only
+        // when the working directory has that folder (a link there would be followed): naming one
+        // always starts the host's breadcrumb thread, which every exit then waits for.
         if (TrustedPaths.AsRoot)
             foreach (var (name, value) in CallerVariables.HostDirectories(toolDirectory))
-                if (System.Environment.GetEnvironmentVariable(name) is not { Length: > 0 }) plan.Environment[name] = value;
+                if (System.Environment.GetEnvironmentVariable(name) is not { Length: > 0 } && (name != CallerVariables.Breadcrumbs || Path.Exists(CallerVariables.RelativeBreadcrumbs)))
+                    plan.Environment[name] = value;
         if (launched) hook[Contract.HookContract.LauncherVariable] = "run";
 
         if (IsDotnetVerb(command, "test"))
