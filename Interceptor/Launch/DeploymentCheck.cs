@@ -63,7 +63,13 @@ public static class DeploymentCheck
                   $"Remove it from the app (it is SockShim's, not the app's to carry)"
                 : null;
         }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or JsonException) { return null; } // unreadable here: the host will say
+        catch (JsonException) { return null; } // not JSON: the host refuses to start it, and says why
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // Unreadable is not "carries none": the host may read what SockShim could not.
+            return $"{dll}'s deps files cannot be read ({ex.Message}), so SockShim cannot tell whether the app brings an assembly named {HookAssembly} of its own, " +
+                   $"which would run in place of SockShim's hook. Make them readable regular files of at most {MaxConfigBytes} bytes, as `dotnet publish` writes them";
+        }
     }
 
     /// <summary>The deps files an additional-deps entry gives the host: the file itself, or the
@@ -191,13 +197,13 @@ public static class DeploymentCheck
         // Renamed since, it still starts the app written inside it, whose runtimeconfig may switch
         // startup hooks off (the seventh review: `run`, a renamed apphost, started its app with
         // no hook and no refusal): each app its file names is looked at too.
-        foreach (var named in ApphostImage.NamedApps(file))
+        // Each app once: the one it names is its own name's as built.
+        foreach (var app in ApphostImage.NamedApps(file).Select(named => Path.Combine(Path.GetDirectoryName(file)!, named)).Append(file + ".dll").Distinct(StringComparer.Ordinal))
         {
-            string app = Path.Combine(Path.GetDirectoryName(file)!, named), config = Path.ChangeExtension(app, ".runtimeconfig.json");
+            string config = Path.ChangeExtension(app, ".runtimeconfig.json");
             if (File.Exists(app) && ShadowsHook(app) is { } shadow) return shadow;
             if (config != runtimeConfig && File.Exists(config) && HooksOff(config, folder: true) is { } problem) return problem;
         }
-        if (File.Exists(file + ".dll") && ShadowsHook(file + ".dll") is { } shadows) return shadows;
         if (File.Exists(runtimeConfig)) return HooksOff(runtimeConfig, folder: true);
 
         try

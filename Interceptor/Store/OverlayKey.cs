@@ -10,10 +10,11 @@ public sealed partial class AppOverlay
     {
         // Version 2: overlays made before their woven copy was keyed by all it was woven from
         // (WovenOwn) are made again, not found. Version 3: named by FNV-1a, the text recorded.
-        var text = new StringBuilder($"sockshim overlay 3 w{Contract.HookContract.CurrentWeaverVersion}\n{what}\n");
+        // Version 4: each name led by its length, so a name with a newline in it is never two.
+        var text = new StringBuilder($"sockshim overlay 4 w{Contract.HookContract.CurrentWeaverVersion}\n{what}\n");
         foreach (var file in copied) text.Append($"{file} {Identity(Path.Combine(appDirectory, file))}\n");
         if (names)
-            foreach (var entry in (listed ?? Directory.EnumerateFileSystemEntries(appDirectory).Select(Path.GetFileName)!).Order(StringComparer.Ordinal)) text.Append(entry).Append('\n');
+            foreach (var entry in (listed ?? Directory.EnumerateFileSystemEntries(appDirectory).Select(e => Path.GetFileName(e))).Order(StringComparer.Ordinal)) text.Append(entry.Length).Append(':').Append(entry).Append('\n');
         return new OverlayKey(text.ToString());
     }
 

@@ -338,11 +338,12 @@ public class HooklessStartTests() : EchoServerFixture("127.107.0.0/24", "hookles
     /// runtimeconfig.dev.json switching startup hooks off (merged by the host), a managed app
     /// named .exe (`dotnet App.exe`), an app reached through a link (its real folder carries
     /// SockShim's hook assembly), and a deps file given with `dotnet exec --depsfile`. Each is
-    /// refused before it starts.</summary>
+    /// refused before it starts; so is a deps file SockShim cannot read (a FIFO here).</summary>
     [TestCase("dev-json", "LegacyApp.runtimeconfig.dev.json sets System.StartupHookProvider.IsSupported=false")]
     [TestCase("exe", "LegacyApp.runtimeconfig.json sets System.StartupHookProvider.IsSupported=false")]
     [TestCase("link", "brings an assembly named SockShim.StartupHook of its own")]
     [TestCase("depsfile", "brings an assembly named SockShim.StartupHook of its own")]
+    [TestCase("unreadable", "deps files cannot be read")]
     public void Files_the_host_reads_for_the_app_are_judged_too(string how, string reason)
     {
         string app = CopyOfLegacyApp("judged-" + how);
@@ -371,6 +372,12 @@ public class HooklessStartTests() : EchoServerFixture("127.107.0.0/24", "hookles
                 File.Copy(Path.ChangeExtension(Programs.PathOf("LegacyApp"), ".deps.json"), Path.Combine(linked, "LegacyApp.deps.json"));
                 File.CreateSymbolicLink(Path.Combine(linked, "LegacyApp.dll"), Path.Combine(app, "LegacyApp.dll"));
                 command = ["dotnet", Path.Combine(linked, "LegacyApp.dll")];
+                break;
+            case "unreadable":
+                // A FIFO: SockShim never waits on one, so it cannot tell what it lists (unreadable is not "none").
+                File.Delete(Path.Combine(app, "LegacyApp.deps.json"));
+                Assert.That(Programs.RunFile("mkfifo", [Path.Combine(app, "LegacyApp.deps.json")], TimeSpan.FromSeconds(10)).Exit, Is.Zero);
+                command = ["dotnet", Path.Combine(app, "LegacyApp.dll")];
                 break;
             default:
                 var deps = JsonNode.Parse(File.ReadAllText(Path.Combine(app, "LegacyApp.deps.json")))!;
