@@ -153,10 +153,11 @@ public class TrimmedAppTrustTests
     /// <summary>Files of the app that root's launcher read whole, or waited on: a deps.json or an
     /// assembly of 1.5 GB (sparse: it costs its owner no disk) ran the launcher out of its heap
     /// ("Out of memory.", exit 134); a FIFO in their place held it forever. Each is now one line
-    /// naming the file, well within a minute.</summary>
-    [TestCase("LegacyApp.deps.json", "sparse", 2, "more than SockShim reads")]
+    /// naming the file, well within a minute. A deps.json is refused first by the deployment
+    /// check (exit 97, as a runtimeconfig is), which cannot tell what it lists unread.</summary>
+    [TestCase("LegacyApp.deps.json", "sparse", 97, "more than SockShim reads")]
     [TestCase("LegacyApp.dll", "sparse", 2, "more than SockShim rewrites")]
-    [TestCase("LegacyApp.deps.json", "fifo", 2, "is not a regular file")]
+    [TestCase("LegacyApp.deps.json", "fifo", 97, "is not a regular file")]
     [TestCase("LegacyApp.dll", "fifo", 2, "is not a regular file")]
     [TestCase("LegacyApp.runtimeconfig.json", "fifo", 97, "is not a regular file")]
     [CancelAfter(300_000)]
