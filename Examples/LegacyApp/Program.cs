@@ -15,6 +15,9 @@ using System.Text;
 //                                          --time-wait closes gracefully, so each connection leaves a
 //                                          TIME_WAIT behind and the ephemeral ports fill up
 //   LegacyApp --start [--tuple]            creates one socket (AF_INET_TUPLE with --tuple) and exits (start-up timing)
+//   LegacyApp --abandon <server ip:port> N connects N sockets and never disposes them: says "connected N",
+//                                          waits for a line on stdin, lets the GC finalize them, says
+//                                          "finalized", and waits for stdin to close
 //   LegacyApp --bind-with-exit-handler     registers a ProcessExit handler that sends a datagram,
 //                                          then binds a socket to 127.0.0.1:0 (a refusal must not run the handler)
 if (args.Length == 0) { Console.Error.WriteLine("usage: LegacyApp <server ip:port> [--tuple] | --connect-loop N | --start | --bind-with-exit-handler"); return 2; }
@@ -31,6 +34,7 @@ if (args[0] == "--bind-with-exit-handler")
     bound.Bind(new IPEndPoint(IPAddress.Loopback, 0));
     return 0;
 }
+if (args[0] == "--abandon") return Abandon(IPEndPoint.Parse(args[1]), int.Parse(args[2]));
 if (args[0] == "--connect-loop") return ConnectLoop(int.Parse(args[1]), args.Contains("--bind-distinct"), args.Contains("--cold"), args.Contains("--time-wait"));
 if (!IPEndPoint.TryParse(args[0], out var server)) { Console.Error.WriteLine($"error: '{args[0]}' is not ip:port"); return 2; }
 bool tuple = args.Contains("--tuple");
@@ -145,6 +149,29 @@ void Fail(string name, Exception ex)
 {
     failures++;
     Console.WriteLine($"api={name} error={(ex as SocketException)?.SocketErrorCode.ToString() ?? ex.GetType().Name}: {ex.Message}");
+}
+
+// Sockets the app forgets without Dispose: only their finalizers can give their addresses back.
+static int Abandon(IPEndPoint server, int n)
+{
+    Connect(server, n);
+    Console.WriteLine($"connected {n}");
+    Console.In.ReadLine();
+    for (int i = 0; i < 3; i++)
+    {
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+    }
+    Console.WriteLine("finalized");
+    Console.In.ReadToEnd();
+    return 0;
+
+    // Not inlined: no reference to the sockets may stay on Abandon's frame.
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    static void Connect(IPEndPoint server, int n)
+    {
+        for (int i = 0; i < n; i++) new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp).Connect(server);
+    }
 }
 
 static int ConnectLoop(int n, bool bindDistinct, bool cold, bool timeWait)

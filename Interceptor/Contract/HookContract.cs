@@ -53,6 +53,10 @@ internal static class HookContract
     /// marked with [NewAddressPerSocket] (mode attribute). Shared by the app's SockShim and the hooks.</summary>
     public const string AddressScope = "AddressScope";
 
+    /// <summary>The instance field (of type object) the weaver adds to Socket, where the hooks
+    /// keep what SockShim knows about that socket; read and written through UnsafeAccessor.</summary>
+    public const string StateField = "_sockShimState";
+
     /// <summary>Literal fields recording where the woven assembly came from, checked at start-up.</summary>
     public const string SourceRuntimeVersion = "SourceRuntimeVersion";
     public const string SourceMvid = "SourceMvid";
@@ -97,7 +101,7 @@ internal static class HookContract
     public const int RefusedExitCode = 97;
 
     /// <summary>Bumped whenever the woven code changes, so caches are rebuilt.</summary>
-    public const string CurrentWeaverVersion = "10";
+    public const string CurrentWeaverVersion = "11";
 
     /// <summary>The framework contracts woven code may reference besides those System.Net.Sockets
     /// already does (the weaver refuses any other): a weave reads them, so they are among what

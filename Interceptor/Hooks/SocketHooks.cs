@@ -15,7 +15,6 @@ namespace SockShim.Interceptor.Hooks;
 internal sealed class SocketHooks : ISocketHooks
 {
     private static Lazy<AddressStack> s_stack = null!;
-    private static readonly ConditionalWeakTable<Socket, SocketState> s_states = new();
 
     public static void Use(Lazy<AddressStack> stack) => s_stack = stack;
 
@@ -27,11 +26,11 @@ internal sealed class SocketHooks : ISocketHooks
     {
         if (!TupleFamilies.IsTupleFamily(requested))
         {
-            if (Stack.Policy.RecordsCreationScope && AddressScope.IsActive) s_states.AddOrUpdate(socket, new SocketState(socket, tuple: false) { Scoped = true });
+            if (Stack.Policy.RecordsCreationScope && AddressScope.IsActive) SocketState.Attach(socket, new SocketState(socket, tuple: false) { Scoped = true });
             return;
         }
         var state = new SocketState(socket, tuple: true);
-        s_states.AddOrUpdate(socket, state);
+        SocketState.Attach(socket, state);
         if (!Stack.Policy.TakesAddressAtCreation(tupleRequested: true)) return;
         var failed = SocketBinder.Acquire(Stack, state, null, "socket() eager") ?? SocketBinder.BindOwn(state, 0, deferPort: true);
         if (failed is not null)
@@ -45,7 +44,7 @@ internal sealed class SocketHooks : ISocketHooks
     public EndPoint Binding(Socket socket, EndPoint endpoint)
     {
         if (SocketBinder.IsBinding) return endpoint;
-        s_states.TryGetValue(socket, out var state);
+        var state = SocketState.Of(socket);
         if (state?.Tuple != true) return OrdinaryBinding(socket, state, endpoint);
         if (endpoint is IPEndPoint ip && SocketBinder.IsWildcard(ip.Address))
         {
@@ -69,7 +68,7 @@ internal sealed class SocketHooks : ISocketHooks
             !Stack.Policy.OwnsWildcardBind(socket.SocketType, socket.AddressFamily, createdInScope: state?.Scoped == true)) return endpoint;
         bool dualMode = socket.AddressFamily == AddressFamily.InterNetworkV6 && socket.DualMode;
         if (!Stack.HasPool(SocketBinder.PoolFamily(Stack, socket.AddressFamily, dualMode, null, null))) return endpoint;
-        state ??= s_states.GetValue(socket, s => new SocketState(s, tuple: false));
+        state ??= SocketState.AttachNew(socket);
         if (state.Lease is null && SocketBinder.Acquire(Stack, state, null, $"bind port {ip.Port}") is { } notAcquired)
             throw ShimErrors.ToException(notAcquired);
         if (SocketBinder.Prepare(state, ip.Port, deferPort: false, out var own) is { } failed) throw ShimErrors.ToException(failed);
@@ -81,21 +80,15 @@ internal sealed class SocketHooks : ISocketHooks
 
     public void SendingTo(Socket socket, object target) => BeforeTraffic(socket, Destination(target), "sendto");
 
-    public void Disposed(Socket socket)
-    {
-        if (s_states.TryGetValue(socket, out var state))
-        {
-            state.Release();
-            s_states.Remove(socket);
-        }
-    }
+    // Also reached from Socket's finalizer (Dispose(false)): the address of a socket nobody disposed goes back then.
+    public void Disposed(Socket socket) => SocketState.Detach(socket)?.Release();
 
     /// <summary>Before the first connect or datagram of an unbound socket: bind its own address
     /// if the policy wants one for it.</summary>
     private static void BeforeTraffic(Socket socket, IPEndPoint? destination, string operation)
     {
         if (SocketBinder.IsBinding || socket.AddressFamily is not (AddressFamily.InterNetwork or AddressFamily.InterNetworkV6)) return;
-        s_states.TryGetValue(socket, out var state);
+        var state = SocketState.Of(socket);
         bool tuple = state?.Tuple == true;
         if (!Stack.Policy.WantsAddress(tuple, socket.SocketType, socket.AddressFamily, destination, createdInScope: state?.Scoped == true)) return;
         // Bound already: by the app, by an earlier hook, or by the kernel on an earlier send. A
@@ -112,7 +105,7 @@ internal sealed class SocketHooks : ISocketHooks
             // Mode all: a family with no pool keeps the common address.
             bool dualMode = socket.AddressFamily == AddressFamily.InterNetworkV6 && socket.DualMode;
             if (!Stack.HasPool(SocketBinder.PoolFamily(Stack, socket.AddressFamily, dualMode, destination, null))) return;
-            state = s_states.GetValue(socket, s => new SocketState(s, tuple: false));
+            state = SocketState.AttachNew(socket);
         }
         if (SocketBinder.BeforeTraffic(Stack, state, destination, operation, required: tuple) is { } failed)
             throw ShimErrors.ToException(failed);

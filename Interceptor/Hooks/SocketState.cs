@@ -1,18 +1,38 @@
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using SockShim.Binding;
+using SockShim.Interceptor.Contract;
 using SockShim.Stack.Claims;
 using SockShim.Stack.Pools;
 
 namespace SockShim.Interceptor.Hooks;
 
 /// <summary>What SockShim knows about one intercepted socket, and the socket as the binder sees
-/// it. It hangs off the socket in a ConditionalWeakTable; when the socket is finalized the table
-/// entry is already gone, so this object's own finalizer is what returns the address of a
-/// socket nobody disposed.</summary>
+/// it. It hangs off the socket in the field the weaver adds to Socket, so it lives exactly as
+/// long as its socket: the Disposed hook, which follows Dispose, Close and Socket's own finalizer
+/// alike, takes it off and returns the address.</summary>
 internal sealed class SocketState(Socket socket, bool tuple) : IBindTarget
 {
     private Lease? _lease;
+
+    /// <summary>The woven Socket's state field (<see cref="HookContract.StateField"/>).</summary>
+    [UnsafeAccessor(UnsafeAccessorKind.Field, Name = HookContract.StateField)]
+    private static extern ref object? Field(Socket socket);
+
+    /// <summary>The socket's state, or null while SockShim has had no reason to keep one.</summary>
+    public static SocketState? Of(Socket socket) => Volatile.Read(ref Field(socket)) as SocketState;
+
+    /// <summary>Hangs <paramref name="state"/> off a socket just made (its constructor's hook).</summary>
+    public static void Attach(Socket socket, SocketState state) => Volatile.Write(ref Field(socket), state);
+
+    /// <summary>The socket's state, made now if it has none. Two threads using one socket at once
+    /// (datagrams sent from both) get the same one.</summary>
+    public static SocketState AttachNew(Socket socket) =>
+        (SocketState?)Interlocked.CompareExchange(ref Field(socket), new SocketState(socket, tuple: false), null) ?? Of(socket)!;
+
+    /// <summary>Takes the state off a socket being disposed; null when it had none.</summary>
+    public static SocketState? Detach(Socket socket) => Interlocked.Exchange(ref Field(socket), null) as SocketState;
 
     /// <summary>Created with AF_INET_TUPLE / AF_INET6_TUPLE.</summary>
     public bool Tuple { get; } = tuple;
@@ -29,20 +49,22 @@ internal sealed class SocketState(Socket socket, bool tuple) : IBindTarget
         set => Volatile.Write(ref _lease, value);
     }
 
-    // The table's value may point at its key: a ConditionalWeakTable does not keep the key alive.
     public int Descriptor => NetSockets.DescriptorOf(socket);
     public AddressFamily Family => socket.AddressFamily;
     public bool DualMode => socket.AddressFamily == AddressFamily.InterNetworkV6 && socket.DualMode;
     public string? PoolName => null;
     public int BindEndpoint(IPEndPoint own) => NetSockets.Bind(socket, own);
+
+    /// <summary>Right before the connect or datagram Socket is making: bound on the descriptor,
+    /// as <see cref="SocketBinder.BindDescriptor"/> binds one, not through Socket.Bind. The Socket
+    /// then records its endpoint from that connect or send exactly as it does for an unbound
+    /// socket, and keeps the options of one: Socket.Bind would add SO_REUSEADDR (a system call
+    /// more, and an option the app never set) and serialise the endpoint a second time.</summary>
+    public int BindBeforeTraffic(IPEndPoint own) =>
+        SocketBinder.BindDescriptor(Descriptor, own, socket.AddressFamily == AddressFamily.InterNetworkV6 ? SockAddr.AF_INET6 : SockAddr.AF_INET);
+
     public void LeaseLost(Lease lease, string reason) => LeaseLoss.Close(socket, lease, reason);
 
     /// <summary>Returns the address, once, whichever path gets here first.</summary>
-    public void Release()
-    {
-        Interlocked.Exchange(ref _lease, null)?.Release();
-        GC.SuppressFinalize(this);
-    }
-
-    ~SocketState() => Interlocked.Exchange(ref _lease, null)?.Release();
+    public void Release() => Interlocked.Exchange(ref _lease, null)?.Release();
 }

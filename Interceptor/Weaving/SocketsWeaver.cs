@@ -9,6 +9,7 @@ public static class SocketsWeaver
     public static IReadOnlyList<IWeaveStep> Steps(string runtimeVersion, FileInfo source) =>
     [
         new AddHookSlots(),
+        new AddStateField(),
         new HookConstructor(),
         new HookBind(),
         new HookSyncConnect(),

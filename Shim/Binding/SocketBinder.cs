@@ -27,6 +27,9 @@ internal interface IBindTarget
     /// <summary>Binds the socket's own endpoint in the front end's calling convention: 0, or an
     /// errno (the .NET front ends throw instead, as Socket.Bind does).</summary>
     int BindEndpoint(IPEndPoint own);
+    /// <summary>Binds the socket's own endpoint right before its first connect or datagram, which
+    /// the front end is making: by default as <see cref="BindEndpoint"/> does.</summary>
+    int BindBeforeTraffic(IPEndPoint own) => SocketBinder.BindMarked(this, own);
     /// <summary>The lease ended under the socket (DHCP expiry, a NAK): the address has left the host.</summary>
     void LeaseLost(Lease lease, string reason);
 }
@@ -107,14 +110,19 @@ internal static class SocketBinder
     public static BindFailure? BindOwn(IBindTarget target, int port, bool deferPort)
     {
         if (Prepare(target, port, deferPort, out var own) is { } failed) return failed;
+        return Bound(BindMarked(target, own), own);
+    }
+
+    /// <summary>The target's <see cref="IBindTarget.BindEndpoint"/>, with the thread marked as
+    /// inside the binder's own bind (<see cref="IsBinding"/>).</summary>
+    internal static int BindMarked(IBindTarget target, IPEndPoint own)
+    {
         t_binding = true;
-        try
-        {
-            int errno = target.BindEndpoint(own);
-            return errno == 0 ? null : new BindFailure(errno, $"binding {own} failed");
-        }
+        try { return target.BindEndpoint(own); }
         finally { t_binding = false; }
     }
+
+    private static BindFailure? Bound(int errno, IPEndPoint own) => errno == 0 ? null : new BindFailure(errno, $"binding {own} failed");
 
     /// <summary>
     /// Before the first connect or datagram of a socket that should have its own address: acquire
@@ -134,7 +142,10 @@ internal static class SocketBinder
             taken?.Release();
             return null;
         }
-        return BindOwn(target, 0, deferPort: false);
+        if (Prepare(target, 0, deferPort: false, out var own) is { } notPrepared) return notPrepared;
+        // Bound the target's way for this moment (a woven Socket: on its descriptor, so no Bind
+        // hook is passed through and none needs telling apart).
+        return Bound(target.BindBeforeTraffic(own), own);
     }
 
     // The last reason built on this thread: a client connecting to one server again and again

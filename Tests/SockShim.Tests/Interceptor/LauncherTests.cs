@@ -69,6 +69,33 @@ public class LauncherTests() : EchoServerFixture("127.103.0.0/24", "launcher")
         Assert.That(output.Trim(), Is.EqualTo("141"), "yes ended by SIGPIPE (128 + 13), not by a write error");
     }
 
+    /// <summary>Sockets an app never disposes: their addresses are held while the sockets live
+    /// and go back when the GC finalizes them, seen in the pool's table while the app still runs
+    /// (not at its exit, which releases everything anyway).</summary>
+    [Test]
+    [CancelAfter(120_000)]
+    public void Sockets_the_app_abandons_give_their_addresses_back_when_finalized()
+    {
+        Assert.That(_pool.HeldSlots(), Is.Zero, "no address held before the app starts");
+        using var app = Programs.Start("SockShim.Interceptor", ["run", "--mode", "all", "--", "dotnet", Programs.PathOf("LegacyApp"), "--abandon", _serverEndpoint, "5"],
+            PoolEnvironment(), redirectInput: true);
+        try
+        {
+            Assert.That(Programs.Line(app), Is.EqualTo("connected 5"), app.StandardError.ReadToEnd);
+            Assert.That(_pool.HeldSlots(), Is.EqualTo(5), "each abandoned socket still holds its address while it is alive");
+            app.StandardInput.WriteLine("collect");
+            app.StandardInput.Flush();
+            Assert.That(Programs.Line(app), Is.EqualTo("finalized"));
+            Assert.That(_pool.HeldSlots(), Is.Zero, "the finalizers gave every address back, with the app still running");
+            Assert.That(app.HasExited, Is.False, "checked while the app still ran");
+        }
+        finally
+        {
+            app.StandardInput.Close();
+            Programs.Complete(app, "LegacyApp --abandon", TimeSpan.FromSeconds(60));
+        }
+    }
+
     [Test]
     public void Without_the_launcher_the_same_binary_uses_the_common_address()
     {
