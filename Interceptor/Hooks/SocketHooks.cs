@@ -94,7 +94,7 @@ internal sealed class SocketHooks : ISocketHooks
         // Bound already: by the app, by an earlier hook, or by the kernel on an earlier send. A
         // socket given its own address at a wildcard bind cannot be bound again: what can still
         // be said about its destination is whether its address reaches it.
-        if (SocketBinder.IsBound(NetSockets.DescriptorOf(socket)))
+        if (MayBeBound(socket, state) && SocketBinder.IsBound(NetSockets.DescriptorOf(socket)))
         {
             if (state is { BoundAtWildcard: true, Lease: { } own } && SocketBinder.Reach(own, destination) is { } unreachable)
                 throw ShimErrors.ToException(unreachable);
@@ -110,6 +110,14 @@ internal sealed class SocketHooks : ISocketHooks
         if (SocketBinder.BeforeTraffic(Stack, state, destination, operation, required: tuple) is { } failed)
             throw ShimErrors.ToException(failed);
     }
+
+    /// <summary>Whether the kernel must be asked (getsockname) if the socket is bound. Not when
+    /// Socket never bound it (IsBound: its own Bind, or the handle it was made from), no code
+    /// outside Socket can have bound it (its handle never handed out, no raw option set) and
+    /// these hooks did not bind its present descriptor: then it is unbound, and every connection
+    /// of a load generator saves the system call.</summary>
+    private static bool MayBeBound(Socket socket, SocketState? state) =>
+        socket.IsBound || NetSockets.HandleExposed(socket) || state?.BoundHere == true;
 
     /// <summary>A closed socket is used: if SockShim closed it because its lease ended, say so.</summary>
     public void UsedAfterClose(Socket socket) => LeaseLoss.ThrowIfLost(socket);

@@ -60,8 +60,20 @@ internal sealed class SocketState(Socket socket, bool tuple) : IBindTarget
     /// then records its endpoint from that connect or send exactly as it does for an unbound
     /// socket, and keeps the options of one: Socket.Bind would add SO_REUSEADDR (a system call
     /// more, and an option the app never set) and serialise the endpoint a second time.</summary>
-    public int BindBeforeTraffic(IPEndPoint own) =>
-        SocketBinder.BindDescriptor(Descriptor, own, socket.AddressFamily == AddressFamily.InterNetworkV6 ? SockAddr.AF_INET6 : SockAddr.AF_INET);
+    public int BindBeforeTraffic(IPEndPoint own)
+    {
+        var handle = NetSockets.Handle(socket);
+        int errno = SocketBinder.BindDescriptor(Descriptor, own, socket.AddressFamily == AddressFamily.InterNetworkV6 ? SockAddr.AF_INET6 : SockAddr.AF_INET);
+        if (errno == 0) _boundHandle = handle;
+        return errno;
+    }
+
+    // The handle whose descriptor BindBeforeTraffic bound: Socket does not know of that bind
+    // until its connect or send succeeds (IsBound stays false), and one that failed may be retried.
+    private SafeSocketHandle? _boundHandle;
+
+    /// <summary>Whether these hooks bound the socket's present descriptor.</summary>
+    public bool BoundHere => _boundHandle is { } bound && ReferenceEquals(bound, NetSockets.Handle(socket));
 
     public void LeaseLost(Lease lease, string reason) => LeaseLoss.Close(socket, lease, reason);
 

@@ -13,6 +13,15 @@ internal static class NetSockets
     [UnsafeAccessor(UnsafeAccessorKind.Field, Name = "_handle")]
     public static extern ref SafeSocketHandle? Handle(Socket socket);
 
+    /// <summary>Whether code outside Socket may have the descriptor: Socket.Handle and
+    /// Socket.SafeHandle hand it out, and a raw socket option (SetRawSocketOption) is
+    /// configuration Socket does not track; each marks the handle. Only then can a bind have
+    /// happened that Socket does not know of (a P/Invoke on the descriptor).</summary>
+    public static bool HandleExposed(Socket socket) => Handle(socket) is not { } handle || ExposedOrUntracked(handle);
+
+    [UnsafeAccessor(UnsafeAccessorKind.Method, Name = "get_ExposedHandleOrUntrackedConfiguration")]
+    private static extern bool ExposedOrUntracked(SafeSocketHandle handle);
+
     public static int DescriptorOf(Socket socket) =>
         Handle(socket) is { IsInvalid: false, IsClosed: false } handle ? (int)handle.DangerousGetHandle() : -1;
 

@@ -230,6 +230,21 @@ public class LauncherTests() : EchoServerFixture("127.103.0.0/24", "launcher")
         Assert.That(error, Does.Contain("woven from runtime 10.0.1").And.Contain($"runs on {runtime.Version}").And.Contain("sockshim prepare"));
     }
 
+    /// <summary>A socket the app bound itself through its descriptor keeps that address under
+    /// mode all, whether the kernel picked its port at bind or defers it to connect
+    /// (IP_BIND_ADDRESS_NO_PORT); a datagram socket SockShim bound, whose first send failed, sends
+    /// again from the same pool address instead of failing at a second bind.</summary>
+    [Test]
+    public void Sockets_bound_outside_Socket_keep_their_binding()
+    {
+        var (exit, output, error) = Sockshim("run", "--mode", "all", "--", "dotnet", Programs.PathOf("SockShim.TestAgent"), "bound-outside", _serverEndpoint);
+        Assert.That(exit, Is.Zero, output + error);
+        string Seen(string label) => Regex.Match(output, $@"^{label} seen (\S+)$", RegexOptions.Multiline) is { Success: true } m ? m.Groups[1].Value : "(no line) " + output + error;
+        Assert.That(IPEndPoint.Parse(Seen("no-port")).Address, Is.EqualTo(IPAddress.Parse("127.0.0.9")), "the address bound with IP_BIND_ADDRESS_NO_PORT");
+        Assert.That(IPEndPoint.Parse(Seen("port")).Address, Is.EqualTo(IPAddress.Parse("127.0.0.10")), "the address bound with its port");
+        Assert.That(_pool.Pool.Definition.Contains(IPEndPoint.Parse(Seen("retried")).Address), Is.True, "the datagram sent again came from the pool: " + output);
+    }
+
     /// <summary>wildcardBind own: a client socket that binds the wildcard before its first send
     /// (<c>new UdpClient(0)</c>) arrives at the server from its own address; with the default
     /// (keep) it keeps the common address, and a listener on 0.0.0.0:port stays on every address.
