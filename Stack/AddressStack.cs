@@ -20,6 +20,8 @@ namespace SockShim.Stack;
 public sealed class AddressStack : IDisposable
 {
     private readonly List<AddressPool> _pools = new();
+    // The pools once all are open, as an array: FirstOf runs at every connection.
+    private AddressPool[] _opened = [];
     private int _disposed;
 
     public StackSpec Spec { get; }
@@ -48,6 +50,7 @@ public sealed class AddressStack : IDisposable
             // Its tables are opened through the path the check resolved.
             string stateDirectory = spec.Pools.Any(p => p is LocalPoolSpec) ? HostFiles.EnsureDirectory(spec.StateDirectory) : spec.StateDirectory;
             foreach (var pool in spec.Pools) stack._pools.Add(Open(pool, stateDirectory, time));
+            stack._opened = [.. stack._pools];
         }
         catch
         {
@@ -130,11 +133,12 @@ public sealed class AddressStack : IDisposable
     /// <summary>Whether any pool serves sockets of <paramref name="family"/>.</summary>
     public bool HasPool(AddressFamily family) => FirstOf(family) is not null;
 
-    // Asked at every connection: a loop, where a lambda capturing the family would be a closure
-    // and a delegate allocated per call.
+    // Asked at every connection: a loop over an array, where a lambda capturing the family would
+    // be a closure and a delegate allocated per call, and a List's enumerator four calls into
+    // shared generic code that a fresh process recompiles as it gets hot.
     private AddressPool? FirstOf(AddressFamily family)
     {
-        foreach (var pool in _pools)
+        foreach (var pool in _opened)
             if (pool.Definition.Family == family) return pool;
         return null;
     }

@@ -15,10 +15,22 @@ namespace SockShim.Interceptor.Hooks;
 internal sealed class SocketHooks : ISocketHooks
 {
     private static Lazy<AddressStack> s_stack = null!;
+    // Once built: every hook reads it, and a field read is all that costs (Lazy's Value is a call
+    // into shared generic code, recompiled as it gets hot in every short-lived process).
+    private static AddressStack? s_built;
 
     public static void Use(Lazy<AddressStack> stack) => s_stack = stack;
 
-    private static AddressStack Stack => s_stack.Value;
+    private static AddressStack Stack => Volatile.Read(ref s_built) ?? Build();
+
+    // A failed build is the Lazy's: each later use throws the same exception again.
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static AddressStack Build()
+    {
+        var stack = s_stack.Value;
+        Volatile.Write(ref s_built, stack);
+        return stack;
+    }
 
     public AddressFamily MapFamily(AddressFamily family) => TupleFamilies.ToRealFamily(family);
 

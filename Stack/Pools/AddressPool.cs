@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 using SockShim.Stack.Claims;
 using SockShim.Stack.Configuration;
@@ -18,7 +17,7 @@ public sealed class AddressPool : IDisposable
 {
     private readonly IAddressSource _source;
     private readonly TimeProvider _time;
-    private readonly ConcurrentDictionary<Lease, byte> _live = new();
+    private readonly LiveLeaseList _live = new();
     private readonly ILogger _log = StackLogging.For("SockShim.Pool");
     private int _disposed;
 
@@ -52,7 +51,7 @@ public sealed class AddressPool : IDisposable
     public int ReadyLeases => _source.ReadyCount;
 
     /// <summary>Leases this process holds from the pool now.</summary>
-    public IReadOnlyCollection<Lease> LiveLeases => (IReadOnlyCollection<Lease>)_live.Keys;
+    public IReadOnlyCollection<Lease> LiveLeases => _live.Snapshot();
 
     /// <summary>Frees what holders that died left, and takes their addresses off the host.</summary>
     public int ReclaimDead() => _source.ReclaimDead();
@@ -70,7 +69,7 @@ public sealed class AddressPool : IDisposable
             return false;
         }
         lease = new Lease(this, taken, _time.GetUtcNow(), reason);
-        _live[lease] = 0;
+        _live.Add(lease);
         // Only a leased address can be lost under its socket (a static one never is: no delegate
         // on this path), possibly before this socket is told (a DHCP NAK right now).
         if (taken.ExpiresAt is not null)
@@ -99,7 +98,7 @@ public sealed class AddressPool : IDisposable
     /// source has already taken the address off the host).</summary>
     internal void Forget(Lease lease)
     {
-        _live.TryRemove(lease, out _);
+        _live.Remove(lease);
         StackMetrics.LiveLeases.Add(-1, Tags());
     }
 
@@ -119,7 +118,7 @@ public sealed class AddressPool : IDisposable
     {
         if (Volatile.Read(ref _disposed) != 0) return 0;
         int n = 0;
-        foreach (var lease in _live.Keys)
+        foreach (var lease in _live.Snapshot())
             if (lease.Release()) n++;
         // What waits ready leaves the host, and every DHCPRELEASE goes out before the process does.
         _source.ReleaseReady();

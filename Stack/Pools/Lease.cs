@@ -56,6 +56,10 @@ public sealed class Lease
     }
     internal int Slot => Sourced.Slot;
 
+    // Its links in its pool's LiveLeaseList, written only under that list's lock.
+    internal Lease? PreviousLive, NextLive;
+    internal bool Linked;
+
     /// <summary>Records which socket descriptor holds the address, for `sockshim status`.</summary>
     public void RecordSocket(long descriptor)
     {
