@@ -80,10 +80,14 @@ internal sealed class SocketHooks : ISocketHooks
             !Stack.Policy.OwnsWildcardBind(socket.SocketType, socket.AddressFamily, createdInScope: state?.Scoped == true)) return endpoint;
         bool dualMode = socket.AddressFamily == AddressFamily.InterNetworkV6 && socket.DualMode;
         if (!Stack.HasPool(SocketBinder.PoolFamily(Stack, socket.AddressFamily, dualMode, null, null))) return endpoint;
+        // Null: disposed meanwhile, on another thread.
         state ??= SocketState.AttachNew(socket);
+        if (state is null) return endpoint;
         if (state.Lease is null && SocketBinder.Acquire(Stack, state, null, $"bind port {ip.Port}") is { } notAcquired)
             throw ShimErrors.ToException(notAcquired);
         if (SocketBinder.Prepare(state, ip.Port, deferPort: false, out var own) is { } failed) throw ShimErrors.ToException(failed);
+        // Disposed on another thread meanwhile: nobody else gives that address back.
+        if (state.Detached) state.Release();
         state.BoundAtWildcard = true;
         return own;
     }
@@ -100,36 +104,55 @@ internal sealed class SocketHooks : ISocketHooks
     private static void BeforeTraffic(Socket socket, IPEndPoint? destination, string operation)
     {
         if (SocketBinder.IsBinding || socket.AddressFamily is not (AddressFamily.InterNetwork or AddressFamily.InterNetworkV6)) return;
+        // Closed: Socket itself says so (ObjectDisposedException); an address taken now would
+        // hang off a socket whose Disposed hook has run, and never go back.
+        if (NetSockets.DescriptorOf(socket) < 0) return;
         var state = SocketState.Of(socket);
         bool tuple = state?.Tuple == true;
         if (!Stack.Policy.WantsAddress(tuple, socket.SocketType, socket.AddressFamily, destination, createdInScope: state?.Scoped == true)) return;
-        // Bound already: by the app, by an earlier hook, or by the kernel on an earlier send. A
-        // socket given its own address at a wildcard bind cannot be bound again: what can still
-        // be said about its destination is whether its address reaches it.
-        if (MayBeBound(socket, state) && SocketBinder.IsBound(NetSockets.DescriptorOf(socket)))
-        {
-            if (state is { BoundAtWildcard: true, Lease: { } own } && SocketBinder.Reach(own, destination) is { } unreachable)
-                throw ShimErrors.ToException(unreachable);
-            return;
-        }
         if (state is null)
         {
+            if (Bound(socket, null, destination)) return;
             // Mode all: a family with no pool keeps the common address.
             bool dualMode = socket.AddressFamily == AddressFamily.InterNetworkV6 && socket.DualMode;
             if (!Stack.HasPool(SocketBinder.PoolFamily(Stack, socket.AddressFamily, dualMode, destination, null))) return;
+            // Null: disposed meanwhile, on another thread.
             state = SocketState.AttachNew(socket);
+            if (state is null) return;
         }
-        if (SocketBinder.BeforeTraffic(Stack, state, destination, operation, required: tuple) is { } failed)
-            throw ShimErrors.ToException(failed);
+        // One thread at a time per socket (two sending its first datagrams at once): each would
+        // take an address, and the second bind would fail.
+        lock (state)
+        {
+            if (Bound(socket, state, destination)) return;
+            var failed = SocketBinder.BeforeTraffic(Stack, state, destination, operation, required: tuple);
+            // Disposed on another thread meanwhile: its Disposed hook may have found no address
+            // to give back yet.
+            if (state.Detached) state.Release();
+            if (failed is not null) throw ShimErrors.ToException(failed.Value);
+        }
     }
 
-    /// <summary>Whether the kernel must be asked (getsockname) if the socket is bound. Not when
-    /// Socket never bound it (IsBound: its own Bind, or the handle it was made from), no code
-    /// outside Socket can have bound it (its handle never handed out, no raw option set) and
-    /// these hooks did not bind its present descriptor: then it is unbound, and every connection
-    /// of a load generator saves the system call.</summary>
+    /// <summary>Bound already: by the app, by an earlier hook, or by the kernel on an earlier
+    /// send. A socket given its own address at a wildcard bind cannot be bound again: what can
+    /// still be said about its destination is whether its address reaches it.</summary>
+    private static bool Bound(Socket socket, SocketState? state, IPEndPoint? destination)
+    {
+        if (!MayBeBound(socket, state) || !SocketBinder.IsBound(NetSockets.DescriptorOf(socket))) return false;
+        if (state is { BoundAtWildcard: true, Lease: { } own } && SocketBinder.Reach(own, destination) is { } unreachable)
+            throw ShimErrors.ToException(unreachable);
+        return true;
+    }
+
+    /// <summary>Whether the kernel must be asked (getsockname) if the socket is bound. Not for a
+    /// stream socket Socket never bound (IsBound: its own Bind, or the handle it was made from)
+    /// when no code outside Socket can have bound it (its handle never handed out, no raw option
+    /// set) and these hooks did not bind its present descriptor: then it is unbound, and every
+    /// connection of a load generator saves the system call. A datagram socket is always asked:
+    /// the kernel binds one at its first send even when that send fails, which Socket never
+    /// records.</summary>
     private static bool MayBeBound(Socket socket, SocketState? state) =>
-        socket.IsBound || NetSockets.HandleExposed(socket) || state?.BoundHere == true;
+        socket.SocketType != SocketType.Stream || socket.IsBound || NetSockets.HandleExposed(socket) || state?.BoundHere == true;
 
     /// <summary>A closed socket is used: if SockShim closed it because its lease ended, say so.</summary>
     public void UsedAfterClose(Socket socket) => LeaseLoss.ThrowIfLost(socket);

@@ -20,19 +20,31 @@ internal sealed class SocketState(Socket socket, bool tuple) : IBindTarget
     [UnsafeAccessor(UnsafeAccessorKind.Field, Name = HookContract.StateField)]
     private static extern ref object? Field(Socket socket);
 
-    /// <summary>The socket's state, or null while SockShim has had no reason to keep one.</summary>
+    // What the field holds once the socket is disposed: no state can be hung off it any more.
+    private static readonly object s_disposed = new();
+
+    /// <summary>The socket's state, or null while SockShim has had no reason to keep one (or the
+    /// socket is disposed).</summary>
     public static SocketState? Of(Socket socket) => Volatile.Read(ref Field(socket)) as SocketState;
 
     /// <summary>Hangs <paramref name="state"/> off a socket just made (its constructor's hook).</summary>
     public static void Attach(Socket socket, SocketState state) => Volatile.Write(ref Field(socket), state);
 
-    /// <summary>The socket's state, made now if it has none. Two threads using one socket at once
-    /// (datagrams sent from both) get the same one.</summary>
-    public static SocketState AttachNew(Socket socket) =>
-        (SocketState?)Interlocked.CompareExchange(ref Field(socket), new SocketState(socket, tuple: false), null) ?? Of(socket)!;
+    /// <summary>The socket's state, made now if it has none; null once the socket is disposed.
+    /// Two threads using one socket at once (datagrams sent from both) get the same one.</summary>
+    public static SocketState? AttachNew(Socket socket)
+    {
+        var fresh = new SocketState(socket, tuple: false);
+        return Interlocked.CompareExchange(ref Field(socket), fresh, null) is { } prior ? prior as SocketState : fresh;
+    }
 
-    /// <summary>Takes the state off a socket being disposed; null when it had none.</summary>
-    public static SocketState? Detach(Socket socket) => Interlocked.Exchange(ref Field(socket), null) as SocketState;
+    /// <summary>Takes the state off a socket being disposed (null when it had none), and marks
+    /// the socket so that none is hung off it later.</summary>
+    public static SocketState? Detach(Socket socket) => Interlocked.Exchange(ref Field(socket), s_disposed) as SocketState;
+
+    /// <summary>Taken off its socket by <see cref="Detach"/>: whatever address it holds now is
+    /// the one a thread acquired while another disposed the socket, and nobody else returns it.</summary>
+    public bool Detached => ReferenceEquals(Volatile.Read(ref Field(socket)), s_disposed);
 
     /// <summary>Created with AF_INET_TUPLE / AF_INET6_TUPLE.</summary>
     public bool Tuple { get; } = tuple;
@@ -43,10 +55,12 @@ internal sealed class SocketState(Socket socket, bool tuple) : IBindTarget
     /// <summary>Given its own address when it bound the wildcard (wildcardBind own).</summary>
     public bool BoundAtWildcard { get; set; }
 
+    // Set with a full fence: a thread that sets it and then reads Detached, and one that detaches
+    // and then releases, cannot both miss each other.
     public Lease? Lease
     {
         get => Volatile.Read(ref _lease);
-        set => Volatile.Write(ref _lease, value);
+        set => Interlocked.Exchange(ref _lease, value);
     }
 
     public int Descriptor => NetSockets.DescriptorOf(socket);

@@ -92,12 +92,14 @@ internal static class SocketBinder
     /// </summary>
     public static BindFailure? Prepare(IBindTarget target, int port, bool deferPort, out IPEndPoint own)
     {
-        var lease = target.Lease!;
+        own = null!;
+        // Given back under it: the socket was closed on another thread.
+        if (target.Lease is not { } lease) return Closed;
         var address = lease.Address;
         if (target.Family == AddressFamily.InterNetworkV6 && address.AddressFamily == AddressFamily.InterNetwork) address = address.MapToIPv6();
         own = new IPEndPoint(address, port);
         int fd = target.Descriptor;
-        if (fd < 0) return new BindFailure(LibC.EBADF, "the socket is closed");
+        if (fd < 0) return Closed;
         lease.RecordSocket(fd);
         bool v6 = target.Family == AddressFamily.InterNetworkV6;
         if (port == 0 && deferPort && !SocketOptions.DeferPort(fd)) return OptionFailed("IP_BIND_ADDRESS_NO_PORT");
@@ -134,12 +136,12 @@ internal static class SocketBinder
     {
         if (target.Lease is null && Acquire(stack, target, destination, Reason(operation, destination)) is { } failed)
             return failed;
-        if (Reach(target.Lease!, destination) is { } unreachable)
+        if (target.Lease is not { } lease) return Closed;
+        if (Reach(lease, destination) is { } unreachable)
         {
             if (required) return unreachable;
-            var taken = target.Lease;
             target.Lease = null;
-            taken?.Release();
+            lease.Release();
             return null;
         }
         if (Prepare(target, 0, deferPort: false, out var own) is { } notPrepared) return notPrepared;
@@ -200,6 +202,8 @@ internal static class SocketBinder
 
     public static bool IsWildcard(IPAddress a) =>
         a.Equals(IPAddress.Any) || a.Equals(IPAddress.IPv6Any) || (a.IsIPv4MappedToIPv6 && a.MapToIPv4().Equals(IPAddress.Any));
+
+    private static readonly BindFailure Closed = new(LibC.EBADF, "the socket is closed");
 
     private static BindFailure OptionFailed(string option)
     {

@@ -8,7 +8,9 @@ using Tmds.Linux;
 /// "no-port", a TCP socket the app bound through its descriptor to 127.0.0.9 with
 /// IP_BIND_ADDRESS_NO_PORT (the kernel reports the address with port 0 until connect);
 /// "port", one bound the same way to 127.0.0.10 with the port picked at bind; "retried", a UDP
-/// socket whose first datagram failed (too large) after SockShim had bound it, sent again.</summary>
+/// socket whose first datagram failed (too large) after SockShim had bound it, sent again;
+/// "autobound", a UDP socket whose first datagram (a broadcast without SO_BROADCAST, which
+/// SockShim leaves alone) failed after the kernel had bound it to the wildcard, sent again to SERVER.</summary>
 internal static unsafe class BoundOutside
 {
     public static int Run(IPEndPoint server)
@@ -39,6 +41,40 @@ internal static unsafe class BoundOutside
             u.ReceiveTimeout = 10_000;
             Console.WriteLine($"retried seen {Reply(u)}");
         }
+        using (var u = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp))
+        {
+            try
+            {
+                u.SendTo("hello\n"u8, new IPEndPoint(IPAddress.Broadcast, 9));
+                Console.WriteLine("autobound the broadcast went out");
+                return 1;
+            }
+            catch (SocketException ex) when (ex.SocketErrorCode == SocketError.AccessDenied) { }
+            u.SendTo("hello\n"u8, server);
+            Console.WriteLine($"autobound seen {Reply(u)}");
+        }
+        return 0;
+    }
+
+    /// <summary>use-after-dispose SERVER N: N sockets disposed and then used (a datagram to
+    /// SERVER, a connect): prints the exception each use threw ("sendto ObjectDisposedException"),
+    /// then "done", and waits for stdin to close.</summary>
+    public static int UseAfterDispose(IPEndPoint server, int n)
+    {
+        for (int i = 0; i < n; i++)
+        {
+            var u = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+            u.Dispose();
+            try { u.SendTo("hello\n"u8, server); Console.WriteLine("sendto sent"); }
+            catch (Exception ex) { Console.WriteLine($"sendto {ex.GetType().Name}"); }
+            var t = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            t.Dispose();
+            try { t.Connect(server); Console.WriteLine("connect connected"); }
+            catch (Exception ex) { Console.WriteLine($"connect {ex.GetType().Name}"); }
+        }
+        Console.WriteLine("done");
+        Console.Out.Flush();
+        Console.In.ReadToEnd();
         return 0;
     }
 
