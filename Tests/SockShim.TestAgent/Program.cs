@@ -18,7 +18,7 @@ using SockShim.Stack.Pools;
 //   wildcard SERVER : sockets that bind the wildcard (see WildcardBinds).
 //   bound-outside SERVER : sockets bound where Socket does not see it (see BoundOutside).
 //   use-after-dispose SERVER N : sockets used after Dispose (see BoundOutside.UseAfterDispose).
-//   races SERVER N : a connect racing Dispose, two first sends at once (see SocketRaces).
+//   races N : a connect racing Dispose, two first sends at once (see SocketRaces).
 //   fake-dhcp-server DEV SERVERID FIRST DROP% : a hostile DHCP server (see FakeDhcpServer).
 //   rogue-dhcp-server DEV SERVERID OFFER MASK ROUTER : offers one bad address first (see RogueDhcpServer).
 //   short-lease-dhcp-server DEV SERVERID FIRST LEASE T1|- : leases of LEASE s with that T1 (see ShortLeaseDhcpServer).
@@ -51,7 +51,7 @@ if (verb == "fuzz-table") return TableFuzz.Table(args[1], double.Parse(args[2]))
 if (verb == "traffic") return MarkedTraffic.Run(IPEndPoint.Parse(args[1]), args[2], args.ElementAtOrDefault(3));
 if (verb == "wildcard") return WildcardBinds.Run(IPEndPoint.Parse(args[1]));
 if (verb == "bound-outside") return BoundOutside.Run(IPEndPoint.Parse(args[1]));
-if (verb == "races") return SocketRaces.Run(IPEndPoint.Parse(args[1]), int.Parse(args[2]));
+if (verb == "races") return SocketRaces.Run(int.Parse(args[1]));
 if (verb == "use-after-dispose") return BoundOutside.UseAfterDispose(IPEndPoint.Parse(args[1]), int.Parse(args[2]));
 if (verb == "hostile-dhcp") return HostileDhcpHost.Run(args[1], IPAddress.Parse(args[2]), IPAddress.Parse(args[3]), IPAddress.Parse(args[4]), double.Parse(args[5]));
 if (verb == "unix-connections") return UnixConnections.Run(args[1], int.Parse(args[2]), args.ElementAtOrDefault(3) ?? "");

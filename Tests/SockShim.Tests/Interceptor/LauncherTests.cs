@@ -257,7 +257,7 @@ public class LauncherTests() : EchoServerFixture("127.103.0.0/24", "launcher")
     [CancelAfter(300_000)]
     public void A_connect_racing_Dispose_and_concurrent_first_sends_leave_no_address_held()
     {
-        using var app = Programs.Start("SockShim.Interceptor", ["run", "--mode", "all", "--", "dotnet", Programs.PathOf("SockShim.TestAgent"), "races", _serverEndpoint, "1500"],
+        using var app = Programs.Start("SockShim.Interceptor", ["run", "--mode", "all", "--", "dotnet", Programs.PathOf("SockShim.TestAgent"), "races", "1500"],
             PoolEnvironment(), redirectInput: true);
         try
         {
