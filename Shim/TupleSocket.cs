@@ -152,7 +152,18 @@ public partial class TupleSocket : Socket, IBindTarget
     AddressFamily IBindTarget.Family => AddressFamily;
     bool IBindTarget.DualMode => AddressFamily == AddressFamily.InterNetworkV6 && DualMode;
     string? IBindTarget.PoolName => Tuple.Pool;
-    Lease? IBindTarget.Lease { get => _lease; set => _lease = value; }
+    // Set with a full fence, then Dispose asked: a lease taken on one thread while another
+    // disposes the socket is given back by whichever of the two comes second.
+    Lease? IBindTarget.Lease
+    {
+        get => Volatile.Read(ref _lease);
+        set
+        {
+            Interlocked.Exchange(ref _lease, value);
+            if (value is not null && Volatile.Read(ref _closed) != 0) value.Release();
+        }
+    }
+    private int _closed;
     int IBindTarget.BindEndpoint(IPEndPoint own)
     {
         NetSockets.Bind(this, own);
@@ -173,6 +184,7 @@ public partial class TupleSocket : Socket, IBindTarget
     protected override void Dispose(bool disposing)
     {
         base.Dispose(disposing);
-        _lease?.Release();
+        Interlocked.Exchange(ref _closed, 1);
+        Volatile.Read(ref _lease)?.Release();
     }
 }

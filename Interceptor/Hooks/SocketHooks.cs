@@ -63,7 +63,7 @@ internal sealed class SocketHooks : ISocketHooks
             // The woven Bind binds what this returns.
             if (state.Lease is null && SocketBinder.Acquire(Stack, state, null, $"bind port {ip.Port}") is { } notAcquired)
                 throw ShimErrors.ToException(notAcquired);
-            if (SocketBinder.Prepare(state, ip.Port, deferPort: true, out var own) is { } failed) throw ShimErrors.ToException(failed);
+            if (PrepareHeld(socket, state, ip.Port, deferPort: true, out var own) is { } failed) throw ShimErrors.ToException(failed);
             return own;
         }
         // A specific address is the app's choice: leave it, and give back what was taken eagerly.
@@ -85,11 +85,21 @@ internal sealed class SocketHooks : ISocketHooks
         if (state is null) return endpoint;
         if (state.Lease is null && SocketBinder.Acquire(Stack, state, null, $"bind port {ip.Port}") is { } notAcquired)
             throw ShimErrors.ToException(notAcquired);
-        if (SocketBinder.Prepare(state, ip.Port, deferPort: false, out var own) is { } failed) throw ShimErrors.ToException(failed);
+        if (PrepareHeld(socket, state, ip.Port, deferPort: false, out var own) is { } failed) throw ShimErrors.ToException(failed);
         // Disposed on another thread meanwhile: nobody else gives that address back.
         if (state.Detached) state.Release();
         state.BoundAtWildcard = true;
         return own;
+    }
+
+    /// <summary><see cref="SocketBinder.Prepare"/> (socket options set by descriptor number) with
+    /// the socket held open, so a Dispose on another thread cannot hand its number to a new socket meanwhile.</summary>
+    private static BindFailure? PrepareHeld(Socket socket, SocketState state, int port, bool deferPort, out IPEndPoint own)
+    {
+        own = null!;
+        if (!NetSockets.TryHold(socket, out var handle)) return new BindFailure(Tmds.Linux.LibC.EBADF, "the socket is closed");
+        try { return SocketBinder.Prepare(state, port, deferPort, out own); }
+        finally { handle.DangerousRelease(); }
     }
 
     public void Connecting(Socket socket, EndPoint remote) => BeforeTraffic(socket, remote as IPEndPoint, "connect");
@@ -105,8 +115,15 @@ internal sealed class SocketHooks : ISocketHooks
     {
         if (SocketBinder.IsBinding || socket.AddressFamily is not (AddressFamily.InterNetwork or AddressFamily.InterNetworkV6)) return;
         // Closed: Socket itself says so (ObjectDisposedException); an address taken now would
-        // hang off a socket whose Disposed hook has run, and never go back.
-        if (NetSockets.DescriptorOf(socket) < 0) return;
+        // hang off a socket whose Disposed hook has run, and never go back. Held open while its
+        // descriptor is asked, set up and bound by number.
+        if (!NetSockets.TryHold(socket, out var handle)) return;
+        try { BeforeTrafficHeld(socket, destination, operation); }
+        finally { handle.DangerousRelease(); }
+    }
+
+    private static void BeforeTrafficHeld(Socket socket, IPEndPoint? destination, string operation)
+    {
         var state = SocketState.Of(socket);
         bool tuple = state?.Tuple == true;
         if (!Stack.Policy.WantsAddress(tuple, socket.SocketType, socket.AddressFamily, destination, createdInScope: state?.Scoped == true)) return;

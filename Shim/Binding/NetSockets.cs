@@ -22,6 +22,21 @@ internal static class NetSockets
     [UnsafeAccessor(UnsafeAccessorKind.Method, Name = "get_ExposedHandleOrUntrackedConfiguration")]
     private static extern bool ExposedOrUntracked(SafeSocketHandle handle);
 
+    /// <summary>Holds the socket's handle (DangerousAddRef) so that its descriptor stays this
+    /// socket's while it is worked on by number: a Dispose on another thread closes it only once
+    /// let go (Socket.Dispose waits for that), so no socket made meanwhile can be given the same
+    /// number and be bound or asked in its place. False when the socket is closed already. The
+    /// caller lets go with DangerousRelease.</summary>
+    public static bool TryHold(Socket socket, out SafeSocketHandle handle)
+    {
+        handle = Handle(socket)!;
+        if (handle is null) return false;
+        bool held = false;
+        try { handle.DangerousAddRef(ref held); }
+        catch (ObjectDisposedException) { }
+        return held;
+    }
+
     public static int DescriptorOf(Socket socket) =>
         Handle(socket) is { IsInvalid: false, IsClosed: false } handle ? (int)handle.DangerousGetHandle() : -1;
 

@@ -18,6 +18,7 @@ using SockShim.Stack.Pools;
 //   wildcard SERVER : sockets that bind the wildcard (see WildcardBinds).
 //   bound-outside SERVER : sockets bound where Socket does not see it (see BoundOutside).
 //   use-after-dispose SERVER N : sockets used after Dispose (see BoundOutside.UseAfterDispose).
+//   fd-reuse : a descriptor closed under a connect, its number reused (see DescriptorReuse).
 //   races N : a connect racing Dispose, two first sends at once (see SocketRaces).
 //   fake-dhcp-server DEV SERVERID FIRST DROP% : a hostile DHCP server (see FakeDhcpServer).
 //   rogue-dhcp-server DEV SERVERID OFFER MASK ROUTER : offers one bad address first (see RogueDhcpServer).
@@ -52,6 +53,7 @@ if (verb == "traffic") return MarkedTraffic.Run(IPEndPoint.Parse(args[1]), args[
 if (verb == "wildcard") return WildcardBinds.Run(IPEndPoint.Parse(args[1]));
 if (verb == "bound-outside") return BoundOutside.Run(IPEndPoint.Parse(args[1]));
 if (verb == "races") return SocketRaces.Run(int.Parse(args[1]));
+if (verb == "fd-reuse") return DescriptorReuse.Run();
 if (verb == "use-after-dispose") return BoundOutside.UseAfterDispose(IPEndPoint.Parse(args[1]), int.Parse(args[2]));
 if (verb == "hostile-dhcp") return HostileDhcpHost.Run(args[1], IPAddress.Parse(args[2]), IPAddress.Parse(args[3]), IPAddress.Parse(args[4]), double.Parse(args[5]));
 if (verb == "unix-connections") return UnixConnections.Run(args[1], int.Parse(args[2]), args.ElementAtOrDefault(3) ?? "");

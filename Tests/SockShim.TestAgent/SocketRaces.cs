@@ -64,3 +64,50 @@ internal static class SocketRaces
         return 0;
     }
 }
+
+/// <summary>fd-reuse: run under the launcher (mode all), under strace delaying every bind(2):
+/// one thread connects a socket while another disposes it 100 ms later and makes a new socket at
+/// once, which may be given the same descriptor number. Prints "first ..." (what the first
+/// connect threw, or "connected"), "new before-connect LOCAL" (the new socket's own address
+/// before it is used: "unbound" unless something bound it) and "new connected LOCAL" or
+/// "new failed ...".</summary>
+internal static class DescriptorReuse
+{
+    public static int Run()
+    {
+        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        listener.Listen(16);
+        var target = (IPEndPoint)listener.LocalEndPoint!;
+        _ = Task.Run(() => { try { while (true) listener.Accept().Dispose(); } catch (Exception ex) when (ex is SocketException or ObjectDisposedException) { } });
+        using (var warm = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp)) warm.Connect(target); // the stack is built
+        var first = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        string outcome = "connected";
+        var connecting = new Thread(() => { try { first.Connect(target); } catch (Exception ex) { outcome = ex.GetType().Name; } });
+        connecting.Start();
+        Thread.Sleep(100);
+        first.Dispose();
+        using var made = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        connecting.Join();
+        Console.WriteLine($"first {outcome}");
+        Console.WriteLine($"new before-connect {Local(made)}");
+        try
+        {
+            made.Connect(target);
+            Console.WriteLine($"new connected {made.LocalEndPoint}");
+        }
+        catch (SocketException ex) { Console.WriteLine($"new failed {ex.SocketErrorCode} {ex.Message}"); }
+        return 0;
+    }
+
+    // getsockname on the descriptor itself: Socket knows nothing of a bind made under it.
+    private static unsafe string Local(Socket s)
+    {
+        var buffer = stackalloc byte[28];
+        uint length = 28;
+        if (Tmds.Linux.LibC.getsockname((int)s.SafeHandle.DangerousGetHandle(), (Tmds.Linux.sockaddr*)buffer, (Tmds.Linux.socklen_t*)&length) != 0) return "error";
+        var address = new IPAddress(new ReadOnlySpan<byte>(buffer + 4, 4));
+        int port = buffer[2] << 8 | buffer[3];
+        return address.Equals(IPAddress.Any) && port == 0 ? "unbound" : $"{address}:{port}";
+    }
+}

@@ -119,11 +119,12 @@ internal static class Programs
         """;
 
     /// <summary>Runs a program by path (not one of the repository's) to completion within <paramref name="timeout"/>.</summary>
-    public static (int Exit, string Out, string Err) RunFile(string file, IEnumerable<string> args, TimeSpan timeout)
+    public static (int Exit, string Out, string Err) RunFile(string file, IEnumerable<string> args, TimeSpan timeout, IDictionary<string, string>? env = null)
     {
         var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in args) psi.ArgumentList.Add(a);
         foreach (var key in psi.Environment.Keys.Where(k => k.StartsWith("SOCKSHIM_")).ToList()) psi.Environment.Remove(key);
+        if (env is not null) foreach (var (k, v) in env) psi.Environment[k] = v;
         return Complete(Process.Start(psi)!, $"{file} {string.Join(' ', args)}", timeout);
     }
 

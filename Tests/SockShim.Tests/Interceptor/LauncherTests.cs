@@ -274,6 +274,27 @@ public class LauncherTests() : EchoServerFixture("127.103.0.0/24", "launcher")
         }
     }
 
+    /// <summary>A socket disposed on one thread while another connects it, its descriptor number
+    /// then given to a new socket: SockShim binds the first socket's descriptor by number, and
+    /// every bind(2) is slowed (strace) so the dispose falls inside that bind. The new socket must
+    /// be untouched (unbound before its own connect, which then gets it an address of its own),
+    /// as Socket.Bind guaranteed by holding the socket open.</summary>
+    [Test]
+    [CancelAfter(120_000)]
+    public void A_descriptor_closed_under_SockShims_bind_is_not_bound_in_a_new_sockets_place()
+    {
+        string strace = new[] { "/usr/bin/strace", "/bin/strace" }.FirstOrDefault(File.Exists)
+            ?? throw new AssertionException("missing precondition: strace (apt package strace), which slows every bind(2) for this test");
+        string launcher = Path.Combine(AppContext.BaseDirectory, "SockShim.Interceptor.dll");
+        var (exit, output, error) = Programs.RunFile(strace, ["-f", "-qq", "-o", "/dev/null", "-e", "trace=bind", "-e", "inject=bind:delay_enter=300000",
+            "dotnet", launcher, "run", "--mode", "all", "--", "dotnet", Programs.PathOf("SockShim.TestAgent"), "fd-reuse"], TimeSpan.FromSeconds(90), PoolEnvironment());
+        Assert.That(exit, Is.Zero, output + error);
+        Assert.That(output, Does.Contain("new before-connect unbound"), "the new socket was bound by nobody: " + output + error);
+        var connected = Regex.Match(output, @"^new connected (\S+)$", RegexOptions.Multiline);
+        Assert.That(connected.Success, Is.True, output + error);
+        Assert.That(_pool.Pool.Definition.Contains(IPEndPoint.Parse(connected.Groups[1].Value).Address), Is.True, output);
+    }
+
     /// <summary>A socket used after Dispose throws ObjectDisposedException as without SockShim,
     /// and takes no address that could never go back (its Disposed hook has run): the pool's
     /// table shows none held while the app still runs.</summary>
