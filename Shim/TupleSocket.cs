@@ -76,6 +76,7 @@ public partial class TupleSocket : Socket, IBindTarget
             SocketBinder.BindAsGiven(this, localEP);
             return;
         }
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _closed) != 0, this);
         if (_lease is null) AcquireLease($"bind port {ip.Port}");
         BindLease(ip.Port, deferPort: true);
     }
@@ -120,6 +121,8 @@ public partial class TupleSocket : Socket, IBindTarget
     /// <summary>Before connect or sendto: a tuple socket not yet bound gets its address now.</summary>
     private void PrepareFor(EndPoint? remote, string operation)
     {
+        // Disposed: what Socket would say, with no address taken for a closed socket.
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _closed) != 0, this);
         if (!Tuple.NewAddress) return;
         if (_lease is null && IsBound) return; // bound by the app through the base type: its choice stands
         if (_lease is not null && _boundByShim)

@@ -63,8 +63,7 @@ internal sealed class SocketHooks : ISocketHooks
             // The woven Bind binds what this returns.
             if (state.Lease is null && SocketBinder.Acquire(Stack, state, null, $"bind port {ip.Port}") is { } notAcquired)
                 throw ShimErrors.ToException(notAcquired);
-            if (PrepareHeld(socket, state, ip.Port, deferPort: true, out var own) is { } failed) throw ShimErrors.ToException(failed);
-            return own;
+            return PrepareHeld(socket, state, ip.Port, deferPort: true, out var own) ? own : endpoint;
         }
         // A specific address is the app's choice: leave it, and give back what was taken eagerly.
         state.Release();
@@ -85,21 +84,29 @@ internal sealed class SocketHooks : ISocketHooks
         if (state is null) return endpoint;
         if (state.Lease is null && SocketBinder.Acquire(Stack, state, null, $"bind port {ip.Port}") is { } notAcquired)
             throw ShimErrors.ToException(notAcquired);
-        if (PrepareHeld(socket, state, ip.Port, deferPort: false, out var own) is { } failed) throw ShimErrors.ToException(failed);
-        // Disposed on another thread meanwhile: nobody else gives that address back.
-        if (state.Detached) state.Release();
+        if (!PrepareHeld(socket, state, ip.Port, deferPort: false, out var own)) return endpoint;
         state.BoundAtWildcard = true;
         return own;
     }
 
     /// <summary><see cref="SocketBinder.Prepare"/> (socket options set by descriptor number) with
-    /// the socket held open, so a Dispose on another thread cannot hand its number to a new socket meanwhile.</summary>
-    private static BindFailure? PrepareHeld(Socket socket, SocketState state, int port, bool deferPort, out IPEndPoint own)
+    /// the socket held open, so a Dispose on another thread cannot hand its number to a new socket
+    /// meanwhile. False when the socket was disposed first: its address goes back, and the Bind
+    /// binds what the app gave, so Socket throws ObjectDisposedException as without SockShim.</summary>
+    private static bool PrepareHeld(Socket socket, SocketState state, int port, bool deferPort, out IPEndPoint own)
     {
         own = null!;
-        if (!NetSockets.TryHold(socket, out var handle)) return new BindFailure(Tmds.Linux.LibC.EBADF, "the socket is closed");
-        try { return SocketBinder.Prepare(state, port, deferPort, out own); }
-        finally { handle.DangerousRelease(); }
+        BindFailure? failed = null;
+        bool held = NetSockets.TryHold(socket, out var handle);
+        try { if (held) failed = SocketBinder.Prepare(state, port, deferPort, out own); }
+        finally
+        {
+            if (held) handle.DangerousRelease();
+            // Disposed on another thread, before or meanwhile: nobody else gives that address back.
+            if (!held || state.Detached) state.Release();
+        }
+        if (failed is not null) throw ShimErrors.ToException(failed.Value);
+        return held;
     }
 
     public void Connecting(Socket socket, EndPoint remote) => BeforeTraffic(socket, remote as IPEndPoint, "connect");
@@ -115,15 +122,8 @@ internal sealed class SocketHooks : ISocketHooks
     {
         if (SocketBinder.IsBinding || socket.AddressFamily is not (AddressFamily.InterNetwork or AddressFamily.InterNetworkV6)) return;
         // Closed: Socket itself says so (ObjectDisposedException); an address taken now would
-        // hang off a socket whose Disposed hook has run, and never go back. Held open while its
-        // descriptor is asked, set up and bound by number.
-        if (!NetSockets.TryHold(socket, out var handle)) return;
-        try { BeforeTrafficHeld(socket, destination, operation); }
-        finally { handle.DangerousRelease(); }
-    }
-
-    private static void BeforeTrafficHeld(Socket socket, IPEndPoint? destination, string operation)
-    {
+        // hang off a socket whose Disposed hook has run, and never go back.
+        if (NetSockets.DescriptorOf(socket) < 0) return;
         var state = SocketState.Of(socket);
         bool tuple = state?.Tuple == true;
         if (!Stack.Policy.WantsAddress(tuple, socket.SocketType, socket.AddressFamily, destination, createdInScope: state?.Scoped == true)) return;
@@ -142,7 +142,22 @@ internal sealed class SocketHooks : ISocketHooks
         lock (state)
         {
             if (Bound(socket, state, destination)) return;
-            var failed = SocketBinder.BeforeTraffic(Stack, state, destination, operation, required: tuple);
+            // Taken with the socket not held open: a DHCP pool may wait for its server here (a
+            // Dispose on another thread must not wait for that), and a lease lost at once closes
+            // the socket on this very thread (its Dispose waits for every hold: it would wait for ever).
+            var failed = SocketBinder.AcquireFor(Stack, state, destination, operation);
+            if (failed is null)
+            {
+                // Held open while its descriptor is set up and bound by number.
+                if (NetSockets.TryHold(socket, out var handle))
+                {
+                    try { failed = SocketBinder.BeforeTraffic(Stack, state, destination, operation, required: tuple); }
+                    finally { handle.DangerousRelease(); }
+                }
+                // Closed meanwhile: Socket says so (ObjectDisposedException, or the lost lease's
+                // own error through UsedAfterClose).
+                else state.Release();
+            }
             // Disposed on another thread meanwhile: its Disposed hook may have found no address
             // to give back yet.
             if (state.Detached) state.Release();
@@ -155,7 +170,14 @@ internal sealed class SocketHooks : ISocketHooks
     /// still be said about its destination is whether its address reaches it.</summary>
     private static bool Bound(Socket socket, SocketState? state, IPEndPoint? destination)
     {
-        if (!MayBeBound(socket, state) || !SocketBinder.IsBound(NetSockets.DescriptorOf(socket))) return false;
+        if (!MayBeBound(socket, state)) return false;
+        // Asked with the socket held open, so the number asked about is still its own. Closed:
+        // nothing to bind, and Socket says so.
+        if (!NetSockets.TryHold(socket, out var handle)) return true;
+        bool bound;
+        try { bound = SocketBinder.IsBound(NetSockets.DescriptorOf(socket)); }
+        finally { handle.DangerousRelease(); }
+        if (!bound) return false;
         if (state is { BoundAtWildcard: true, Lease: { } own } && SocketBinder.Reach(own, destination) is { } unreachable)
             throw ShimErrors.ToException(unreachable);
         return true;

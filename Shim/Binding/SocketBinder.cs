@@ -76,6 +76,13 @@ internal static class SocketBinder
         return null;
     }
 
+    /// <summary>Takes a lease for a socket about to make its first connect or datagram, unless it
+    /// holds one: the first step of <see cref="BeforeTraffic"/>, for a front end that must take it
+    /// apart from the rest (a DHCP pool may wait for its server here, and a lease lost at once
+    /// closes the socket on this thread).</summary>
+    public static BindFailure? AcquireFor(AddressStack stack, IBindTarget target, IPEndPoint? destination, string operation) =>
+        target.Lease is null ? Acquire(stack, target, destination, Reason(operation, destination)) : null;
+
     /// <summary>Why the socket's own address cannot reach <paramref name="destination"/> (a
     /// loopback address reaches only loopback), or null.</summary>
     public static BindFailure? Reach(Lease lease, IPEndPoint? destination) =>
@@ -134,8 +141,7 @@ internal static class SocketBinder
     /// </summary>
     public static BindFailure? BeforeTraffic(AddressStack stack, IBindTarget target, IPEndPoint? destination, string operation, bool required)
     {
-        if (target.Lease is null && Acquire(stack, target, destination, Reason(operation, destination)) is { } failed)
-            return failed;
+        if (AcquireFor(stack, target, destination, operation) is { } failed) return failed;
         if (target.Lease is not { } lease) return Closed;
         if (Reach(lease, destination) is { } unreachable)
         {

@@ -3,7 +3,8 @@ using System.Net.Sockets;
 
 /// <summary>races N: run under the launcher (mode all). N times, one thread connects a fresh
 /// socket while another disposes it; then N times, two threads send the first datagrams of one
-/// fresh UDP socket at once. Both go to a listener and a datagram sink of its own on 127.0.0.1
+/// fresh UDP socket at once; then N times, one thread binds a fresh UDP socket to the wildcard
+/// (its own address under --wildcard-bind own) while another disposes it. All go to a listener and a datagram sink of its own on 127.0.0.1
 /// (thousands of connections and datagrams would fill the output pipe of a test's echo server,
 /// which prints each peer, and stall it for the tests after). Prints "dispose-race unexpected K" (any
 /// exception but the ones a disposed socket throws: ObjectDisposedException, SocketException)
@@ -53,6 +54,25 @@ internal static class SocketRaces
             if (!other.Wait(TimeSpan.FromSeconds(30))) { Console.WriteLine("first-sends hung"); return 1; }
         }
         Console.WriteLine($"first-sends failed {failed}");
+        // A wildcard bind (given its own address under --wildcard-bind own) racing Dispose.
+        int bindUnexpected = 0;
+        for (int i = 0; i < n; i++)
+        {
+            var b = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+            int delay = i % 64 * 50; // the dispose lands at a different point of the bind each round
+            var bind = Task.Run(() =>
+            {
+                barrier.SignalAndWait();
+                try { b.Bind(new IPEndPoint(IPAddress.Any, 0)); }
+                catch (Exception ex) when (ex is ObjectDisposedException or SocketException) { }
+                catch (Exception ex) { Interlocked.Increment(ref bindUnexpected); Console.Error.WriteLine($"bind-race: {ex}"); }
+            });
+            barrier.SignalAndWait();
+            Thread.SpinWait(delay);
+            b.Dispose();
+            if (!bind.Wait(TimeSpan.FromSeconds(30))) { Console.WriteLine("bind-race hung"); return 1; }
+        }
+        Console.WriteLine($"bind-race unexpected {bindUnexpected}");
         for (int i = 0; i < 3; i++)
         {
             GC.Collect();

@@ -248,7 +248,8 @@ public class LauncherTests() : EchoServerFixture("127.103.0.0/24", "launcher")
     }
 
     /// <summary>Races an app can run into: a connect on one thread while another disposes the
-    /// socket, and two threads sending a fresh socket's first datagrams at once. Neither throws
+    /// socket, two threads sending a fresh socket's first datagrams at once, and a wildcard bind
+    /// (given its own address: wildcardBind own) while another thread disposes the socket. Neither throws
     /// what plain .NET would not (a NullReferenceException from a lease given back under the
     /// binder, an InvalidArgument from a second bind), and no address stays held: the pool's
     /// table shows none while the app still runs. (Races: before the fix a run of 1,500 each
@@ -257,12 +258,13 @@ public class LauncherTests() : EchoServerFixture("127.103.0.0/24", "launcher")
     [CancelAfter(300_000)]
     public void A_connect_racing_Dispose_and_concurrent_first_sends_leave_no_address_held()
     {
-        using var app = Programs.Start("SockShim.Interceptor", ["run", "--mode", "all", "--", "dotnet", Programs.PathOf("SockShim.TestAgent"), "races", "1500"],
+        using var app = Programs.Start("SockShim.Interceptor", ["run", "--mode", "all", "--wildcard-bind", "own", "--", "dotnet", Programs.PathOf("SockShim.TestAgent"), "races", "1500"],
             PoolEnvironment(), redirectInput: true);
         try
         {
             Assert.That(Programs.Line(app), Is.EqualTo("dispose-race unexpected 0"));
             Assert.That(Programs.Line(app), Is.EqualTo("first-sends failed 0"));
+            Assert.That(Programs.Line(app), Is.EqualTo("bind-race unexpected 0"));
             Assert.That(Programs.Line(app), Is.EqualTo("done"));
             Assert.That(_pool.HeldSlots(), Is.Zero, "no address held once every socket is disposed, with the app still running");
         }
